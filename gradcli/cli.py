@@ -1,0 +1,426 @@
+"""The `gradcli` command: a thin layer over gradcli.api that reads options, prints, and exits.
+
+Exit codes (SPEC §2): 0 success; 1 invalid formula, data that does not fit, or a failed
+--check; 2 a wrong command line.  Every failure is one message on stderr (and with --json an
+`error` object on stdout) — never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .errors import GradcliError
+
+app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
+                  help="Matrix calculus at the command line: derivatives in matrix notation, "
+                       "shapes, and numeric values.")
+
+FormulaArg = Annotated[str, typer.Argument(help="The formula, e.g. \"||y - X@theta||^2 wrt theta\"; "
+                                                "- reads it from standard input.")]
+WrtOpt = Annotated[Optional[list[str]], typer.Option("--wrt", help="Differentiate with respect to NAME "
+                                                                   "(repeatable; same as the wrt clause).")]
+ShapeOpt = Annotated[Optional[list[str]], typer.Option("--shape", "-s", help="NAME=DIMS: X=100x3, X=M,n, "
+                                                                            "X=(M,n), a=scalar.")]
+DataOpt = Annotated[Optional[list[str]], typer.Option("--data", "-d", help="NAME=FILE.npy, FILE.npz "
+                                                                          "or NAME=NUMBER.")]
+FnOpt = Annotated[Optional[list[str]], typer.Option("--fn", help="NAME=BUILTIN: bind an abstract "
+                                                                 "function, e.g. h=tanh.")]
+LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="gradient | numerator | denominator.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+LatexOpt = Annotated[bool, typer.Option("--latex", help="Print formulas as LaTeX.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"gradcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                        help="Print the version and exit.")] = False) -> None:
+    """gradcli: derivatives of matrix formulas."""
+
+
+# ----------------------------------------------------------------------------- helpers
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _read_formula(formula: str) -> str:
+    if formula == "-":
+        text = sys.stdin.read()
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        if not lines:
+            raise GradcliError("parse", "empty formula on standard input", 1, "")
+        return " ".join(lines)
+    return formula
+
+
+def _shapes(specs: list[str] | None) -> dict[str, tuple]:
+    from .api import parse_dims
+
+    out = {}
+    for spec in specs or []:
+        name, sep, dims = spec.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise GradcliError("usage", f"-s {spec}: expected NAME=DIMS, e.g. X=100x3 or X=M,n")
+        out[name.strip()] = parse_dims(dims)
+    return out
+
+
+def _fns(specs: list[str] | None) -> dict[str, str]:
+    from .ops import ELEMENTWISE
+
+    out = {}
+    for spec in specs or []:
+        name, sep, builtin = spec.partition("=")
+        if not sep or builtin not in ELEMENTWISE:
+            raise GradcliError("usage", f"--fn {spec}: expected NAME=BUILTIN with BUILTIN one of "
+                                        f"{', '.join(ELEMENTWISE)}")
+        out[name.strip()] = builtin
+    return out
+
+
+def _load_data(specs: list[str] | None) -> dict:
+    from .data import parse_data_option
+
+    values: dict = {}
+    for spec in specs or []:
+        values.update(parse_data_option(spec))
+    return values
+
+
+def _jsonable(value: Any) -> Any:
+    import math
+
+    import numpy as np
+
+    if value is None:
+        return None
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        v = float(arr)
+        return v if math.isfinite(v) else None
+    return [_jsonable(v) for v in arr] if arr.ndim == 1 else [_jsonable(row) for row in arr]
+
+
+def _dims_json(dims: tuple) -> list:
+    return [d if isinstance(d, int) else str(d) for d in dims]
+
+
+def _fail(err: GradcliError, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(err.to_json()) + "\n")
+    _console(stderr=True).print(err.caret_view(), markup=False)
+    raise typer.Exit(2 if err.kind == "usage" else 1)
+
+
+def _run(as_json: bool, body) -> None:
+    """Run a command body, turning every error into one message and an exit code."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            body()
+        for w in caught:
+            _console(stderr=True).print(f"warning: {w.message}", markup=False)
+    except GradcliError as err:
+        _fail(err, as_json)
+    except typer.Exit:
+        raise
+    except RecursionError:
+        _fail(GradcliError("parse", "the formula is nested too deeply"), as_json)
+    except Exception as exc:  # a bug: still one line, never a traceback
+        _fail(GradcliError("internal", f"internal error ({type(exc).__name__}: {exc}); please report "
+                                       "this formula"), as_json)
+
+
+def _symbol_table(problem, style: str):
+    from rich.table import Table
+
+    from .render import pretty_name
+    from .shapes import fmt_dims
+
+    table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+    table.add_column("symbol")
+    table.add_column("shape")
+    table.add_column("source")
+    for name, info in problem.symbols.items():
+        table.add_row(pretty_name(name, "unicode"), fmt_dims(info.shape), info.source)
+    return table
+
+
+def _layout_note(d) -> str:
+    from .render import pretty_name
+
+    x = pretty_name(d.wrt, "unicode")
+    if d.kind == "gradient":
+        return {"gradient": f"gradient layout: the shape of {x}",
+                "denominator": f"denominator layout: the shape of {x}",
+                "numerator": f"numerator layout: the transpose of {x}'s shape"}[d.layout]
+    return {"numerator": "numerator layout: shape(f) + shape(x), J[i,j] = ∂fᵢ/∂xⱼ",
+            "denominator": "denominator layout: shape(x) + shape(f)"}[d.layout]
+
+
+def _summary(value) -> str:
+    import numpy as np
+
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        return f"{float(arr):.10g}"
+    if arr.size <= 24:
+        return np.array2string(arr, precision=6, suppress_small=False, max_line_width=100)
+    return (f"array {arr.shape}: min {arr.min():.6g}, max {arr.max():.6g}, mean {arr.mean():.6g}, "
+            f"‖·‖ {np.linalg.norm(arr):.6g}  (full values with -o DIR or --json)")
+
+
+# ----------------------------------------------------------------------------- shape
+@app.command(epilog="Examples:\n\n  gradcli shape \"||y - X@theta||^2 wrt theta\"\n\n"
+                    "  gradcli shape \"0.5*sum((y - h(X@Theta))^2) wrt Theta\" -s X=M,in -s Theta=in,out -s y=M,out")
+def shape(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
+          layout: LayoutOpt = None, as_json: JsonOpt = False) -> None:
+    """Shape check only: every symbol's shape, the result's, each derivative's shape and layout."""
+    def body():
+        from .api import analyze
+        from .shapes import fmt_dims
+
+        values = _load_data(data)
+        text = _read_formula(formula)
+        problem = analyze(text, _shapes(shape_), wrt, layout,
+                          {k: v.shape for k, v in values.items()})
+        derivs = problem.derivative_shapes()
+        if as_json:
+            doc = _document(problem, derivs, None, {}, {}, formulas=False)
+            sys.stdout.write(json.dumps(doc) + "\n")
+            return
+        out = _console()
+        out.print(f"f = {problem.text()}    shape {fmt_dims(problem.shape)}  "
+                  f"({problem.expr.ty.kind()})", markup=False)
+        out.print()
+        out.print(_symbol_table(problem, "unicode"))
+        for d in derivs:
+            out.print()
+            out.print(f"∂f/∂{_pn(d.wrt)}  {d.kind}  shape {fmt_dims(d.shape)}  ({_layout_note(d)})",
+                      markup=False)
+    _run(as_json, body)
+
+
+def _pn(name: str) -> str:
+    from .render import pretty_name
+
+    return pretty_name(name, "unicode")
+
+
+def _document(problem, derivs, f_value, d_values: dict, checks: dict, formulas: bool = True) -> dict:
+    from .render import render
+
+    doc = {
+        "formula": problem.text("ascii"),
+        "shape": _dims_json(problem.shape),
+        "symbols": {n: {"shape": _dims_json(s.shape), "source": s.source}
+                    for n, s in problem.symbols.items()},
+        "value": _jsonable(f_value) if f_value is not None else None,
+        "derivatives": [],
+    }
+    for d in derivs:
+        doc["derivatives"].append({
+            "wrt": d.wrt, "kind": d.kind,
+            "formula": d.text("ascii") if formulas and d.expr is not None else None,
+            "latex": d.text("latex") if formulas and d.expr is not None else None,
+            "shape": _dims_json(d.shape), "layout": d.layout,
+            "value": _jsonable(d_values[d.wrt]) if d.wrt in d_values else None,
+            "check": checks.get(d.wrt),
+        })
+    return doc
+
+
+# ----------------------------------------------------------------------------- grad
+@app.command(epilog="Examples:\n\n  gradcli grad \"||y - X@theta||^2 wrt theta\"\n\n"
+                    "  gradcli grad \"x'@A@x wrt x\" -s A=3x3 --random --check\n\n"
+                    "  gradcli grad \"0.5*sum((y - h(X@Theta))^2) wrt Theta\" -d samples/net.npz --fn h=tanh")
+def grad(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
+         fn: FnOpt = None,
+         random: Annotated[bool, typer.Option("--random", help="Fill symbols without data with seeded "
+                                                               "random arrays (numeric shapes needed).")] = False,
+         seed: Annotated[int, typer.Option("--seed", help="Seed for --random.")] = 0,
+         check: Annotated[bool, typer.Option("--check", help="Compare each derivative with central finite "
+                                                             "differences; exit 1 above --tol.")] = False,
+         tol: Annotated[float, typer.Option("--tol", help="Tolerance of --check (max relative error).")] = 1e-5,
+         layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
+         out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write f.npy and d_<name>.npy "
+                                                                        "into DIR.")] = None) -> None:
+    """Derivatives of FORMULA wrt its wrt symbols, as formulas and (with data) numbers."""
+    def body():
+        _grad(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex, out)
+    _run(as_json, body)
+
+
+def _grad(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex, out_dir):
+    from .api import analyze, render_derivatives
+    from .shapes import fmt_dims
+
+    values = _load_data(data)
+    fns = _fns(fn)
+    text = _read_formula(formula)
+    problem = analyze(text, _shapes(shape_), wrt, layout, {k: v.shape for k, v in values.items()})
+    if not problem.wrt:
+        raise GradcliError("usage", "nothing to differentiate: add 'wrt NAME' to the formula or --wrt NAME")
+    derivs = problem.derivatives()
+    numeric = bool(values) or random
+    f_value, d_values, checks = None, {}, {}
+    failed = False
+    if numeric:
+        if random:
+            from .data import random_values
+
+            missing = {n: s.shape for n, s in problem.symbols.items() if n not in values}
+            values.update(random_values(missing, seed))
+        values = {n: values[n] for n in problem.symbols if n in values}
+        compiled = problem.compile(fns)
+        f_value, d_values = compiled(**values)
+        if check:
+            checks = _run_checks(problem, fns, values, d_values, tol)
+            failed = any(not c["ok"] for c in checks.values())
+        if out_dir:
+            from .data import save_arrays
+
+            save_arrays(out_dir, {"f": f_value, **{f"d_{k}": v for k, v in d_values.items()}})
+    elif check:
+        raise GradcliError("usage", "--check needs numbers: give -d data or --random")
+    if as_json:
+        sys.stdout.write(json.dumps(_document(problem, derivs, f_value, d_values, checks)) + "\n")
+    else:
+        style = "latex" if latex else "unicode"
+        con = _console()
+        con.print(f"f = {problem.text(style)}    shape {fmt_dims(problem.shape)}", markup=False)
+        if f_value is not None:
+            con.print(f"  value: {_summary(f_value)}", markup=False)
+        con.print()
+        con.print(_symbol_table(problem, style))
+        bindings, texts = render_derivatives(derivs, style)
+        for d, t in zip(derivs, texts):
+            con.print()
+            con.print(f"∂f/∂{_pn(d.wrt)} = {t}", markup=False)
+            con.print(f"  shape {fmt_dims(d.shape)}  ({_layout_note(d)})", markup=False)
+            if d.wrt in d_values:
+                con.print(f"  value: {_summary(d_values[d.wrt])}", markup=False)
+            if d.wrt in checks:
+                c = checks[d.wrt]
+                mark = "ok" if c["ok"] else "FAILED"
+                con.print(f"  check: max relative error {c['max_rel_error']:.2e} vs finite differences "
+                          f"({mark})", markup=False)
+        if bindings:
+            con.print()
+            con.print("where", markup=False)
+            for name, t in bindings:
+                con.print(f"  {name} = {t}", markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run_checks(problem, fns, values, d_values, tol) -> dict:
+    from .evaluate import compile_graph
+    from .fdcheck import check_gradient
+
+    f_only = compile_graph([problem.expr], fns)
+
+    def f(vals):
+        return f_only.run(vals)[0]
+
+    checks = {}
+    progress = _progress(sum(min(values[d.wrt].size, 64) for d in problem.derivatives()))
+    with progress as bar:
+        task = bar.add_task("finite differences", total=None) if bar else None
+        for d in problem.derivatives():
+            grad_layout = d_values[d.wrt]
+            if d.layout == "numerator":  # back to the shape of x for the comparison
+                grad_layout = grad_layout.T if grad_layout.ndim == 2 and d.x_ty.is_matrix else \
+                    grad_layout.reshape(d.x_ty.dims)
+            err = check_gradient(f, values, d.wrt, grad_layout,
+                                 on_step=(lambda: bar.advance(task)) if bar else None)
+            checks[d.wrt] = {"max_rel_error": err, "ok": bool(err <= tol)}
+    return checks
+
+
+class _NoProgress:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress(total: int):
+    """A progress bar on stderr for long checks, only when stderr is a terminal."""
+    if total < 200 or not sys.stderr.isatty():
+        return _NoProgress()
+    from rich.progress import Progress
+
+    return Progress(console=_console(stderr=True), transient=True)
+
+
+# ----------------------------------------------------------------------------- check
+@app.command(name="check", epilog="Examples:\n\n  gradcli check samples/\n\n  gradcli check docs/*.md --json")
+def check_cmd(files: Annotated[list[str], typer.Argument(help="Text files (one formula a line) or "
+                                                               "Markdown files (```gradcli fences), or "
+                                                               "directories of them.")],
+              as_json: JsonOpt = False) -> None:
+    """CI mode: shape-check every formula in FILES; report failures as file:line:column."""
+    def body():
+        from .checkfiles import check_paths
+
+        outcomes = check_paths(files)
+        failures = [o for o in outcomes if not o.ok]
+        if as_json:
+            doc = {"checked": len(outcomes), "failed": len(failures),
+                   "expected_failures": sum(o.expected_failure for o in outcomes),
+                   "results": [{"file": o.entry.path, "line": o.entry.line, "column": o.column or o.entry.col,
+                                "formula": o.entry.text, "ok": o.ok, "expected_failure": o.expected_failure,
+                                "message": o.message or None, **o.details} for o in outcomes]}
+            sys.stdout.write(json.dumps(doc) + "\n")
+        else:
+            err = _console(stderr=True)
+            for o in failures:
+                err.print(f"{o.entry.path}:{o.entry.line}:{o.column or o.entry.col}: {o.message}",
+                          markup=False)
+                err.print(f"    {o.entry.text}", markup=False)
+            _console().print(f"{len(outcomes)} formulas checked: {len(outcomes) - len(failures)} ok "
+                             f"({sum(o.expected_failure for o in outcomes)} expected failures), "
+                             f"{len(failures)} failed", markup=False)
+        if failures:
+            raise typer.Exit(1)
+    _run(as_json, body)
+
+
+# ----------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry: click's usage errors exit 2 (with a JSON error under --json)."""
+    import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rc = app(args=args, standalone_mode=False, prog_name="gradcli")
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 1
+    except click.UsageError as exc:
+        if "--json" in args:
+            sys.stdout.write(json.dumps({"error": {"kind": "usage", "message": exc.format_message(),
+                                                   "line": None, "column": None}}) + "\n")
+        _console(stderr=True).print(f"usage error: {exc.format_message()}\n"
+                                    f"(see gradcli --help)", markup=False)
+        return 2
+    except click.ClickException as exc:
+        _console(stderr=True).print(f"error: {exc.format_message()}", markup=False)
+        return exc.exit_code
+    return rc if isinstance(rc, int) else 0

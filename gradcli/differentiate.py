@@ -1,0 +1,72 @@
+"""Reverse-mode symbolic differentiation over the expression DAG.
+
+For a scalar f, the adjoint of f is 1; walking the graph from f back to the symbols, each node
+hands its adjoint to its arguments through its operator's `vjp` rules (ops.py), and adjoints
+arriving at one node by several paths are added.  Because the graph is hash-consed, the result
+shares subexpressions with f and with itself: its size is linear in the size of f.
+"""
+
+from __future__ import annotations
+
+from . import ops as O
+from .expr import Expr, topological
+
+
+def depends_on(root: Expr, names: set[str]) -> set[int]:
+    """ids of the nodes of root that depend on any of the named symbols."""
+    dep: set[int] = set()
+    for n in topological([root]):
+        if (n.op == "sym" and n.params[0] in names) or any(id(a) in dep for a in n.args):
+            dep.add(id(n))
+    return dep
+
+
+def gradients(f: Expr, wrt: list[Expr], seed: Expr | None = None) -> list[Expr]:
+    """∂f/∂x for each symbol x in wrt (each with x's shape); f must be scalar unless seed is
+    given (then the result is the vector-Jacobian product with seed, of f's shape)."""
+    if seed is None:
+        if not f.ty.is_scalar:
+            raise ValueError("gradients needs a scalar f or a seed")
+        seed = O.const(1.0)
+    names = {x.params[0] for x in wrt}
+    dep = depends_on(f, names)
+    adjoint: dict[int, Expr] = {id(f): seed}
+    order = topological([f])
+    for node in reversed(order):
+        G = adjoint.pop(id(node), None) if node.op != "sym" else adjoint.get(id(node))
+        if G is None or not node.args:
+            continue
+        rules = O.OPS[node.op].vjp
+        for i, arg in enumerate(node.args):
+            if id(arg) not in dep:
+                continue
+            contribution = rules[i](node, G)
+            if id(arg) in adjoint:
+                adjoint[id(arg)] = O.add(adjoint[id(arg)], contribution)
+            else:
+                adjoint[id(arg)] = contribution
+    return [adjoint.get(id(x), O.zeros(x.ty)) for x in wrt]
+
+
+def elementwise_derivative(name: str, order: int, x: Expr) -> Expr:
+    """f⁽ᵏ⁾(x) for an element-wise builtin f, derived from f's own vjp rule."""
+    z = O.sym("\0z", x.ty)
+    g = O.fn(name, z)
+    for _ in range(order):
+        (g,) = gradients(O.summ(g) if not g.ty.is_scalar else g, [z])
+    return substitute(g, {"\0z": x})
+
+
+def substitute(root: Expr, values: dict[str, Expr]) -> Expr:
+    """Replace symbols by expressions (rebuilding through the simplifying constructors)."""
+    from .expr import make
+
+    done: dict[int, Expr] = {}
+    for n in topological([root]):
+        if n.op == "sym":
+            done[id(n)] = values.get(n.params[0], n)
+        elif not n.args:
+            done[id(n)] = n
+        else:
+            done[id(n)] = make(n.op, *(done[id(a)] for a in n.args), params=n.params)
+    return done[id(root)]

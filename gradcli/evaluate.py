@@ -1,0 +1,122 @@
+"""Typed graph → numbers, against an array namespace `xp` (numpy today).
+
+`compile_graph` fixes an evaluation order once; running it evaluates each node of the DAG once,
+frees each intermediate after its last use (so a scalar gradient needs memory of a small
+multiple of the inputs, never a Jacobian), and turns a non-finite result of a partial operator
+(log, sqrt, /, inv, ...) computed from finite inputs into a `math` error naming the
+subexpression.  Abstract functions are bound to builtins here (`--fn h=tanh`): `h'(z)` becomes
+tanh's own derivative expression, derived by the same rules as everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import ops as O
+from .differentiate import elementwise_derivative
+from .errors import GradcliError, data_error, math_error
+from .expr import OPS, Expr, make, topological
+from .render import render
+
+
+def bind_functions(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
+    """Replace abstract h, h', h'' by the bound builtin and its derivatives."""
+    done: dict[int, Expr] = {}
+    for n in topological(roots):
+        args = tuple(done[id(a)] for a in n.args)
+        if n.op == "apply":
+            name, order = n.params
+            if name not in fns:
+                raise data_error(f"'{name}' is an abstract function: bind it for numbers with "
+                                 f"--fn {name}=tanh (any element-wise builtin)")
+            builtin = fns[name]
+            new = O.fn(builtin, args[0]) if order == 0 else elementwise_derivative(builtin, order, args[0])
+        elif not n.args:
+            new = n
+        else:
+            new = make(n.op, *args, params=n.params)
+        done[id(n)] = new
+    return [done[id(r)] for r in roots]
+
+
+@dataclass
+class Program:
+    """A fixed evaluation order for some roots, with each value's last use."""
+
+    roots: list[Expr]
+    order: list[Expr]
+    last_use: dict[int, int]
+
+    def run(self, values: dict[str, Any], xp=None) -> list[Any]:
+        if xp is None:
+            import numpy as xp  # the default array namespace
+        env: dict[int, Any] = {}
+        keep = {id(r) for r in self.roots}
+        with _quiet(xp):
+            for step, node in enumerate(self.order):
+                env[id(node)] = self._one(xp, node, env, values)
+                for a in node.args:  # free what no later node needs
+                    if self.last_use.get(id(a)) == step and id(a) not in keep:
+                        env.pop(id(a), None)
+        return [env[id(r)] for r in self.roots]
+
+    def _one(self, xp, node: Expr, env: dict, values: dict) -> Any:
+        if node.op == "sym":
+            name = node.params[0]
+            if name not in values:
+                raise data_error(f"no value for '{name}': give it with -d {name}=FILE.npy, "
+                                 f"-d {name}=NUMBER, or --random")
+            return values[name]
+        args = [env[id(a)] for a in node.args]
+        op = OPS[node.op]
+        try:
+            out = op.impl(xp, node, *args)
+        except (ArithmeticError, ValueError) as exc:  # LinAlgError is a ValueError
+            raise math_error(f"{_what(op, exc)} in {_short(node)}") from None
+        if op.fails and not _all_finite(xp, out) and all(_all_finite(xp, a) for a in args):
+            raise math_error(f"{op.fails} in {_short(node)}")
+        return out
+
+
+def _what(op, exc) -> str:
+    return op.fails or str(exc)
+
+
+def _short(node: Expr) -> str:
+    text = render(node, "ascii")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _all_finite(xp, value) -> bool:
+    return bool(xp.all(xp.isfinite(value)))
+
+
+class _quiet:
+    """numpy's warnings would duplicate our own messages; silence them while evaluating."""
+
+    def __init__(self, xp):
+        self.ctx = xp.errstate(all="ignore") if hasattr(xp, "errstate") else None
+
+    def __enter__(self):
+        if self.ctx:
+            self.ctx.__enter__()
+
+    def __exit__(self, *exc):
+        if self.ctx:
+            self.ctx.__exit__(*exc)
+
+
+def compile_graph(roots: list[Expr], fns: dict[str, str] | None = None) -> Program:
+    roots = bind_functions(roots, fns or {})
+    order = topological(roots)
+    last_use: dict[int, int] = {}
+    for step, node in enumerate(order):
+        for a in node.args:
+            last_use[id(a)] = step
+    for node in order:
+        for d in node.ty.dims:
+            if not isinstance(d, int):
+                raise GradcliError("data", f"dimension '{d}' has no size: give data, -s, or a "
+                                           "numeric where clause")
+    return Program(roots, order, last_use)

@@ -1,0 +1,130 @@
+"""The typed expression graph every later stage works on, and the registry of operators.
+
+Expressions are hash-consed: building the same operator on the same arguments twice returns
+the same object.  So a formula and its derivative form a DAG in which every common
+subexpression exists once — the derivative of a 32-layer chain stays linear in size, the
+evaluator computes each shared value once, and equality is identity.
+
+Every node carries its resolved shape (`ty`).  `make` looks the operator up in `OPS`, lets its
+`simplify` hook rewrite the node (the algebra that makes output read like a textbook), checks
+the shape with the operator's own shape rule, and interns the result.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from .shapes import STRICT, DimMismatch, Ty
+
+
+class ShapeMsg(Exception):
+    """Raised by a shape rule: the message names the operator and both shapes."""
+
+
+@dataclass
+class Op:
+    """One operator: everything gradcli knows about it, in one place.
+
+    shape(ctx, tys, params) -> Ty      raise ShapeMsg on a mismatch; ctx.same(d1, d2) unifies
+    vjp[i](node, G) -> Expr            adjoint of argument i given the adjoint G of the node
+    impl(xp, node, *values) -> array   numeric value, written against the array namespace xp
+    notation: dict style -> (template, precedence) or callable(renderer, node) -> (text, prec)
+    simplify(args, params) -> Expr|None  rewrite applied when the node is built
+    fails: what to say when impl gives a non-finite value from finite inputs (math error)
+    """
+
+    name: str
+    shape: Callable[..., Ty]
+    impl: Callable[..., Any]
+    vjp: tuple = ()
+    notation: dict = field(default_factory=dict)
+    simplify: Optional[Callable[..., Optional["Expr"]]] = None
+    fails: str = ""
+    linear: bool = False  # linear in every argument (used by the evaluator's planner)
+
+
+OPS: dict[str, Op] = {}
+
+
+def register(op: Op) -> Op:
+    OPS[op.name] = op
+    return op
+
+
+class Expr:
+    """A node of the typed graph. Never construct directly: use `make` (or ops' helpers)."""
+
+    __slots__ = ("op", "args", "params", "ty", "size", "__weakref__")
+
+    def __init__(self, op: str, args: tuple, params: tuple, ty: Ty):
+        self.op = op
+        self.args = args
+        self.params = params
+        self.ty = ty
+        self.size = 1 + sum(a.size for a in args)  # tree size, for ordering terms
+
+    def __repr__(self) -> str:
+        from .render import render
+
+        return f"Expr<{render(self, 'ascii')} : {self.ty.full_dims}>"
+
+    @property
+    def is_const(self) -> bool:
+        return self.op == "const"
+
+    @property
+    def value(self) -> float:
+        return self.params[0]
+
+
+_interned: "weakref.WeakValueDictionary[tuple, Expr]" = weakref.WeakValueDictionary()
+
+
+def make(op_name: str, *args: Expr, params: tuple = ()) -> Expr:
+    """Build (or find) a node, after its operator's simplification rules."""
+    op = OPS[op_name]
+    if op.simplify is not None:
+        rewritten = op.simplify(args, params)
+        if rewritten is not None:
+            return rewritten
+    return make_raw(op_name, args, params)
+
+
+def make_raw(op_name: str, args: tuple, params: tuple = ()) -> Expr:
+    """Build a node exactly as given (no rewriting); the shape rule still checks it."""
+    key = (op_name, args, params)
+    found = _interned.get(key)
+    if found is not None:
+        return found
+    try:
+        ty = OPS[op_name].shape(STRICT, tuple(a.ty for a in args), params)
+    except (ShapeMsg, DimMismatch) as exc:  # a bug in a derivative rule, never user input
+        raise AssertionError(f"internal shape error building {op_name}: {exc}") from exc
+    node = Expr(op_name, args, params, ty)
+    _interned[key] = node
+    return node
+
+
+def topological(roots: list[Expr]) -> list[Expr]:
+    """Every node reachable from roots, each once, arguments before users (iterative)."""
+    order: list[Expr] = []
+    seen: set[int] = set()
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((a, False) for a in reversed(node.args) if id(a) not in seen)
+    return order
+
+
+def symbols_of(root: Expr) -> list[Expr]:
+    return [n for n in topological([root]) if n.op == "sym"]

@@ -1,0 +1,283 @@
+"""Shape inference: `syntax` nodes → typed expression graph, with every symbol's shape.
+
+Pass 1 walks the parse tree, gives each symbol a shape (data > --shape > where > a default by
+its name), and runs every operator's own shape rule with a unifier, so `X@theta` makes X's
+columns and theta's length one dimension.  A rule that cannot be satisfied becomes a shape
+error at the operator's column.  Pass 2 rebuilds the graph with the resolved dimensions through
+the smart constructors, which is where simplification happens.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from . import ops as O
+from .errors import GradcliError, parse_error, shape_error
+from .expr import OPS, Expr, ShapeMsg, make, make_raw, topological
+from .shapes import SCALAR, DimMismatch, DimVar, Ty, Unifier, fmt_dims
+from .syntax import Binary, Call, Formula, Node, Norm, Num, Sym, Transpose, Unary
+
+SCALAR_NAMES = set("abcdefg") | {"alpha", "beta", "gamma", "delta", "eps", "lam", "lambda", "mu",
+                                 "nu", "rho", "sigma", "tau", "eta"}
+DIM_LETTERS = ["m", "n", "k", "p", "q", "r", "s", "t", "u", "v", "w", "l", "j"]
+SOURCES = ("data", "option", "where", "assumed")  # priority order
+
+REDUCTIONS = {"mean": "mean", "logsumexp": "logsumexp", "softmax": "softmax", "norm": "norm2",
+              "norm2": "norm2", "norm1": "norm1", "tr": "tr", "trace": "tr", "det": "det",
+              "logdet": "logdet", "inv": "inv"}
+BUILTINS = set(O.ELEMENTWISE) | set(REDUCTIONS) | {"sum", "dot", "outer", "diag", "eye"}
+
+
+def default_rank(name: str) -> int:
+    """SPEC §1: scalars by name, matrices by an upper-case initial, vectors otherwise."""
+    if name in SCALAR_NAMES:
+        return 0
+    return 2 if name[0].isupper() else 1
+
+
+@dataclass
+class Symbol:
+    name: str
+    ty: Ty
+    source: str  # data | option | where | assumed
+
+
+@dataclass
+class Typed:
+    """A shape-checked formula: its graph, symbols, and the wrt list."""
+
+    formula: Formula
+    expr: Expr
+    symbols: dict[str, Symbol]
+    wrt: list[str]
+    columns: dict[str, int] = field(default_factory=dict)  # first column of each symbol
+
+
+class _Ctx:
+    """The unifier as shape rules see it, plus names for unknown dimensions in messages."""
+
+    def __init__(self) -> None:
+        self.unifier = Unifier()
+        self.order: list = []  # dims in order of first appearance, for naming
+        self.rigid: set[str] = set()
+
+    def same(self, a, b) -> None:
+        self.unifier.same(a, b)
+
+    def find(self, d):
+        return self.unifier.find(d)
+
+    def names(self) -> dict:
+        taken = set(self.rigid)
+        out: dict = {}
+        letters = iter([x for x in DIM_LETTERS if x not in taken] +
+                       [f"n{i}" for i in range(1, 1000)])
+        for d in self.order:
+            root = self.find(d)
+            if isinstance(root, DimVar) and root not in out:
+                out[root] = next(letters)
+        return out
+
+    def show_dim(self, d) -> str:
+        root = self.find(d)
+        if isinstance(root, DimVar):
+            return self.names().get(root, "?")
+        return str(root)
+
+    def show(self, ty: Ty) -> str:
+        dims = tuple(self.show_dim(d) for d in ty.full_dims) if not ty.row else \
+            (1,) + tuple(self.show_dim(d) for d in ty.dims)
+        return fmt_dims(dims)
+
+    def resolve(self, ty: Ty) -> Ty:
+        names = self.names()
+        return ty.map(lambda d: names.get(self.find(d), self.find(d)))
+
+
+class _Builder:
+    def __init__(self, declared: dict[str, tuple[tuple, str]]):
+        self.ctx = _Ctx()
+        self.declared = declared
+        self.symbols: dict[str, tuple[Ty, str]] = {}
+        self.columns: dict[str, int] = {}
+
+    # -- nodes with unresolved dims (pass 1)
+    def raw(self, op: str, args: tuple, params: tuple, col: int) -> Expr:
+        try:
+            ty = OPS[op].shape(self.ctx, tuple(a.ty for a in args), params)
+        except ShapeMsg as exc:
+            raise shape_error(str(exc), col) from None
+        return Expr(op, args, params, ty)
+
+    def symbol(self, node: Sym) -> Expr:
+        name = node.name
+        if name not in self.symbols:
+            self.columns[name] = node.col
+            if name in self.declared:
+                dims, source = self.declared[name]
+            else:
+                dims, source = tuple(DimVar() for _ in range(default_rank(name))), "assumed"
+            for d in dims:
+                if isinstance(d, str):
+                    self.ctx.rigid.add(d)
+                self.ctx.order.append(d)
+            self.symbols[name] = (Ty(tuple(dims)), source)
+        return Expr("sym", (), (name, self.symbols[name][0]), self.symbols[name][0])
+
+    def build(self, node: Node) -> Expr:
+        if isinstance(node, Num):
+            return Expr("const", (), (node.value,), SCALAR)
+        if isinstance(node, Sym):
+            return self.symbol(node)
+        if isinstance(node, Binary):
+            a, b = self.build(node.left), self.build(node.right)
+            if node.op == "-":
+                return self.raw("add", (a, self.raw("mul", (Expr("const", (), (-1.0,), SCALAR), b), (), node.col)), (), node.col)
+            op = {"+": "add", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}[node.op]
+            return self.raw(op, (a, b), (), node.col)
+        if isinstance(node, Unary):
+            a = self.build(node.operand)
+            if node.op == "+":
+                return a
+            return self.raw("mul", (Expr("const", (), (-1.0,), SCALAR), a), (), node.col)
+        if isinstance(node, Transpose):
+            return self.raw("T", (self.build(node.operand),), (), node.col)
+        if isinstance(node, Norm):
+            op = "norm1" if node.kind == "1" else "norm2"
+            return self.raw(op, (self.build(node.operand),), (), node.col)
+        if isinstance(node, Call):
+            return self.call(node)
+        raise AssertionError(f"unknown syntax node {node!r}")
+
+    def call(self, node: Call) -> Expr:
+        name, n = node.name, len(node.args)
+
+        def arity(*allowed):
+            if n not in allowed:
+                want = " or ".join(str(k) for k in allowed)
+                raise shape_error(f"{name} takes {want} argument{'s' if allowed != (1,) else ''}, got {n}",
+                                  node.col)
+
+        if name == "eye":
+            arity(1)
+            (arg,) = node.args
+            if isinstance(arg, Num) and arg.value.is_integer() and arg.value > 0:
+                dim = int(arg.value)
+            elif isinstance(arg, Sym):
+                dim = arg.name
+                self.ctx.rigid.add(dim)
+            else:
+                raise shape_error("eye takes a dimension: eye(3) or eye(n)", node.col)
+            return Expr("eye", (), (dim,), Ty((dim, dim)))
+        if name == "sum":
+            arity(1, 2)
+            a = self.build(node.args[0])
+            axis = None
+            if n == 2:
+                ax = node.args[1]
+                neg = isinstance(ax, Unary) and ax.op == "-" and isinstance(ax.operand, Num)
+                num = ax.operand if neg else ax
+                if not isinstance(num, Num) or not num.value.is_integer():
+                    raise shape_error("sum: the axis must be an integer (0 or 1)", ax.col)
+                axis = int(num.value) * (-1 if neg else 1)
+            return self.raw("sum", (a,), (axis, False), node.col)
+        args = tuple(self.build(a) for a in node.args)
+        if node.deriv:
+            if name in BUILTINS and name not in O.ELEMENTWISE:
+                raise parse_error(f"{name}' is not defined: only element-wise functions have a derivative "
+                                  "written f'(x)", node.col)
+            arity(1)
+            if name in O.ELEMENTWISE:
+                return self.raw("elemderiv", args, (name, node.deriv), node.col)
+            return self.raw("apply", args, (name, node.deriv), node.col)
+        if name in O.ELEMENTWISE:
+            arity(1)
+            return self.raw(name, args, (), node.col)
+        if name in REDUCTIONS:
+            arity(1)
+            return self.raw(REDUCTIONS[name], args, (), node.col)
+        if name in ("dot", "outer"):
+            arity(2)
+            for a in args:
+                if not a.ty.is_vector:
+                    raise shape_error(f"{name}: needs two vectors, got {a.ty.kind()} {self.ctx.show(a.ty)}",
+                                      node.col)
+            cols = tuple(self.raw("T", (a,), (), node.col) if a.ty.row else a for a in args)
+            if name == "dot":
+                return self.raw("matmul", (self.raw("T", (cols[0],), (), node.col), cols[1]), (), node.col)
+            return self.raw("matmul", (cols[0], self.raw("T", (cols[1],), (), node.col)), (), node.col)
+        if name == "diag":
+            arity(1)
+            return self.raw("diagm" if args[0].ty.is_vector else "diagv", args, (), node.col)
+        if n != 1:
+            raise shape_error(f"unknown function '{name}' with {n} arguments: abstract functions "
+                              "take exactly one argument", node.col)
+        return self.raw("apply", args, (name, 0), node.col)
+
+
+def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
+    """Pass 2: rebuild with resolved dimensions through the simplifying constructors."""
+    done: dict[int, Expr] = {}
+    for n in topological([root]):
+        args = tuple(done[id(a)] for a in n.args)
+        if n.op == "sym":
+            new = O.sym(n.params[0], ctx.resolve(n.params[1]))
+        elif n.op == "const":
+            new = O.const(n.params[0])
+        elif n.op == "eye":
+            new = O.eye(n.params[0])
+        else:
+            new = make(n.op, *args, params=n.params)
+        done[id(n)] = new
+    return done[id(root)]
+
+
+def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
+          extra_wrt: list[str] | None = None) -> Typed:
+    """Shape-check a parsed formula. `shapes` maps names to (dims, source) from data/options."""
+    declared: dict[str, tuple[tuple, str]] = {}
+    for decl in formula.where:
+        declared[decl.name] = (decl.shape, "where")
+    for name, (dims, source) in (shapes or {}).items():
+        if name in declared and declared[name][1] == "where" and len(declared[name][0]) != len(dims):
+            raise shape_error(f"{name}: {source} shape {fmt_dims(dims)} contradicts the where clause "
+                              f"{fmt_dims(declared[name][0])}")
+        lower = declared.get(name)
+        declared[name] = (tuple(dims), source)
+        if lower is not None:
+            declared[name + "\0lower"] = lower
+    b = _Builder({k: v for k, v in declared.items() if "\0" not in k})
+    limit = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(max(limit, 20000))
+        root = b.build(formula.expr)
+        # a lower-priority declaration must agree with the higher one (M may become 100)
+        for key, (dims, source) in declared.items():
+            if "\0" not in key:
+                continue
+            name = key.split("\0")[0]
+            if name in b.symbols:
+                hi = b.symbols[name][0]
+                try:
+                    for x, y in zip(hi.dims, dims):
+                        b.ctx.same(x, y)
+                except DimMismatch:
+                    raise shape_error(f"{name}: shape {b.ctx.show(hi)} from {b.symbols[name][1]} "
+                                      f"contradicts {fmt_dims(dims)} from the {source} clause",
+                                      b.columns.get(name)) from None
+        typed_root = resolve_graph(root, b.ctx)
+    except RecursionError:
+        raise parse_error("the formula is nested too deeply") from None
+    finally:
+        sys.setrecursionlimit(limit)
+    except_text = formula.text
+    wrt = [name for name, _ in formula.wrt] + [w for w in (extra_wrt or []) if w not in
+                                                [n for n, _ in formula.wrt]]
+    cols = dict(formula.wrt)
+    for name in wrt:
+        if name not in b.symbols:
+            raise GradcliError("shape", f"wrt: '{name}' does not appear in the formula",
+                               cols.get(name), except_text)
+    symbols = {name: Symbol(name, b.ctx.resolve(ty), source) for name, (ty, source) in b.symbols.items()}
+    return Typed(formula, typed_root, symbols, wrt, b.columns)

@@ -1,0 +1,166 @@
+"""Text → parse tree (Lark, LALR) → `syntax` nodes.
+
+The grammar lives in `grammar/gradcli.lark`; this module only loads it and says how each rule
+becomes a node.  The transformer runs inside the LALR parser (no intermediate tree, no
+recursion), so a formula with thousands of nested parentheses parses without a stack overflow.
+Errors become one `GradcliError` with the column of the offending character.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from .errors import GradcliError, parse_error
+from .syntax import Binary, Call, Decl, Formula, Norm, Num, Sym, Transpose, Unary
+
+KEYWORDS = {"wrt", "where", "scalar"}
+
+
+def grammar_path() -> Path:
+    """The grammar file: packaged beside the code in a wheel, at the repo root in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "grammar" / "gradcli.lark", here.parent / "grammar" / "gradcli.lark"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("gradcli.lark not found next to the gradcli package")
+
+
+@v_args(inline=True)
+class _Builder(Transformer):
+    """One method per grammar alias; each returns a `syntax` node."""
+
+    def number(self, tok: Token):
+        return Num(tok.column, float(tok), str(tok))
+
+    def symbol(self, tok: Token):
+        if tok in ("wrt", "where"):
+            raise parse_error(f"'{tok}' must follow a complete formula", tok.column)
+        return Sym(tok.column, str(tok))
+
+    def binary(self, left, op: Token, right):
+        sym = "^" if op in ("^", "**") else str(op)
+        return Binary(op.column, sym, left, right)
+
+    def unary(self, op: Token, operand):
+        return Unary(op.column, str(op), operand)
+
+    def transpose(self, operand, tok: Token):
+        return Transpose(tok.column, operand)
+
+    def group(self, lpar, expr, rpar):
+        return expr
+
+    def norm(self, bar: Token, expr, _bar2, sub: Token | None = None):
+        kind = "2" if sub is None else str(sub)[1:]
+        return Norm(bar.column, expr, "F" if kind == "fro" else kind)
+
+    def args(self, *exprs):
+        return tuple(exprs)
+
+    def call(self, name: Token, _lpar, args, _rpar):
+        text = str(name)
+        base = text.rstrip("'")
+        return Call(name.column, base, args, len(text) - len(base))
+
+    def scalar_shape(self, *_):
+        return ()
+
+    def dims_shape(self, *dims):
+        return tuple(int(d) if d.type == "INT" else str(d) for d in dims)
+
+    def decl(self, name: Token, shape):
+        return Decl(str(name), shape, name.column)
+
+    def wrt_clause(self, _kw, *names):
+        return ("wrt", tuple((str(n), n.column) for n in names))
+
+    def where_clause(self, _kw, *decls):
+        return ("where", tuple(decls))
+
+    def start(self, expr, *clauses):
+        parts = dict(clauses)
+        return (expr, parts.get("wrt", ()), parts.get("where", ()))
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
+                lexer="contextual", transformer=_Builder(), maybe_placeholders=True)
+
+
+_TOKEN_WORDS = {
+    "RPAR": "')'", "LPAR": "'('", "NORMBAR": "'||'", "PLUS": "'+'", "MINUS": "'-'",
+    "STAR": "'*'", "SLASH": "'/'", "AT": "'@'", "POW": "'^'", "TICK": "a transpose", "DOTT": "'.T'",
+    "NAME": "a name", "INT": "a number", "FLOAT": "a number", "COMMA": "','", "COLON": "':'",
+    "WRT": "'wrt'", "WHERE": "'where'", "NORMSUB": "a norm subscript", "DERIVNAME": "a derivative name",
+    "$END": "the end of the formula",
+}
+
+
+def _check_brackets(text: str) -> None:
+    """Unbalanced ( ) and || are the commonest typos: name the column of the culprit."""
+    stack: list[int] = []
+    for i, ch in enumerate(text):
+        if ch == "(":
+            stack.append(i)
+        elif ch == ")":
+            if not stack:
+                raise parse_error("unbalanced parentheses: this ')' has no matching '('", i + 1)
+            stack.pop()
+    if stack:
+        raise parse_error("unbalanced parentheses: this '(' is never closed", stack[-1] + 1)
+    bars = [i for i in range(len(text)) if text.startswith("||", i) and (i == 0 or text[i - 1] != "|")]
+    bars += [i for i, ch in enumerate(text) if ch == "‖"]
+    if len(bars) % 2:
+        raise parse_error("unbalanced norm bars: this '||' is never closed", max(bars) + 1)
+
+
+def _describe(exc: UnexpectedInput, text: str) -> GradcliError:
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        return parse_error(f"unexpected character {ch!r}", exc.column)
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        return parse_error("the formula ends too early: an operand is missing", len(text.rstrip()) + 1)
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        if tok.type in ("WRT", "WHERE"):
+            return parse_error(f"'{tok}' must follow a complete formula", tok.column)
+        operators = {"PLUS", "STAR", "AT", "SLASH"}
+        operands = {"NAME", "INT", "FLOAT", "LPAR", "NORMBAR"}
+        if exc.expected & operators and tok.type in operands:
+            return parse_error(f"missing operator before {str(tok)!r} (write * or @ for products)",
+                               tok.column)
+        if exc.expected & operands:
+            return parse_error(f"unexpected {str(tok)!r}: expected a name, a number or '('", tok.column)
+        expected = sorted({_TOKEN_WORDS.get(t, t) for t in exc.expected if not t.startswith("__")})
+        hint = f"; expected {', '.join(expected[:6])}" if expected else ""
+        return parse_error(f"unexpected {str(tok)!r}{hint}", tok.column)
+    return parse_error(str(exc).splitlines()[0], getattr(exc, "column", None))
+
+
+def parse(text: str) -> Formula:
+    """Parse one formula line. Raises GradcliError(kind='parse') with a column."""
+    if not text.strip():
+        raise parse_error("empty formula", 1).with_text(text)
+    lead = text.lstrip()
+    if lead.split(None, 1)[0] in ("wrt", "where"):
+        raise parse_error("the formula is missing before this keyword", len(text) - len(lead) + 1).with_text(text)
+    try:
+        _check_brackets(text)
+        expr, wrt, where = _parser().parse(text)
+    except GradcliError as err:
+        raise err.with_text(text)
+    except UnexpectedInput as exc:
+        raise _describe(exc, text).with_text(text) from None
+    except VisitError as exc:  # an error raised inside a transformer callback
+        raise parse_error(str(exc.orig_exc), None).with_text(text) from None
+    except RecursionError:
+        raise parse_error("formula is nested too deeply", None).with_text(text) from None
+    for name, col in wrt:
+        if name in KEYWORDS:
+            raise parse_error(f"'{name}' is a keyword, not a symbol", col).with_text(text)
+    return Formula(text, expr, tuple(wrt), tuple(where))

@@ -1,0 +1,76 @@
+"""The parse tree's typed form: small immutable nodes that remember their column.
+
+The parser builds these; the shape checker (`infer.py`) turns them into the typed expression
+graph.  Nothing here knows about shapes or derivatives: this is just what the user wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Dim = int | str
+ShapeSpec = tuple[Dim, ...]  # () is a scalar, (n,) a column vector, (m, n) a matrix
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    col: int  # 1-based column of the token that names this node (operator, name, bracket)
+
+
+@dataclass(frozen=True, eq=False)
+class Num(Node):
+    value: float
+    text: str
+
+
+@dataclass(frozen=True, eq=False)
+class Sym(Node):
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class Binary(Node):
+    op: str  # one of + - * / @ ^
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, eq=False)
+class Unary(Node):
+    op: str  # - or +
+    operand: Node
+
+
+@dataclass(frozen=True, eq=False)
+class Transpose(Node):
+    operand: Node
+
+
+@dataclass(frozen=True, eq=False)
+class Call(Node):
+    name: str
+    args: tuple[Node, ...]
+    deriv: int = 0  # h'(z) has deriv 1: the derivative of an abstract function
+
+
+@dataclass(frozen=True, eq=False)
+class Norm(Node):
+    operand: Node
+    kind: str  # "2" (vector 2-norm / Frobenius), "F", "1"
+
+
+@dataclass(frozen=True, eq=False)
+class Decl:
+    name: str
+    shape: ShapeSpec
+    col: int
+
+
+@dataclass(frozen=True, eq=False)
+class Formula:
+    """One parsed line: `EXPR [wrt ...] [where ...]`."""
+
+    text: str
+    expr: Node
+    wrt: tuple[tuple[str, int], ...] = ()
+    where: tuple[Decl, ...] = field(default=())

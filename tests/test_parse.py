@@ -1,0 +1,101 @@
+"""The grammar: precedence as in numpy/Python, and errors that point at the right column."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gradcli import GradcliError, analyze, parse
+from gradcli.syntax import Binary, Call, Norm, Num, Sym, Transpose, Unary
+
+
+def test_precedence_matches_python():
+    e = parse("a + b*c").expr
+    assert isinstance(e, Binary) and e.op == "+" and e.right.op == "*"
+    e = parse("-x^2").expr  # unary minus binds looser than power
+    assert isinstance(e, Unary) and isinstance(e.operand, Binary) and e.operand.op == "^"
+    e = parse("a^b^c").expr  # power is right-associative
+    assert e.op == "^" and e.right.op == "^"
+    e = parse("A@B*c/d").expr  # * / @ share a level and associate left
+    assert e.op == "/" and e.left.op == "*" and e.left.left.op == "@"
+    e = parse("2^-1").expr
+    assert e.op == "^" and isinstance(e.right, Unary)
+
+
+def test_postfix_and_atoms():
+    e = parse("x'@A.T@x").expr
+    assert isinstance(e.left.left, Transpose) and isinstance(e.left.right, Transpose)
+    n = parse("||a||_1").expr
+    assert isinstance(n, Norm) and n.kind == "1"
+    assert parse("||A||_F").expr.kind == "F"
+    sq = parse("||a||^2").expr
+    assert sq.op == "^" and isinstance(sq.left, Norm)
+    c = parse("h'(z)").expr
+    assert isinstance(c, Call) and c.name == "h" and c.deriv == 1
+    assert parse("1e-3").expr.value == 1e-3 and parse(".5").expr.value == 0.5
+    assert isinstance(parse("sum(A, 0)").expr.args[1], Num)
+
+
+def test_clauses():
+    f = parse("0.5*sum((y - h(X@Theta))^2) wrt Theta where X: (M, in), Theta: (in, out), y: (M, out)")
+    assert [w for w, _ in f.wrt] == ["Theta"]
+    assert [(d.name, d.shape) for d in f.where] == [("X", ("M", "in")), ("Theta", ("in", "out")),
+                                                    ("y", ("M", "out"))]
+    f = parse("tanh(W@x + b) wrt W, b where b: scalar, x: 3")
+    assert [w for w, _ in f.wrt] == ["W", "b"] and f.where[0].shape == () and f.where[1].shape == (3,)
+
+
+@pytest.mark.parametrize("text, column, words", [
+    ("", 1, "empty"),
+    ("   ", 1, "empty"),
+    ("x + ", 4, "ends too early"),
+    ("(x + y", 1, "never closed"),
+    ("x + y)", 6, "no matching"),
+    ("||x - y", 1, "norm bars"),
+    ("x $ y", 3, "unexpected character"),
+    ("x y", 3, "missing operator"),
+    ("x + * y", 5, "expected a name"),
+    ("wrt x", 1, "missing"),
+])
+def test_parse_errors_have_columns(text, column, words):
+    with pytest.raises(GradcliError) as info:
+        parse(text)
+    err = info.value
+    assert err.kind == "parse" and err.column == column and words in err.message
+    view = err.caret_view().splitlines()
+    assert view[1].index("^") == column - 1 + 2  # caret under the column (after 2-space indent)
+
+
+def test_unknown_function_with_two_arguments():
+    with pytest.raises(GradcliError) as info:
+        analyze("f(x, y) + 1")
+    assert info.value.kind == "shape" and "unknown function 'f' with 2 arguments" in info.value.message
+    assert info.value.column == 1
+
+
+def test_wrt_symbol_not_in_formula():
+    with pytest.raises(GradcliError) as info:
+        analyze("x'@x wrt z")
+    assert "'z' does not appear" in info.value.message and info.value.column == 10
+
+
+def test_deep_nesting_parses_without_recursion_error():
+    depth = 3000
+    p = analyze("sum(" + "(" * depth + "x" + ")" * depth + ") wrt x")
+    assert p.derivatives()[0].text() == "𝟙"
+
+
+def test_long_sum():
+    text = " + ".join(f"x{i}'@x{i}" for i in range(400))
+    p = analyze(text + " wrt x7")
+    assert p.derivatives()[0].text() == "2x₇"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="xyAB()@+-*/^'|_.,:0123456789 wrtheflogsumdt", max_size=40))
+def test_arbitrary_text_gives_a_result_or_a_clean_error(text):
+    try:
+        p = analyze(text)
+        if p.expr.ty.is_scalar and p.wrt:
+            p.derivatives()
+    except GradcliError as err:
+        assert err.kind in ("parse", "shape") and err.message
