@@ -20,17 +20,17 @@ app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=No
                   help="Matrix calculus at the command line: derivatives in matrix notation, "
                        "shapes, and numeric values.")
 
-FormulaArg = Annotated[str, typer.Argument(help="The formula, e.g. \"||y - X@theta||^2 wrt theta\"; "
+FormulaArg = Annotated[str, typer.Argument(metavar="FORMULA", help="The formula, e.g. \"||y - X@theta||^2 wrt theta\"; "
                                                 "- reads it from standard input.")]
-WrtOpt = Annotated[Optional[list[str]], typer.Option("--wrt", help="Differentiate with respect to NAME "
+WrtOpt = Annotated[Optional[list[str]], typer.Option("--wrt", metavar="NAME", help="Differentiate with respect to NAME "
                                                                    "(repeatable; same as the wrt clause).")]
-ShapeOpt = Annotated[Optional[list[str]], typer.Option("--shape", "-s", help="NAME=DIMS: X=100x3, X=M,n, "
+ShapeOpt = Annotated[Optional[list[str]], typer.Option("--shape", "-s", metavar="NAME=DIMS", help="NAME=DIMS: X=100x3, X=M,n, "
                                                                             "X=(M,n), a=scalar.")]
-DataOpt = Annotated[Optional[list[str]], typer.Option("--data", "-d", help="NAME=FILE.npy, FILE.npz "
+DataOpt = Annotated[Optional[list[str]], typer.Option("--data", "-d", metavar="NAME=FILE|FILE.npz", help="NAME=FILE.npy, FILE.npz "
                                                                           "or NAME=NUMBER.")]
-FnOpt = Annotated[Optional[list[str]], typer.Option("--fn", help="NAME=BUILTIN: bind an abstract "
+FnOpt = Annotated[Optional[list[str]], typer.Option("--fn", metavar="NAME=BUILTIN", help="NAME=BUILTIN: bind an abstract "
                                                                  "function, e.g. h=tanh.")]
-LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="gradient | numerator | denominator.")]
+LayoutOpt = Annotated[Optional[str], typer.Option("--layout", metavar="LAYOUT", help="gradient | numerator | denominator.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 LatexOpt = Annotated[bool, typer.Option("--latex", help="Print formulas as LaTeX.")]
 
@@ -184,7 +184,7 @@ def _summary(value) -> str:
 
 
 # ----------------------------------------------------------------------------- shape
-@app.command(epilog="Examples:\n\n  gradcli shape \"||y - X@theta||^2 wrt theta\"\n\n"
+@app.command(epilog="\b\nExamples:\n  gradcli shape \"||y - X@theta||^2 wrt theta\"\n"
                     "  gradcli shape \"0.5*sum((y - h(X@Theta))^2) wrt Theta\" -s X=M,in -s Theta=in,out -s y=M,out")
 def shape(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
           layout: LayoutOpt = None, as_json: JsonOpt = False) -> None:
@@ -244,7 +244,7 @@ def _document(problem, derivs, f_value, d_values: dict, checks: dict, formulas: 
 
 
 # ----------------------------------------------------------------------------- grad
-@app.command(epilog="Examples:\n\n  gradcli grad \"||y - X@theta||^2 wrt theta\"\n\n"
+@app.command(epilog="\b\nExamples:\n  gradcli grad \"||y - X@theta||^2 wrt theta\"\n"
                     "  gradcli grad \"x'@A@x wrt x\" -s A=3x3 --random --check\n\n"
                     "  gradcli grad \"0.5*sum((y - h(X@Theta))^2) wrt Theta\" -d samples/net.npz --fn h=tanh")
 def grad(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
@@ -256,7 +256,7 @@ def grad(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data:
                                                              "differences; exit 1 above --tol.")] = False,
          tol: Annotated[float, typer.Option("--tol", help="Tolerance of --check (max relative error).")] = 1e-5,
          layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
-         out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write f.npy and d_<name>.npy "
+         out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR", help="Write f.npy and d_<name>.npy "
                                                                         "into DIR.")] = None) -> None:
     """Derivatives of FORMULA wrt its wrt symbols, as formulas and (with data) numbers."""
     def body():
@@ -369,7 +369,7 @@ def _progress(total: int):
 
 
 # ----------------------------------------------------------------------------- check
-@app.command(name="check", epilog="Examples:\n\n  gradcli check samples/\n\n  gradcli check docs/*.md --json")
+@app.command(name="check", epilog="\b\nExamples:\n  gradcli check samples/\n  gradcli check docs/*.md --json")
 def check_cmd(files: Annotated[list[str], typer.Argument(help="Text files (one formula a line) or "
                                                                "Markdown files (```gradcli fences), or "
                                                                "directories of them.")],
@@ -402,25 +402,41 @@ def check_cmd(files: Annotated[list[str], typer.Argument(help="Text files (one f
 
 
 # ----------------------------------------------------------------------------- entry point
-def main(argv: list[str] | None = None) -> int:
-    """Console-script entry: click's usage errors exit 2 (with a JSON error under --json)."""
-    import click
+def _click_exceptions():
+    """typer ≥ 0.2x carries its own copy of click; older releases use click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import exceptions
+    return exceptions
 
+
+def _present(module, name: str) -> tuple:
+    cls = getattr(module, name, None)
+    return (cls,) if cls is not None else ()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry: usage errors exit 2 (with a JSON error under --json)."""
+    ce = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         rc = app(args=args, standalone_mode=False, prog_name="gradcli")
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except (typer.Exit, *_present(ce, "Exit")) as exc:
+        return getattr(exc, "exit_code", 0)
+    except (typer.Abort, *_present(ce, "Abort")):
         return 1
-    except click.UsageError as exc:
+    except ce.UsageError as exc:
+        if getattr(exc, "ctx", None) is not None and type(exc).__name__ == "NoArgsIsHelpError":
+            _console().print(exc.ctx.get_help(), markup=False)
+            return 2
         if "--json" in args:
             sys.stdout.write(json.dumps({"error": {"kind": "usage", "message": exc.format_message(),
                                                    "line": None, "column": None}}) + "\n")
-        _console(stderr=True).print(f"usage error: {exc.format_message()}\n"
-                                    f"(see gradcli --help)", markup=False)
+        _console(stderr=True).print(f"usage error: {exc.format_message()}\n(see gradcli --help)",
+                                    markup=False)
         return 2
-    except click.ClickException as exc:
+    except ce.ClickException as exc:
         _console(stderr=True).print(f"error: {exc.format_message()}", markup=False)
         return exc.exit_code
     return rc if isinstance(rc, int) else 0

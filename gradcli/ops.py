@@ -321,6 +321,8 @@ def _simplify_add(args, params) -> Optional[Expr]:
         return scale(ca, add(xa, xb))
     if ca < 0 < cb:  # −p + q reads better as q − p
         return add(b, a)
+    if a.op == "T" and a.args[0] is b:  # Aᵀ + A is written A + Aᵀ
+        return add(b, a)
     # common factors of matrix products: AX + BX = (A + B)X, XA + XB = X(A + B)
     if xa.op == "matmul" and xb.op == "matmul" and ca == cb:
         (p, q), (r, s) = xa.args, xb.args
@@ -345,10 +347,14 @@ def broadcast_ty(a: Expr, b: Expr) -> Ty:
     return broadcast_shape("+")(STRICT, (a.ty, b.ty), ())
 
 
+def _transposes(e: Expr) -> int:
+    return sum(1 for n in _walk(e) if n.op == "T")
+
+
 def _ordered(p: Expr, q: Expr) -> tuple[Expr, Expr]:
     """Terms in textbook order: fewer transposes first, then smaller."""
     def key(e: Expr):
-        return (sum(1 for n in _walk(e) if n.op == "T"), e.size)
+        return (_transposes(e), e.size)
     return (p, q) if key(p) <= key(q) else (q, p)
 
 
@@ -482,6 +488,10 @@ def _simplify_T(args, params) -> Optional[Expr]:
         return fill(a.args[0], a.ty.transposed())
     if a.op == "mul" and a.args[0].ty.is_scalar:  # (cX)ᵀ = cXᵀ
         return mul(a.args[0], T(a.args[1]))
+    if a.op == "add":  # (P + Q)ᵀ = Pᵀ + Qᵀ when that leaves fewer transposes: (A + Aᵀ)ᵀ = A + Aᵀ
+        distributed = add(T(a.args[0]), T(a.args[1]))
+        if _transposes(distributed) <= _transposes(a):
+            return distributed
     if a.op == "div" and a.args[1].ty.is_scalar:  # (X/s)ᵀ = Xᵀ/s
         return div(T(a.args[0]), a.args[1])
     if a.op == "matmul":  # (AB)ᵀ = BᵀAᵀ, pushing transposes onto the leaves
@@ -681,6 +691,8 @@ def _add_notation(r, node):
     a, b = node.args
     left = r.child(a, ADD)
     c, x = split_coef(b)
+    if b.is_const and b.value < 0:
+        c, x = b.value, const(1.0)
     if c < 0:
         minus = " − " if r.style == "unicode" else " - "
         return left + minus + r.child(scale(-c, x), ADD + 0.5), ADD
