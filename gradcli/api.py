@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ops as O
-from .differentiate import gradients
+from .differentiate import SEED, gradients, index_notation, jacobian_formula, seed_for
 from .errors import GradcliError
 from .evaluate import Program, compile_graph
 from .expr import Expr
@@ -84,32 +84,66 @@ def default_layout(f_ty: Ty, layout: str | None) -> str:
 
 @dataclass
 class Derivative:
-    """∂f/∂x: its expression (in gradient layout, the shape of x), its shape in the chosen
-    layout, and its kind (gradient for a scalar f, jacobian otherwise)."""
+    """∂f/∂x (or a Hessian block ∂²f/∂x∂y): its expression, shape in the chosen layout, kind.
+
+    `expr` is in the base layout — the shape of x for a gradient, shape(f) + shape(x) for a
+    Jacobian or Hessian — or None where no matrix formula exists (tensors): then the value is
+    computed numerically from vector-Jacobian products, one per entry of f.
+    """
 
     wrt: str
-    kind: str
+    kind: str  # gradient | jacobian | hessian
     shape: tuple
     layout: str
-    expr: Expr | None  # None where no formula is built (Jacobians: shape only for now)
+    expr: Expr | None
     x_ty: Ty
-    f_ty: Ty
+    f_ty: Ty  # the differentiated expression's shape (the gradient's, for a Hessian)
+    of: Expr | None = None  # the expression differentiated (f, or a gradient for a Hessian)
+    x: Expr | None = None
+
+    @property
+    def transposes(self) -> bool:
+        """Whether the chosen layout is the transpose of the base one."""
+        if self.kind == "gradient":
+            return self.layout == "numerator" and not self.x_ty.is_scalar
+        return self.layout == "denominator" and not self.f_ty.is_scalar and not self.x_ty.is_scalar
+
+    def shown(self) -> Expr | None:
+        """The expression in the chosen layout."""
+        if self.expr is None:
+            return None
+        return O.T(self.expr) if self.transposes else self.expr
 
     def text(self, style: str = "unicode") -> str:
-        if self.expr is None:
-            return ""
-        out = self.expr
-        if self.layout == "numerator" and self.f_ty.is_scalar and not self.x_ty.is_scalar:
-            out = O.T(out)
-        return render(out, style)
+        """The matrix formula in the chosen layout, or '' where there is none."""
+        shown = self.shown()
+        return "" if shown is None else render(shown, style)
+
+    def index_text(self, style: str = "unicode") -> str | None:
+        """Index notation J[f indices, x indices] (numerator order), for tensor derivatives."""
+        if self.of is None or self.x is None:
+            return None
+        return index_notation(self.of, self.x, style)
+
+    def formula(self, style: str = "unicode") -> str | None:
+        """What to print: the matrix formula, else `J[i,j,k] = ...` in index notation."""
+        text = self.text(style)
+        if text:
+            return text
+        index = self.index_text(style)
+        if index is None:
+            return None
+        names = _index_names(len(self.f_ty.full_dims) if not self.f_ty.row else 1, len(self.x_ty.dims))
+        return f"[{','.join(names)}] = {index}"
 
     def to_layout(self, value: Any) -> Any:
-        """Numeric value, rearranged from gradient layout into this derivative's layout."""
-        if self.layout == "numerator" and self.f_ty.is_scalar:
-            if value.ndim == 1:
-                return value.reshape(1, -1)
-            return value.T
-        return value
+        """Numeric value, rearranged from the base layout into this derivative's layout."""
+        if not self.transposes:
+            return value
+        if self.kind == "gradient":
+            return value.reshape(1, -1) if value.ndim == 1 else value.T
+        kf = len(self.f_ty.full_dims)
+        return value.transpose(list(range(kf, value.ndim)) + list(range(kf)))
 
 
 @dataclass
@@ -136,6 +170,9 @@ class Problem:
     def symbols(self) -> dict[str, SymbolInfo]:
         return {n: SymbolInfo(n, s.ty.full_dims, s.source) for n, s in self.typed.symbols.items()}
 
+    def symbol(self, name: str) -> Expr:
+        return O.sym(name, self.typed.symbols[name].ty)
+
     def text(self, style: str = "unicode") -> str:
         return render(self.expr, style)
 
@@ -148,28 +185,59 @@ class Problem:
             x_ty = self.typed.symbols[name].ty
             kind = "gradient" if f_ty.is_scalar else "jacobian"
             out.append(Derivative(name, kind, derivative_dims(f_ty, x_ty, layout), layout, None,
-                                  x_ty, f_ty))
+                                  x_ty, f_ty, self.expr, self.symbol(name)))
         return out
 
     def derivatives(self) -> list[Derivative]:
-        """Each ∂f/∂x as a formula (reverse mode; f must be scalar)."""
+        """Each ∂f/∂x: the gradient for a scalar f (one reverse pass for all), the Jacobian
+        otherwise (a matrix formula where one exists)."""
         if self._derivs is None:
             shapes = self.derivative_shapes()
-            if not self.expr.ty.is_scalar and shapes:
-                raise GradcliError("shape", f"f has shape {fmt_shape(self.shape)}: derivatives of "
-                                            "non-scalar formulas (Jacobians) are not supported yet; "
-                                            "`gradcli shape` reports their shape")
-            xs = [O.sym(n, self.typed.symbols[n].ty) for n in self.wrt]
-            exprs = gradients(self.expr, xs) if xs else []
+            if self.expr.ty.is_scalar:
+                exprs = gradients(self.expr, [d.x for d in shapes]) if shapes else []
+            else:
+                exprs = [jacobian_formula(self.expr, d.x) for d in shapes]
             for d, e in zip(shapes, exprs):
                 d.expr = e
             self._derivs = shapes
         return self._derivs
 
-    def compile(self, fns: dict[str, str] | None = None) -> "Compiled":
-        derivs = self.derivatives()
-        program = compile_graph([self.expr] + [d.expr for d in derivs], fns)
-        return Compiled(self, program, derivs)
+    def hessians(self) -> list[Derivative]:
+        """∂²f/∂x∂y for every pair of wrt symbols (x = y: the Hessian; else the mixed block),
+        computed as the Jacobian of the gradient. Shape: shape(x) + shape(y)."""
+        if not self.expr.ty.is_scalar:
+            raise GradcliError("shape", f"the Hessian needs a scalar f; f has shape {fmt_shape(self.shape)}")
+        layout = self.layout if self.layout in ("numerator", "denominator") else "numerator"
+        grads = {d.wrt: d for d in self.derivatives()}
+        out = []
+        for a in self.wrt:
+            g = grads[a]
+            for b in self.wrt:
+                y = self.symbol(b)
+                dims = g.x_ty.dims + y.ty.dims if layout == "numerator" else y.ty.dims + g.x_ty.dims
+                out.append(Derivative(a if a == b else f"{a},{b}", "hessian", dims, layout,
+                                      jacobian_formula(g.expr, y), y.ty, g.x_ty, g.expr, y))
+        return out
+
+    def compile(self, fns: dict[str, str] | None = None, hessian: bool = False) -> "Compiled":
+        derivs = self.hessians() if hessian else self.derivatives()
+        with_formula = [d for d in derivs if d.expr is not None]
+        program = compile_graph([self.expr] + [d.expr for d in with_formula], fns)
+        fallback = {d.wrt: vjp_program(d, fns) for d in derivs if d.expr is None}
+        return Compiled(self, program, derivs, fallback)
+
+
+def _index_names(nf: int, nx: int) -> list[str]:
+    from .indexform import F_INDEX, X_INDEX
+
+    return list(F_INDEX[:nf]) + list(X_INDEX[:nx])
+
+
+def vjp_program(d: Derivative, fns) -> Program:
+    """For a derivative without a matrix formula: the vector-Jacobian product with a seed."""
+    v = seed_for(d.of)
+    (g,) = gradients(d.of, [d.x], seed=v)
+    return compile_graph([g], fns)
 
 
 @dataclass
@@ -179,19 +247,69 @@ class Compiled:
     problem: Problem
     program: Program
     derivs: list[Derivative]
+    fallback: dict
 
     def __call__(self, xp=None, **arrays):
+        """(f, {wrt: derivative in its layout})."""
+        f, base = self.evaluate(arrays, xp)
+        return f, {d.wrt: d.to_layout(base[d.wrt]) for d in self.derivs}
+
+    def evaluate(self, arrays: dict, xp=None):
+        """(f, {wrt: derivative in its base layout: shape(f) + shape(x)})."""
         values = self.program.run(arrays, xp)
-        f, rest = values[0], values[1:]
-        f = _as_row(self.problem.expr.ty, f)
-        return f, {d.wrt: d.to_layout(_as_array(v, d.x_ty)) for d, v in zip(self.derivs, rest)}
+        f = _as_row(self.problem.expr.ty, values[0])
+        rest = iter(values[1:])
+        out = {}
+        for d in self.derivs:
+            if d.expr is not None:
+                out[d.wrt] = _as_array(next(rest), _base_dims(d))
+            else:
+                out[d.wrt] = _by_vjp(self.fallback[d.wrt], d, arrays, xp)
+        return f, out
+
+    def check(self, arrays: dict, base: dict, fns: dict | None = None, on_step=None) -> dict:
+        """{wrt: max relative error} of each derivative against central finite differences of
+        the expression it differentiates (f, or the gradient for a Hessian)."""
+        from .fdcheck import check_derivative
+
+        out = {}
+        for d in self.derivs:
+            program = compile_graph([d.of], fns)
+            x_name = d.x.params[0]
+            out[d.wrt] = check_derivative(lambda vals: program.run(vals)[0], arrays, x_name,
+                                          base[d.wrt], on_step=on_step)
+        return out
 
 
-def _as_array(value, ty: Ty):
+def _base_dims(d: Derivative) -> tuple:
+    if d.kind == "gradient":
+        return d.x_ty.dims
+    return d.f_ty.full_dims + d.x_ty.dims
+
+
+def _by_vjp(program: Program, d: Derivative, arrays: dict, xp) -> Any:
+    """J[i, ...] = (Jᵀ eᵢ)[...]: one vector-Jacobian product per entry of f."""
     import numpy as np
 
-    return np.broadcast_to(np.asarray(value, dtype=float), ty.dims).copy() if np.ndim(value) != len(ty.dims) \
-        else np.asarray(value, dtype=float)
+    f_dims = d.f_ty.dims
+    size = int(np.prod(f_dims)) if f_dims else 1
+    rows = []
+    for k in range(size):
+        seed = np.zeros(size)
+        seed[k] = 1.0
+        (g,) = program.run({**arrays, SEED: seed.reshape(f_dims)}, xp)
+        rows.append(np.broadcast_to(np.asarray(g, dtype=float), d.x_ty.dims))
+    return np.array(rows).reshape(d.f_ty.full_dims + d.x_ty.dims)
+
+
+def _as_array(value, dims: tuple):
+    import numpy as np
+
+    value = np.asarray(value, dtype=float)
+    if value.shape != tuple(dims):
+        value = np.broadcast_to(value, dims).copy() if value.size != int(np.prod(dims) if dims else 1) \
+            else value.reshape(dims)
+    return value
 
 
 def _as_row(ty: Ty, value):
@@ -229,11 +347,9 @@ def analyze(text: str, shapes: dict[str, tuple] | None = None, wrt: list[str] | 
 
 
 def render_derivatives(derivs: list[Derivative], style: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """Formulas of several derivatives, with large shared subexpressions named once."""
-    roots = []
-    for d in derivs:
-        e = d.expr
-        if d.layout == "numerator" and d.f_ty.is_scalar and not d.x_ty.is_scalar:
-            e = O.T(e)
-        roots.append(e)
-    return render_with_bindings(roots, style)
+    """Formulas of several derivatives, with large shared subexpressions named once ('' where a
+    derivative has no matrix formula)."""
+    roots = [d.shown() for d in derivs if d.expr is not None]
+    bindings, texts = render_with_bindings(roots, style)
+    it = iter(texts)
+    return bindings, [next(it) if d.expr is not None else "" for d in derivs]

@@ -163,6 +163,9 @@ def _layout_note(d) -> str:
     from .render import pretty_name
 
     x = pretty_name(d.wrt, "unicode")
+    if d.kind == "hessian":
+        return ("numerator layout: shape(x) + shape(y), H[i,j] = ∂²f/∂xᵢ∂yⱼ" if d.layout == "numerator"
+                else "denominator layout: shape(y) + shape(x)")
     if d.kind == "gradient":
         return {"gradient": f"gradient layout: the shape of {x}",
                 "denominator": f"denominator layout: the shape of {x}",
@@ -234,8 +237,8 @@ def _document(problem, derivs, f_value, d_values: dict, checks: dict, formulas: 
     for d in derivs:
         doc["derivatives"].append({
             "wrt": d.wrt, "kind": d.kind,
-            "formula": d.text("ascii") if formulas and d.expr is not None else None,
-            "latex": d.text("latex") if formulas and d.expr is not None else None,
+            "formula": d.formula("ascii") if formulas else None,
+            "latex": d.formula("latex") if formulas else None,
             "shape": _dims_json(d.shape), "layout": d.layout,
             "value": _jsonable(d_values[d.wrt]) if d.wrt in d_values else None,
             "check": checks.get(d.wrt),
@@ -243,28 +246,45 @@ def _document(problem, derivs, f_value, d_values: dict, checks: dict, formulas: 
     return doc
 
 
-# ----------------------------------------------------------------------------- grad
+# ----------------------------------------------------------------------------- grad, hess
+RandomOpt = Annotated[bool, typer.Option("--random", help="Fill symbols without data with seeded random "
+                                                          "arrays (numeric shapes needed).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for --random.")]
+CheckOpt = Annotated[bool, typer.Option("--check", help="Compare each derivative with central finite "
+                                                        "differences; exit 1 above --tol.")]
+TolOpt = Annotated[float, typer.Option("--tol", help="Tolerance of --check (max relative error).")]
+OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
+                                               help="Write f.npy and d_<name>.npy (h_<name>.npy) into DIR.")]
+
+
 @app.command(epilog="\b\nExamples:\n  gradcli grad \"||y - X@theta||^2 wrt theta\"\n"
-                    "  gradcli grad \"x'@A@x wrt x\" -s A=3x3 --random --check\n\n"
+                    "  gradcli grad \"x'@A@x wrt x\" -s A=3x3 --random --check\n"
+                    "  gradcli grad \"tanh(W@x + b) wrt x\" -s W=4x3 --random\n"
                     "  gradcli grad \"0.5*sum((y - h(X@Theta))^2) wrt Theta\" -d samples/net.npz --fn h=tanh")
 def grad(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
-         fn: FnOpt = None,
-         random: Annotated[bool, typer.Option("--random", help="Fill symbols without data with seeded "
-                                                               "random arrays (numeric shapes needed).")] = False,
-         seed: Annotated[int, typer.Option("--seed", help="Seed for --random.")] = 0,
-         check: Annotated[bool, typer.Option("--check", help="Compare each derivative with central finite "
-                                                             "differences; exit 1 above --tol.")] = False,
-         tol: Annotated[float, typer.Option("--tol", help="Tolerance of --check (max relative error).")] = 1e-5,
-         layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
-         out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR", help="Write f.npy and d_<name>.npy "
-                                                                        "into DIR.")] = None) -> None:
-    """Derivatives of FORMULA wrt its wrt symbols, as formulas and (with data) numbers."""
-    def body():
-        _grad(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex, out)
-    _run(as_json, body)
+         fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
+         tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
+         out: OutOpt = None) -> None:
+    """Derivatives of FORMULA wrt its wrt symbols: the gradient of a scalar, the Jacobian of a
+    vector or matrix; formulas, shapes, layouts and (with data) values."""
+    _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout,
+                                         as_json, latex, out, hessian=False))
 
 
-def _grad(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex, out_dir):
+@app.command(epilog="\b\nExamples:\n  gradcli hess \"x'@A@x wrt x\"\n"
+                    "  gradcli hess \"sum(log(1 + exp(-y*(X@w)))) wrt w\" -d samples/logistic.npz --check\n"
+                    "  gradcli hess \"x'@A@y wrt x, y\"   (the mixed blocks too)")
+def hess(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
+         fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
+         tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
+         out: OutOpt = None) -> None:
+    """Hessian of a scalar FORMULA: shape(x) + shape(x); with several wrt symbols, every block."""
+    _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout,
+                                         as_json, latex, out, hessian=True))
+
+
+def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
+                   out_dir, hessian: bool):
     from .api import analyze, render_derivatives
     from .shapes import fmt_dims
 
@@ -274,81 +294,83 @@ def _grad(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_j
     problem = analyze(text, _shapes(shape_), wrt, layout, {k: v.shape for k, v in values.items()})
     if not problem.wrt:
         raise GradcliError("usage", "nothing to differentiate: add 'wrt NAME' to the formula or --wrt NAME")
-    derivs = problem.derivatives()
-    numeric = bool(values) or random
+    derivs = problem.hessians() if hessian else problem.derivatives()
     f_value, d_values, checks = None, {}, {}
-    failed = False
-    if numeric:
+    if values or random:
         if random:
             from .data import random_values
 
             missing = {n: s.shape for n, s in problem.symbols.items() if n not in values}
             values.update(random_values(missing, seed))
         values = {n: values[n] for n in problem.symbols if n in values}
-        compiled = problem.compile(fns)
-        f_value, d_values = compiled(**values)
+        compiled = problem.compile(fns, hessian=hessian)
+        f_value, base = compiled.evaluate(values)
+        d_values = {d.wrt: d.to_layout(base[d.wrt]) for d in derivs}
         if check:
-            checks = _run_checks(problem, fns, values, d_values, tol)
-            failed = any(not c["ok"] for c in checks.values())
+            with _progress(sum(min(values[d.x.params[0]].size, 64) for d in derivs)) as bar:
+                task = bar.add_task("finite differences", total=None) if bar else None
+                errors = compiled.check(values, base, fns, on_step=(lambda: bar.advance(task)) if bar else None)
+            checks = {k: {"max_rel_error": e, "ok": bool(e <= tol)} for k, e in errors.items()}
         if out_dir:
             from .data import save_arrays
 
-            save_arrays(out_dir, {"f": f_value, **{f"d_{k}": v for k, v in d_values.items()}})
+            prefix = "h_" if hessian else "d_"
+            save_arrays(out_dir, {"f": f_value, **{prefix + k.replace(",", "_"): v for k, v in d_values.items()}})
     elif check:
         raise GradcliError("usage", "--check needs numbers: give -d data or --random")
     if as_json:
         sys.stdout.write(json.dumps(_document(problem, derivs, f_value, d_values, checks)) + "\n")
     else:
-        style = "latex" if latex else "unicode"
-        con = _console()
-        con.print(f"f = {problem.text(style)}    shape {fmt_dims(problem.shape)}", markup=False)
-        if f_value is not None:
-            con.print(f"  value: {_summary(f_value)}", markup=False)
-        con.print()
-        con.print(_symbol_table(problem, style))
-        bindings, texts = render_derivatives(derivs, style)
-        for d, t in zip(derivs, texts):
-            con.print()
-            con.print(f"∂f/∂{_pn(d.wrt)} = {t}", markup=False)
-            con.print(f"  shape {fmt_dims(d.shape)}  ({_layout_note(d)})", markup=False)
-            if d.wrt in d_values:
-                con.print(f"  value: {_summary(d_values[d.wrt])}", markup=False)
-            if d.wrt in checks:
-                c = checks[d.wrt]
-                mark = "ok" if c["ok"] else "FAILED"
-                con.print(f"  check: max relative error {c['max_rel_error']:.2e} vs finite differences "
-                          f"({mark})", markup=False)
-        if bindings:
-            con.print()
-            con.print("where", markup=False)
-            for name, t in bindings:
-                con.print(f"  {name} = {t}", markup=False)
-    if failed:
+        _print_derivatives(problem, derivs, f_value, d_values, checks, "latex" if latex else "unicode")
+    if any(not c["ok"] for c in checks.values()):
         raise typer.Exit(1)
 
 
-def _run_checks(problem, fns, values, d_values, tol) -> dict:
-    from .evaluate import compile_graph
-    from .fdcheck import check_gradient
+def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
+    from .api import render_derivatives
+    from .shapes import fmt_dims
 
-    f_only = compile_graph([problem.expr], fns)
+    con = _console()
+    con.print(f"f = {problem.text(style)}    shape {fmt_dims(problem.shape)}", markup=False)
+    if f_value is not None:
+        con.print(f"  value: {_summary(f_value)}", markup=False)
+    con.print()
+    con.print(_symbol_table(problem, style))
+    bindings, texts = render_derivatives(derivs, style)
+    for d, t in zip(derivs, texts):
+        con.print()
+        label = _label(d)
+        if t:
+            con.print(f"{label} = {t}", markup=False)
+        else:
+            index = d.formula(style)
+            if index:
+                con.print(f"({label}){index}", markup=False)
+                con.print(f"  no matrix formula: a {len(d.shape)}-index tensor, in index notation "
+                          "(δ is Kronecker's delta, Σ sums over repeated indices)", markup=False)
+            else:
+                con.print(f"{label}: no matrix formula (a {len(d.shape)}-index tensor); its values come "
+                          "from one vector-Jacobian product per entry of f", markup=False)
+        con.print(f"  shape {fmt_dims(d.shape)}  ({_layout_note(d)})", markup=False)
+        if d.wrt in d_values:
+            con.print(f"  value: {_summary(d_values[d.wrt])}", markup=False)
+        if d.wrt in checks:
+            c = checks[d.wrt]
+            con.print(f"  check: max relative error {c['max_rel_error']:.2e} vs finite differences "
+                      f"({'ok' if c['ok'] else 'FAILED'})", markup=False)
+    if bindings:
+        con.print()
+        con.print("where", markup=False)
+        for name, t in bindings:
+            con.print(f"  {name} = {t}", markup=False)
 
-    def f(vals):
-        return f_only.run(vals)[0]
 
-    checks = {}
-    progress = _progress(sum(min(values[d.wrt].size, 64) for d in problem.derivatives()))
-    with progress as bar:
-        task = bar.add_task("finite differences", total=None) if bar else None
-        for d in problem.derivatives():
-            grad_layout = d_values[d.wrt]
-            if d.layout == "numerator":  # back to the shape of x for the comparison
-                grad_layout = grad_layout.T if grad_layout.ndim == 2 and d.x_ty.is_matrix else \
-                    grad_layout.reshape(d.x_ty.dims)
-            err = check_gradient(f, values, d.wrt, grad_layout,
-                                 on_step=(lambda: bar.advance(task)) if bar else None)
-            checks[d.wrt] = {"max_rel_error": err, "ok": bool(err <= tol)}
-    return checks
+def _label(d) -> str:
+    if d.kind == "hessian":
+        a, _, b = d.wrt.partition(",")
+        b = b or a
+        return f"∂²f/∂{_pn(a)}∂{_pn(b)}" if a != b else f"∂²f/∂{_pn(a)}²"
+    return f"∂f/∂{_pn(d.wrt)}"
 
 
 class _NoProgress:

@@ -70,3 +70,36 @@ def substitute(root: Expr, values: dict[str, Expr]) -> Expr:
         else:
             done[id(n)] = make(n.op, *(done[id(a)] for a in n.args), params=n.params)
     return done[id(root)]
+
+
+SEED = "\0v"  # the name of the symbolic seed of a vector-Jacobian product
+
+
+def seed_for(f: Expr) -> Expr:
+    return O.sym(SEED, f.ty)
+
+
+def jacobian_formula(f: Expr, x: Expr) -> Expr | None:
+    """∂f/∂x in numerator layout as one expression, where a matrix formula exists: f scalar (the
+    gradient), or f a column vector and x a column vector or scalar.  None otherwise (tensors)."""
+    from .linearize import matrix_of
+
+    if f.ty.is_scalar:
+        return gradients(f, [x])[0]
+    if not f.ty.is_col or not (x.ty.is_col or x.ty.is_scalar):
+        return None
+    v = seed_for(f)
+    (g,) = gradients(f, [x], seed=v)  # g = Jᵀv, shaped like x
+    M = matrix_of(g, v)
+    if M is None:
+        return None
+    return O.T(M)  # g = M v = Jᵀ v, so J = Mᵀ (a row r gives the column rᵀ when x is a scalar)
+
+
+def index_notation(f: Expr, x: Expr, style: str = "unicode") -> str | None:
+    """∂f/∂x in index notation (numerator layout), for derivatives with no matrix formula."""
+    from .indexform import index_formula
+
+    v = seed_for(f)
+    (g,) = gradients(f, [x], seed=v)
+    return index_formula(g, v, f.ty.full_dims if not f.ty.row else f.ty.dims, x.ty.dims, style)

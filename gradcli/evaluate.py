@@ -47,6 +47,7 @@ class Program:
     roots: list[Expr]
     order: list[Expr]
     last_use: dict[int, int]
+    lazy_diag: set[int]  # diag(v) nodes used only by matrix products: kept as v
 
     def run(self, values: dict[str, Any], xp=None) -> list[Any]:
         if xp is None:
@@ -69,12 +70,15 @@ class Program:
                                  f"-d {name}=NUMBER, or --random")
             return values[name]
         args = [env[id(a)] for a in node.args]
+        if id(node) in self.lazy_diag:
+            return O.Diag(args[0])
         op = OPS[node.op]
         try:
             out = op.impl(xp, node, *args)
         except (ArithmeticError, ValueError) as exc:  # LinAlgError is a ValueError
             raise math_error(f"{_what(op, exc)} in {_short(node)}") from None
-        if op.fails and not _all_finite(xp, out) and all(_all_finite(xp, a) for a in args):
+        if op.fails and not _all_finite(xp, out) and all(_all_finite(xp, a) for a in args
+                                                         if not isinstance(a, O.Diag)):
             raise math_error(f"{op.fails} in {_short(node)}")
         return out
 
@@ -111,12 +115,17 @@ def compile_graph(roots: list[Expr], fns: dict[str, str] | None = None) -> Progr
     roots = bind_functions(roots, fns or {})
     order = topological(roots)
     last_use: dict[int, int] = {}
+    users: dict[int, set[str]] = {}
     for step, node in enumerate(order):
         for a in node.args:
             last_use[id(a)] = step
+            users.setdefault(id(a), set()).add(node.op)
+    root_ids = {id(r) for r in roots}
+    lazy = {id(n) for n in order if n.op == "diagm" and id(n) not in root_ids
+            and users.get(id(n)) == {"matmul"}}
     for node in order:
         for d in node.ty.dims:
             if not isinstance(d, int):
                 raise GradcliError("data", f"dimension '{d}' has no size: give data, -s, or a "
                                            "numeric where clause")
-    return Program(roots, order, last_use)
+    return Program(roots, order, last_use, lazy)

@@ -3,7 +3,9 @@
 For each coordinate i of x (all of them for small x, a seeded sample of `max_coords` for large
 ones), (f(x + hᵢeᵢ) − f(x − hᵢeᵢ)) / 2hᵢ with hᵢ = 1e-6·max(1, |xᵢ|) is compared with the
 symbolic derivative.  The error reported is norm-wise relative over the sampled coordinates,
-‖fd − g‖∞ / max(‖fd‖∞, ‖g‖∞, 1e-12), so tiny entries do not blow it up.
+‖fd − g‖∞ / max(‖fd‖∞, ‖g‖∞, floor), so tiny entries do not blow it up; the floor,
+1e-4·max(1, ‖f(x)‖∞), is the size below which central differences are only rounding noise
+(≈ machine-ε·|f|/h), so an exactly-zero gradient is not reported as a 100% error.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from typing import Any, Callable
 TOLERANCE = 1e-5
 
 
-def relative_error(approx, exact) -> float:
+def relative_error(approx, exact, floor: float = 1e-12) -> float:
     import numpy as np
 
     approx, exact = np.asarray(approx, float), np.asarray(exact, float)
-    scale = max(float(np.max(np.abs(approx), initial=0.0)), float(np.max(np.abs(exact), initial=0.0)), 1e-12)
+    scale = max(float(np.max(np.abs(approx), initial=0.0)), float(np.max(np.abs(exact), initial=0.0)), floor)
     return float(np.max(np.abs(approx - exact), initial=0.0)) / scale
 
 
@@ -45,10 +47,22 @@ def finite_difference(f: Callable[[dict], Any], values: dict, name: str, max_coo
     return idx, np.array(out)
 
 
-def check_gradient(f: Callable[[dict], Any], values: dict, name: str, gradient, **kw) -> float:
-    """Max relative error between a gradient (shape of x) and finite differences of scalar f."""
+def check_derivative(f: Callable[[dict], Any], values: dict, name: str, derivative, **kw) -> float:
+    """Max relative error between a derivative in base layout (shape(f) + shape(x); a gradient
+    has the shape of x) and finite differences of f."""
     import numpy as np
 
     idx, fd = finite_difference(f, values, name, **kw)
-    exact = np.asarray(gradient, dtype=float).reshape(-1)[idx]
-    return relative_error(fd, exact)
+    x_size = np.asarray(values[name]).size
+    exact = np.asarray(derivative, dtype=float).reshape(-1, x_size)[:, idx].T  # (K, size of f)
+    fd = fd.reshape(len(idx), -1)
+    return relative_error(fd, exact, noise_floor(f(values)))
+
+
+check_gradient = check_derivative
+
+
+def noise_floor(f_value) -> float:
+    import numpy as np
+
+    return 1e-4 * max(1.0, float(np.max(np.abs(np.asarray(f_value, dtype=float)), initial=0.0)))

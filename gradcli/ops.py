@@ -11,6 +11,7 @@ the front, transposes pushed onto leaves, `AB + AᵀB` factored).
 from __future__ import annotations
 
 import math
+import re
 from typing import Optional
 
 from .expr import OPS, Expr, Op, ShapeMsg, make, make_raw, register
@@ -466,6 +467,12 @@ def _simplify_matmul(args, params) -> Optional[Expr]:
         if x.op == "div" and x.args[1].ty.is_scalar and not x.args[0].ty.is_scalar:  # (X/s)Y = XY/s
             rest = (x.args[0], y) if pos == 0 else (y, x.args[0])
             return div(matmul(*rest), x.args[1])
+    if a.op == "diagm" and b.op == "diagm":  # diag(u)diag(v) = diag(u ⊙ v)
+        return make("diagm", mul(a.args[0], b.args[0]))
+    if a.op == "diagm" and b.op == "matmul" and b.args[0].op == "diagm":
+        return matmul(matmul(a, b.args[0]), b.args[1])
+    if b.op == "diagm" and a.op == "matmul" and a.args[1].op == "diagm":
+        return matmul(a.args[0], matmul(a.args[1], b))
     ty = matmul_shape(STRICT, (a.ty, b.ty), ())
     if a.ty.is_col and b.ty.is_row:  # an outer product: 𝟙xᵀ stays as it is
         return None
@@ -488,7 +495,8 @@ def _simplify_T(args, params) -> Optional[Expr]:
         return fill(a.args[0], a.ty.transposed())
     if a.op == "mul" and a.args[0].ty.is_scalar:  # (cX)ᵀ = cXᵀ
         return mul(a.args[0], T(a.args[1]))
-    if a.op == "add":  # (P + Q)ᵀ = Pᵀ + Qᵀ when that leaves fewer transposes: (A + Aᵀ)ᵀ = A + Aᵀ
+    if a.op == "add" and a.args[0].ty == a.args[1].ty:  # (P + Q)ᵀ = Pᵀ + Qᵀ when that leaves
+        # fewer transposes: (A + Aᵀ)ᵀ = A + Aᵀ.  Not for a broadcast sum: (A + x)ᵀ adds x to rows.
         distributed = add(T(a.args[0]), T(a.args[1]))
         if _transposes(distributed) <= _transposes(a):
             return distributed
@@ -554,6 +562,8 @@ def _simplify_sum(args, params) -> Optional[Expr]:
             return mul(a.args[0], make_raw("numel", (), (a.ty,)))
         if a.op == "softmax":
             return const(1.0)
+    if a.op == "diagm" and not keep:  # the row and column sums of diag(w) are w
+        return summ(a.args[0]) if axis is None else a.args[0]
     if a.op == "mul" and a.args[0].ty.is_scalar and not a.args[1].ty.is_scalar:
         return mul(a.args[0], summ(a.args[1], axis, keep))  # sum is linear
     if a.op == "fill" and axis is not None:
@@ -580,8 +590,25 @@ def _simplify_tr(args, params) -> Optional[Expr]:
 
 
 # ----------------------------------------------------------------- numeric helpers
+class Diag:
+    """diag(d) kept as its vector d: the evaluator hands this to matmul instead of an n×n matrix
+    when every user of a diag(·) node is a matrix product (a 2000×2000 Jacobian of tanh(Wx + b)
+    is then d[:, None] * W, never diag(d) @ W)."""
+
+    __slots__ = ("d",)
+
+    def __init__(self, d):
+        self.d = d
+
+
 def _np_matmul(xp, node, a, b):
     x, y = node.args
+    if isinstance(a, Diag):
+        if isinstance(b, Diag):
+            return xp.diag(a.d * b.d)
+        return a.d[:, None] * b if b.ndim == 2 else a.d * b
+    if isinstance(b, Diag):
+        return a * b.d  # broadcasting along the last axis scales the columns (or a row)
     if x.ty.is_col and y.ty.is_row:
         return xp.multiply.outer(a, b) if hasattr(xp, "multiply") else xp.outer(a, b)
     return a @ b
@@ -791,6 +818,15 @@ def _vjp_matmul_b(node, G):
     return like(mm(T(a), G), b.ty)
 
 
+_FUNC_WORD = re.compile(r"[A-Za-z]{2,}\(")
+
+
+def _rightmost(e: Expr) -> Expr:
+    while e.op == "matmul":
+        e = e.args[1]
+    return e
+
+
 def _matmul_notation(r, node):
     a, b = node.args
     if r.style == "ascii":
@@ -798,10 +834,11 @@ def _matmul_notation(r, node):
         return r.child(a, MUL) + " @ " + right, MUL
     left, right = r.child(a, JUXT), r.child(b, JUXT)
     sep = "" if r.style == "unicode" else " "
-    if r.style == "unicode" and left[-1:].isalnum() and right[:1].isalnum() and (
+    if r.style == "unicode" and (left[-1:].isalnum() or left[-1:] in "ᵀ¹)") and right[:1].isalnum() and (
             len(r.name(r.leaf_name(a)).rstrip("₀₁₂₃₄₅₆₇₈₉")) > 1 or
-            len(r.name(r.leaf_name(b)).rstrip("₀₁₂₃₄₅₆₇₈₉")) > 1):
-        sep = " "
+            len(r.name(r.leaf_name(b)).rstrip("₀₁₂₃₄₅₆₇₈₉")) > 1 or _FUNC_WORD.match(right)
+            or (left.endswith(")") and _rightmost(a).op not in ("add", "mul", "div", "sym", "T"))):
+        sep = " "  # Xᵀ diag(…), W x_in: separate words, keep single letters together (XΘ)
     return left + sep + right, JUXT
 
 

@@ -1,6 +1,8 @@
 """Every derivative rule, checked against central finite differences on random data, and a
 property test over random well-shaped formulas mixing all operators."""
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -121,7 +123,8 @@ def formulas(kind: str, depth: int):
     return st.one_of(_leaf(kind), *options)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          max_examples=int(os.environ.get("GRADCLI_EXAMPLES", "300")))
 @given(st.one_of(formulas("s", 3), st.builds(lambda p: f"sum({p})", formulas("v", 3)),
                  st.builds(lambda p: f"sum({p})", formulas("m", 3))),
        st.integers(0, 1000))

@@ -1,0 +1,236 @@
+"""Index notation for derivatives that have no matrix formula (tensors of order 3 and 4).
+
+Reverse mode gives g(V) = Jᵀ-applied-to-V, linear in a symbolic seed V of f's shape.  Written in
+indices, each term of g[k, l] holds exactly one entry V[a, b]; the derivative entry
+J[i, j, k, l] = ∂g[k, l]/∂V[i, j] replaces it by δ(a, i) δ(b, j), and summed indices that meet a
+δ are contracted away.  So `A@x` wrt A gives δ(i,k) x[l], and K = RᵀR wrt R gives
+δ(l,i) R[k,j] + δ(l,j) R[k,i].  Subexpressions free of V stay whole: (1 − tanh(Wx)²)[i].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import count
+
+from . import ops as O
+from .differentiate import depends_on
+from .expr import Expr
+from .render import Renderer
+
+F_INDEX = ("i", "j")
+X_INDEX = ("k", "l")
+H_X_INDEX = ("p", "q")  # the second variable's indices when f is a gradient of a matrix (4 indices)
+
+
+class NoIndexForm(Exception):
+    pass
+
+
+@dataclass
+class Term:
+    coef: float
+    factors: list = field(default_factory=list)  # ("t", text, idx) | ("d", a, b) | ("v", idx)
+    sums: list = field(default_factory=list)
+
+
+def index_formula(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode") -> str | None:
+    """J[f indices, x indices] as text, from g = the vector-Jacobian product with seed v."""
+    dep = depends_on(g, {v.params[0]})
+    fresh = (f"{c}" for c in _fresh_names())
+    f_idx = F_INDEX[: len(f_dims)] if len(x_dims) < 2 or len(f_dims) < 2 else F_INDEX
+    x_idx = X_INDEX[: len(x_dims)]
+    try:
+        terms = _index(g, x_idx, v, dep, fresh, Renderer(style))
+    except NoIndexForm:
+        return None
+    out = []
+    for t in terms:
+        t = _seed_to_delta(t, f_idx if len(f_dims) == len(f_idx) else f_idx[: len(f_dims)])
+        t = _contract(t)
+        if t is not None:
+            out.append(t)
+    return _render(out, style)
+
+
+def _fresh_names():
+    for name in "rstuvwabcdegh":
+        yield name
+    for i in count(1):
+        yield f"s{i}"
+
+
+def _opaque(e: Expr, idx: tuple, r: Renderer) -> Term:
+    if e.op == "T" and len(idx) == 2:  # (Aᵀ)[i,j] = A[j,i]
+        return _opaque(e.args[0], (idx[1], idx[0]), r)
+    if e.op == "T":
+        return _opaque(e.args[0], idx, r)
+    if e.is_const:
+        return Term(e.value)
+    text, prec = r.render(e)
+    if not idx:
+        return Term(1.0, [("t", text if prec >= 2 else f"({text})", ())])
+    if prec < 6 or e.op not in ("sym",) and not text[-1:] in ")ᵀ¹" and not e.op == "sym":
+        text = f"({text})" if e.op != "sym" else text
+    return Term(1.0, [("t", text, idx)])
+
+
+def _times(a: list[Term], b: list[Term]) -> list[Term]:
+    return [Term(x.coef * y.coef, x.factors + y.factors, x.sums + y.sums) for x in a for y in b]
+
+
+def _align(arg: Expr, out_idx: tuple) -> tuple:
+    """The indices of a broadcast operand: numpy aligns the trailing axes."""
+    dims = arg.ty.dims
+    if not dims:
+        return ()
+    if len(dims) == len(out_idx):
+        if any(d == 1 for d in dims):
+            raise NoIndexForm
+        return out_idx
+    return out_idx[len(out_idx) - len(dims):]
+
+
+def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[Term]:
+    if e is v:
+        return [Term(1.0, [("v", idx)])]
+    if id(e) not in dep:
+        return [_opaque(e, idx, r)]
+
+    def rec(x: Expr, ix: tuple) -> list[Term]:
+        return _index(x, ix, v, dep, fresh, r)
+
+    a = e.args[0] if e.args else None
+    b = e.args[1] if len(e.args) > 1 else None
+    if e.op == "add":
+        return [t for x in (a, b) if id(x) in dep for t in rec(x, _align(x, idx))]
+    if e.op in ("mul", "div"):
+        live, other = (a, b) if id(a) in dep else (b, a)
+        if id(other) in dep or (e.op == "div" and live is b):
+            raise NoIndexForm
+        factor = [_opaque(other, _align(other, idx), r)]
+        if e.op == "div":
+            factor = [Term(1.0, [("t", "1/" + f[1], f[2]) if f[0] == "t" else f for f in factor[0].factors])]
+        return _times(factor, rec(live, _align(live, idx)))
+    if e.op == "matmul":
+        s = next(fresh)
+        ta, tb = a.ty, b.ty
+        if ta.is_matrix and tb.is_matrix:
+            ia, ib = (idx[0], s), (s, idx[1])
+        elif ta.is_matrix:  # matrix @ column
+            ia, ib = (idx[0], s), (s,)
+        elif tb.is_matrix:  # row @ matrix
+            ia, ib = (s,), (s, idx[0])
+        elif ta.is_row and tb.is_col:
+            ia, ib = (s,), (s,)
+        else:  # column @ row: an outer product, nothing summed
+            return _times(rec(a, (idx[0],)), rec(b, (idx[1],)))
+        out = _times(rec(a, ia), rec(b, ib))
+        for t in out:
+            t.sums.append(s)
+        return out
+    if e.op == "T":
+        return rec(a, (idx[1], idx[0]) if len(idx) == 2 else idx)
+    if e.op == "sum":
+        axis, keep = e.params
+        if axis is None:
+            inner = tuple(next(fresh) for _ in a.ty.dims)
+            out = rec(a, inner)
+            for t in out:
+                t.sums.extend(inner)
+            return out
+        s = next(fresh)
+        inner = list(idx)
+        if keep:
+            inner[axis] = s
+        else:
+            inner.insert(axis, s)
+        out = rec(a, tuple(inner))
+        for t in out:
+            t.sums.append(s)
+        return out
+    if e.op == "fill":
+        return rec(a, ())
+    if e.op == "expand":
+        axis, keep, _ = e.params
+        inner = tuple(ix for n, ix in enumerate(idx) if n != axis) if not keep else idx
+        return rec(a, inner)
+    if e.op == "diagm":
+        return _times([Term(1.0, [("d", idx[0], idx[1])])], rec(a, (idx[0],)))
+    if e.op == "diagv":
+        return rec(a, (idx[0], idx[0]))
+    raise NoIndexForm
+
+
+def _seed_to_delta(t: Term, f_idx: tuple) -> Term:
+    factors = []
+    for f in t.factors:
+        if f[0] == "v":
+            if len(f[1]) != len(f_idx):
+                raise NoIndexForm
+            factors.extend(("d", a, b) for a, b in zip(f[1], f_idx))
+        else:
+            factors.append(f)
+    return Term(t.coef, factors, list(t.sums))
+
+
+def _contract(t: Term) -> Term | None:
+    """Σ_s δ(s, i) E(s) = E(i); δ(i, i) = 1."""
+    factors, sums = list(t.factors), list(t.sums)
+    changed = True
+    while changed:
+        changed = False
+        for n, f in enumerate(factors):
+            if f[0] != "d":
+                continue
+            a, b = f[1], f[2]
+            if a == b:
+                factors.pop(n)
+                changed = True
+                break
+            for old, new in ((a, b), (b, a)):
+                if old in sums:
+                    sums.remove(old)
+                    factors.pop(n)
+                    factors = [_rename(g, old, new) for g in factors]
+                    changed = True
+                    break
+            if changed:
+                break
+    return Term(t.coef, factors, sums)
+
+
+def _rename(f, old, new):
+    if f[0] == "d":
+        return ("d", new if f[1] == old else f[1], new if f[2] == old else f[2])
+    return (f[0], f[1], tuple(new if i == old else i for i in f[2]))
+
+
+def _render(terms: list[Term], style: str) -> str:
+    if not terms:
+        return "0"
+    parts = []
+    for n, t in enumerate(terms):
+        pieces = []
+        for f in sorted(t.factors, key=lambda f: f[0] != "d"):
+            if f[0] == "d":
+                a, b = sorted((f[1], f[2]))
+                pieces.append({"unicode": f"δ({a},{b})", "ascii": f"delta({a},{b})",
+                               "latex": rf"\delta_{{{a}{b}}}"}[style])
+            else:
+                pieces.append(f[1] + (f"[{','.join(f[2])}]" if f[2] else ""))
+        body = " ".join(pieces) if pieces else "1"
+        if t.sums:
+            prefix = {"unicode": "Σ_", "ascii": "sum_", "latex": r"\sum_{"}[style]
+            body = prefix + ",".join(t.sums) + ("}" if style == "latex" else "") + " " + body
+        c = t.coef
+        if c != 1.0 and c != -1.0:
+            body = f"{abs(c):g} {body}"
+        sign = "-" if c < 0 else "+"
+        if style == "unicode" and sign == "-":
+            sign = "−"
+        parts.append((sign if (n or c < 0) else "") + ("" if not n and c >= 0 else " ") + body
+                     if n else (sign if c < 0 else "") + body)
+    text = parts[0]
+    for p in parts[1:]:
+        text += " " + p.strip() if p.strip()[0] in "+-−" else " + " + p
+    return text

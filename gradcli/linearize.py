@@ -1,0 +1,109 @@
+"""The matrix of a linear map: given an expression e linear in a vector symbol v, find M with
+e = M v (a row r with e = r v when e is a scalar).
+
+This is how Jacobians and Hessians get their matrix formulas.  Reverse mode gives the
+vector-Jacobian product g(v) = Jᵀv of f for a symbolic seed v; reading off the matrix of g turns
+`Aᵀv` into J = A, `v ⊙ (1 − tanh²z)` into diag(1 − tanh²z), `s ⊙ v − s(sᵀv)` into diag(s) − ssᵀ.
+Where a step has no matrix form (matrix-valued intermediates, tensors), it returns None and the
+caller falls back to numbers only.
+"""
+
+from __future__ import annotations
+
+from . import ops as O
+from .differentiate import depends_on
+from .expr import Expr
+from .shapes import Ty
+
+
+class NoMatrixForm(Exception):
+    pass
+
+
+def matrix_of(e: Expr, v: Expr) -> Expr | None:
+    """M with e = M v, for e a column vector or scalar and v a column-vector symbol."""
+    if not v.ty.is_col or not (e.ty.is_col or e.ty.is_scalar):
+        return None
+    dep = depends_on(e, {v.params[0]})
+    try:
+        return _matrix(e, v, dep, {})
+    except NoMatrixForm:
+        return None
+
+
+def _matrix(e: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:
+    if id(e) in memo:
+        return memo[id(e)]
+    out = _matrix_uncached(e, v, dep, memo)
+    memo[id(e)] = out
+    return out
+
+
+def _zero(e: Expr, v: Expr) -> Expr:
+    n = v.ty.dims[0]
+    return O.zeros(Ty((n,), True) if e.ty.is_scalar else Ty((e.ty.dims[0], n)))
+
+
+def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:
+    if id(e) not in dep:
+        return _zero(e, v)
+    if e is v:
+        return O.eye(v.ty.dims[0])
+
+    def rec(x: Expr) -> Expr:
+        return _matrix(x, v, dep, memo)
+
+    a = e.args[0] if e.args else None
+    b = e.args[1] if len(e.args) > 1 else None
+    if e.op == "add":
+        if a.ty != b.ty:  # a broadcast sum: a scalar linear in v spread over a vector
+            if a.ty.is_scalar and id(a) in dep:
+                return O.add(O.matmul(O.fill(O.const(1.0), e.ty), rec(a)), rec(b)) if id(b) in dep \
+                    else O.matmul(O.fill(O.const(1.0), e.ty), rec(a))
+            if b.ty.is_scalar and id(b) in dep:
+                return O.add(rec(a), O.matmul(O.fill(O.const(1.0), e.ty), rec(b))) if id(a) in dep \
+                    else O.matmul(O.fill(O.const(1.0), e.ty), rec(b))
+            raise NoMatrixForm
+        return O.add(rec(a), rec(b))
+    if e.op in ("mul", "div"):
+        live, other = (a, b) if id(a) in dep else (b, a)
+        if id(other) in dep:
+            raise NoMatrixForm  # not linear
+        if e.op == "div" and live is b:
+            raise NoMatrixForm
+        factor = other if e.op == "mul" else O.div(O.const(1.0), b)
+        if factor.ty.is_scalar:
+            if live.ty.is_scalar and not e.ty.is_scalar:  # vector · (r v) = (vector r) v
+                return O.matmul(factor, rec(live))
+            return O.mul(factor, rec(live))
+        if live.ty.is_scalar:  # w · (r v): outer product w r
+            return O.matmul(factor, rec(live))
+        if factor.ty == live.ty and live.ty.is_col:  # w ⊙ u = diag(w) u
+            return O.matmul(O.make("diagm", factor), rec(live))
+        raise NoMatrixForm
+    if e.op == "matmul":
+        if id(a) not in dep:
+            if a.ty.is_matrix or a.ty.is_row:  # A u, or wᵀu
+                return O.matmul(a, rec(b))
+            raise NoMatrixForm
+        if id(b) not in dep and a.ty.is_row and b.ty.is_col:  # uᵀw = wᵀu
+            return O.matmul(O.T(b), _row_to_col(a, v, dep, memo))
+        raise NoMatrixForm
+    if e.op == "T" and e.ty.is_col and a.ty.is_row:
+        return _row_to_col(a, v, dep, memo)
+    if e.op == "sum" and e.params == (None, False) and a.ty.is_col:
+        return O.T(O.summ(rec(a), 0))
+    if e.op == "fill" and a.ty.is_scalar:
+        return O.matmul(O.fill(O.const(1.0), e.ty), rec(a))
+    if e.op == "diagv" and a.op == "diagm":
+        return rec(a.args[0])
+    raise NoMatrixForm
+
+
+def _row_to_col(row: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:
+    """(uᵀA)ᵀ = Aᵀu: a row linear in v, read as a column."""
+    if row.op == "T":
+        return _matrix(row.args[0], v, dep, memo)
+    if row.op == "matmul" and id(row.args[1]) not in dep and row.args[0].ty.is_row:
+        return O.matmul(O.T(row.args[1]), _row_to_col(row.args[0], v, dep, memo))
+    raise NoMatrixForm

@@ -1,0 +1,118 @@
+"""Jacobians and Hessians: every rule against finite differences in both layouts, the matrix
+formulas of the textbooks, and index notation where no matrix formula exists."""
+
+import numpy as np
+import pytest
+
+import gradcli
+from gradcli.fdcheck import check_derivative
+from helpers import random_data
+
+
+def check_all(text, shapes=None, hessian=False, layout=None, positive=False, fns=None):
+    """Compile, evaluate, FD-check every derivative; also that layouts are transposes."""
+    p0 = gradcli.analyze(text, shapes=shapes)
+    values = random_data(p0, 3, positive)
+    p = gradcli.analyze(text, data_shapes={k: v.shape for k, v in values.items()}, layout=layout)
+    compiled = p.compile(fns, hessian=hessian)
+    f, base = compiled.evaluate(values)
+    errors = compiled.check(values, base, fns)
+    assert errors and all(e < 1e-6 for e in errors.values()), errors
+    _, shown = compiled(**values)
+    for d in compiled.derivs:
+        assert shown[d.wrt].shape == tuple(d.shape)
+    return p, compiled, base
+
+
+JACOBIANS = [
+    ("A@x", {"A": (4, 3)}), ("x'@A", {"A": (3, 4)}), ("tanh(W@x + b)", {"W": (4, 3), "b": (4,)}),
+    ("softmax(z)", {"z": (4,)}), ("exp(x) * y", {"x": (3,)}), ("x / (1 + y^2)", {"x": (3,)}),
+    ("sigmoid(x) + relu(y) + softplus(x)", {"x": (3,)}), ("a * x + x * (x'@y)", {"x": (3,)}),
+    ("log(1 + exp(x))", {"x": (3,)}), ("sum(A, 0)", {"A": (3, 4)}), ("diag(A)", {"A": (3, 3)}),
+    ("diag(x)@y", {"x": (3,)}), ("inv(A)@x", {"A": (3, 3)}), ("A'@x", {"A": (3, 4)}),
+    ("R'@R", {"R": (4, 3)}), ("X * Y", {"X": (2, 3)}), ("A@X@B", {"A": (2, 3), "X": (3, 4), "B": (4, 2)}),
+    ("inv(X)", {"X": (3, 3)}), ("outer(x, y)", {"x": (3,), "y": (2,)}), ("tanh(W@x)", {"W": (2, 3)}),
+    ("X@W + v", {"X": (3, 2), "W": (2, 4)}), ("x'", {"x": (3,)}),
+]
+
+
+@pytest.mark.parametrize("layout", ["numerator", "denominator"])
+@pytest.mark.parametrize("text, shapes", JACOBIANS, ids=[j[0] for j in JACOBIANS])
+def test_jacobian_matches_finite_differences(text, shapes, layout):
+    import re
+
+    names = sorted(set(re.findall(r"[A-Za-z]\w*", text)) - {"tanh", "softmax", "exp", "sigmoid", "relu",
+                                                            "softplus", "log", "sum", "diag", "inv", "outer"})
+    check_all(f"{text} wrt {', '.join(names)}", shapes, layout=layout)
+
+
+def test_denominator_is_the_transpose_of_numerator():
+    p, compiled, base = check_all("tanh(W@x + b) wrt x", {"W": (4, 3), "b": (4,)}, layout="denominator")
+    (d,) = compiled.derivs
+    assert d.shape == (3, 4) and d.text() == "Wᵀ diag(1 − tanh(Wx + b)²)"
+
+
+@pytest.mark.parametrize("text, wrt, formula", [
+    ("A@x", "x", "A"),
+    ("tanh(W@x + b)", "b where b: (m)", "diag(1 − tanh(Wx + b)²)"),
+    ("tanh(W@x + b)", "x where b: (m)", "diag(1 − tanh(Wx + b)²) W"),
+    ("softmax(v)", "v", "diag(softmax(v)) − softmax(v) softmax(v)ᵀ"),
+    ("x*y", "x", "diag(y)"),
+    ("(A + A')@x", "x", "A + Aᵀ"),
+])
+def test_jacobian_matrix_formulas(text, wrt, formula):
+    (d,) = gradcli.analyze(f"{text} wrt {wrt}").derivatives()
+    assert d.kind == "jacobian" and d.text() == formula
+
+
+def test_seed_examples_shapes_and_index_notation():
+    p = gradcli.analyze("A@x wrt x, A where A: (M, N)")
+    dx, dA = p.derivatives()
+    assert dx.shape == ("M", "N") and dx.text() == "A"
+    assert dA.shape == ("M", "M", "N") and dA.text() == ""
+    assert dA.formula() == "[i,k,l] = δ(i,k) x[l]"
+    (dR,) = gradcli.analyze("R'@R wrt R where R: (M, N)").derivatives()
+    assert dR.shape == ("N", "N", "M", "N")
+    assert dR.formula() == "[i,j,k,l] = δ(j,l) R[k,i] + δ(i,l) R[k,j]"
+
+
+HESSIANS = [
+    ("x'@A@x wrt x", {"A": (3, 3)}, "A + Aᵀ"),
+    ("||A@x - y||^2 wrt x", {"A": (4, 3)}, "2AᵀA"),
+    ("||y - X@theta||^2 wrt theta", {"X": (5, 3)}, "2XᵀX"),
+    ("sum(log(1 + exp(-y*(X@w)))) wrt w", {"X": (6, 3)},
+     "Xᵀ diag(y ⊙ (σ(−y ⊙ Xw) ⊙ (1 − σ(−y ⊙ Xw)) ⊙ y)) X"),
+    ("logsumexp(z) - y'@z wrt z", {"z": (4,)}, "diag(softmax(z)) − softmax(z) softmax(z)ᵀ"),
+    ("-sum(y*log(softmax(z))) wrt z", {"z": (4,)}, None),
+    ("logdet(X) wrt X", {"X": (3, 3)}, ""),
+    ("x'@A@y wrt x, y", {"A": (2, 3)}, None),
+    ("sum(tanh(W@x)) wrt W, x", {"W": (2, 3)}, None),
+]
+
+
+@pytest.mark.parametrize("layout", ["numerator", "denominator"])
+@pytest.mark.parametrize("text, shapes, formula", HESSIANS, ids=[h[0] for h in HESSIANS])
+def test_hessians_match_finite_differences(text, shapes, formula, layout):
+    p, compiled, base = check_all(text, shapes, hessian=True, layout=layout)
+    if formula is not None:
+        assert compiled.derivs[0].text() == formula
+
+
+def test_logdet_hessian_is_a_4_tensor_in_index_notation():
+    (h,) = gradcli.analyze("logdet(X) wrt X").hessians()
+    assert h.shape == ("m", "m", "m", "m") and h.formula() == "[i,j,k,l] = −(X⁻¹)[j,k] (X⁻¹)[l,i]"
+
+
+def test_large_jacobian_never_builds_the_diagonal():
+    from gradcli import ops as O
+
+    n = 300
+    p = gradcli.analyze("tanh(W@x + b) wrt x", data_shapes={"W": (n, n), "x": (n,), "b": (n,)})
+    compiled = p.compile()
+    lazy = [node for node in compiled.program.order if id(node) in compiled.program.lazy_diag]
+    assert len(lazy) == 1 and lazy[0].op == "diagm"
+    rng = np.random.default_rng(0)
+    W, x, b = rng.normal(size=(n, n)) / n, rng.normal(size=n), rng.normal(size=n)
+    _, d = compiled(W=W, x=x, b=b)
+    assert np.allclose(d["x"], (1 - np.tanh(W @ x + b) ** 2)[:, None] * W)
+    assert O.Diag  # the evaluator's stand-in for diag(v)
