@@ -253,6 +253,9 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for --random.")]
 CheckOpt = Annotated[bool, typer.Option("--check", help="Compare each derivative with central finite "
                                                         "differences; exit 1 above --tol.")]
 TolOpt = Annotated[float, typer.Option("--tol", help="Tolerance of --check (max relative error).")]
+EmitOpt = Annotated[Optional[str], typer.Option("--emit", metavar="numpy|latex",
+                                                help="Print a standalone numpy module (value_and_grad / "
+                                                     "value_and_hess), or the LaTeX formulas.")]
 OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
                                                help="Write f.npy and d_<name>.npy (h_<name>.npy) into DIR.")]
 
@@ -264,11 +267,11 @@ OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
 def grad(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
          fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
          tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
-         out: OutOpt = None) -> None:
+         out: OutOpt = None, emit: EmitOpt = None) -> None:
     """Derivatives of FORMULA wrt its wrt symbols: the gradient of a scalar, the Jacobian of a
     vector or matrix; formulas, shapes, layouts and (with data) values."""
     _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout,
-                                         as_json, latex, out, hessian=False))
+                                         as_json, latex, out, emit, hessian=False))
 
 
 @app.command(epilog="\b\nExamples:\n  gradcli hess \"x'@A@x wrt x\"\n"
@@ -277,14 +280,14 @@ def grad(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data:
 def hess(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
          fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
          tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
-         out: OutOpt = None) -> None:
+         out: OutOpt = None, emit: EmitOpt = None) -> None:
     """Hessian of a scalar FORMULA: shape(x) + shape(x); with several wrt symbols, every block."""
     _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout,
-                                         as_json, latex, out, hessian=True))
+                                         as_json, latex, out, emit, hessian=True))
 
 
 def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
-                   out_dir, hessian: bool):
+                   out_dir, emit, hessian: bool):
     from .api import analyze, render_derivatives
     from .shapes import fmt_dims
 
@@ -295,6 +298,16 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
     if not problem.wrt:
         raise GradcliError("usage", "nothing to differentiate: add 'wrt NAME' to the formula or --wrt NAME")
     derivs = problem.hessians() if hessian else problem.derivatives()
+    if emit is not None:
+        if emit == "latex":
+            latex = True
+        elif emit == "numpy":
+            from .emit import emit_numpy
+
+            sys.stdout.write(emit_numpy(problem, derivs, fns, hessian))
+            return
+        else:
+            raise GradcliError("usage", f"--emit {emit}: expected numpy or latex")
     f_value, d_values, checks = None, {}, {}
     if values or random:
         if random:

@@ -47,7 +47,7 @@ class Program:
     roots: list[Expr]
     order: list[Expr]
     last_use: dict[int, int]
-    lazy_diag: set[int]  # diag(v) nodes used only by matrix products: kept as v
+    deferred: set[int]  # diag(v) used only by products, c·z used only by sums: kept deferred
 
     def run(self, values: dict[str, Any], xp=None) -> list[Any]:
         if xp is None:
@@ -70,15 +70,15 @@ class Program:
                                  f"-d {name}=NUMBER, or --random")
             return values[name]
         args = [env[id(a)] for a in node.args]
-        if id(node) in self.lazy_diag:
-            return O.Diag(args[0])
+        if id(node) in self.deferred:
+            return O.Diag(args[0]) if node.op == "diagm" else O.Scaled(node.args[0].value, args[1])
         op = OPS[node.op]
         try:
             out = op.impl(xp, node, *args)
         except (ArithmeticError, ValueError) as exc:  # LinAlgError is a ValueError
             raise math_error(f"{_what(op, exc)} in {_short(node)}") from None
         if op.fails and not _all_finite(xp, out) and all(_all_finite(xp, a) for a in args
-                                                         if not isinstance(a, O.Diag)):
+                                                         if not isinstance(a, O.Deferred)):
             raise math_error(f"{op.fails} in {_short(node)}")
         return out
 
@@ -121,8 +121,9 @@ def compile_graph(roots: list[Expr], fns: dict[str, str] | None = None) -> Progr
             last_use[id(a)] = step
             users.setdefault(id(a), set()).add(node.op)
     root_ids = {id(r) for r in roots}
-    lazy = {id(n) for n in order if n.op == "diagm" and id(n) not in root_ids
-            and users.get(id(n)) == {"matmul"}}
+    lazy = {id(n) for n in order if id(n) not in root_ids and (
+        (n.op == "diagm" and users.get(id(n)) == {"matmul"}) or
+        (n.op == "mul" and n.args[0].is_const and users.get(id(n)) == {"add"}))}
     for node in order:
         for d in node.ty.dims:
             if not isinstance(d, int):

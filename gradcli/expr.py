@@ -33,6 +33,8 @@ class Op:
     notation: dict style -> (template, precedence) or callable(renderer, node) -> (text, prec)
     simplify(args, params) -> Expr|None  rewrite applied when the node is built
     fails: what to say when impl gives a non-finite value from finite inputs (math error)
+    emit: numpy source for the node (`--emit numpy`): a template over the arguments' names,
+          "np.exp({0})", or callable(codegen, node, args) -> str
     """
 
     name: str
@@ -43,6 +45,7 @@ class Op:
     simplify: Optional[Callable[..., Optional["Expr"]]] = None
     fails: str = ""
     linear: bool = False  # linear in every argument (used by the evaluator's planner)
+    emit: Any = None
 
 
 OPS: dict[str, Op] = {}

@@ -1,0 +1,1 @@
+"""gradcli benchmarks: `python -m bench [--quick]` (see run.py)."""

@@ -1,0 +1,258 @@
+"""Benchmarks: gradcli against hand-written numpy (and jax / autograd / torch when installed).
+
+    python -m bench            # full sizes
+    python -m bench --quick    # small sizes, under two minutes
+
+Prints markdown tables: medians over interleaved repeats (each contender timed in turn, so load
+on the machine hits all alike), the ratio to hand-written numpy measured in the same run, and
+peak memory (tracemalloc, which sees numpy's allocations).  Speed lives here, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import gradcli  # noqa: E402
+
+
+def timeit(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def peak_mb(fn) -> float:
+    gc.collect()
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2 ** 20
+
+
+def interleaved(contenders: dict, repeats: int) -> dict:
+    """{name: [seconds]}: one run of each contender per round, rounds repeated."""
+    times: dict = {k: [] for k in contenders}
+    for fn in contenders.values():  # warm-up (compilation, caches, BLAS threads)
+        fn()
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+# ----------------------------------------------------------------------------- workloads
+def workloads(quick: bool):
+    rng = np.random.default_rng(0)
+    s = 0.1 if quick else 1.0
+
+    def n(x):
+        return max(4, int(x * s))
+
+    # least squares
+    X, y, th = rng.normal(size=(n(20000), n(500))), rng.normal(size=n(20000)), rng.normal(size=n(500))
+
+    def ls_hand():
+        r = X @ th - y
+        return r @ r, 2.0 * (X.T @ r)
+
+    yield ("least squares ‖y − Xθ‖², X %d×%d" % X.shape, "||y - X@theta||^2 wrt theta",
+           dict(X=X, y=y, theta=th), ls_hand, False)
+
+    # logistic + ridge, labels ±1
+    yl = np.where(rng.normal(size=X.shape[0]) > 0, 1.0, -1.0)
+    w = 0.01 * rng.normal(size=X.shape[1])
+    lam = np.array(0.1)
+
+    def logistic_hand():
+        z = -yl * (X @ w)
+        f = np.sum(np.logaddexp(0.0, z)) + lam * (w @ w)
+        s_ = 0.5 * (np.tanh(0.5 * z) + 1.0)
+        return f, -(X.T @ (s_ * yl)) + 2.0 * lam * w
+
+    yield ("logistic + ridge, X %d×%d" % X.shape, "sum(softplus(-y*(X@w))) + lam*||w||^2 wrt w",
+           dict(X=X, y=yl, w=w, lam=lam), logistic_hand, False)
+
+    # 2-layer tanh net
+    B, d_in, h, out = n(512), n(4096) if not quick else 256, 64, 10
+    Xn, W1, W2, Y = (rng.normal(size=(B, d_in)), 0.01 * rng.normal(size=(d_in, h)),
+                     0.1 * rng.normal(size=(h, out)), rng.normal(size=(B, out)))
+
+    def net_hand():
+        H = np.tanh(Xn @ W1)
+        R = H @ W2 - Y
+        f = 0.5 * np.sum(R * R)
+        gW2 = H.T @ R
+        gW1 = Xn.T @ ((R @ W2.T) * (1.0 - H * H))
+        return f, gW1, gW2
+
+    yield ("2-layer tanh net, X %d×%d, hidden %d" % (B, d_in, h), "0.5*||tanh(X@W1)@W2 - Y||_F^2 wrt W1, W2",
+           dict(X=Xn, W1=W1, W2=W2, Y=Y), net_hand, False)
+
+    # matrix factorisation
+    m_, r_ = n(3000), 64 if not quick else 16
+    M, U, V = rng.normal(size=(m_, m_)), rng.normal(size=(m_, r_)), rng.normal(size=(m_, r_))
+
+    def mf_hand():
+        R = M - U @ V.T
+        return np.sum(R * R), -2.0 * (R @ V), -2.0 * (R.T @ U)
+
+    yield ("matrix factorisation ‖M − UVᵀ‖², %d×%d rank %d" % (m_, m_, r_), "||M - U@V'||_F^2 wrt U, V",
+           dict(M=M, U=U, V=V), mf_hand, False)
+
+    # logdet + trace
+    k = n(800)
+    A_, B_ = rng.normal(size=(k, k)), rng.normal(size=(k, k))
+    Xs = rng.normal(size=(k, k)) + k ** 0.5 * np.eye(k) * 3
+
+    def ld_hand():
+        sign, ld = np.linalg.slogdet(Xs)
+        return ld + np.trace(A_ @ Xs @ B_), np.linalg.inv(Xs).T + A_.T @ B_.T
+
+    yield ("logdet(X) + tr(AXB), %d×%d" % (k, k), "logdet(X) + tr(A@X@B) wrt X", dict(X=Xs, A=A_, B=B_),
+           ld_hand, False)
+
+    # logistic Hessian
+    Xh = rng.normal(size=(n(5000), n(300)))
+    yh = np.where(rng.normal(size=Xh.shape[0]) > 0, 1.0, -1.0)
+    wh = 0.01 * rng.normal(size=Xh.shape[1])
+
+    def hess_hand():
+        z = -yh * (Xh @ wh)
+        s_ = 0.5 * (np.tanh(0.5 * z) + 1.0)
+        return np.sum(np.logaddexp(0.0, z)), (Xh.T * (s_ * (1 - s_))) @ Xh
+
+    yield ("Hessian of logistic loss, X %d×%d" % Xh.shape, "sum(softplus(-y*(X@w))) wrt w",
+           dict(X=Xh, y=yh, w=wh), hess_hand, True)
+
+    # Jacobian of tanh(W x + b) wrt x
+    q = n(1000)
+    Wj, xj, bj = rng.normal(size=(q, q)) / q ** 0.5, rng.normal(size=q), rng.normal(size=q)
+
+    def jac_hand():
+        t = np.tanh(Wj @ xj + bj)
+        return t, (1.0 - t * t)[:, None] * Wj
+
+    yield ("Jacobian of tanh(Wx + b) wrt x, W %d×%d" % (q, q), "tanh(W@x + b) wrt x where b: (n)",
+           dict(W=Wj, x=xj, b=bj), jac_hand, False)
+
+
+def gradcli_fn(formula: str, arrays: dict, hessian: bool):
+    p = gradcli.analyze(formula, data_shapes={k: np.shape(v) for k, v in arrays.items()})
+    compiled = p.compile(hessian=hessian)
+    return lambda: compiled.evaluate(arrays)
+
+
+def check_same(a, b) -> bool:
+    fa, da = a
+    fb = b[0]
+    rest = list(b[1:])
+    return np.allclose(fa, fb) and all(np.allclose(x, y) for x, y in zip(da.values(), rest))
+
+
+# ----------------------------------------------------------------------------- symbolic scaling
+def chain(k: int) -> str:
+    inner = "x"
+    for i in range(1, k + 1):
+        inner = f"tanh(W{i}@{inner})"
+    return f"sum({inner}) wrt " + ", ".join(f"W{i}" for i in range(1, k + 1))
+
+
+def symbolic_rows(ks, repeats):
+    from gradcli.expr import topological
+    from gradcli.render import render_with_bindings
+
+    rows = []
+    for k in ks:
+        text = chain(k)
+
+        def run():
+            p = gradcli.analyze(text)
+            derivs = p.derivatives()
+            return p, derivs
+
+        ts = timeit(run, repeats)
+        p, derivs = run()
+        nodes = len(topological([d.expr for d in derivs]))
+        bindings, texts = render_with_bindings([d.expr for d in derivs], "unicode")
+        chars = sum(len(t) for t in texts) + sum(len(b) for _, b in bindings)
+        rows.append((k, statistics.median(ts) * 1000, nodes, chars))
+    return rows
+
+
+# ----------------------------------------------------------------------------- cold start
+def cold_start(repeats: int):
+    exe = shutil.which("gradcli")
+    cmds = {"python -c pass": [sys.executable, "-c", "pass"],
+            "python -c \"import numpy\"": [sys.executable, "-c", "import numpy"]}
+    if exe:
+        cmds["gradcli shape \"x'@A@x wrt x\""] = [exe, "shape", "x'@A@x wrt x"]
+        cmds["gradcli grad \"||y - X@theta||^2 wrt theta\""] = [exe, "grad", "||y - X@theta||^2 wrt theta"]
+    out = {}
+    for _ in range(2):  # warm the file cache and the parser cache
+        for c in cmds.values():
+            subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    times: dict = {k: [] for k in cmds}
+    for _ in range(repeats):
+        for name, c in cmds.items():
+            t = time.perf_counter()
+            subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - t)
+    for name, ts in times.items():
+        out[name] = statistics.median(ts) * 1000
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
+    ap.add_argument("--repeats", type=int, default=None)
+    args = ap.parse_args(argv)
+    repeats = args.repeats or (5 if args.quick else 9)
+    print(f"gradcli {gradcli.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
+          f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
+          f"{' (quick sizes)' if args.quick else ''}\n")
+
+    print("## Numeric derivatives (median ms; ratio to hand-written numpy in the same run)\n")
+    print("| workload | hand numpy | gradcli | ratio | peak MB numpy | peak MB gradcli |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, formula, arrays, hand, hessian in workloads(args.quick):
+        g = gradcli_fn(formula, arrays, hessian)
+        assert check_same(g(), hand()), f"gradcli and hand numpy disagree on {name}"
+        times = interleaved({"hand": hand, "gradcli": g}, repeats)
+        th, tg = statistics.median(times["hand"]), statistics.median(times["gradcli"])
+        print(f"| {name} | {th * 1000:.2f} | {tg * 1000:.2f} | {tg / th:.2f}× | {peak_mb(hand):.1f} | "
+              f"{peak_mb(g):.1f} |", flush=True)
+
+    print("\n## Symbolic: `grad` of a k-layer chain sum(tanh(W_k … tanh(W_1 x))) wrt all W (in-process)\n")
+    print("| k | median ms | DAG nodes | printed chars |")
+    print("|---:|---:|---:|---:|")
+    ks = [1, 2, 4, 8, 16, 32] + ([] if args.quick else [64])
+    for k, ms, nodes, chars in symbolic_rows(ks, repeats):
+        print(f"| {k} | {ms:.2f} | {nodes} | {chars} |", flush=True)
+
+    print("\n## Cold start (whole process, median ms)\n")
+    print("| command | median ms |")
+    print("|---|---:|")
+    for name, ms in cold_start(10 if args.quick else 20).items():
+        print(f"| `{name}` | {ms:.1f} |")
+    return 0
