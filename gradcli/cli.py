@@ -164,8 +164,11 @@ def _layout_note(d) -> str:
 
     x = pretty_name(d.wrt, "unicode")
     if d.kind == "hessian":
-        return ("numerator layout: shape(x) + shape(y), H[i,j] = ∂²f/∂xᵢ∂yⱼ" if d.layout == "numerator"
-                else "denominator layout: shape(y) + shape(x)")
+        a, _, b = d.wrt.partition(",")
+        x, y = _pn(a), _pn(b or a)
+        if d.layout == "numerator":
+            return f"shape({x}) + shape({y}), H[i,j] = ∂²f/∂{x}ᵢ∂{y}ⱼ"
+        return f"denominator layout: shape({y}) + shape({x})"
     if d.kind == "gradient":
         return {"gradient": f"gradient layout: the shape of {x}",
                 "denominator": f"denominator layout: the shape of {x}",
