@@ -61,14 +61,22 @@ class _Ctx:
         self.unifier = Unifier()
         self.order: list = []  # dims in order of first appearance, for naming
         self.rigid: set[str] = set()
+        self._names: dict | None = None
 
     def same(self, a, b) -> None:
+        self._names = None
         self.unifier.same(a, b)
 
     def find(self, d):
         return self.unifier.find(d)
 
     def names(self) -> dict:
+        """Names for the unknown dimensions (cached until the next unification)."""
+        if self._names is None or self._names_len != len(self.order):
+            self._names, self._names_len = self._compute_names(), len(self.order)
+        return self._names
+
+    def _compute_names(self) -> dict:
         taken = set(self.rigid)
         out: dict = {}
         letters = iter([x for x in DIM_LETTERS if x not in taken] +
@@ -121,6 +129,7 @@ class _Builder:
             for d in dims:
                 if isinstance(d, str):
                     self.ctx.rigid.add(d)
+                    self.ctx._names = None
                 self.ctx.order.append(d)
             self.symbols[name] = (Ty(tuple(dims)), source)
         return Expr("sym", (), (name, self.symbols[name][0]), self.symbols[name][0])
@@ -167,6 +176,7 @@ class _Builder:
             elif isinstance(arg, Sym):
                 dim = arg.name
                 self.ctx.rigid.add(dim)
+                self.ctx._names = None
             else:
                 raise shape_error("eye takes a dimension: eye(3) or eye(n)", node.col)
             return Expr("eye", (), (dim,), Ty((dim, dim)))

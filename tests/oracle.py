@@ -1,0 +1,98 @@
+"""An independent translation of gradcli formulas into autograd.numpy, for differential tests.
+
+It reads the parse tree (what the user wrote) and gives it numpy meaning directly — nothing from
+gradcli's operator table, simplifier, differentiator or evaluator is used — so HIPS autograd's
+derivatives of this translation are an independent oracle for gradcli's symbolic derivatives.
+Vectors are 1-d arrays; a transposed vector is tracked as a row only to tell the outer product
+`x@y'` from the inner one.
+"""
+
+from __future__ import annotations
+
+import autograd.numpy as anp
+
+from gradcli.parse import parse
+from gradcli.syntax import Binary, Call, Norm, Num, Sym, Transpose, Unary
+
+ELEMENTWISE = {
+    "exp": anp.exp, "log": anp.log, "sqrt": anp.sqrt, "sin": anp.sin, "cos": anp.cos, "tan": anp.tan,
+    "tanh": anp.tanh, "sigmoid": lambda z: 1.0 / (1.0 + anp.exp(-z)), "relu": lambda z: anp.maximum(z, 0.0),
+    "softplus": lambda z: anp.log1p(anp.exp(z)), "abs": anp.abs, "sign": anp.sign,
+}
+
+
+def _softmax(v):
+    e = anp.exp(v - anp.max(v))
+    return e / anp.sum(e)
+
+
+def _logsumexp(a):
+    m = anp.max(a)
+    return m + anp.log(anp.sum(anp.exp(a - m)))
+
+
+def translate(text: str, fns: dict | None = None):
+    """A function of a dict of arrays computing the formula (the wrt/where clauses are ignored)."""
+    tree = parse(text).expr
+    fns = fns or {}
+
+    def ev(node, env):  # returns (value, is_row)
+        if isinstance(node, Num):
+            return node.value, False
+        if isinstance(node, Sym):
+            return env[node.name], False
+        if isinstance(node, Unary):
+            v, row = ev(node.operand, env)
+            return (-v if node.op == "-" else v), row
+        if isinstance(node, Transpose):
+            v, row = ev(node.operand, env)
+            if anp.ndim(v) == 2:
+                return anp.transpose(v), False
+            return v, (not row) if anp.ndim(v) == 1 else row
+        if isinstance(node, Norm):
+            v, _ = ev(node.operand, env)
+            return (anp.sum(anp.abs(v)) if node.kind == "1" else anp.sqrt(anp.sum(v * v))), False
+        if isinstance(node, Binary):
+            if (node.op == "^" and isinstance(node.left, Norm) and node.left.kind != "1"
+                    and isinstance(node.right, Num) and node.right.value == 2):
+                v, _ = ev(node.left.operand, env)  # ‖v‖² as Σv²: differentiable at v = 0
+                return anp.sum(v * v), False
+            (a, ra), (b, rb) = ev(node.left, env), ev(node.right, env)
+            if node.op == "+":
+                return a + b, ra and rb
+            if node.op == "-":
+                return a - b, ra and rb
+            if node.op == "*":
+                return a * b, ra or rb
+            if node.op == "/":
+                return a / b, ra or rb
+            if node.op == "^":
+                return a ** b, ra
+            if anp.ndim(a) == 1 and anp.ndim(b) == 1 and not ra and rb:
+                return anp.outer(a, b), False
+            out = anp.dot(a, b)
+            return out, (anp.ndim(out) == 1 and ra)
+        if isinstance(node, Call):
+            name = node.name
+            args = [ev(a, env)[0] for a in node.args]
+            if node.deriv:
+                raise NotImplementedError("derivative calls are not translated")
+            if name in fns:
+                return ELEMENTWISE[fns[name]](args[0]), False
+            if name in ELEMENTWISE:
+                return ELEMENTWISE[name](args[0]), False
+            if name == "sum":
+                return (anp.sum(args[0]) if len(args) == 1 else anp.sum(args[0], axis=int(node.args[1].value))), False
+            table = {
+                "mean": anp.mean, "logsumexp": _logsumexp, "softmax": _softmax,
+                "norm": lambda v: anp.sqrt(anp.sum(v * v)), "norm2": lambda v: anp.sqrt(anp.sum(v * v)),
+                "norm1": lambda v: anp.sum(anp.abs(v)), "tr": anp.trace, "trace": anp.trace,
+                "det": anp.linalg.det, "logdet": lambda a: anp.linalg.slogdet(a)[1], "inv": anp.linalg.inv,
+                "diag": anp.diag, "dot": anp.dot, "outer": anp.outer,
+            }
+            if name == "eye":
+                return anp.eye(int(node.args[0].value)), False
+            return table[name](*args), False
+        raise TypeError(node)
+
+    return lambda env: ev(tree, env)[0]
