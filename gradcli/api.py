@@ -219,11 +219,14 @@ class Problem:
                                       jacobian_formula(g.expr, y), y.ty, g.x_ty, g.expr, y))
         return out
 
-    def compile(self, fns: dict[str, str] | None = None, hessian: bool = False) -> "Compiled":
+    def compile(self, fns: dict[str, str] | None = None, hessian: bool = False,
+                allow_nonfinite: bool = False) -> "Compiled":
         derivs = self.hessians() if hessian else self.derivatives()
         with_formula = [d for d in derivs if d.expr is not None]
         program = compile_graph([self.expr] + [d.expr for d in with_formula], fns)
         fallback = {d.wrt: vjp_program(d, fns) for d in derivs if d.expr is None}
+        for prog in (program, *fallback.values()):
+            prog.allow_nonfinite = allow_nonfinite
         return Compiled(self, program, derivs, fallback)
 
 

@@ -259,6 +259,9 @@ TolOpt = Annotated[float, typer.Option("--tol", help="Tolerance of --check (max 
 EmitOpt = Annotated[Optional[str], typer.Option("--emit", metavar="numpy|latex",
                                                 help="Print a standalone numpy module (value_and_grad / "
                                                      "value_and_hess), or the LaTeX formulas.")]
+NonfiniteOpt = Annotated[bool, typer.Option("--allow-nonfinite",
+                                             help="Give IEEE NaN/Inf results (with a warning) instead of a "
+                                                  "math error for log(0), 1/0, overflow, singular matrices.")]
 OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
                                                help="Write f.npy and d_<name>.npy (h_<name>.npy) into DIR.")]
 
@@ -270,11 +273,11 @@ OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
 def grad(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
          fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
          tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
-         out: OutOpt = None, emit: EmitOpt = None) -> None:
+         out: OutOpt = None, emit: EmitOpt = None, allow_nonfinite: NonfiniteOpt = False) -> None:
     """Derivatives of FORMULA wrt its wrt symbols: the gradient of a scalar, the Jacobian of a
     vector or matrix; formulas, shapes, layouts and (with data) values."""
     _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout,
-                                         as_json, latex, out, emit, hessian=False))
+                                         as_json, latex, out, emit, allow_nonfinite, hessian=False))
 
 
 @app.command(epilog="\b\nExamples:\n  gradcli hess \"x'@A@x wrt x\"\n"
@@ -283,14 +286,14 @@ def grad(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data:
 def hess(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
          fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
          tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
-         out: OutOpt = None, emit: EmitOpt = None) -> None:
+         out: OutOpt = None, emit: EmitOpt = None, allow_nonfinite: NonfiniteOpt = False) -> None:
     """Hessian of a scalar FORMULA: shape(x) + shape(x); with several wrt symbols, every block."""
     _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout,
-                                         as_json, latex, out, emit, hessian=True))
+                                         as_json, latex, out, emit, allow_nonfinite, hessian=True))
 
 
 def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
-                   out_dir, emit, hessian: bool):
+                   out_dir, emit, allow_nonfinite, hessian: bool):
     from .api import analyze, render_derivatives
     from .shapes import fmt_dims
 
@@ -319,7 +322,7 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
             missing = {n: s.shape for n, s in problem.symbols.items() if n not in values}
             values.update(random_values(missing, seed))
         values = {n: values[n] for n in problem.symbols if n in values}
-        compiled = problem.compile(fns, hessian=hessian)
+        compiled = problem.compile(fns, hessian=hessian, allow_nonfinite=allow_nonfinite)
         f_value, base = compiled.evaluate(values)
         d_values = {d.wrt: d.to_layout(base[d.wrt]) for d in derivs}
         if check:
@@ -466,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except ce.UsageError as exc:
         if getattr(exc, "ctx", None) is not None and type(exc).__name__ == "NoArgsIsHelpError":
-            _console().print(exc.ctx.get_help(), markup=False)
+            _console(stderr=True).print(exc.ctx.get_help(), markup=False)
             return 2
         if "--json" in args:
             sys.stdout.write(json.dumps({"error": {"kind": "usage", "message": exc.format_message(),

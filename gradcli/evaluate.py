@@ -48,6 +48,7 @@ class Program:
     order: list[Expr]
     last_use: dict[int, int]
     deferred: set[int]  # diag(v) used only by products, c·z used only by sums: kept deferred
+    allow_nonfinite: bool = False  # IEEE results (with a warning) instead of a math error
 
     def run(self, values: dict[str, Any], xp=None) -> list[Any]:
         if xp is None:
@@ -76,10 +77,21 @@ class Program:
         try:
             out = op.impl(xp, node, *args)
         except (ArithmeticError, ValueError) as exc:  # LinAlgError is a ValueError
+            if self.allow_nonfinite and op.fails:
+                import warnings
+
+                warnings.warn(f"{_what(op, exc)} in {_short(node)}: the result is NaN", RuntimeWarning,
+                              stacklevel=2)
+                return xp.full(node.ty.dims, float("nan"))
             raise math_error(f"{_what(op, exc)} in {_short(node)}") from None
         if op.fails and not _all_finite(xp, out) and all(_all_finite(xp, a) for a in args
                                                          if not isinstance(a, O.Deferred)):
-            raise math_error(f"{op.fails} in {_short(node)}")
+            if not self.allow_nonfinite:
+                raise math_error(f"{op.fails} in {_short(node)} (--allow-nonfinite gives IEEE results)")
+            import warnings
+
+            warnings.warn(f"{op.fails} in {_short(node)}: the result has NaN or Inf", RuntimeWarning,
+                          stacklevel=2)
         return out
 
 
