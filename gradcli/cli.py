@@ -262,6 +262,8 @@ EmitOpt = Annotated[Optional[str], typer.Option("--emit", metavar="numpy|latex",
 NonfiniteOpt = Annotated[bool, typer.Option("--allow-nonfinite",
                                              help="Give IEEE NaN/Inf results (with a warning) instead of a "
                                                   "math error for log(0), 1/0, overflow, singular matrices.")]
+StepsOpt = Annotated[bool, typer.Option("--steps", help="Show the derivation step by step, with the shape "
+                                                         "of every intermediate and adjoint.")]
 OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
                                                help="Write f.npy and d_<name>.npy (h_<name>.npy) into DIR.")]
 
@@ -273,11 +275,13 @@ OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
 def grad(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
          fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
          tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
-         out: OutOpt = None, emit: EmitOpt = None, allow_nonfinite: NonfiniteOpt = False) -> None:
+         out: OutOpt = None, emit: EmitOpt = None, allow_nonfinite: NonfiniteOpt = False,
+         steps: StepsOpt = False) -> None:
     """Derivatives of FORMULA wrt its wrt symbols: the gradient of a scalar, the Jacobian of a
     vector or matrix; formulas, shapes, layouts and (with data) values."""
     _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout,
-                                         as_json, latex, out, emit, allow_nonfinite, hessian=False))
+                                         as_json, latex, out, emit, allow_nonfinite, hessian=False,
+                                         steps=steps))
 
 
 @app.command(epilog="\b\nExamples:\n  gradcli hess \"x'@A@x wrt x\"\n"
@@ -293,7 +297,7 @@ def hess(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data:
 
 
 def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
-                   out_dir, emit, allow_nonfinite, hessian: bool):
+                   out_dir, emit, allow_nonfinite, hessian: bool, steps: bool = False):
     from .api import analyze, render_derivatives
     from .shapes import fmt_dims
 
@@ -337,10 +341,26 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
             save_arrays(out_dir, {"f": f_value, **{prefix + k.replace(",", "_"): v for k, v in d_values.items()}})
     elif check:
         raise GradcliError("usage", "--check needs numbers: give -d data or --random")
+    style = "latex" if latex else "unicode"
+    step_lines, step_records = None, None
+    if steps:
+        from .steps import render_steps
+
+        step_lines, step_records = render_steps(problem.expr, [d.x for d in derivs], style,
+                                                numerator=problem.layout == "numerator")
     if as_json:
-        sys.stdout.write(json.dumps(_document(problem, derivs, f_value, d_values, checks)) + "\n")
+        doc = _document(problem, derivs, f_value, d_values, checks)
+        if step_records is not None:
+            doc["steps"] = step_records
+        sys.stdout.write(json.dumps(doc) + "\n")
     else:
-        _print_derivatives(problem, derivs, f_value, d_values, checks, "latex" if latex else "unicode")
+        _print_derivatives(problem, derivs, f_value, d_values, checks, style)
+        if step_lines:
+            con = _console()
+            con.print()
+            con.print("derivation (--steps):", markup=False)
+            for line in step_lines:
+                con.print(line, markup=False)
     if any(not c["ok"] for c in checks.values()):
         raise typer.Exit(1)
 

@@ -21,19 +21,12 @@ def depends_on(root: Expr, names: set[str]) -> set[int]:
     return dep
 
 
-def gradients(f: Expr, wrt: list[Expr], seed: Expr | None = None) -> list[Expr]:
-    """∂f/∂x for each symbol x in wrt (each with x's shape); f must be scalar unless seed is
-    given (then the result is the vector-Jacobian product with seed, of f's shape)."""
-    if seed is None:
-        if not f.ty.is_scalar:
-            raise ValueError("gradients needs a scalar f or a seed")
-        seed = O.const(1.0)
-    names = {x.params[0] for x in wrt}
+def adjoints(f: Expr, names: set[str], seed: Expr) -> dict[int, Expr]:
+    """The adjoint ∂L/∂N of every node N of f that depends on the named symbols (L = ⟨seed, f⟩)."""
     dep = depends_on(f, names)
     adjoint: dict[int, Expr] = {id(f): seed}
-    order = topological([f])
-    for node in reversed(order):
-        G = adjoint.pop(id(node), None) if node.op != "sym" else adjoint.get(id(node))
+    for node in reversed(topological([f])):
+        G = adjoint.get(id(node))
         if G is None or not node.args:
             continue
         rules = O.OPS[node.op].vjp
@@ -45,6 +38,17 @@ def gradients(f: Expr, wrt: list[Expr], seed: Expr | None = None) -> list[Expr]:
                 adjoint[id(arg)] = O.add(adjoint[id(arg)], contribution)
             else:
                 adjoint[id(arg)] = contribution
+    return adjoint
+
+
+def gradients(f: Expr, wrt: list[Expr], seed: Expr | None = None) -> list[Expr]:
+    """∂f/∂x for each symbol x in wrt (each with x's shape); f must be scalar unless seed is
+    given (then the result is the vector-Jacobian product with seed, of f's shape)."""
+    if seed is None:
+        if not f.ty.is_scalar:
+            raise ValueError("gradients needs a scalar f or a seed")
+        seed = O.const(1.0)
+    adjoint = adjoints(f, {x.params[0] for x in wrt}, seed)
     return [adjoint.get(id(x), O.zeros(x.ty)) for x in wrt]
 
 

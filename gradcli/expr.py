@@ -46,6 +46,7 @@ class Op:
     fails: str = ""
     linear: bool = False  # linear in every argument (used by the evaluator's planner)
     emit: Any = None
+    rule: str = ""  # the differential rule, as `--steps` shows it
 
 
 OPS: dict[str, Op] = {}

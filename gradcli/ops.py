@@ -758,7 +758,8 @@ def _add_notation(r, node):
 register(Op("add", broadcast_shape("+"), _np_add,
             vjp=(_vjp_add_a, _vjp_add_b), notation={"custom": _add_notation},
             simplify=_simplify_add, linear=True,
-            emit=lambda c, n, a: c.add(n, a)))
+            emit=lambda c, n, a: c.add(n, a),
+            rule='d(A + B) = dA + dB (a broadcast operand gets the adjoint summed over the broadcast axes)'))
 
 
 def _mul_notation(r, node):
@@ -793,7 +794,8 @@ def _vjp_mul_b(node, G):
 register(Op("mul", broadcast_shape("*"), lambda xp, node, a, b: a * b,
             vjp=(_vjp_mul_a, _vjp_mul_b), notation={"custom": _mul_notation},
             simplify=_simplify_mul,
-            emit="{0} * {1}"))
+            emit="{0} * {1}",
+            rule='d(A ⊙ B) = dA ⊙ B + A ⊙ dB'))
 
 
 def _div_notation(r, node):
@@ -809,7 +811,8 @@ register(Op("div", broadcast_shape("/"), lambda xp, node, a, b: a / b,
                  lambda node, G: unbroadcast(neg(div(mul(G, node), node.args[1])), node.args[1].ty)),
             notation={"custom": _div_notation}, simplify=_simplify_div,
             fails="division by zero",
-            emit="{0} / {1}"))
+            emit="{0} / {1}",
+            rule='d(A ⊘ B) = dA ⊘ B − A ⊙ dB ⊘ B²'))
 
 
 def _pow_notation(r, node):
@@ -838,7 +841,8 @@ def _vjp_pow_exp(node, G):
 register(Op("pow", pow_shape, lambda xp, node, a, b: a ** b,
             vjp=(_vjp_pow_base, _vjp_pow_exp), notation={"custom": _pow_notation},
             simplify=_simplify_pow, fails="power of a negative number or of zero",
-            emit="{0} ** {1}"))
+            emit="{0} ** {1}",
+            rule='d(Aᵖ) = p·Aᵖ⁻¹ ⊙ dA (element-wise chain rule)'))
 
 
 def _vjp_matmul_a(node, G):
@@ -877,7 +881,8 @@ def _matmul_notation(r, node):
 
 register(Op("matmul", matmul_shape, _np_matmul, vjp=(_vjp_matmul_a, _vjp_matmul_b),
             notation={"custom": _matmul_notation}, simplify=_simplify_matmul, linear=True,
-            emit=lambda c, n, a: c.matmul(n, a)))
+            emit=lambda c, n, a: c.matmul(n, a),
+            rule='d(AB) = dA·B + A·dB and ⟨G, dA·B⟩ = ⟨GBᵀ, dA⟩, ⟨G, A·dB⟩ = ⟨AᵀG, dB⟩'))
 
 
 def _T_notation(r, node):
@@ -893,7 +898,8 @@ def _T_notation(r, node):
 register(Op("T", lambda ctx, tys, p: tys[0].transposed(), _np_T,
             vjp=(lambda node, G: T(G),), notation={"custom": _T_notation},
             simplify=_simplify_T, linear=True,
-            emit=lambda c, n, a: f"{a[0]}.T" if n.ty.is_matrix else a[0]))
+            emit=lambda c, n, a: f"{a[0]}.T" if n.ty.is_matrix else a[0],
+            rule='d(Aᵀ) = (dA)ᵀ and ⟨G, dAᵀ⟩ = ⟨Gᵀ, dA⟩'))
 
 
 # element-wise functions: name, numpy, derivative f'(x) (as an expression in x and f(x)), notation
@@ -901,7 +907,8 @@ def _elementwise(name, impl, deriv, notation=None, simplify=None, fails="", emit
     def vjp(node, G):
         return mul(G, deriv(node.args[0], node))
     register(Op(name, same_shape, impl, vjp=(vjp,), notation=notation or func(name),
-                simplify=simplify, fails=fails, emit=emit or f"np.{name}({{0}})"))
+                simplify=simplify, fails=fails, emit=emit or f"np.{name}({{0}})",
+                rule=f"d {name}(A) = {name}'(A) ⊙ dA (element-wise chain rule)"))
 
 
 one = lambda: const(1.0)  # noqa: E731
@@ -941,7 +948,8 @@ def _apply_notation(r, node):
 register(Op("apply", same_shape, lambda xp, node, a: None,
             vjp=(lambda node, G: mul(G, make("apply", node.args[0],
                                              params=(node.params[0], node.params[1] + 1))),),
-            notation={"custom": _apply_notation}))
+            notation={"custom": _apply_notation},
+            rule="d h(A) = h'(A) ⊙ dA (element-wise chain rule)"))
 
 
 def _vjp_sum(node, G):
@@ -964,7 +972,8 @@ def _sum_notation(r, node):
 
 register(Op("sum", sum_shape, _np_sum, vjp=(_vjp_sum,), notation={"custom": _sum_notation},
             simplify=_simplify_sum, linear=True,
-            emit=lambda c, n, a: f"np.sum({a[0]}, axis={n.params[0]}, keepdims={n.params[1]})" if n.params[0] is not None else f"np.sum({a[0]})"))
+            emit=lambda c, n, a: f"np.sum({a[0]}, axis={n.params[0]}, keepdims={n.params[1]})" if n.params[0] is not None else f"np.sum({a[0]})",
+            rule='d sum(A) = ⟨𝟙, dA⟩'))
 
 
 def _expand_shape(ctx, tys, params):
@@ -992,7 +1001,8 @@ def _expand_notation(r, node):
 register(Op("expand", _expand_shape, _np_expand_full,
             vjp=(lambda node, G: summ(G, node.params[0], node.params[1]),),
             notation={"custom": _expand_notation}, linear=True,
-            emit=lambda c, n, a: c.expand(n, a)))
+            emit=lambda c, n, a: c.expand(n, a),
+            rule='d expand(g) = expand(dg)'))
 
 
 def _fill_notation(r, node):
@@ -1010,17 +1020,20 @@ def _fill_notation(r, node):
 register(Op("fill", lambda ctx, tys, p: p[0], _np_fill,
             vjp=(lambda node, G: summ(G),), notation={"custom": _fill_notation},
             simplify=_simplify_fill, linear=True,
-            emit=lambda c, n, a: f"np.full({c.shape(n.ty)}, {a[0]})"))
+            emit=lambda c, n, a: f"np.full({c.shape(n.ty)}, {a[0]})",
+            rule='d(c𝟙) = dc·𝟙'))
 
 register(Op("mean", to_scalar, lambda xp, node, a: xp.mean(a),
             vjp=(lambda node, G: fill(div(G, make_raw("numel", (), (node.args[0].ty,))), node.args[0].ty),),
             notation=func("mean"),
-            emit="np.mean({0})"))
+            emit="np.mean({0})",
+            rule='d mean(A) = ⟨𝟙/N, dA⟩'))
 register(Op("logsumexp", to_scalar, _np_logsumexp,
             vjp=(lambda node, G: mul(G, fn("exp", sub(node.args[0], node)))
                  if not node.args[0].ty.is_vector else mul(G, fn("softmax", node.args[0])),),
             notation=func("logsumexp"),
-            emit="_logsumexp({0})"))
+            emit="_logsumexp({0})",
+            rule='d logsumexp(a) = ⟨softmax(a), da⟩'))
 
 
 def _vjp_softmax(node, G):
@@ -1030,7 +1043,8 @@ def _vjp_softmax(node, G):
 
 register(Op("softmax", vector_only("softmax", lambda ty: ty), _np_softmax,
             vjp=(_vjp_softmax,), notation=func("softmax"),
-            emit="_softmax({0})"))
+            emit="_softmax({0})",
+            rule='d softmax(v) = (diag(s) − ssᵀ) dv with s = softmax(v)'))
 
 
 def _norm_notation(sub_u, sub_l, sq=False):
@@ -1047,15 +1061,18 @@ def _norm_notation(sub_u, sub_l, sq=False):
 register(Op("norm2", to_scalar, lambda xp, node, a: xp.sqrt(xp.sum(a * a)),
             vjp=(lambda node, G: mul(div(G, node), node.args[0]),),
             notation=_norm_notation("", ""),
-            emit="np.sqrt(np.vdot({0}, {0}))"))
+            emit="np.sqrt(np.vdot({0}, {0}))",
+            rule='d‖A‖ = ⟨A/‖A‖, dA⟩'))
 register(Op("sqnorm", to_scalar, lambda xp, node, a: xp.sum(a * a),
             vjp=(lambda node, G: mul(mul(const(2.0), G), node.args[0]),),
             notation=_norm_notation("", "", sq=True),
-            emit="np.vdot({0}, {0})"))
+            emit="np.vdot({0}, {0})",
+            rule='d‖A‖² = ⟨2A, dA⟩'))
 register(Op("norm1", to_scalar, lambda xp, node, a: xp.sum(xp.abs(a)),
             vjp=(lambda node, G: mul(G, fn("sign", node.args[0])),),
             notation=_norm_notation("₁", "_1"),
-            emit="np.sum(np.abs({0}))"))
+            emit="np.sum(np.abs({0}))",
+            rule='d‖A‖₁ = ⟨sign(A), dA⟩'))
 
 
 def _inv_T(a: Expr) -> Expr:
@@ -1065,16 +1082,19 @@ def _inv_T(a: Expr) -> Expr:
 register(Op("tr", square_to("tr", lambda ty: SCALAR), lambda xp, node, a: xp.trace(a),
             vjp=(lambda node, G: mul(G, eye(node.args[0].ty.dims[0])),),
             notation=func("tr", latex=r"\operatorname{tr}"), simplify=_simplify_tr, linear=True,
-            emit="np.trace({0})"))
+            emit="np.trace({0})",
+            rule='d tr(A) = ⟨I, dA⟩'))
 register(Op("det", square_to("det", lambda ty: SCALAR), lambda xp, node, a: xp.linalg.det(a),
             vjp=(lambda node, G: mul(mul(G, node), _inv_T(node.args[0])),),
             notation=func("det", latex=r"\det"), simplify=_simplify_det,
-            emit="np.linalg.det({0})"))
+            emit="np.linalg.det({0})",
+            rule='d det(A) = det(A)·⟨A⁻ᵀ, dA⟩'))
 register(Op("logdet", square_to("logdet", lambda ty: SCALAR), _np_logdet,
             vjp=(lambda node, G: mul(G, _inv_T(node.args[0])),),
             notation=func("logdet", latex=r"\log\det"), simplify=_simplify_logdet,
             fails="logdet of a matrix whose determinant is not positive",
-            emit="_logdet({0})"))
+            emit="_logdet({0})",
+            rule='d log det(A) = ⟨A⁻ᵀ, dA⟩'))
 
 
 def _inv_notation(r, node):
@@ -1091,15 +1111,18 @@ register(Op("inv", square_to("inv", lambda ty: ty), _np_inv,
             vjp=(lambda node, G: neg(matmul(matmul(T(node), G), T(node))),),
             notation={"custom": _inv_notation}, simplify=_simplify_inv,
             fails="inverse of a singular matrix",
-            emit="np.linalg.inv({0})"))
+            emit="np.linalg.inv({0})",
+            rule='d(A⁻¹) = −A⁻¹ dA A⁻¹ and ⟨G, −A⁻¹dA A⁻¹⟩ = ⟨−A⁻ᵀGA⁻ᵀ, dA⟩'))
 register(Op("diagm", vector_only("diag", lambda ty: mat(ty.dims[0], ty.dims[0])), _np_diagm,
             vjp=(lambda node, G: like(make("diagv", G), node.args[0].ty),),
             notation=func("diag", latex=r"\operatorname{diag}"), linear=True,
-            emit="np.diag({0})"))
+            emit="np.diag({0})",
+            rule='d diag(v) = diag(dv) and ⟨G, diag(dv)⟩ = ⟨diag(G), dv⟩'))
 register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), _np_diagv,
             vjp=(lambda node, G: make("diagm", G),),
             notation=func("diag", latex=r"\operatorname{diag}"), linear=True,
-            emit="np.diagonal({0}).copy()"))
+            emit="np.diagonal({0}).copy()",
+            rule='d diag(A) = diag(dA)'))
 register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), _np_eye,
             notation={"custom": lambda r, node: ("I", ATOM)},
             emit=lambda c, n, a: f"np.eye({c.dim(n.params[0])})"))
