@@ -13,7 +13,7 @@ text → parse → infer (shapes) → differentiate → render / compile to a nu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .record import record
 from typing import Any
 
 from . import ops as O
@@ -54,7 +54,7 @@ def _is_numeric_x(t: str) -> bool:
     return all(p.strip().isdigit() for p in t.split("x")) and "x" in t
 
 
-@dataclass
+@record
 class SymbolInfo:
     name: str
     shape: tuple
@@ -82,7 +82,7 @@ def default_layout(f_ty: Ty, layout: str | None) -> str:
     return layout
 
 
-@dataclass
+@record
 class Derivative:
     """∂f/∂x (or a Hessian block ∂²f/∂x∂y): its expression, shape in the chosen layout, kind.
 
@@ -146,13 +146,13 @@ class Derivative:
         return value.transpose(list(range(kf, value.ndim)) + list(range(kf)))
 
 
-@dataclass
+@record
 class Problem:
     """A shape-checked formula with everything later stages need."""
 
     typed: Typed
     layout: str | None = None
-    _derivs: list | None = field(default=None, repr=False)
+    _derivs: list | None = None
 
     @property
     def expr(self) -> Expr:
@@ -243,7 +243,7 @@ def vjp_program(d: Derivative, fns) -> Program:
     return compile_graph([g], fns)
 
 
-@dataclass
+@record
 class Compiled:
     """`f(**arrays) -> (value, {wrt: derivative})` evaluated from the symbolic result."""
 

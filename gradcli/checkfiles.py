@@ -14,7 +14,7 @@ Text files hold one formula a line (`#` starts a comment).  Markdown files hold 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from .record import Factory, record
 from pathlib import Path
 
 from .api import analyze, fmt_shape, parse_dims
@@ -24,7 +24,7 @@ TEXT_SUFFIXES = {".txt", ".gradcli", ".formulas"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 
 
-@dataclass
+@record
 class Entry:
     path: str
     line: int
@@ -34,14 +34,14 @@ class Entry:
     expect_col: int
 
 
-@dataclass
+@record
 class Outcome:
     entry: Entry
     ok: bool
     message: str = ""
     column: int | None = None
     expected_failure: bool = False
-    details: dict = field(default_factory=dict)
+    details: dict = Factory(dict)
 
 
 def collect_files(paths: list[str]) -> list[Path]:

@@ -10,7 +10,7 @@ tanh's own derivative expression, derived by the same rules as everything else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .record import record
 from typing import Any
 
 from . import ops as O
@@ -40,7 +40,7 @@ def bind_functions(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
     return [done[id(r)] for r in roots]
 
 
-@dataclass
+@record
 class Program:
     """A fixed evaluation order for some roots, with each value's last use."""
 

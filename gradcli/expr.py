@@ -13,7 +13,7 @@ the shape with the operator's own shape rule, and interns the result.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from .record import Factory, record
 from typing import Any, Callable, Optional
 
 from .shapes import STRICT, DimMismatch, Ty
@@ -23,7 +23,7 @@ class ShapeMsg(Exception):
     """Raised by a shape rule: the message names the operator and both shapes."""
 
 
-@dataclass
+@record
 class Op:
     """One operator: everything gradcli knows about it, in one place.
 
@@ -41,7 +41,7 @@ class Op:
     shape: Callable[..., Ty]
     impl: Callable[..., Any]
     vjp: tuple = ()
-    notation: dict = field(default_factory=dict)
+    notation: dict = Factory(dict)
     simplify: Optional[Callable[..., Optional["Expr"]]] = None
     fails: str = ""
     linear: bool = False  # linear in every argument (used by the evaluator's planner)

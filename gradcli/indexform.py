@@ -9,7 +9,7 @@ J[i, j, k, l] = ∂g[k, l]/∂V[i, j] replaces it by δ(a, i) δ(b, j), and summ
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .record import Factory, record
 from itertools import count
 
 from . import ops as O
@@ -26,11 +26,11 @@ class NoIndexForm(Exception):
     pass
 
 
-@dataclass
+@record
 class Term:
     coef: float
-    factors: list = field(default_factory=list)  # ("t", text, idx) | ("d", a, b) | ("v", idx)
-    sums: list = field(default_factory=list)
+    factors: list = Factory(list)  # ("t", text, idx) | ("d", a, b) | ("v", idx)
+    sums: list = Factory(list)
 
 
 def index_formula(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode") -> str | None:

@@ -10,7 +10,7 @@ the smart constructors, which is where simplification happens.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from .record import Factory, record
 
 from . import ops as O
 from .errors import GradcliError, parse_error, shape_error
@@ -36,14 +36,14 @@ def default_rank(name: str) -> int:
     return 2 if name[0].isupper() else 1
 
 
-@dataclass
+@record
 class Symbol:
     name: str
     ty: Ty
     source: str  # data | option | where | assumed
 
 
-@dataclass
+@record
 class Typed:
     """A shape-checked formula: its graph, symbols, and the wrt list."""
 
@@ -51,7 +51,7 @@ class Typed:
     expr: Expr
     symbols: dict[str, Symbol]
     wrt: list[str]
-    columns: dict[str, int] = field(default_factory=dict)  # first column of each symbol
+    columns: dict[str, int] = Factory(dict)  # first column of each symbol
 
 
 class _Ctx:

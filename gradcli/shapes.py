@@ -8,7 +8,6 @@ anything and are named m, n, k, ... at the end, in order of first appearance).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import count
 from typing import Callable, Union
 
@@ -29,12 +28,27 @@ class DimVar:
 Dim = Union[int, str, DimVar]
 
 
-@dataclass(frozen=True)
 class Ty:
-    """The shape of an expression; `row` marks a transposed vector."""
+    """The shape of an expression; `row` marks a transposed vector.  Immutable, compared by value."""
 
-    dims: tuple
-    row: bool = False
+    __slots__ = ("dims", "row", "_hash")
+
+    def __init__(self, dims: tuple, row: bool = False):
+        object.__setattr__(self, "dims", tuple(dims))
+        object.__setattr__(self, "row", bool(row))
+        object.__setattr__(self, "_hash", hash((self.dims, self.row)))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Ty is immutable")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Ty) and self.dims == other.dims and self.row == other.row
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"Ty(dims={self.dims!r}, row={self.row!r})"
 
     @property
     def rank(self) -> int:

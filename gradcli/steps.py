@@ -9,7 +9,7 @@ states the Jacobian a product-of-Jacobians derivation would need, and where that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .record import record
 
 from . import ops as O
 from .differentiate import adjoints, depends_on
@@ -20,7 +20,7 @@ from .shapes import fmt_dims
 NAMES = "abcdefghijklmnopqrstuvwxyz"
 
 
-@dataclass
+@record
 class Step:
     name: str
     expr: Expr

@@ -6,71 +6,71 @@ graph.  Nothing here knows about shapes or derivatives: this is just what the us
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .record import record
 
 Dim = int | str
 ShapeSpec = tuple[Dim, ...]  # () is a scalar, (n,) a column vector, (m, n) a matrix
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Node:
     col: int  # 1-based column of the token that names this node (operator, name, bracket)
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Num(Node):
     value: float
     text: str
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Sym(Node):
     name: str
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Binary(Node):
     op: str  # one of + - * / @ ^
     left: Node
     right: Node
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Unary(Node):
     op: str  # - or +
     operand: Node
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Transpose(Node):
     operand: Node
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Call(Node):
     name: str
     args: tuple[Node, ...]
     deriv: int = 0  # h'(z) has deriv 1: the derivative of an abstract function
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Norm(Node):
     operand: Node
     kind: str  # "2" (vector 2-norm / Frobenius), "F", "1"
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Decl:
     name: str
     shape: ShapeSpec
     col: int
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Formula:
     """One parsed line: `EXPR [wrt ...] [where ...]`."""
 
     text: str
     expr: Node
     wrt: tuple[tuple[str, int], ...] = ()
-    where: tuple[Decl, ...] = field(default=())
+    where: tuple[Decl, ...] = ()
