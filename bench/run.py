@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
+
+# Peers' thread pools must not spin between their own calls and steal the cores from the
+# contender timed next (seen: hand numpy 20× slower right after torch with the default policy).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import platform
 import shutil
 import statistics
@@ -222,6 +227,65 @@ def cold_start(repeats: int):
     return out
 
 
+WHOLE_NUMPY = """
+import sys, numpy as np
+d = np.load(sys.argv[1]); X, y, theta = d["X"], d["y"], d["theta"]
+r = X @ theta - y
+np.save(sys.argv[2] + "/f.npy", r @ r); np.save(sys.argv[2] + "/d_theta.npy", 2.0 * (X.T @ r))
+"""
+WHOLE_JAX = """
+import sys, numpy as np, jax, jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+d = np.load(sys.argv[1]); X, y, theta = (jnp.asarray(d[k]) for k in ("X", "y", "theta"))
+f, g = jax.value_and_grad(lambda t: jnp.sum((y - X @ t) ** 2))(theta)
+np.save(sys.argv[2] + "/f.npy", np.asarray(f)); np.save(sys.argv[2] + "/d_theta.npy", np.asarray(g))
+"""
+WHOLE_TORCH = """
+import sys, numpy as np, torch
+d = np.load(sys.argv[1]); X, y = torch.as_tensor(d["X"]), torch.as_tensor(d["y"])
+theta = torch.as_tensor(d["theta"]).requires_grad_(True)
+f = torch.sum((y - X @ theta) ** 2); (g,) = torch.autograd.grad(f, theta)
+np.save(sys.argv[2] + "/f.npy", f.detach().numpy()); np.save(sys.argv[2] + "/d_theta.npy", g.numpy())
+"""
+
+
+def whole_process(quick: bool, repeats: int) -> dict:
+    """Load an .npz, compute the least-squares gradient, save .npy files: whole-process medians."""
+    import tempfile
+
+    rng = np.random.default_rng(1)
+    m, n = (2000, 50) if quick else (20000, 500)
+    tmp = Path(tempfile.mkdtemp(prefix="gradcli-bench-"))
+    data = tmp / "ls.npz"
+    np.savez(data, X=rng.normal(size=(m, n)), y=rng.normal(size=m), theta=rng.normal(size=n))
+    exe = shutil.which("gradcli")
+    cmds = {"numpy script": [sys.executable, "-c", WHOLE_NUMPY, str(data), str(tmp)]}
+    if exe:
+        cmds["gradcli grad -d -o"] = [exe, "grad", "||y - X@theta||^2 wrt theta", "-d", str(data), "-o", str(tmp)]
+    if _importable("jax"):
+        cmds["jax script"] = [sys.executable, "-c", WHOLE_JAX, str(data), str(tmp)]
+    if _importable("torch"):
+        cmds["torch script"] = [sys.executable, "-c", WHOLE_TORCH, str(data), str(tmp)]
+    times: dict = {k: [] for k in cmds}
+    for c in cmds.values():
+        subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    for _ in range(repeats):
+        for name, c in cmds.items():
+            t = time.perf_counter()
+            subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times[name].append(time.perf_counter() - t)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {k: statistics.median(v) * 1000 for k, v in times.items()}, (m, n)
+
+
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+        return True
+    except Exception:
+        return False
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
@@ -232,16 +296,28 @@ def main(argv=None) -> int:
           f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
           f"{' (quick sizes)' if args.quick else ''}\n")
 
-    print("## Numeric derivatives (median ms; ratio to hand-written numpy in the same run)\n")
-    print("| workload | hand numpy | gradcli | ratio | peak MB numpy | peak MB gradcli |")
-    print("|---|---:|---:|---:|---:|---:|")
+    from bench.peers import LOSSES, peer_functions
+
+    peers = [p for p in ("jax", "autograd", "torch") if _importable(p)]
+    print("## Numeric derivatives (median ms; × = ratio to hand-written numpy in the same run)\n")
+    print("| workload | hand numpy | gradcli | " + " | ".join(peers) + " | peak MB numpy | peak MB gradcli |")
+    print("|---|---:|---:|" + "---:|" * len(peers) + "---:|---:|")
     for name, formula, arrays, hand, hessian in workloads(args.quick):
         g = gradcli_fn(formula, arrays, hessian)
         assert check_same(g(), hand()), f"gradcli and hand numpy disagree on {name}"
-        times = interleaved({"hand": hand, "gradcli": g}, repeats)
-        th, tg = statistics.median(times["hand"]), statistics.median(times["gradcli"])
-        print(f"| {name} | {th * 1000:.2f} | {tg * 1000:.2f} | {tg / th:.2f}× | {peak_mb(hand):.1f} | "
-              f"{peak_mb(g):.1f} |", flush=True)
+        key = next(k for k in LOSSES if name.startswith(k))
+        mode = "hessian" if hessian else ("jacobian" if key.startswith("Jacobian") else "grad")
+        contenders = {"hand": hand, "gradcli": g, **peer_functions(key, arrays, mode)}
+        times = interleaved(contenders, repeats)
+        th = statistics.median(times["hand"])
+
+        def cell(k):
+            if k not in times:
+                return "–"
+            t = statistics.median(times[k])
+            return f"{t * 1000:.2f} ({t / th:.2f}×)"
+        print(f"| {name} | {th * 1000:.2f} | {cell('gradcli')} | " + " | ".join(cell(p) for p in peers) +
+              f" | {peak_mb(hand):.1f} | {peak_mb(g):.1f} |", flush=True)
 
     print("\n## Symbolic: `grad` of a k-layer chain sum(tanh(W_k … tanh(W_1 x))) wrt all W (in-process)\n")
     print("| k | median ms | DAG nodes | printed chars |")
@@ -249,6 +325,14 @@ def main(argv=None) -> int:
     ks = [1, 2, 4, 8, 16, 32] + ([] if args.quick else [64])
     for k, ms, nodes, chars in symbolic_rows(ks, repeats):
         print(f"| {k} | {ms:.2f} | {nodes} | {chars} |", flush=True)
+
+    results, (m, n) = whole_process(args.quick, 5 if args.quick else 10)
+    print(f"\n## Whole process: load .npz (X {m}×{n}), least-squares gradient, save .npy (median ms)\n")
+    print("| command | median ms | ratio to the numpy script |")
+    print("|---|---:|---:|")
+    base = results["numpy script"]
+    for name, ms in results.items():
+        print(f"| {name} | {ms:.1f} | {ms / base:.2f}× |")
 
     print("\n## Cold start (whole process, median ms)\n")
     print("| command | median ms |")

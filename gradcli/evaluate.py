@@ -16,7 +16,7 @@ from typing import Any
 from . import ops as O
 from .differentiate import elementwise_derivative
 from .errors import GradcliError, data_error, math_error
-from .expr import OPS, Expr, make, topological
+from .expr import OPS, Expr, make, make_raw, topological
 from .render import render
 
 
@@ -123,8 +123,77 @@ class _quiet:
             self.ctx.__exit__(*exc)
 
 
+def _chain_cost(shapes: list[tuple[int, int]], diag: list[bool]):
+    """Matrix-chain ordering by dynamic programming: (cost, split) tables for the cheapest
+    parenthesisation.  A diag(v) factor costs rows·cols (a broadcast), and no split may leave a
+    1×1 product in the middle of a chain (a scalar cannot be matrix-multiplied)."""
+    n = len(shapes)
+    inf = float("inf")
+    cost = [[0.0] * n for _ in range(n)]
+    split = [[0] * n for _ in range(n)]
+    for length in range(2, n + 1):
+        for i in range(n - length + 1):
+            j = i + length - 1
+            cost[i][j] = inf
+            for k in range(i, j):
+                rows, inner, cols = shapes[i][0], shapes[k][1], shapes[j][1]
+                if (rows == 1 and inner == 1 and k > i) or (inner == 1 and cols == 1 and k + 1 < j):
+                    continue  # a scalar intermediate
+                single_diag = (k == i and diag[i]) or (k + 1 == j and diag[j])
+                c = cost[i][k] + cost[k + 1][j] + (rows * cols if single_diag else rows * inner * cols)
+                if c < cost[i][j]:
+                    cost[i][j], split[i][j] = c, k
+    return cost, split
+
+
+def _as_matrix(ty) -> tuple[int, int]:
+    if ty.is_matrix:
+        return ty.dims
+    return (1, ty.dims[0]) if ty.row else (ty.dims[0], 1)
+
+
+def reassociate(roots: list[Expr]) -> list[Expr]:
+    """Evaluate products of three or more factors in the cheapest order for the actual sizes:
+    A@B@x as A(Bx), never (AB)x.  Only chains whose inner products are used nowhere else are
+    regrouped, so no shared value is computed twice."""
+    order = topological(roots)
+    uses: dict[int, int] = {}
+    for n in order:
+        for a in n.args:
+            uses[id(a)] = uses.get(id(a), 0) + 1
+    keep = {id(r) for r in roots}
+    done: dict[int, Expr] = {}
+
+    def factors(n: Expr) -> list[Expr]:
+        out = []
+        for a in n.args:
+            if a.op == "matmul" and uses.get(id(a)) == 1 and id(a) not in keep:
+                out.extend(factors(a))
+            else:
+                out.append(done[id(a)])
+        return out
+
+    for n in order:
+        if n.op != "matmul" or not all(isinstance(d, int) for d in n.ty.dims):
+            done[id(n)] = n if not n.args else make_raw(n.op, tuple(done[id(a)] for a in n.args), n.params)
+            continue
+        fs = factors(n)
+        if len(fs) < 3 or any(f.ty.is_scalar or not all(isinstance(d, int) for d in f.ty.dims) for f in fs):
+            done[id(n)] = make_raw(n.op, tuple(done[id(a)] for a in n.args), n.params)
+            continue
+        _, split = _chain_cost([_as_matrix(f.ty) for f in fs], [f.op == "diagm" for f in fs])
+
+        def build(i: int, j: int) -> Expr:
+            if i == j:
+                return fs[i]
+            k = split[i][j]
+            return make_raw("matmul", (build(i, k), build(k + 1, j)))
+        done[id(n)] = build(0, len(fs) - 1)
+    return [done[id(r)] for r in roots]
+
+
 def compile_graph(roots: list[Expr], fns: dict[str, str] | None = None) -> Program:
-    roots = bind_functions(roots, fns or {})
+    roots = reassociate(bind_functions(roots, fns or {}))
     order = topological(roots)
     last_use: dict[int, int] = {}
     users: dict[int, set[str]] = {}

@@ -116,3 +116,20 @@ def test_large_jacobian_never_builds_the_diagonal():
     _, d = compiled(W=W, x=x, b=b)
     assert np.allclose(d["x"], (1 - np.tanh(W @ x + b) ** 2)[:, None] * W)
     assert O.Diag  # the evaluator's stand-in for diag(v)
+
+
+def test_products_are_evaluated_in_the_cheapest_order():
+    from gradcli.evaluate import compile_graph
+
+    p = gradcli.analyze("sum(A@B@x)", data_shapes={"A": (50, 60), "B": (60, 70), "x": (70,)})
+    program = compile_graph([p.expr])
+    products = [n for n in program.order if n.op == "matmul"]
+    inner = products[0]
+    assert inner.args[0].params[0] == "B" and inner.args[1].params[0] == "x"  # A(Bx), not (AB)x
+    rng = np.random.default_rng(0)
+    A, B, x = rng.normal(size=(50, 60)), rng.normal(size=(60, 70)), rng.normal(size=70)
+    assert np.isclose(program.run({"A": A, "B": B, "x": x})[0], np.sum(A @ B @ x))
+    # a wide right factor flips the choice: (xᵀA)B keeps everything a row
+    q = gradcli.analyze("x'@A@B", data_shapes={"A": (50, 60), "B": (60, 70), "x": (50,)})
+    first = [n for n in compile_graph([q.expr]).order if n.op == "matmul"][0]
+    assert first.args[1].params[0] == "A"
