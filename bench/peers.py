@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _available(name: str) -> bool:
+def available(name: str) -> bool:
     try:
         __import__(name)
         return True
@@ -96,7 +96,7 @@ def peer_functions(key: str, arrays: dict, mode: str) -> dict:
     """{peer name: zero-argument function} computing the value and derivative(s)."""
     loss, wrt, fixed = LOSSES[key]
     out = {}
-    if _available("autograd"):
+    if available("autograd"):
         import autograd
         import autograd.numpy as anp
 
@@ -114,7 +114,7 @@ def peer_functions(key: str, arrays: dict, mode: str) -> dict:
         else:
             jac = autograd.jacobian(f_ag)
             out["autograd"] = lambda: (f_ag(*args), jac(*args))
-    if _available("jax"):
+    if available("jax"):
         import jax
         import jax.numpy as jnp
 
@@ -132,7 +132,7 @@ def peer_functions(key: str, arrays: dict, mode: str) -> dict:
         else:
             fn = jax.jit(lambda *ws: (f_jx(*ws), jax.jacrev(f_jx)(*ws)))
         out["jax"] = lambda: jax.block_until_ready(fn(*jargs))
-    if _available("torch"):
+    if available("torch"):
         import torch
 
         ns_t = TorchNS()

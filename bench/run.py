@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import gradcli  # noqa: E402
+from bench.peers import available as _importable  # noqa: E402
 
 
 def timeit(fn, repeats: int) -> list[float]:
@@ -276,14 +277,6 @@ def whole_process(quick: bool, repeats: int) -> dict:
             times[name].append(time.perf_counter() - t)
     shutil.rmtree(tmp, ignore_errors=True)
     return {k: statistics.median(v) * 1000 for k, v in times.items()}, (m, n)
-
-
-def _importable(name: str) -> bool:
-    try:
-        __import__(name)
-        return True
-    except Exception:
-        return False
 
 
 def main(argv=None) -> int:

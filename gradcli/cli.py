@@ -227,7 +227,6 @@ def _pn(name: str) -> str:
 
 
 def _document(problem, derivs, f_value, d_values: dict, checks: dict, formulas: bool = True) -> dict:
-    from .render import render
 
     doc = {
         "formula": problem.text("ascii"),
@@ -298,8 +297,7 @@ def hess(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data:
 
 def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
                    out_dir, emit, allow_nonfinite, hessian: bool, steps: bool = False):
-    from .api import analyze, render_derivatives
-    from .shapes import fmt_dims
+    from .api import analyze
 
     values = _load_data(data)
     fns = _fns(fn)

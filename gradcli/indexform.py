@@ -12,7 +12,6 @@ from __future__ import annotations
 from .record import Factory, record
 from itertools import count
 
-from . import ops as O
 from .differentiate import depends_on
 from .expr import Expr
 from .render import Renderer

@@ -14,7 +14,7 @@ from .record import Factory, record
 
 from . import ops as O
 from .errors import GradcliError, parse_error, shape_error
-from .expr import OPS, Expr, ShapeMsg, make, make_raw, topological
+from .expr import OPS, Expr, ShapeMsg, make, topological
 from .shapes import SCALAR, DimMismatch, DimVar, Ty, Unifier, fmt_dims
 from .syntax import Binary, Call, Formula, Node, Norm, Num, Sym, Transpose, Unary
 

@@ -279,11 +279,6 @@ def pow_shape(ctx, tys, params):
 
 
 # ----------------------------------------------------------------- notation helpers
-def infix(uni: str, asc: str, latex: str, prec: int) -> dict:
-    return {"unicode": ("{0}" + uni + "{1}", prec), "ascii": ("{0}" + asc + "{1}", prec),
-            "latex": ("{0}" + latex + "{1}", prec), "infix": True}
-
-
 def func(uni: str, asc: str | None = None, latex: str | None = None) -> dict:
     asc = asc or uni
     latex = (latex or rf"\operatorname{{{asc}}}").replace("{", "{{").replace("}", "}}")
@@ -675,14 +670,7 @@ def _np_softplus(xp, node, a):
 
 
 def _np_fill(xp, node, v):
-    shape = node.ty.dims
-    return xp.full(shape, v, dtype=float)
-
-
-def _np_expand(xp, node, g):
-    (axis,) = node.params[:1]
-    shape = node.ty.dims
-    return xp.broadcast_to(xp.expand_dims(g, axis), shape) * 1.0
+    return xp.full(node.ty.dims, v, dtype=float)
 
 
 def _np_eye(xp, node):

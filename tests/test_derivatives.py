@@ -3,7 +3,6 @@ property test over random well-shaped formulas mixing all operators."""
 
 import os
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

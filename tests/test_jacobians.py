@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import gradcli
-from gradcli.fdcheck import check_derivative
 from helpers import random_data
 
 

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradcli import GradcliError, analyze, parse
-from gradcli.syntax import Binary, Call, Norm, Num, Sym, Transpose, Unary
+from gradcli.syntax import Binary, Call, Norm, Num, Transpose, Unary
 
 
 def test_precedence_matches_python():

@@ -9,7 +9,6 @@ import pytest
 import gradcli
 from gradcli import ops as O
 from gradcli.cli import main
-from gradcli.differentiate import substitute
 from gradcli.evaluate import compile_graph
 from gradcli.expr import make, topological
 from gradcli.fdcheck import check_derivative
