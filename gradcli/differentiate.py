@@ -25,6 +25,12 @@ def adjoints(f: Expr, names: set[str], seed: Expr) -> dict[int, Expr]:
     """The adjoint ∂L/∂N of every node N of f that depends on the named symbols (L = ⟨seed, f⟩)."""
     dep = depends_on(f, names)
     adjoint: dict[int, Expr] = {id(f): seed}
+    with O.FACTORING:
+        _propagate(f, dep, adjoint)
+    return adjoint
+
+
+def _propagate(f: Expr, dep: set[int], adjoint: dict[int, Expr]) -> None:
     for node in reversed(topological([f])):
         G = adjoint.get(id(node))
         if G is None or not node.args:
@@ -38,7 +44,6 @@ def adjoints(f: Expr, names: set[str], seed: Expr) -> dict[int, Expr]:
                 adjoint[id(arg)] = O.add(adjoint[id(arg)], contribution)
             else:
                 adjoint[id(arg)] = contribution
-    return adjoint
 
 
 def gradients(f: Expr, wrt: list[Expr], seed: Expr | None = None) -> list[Expr]:

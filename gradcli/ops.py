@@ -300,6 +300,49 @@ def _fold(pyfun):
     return simp
 
 
+def _combine(a: Expr, b: Expr) -> Optional[Expr]:
+    """a + b as one term, where that is possible: like terms (cX + dX = (c + d)X) and common
+    factors of matrix products (AX + BX = (A + B)X, XA + XB = X(A + B))."""
+    ca, xa = split_coef(a)
+    cb, xb = split_coef(b)
+    if xa is xb:
+        c = ca + cb
+        return zeros(xa.ty) if c == 0 else scale(c, xa)
+    if _Factoring.on and xa.op == "matmul" and xb.op == "matmul" and ca == cb:
+        (p, q), (r, s) = xa.args, xb.args
+        if q is s and p.ty == r.ty:
+            return scale(ca, matmul(add(*_ordered(p, r)), q))
+        if p is r and q.ty == s.ty:
+            return scale(ca, matmul(p, add(*_ordered(q, s))))
+    return None
+
+
+class _Factoring:
+    """Factoring AX + BX into (A + B)X is for derivatives, not for the user's own formula,
+    which is echoed as typed: `differentiate` switches it on while it builds adjoints."""
+
+    on = False
+
+    def __enter__(self):
+        self.saved, _Factoring.on = _Factoring.on, True
+
+    def __exit__(self, *exc):
+        _Factoring.on = self.saved
+
+
+FACTORING = _Factoring()
+
+MAX_FLAT_TERMS = 12  # longer sums are left as written (keeps 10,000-term sums linear)
+
+
+def _terms(e: Expr, ty, out: list) -> bool:
+    """Flatten a sum of same-shaped terms; False when it has too many terms."""
+    if e.op == "add" and e.args[0].ty == ty and e.args[1].ty == ty:
+        return _terms(e.args[0], ty, out) and _terms(e.args[1], ty, out)
+    out.append(e)
+    return len(out) <= MAX_FLAT_TERMS
+
+
 def _simplify_add(args, params) -> Optional[Expr]:
     a, b = args
     if is_zero(a):
@@ -308,24 +351,29 @@ def _simplify_add(args, params) -> Optional[Expr]:
         return like_broadcast(a, a, b)
     if a.is_const and b.is_const:
         return const(a.value + b.value)
+    combined = _combine(a, b)
+    if combined is not None:
+        return combined
     ca, xa = split_coef(a)
     cb, xb = split_coef(b)
-    if xa is xb:  # c·X + d·X = (c + d)·X
-        c = ca + cb
-        return zeros(xa.ty) if c == 0 else scale(c, xa)
     if ca == cb and ca < 0 and not xa.is_const and not xb.is_const:  # -cX - cY = -c(X + Y)
         return scale(ca, add(xa, xb))
     if ca < 0 < cb:  # −p + q reads better as q − p
         return add(b, a)
     if a.op == "T" and a.args[0] is b:  # Aᵀ + A is written A + Aᵀ
         return add(b, a)
-    # common factors of matrix products: AX + BX = (A + B)X, XA + XB = X(A + B)
-    if xa.op == "matmul" and xb.op == "matmul" and ca == cb:
-        (p, q), (r, s) = xa.args, xb.args
-        if q is s and p.ty == r.ty:
-            return scale(ca, matmul(add(*_ordered(p, r)), q))
-        if p is r and q.ty == s.ty:
-            return scale(ca, matmul(p, add(*_ordered(q, s))))
+    if (a.op == "add" or b.op == "add") and a.ty == b.ty:  # like terms anywhere in a longer sum
+        terms: list = []
+        if _terms(a, a.ty, terms) and _terms(b, a.ty, terms):
+            for i in range(len(terms)):
+                for j in range(i + 1, len(terms)):
+                    merged = _combine(terms[i], terms[j])
+                    if merged is not None:
+                        rest = terms[:i] + [merged] + terms[i + 1:j] + terms[j + 1:]
+                        out = rest[0]
+                        for t in rest[1:]:
+                            out = add(out, t)
+                        return out
     return None
 
 
@@ -389,6 +437,10 @@ def _simplify_mul(args, params) -> Optional[Expr]:
     cb, xb = split_coef(b)
     if ca != 1.0 or cb != 1.0:
         return scale(ca * cb, mul(xa, xb))
+    if a is b and a.ty.is_scalar:  # s·s = s²
+        return power(a, const(2.0))
+    if a.ty.is_scalar and b.ty.is_scalar and b.op == "pow" and b.args[0] is a and b.args[1].is_const:
+        return power(a, const(b.args[1].value + 1.0))
     for x, y in ((a, b), (b, a)):  # c𝟙 ⊙ Y = c·Y
         if x.op == "fill" and broadcast_ty(a, b) == y.ty:
             return mul(x.args[0], y)
@@ -422,6 +474,31 @@ def _simplify_div(args, params) -> Optional[Expr]:
         return fill(const(1.0), a.ty) if not a.ty.is_scalar else const(1.0)
     if xa.op == "exp" and b.op == "add" and is_one(b.args[0]) and b.args[1] is xa:
         return scale(ca, fn("sigmoid", xa.args[0]))  # eᶻ/(1 + eᶻ) = σ(z)
+    if b.ty.is_scalar:
+        if xa.op == "div" and xa.args[1] is b:  # (p/s)/s = p/s²
+            return scale(ca, div(xa.args[0], power(b, const(2.0))))
+        if xa.op == "div" and xa.args[1].op == "pow" and xa.args[1].args[0] is b and xa.args[1].args[1].is_const:
+            return scale(ca, div(xa.args[0], power(b, const(xa.args[1].args[1].value + 1.0))))
+        s_, rest = (xa.args[0], xa.args[1]) if xa.op == "mul" and xa.args[0].ty.is_scalar else (xa, None)
+        cs, s_ = split_coef(s_)
+        ca *= cs
+        if s_.op == "sqnorm" and b.op == "norm2" and s_.args[0] is b.args[0]:  # ‖v‖²X/‖v‖ = ‖v‖X
+            return scale(ca, mul(b, rest) if rest is not None else b)
+        if s_ is b:  # (s·X)/s = X
+            return scale(ca, rest if rest is not None else const(1.0))
+        if s_.op == "pow" and s_.args[0] is b and s_.args[1].is_const:  # sᵏX/s = sᵏ⁻¹X
+            lower = power(b, const(s_.args[1].value - 1.0))
+            return scale(ca, mul(lower, rest) if rest is not None else lower)
+    if exp_sum := _softmax_of(xa, b):
+        return scale(ca, exp_sum)
+    return None
+
+
+def _softmax_of(num: Expr, den: Expr) -> Optional[Expr]:
+    """exp(x) / sum(exp(x)) = softmax(x) for a vector x."""
+    if num.op == "exp" and num.ty.is_col and den.op == "sum" and den.params == (None, False) \
+            and den.args[0] is num:
+        return fn("softmax", num.args[0])
     return None
 
 
@@ -510,6 +587,8 @@ def _simplify_log(args, params) -> Optional[Expr]:
         return a.args[0]
     if a.op == "det":
         return make("logdet", a.args[0])
+    if a.op == "sum" and a.params == (None, False) and a.args[0].op == "exp":  # log Σ eˣ
+        return make("logsumexp", a.args[0].args[0])
     if a.op == "softmax":  # log softmax(v) = v − logsumexp(v)
         v = a.args[0]
         return sub(v, make("logsumexp", v))
@@ -740,7 +819,7 @@ def _add_notation(r, node):
     if c < 0:
         minus = " − " if r.style == "unicode" else " - "
         return left + minus + r.child(scale(-c, x), ADD + 0.5), ADD
-    return left + " + " + r.child(b, ADD + 0.5), ADD
+    return left + " + " + r.child(b, ADD), ADD  # a + (b + c) = a + b + c
 
 
 register(Op("add", broadcast_shape("+"), _np_add,
@@ -791,7 +870,8 @@ def _div_notation(r, node):
     if r.style == "latex":
         return rf"\frac{{{r.child(a, 0)}}}{{{r.child(b, 0)}}}", ATOM
     sep = " / " if (b.ty.is_scalar or r.style == "ascii") else " ⊘ "
-    return r.child(a, MUL) + sep + r.child(b, MUL + 0.5), MUL
+    # a juxtaposed product in a denominator is parenthesised: x / (xᵀAx), not x / xᵀAx
+    return r.child(a, MUL) + sep + r.child(b, POW if r.style == "unicode" else MUL + 0.5), MUL
 
 
 register(Op("div", broadcast_shape("/"), lambda xp, node, a, b: a / b,
