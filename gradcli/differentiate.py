@@ -25,7 +25,7 @@ def adjoints(f: Expr, names: set[str], seed: Expr) -> dict[int, Expr]:
     """The adjoint ∂L/∂N of every node N of f that depends on the named symbols (L = ⟨seed, f⟩)."""
     dep = depends_on(f, names)
     adjoint: dict[int, Expr] = {id(f): seed}
-    with O.FACTORING:
+    with O.IN_DERIVATIVE:
         _propagate(f, dep, adjoint)
     return adjoint
 

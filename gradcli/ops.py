@@ -308,7 +308,7 @@ def _combine(a: Expr, b: Expr) -> Optional[Expr]:
     if xa is xb:
         c = ca + cb
         return zeros(xa.ty) if c == 0 else scale(c, xa)
-    if _Factoring.on and xa.op == "matmul" and xb.op == "matmul" and ca == cb:
+    if _InDerivative.on and xa.op == "matmul" and xb.op == "matmul" and ca == cb:
         (p, q), (r, s) = xa.args, xb.args
         if q is s and p.ty == r.ty:
             return scale(ca, matmul(add(*_ordered(p, r)), q))
@@ -317,20 +317,20 @@ def _combine(a: Expr, b: Expr) -> Optional[Expr]:
     return None
 
 
-class _Factoring:
-    """Factoring AX + BX into (A + B)X is for derivatives, not for the user's own formula,
+class _InDerivative:
+    """Factoring AX + BX into (A + B)X and cancelling p ⊘ p are for derivatives, not for the user's formula,
     which is echoed as typed: `differentiate` switches it on while it builds adjoints."""
 
     on = False
 
     def __enter__(self):
-        self.saved, _Factoring.on = _Factoring.on, True
+        self.saved, _InDerivative.on = _InDerivative.on, True
 
     def __exit__(self, *exc):
-        _Factoring.on = self.saved
+        _InDerivative.on = self.saved
 
 
-FACTORING = _Factoring()
+IN_DERIVATIVE = _InDerivative()
 
 MAX_FLAT_TERMS = 12  # longer sums are left as written (keeps 10,000-term sums linear)
 
@@ -454,7 +454,69 @@ def _simplify_mul(args, params) -> Optional[Expr]:
         return div(mul(a.args[0], b), a.args[1])
     if b.op == "div" and not a.ty.is_scalar:
         return div(mul(a, b.args[0]), b.args[1])
+    if a.op in ("mul", "div", "pow") or b.op in ("mul", "div", "pow") or a is b:
+        return _cancel(make_raw("mul", (a, b)))
     return None
+
+
+def _monomial(e: Expr, sign: float, coef: list, powers: dict, order: list) -> bool:
+    """Flatten a product/quotient into coef · Π baseᵏ; False if it broadcasts (then it stays)."""
+    if e.op in ("mul", "div"):
+        a, b = e.args
+        if not (a.ty.is_scalar or b.ty.is_scalar or a.ty == b.ty):
+            return False
+        return (_monomial(a, sign, coef, powers, order) and
+                _monomial(b, sign if e.op == "mul" else -sign, coef, powers, order))
+    if e.is_const:
+        if e.value == 0.0 and sign < 0:
+            return False
+        coef[0] *= e.value ** sign
+        return True
+    base, k = e, 1.0
+    if e.op == "pow" and e.args[1].is_const and float(e.args[1].value).is_integer():
+        base, k = e.args[0], e.args[1].value
+    if id(base) not in powers:
+        order.append(base)
+        powers[id(base)] = 0.0
+    powers[id(base)] += sign * k
+    return True
+
+
+def _cancel(e: Expr) -> Optional[Expr]:
+    """Products and quotients with a repeated factor, collected: p ⊙ q ⊘ p = q, s·s = s²,
+    σ ⊙ (1 − σ) ⊘ σ = 1 − σ.  Only when a base repeats, so the result is strictly smaller."""
+    coef, powers, order = [1.0], {}, []
+    if not _InDerivative.on or not _monomial(e, 1.0, coef, powers, order):
+        return None
+    occurrences = _count_factors(e)
+    if len(order) >= occurrences:
+        return None
+    num = [(b, k) for b in order if (k := powers[id(b)]) > 0]
+    den = [(b, -k) for b in order if (k := powers[id(b)]) < 0]
+
+    def product(items):
+        out = None
+        for b, k in sorted(items, key=lambda bk: (not bk[0].ty.is_scalar, bk[0].size)):
+            term = b if k == 1 else make_raw("pow", (b, const(k)))
+            out = term if out is None else make_raw("mul", (out, term))
+        return out
+
+    top, bottom = product(num), product(den)
+    ty = e.ty
+    if top is None:
+        top = const(1.0) if ty.is_scalar or bottom is not None and bottom.ty == ty else fill(const(1.0), ty)
+    out = top if bottom is None else make_raw("div", (top, bottom))
+    if out.ty != ty:
+        out = make_raw("mul", (out, fill(const(1.0), ty))) if out.ty.is_scalar else out
+        if out.ty != ty:
+            return None
+    return scale(coef[0], out) if coef[0] != 1.0 else out
+
+
+def _count_factors(e: Expr) -> int:
+    if e.op in ("mul", "div"):
+        return _count_factors(e.args[0]) + _count_factors(e.args[1])
+    return 0 if e.is_const else 1
 
 
 def _simplify_div(args, params) -> Optional[Expr]:
@@ -491,7 +553,7 @@ def _simplify_div(args, params) -> Optional[Expr]:
             return scale(ca, mul(lower, rest) if rest is not None else lower)
     if exp_sum := _softmax_of(xa, b):
         return scale(ca, exp_sum)
-    return None
+    return _cancel(make_raw("div", (a, b)))
 
 
 def _softmax_of(num: Expr, den: Expr) -> Optional[Expr]:

@@ -80,7 +80,7 @@ HESSIANS = [
     ("||A@x - y||^2 wrt x", {"A": (4, 3)}, "2AᵀA"),
     ("||y - X@theta||^2 wrt theta", {"X": (5, 3)}, "2XᵀX"),
     ("sum(log(1 + exp(-y*(X@w)))) wrt w", {"X": (6, 3)},
-     "Xᵀ diag(y ⊙ (σ(−y ⊙ Xw) ⊙ (1 − σ(−y ⊙ Xw)) ⊙ y)) X"),
+     "Xᵀ diag((1 − σ(−y ⊙ Xw)) ⊙ (σ(−y ⊙ Xw) ⊙ y²)) X"),
     ("logsumexp(z) - y'@z wrt z", {"z": (4,)}, "diag(softmax(z)) − softmax(z) softmax(z)ᵀ"),
     ("-sum(y*log(softmax(z))) wrt z", {"z": (4,)}, None),
     ("logdet(X) wrt X", {"X": (3, 3)}, ""),
