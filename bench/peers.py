@@ -83,13 +83,18 @@ def tanh_layer(xp, x, W, b):
     return xp.tanh(W @ x + b)
 
 
+def tanh_w(xp, W, x, b):
+    return xp.tanh(W @ x + b)
+
+
 LOSSES = {"least squares": (least_squares, ["theta"], ["X", "y"]),
           "logistic + ridge": (logistic, ["w"], ["X", "y", "lam"]),
           "2-layer tanh net": (net, ["W1", "W2"], ["X", "Y"]),
           "matrix factorisation": (factorization, ["U", "V"], ["M"]),
           "logdet(X) + tr(AXB)": (logdet_trace, ["X"], ["A", "B"]),
           "Hessian of logistic loss": (logistic_plain, ["w"], ["X", "y"]),
-          "Jacobian of tanh(Wx + b) wrt x": (tanh_layer, ["x"], ["W", "b"])}
+          "Jacobian of tanh(Wx + b) wrt x": (tanh_layer, ["x"], ["W", "b"]),
+          "Jacobian of tanh(Wx + b) wrt W": (tanh_w, ["W"], ["x", "b"])}
 
 
 def peer_functions(key: str, arrays: dict, mode: str) -> dict:

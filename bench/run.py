@@ -161,6 +161,19 @@ def workloads(quick: bool):
     yield ("Jacobian of tanh(Wx + b) wrt x, W %d×%d" % (q, q), "tanh(W@x + b) wrt x where b: (n)",
            dict(W=Wj, x=xj, b=bj), jac_hand, False)
 
+    # wrt W the Jacobian is a q×q×q tensor (8 GB at q = 1000), so a smaller layer
+    r = 20 if quick else 120
+    Wr, xr, br = rng.normal(size=(r, r)) / r ** 0.5, rng.normal(size=r), rng.normal(size=r)
+
+    def jacw_hand():
+        t = np.tanh(Wr @ xr + br)
+        J = np.zeros((r, r, r))
+        J[np.arange(r), np.arange(r), :] = (1.0 - t * t)[:, None] * xr[None, :]
+        return t, J
+
+    yield ("Jacobian of tanh(Wx + b) wrt W, W %d×%d (a %d³ tensor)" % (r, r, r),
+           "tanh(W@x + b) wrt W where b: (n)", dict(W=Wr, x=xr, b=br), jacw_hand, False)
+
 
 def gradcli_fn(formula: str, arrays: dict, hessian: bool):
     p = gradcli.analyze(formula, data_shapes={k: np.shape(v) for k, v in arrays.items()})
@@ -283,19 +296,33 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--only", default="", help="numeric workloads whose name contains this text")
+    ap.add_argument("--part", choices=["all", "numeric", "symbolic", "process"], default="all",
+                    help="numeric derivatives, symbolic scaling, or whole-process timings only")
     args = ap.parse_args(argv)
     repeats = args.repeats or (5 if args.quick else 9)
     print(f"gradcli {gradcli.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
           f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
           f"{' (quick sizes)' if args.quick else ''}\n")
+    if args.part in ("all", "numeric"):
+        numeric_table(args.quick, repeats, args.only)
+    if args.part in ("all", "symbolic"):
+        symbolic_table(args.quick, repeats)
+    if args.part in ("all", "process"):
+        process_tables(args.quick)
+    return 0
 
+
+def numeric_table(quick: bool, repeats: int, only: str = "") -> None:
     from bench.peers import LOSSES, peer_functions
 
     peers = [p for p in ("jax", "autograd", "torch") if _importable(p)]
     print("## Numeric derivatives (median ms; × = ratio to hand-written numpy in the same run)\n")
     print("| workload | hand numpy | gradcli | " + " | ".join(peers) + " | peak MB numpy | peak MB gradcli |")
     print("|---|---:|---:|" + "---:|" * len(peers) + "---:|---:|")
-    for name, formula, arrays, hand, hessian in workloads(args.quick):
+    for name, formula, arrays, hand, hessian in workloads(quick):
+        if only not in name:
+            continue
         g = gradcli_fn(formula, arrays, hessian)
         assert check_same(g(), hand()), f"gradcli and hand numpy disagree on {name}"
         key = next(k for k in LOSSES if name.startswith(k))
@@ -312,14 +339,20 @@ def main(argv=None) -> int:
         print(f"| {name} | {th * 1000:.2f} | {cell('gradcli')} | " + " | ".join(cell(p) for p in peers) +
               f" | {peak_mb(hand):.1f} | {peak_mb(g):.1f} |", flush=True)
 
+
+
+def symbolic_table(quick: bool, repeats: int) -> None:
     print("\n## Symbolic: `grad` of a k-layer chain sum(tanh(W_k … tanh(W_1 x))) wrt all W (in-process)\n")
     print("| k | median ms | DAG nodes | printed chars |")
     print("|---:|---:|---:|---:|")
-    ks = [1, 2, 4, 8, 16, 32] + ([] if args.quick else [64])
+    ks = [1, 2, 4, 8, 16, 32] + ([] if quick else [64])
     for k, ms, nodes, chars in symbolic_rows(ks, repeats):
         print(f"| {k} | {ms:.2f} | {nodes} | {chars} |", flush=True)
 
-    results, (m, n) = whole_process(args.quick, 5 if args.quick else 10)
+
+
+def process_tables(quick: bool) -> None:
+    results, (m, n) = whole_process(quick, 5 if quick else 10)
     print(f"\n## Whole process: load .npz (X {m}×{n}), least-squares gradient, save .npy (median ms)\n")
     print("| command | median ms | ratio to the numpy script |")
     print("|---|---:|---:|")
@@ -330,6 +363,5 @@ def main(argv=None) -> int:
     print("\n## Cold start (whole process, median ms)\n")
     print("| command | median ms |")
     print("|---|---:|")
-    for name, ms in cold_start(10 if args.quick else 20).items():
+    for name, ms in cold_start(10 if quick else 20).items():
         print(f"| `{name}` | {ms:.1f} |")
-    return 0

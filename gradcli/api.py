@@ -21,6 +21,7 @@ from .differentiate import SEED, gradients, index_notation, jacobian_formula, se
 from .errors import GradcliError
 from .evaluate import Program, compile_graph
 from .expr import Expr
+from .indexform import IndexProgram, index_terms
 from .infer import Typed, infer
 from .parse import parse
 from .render import render, render_with_bindings
@@ -226,7 +227,8 @@ class Problem:
         program = compile_graph([self.expr] + [d.expr for d in with_formula], fns)
         fallback = {d.wrt: vjp_program(d, fns) for d in derivs if d.expr is None}
         for prog in (program, *fallback.values()):
-            prog.allow_nonfinite = allow_nonfinite
+            if isinstance(prog, Program):
+                prog.allow_nonfinite = allow_nonfinite
         return Compiled(self, program, derivs, fallback)
 
 
@@ -236,10 +238,14 @@ def _index_names(nf: int, nx: int) -> list[str]:
     return list(F_INDEX[:nf]) + list(X_INDEX[:nx])
 
 
-def vjp_program(d: Derivative, fns) -> Program:
-    """For a derivative without a matrix formula: the vector-Jacobian product with a seed."""
+def vjp_program(d: Derivative, fns):
+    """For a derivative without a matrix formula: its index form (evaluated by einsum), or else
+    the vector-Jacobian product with a seed, run once per entry of f."""
     v = seed_for(d.of)
     (g,) = gradients(d.of, [d.x], seed=v)
+    found = index_terms(g, v, d.f_ty.full_dims if not d.f_ty.row else d.f_ty.dims, d.x_ty.dims)
+    if found is not None and found[0] and len(found[1]) + len(found[2]) == len(d.f_ty.full_dims + d.x_ty.dims):
+        return IndexProgram(*found, fns)
     return compile_graph([g], fns)
 
 
@@ -266,6 +272,8 @@ class Compiled:
         for d in self.derivs:
             if d.expr is not None:
                 out[d.wrt] = _as_array(next(rest), _base_dims(d))
+            elif isinstance(self.fallback[d.wrt], IndexProgram):
+                out[d.wrt] = self.fallback[d.wrt].evaluate(_base_dims(d), arrays)
             else:
                 out[d.wrt] = _by_vjp(self.fallback[d.wrt], d, arrays, xp)
         return f, out

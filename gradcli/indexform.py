@@ -14,6 +14,7 @@ from itertools import count
 
 from .differentiate import depends_on
 from .expr import Expr
+from . import ops as O
 from .render import Renderer
 
 F_INDEX = ("i", "j")
@@ -28,27 +29,87 @@ class NoIndexForm(Exception):
 @record
 class Term:
     coef: float
-    factors: list = Factory(list)  # ("t", text, idx) | ("d", a, b) | ("v", idx)
+    factors: list = Factory(list)  # ("t", text, idx, expr) | ("d", a, b) | ("v", idx)
     sums: list = Factory(list)
+
+
+def index_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode"):
+    """(terms, f indices, x indices) of J = ∂f/∂x, or None where there is no index form."""
+    dep = depends_on(g, {v.params[0]})
+    fresh = (f"{c}" for c in _fresh_names())
+    f_idx = F_INDEX[: len(f_dims)]
+    x_idx = X_INDEX[: len(x_dims)]
+    try:
+        terms = _index(g, x_idx, v, dep, fresh, Renderer(style))
+        return [_contract(_seed_to_delta(t, f_idx)) for t in terms], f_idx, x_idx
+    except NoIndexForm:
+        return None
 
 
 def index_formula(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode") -> str | None:
     """J[f indices, x indices] as text, from g = the vector-Jacobian product with seed v."""
-    dep = depends_on(g, {v.params[0]})
-    fresh = (f"{c}" for c in _fresh_names())
-    f_idx = F_INDEX[: len(f_dims)] if len(x_dims) < 2 or len(f_dims) < 2 else F_INDEX
-    x_idx = X_INDEX[: len(x_dims)]
-    try:
-        terms = _index(g, x_idx, v, dep, fresh, Renderer(style))
-    except NoIndexForm:
-        return None
-    out = []
+    found = index_terms(g, v, f_dims, x_dims, style)
+    return None if found is None else _render(found[0], style)
+
+
+class IndexProgram:
+    """A tensor derivative evaluated from its index form (see `evaluate`)."""
+
+    def __init__(self, terms: list[Term], f_idx: tuple, x_idx: tuple, fns: dict | None):
+        from .evaluate import compile_graph
+
+        self.terms, self.f_idx, self.x_idx = terms, f_idx, x_idx
+        exprs = {id(f[3]): f[3] for t in terms for f in t.factors if f[0] == "t"}
+        self.keys = list(exprs)
+        self.program = compile_graph(list(exprs.values()), fns)
+
+    def evaluate(self, shape: tuple, values: dict):
+        computed = dict(zip(self.keys, self.program.run(values)))
+        return evaluate_terms(self.terms, self.f_idx, self.x_idx, shape, computed)
+
+
+def evaluate_terms(terms: list[Term], f_idx: tuple, x_idx: tuple, shape: tuple, computed: dict):
+    """The tensor J from its index form, by einsum: each term is contracted over its summed
+    indices, and a δ between output indices adds it onto a diagonal view of J — δ is never
+    built as an array.  `computed` holds the value of every factor, by the id of its expression."""
+    import numpy as np
+
+    out_names = list(f_idx) + list(x_idx)
+    out = np.zeros(shape)
     for t in terms:
-        t = _seed_to_delta(t, f_idx if len(f_dims) == len(f_idx) else f_idx[: len(f_dims)])
-        t = _contract(t)
-        if t is not None:
-            out.append(t)
-    return _render(out, style)
+        parent = {n: n for n in out_names}
+
+        def find(n):
+            while parent.get(n, n) != n:
+                n = parent[n]
+            return n
+        for f in t.factors:
+            if f[0] == "d":
+                a, b = find(f[1]), find(f[2])
+                if a != b:
+                    parent[b] = a
+        letters: dict[str, str] = {}
+
+        def letter(n):
+            n = find(n)
+            if n not in letters:
+                letters[n] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[len(letters)]
+            return letters[n]
+        operands, subs = [], []
+        for f in t.factors:
+            if f[0] == "t":
+                operands.append(np.asarray(computed[id(f[3])], dtype=float))
+                subs.append("".join(letter(i) for i in f[2]))
+        full = "".join(letter(n) for n in out_names)
+        reduced = "".join(dict.fromkeys(full))
+        present = set("".join(subs))
+        kept = "".join(c for c in reduced if c in present)
+        value = t.coef * (np.einsum(",".join(subs) + "->" + kept, *operands) if operands else np.float64(1.0))
+        # output indices no factor mentions (δ(i,k) x[l]: nothing depends on i) broadcast
+        value = np.reshape(value, [np.shape(value)[kept.index(c)] if c in kept else 1 for c in reduced])
+        view = np.einsum(full + "->" + reduced, out) if full != reduced else out
+        view += value
+    return out
 
 
 def _fresh_names():
@@ -67,10 +128,10 @@ def _opaque(e: Expr, idx: tuple, r: Renderer) -> Term:
         return Term(e.value)
     text, prec = r.render(e)
     if not idx:
-        return Term(1.0, [("t", text if prec >= 2 else f"({text})", ())])
-    if prec < 6 or e.op not in ("sym",) and not text[-1:] in ")ᵀ¹" and not e.op == "sym":
-        text = f"({text})" if e.op != "sym" else text
-    return Term(1.0, [("t", text, idx)])
+        return Term(1.0, [("t", text if prec >= 2 else f"({text})", (), e)])
+    if e.op != "sym":
+        text = f"({text})"
+    return Term(1.0, [("t", text, idx, e)])
 
 
 def _times(a: list[Term], b: list[Term]) -> list[Term]:
@@ -106,10 +167,8 @@ def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[T
         live, other = (a, b) if id(a) in dep else (b, a)
         if id(other) in dep or (e.op == "div" and live is b):
             raise NoIndexForm
-        factor = [_opaque(other, _align(other, idx), r)]
-        if e.op == "div":
-            factor = [Term(1.0, [("t", "1/" + f[1], f[2]) if f[0] == "t" else f for f in factor[0].factors])]
-        return _times(factor, rec(live, _align(live, idx)))
+        other = other if e.op == "mul" else O.div(O.const(1.0), other)
+        return _times([_opaque(other, _align(other, idx), r)], rec(live, _align(live, idx)))
     if e.op == "matmul":
         s = next(fresh)
         ta, tb = a.ty, b.ty
@@ -201,7 +260,7 @@ def _contract(t: Term) -> Term | None:
 def _rename(f, old, new):
     if f[0] == "d":
         return ("d", new if f[1] == old else f[1], new if f[2] == old else f[2])
-    return (f[0], f[1], tuple(new if i == old else i for i in f[2]))
+    return (f[0], f[1], tuple(new if i == old else i for i in f[2]), *f[3:])
 
 
 def _render(terms: list[Term], style: str) -> str:
