@@ -289,10 +289,12 @@ def grad(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data:
 def hess(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
          fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
          tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
-         out: OutOpt = None, emit: EmitOpt = None, allow_nonfinite: NonfiniteOpt = False) -> None:
+         out: OutOpt = None, emit: EmitOpt = None, allow_nonfinite: NonfiniteOpt = False,
+         steps: StepsOpt = False) -> None:
     """Hessian of a scalar FORMULA: shape(x) + shape(x); with several wrt symbols, every block."""
     _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout,
-                                         as_json, latex, out, emit, allow_nonfinite, hessian=True))
+                                         as_json, latex, out, emit, allow_nonfinite, hessian=True,
+                                         steps=steps))
 
 
 def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
@@ -344,8 +346,18 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
     if steps:
         from .steps import render_steps
 
-        step_lines, step_records = render_steps(problem.expr, [d.x for d in derivs], style,
-                                                numerator=problem.layout == "numerator")
+        numerator = problem.layout == "numerator"
+        if hessian:  # first the gradient, then each block as the Jacobian of a gradient
+            grads = {d.wrt: d for d in problem.derivatives()}
+            step_lines, step_records = render_steps(problem.expr, [grads[w].x for w in problem.wrt], style,
+                                                    numerator)
+            for d in derivs:
+                lines, records = render_steps(d.of, [d.x], style, numerator)
+                step_lines += ["", f"{_label(d)}: the Jacobian of ∂f/∂{_pn(d.wrt.partition(',')[0])} "
+                                   f"wrt {_pn(d.x.params[0])}"] + lines
+                step_records += [{**r, "block": d.wrt} for r in records]
+        else:
+            step_lines, step_records = render_steps(problem.expr, [d.x for d in derivs], style, numerator)
     if as_json:
         doc = _document(problem, derivs, f_value, d_values, checks)
         if step_records is not None:

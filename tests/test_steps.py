@@ -86,3 +86,12 @@ def test_steps_numerator_layout_names_the_tensors(capsys):
     out = capsys.readouterr().out
     assert "Jacobian view: ∂a/∂Θ is a 4th-order tensor" in out
     assert "contracting" in out
+
+
+def test_hessian_steps_derive_the_gradient_then_its_jacobian(capsys):
+    assert main(["hess", "x'@A@x wrt x", "--steps", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    blocks = [s for s in doc["steps"] if s.get("block") == "x"]
+    assert blocks and blocks[-1]["name"] == "x" and blocks[-1]["adjoint"] == "a @ V"
+    assert main(["hess", "x'@A@x wrt x", "--steps"]) == 0
+    assert "∂²f/∂x²: the Jacobian of ∂f/∂x wrt x" in capsys.readouterr().out
