@@ -36,8 +36,12 @@ def _check_array(name: str, arr, origin: str):
     if arr.ndim > 2:
         raise data_error(f"{name} ({origin}): {arr.ndim}-d arrays are not supported (scalars, vectors "
                          "and matrices only)")
-    arr = np.array(arr, dtype=np.float64, order="C")  # a copy: native byte order, C order, float64
-    if not np.all(np.isfinite(arr)):
+    # float64 in native byte order and C order; a copy only when the file's array is not already
+    # (an 80 MB copy would cost more than the gradient it feeds)
+    arr = np.ascontiguousarray(arr, dtype=np.float64) if arr.ndim else np.asarray(arr, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(arr.sum()) or np.all(np.isfinite(arr))  # the sum is a fast first look
+    if not finite:
         warnings.warn(f"{name} ({origin}) contains NaN or Inf", RuntimeWarning, stacklevel=2)
     return arr
 
