@@ -10,7 +10,6 @@ J[i, j, k, l] = ∂g[k, l]/∂V[i, j] replaces it by δ(a, i) δ(b, j), and summ
 from __future__ import annotations
 
 from .record import Factory, record
-from itertools import count
 
 from .differentiate import depends_on
 from .expr import Expr
@@ -33,22 +32,38 @@ class Term:
     sums: list = Factory(list)
 
 
-def index_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode"):
-    """(terms, f indices, x indices) of J = ∂f/∂x, or None where there is no index form."""
+def _derive(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str):
     dep = depends_on(g, {v.params[0]})
-    fresh = (f"{c}" for c in _fresh_names())
+    fresh = Fresh()
     f_idx = F_INDEX[: len(f_dims)]
     x_idx = X_INDEX[: len(x_dims)]
     try:
         terms = _index(g, x_idx, v, dep, fresh, Renderer(style))
-        return [_contract(_seed_to_delta(t, f_idx)) for t in terms], f_idx, x_idx
+        return [_contract(_seed_to_delta(t, f_idx)) for t in terms], f_idx, x_idx, fresh
     except NoIndexForm:
         return None
 
 
+def index_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode"):
+    """(terms, f indices, x indices) of J = ∂f/∂x ready for evaluation, or None."""
+    found = _derive(g, v, f_dims, x_dims, style)
+    if found is None:
+        return None
+    terms, f_idx, x_idx, fresh = found
+    for t in terms:  # Σ_s over a term without s is a factor of s's size
+        mentioned = {i for f in t.factors if f[0] == "t" for i in f[2]}
+        for name in [n for n in t.sums if n not in mentioned]:
+            size = fresh.sizes[name]
+            if not isinstance(size, int):
+                return None  # a symbolic size: the VJP loop evaluates it instead
+            t.coef *= size
+            t.sums.remove(name)
+    return terms, f_idx, x_idx
+
+
 def index_formula(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode") -> str | None:
     """J[f indices, x indices] as text, from g = the vector-Jacobian product with seed v."""
-    found = index_terms(g, v, f_dims, x_dims, style)
+    found = _derive(g, v, f_dims, x_dims, style)
     return None if found is None else _render(found[0], style)
 
 
@@ -112,11 +127,18 @@ def evaluate_terms(terms: list[Term], f_idx: tuple, x_idx: tuple, shape: tuple, 
     return out
 
 
-def _fresh_names():
-    for name in "rstuvwabcdegh":
-        yield name
-    for i in count(1):
-        yield f"s{i}"
+class Fresh:
+    """Names for summation indices, remembering each one's size (a sum whose term does not
+    mention its index multiplies the term by that size)."""
+
+    def __init__(self):
+        self.names = iter([*"rstuvwabcdegh", *(f"s{i}" for i in range(1, 10_000))])
+        self.sizes: dict = {}
+
+    def name(self, size) -> str:
+        n = next(self.names)
+        self.sizes[n] = size
+        return n
 
 
 def _opaque(e: Expr, idx: tuple, r: Renderer) -> Term:
@@ -170,8 +192,8 @@ def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[T
         other = other if e.op == "mul" else O.div(O.const(1.0), other)
         return _times([_opaque(other, _align(other, idx), r)], rec(live, _align(live, idx)))
     if e.op == "matmul":
-        s = next(fresh)
         ta, tb = a.ty, b.ty
+        s = fresh.name(tb.dims[0])
         if ta.is_matrix and tb.is_matrix:
             ia, ib = (idx[0], s), (s, idx[1])
         elif ta.is_matrix:  # matrix @ column
@@ -191,12 +213,12 @@ def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[T
     if e.op == "sum":
         axis, keep = e.params
         if axis is None:
-            inner = tuple(next(fresh) for _ in a.ty.dims)
+            inner = tuple(fresh.name(d) for d in a.ty.dims)
             out = rec(a, inner)
             for t in out:
                 t.sums.extend(inner)
             return out
-        s = next(fresh)
+        s = fresh.name(a.ty.dims[axis])
         inner = list(idx)
         if keep:
             inner[axis] = s

@@ -698,6 +698,9 @@ def _simplify_sum(args, params) -> Optional[Expr]:
             return mul(a.args[0], make_raw("numel", (), (a.ty,)))
         if a.op == "softmax":
             return const(1.0)
+    if a.op == "expand" and a.params[:2] == (axis, keep) and axis is not None:  # Σ of n copies
+        n = make_raw("numel", (), (Ty((a.ty.dims[axis],)),))
+        return mul(n, a.args[0])
     if a.op == "diagm" and not keep:  # the row and column sums of diag(w) are w
         return summ(a.args[0]) if axis is None else a.args[0]
     if a.op == "mul" and a.args[0].ty.is_scalar and not a.args[1].ty.is_scalar:

@@ -99,3 +99,10 @@ def test_hessians_agree_with_autograd(text, seed):
 ])
 def test_regressions(text):
     run_case(text, 0, "gradient")
+
+
+@pytest.mark.parametrize("text", [
+    "(sum((A + x), 0))",  # Σ over copies of a broadcast vector: a size factor (found by this test)
+])
+def test_jacobian_regressions(text):
+    run_case(text, 0, "jacobian")
