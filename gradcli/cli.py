@@ -267,34 +267,36 @@ OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
                                                help="Write f.npy and d_<name>.npy (h_<name>.npy) into DIR.")]
 
 
-@app.command(epilog="\b\nExamples:\n  gradcli grad \"||y - X@theta||^2 wrt theta\"\n"
-                    "  gradcli grad \"x'@A@x wrt x\" -s A=3x3 --random --check\n"
-                    "  gradcli grad \"tanh(W@x + b) wrt x\" -s W=4x3 --random\n"
-                    "  gradcli grad \"0.5*sum((y - h(X@Theta))^2) wrt Theta\" -d samples/net.npz --fn h=tanh")
-def grad(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
-         fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
-         tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
-         out: OutOpt = None, emit: EmitOpt = None, allow_nonfinite: NonfiniteOpt = False,
-         steps: StepsOpt = False) -> None:
-    """Derivatives of FORMULA wrt its wrt symbols: the gradient of a scalar, the Jacobian of a
-    vector or matrix; formulas, shapes, layouts and (with data) values."""
-    _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout,
-                                         as_json, latex, out, emit, allow_nonfinite, hessian=False,
-                                         steps=steps))
+def _derivative_command(hessian: bool):
+    """`grad` and `hess` share every option; they differ in what they differentiate."""
+
+    def command(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
+                fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
+                tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False,
+                latex: LatexOpt = False, out: OutOpt = None, emit: EmitOpt = None,
+                allow_nonfinite: NonfiniteOpt = False, steps: StepsOpt = False) -> None:
+        _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol,
+                                             layout, as_json, latex, out, emit, allow_nonfinite,
+                                             hessian=hessian, steps=steps))
+    return command
 
 
-@app.command(epilog="\b\nExamples:\n  gradcli hess \"x'@A@x wrt x\"\n"
-                    "  gradcli hess \"sum(log(1 + exp(-y*(X@w)))) wrt w\" -d samples/logistic.npz --check\n"
-                    "  gradcli hess \"x'@A@y wrt x, y\"   (the mixed blocks too)")
-def hess(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
-         fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
-         tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False, latex: LatexOpt = False,
-         out: OutOpt = None, emit: EmitOpt = None, allow_nonfinite: NonfiniteOpt = False,
-         steps: StepsOpt = False) -> None:
-    """Hessian of a scalar FORMULA: shape(x) + shape(x); with several wrt symbols, every block."""
-    _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout,
-                                         as_json, latex, out, emit, allow_nonfinite, hessian=True,
-                                         steps=steps))
+grad = app.command(
+    name="grad",
+    help="Derivatives of FORMULA wrt its wrt symbols: the gradient of a scalar, the Jacobian of a "
+         "vector or matrix; formulas, shapes, layouts and (with data) values.",
+    epilog="\b\nExamples:\n  gradcli grad \"||y - X@theta||^2 wrt theta\"\n"
+           "  gradcli grad \"x'@A@x wrt x\" -s A=3x3 --random --check\n"
+           "  gradcli grad \"tanh(W@x + b) wrt x\" -s W=4x3 --random\n"
+           "  gradcli grad \"0.5*sum((y - h(X@Theta))^2) wrt Theta\" -d samples/net.npz --fn h=tanh")(
+    _derivative_command(hessian=False))
+
+hess = app.command(
+    name="hess",
+    help="Hessian of a scalar FORMULA: shape(x) + shape(x); with several wrt symbols, every block.",
+    epilog="\b\nExamples:\n  gradcli hess \"x'@A@x wrt x\"\n"
+           "  gradcli hess \"sum(log(1 + exp(-y*(X@w)))) wrt w\" -d samples/logistic.npz --check\n"
+           "  gradcli hess \"x'@A@y wrt x, y\"   (the mixed blocks too)")(_derivative_command(hessian=True))
 
 
 def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,

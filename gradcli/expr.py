@@ -44,7 +44,6 @@ class Op:
     notation: dict = Factory(dict)
     simplify: Optional[Callable[..., Optional["Expr"]]] = None
     fails: str = ""
-    linear: bool = False  # linear in every argument (used by the evaluator's planner)
     emit: Any = None
     rule: str = ""  # the differential rule, as `--steps` shows it
 

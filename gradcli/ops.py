@@ -889,7 +889,7 @@ def _add_notation(r, node):
 
 register(Op("add", broadcast_shape("+"), _np_add,
             vjp=(_vjp_add_a, _vjp_add_b), notation={"custom": _add_notation},
-            simplify=_simplify_add, linear=True,
+            simplify=_simplify_add,
             emit=lambda c, n, a: c.add(n, a),
             rule='d(A + B) = dA + dB (a broadcast operand gets the adjoint summed over the broadcast axes)'))
 
@@ -1013,7 +1013,7 @@ def _matmul_notation(r, node):
 
 
 register(Op("matmul", matmul_shape, _np_matmul, vjp=(_vjp_matmul_a, _vjp_matmul_b),
-            notation={"custom": _matmul_notation}, simplify=_simplify_matmul, linear=True,
+            notation={"custom": _matmul_notation}, simplify=_simplify_matmul,
             emit=lambda c, n, a: c.matmul(n, a),
             rule='d(AB) = dA·B + A·dB and ⟨G, dA·B⟩ = ⟨GBᵀ, dA⟩, ⟨G, A·dB⟩ = ⟨AᵀG, dB⟩'))
 
@@ -1030,7 +1030,7 @@ def _T_notation(r, node):
 
 register(Op("T", lambda ctx, tys, p: tys[0].transposed(), _np_T,
             vjp=(lambda node, G: T(G),), notation={"custom": _T_notation},
-            simplify=_simplify_T, linear=True,
+            simplify=_simplify_T,
             emit=lambda c, n, a: f"{a[0]}.T" if n.ty.is_matrix else a[0],
             rule='d(Aᵀ) = (dA)ᵀ and ⟨G, dAᵀ⟩ = ⟨Gᵀ, dA⟩'))
 
@@ -1104,7 +1104,7 @@ def _sum_notation(r, node):
 
 
 register(Op("sum", sum_shape, _np_sum, vjp=(_vjp_sum,), notation={"custom": _sum_notation},
-            simplify=_simplify_sum, linear=True,
+            simplify=_simplify_sum,
             emit=lambda c, n, a: f"np.sum({a[0]}, axis={n.params[0]}, keepdims={n.params[1]})" if n.params[0] is not None else f"np.sum({a[0]})",
             rule='d sum(A) = ⟨𝟙, dA⟩'))
 
@@ -1133,7 +1133,7 @@ def _expand_notation(r, node):
 
 register(Op("expand", _expand_shape, _np_expand_full,
             vjp=(lambda node, G: summ(G, node.params[0], node.params[1]),),
-            notation={"custom": _expand_notation}, linear=True,
+            notation={"custom": _expand_notation},
             emit=lambda c, n, a: c.expand(n, a),
             rule='d expand(g) = expand(dg)'))
 
@@ -1152,7 +1152,7 @@ def _fill_notation(r, node):
 
 register(Op("fill", lambda ctx, tys, p: p[0], _np_fill,
             vjp=(lambda node, G: summ(G),), notation={"custom": _fill_notation},
-            simplify=_simplify_fill, linear=True,
+            simplify=_simplify_fill,
             emit=lambda c, n, a: f"np.full({c.shape(n.ty)}, {a[0]})",
             rule='d(c𝟙) = dc·𝟙'))
 
@@ -1214,7 +1214,7 @@ def _inv_T(a: Expr) -> Expr:
 
 register(Op("tr", square_to("tr", lambda ty: SCALAR), lambda xp, node, a: xp.trace(a),
             vjp=(lambda node, G: mul(G, eye(node.args[0].ty.dims[0])),),
-            notation=func("tr", latex=r"\operatorname{tr}"), simplify=_simplify_tr, linear=True,
+            notation=func("tr", latex=r"\operatorname{tr}"), simplify=_simplify_tr,
             emit="np.trace({0})",
             rule='d tr(A) = ⟨I, dA⟩'))
 register(Op("det", square_to("det", lambda ty: SCALAR), lambda xp, node, a: xp.linalg.det(a),
@@ -1248,12 +1248,12 @@ register(Op("inv", square_to("inv", lambda ty: ty), _np_inv,
             rule='d(A⁻¹) = −A⁻¹ dA A⁻¹ and ⟨G, −A⁻¹dA A⁻¹⟩ = ⟨−A⁻ᵀGA⁻ᵀ, dA⟩'))
 register(Op("diagm", vector_only("diag", lambda ty: mat(ty.dims[0], ty.dims[0])), _np_diagm,
             vjp=(lambda node, G: like(make("diagv", G), node.args[0].ty),),
-            notation=func("diag", latex=r"\operatorname{diag}"), linear=True,
+            notation=func("diag", latex=r"\operatorname{diag}"),
             emit="np.diag({0})",
             rule='d diag(v) = diag(dv) and ⟨G, diag(dv)⟩ = ⟨diag(G), dv⟩'))
 register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), _np_diagv,
             vjp=(lambda node, G: make("diagm", G),),
-            notation=func("diag", latex=r"\operatorname{diag}"), linear=True,
+            notation=func("diag", latex=r"\operatorname{diag}"),
             emit="np.diagonal({0}).copy()",
             rule='d diag(A) = diag(dA)'))
 register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), _np_eye,
