@@ -332,8 +332,10 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         f_value, base = compiled.evaluate(values)
         d_values = {d.wrt: d.to_layout(base[d.wrt]) for d in derivs}
         if check:
-            with _progress(sum(min(values[d.x.params[0]].size, 64) for d in derivs)) as bar:
-                task = bar.add_task("finite differences", total=None) if bar else None
+            n_steps = sum(min(values[d.x.params[0]].size, 64) for d in derivs)
+            data_size = sum(v.size for v in values.values())
+            with _progress(n_steps, n_steps * data_size) as bar:
+                task = bar.add_task("finite differences", total=n_steps) if bar else None
                 errors = compiled.check(values, base, fns, on_step=(lambda: bar.advance(task)) if bar else None)
             checks = {k: {"max_rel_error": e, "ok": bool(e <= tol)} for k, e in errors.items()}
         if out_dir:
@@ -432,9 +434,10 @@ class _NoProgress:
         return False
 
 
-def _progress(total: int):
-    """A progress bar on stderr for long checks, only when stderr is a terminal."""
-    if total < 200 or not sys.stderr.isatty():
+def _progress(steps: int, work: float = 0.0):
+    """A progress bar on stderr for long checks (many steps, or steps over large arrays: each
+    step evaluates f twice), only when stderr is a terminal."""
+    if (steps < 200 and work < 2e7) or not sys.stderr.isatty():
         return _NoProgress()
     from rich.progress import Progress
 

@@ -57,6 +57,11 @@ def test_grad_json_with_values_and_check(capsys, tmp_path):
     assert np.isclose(np.load(tmp_path / "out" / "f.npy"), doc["value"])
 
 
+def test_check_prints_no_derivation_unless_asked(capsys):
+    rc, out, _ = run(capsys, "grad", "x'@x wrt x", "-s", "x=3", "--random", "--check")
+    assert rc == 0 and "check: max relative error" in out and "derivation" not in out
+
+
 def test_grad_numerator_layout_is_row(capsys):
     rc, out, _ = run(capsys, "grad", "x'@A@x wrt x", "-s", "A=3x3", "--random", "--layout", "numerator",
                      "--json")
