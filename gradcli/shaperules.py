@@ -1,0 +1,148 @@
+"""Shape rules shared by the operators: numpy broadcasting, matrix products, reductions.
+
+A rule takes a context (`ctx.same(d1, d2)` unifies two dimensions while shapes are inferred, and
+checks them afterwards), the argument shapes and the node's parameters, and returns the result's
+shape or raises `ShapeMsg` naming the operator and both shapes.
+"""
+
+from __future__ import annotations
+
+from .expr import ShapeMsg
+from .shapes import SCALAR, DimMismatch, Ty, col, fmt, mat
+
+
+# ----------------------------------------------------------------- shape rules
+def _shape_err(op: str, why: str) -> ShapeMsg:
+    return ShapeMsg(f"{op}: {why}")
+
+
+def broadcast_shape(symbol: str):
+    """numpy broadcasting for element-wise binary operators."""
+
+    def rule(ctx, tys, params):
+        a, b = tys
+        if a.is_scalar:
+            return b
+        if b.is_scalar:
+            return a
+        show = getattr(ctx, "show", fmt)
+        if a.is_vector and b.is_vector and a.row != b.row:
+            raise _shape_err(symbol, f"cannot combine {show(a)} and {show(b)}: a column and a row "
+                                     "vector (use outer(a, b) or a@b' for an outer product)")
+        out = []
+        da, db = list(a.dims), list(b.dims)
+        if a.rank != b.rank:  # a vector against a matrix: align with the last axis, as numpy
+            short, long_ = (da, db) if a.rank < b.rank else (db, da)
+            short[:0] = [None] * (len(long_) - len(short))
+        for x, y in zip(da, db):
+            if x is None:
+                out.append(y)
+            elif y is None:
+                out.append(x)
+            elif x == 1 and y != 1:
+                out.append(y)
+            elif y == 1 and x != 1:
+                out.append(x)
+            else:
+                try:
+                    ctx.same(x, y)
+                except DimMismatch as m:
+                    raise _shape_err(symbol, f"cannot broadcast {show(a)} with {show(b)}: "
+                                             f"dimensions {m}") from None
+                out.append(x)
+        row = a.row if a.rank >= b.rank else b.row
+        return Ty(tuple(out), row and len(out) == 1)
+
+    return rule
+
+
+def matmul_shape(ctx, tys, params):
+    a, b = tys
+    show = getattr(ctx, "show", fmt)
+    if a.is_scalar or b.is_scalar:
+        raise _shape_err("@", f"cannot multiply {show(a)} by {show(b)}: @ needs vectors or "
+                              "matrices (use * to scale by a scalar)")
+    if a.is_matrix and b.is_row or a.is_row and b.is_row:
+        raise _shape_err("@", f"cannot multiply {show(a)} by {show(b)}: inner dimensions "
+                              f"{_d(ctx, a.dims[-1])} and 1 differ")
+    if a.is_col and b.is_row:
+        return mat(a.dims[0], b.dims[0])
+    inner_a = a.dims[-1] if (a.is_matrix or a.is_row) else a.dims[0]
+    inner_b = b.dims[0]
+    try:
+        ctx.same(inner_a, inner_b)
+    except DimMismatch:
+        raise _shape_err("@", f"cannot multiply {show(a)} by {show(b)}: inner dimensions "
+                              f"{_d(ctx, inner_a)} and {_d(ctx, inner_b)} differ") from None
+    if a.is_matrix and b.is_matrix:
+        return mat(a.dims[0], b.dims[1])
+    if a.is_matrix:  # matrix @ column
+        return col(a.dims[0])
+    if b.is_matrix:  # row @ matrix is a row; column @ matrix (numpy 1-D) is the column Bᵀa
+        return Ty((b.dims[1],), a.row)
+    return SCALAR  # row @ column, or column @ column (numpy's inner product)
+
+
+def _d(ctx, d):
+    show_dim = getattr(ctx, "show_dim", None)
+    return show_dim(d) if show_dim else str(d)
+
+
+def same_shape(ctx, tys, params):
+    return tys[0]
+
+
+def to_scalar(ctx, tys, params):
+    return SCALAR
+
+
+def square(name: str):
+    def check(ctx, ty: Ty) -> None:
+        show = getattr(ctx, "show", fmt)
+        if not ty.is_matrix:
+            raise _shape_err(name, f"needs a square matrix, got {ty.kind()} {show(ty)}")
+        try:
+            ctx.same(ty.dims[0], ty.dims[1])
+        except DimMismatch:
+            raise _shape_err(name, f"needs a square matrix, got {show(ty)}") from None
+    return check
+
+
+def square_to(name: str, result):
+    check = square(name)
+
+    def rule(ctx, tys, params):
+        check(ctx, tys[0])
+        return result(tys[0])
+    return rule
+
+
+def vector_only(name: str, result):
+    def rule(ctx, tys, params):
+        ty = tys[0]
+        if not ty.is_vector:
+            raise _shape_err(name, f"needs a vector, got {ty.kind()} {getattr(ctx, 'show', fmt)(ty)}")
+        return result(ty)
+    return rule
+
+
+def sum_shape(ctx, tys, params):
+    axis, keep = params
+    ty = tys[0]
+    if axis is None:
+        return SCALAR
+    if ty.rank == 0 or axis >= ty.rank or axis < -ty.rank:
+        raise _shape_err("sum", f"axis {axis} is out of range for {ty.kind()} {getattr(ctx, 'show', fmt)(ty)}")
+    axis %= ty.rank
+    if keep:
+        dims = list(ty.dims)
+        dims[axis] = 1
+        return Ty(tuple(dims), ty.row)
+    rest = tuple(d for i, d in enumerate(ty.dims) if i != axis)
+    return Ty(rest)
+
+
+def pow_shape(ctx, tys, params):
+    if not tys[1].is_scalar:
+        raise _shape_err("^", f"the exponent must be a scalar, got {getattr(ctx, 'show', fmt)(tys[1])}")
+    return tys[0]

@@ -1,0 +1,579 @@
+"""The algebra that keeps formulas readable: smart constructors and their simplification hooks.
+
+Every node is built through `make`, which first offers it to its operator's `simplify` hook: a
+rewrite that returns an equal, simpler expression (constants folded, scalar factors pulled to the
+front, transposes pushed onto the leaves, like terms collected, `AX + BX` factored).  The
+derivative rules in `ops.py` build their results with the constructors here (`add`, `mul`,
+`matmul`, `T`, ...), so what they produce is simplified as it is built.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from .expr import Expr, make, make_raw
+from .shaperules import broadcast_shape, matmul_shape, sum_shape
+from .shapes import STRICT, Ty, fmt
+
+
+# ----------------------------------------------------------------- smart constructors
+def const(value: float) -> Expr:
+    value = float(value)
+    if value == 0.0:
+        value = 0.0  # no -0.0
+    return make_raw("const", (), (value,))
+
+
+def sym(name: str, ty: Ty) -> Expr:
+    return make_raw("sym", (), (name, ty))
+
+
+def add(a: Expr, b: Expr) -> Expr:
+    return make("add", a, b)
+
+
+def mul(a: Expr, b: Expr) -> Expr:
+    return make("mul", a, b)
+
+
+def neg(a: Expr) -> Expr:
+    return mul(const(-1.0), a)
+
+
+def sub(a: Expr, b: Expr) -> Expr:
+    return add(a, neg(b))
+
+
+def div(a: Expr, b: Expr) -> Expr:
+    return make("div", a, b)
+
+
+def power(a: Expr, b: Expr) -> Expr:
+    return make("pow", a, b)
+
+
+def matmul(a: Expr, b: Expr) -> Expr:
+    return make("matmul", a, b)
+
+
+def T(a: Expr) -> Expr:
+    return make("T", a)
+
+
+def fn(name: str, a: Expr) -> Expr:
+    return make(name, a)
+
+
+def fill(value: Expr, ty: Ty) -> Expr:
+    """value (a scalar) in every entry of an array of shape ty: `c𝟙`."""
+    return make("fill", value, params=(ty,))
+
+
+def zeros(ty: Ty) -> Expr:
+    return fill(const(0.0), ty)
+
+
+def eye(n) -> Expr:
+    return make_raw("eye", (), (n,))
+
+
+def summ(a: Expr, axis=None, keep: bool = False) -> Expr:
+    return make("sum", a, params=(axis, keep))
+
+
+def is_zero(e: Expr) -> bool:
+    return (e.is_const and e.value == 0.0) or (e.op == "fill" and is_zero(e.args[0]))
+
+
+def is_one(e: Expr) -> bool:
+    return e.is_const and e.value == 1.0
+
+
+def split_coef(e: Expr) -> tuple[float, Expr]:
+    """c·X → (c, X); anything else → (1, e). Coefficients are always numeric constants."""
+    if e.op == "mul" and e.args[0].is_const and not e.args[1].is_const:
+        return e.args[0].value, e.args[1]
+    return 1.0, e
+
+
+def scale(c: float, e: Expr) -> Expr:
+    return mul(const(c), e) if c != 1.0 else e
+
+
+def like(e: Expr, ty: Ty) -> Expr:
+    """Coerce a vector to the orientation of ty (adjoints must have the argument's shape)."""
+    if e.ty.is_vector and ty.is_vector and e.ty.row != ty.row:
+        return T(e)
+    if e.ty.is_scalar and not ty.is_scalar:
+        return fill(e, ty)
+    return e
+
+
+def unbroadcast(G: Expr, ty: Ty) -> Expr:
+    """Sum the adjoint of a broadcast result back down to the shape ty of an operand."""
+    g = G.ty
+    if g.dims == ty.dims and g.row == ty.row:
+        return G
+    if ty.is_scalar:
+        return summ(G)
+    if ty.is_vector and g.is_matrix:
+        return like(summ(G, 0), ty)
+    if ty.is_vector and g.is_vector:  # (1,) against (n,)
+        return like(summ(G, 0, True), ty)
+    if ty.is_matrix and g.is_matrix:
+        out = G
+        for axis in (0, 1):
+            if ty.dims[axis] == 1 and g.dims[axis] != 1:
+                out = summ(out, axis, True)
+        return out
+    raise AssertionError(f"cannot unbroadcast {fmt(g)} to {fmt(ty)}")
+
+
+def mm(a: Expr, b: Expr) -> Expr:
+    """Matrix product that treats a scalar as 1×1 (used by the matmul derivative)."""
+    if a.ty.is_scalar or b.ty.is_scalar:
+        return mul(a, b)
+    return matmul(a, b)
+
+
+# ----------------------------------------------------------------- simplification hooks
+def _fold(pyfun):
+    def simp(args, params):
+        if all(a.is_const for a in args):
+            try:
+                v = pyfun(*(a.value for a in args))
+            except (ArithmeticError, ValueError):
+                return None
+            if isinstance(v, float) and math.isfinite(v):
+                return const(v)
+        return None
+    return simp
+
+
+def _combine(a: Expr, b: Expr) -> Optional[Expr]:
+    """a + b as one term, where that is possible: like terms (cX + dX = (c + d)X) and common
+    factors of matrix products (AX + BX = (A + B)X, XA + XB = X(A + B))."""
+    ca, xa = split_coef(a)
+    cb, xb = split_coef(b)
+    if xa is xb:
+        c = ca + cb
+        return zeros(xa.ty) if c == 0 else scale(c, xa)
+    if _InDerivative.on and xa.op == "matmul" and xb.op == "matmul" and ca == cb:
+        (p, q), (r, s) = xa.args, xb.args
+        if q is s and p.ty == r.ty:
+            return scale(ca, matmul(add(*_ordered(p, r)), q))
+        if p is r and q.ty == s.ty:
+            return scale(ca, matmul(p, add(*_ordered(q, s))))
+    return None
+
+
+class _InDerivative:
+    """Factoring AX + BX into (A + B)X and cancelling p ⊘ p are for derivatives, not for the user's formula,
+    which is echoed as typed: `differentiate` switches it on while it builds adjoints."""
+
+    on = False
+
+    def __enter__(self):
+        self.saved, _InDerivative.on = _InDerivative.on, True
+
+    def __exit__(self, *exc):
+        _InDerivative.on = self.saved
+
+
+IN_DERIVATIVE = _InDerivative()
+
+MAX_FLAT_TERMS = 12  # longer sums are left as written (keeps 10,000-term sums linear)
+
+
+def _terms(e: Expr, ty, out: list) -> bool:
+    """Flatten a sum of same-shaped terms; False when it has too many terms."""
+    if e.op == "add" and e.args[0].ty == ty and e.args[1].ty == ty:
+        return _terms(e.args[0], ty, out) and _terms(e.args[1], ty, out)
+    out.append(e)
+    return len(out) <= MAX_FLAT_TERMS
+
+
+def _simplify_add(args, params) -> Optional[Expr]:
+    a, b = args
+    if is_zero(a):
+        return like_broadcast(b, a, b)
+    if is_zero(b):
+        return like_broadcast(a, a, b)
+    if a.is_const and b.is_const:
+        return const(a.value + b.value)
+    combined = _combine(a, b)
+    if combined is not None:
+        return combined
+    ca, xa = split_coef(a)
+    cb, xb = split_coef(b)
+    if ca == cb and ca < 0 and not xa.is_const and not xb.is_const:  # -cX - cY = -c(X + Y)
+        return scale(ca, add(xa, xb))
+    if ca < 0 < cb:  # −p + q reads better as q − p
+        return add(b, a)
+    if a.op == "T" and a.args[0] is b:  # Aᵀ + A is written A + Aᵀ
+        return add(b, a)
+    if (a.op == "add" or b.op == "add") and a.ty == b.ty:  # like terms anywhere in a longer sum
+        terms: list = []
+        if _terms(a, a.ty, terms) and _terms(b, a.ty, terms):
+            for i in range(len(terms)):
+                for j in range(i + 1, len(terms)):
+                    merged = _combine(terms[i], terms[j])
+                    if merged is not None:
+                        rest = terms[:i] + [merged] + terms[i + 1:j] + terms[j + 1:]
+                        out = rest[0]
+                        for t in rest[1:]:
+                            out = add(out, t)
+                        return out
+    return None
+
+
+def like_broadcast(keep: Expr, a: Expr, b: Expr) -> Expr:
+    """x + 0 is x, but with the broadcast shape of the sum."""
+    ty = broadcast_ty(a, b)
+    if keep.ty == ty:
+        return keep
+    if keep.ty.is_scalar:
+        return fill(keep, ty)
+    return make_raw("add", (keep, zeros(ty)))
+
+
+def broadcast_ty(a: Expr, b: Expr) -> Ty:
+    return broadcast_shape("+")(STRICT, (a.ty, b.ty), ())
+
+
+def _transposes(e: Expr) -> int:
+    return sum(1 for n in _walk(e) if n.op == "T")
+
+
+def _ordered(p: Expr, q: Expr) -> tuple[Expr, Expr]:
+    """Terms in textbook order: fewer transposes first, then smaller."""
+    def key(e: Expr):
+        return (_transposes(e), e.size)
+    return (p, q) if key(p) <= key(q) else (q, p)
+
+
+def _walk(e: Expr):
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(n.args)
+
+
+def _simplify_mul(args, params) -> Optional[Expr]:
+    a, b = args
+    if a.is_const and b.is_const:
+        return const(a.value * b.value)
+    if b.ty.is_scalar and not a.ty.is_scalar or (b.is_const and not a.is_const):
+        return mul(b, a)  # scalar factors, and constants, to the front
+    if is_zero(a) or is_zero(b):
+        return zeros(broadcast_ty(a, b))
+    if a.is_const:
+        if a.value == 1.0:
+            return b
+        cb, xb = split_coef(b)
+        if cb != 1.0:
+            return scale(a.value * cb, xb)
+        if xb.op == "fill":
+            return fill(mul(a, xb.args[0]), xb.ty)
+        if b.op == "div" and b.args[0].is_const and b.ty.is_scalar:  # c·(d/s) = (cd)/s
+            return div(const(a.value * b.args[0].value), b.args[1])
+        if a.value == -1.0 and b.op == "add":  # −(p − q) = q − p
+            p, q = b.args
+            if split_coef(q)[0] < 0:
+                return add(neg(q), neg(p))
+        return None  # canonical: the numeric coefficient is the outermost factor
+    ca, xa = split_coef(a)
+    cb, xb = split_coef(b)
+    if ca != 1.0 or cb != 1.0:
+        return scale(ca * cb, mul(xa, xb))
+    if a is b and a.ty.is_scalar:  # s·s = s²
+        return power(a, const(2.0))
+    if a.ty.is_scalar and b.ty.is_scalar and b.op == "pow" and b.args[0] is a and b.args[1].is_const:
+        return power(a, const(b.args[1].value + 1.0))
+    for x, y in ((a, b), (b, a)):  # c𝟙 ⊙ Y = c·Y
+        if x.op == "fill" and broadcast_ty(a, b) == y.ty:
+            return mul(x.args[0], y)
+    if a.ty.is_scalar and b.op == "mul" and b.args[0].ty.is_scalar and not b.ty.is_scalar:
+        return mul(mul(a, b.args[0]), b.args[1])  # a·(b·X) = (ab)·X
+    if b.op == "mul" and b.args[0].ty.is_scalar and not b.args[1].ty.is_scalar and not a.ty.is_scalar:
+        return mul(b.args[0], mul(a, b.args[1]))  # X ⊙ (s·Y) = s·(X ⊙ Y)
+    if a.op == "mul" and a.args[0].ty.is_scalar and not a.ty.is_scalar and not b.ty.is_scalar:
+        return mul(a.args[0], mul(a.args[1], b))  # (s·X) ⊙ Y = s·(X ⊙ Y)
+    if a.op == "div" and (not b.ty.is_scalar or a.ty.is_scalar):  # (p/q)·r = (p·r)/q
+        return div(mul(a.args[0], b), a.args[1])
+    if b.op == "div" and not a.ty.is_scalar:
+        return div(mul(a, b.args[0]), b.args[1])
+    if a.op in ("mul", "div", "pow") or b.op in ("mul", "div", "pow") or a is b:
+        return _cancel(make_raw("mul", (a, b)))
+    return None
+
+
+def _monomial(e: Expr, sign: float, coef: list, powers: dict, order: list) -> bool:
+    """Flatten a product/quotient into coef · Π baseᵏ; False if it broadcasts (then it stays)."""
+    if e.op in ("mul", "div"):
+        a, b = e.args
+        if not (a.ty.is_scalar or b.ty.is_scalar or a.ty == b.ty):
+            return False
+        return (_monomial(a, sign, coef, powers, order) and
+                _monomial(b, sign if e.op == "mul" else -sign, coef, powers, order))
+    if e.is_const:
+        if e.value == 0.0 and sign < 0:
+            return False
+        coef[0] *= e.value ** sign
+        return True
+    base, k = e, 1.0
+    if e.op == "pow" and e.args[1].is_const and float(e.args[1].value).is_integer():
+        base, k = e.args[0], e.args[1].value
+    if id(base) not in powers:
+        order.append(base)
+        powers[id(base)] = 0.0
+    powers[id(base)] += sign * k
+    return True
+
+
+def _cancel(e: Expr) -> Optional[Expr]:
+    """Products and quotients with a repeated factor, collected: p ⊙ q ⊘ p = q, s·s = s²,
+    σ ⊙ (1 − σ) ⊘ σ = 1 − σ.  Only when a base repeats, so the result is strictly smaller."""
+    coef, powers, order = [1.0], {}, []
+    if not _InDerivative.on or not _monomial(e, 1.0, coef, powers, order):
+        return None
+    occurrences = _count_factors(e)
+    if len(order) >= occurrences:
+        return None
+    num = [(b, k) for b in order if (k := powers[id(b)]) > 0]
+    den = [(b, -k) for b in order if (k := powers[id(b)]) < 0]
+
+    def product(items):
+        out = None
+        for b, k in sorted(items, key=lambda bk: (not bk[0].ty.is_scalar, bk[0].size)):
+            term = b if k == 1 else make_raw("pow", (b, const(k)))
+            out = term if out is None else make_raw("mul", (out, term))
+        return out
+
+    top, bottom = product(num), product(den)
+    ty = e.ty
+    if top is None:
+        top = const(1.0) if ty.is_scalar or bottom is not None and bottom.ty == ty else fill(const(1.0), ty)
+    out = top if bottom is None else make_raw("div", (top, bottom))
+    if out.ty != ty:
+        out = make_raw("mul", (out, fill(const(1.0), ty))) if out.ty.is_scalar else out
+        if out.ty != ty:
+            return None
+    return scale(coef[0], out) if coef[0] != 1.0 else out
+
+
+def _count_factors(e: Expr) -> int:
+    if e.op in ("mul", "div"):
+        return _count_factors(e.args[0]) + _count_factors(e.args[1])
+    return 0 if e.is_const else 1
+
+
+def _simplify_div(args, params) -> Optional[Expr]:
+    a, b = args
+    if a.is_const and b.is_const and b.value != 0:
+        return const(a.value / b.value)
+    if is_one(b):
+        return a
+    if b.is_const and b.value != 0:
+        return mul(const(1.0 / b.value), a)
+    if is_zero(a):
+        return zeros(broadcast_ty(a, b))
+    ca, xa = split_coef(a)
+    if ca != 1.0 and not xa.is_const:
+        return scale(ca, div(xa, b))
+    if xa is b and a.ty == b.ty:
+        return fill(const(1.0), a.ty) if not a.ty.is_scalar else const(1.0)
+    if xa.op == "exp" and b.op == "add" and is_one(b.args[0]) and b.args[1] is xa:
+        return scale(ca, fn("sigmoid", xa.args[0]))  # eᶻ/(1 + eᶻ) = σ(z)
+    if b.ty.is_scalar:
+        if xa.op == "div" and xa.args[1] is b:  # (p/s)/s = p/s²
+            return scale(ca, div(xa.args[0], power(b, const(2.0))))
+        if xa.op == "div" and xa.args[1].op == "pow" and xa.args[1].args[0] is b and xa.args[1].args[1].is_const:
+            return scale(ca, div(xa.args[0], power(b, const(xa.args[1].args[1].value + 1.0))))
+        s_, rest = (xa.args[0], xa.args[1]) if xa.op == "mul" and xa.args[0].ty.is_scalar else (xa, None)
+        cs, s_ = split_coef(s_)
+        ca *= cs
+        if s_.op == "sqnorm" and b.op == "norm2" and s_.args[0] is b.args[0]:  # ‖v‖²X/‖v‖ = ‖v‖X
+            return scale(ca, mul(b, rest) if rest is not None else b)
+        if s_ is b:  # (s·X)/s = X
+            return scale(ca, rest if rest is not None else const(1.0))
+        if s_.op == "pow" and s_.args[0] is b and s_.args[1].is_const:  # sᵏX/s = sᵏ⁻¹X
+            lower = power(b, const(s_.args[1].value - 1.0))
+            return scale(ca, mul(lower, rest) if rest is not None else lower)
+    if exp_sum := _softmax_of(xa, b):
+        return scale(ca, exp_sum)
+    return _cancel(make_raw("div", (a, b)))
+
+
+def _softmax_of(num: Expr, den: Expr) -> Optional[Expr]:
+    """exp(x) / sum(exp(x)) = softmax(x) for a vector x."""
+    if num.op == "exp" and num.ty.is_col and den.op == "sum" and den.params == (None, False) \
+            and den.args[0] is num:
+        return fn("softmax", num.args[0])
+    return None
+
+
+def _simplify_pow(args, params) -> Optional[Expr]:
+    a, b = args
+    if b.is_const:
+        if b.value == 1.0:
+            return a
+        if b.value == 0.0:
+            return fill(const(1.0), a.ty) if not a.ty.is_scalar else const(1.0)
+        if b.value == 2.0 and a.op == "norm2":
+            return make("sqnorm", a.args[0])
+        if a.is_const:
+            return _fold(lambda x, y: x ** y)(args, params)
+    return None
+
+
+def _simplify_matmul(args, params) -> Optional[Expr]:
+    a, b = args
+    if a.ty.is_col and b.ty.is_matrix:  # numpy's 1-D x @ A is the column Aᵀx
+        return matmul(T(b), a)
+    if a.ty.is_col and b.ty.is_col:  # numpy's x @ y is the inner product xᵀy
+        return matmul(T(a), b)
+    ca, xa = split_coef(a)
+    cb, xb = split_coef(b)
+    if ca != 1.0 or cb != 1.0:
+        return scale(ca * cb, matmul(xa, xb))
+    if is_zero(a) or is_zero(b):
+        return zeros(matmul_shape(STRICT, (a.ty, b.ty), ()))
+    if a.op == "eye":
+        return b
+    if b.op == "eye":
+        return a
+    for x, y, pos in ((a, b, 0), (b, a, 1)):  # (sX)Y = s(XY) for a scalar expression s
+        if x.op == "mul" and x.args[0].ty.is_scalar and not x.args[1].ty.is_scalar:
+            rest = (x.args[1], y) if pos == 0 else (y, x.args[1])
+            return mul(x.args[0], matmul(*rest))
+        if x.op == "div" and x.args[1].ty.is_scalar and not x.args[0].ty.is_scalar:  # (X/s)Y = XY/s
+            rest = (x.args[0], y) if pos == 0 else (y, x.args[0])
+            return div(matmul(*rest), x.args[1])
+    if a.op == "diagm" and b.op == "diagm":  # diag(u)diag(v) = diag(u ⊙ v)
+        return make("diagm", mul(a.args[0], b.args[0]))
+    if a.op == "diagm" and b.op == "matmul" and b.args[0].op == "diagm":
+        return matmul(matmul(a, b.args[0]), b.args[1])
+    if b.op == "diagm" and a.op == "matmul" and a.args[1].op == "diagm":
+        return matmul(a.args[0], matmul(a.args[1], b))
+    ty = matmul_shape(STRICT, (a.ty, b.ty), ())
+    if a.ty.is_col and b.ty.is_row:  # an outer product: 𝟙xᵀ stays as it is
+        return None
+    if a.op == "fill" and b.ty.is_vector:  # (c𝟙)v = c·sum(v)𝟙
+        return fill(mul(a.args[0], summ(b)), ty)
+    if b.op == "fill" and a.ty.is_vector:
+        return fill(mul(b.args[0], summ(a)), ty) if not ty.is_scalar else mul(b.args[0], summ(a))
+    return None
+
+
+def _simplify_T(args, params) -> Optional[Expr]:
+    (a,) = args
+    if a.ty.is_scalar:
+        return a
+    if a.op == "T":
+        return a.args[0]
+    if a.op in ("eye", "const"):
+        return a
+    if a.op == "fill":
+        return fill(a.args[0], a.ty.transposed())
+    if a.op == "mul" and a.args[0].ty.is_scalar:  # (cX)ᵀ = cXᵀ
+        return mul(a.args[0], T(a.args[1]))
+    if a.op == "add" and a.args[0].ty == a.args[1].ty:  # (P + Q)ᵀ = Pᵀ + Qᵀ when that leaves
+        # fewer transposes: (A + Aᵀ)ᵀ = A + Aᵀ.  Not for a broadcast sum: (A + x)ᵀ adds x to rows.
+        distributed = add(T(a.args[0]), T(a.args[1]))
+        if _transposes(distributed) <= _transposes(a):
+            return distributed
+    if a.op == "div" and a.args[1].ty.is_scalar:  # (X/s)ᵀ = Xᵀ/s
+        return div(T(a.args[0]), a.args[1])
+    if a.op == "matmul":  # (AB)ᵀ = BᵀAᵀ, pushing transposes onto the leaves
+        return matmul(T(a.args[1]), T(a.args[0]))
+    if a.op in ("diagm",):
+        return a
+    return None
+
+
+def _simplify_log(args, params) -> Optional[Expr]:
+    (a,) = args
+    if a.op == "exp":
+        return a.args[0]
+    if a.op == "det":
+        return make("logdet", a.args[0])
+    if a.op == "sum" and a.params == (None, False) and a.args[0].op == "exp":  # log Σ eˣ
+        return make("logsumexp", a.args[0].args[0])
+    if a.op == "softmax":  # log softmax(v) = v − logsumexp(v)
+        v = a.args[0]
+        return sub(v, make("logsumexp", v))
+    if a.op == "pow" and a.args[0].ty.is_scalar and a.args[0].op in ("det", "exp"):
+        return mul(a.args[1], fn("log", a.args[0]))
+    return _fold(math.log)(args, params)
+
+
+def _simplify_det(args, params) -> Optional[Expr]:
+    (a,) = args
+    if a.op == "inv":  # det(X⁻¹) = 1/det(X)
+        return power(make("det", a.args[0]), const(-1.0))
+    if a.op == "T":
+        return make("det", a.args[0])
+    return None
+
+
+def _simplify_logdet(args, params) -> Optional[Expr]:
+    (a,) = args
+    if a.op == "inv":
+        return neg(make("logdet", a.args[0]))
+    if a.op == "T":
+        return make("logdet", a.args[0])
+    return None
+
+
+def _simplify_inv(args, params) -> Optional[Expr]:
+    (a,) = args
+    if a.op == "inv":
+        return a.args[0]
+    if a.op == "eye":
+        return a
+    return None
+
+
+def _simplify_sum(args, params) -> Optional[Expr]:
+    (a,) = args
+    axis, keep = params
+    if axis is None:
+        if a.ty.is_scalar:
+            return a
+        if a.op == "pow" and a.args[1].is_const and a.args[1].value == 2.0:
+            return make("sqnorm", a.args[0])  # Σ x² = ‖x‖²
+        if a.op == "fill":
+            return mul(a.args[0], make_raw("numel", (), (a.ty,)))
+        if a.op == "softmax":
+            return const(1.0)
+    if a.op == "expand" and a.params[:2] == (axis, keep) and axis is not None:  # Σ of n copies
+        n = make_raw("numel", (), (Ty((a.ty.dims[axis],)),))
+        return mul(n, a.args[0])
+    if a.op == "diagm" and not keep:  # the row and column sums of diag(w) are w
+        return summ(a.args[0]) if axis is None else a.args[0]
+    if a.op == "mul" and a.args[0].ty.is_scalar and not a.args[1].ty.is_scalar:
+        return mul(a.args[0], summ(a.args[1], axis, keep))  # sum is linear
+    if a.op == "fill" and axis is not None:
+        n = make_raw("numel", (), (Ty((a.ty.dims[axis % a.ty.rank],)),))
+        return fill(mul(a.args[0], n), sum_shape(STRICT, (a.ty,), params))
+    return None
+
+
+def _simplify_fill(args, params) -> Optional[Expr]:
+    (v,) = args
+    (ty,) = params
+    if ty.is_scalar:
+        return v
+    if v.op == "fill":
+        return fill(v.args[0], ty)
+    return None
+
+
+def _simplify_tr(args, params) -> Optional[Expr]:
+    (a,) = args
+    if a.op == "T":
+        return make("tr", a.args[0])
+    return None
