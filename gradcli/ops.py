@@ -16,7 +16,7 @@ import re
 from .expr import OPS, Expr, Op, make, make_raw, register
 from .shaperules import (broadcast_shape, matmul_shape, pow_shape, same_shape, square_to, sum_shape,
                          to_scalar, vector_only)
-from .shapes import SCALAR, Ty, col, mat
+from .shapes import SCALAR, col, mat
 from .simplify import (IN_DERIVATIVE, _fold, _simplify_add, _simplify_det, _simplify_div,  # noqa: F401
                        _simplify_fill, _simplify_inv, _simplify_log, _simplify_logdet, _simplify_matmul,
                        _simplify_mul, _simplify_pow, _simplify_sum, _simplify_T, _simplify_tr, add,
