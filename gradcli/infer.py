@@ -29,9 +29,13 @@ REDUCTIONS = {"mean": "mean", "logsumexp": "logsumexp", "softmax": "softmax", "n
 BUILTINS = set(O.ELEMENTWISE) | set(REDUCTIONS) | {"sum", "dot", "outer", "diag", "eye"}
 
 
+GREEK_SCALARS = set("αβγδεελμνρστη")
+
+
 def default_rank(name: str) -> int:
-    """SPEC §1: scalars by name, matrices by an upper-case initial, vectors otherwise."""
-    if name in SCALAR_NAMES:
+    """SPEC §1: scalars by name, matrices by an upper-case initial, vectors otherwise
+    (a Greek letter counts as its name: λ is lambda, a scalar; θ a vector; Θ a matrix)."""
+    if name in SCALAR_NAMES or name in GREEK_SCALARS:
         return 0
     return 2 if name[0].isupper() else 1
 

@@ -42,11 +42,15 @@ class _Builder(Transformer):
         return Sym(tok.column, str(tok))
 
     def binary(self, left, op: Token, right):
-        sym = "^" if op in ("^", "**") else str(op)
+        sym = {"**": "^", "−": "-", "⊙": "*", "·": "*", "⊘": "/"}.get(str(op), str(op))
         return Binary(op.column, sym, left, right)
 
+    def superscript(self, base, sup: Token):
+        value = 2.0 if sup == "²" else 3.0
+        return Binary(sup.column, "^", base, Num(sup.column, value, str(int(value))))
+
     def unary(self, op: Token, operand):
-        return Unary(op.column, str(op), operand)
+        return Unary(op.column, "-" if op in ("-", "−") else "+", operand)
 
     def transpose(self, operand, tok: Token):
         return Transpose(tok.column, operand)

@@ -99,3 +99,10 @@ def test_arbitrary_text_gives_a_result_or_a_clean_error(text):
             p.derivatives()
     except GradcliError as err:
         assert err.kind in ("parse", "shape") and err.message
+
+
+def test_unicode_operators_and_greek_names():
+    p = analyze("‖y − X@θ‖² + λ·sum(A ⊙ B ⊘ C) wrt θ")
+    assert p.symbols["λ"].shape == () and p.symbols["θ"].shape == ("n",)
+    assert p.derivatives()[0].text() == "−2Xᵀ(y − Xθ)"
+    assert analyze("x³").text() == "x³"
