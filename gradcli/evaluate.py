@@ -55,13 +55,46 @@ class Program:
             import numpy as xp  # the default array namespace
         env: dict[int, Any] = {}
         keep = {id(r) for r in self.roots}
+        inputs = {id(v) for v in values.values()}
+        pinned: set[int] = set()  # nodes whose array another live value shares: never overwritten
         with _quiet(xp):
             for step, node in enumerate(self.order):
-                env[id(node)] = self._one(xp, node, env, values)
+                reused = self._in_place(xp, node, env, step, keep, inputs, pinned)
+                out = reused if reused is not None else self._one(xp, node, env, values)
+                env[id(node)] = out
+                if reused is None and node.args and (  # wraps, is, or views an argument
+                        isinstance(out, O.Deferred) or getattr(out, "base", None) is not None
+                        or any(out is env[id(a)] for a in node.args)):
+                    pinned.update(id(a) for a in node.args)
+                    pinned.add(id(node))
+                out = reused = None  # hold no reference past the step: memory follows last use
                 for a in node.args:  # free what no later node needs
                     if self.last_use.get(id(a)) == step and id(a) not in keep:
                         env.pop(id(a), None)
         return [env[id(r)] for r in self.roots]
+
+    def _in_place(self, xp, node: Expr, env: dict, step: int, keep: set, inputs: set,
+                  pinned: set) -> Any:
+        """An element-wise result written over an argument's array when that array is a
+        temporary of the same shape that nothing needs after this step (never an input, a root
+        or a view).  Operators that can fail are left out: their check reads the arguments."""
+        ufunc = getattr(xp, _IN_PLACE.get(node.op, ""), None)
+        if ufunc is None or id(node) in self.deferred:
+            return None
+        args = [env[id(a)] for a in node.args]
+        for a_node, a in zip(node.args, args):
+            if (getattr(a, "base", 0) is None and getattr(getattr(a, "flags", None), "writeable", False)
+                    and id(a) not in inputs and id(a_node) not in keep and id(a_node) not in pinned
+                    and self.last_use.get(id(a_node)) == step and sum(x is a_node for x in node.args) == 1
+                    and tuple(a.shape) == tuple(node.ty.dims) and a.dtype == xp.float64):
+                others = [b for b in args if b is not a]
+                if any(isinstance(b, O.Deferred) for b in others):
+                    b = others[0]
+                    if node.op != "add" or not isinstance(b, O.Scaled) or b.c != -1.0:
+                        return None
+                    return xp.subtract(a, b.z, out=a)
+                return ufunc(*args, out=a)
+        return None
 
     def _one(self, xp, node: Expr, env: dict, values: dict) -> Any:
         if node.op == "sym":
@@ -93,6 +126,10 @@ class Program:
             warnings.warn(f"{op.fails} in {_short(node)}: the result has NaN or Inf", RuntimeWarning,
                           stacklevel=2)
         return out
+
+
+_IN_PLACE = {"add": "add", "mul": "multiply", "tanh": "tanh", "sin": "sin", "cos": "cos",
+             "abs": "absolute"}
 
 
 def _what(op, exc) -> str:
