@@ -144,7 +144,7 @@ def _run(as_json: bool, body) -> None:
                                        "this formula"), as_json)
 
 
-def _symbol_table(problem, style: str):
+def _symbol_table(problem):
     from rich.table import Table
 
     from .render import pretty_name
@@ -212,7 +212,7 @@ def shape(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data
         out.print(f"f = {problem.text()}    shape {fmt_dims(problem.shape)}  "
                   f"({problem.expr.ty.kind()})", markup=False)
         out.print()
-        out.print(_symbol_table(problem, "unicode"))
+        out.print(_symbol_table(problem))
         for d in derivs:
             out.print()
             out.print(f"∂f/∂{_pn(d.wrt)}  {d.kind}  shape {fmt_dims(d.shape)}  ({_layout_note(d)})",
@@ -388,7 +388,7 @@ def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
     if f_value is not None:
         con.print(f"  value: {_summary(f_value)}", markup=False)
     con.print()
-    con.print(_symbol_table(problem, style))
+    con.print(_symbol_table(problem))
     bindings, texts = render_derivatives(derivs, style)
     for d, t in zip(derivs, texts):
         con.print()

@@ -59,8 +59,6 @@ def check_derivative(f: Callable[[dict], Any], values: dict, name: str, derivati
     return relative_error(fd, exact, noise_floor(f(values)))
 
 
-check_gradient = check_derivative
-
 
 def noise_floor(f_value) -> float:
     import numpy as np

@@ -505,8 +505,11 @@ def _simplify_log(args, params) -> Optional[Expr]:
     if a.op == "softmax":  # log softmax(v) = v − logsumexp(v)
         v = a.args[0]
         return sub(v, make("logsumexp", v))
-    if a.op == "pow" and a.args[0].ty.is_scalar and a.args[0].op in ("det", "exp"):
+    if a.op == "pow" and a.args[0].ty.is_scalar and a.args[0].op == "exp":  # log (eᵃ)ᵖ = p·a
         return mul(a.args[1], fn("log", a.args[0]))
+    if a.op == "pow" and a.args[0].op == "det" and a.args[1].is_const and not (
+            float(a.args[1].value).is_integer() and a.args[1].value % 2 == 0):
+        return mul(a.args[1], fn("log", a.args[0]))  # log det(X)ᵖ = p·log det(X), not for even p
     return _fold(math.log)(args, params)
 
 

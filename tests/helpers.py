@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import gradcli
-from gradcli.fdcheck import check_gradient
+from gradcli.fdcheck import check_derivative
 
 
 def random_data(problem, seed: int = 0, positive: bool = False, scale: float = 1.0,
@@ -39,7 +39,7 @@ def fd_errors(text: str, shapes: dict | None = None, positive: bool = False, see
         return compile_graph([problem.expr], fns).run(vals)[0]
 
     _, grads = compiled(**values)
-    return {name: check_gradient(f, values, name, g) for name, g in grads.items()}
+    return {name: check_derivative(f, values, name, g) for name, g in grads.items()}
 
 
 def grad_text(text: str, style: str = "unicode", **kw) -> list[str]:
