@@ -383,11 +383,11 @@ def _simplify_div(args, params) -> Optional[Expr]:
     ca, xa = split_coef(a)
     if ca != 1.0 and not xa.is_const:
         return scale(ca, div(xa, b))
-    if xa is b and a.ty == b.ty:
-        return fill(const(1.0), a.ty) if not a.ty.is_scalar else const(1.0)
+    if _InDerivative.on and xa is b and a.ty == b.ty:  # x/x = 1 (not where x = 0: derivatives only)
+        return scale(ca, fill(const(1.0), a.ty) if not a.ty.is_scalar else const(1.0))
     if xa.op == "exp" and b.op == "add" and is_one(b.args[0]) and b.args[1] is xa:
         return scale(ca, fn("sigmoid", xa.args[0]))  # eᶻ/(1 + eᶻ) = σ(z)
-    if b.ty.is_scalar:
+    if b.ty.is_scalar and _InDerivative.on:  # cancellations change where f is defined
         if xa.op == "div" and xa.args[1] is b:  # (p/s)/s = p/s²
             return scale(ca, div(xa.args[0], power(b, const(2.0))))
         if xa.op == "div" and xa.args[1].op == "pow" and xa.args[1].args[0] is b and xa.args[1].args[1].is_const:
