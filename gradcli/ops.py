@@ -183,15 +183,23 @@ def _vjp_add_b(node, G):
 
 
 def _add_notation(r, node):
-    a, b = node.args
-    left = r.child(a, ADD)
-    c, x = split_coef(b)
-    if b.is_const and b.value < 0:
-        c, x = b.value, const(1.0)
-    if c < 0:
-        minus = " − " if r.style == "unicode" else " - "
-        return left + minus + r.child(scale(-c, x), ADD + 0.5), ADD
-    return left + " + " + r.child(b, ADD), ADD  # a + (b + c) = a + b + c
+    """A chain a + b − c + … is written in one pass down its left spine (joined once)."""
+    terms = []
+    n = node
+    while n.op == "add" and (n is node or id(n) not in r.bound):
+        terms.append(n.args[1])
+        n = n.args[0]
+    parts = [r.child(n, ADD)]
+    minus = " − " if r.style == "unicode" else " - "
+    for b in reversed(terms):
+        c, x = split_coef(b)
+        if b.is_const and b.value < 0:
+            c, x = b.value, const(1.0)
+        if c < 0:
+            parts.append(minus + r.child(scale(-c, x), ADD + 0.5))
+        else:
+            parts.append(" + " + r.child(b, ADD))  # a + (b + c) = a + b + c
+    return "".join(parts), ADD
 
 
 register(Op("add", broadcast_shape("+"), _np_add,

@@ -74,8 +74,12 @@ class Renderer:
             return self.name(self.bound[key]), 6
         if key in self._memo:
             return self._memo[key]
-        for n in topological([node]):  # children first: no deep recursion
-            if id(n) not in self._memo and id(n) not in self.bound:
+        order = topological([node])
+        # The inner sums of a chain a + b + c + … are rendered as part of the whole chain, not
+        # each on its own: memoising every prefix of a 10,000-term sum would take gigabytes.
+        interior = {id(n.args[0]) for n in order if n.op == "add" and n.args[0].op == "add"}
+        for n in order:  # children first: no deep recursion
+            if id(n) not in self._memo and id(n) not in self.bound and (id(n) not in interior or n is node):
                 self._memo[id(n)] = self._render_one(n)
         return self._memo[key]
 

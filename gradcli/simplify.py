@@ -187,11 +187,19 @@ MAX_FLAT_TERMS = 12  # longer sums are left as written (keeps 10,000-term sums l
 
 
 def _terms(e: Expr, ty, out: list) -> bool:
-    """Flatten a sum of same-shaped terms; False when it has too many terms."""
-    if e.op == "add" and e.args[0].ty == ty and e.args[1].ty == ty:
-        return _terms(e.args[0], ty, out) and _terms(e.args[1], ty, out)
-    out.append(e)
-    return len(out) <= MAX_FLAT_TERMS
+    """Flatten a sum of same-shaped terms into out; False (after at most MAX_FLAT_TERMS + 1 nodes
+    looked at) when it has more terms than that — so building a long sum stays linear."""
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        if n.op == "add" and n.args[0].ty == ty and n.args[1].ty == ty:
+            stack.append(n.args[1])
+            stack.append(n.args[0])
+        else:
+            out.append(n)
+        if len(out) + len(stack) > MAX_FLAT_TERMS:
+            return False
+    return True
 
 
 def _simplify_add(args, params) -> Optional[Expr]:
