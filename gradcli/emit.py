@@ -9,7 +9,7 @@ its `emit` entry in the operator table.
 from __future__ import annotations
 
 from .errors import GradcliError
-from .evaluate import bind_functions
+from .evaluate import bind_functions, deferred_nodes
 from .expr import OPS, Expr, topological
 from .render import render
 from .shapes import fmt_dims
@@ -87,15 +87,9 @@ class Codegen:
 
     def emit(self, roots: list[Expr]) -> list[str]:
         order = topological(roots)
-        users: dict[int, set] = {}
-        for n in order:
-            for arg in n.args:
-                users.setdefault(id(arg), set()).add(n.op)
-        root_ids = {id(r) for r in roots}
-        self.lazy |= {id(n) for n in order if n.op == "diagm" and id(n) not in root_ids
-                      and users.get(id(n)) == {"matmul"}}
-        self.scaled |= {id(n) for n in order if n.op == "mul" and n.args[0].is_const and id(n) not in root_ids
-                        and users.get(id(n)) == {"add"}}
+        deferred = deferred_nodes(order, roots)
+        self.lazy |= {id(n) for n in order if id(n) in deferred and n.op == "diagm"}
+        self.scaled |= {id(n) for n in order if id(n) in deferred and n.op == "mul"}
         for n in order:
             if id(n) in self.names:
                 continue

@@ -199,24 +199,34 @@ def reassociate(roots: list[Expr]) -> list[Expr]:
         for a in n.args:
             uses[id(a)] = uses.get(id(a), 0) + 1
     keep = {id(r) for r in roots}
+    # inner products of a chain, regrouped with the whole chain rather than on their own
+    interior = {id(a) for n in order if n.op == "matmul" for a in n.args
+                if a.op == "matmul" and uses.get(id(a)) == 1 and id(a) not in keep}
     done: dict[int, Expr] = {}
 
     def factors(n: Expr) -> list[Expr]:
         out = []
         for a in n.args:
-            if a.op == "matmul" and uses.get(id(a)) == 1 and id(a) not in keep:
+            if id(a) in interior:
                 out.extend(factors(a))
             else:
                 out.append(done[id(a)])
         return out
 
+    def as_written(n: Expr) -> Expr:  # n rebuilt over rewritten arguments, grouping unchanged
+        if id(n) not in done:
+            done[id(n)] = n if not n.args else make_raw(n.op, tuple(as_written(a) for a in n.args), n.params)
+        return done[id(n)]
+
     for n in order:
+        if id(n) in interior:
+            continue
         if n.op != "matmul" or not all(isinstance(d, int) for d in n.ty.dims):
-            done[id(n)] = n if not n.args else make_raw(n.op, tuple(done[id(a)] for a in n.args), n.params)
+            as_written(n)
             continue
         fs = factors(n)
         if len(fs) < 3 or any(f.ty.is_scalar or not all(isinstance(d, int) for d in f.ty.dims) for f in fs):
-            done[id(n)] = make_raw(n.op, tuple(done[id(a)] for a in n.args), n.params)
+            as_written(n)
             continue
         _, split = _chain_cost([_as_matrix(f.ty) for f in fs], [f.op == "diagm" for f in fs])
 
@@ -229,19 +239,28 @@ def reassociate(roots: list[Expr]) -> list[Expr]:
     return [done[id(r)] for r in roots]
 
 
+def deferred_nodes(order: list[Expr], roots: list[Expr]) -> set[int]:
+    """Nodes worth keeping unevaluated for their only consumers (the evaluator and `--emit numpy`
+    both use this): diag(v) used only by products (applied as a broadcast), and c·z used only by
+    sums (a + (−1)·z computed as a − z).  Roots are always evaluated."""
+    users: dict[int, set[str]] = {}
+    for node in order:
+        for a in node.args:
+            users.setdefault(id(a), set()).add(node.op)
+    root_ids = {id(r) for r in roots}
+    return {id(n) for n in order if id(n) not in root_ids and (
+        (n.op == "diagm" and users.get(id(n)) == {"matmul"}) or
+        (n.op == "mul" and n.args[0].is_const and users.get(id(n)) == {"add"}))}
+
+
 def compile_graph(roots: list[Expr], fns: dict[str, str] | None = None) -> Program:
     roots = reassociate(bind_functions(roots, fns or {}))
     order = topological(roots)
     last_use: dict[int, int] = {}
-    users: dict[int, set[str]] = {}
     for step, node in enumerate(order):
         for a in node.args:
             last_use[id(a)] = step
-            users.setdefault(id(a), set()).add(node.op)
-    root_ids = {id(r) for r in roots}
-    lazy = {id(n) for n in order if id(n) not in root_ids and (
-        (n.op == "diagm" and users.get(id(n)) == {"matmul"}) or
-        (n.op == "mul" and n.args[0].is_const and users.get(id(n)) == {"add"}))}
+    lazy = deferred_nodes(order, roots)
     for node in order:
         for d in node.ty.dims:
             if not isinstance(d, int):

@@ -132,3 +132,13 @@ def test_products_are_evaluated_in_the_cheapest_order():
     q = gradcli.analyze("x'@A@B", data_shapes={"A": (50, 60), "B": (60, 70), "x": (50,)})
     first = [n for n in compile_graph([q.expr]).order if n.op == "matmul"][0]
     assert first.args[1].params[0] == "A"
+
+
+def test_chain_with_symbolic_sizes_is_a_clean_data_error():
+    from gradcli import GradcliError
+    from gradcli.evaluate import compile_graph
+
+    p = gradcli.analyze("sum(A@B@C@x)")
+    with pytest.raises(GradcliError) as info:
+        compile_graph([p.expr])
+    assert info.value.kind == "data" and "has no size" in info.value.message
