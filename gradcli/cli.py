@@ -8,6 +8,7 @@ Exit codes (SPEC §2): 0 success; 1 invalid formula, data that does not fit, or 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import warnings
 from typing import Annotated, Any, Optional
@@ -492,10 +493,26 @@ def _present(module, name: str) -> tuple:
     return (cls,) if cls is not None else ()
 
 
+_NEGATED_CALL = re.compile(r"-\s*[^\W\d]\w*\s*\(")
+
+
+def _formula_after_dashes(args: list[str]) -> list[str]:
+    """`gradcli grad "-sum(y*log(p)) wrt p"` reads as the option -s to any argument parser.  A
+    negated formula is recognisable (an operator, a wrt clause, or a function call right after
+    the sign, none of which an option value has), so it is moved behind '--' for the parser."""
+    if len(args) < 2 or args[0] not in ("grad", "hess", "shape") or "--" in args:
+        return args
+    for i, a in enumerate(args[1:], 1):
+        if (a.startswith("-") and not a.startswith("--") and (
+                any(c in a for c in "@*^|'") or " wrt " in a or _NEGATED_CALL.match(a))):
+            return args[:i] + args[i + 1:] + ["--", a]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: usage errors exit 2 (with a JSON error under --json)."""
     ce = _click_exceptions()
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _formula_after_dashes(list(sys.argv[1:] if argv is None else argv))
     try:
         rc = app(args=args, standalone_mode=False, prog_name="gradcli")
     except (typer.Exit, *_present(ce, "Exit")) as exc:
@@ -506,10 +523,14 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(exc, "ctx", None) is not None and type(exc).__name__ == "NoArgsIsHelpError":
             _console(stderr=True).print(exc.ctx.get_help(), markup=False)
             return 2
+        message = exc.format_message()
+        if ("No such option" in message or "Missing argument" in message) and any(
+                a.startswith("-") and not a.startswith("--") for a in args[1:]):
+            message += " (a formula that starts with '-' goes after '--': gradcli grad -- '-x wrt x')"
         if "--json" in args:
-            sys.stdout.write(json.dumps({"error": {"kind": "usage", "message": exc.format_message(),
+            sys.stdout.write(json.dumps({"error": {"kind": "usage", "message": message,
                                                    "line": None, "column": None}}) + "\n")
-        _console(stderr=True).print(f"usage error: {exc.format_message()}\n(see gradcli --help)",
+        _console(stderr=True).print(f"usage error: {message}\n(see gradcli --help)",
                                     markup=False)
         return 2
     except ce.ClickException as exc:

@@ -119,8 +119,19 @@ class _Builder:
         try:
             ty = OPS[op].shape(self.ctx, tuple(a.ty for a in args), params)
         except ShapeMsg as exc:
-            raise shape_error(str(exc), col) from None
+            raise shape_error(str(exc) + self._default_scalar_hint(args), col) from None
         return Expr(op, args, params, ty)
+
+    def _default_scalar_hint(self, args: tuple) -> str:
+        """The Matrix Cookbook writes a, b, c, d for vectors; SPEC's defaults make them scalars.
+        When such a default is what breaks an operator, say so and how to declare the vector."""
+        for a in args:
+            if a.op == "T":
+                a = a.args[0]
+            if a.op == "sym" and a.ty.is_scalar and self.symbols.get(a.params[0], (None, ""))[1] == "assumed":
+                name = a.params[0]
+                return f"; '{name}' is a scalar by its name (see the defaults): for a vector, add where {name}: (n)"
+        return ""
 
     def symbol(self, node: Sym) -> Expr:
         name = node.name
@@ -239,8 +250,8 @@ def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
             new = O.sym(n.params[0], ctx.resolve(n.params[1]))
         elif n.op == "const":
             new = O.const(n.params[0])
-        elif n.op == "eye":
-            new = O.eye(n.params[0])
+        elif n.op == "eye":  # eye(n) takes the size n was unified with (A + eye(n), A: 3×3)
+            new = O.eye(ctx.resolve(n.ty).dims[0])
         else:
             new = make(n.op, *args, params=n.params)
         done[id(n)] = new

@@ -124,6 +124,16 @@ def test_unknown_option_exits_2(capsys):
     assert rc == 2 and "frobnicate" in err
 
 
+def test_a_formula_starting_with_minus_is_not_read_as_an_option(capsys):
+    # -sum(...) would be the option -s with the value 'um(...)'; options may come before or after
+    rc, out, err = run(capsys, "grad", "-sum(y*log(p)) wrt p", "-s", "p=3", "-s", "y=3")
+    assert rc == 0 and "∂f/∂p = −y ⊘ p" in out
+    rc, out, _ = run(capsys, "grad", "-s", "x=2", "-x'@x wrt x", "--json")
+    assert rc == 0 and json.loads(out)["derivatives"][0]["formula"] == "-2*x"
+    rc, _, err = run(capsys, "grad", "-x")  # unrecognisable: the usage error says what to do
+    assert rc == 2 and "after '--'" in err
+
+
 def test_math_error_names_subexpression(capsys):
     rc, _, err = run(capsys, "grad", "sum(log(x - 2)) wrt x", "-s", "x=3", "--random")
     assert rc == 1 and "log of a value that is not positive in log(x - 2)" in err

@@ -1,5 +1,6 @@
 """Shape inference: the shape rule of every operator and function, defaults, unification."""
 
+import numpy as np
 import pytest
 
 from gradcli import GradcliError, analyze
@@ -113,6 +114,17 @@ def test_shape_errors_name_operator_shapes_and_column(text, message, column):
     assert info.value.column == column
 
 
+def test_a_default_scalar_that_breaks_an_operator_is_named_with_the_fix():
+    # the Matrix Cookbook's a'Xb: a and b are scalars by SPEC's defaults, so say how to declare them
+    with pytest.raises(GradcliError) as info:
+        analyze("a'@X@b wrt X")
+    assert "'a' is a scalar by its name" in info.value.message and "where a: (n)" in info.value.message
+    assert analyze("a'@X@b wrt X where a: (m), b: (n)").shape == ()
+    with pytest.raises(GradcliError) as info:  # a declared scalar is the user's choice: no hint
+        analyze("a@x where a: ()")
+    assert "by its name" not in info.value.message
+
+
 def test_unification_names_dims_in_order_of_appearance():
     s = sym_shapes("x'@A@B@z")
     assert s["x"][0] == ("m",) and s["A"][0] == ("m", "n") and s["B"][0] == ("n", "k")
@@ -124,6 +136,16 @@ def test_unification_names_dims_in_order_of_appearance():
 def test_rigid_names_bind_to_numbers_from_data():
     s = sym_shapes("X@w where X: (M, d)", data_shapes={"w": (3,)})
     assert s["X"][0] == ("M", 3)
+
+
+def test_eye_takes_the_size_its_dimension_was_bound_to():
+    # eye(n) beside a 3×3 A is eye(3): the identity is built with the bound size, not the name
+    p = analyze("x'@(A + eye(n))@x wrt x", shapes={"A": (3, 3)})
+    assert p.shape == () and p.symbols["x"].shape == (3,)
+    A, x = np.arange(9.0).reshape(3, 3), np.arange(1.0, 4.0)
+    f, g = p.compile()(A=A, x=x)
+    assert np.isclose(f, x @ (A + np.eye(3)) @ x)
+    assert np.allclose(g["x"], (A + A.T + 2 * np.eye(3)) @ x)
 
 
 @pytest.mark.parametrize("text, layout, wrt_shape", [
