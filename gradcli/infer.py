@@ -14,7 +14,7 @@ from .record import Factory, record
 
 from . import ops as O
 from .errors import GradcliError, parse_error, shape_error
-from .expr import OPS, Expr, ShapeMsg, make, topological
+from .expr import OPS, Expr, ShapeMsg, make, make_raw, topological
 from .shapes import SCALAR, DimMismatch, DimVar, Ty, Unifier, fmt_dims
 from .syntax import Binary, Call, Formula, Node, Norm, Num, Sym, Transpose, Unary
 
@@ -195,7 +195,7 @@ class _Builder:
             else:
                 raise shape_error("eye takes a dimension: eye(3) or eye(n)", node.col)
             return Expr("eye", (), (dim,), Ty((dim, dim)))
-        if name == "sum":
+        if name == "sum" or (name == "mean" and n == 2):
             arity(1, 2)
             a = self.build(node.args[0])
             axis = None
@@ -204,9 +204,17 @@ class _Builder:
                 neg = isinstance(ax, Unary) and ax.op == "-" and isinstance(ax.operand, Num)
                 num = ax.operand if neg else ax
                 if not isinstance(num, Num) or not num.value.is_integer():
-                    raise shape_error("sum: the axis must be an integer (0 or 1)", ax.col)
+                    raise shape_error(f"{name}: the axis must be an integer (0 or 1)", ax.col)
                 axis = int(num.value) * (-1 if neg else 1)
-            return self.raw("sum", (a,), (axis, False), node.col)
+            if axis is not None and not -a.ty.rank <= axis < a.ty.rank:
+                raise shape_error(f"{name}: axis {axis} is out of range for {a.ty.kind()} "
+                                  f"{self.ctx.show(a.ty)}", node.args[1].col)
+            total = self.raw("sum", (a,), (axis, False), node.col)
+            if name == "sum":
+                return total
+            # numpy's mean(A, axis): the sum along the axis over that axis' length
+            count = Expr("numel", (), (Ty((a.ty.dims[axis % a.ty.rank],)),), SCALAR)
+            return self.raw("div", (total, count), (), node.col)
         args = tuple(self.build(a) for a in node.args)
         if node.deriv:
             if name in BUILTINS and name not in O.ELEMENTWISE:
@@ -250,6 +258,8 @@ def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
             new = O.sym(n.params[0], ctx.resolve(n.params[1]))
         elif n.op == "const":
             new = O.const(n.params[0])
+        elif n.op == "numel":
+            new = make_raw("numel", (), (ctx.resolve(n.params[0]),))
         elif n.op == "eye":  # eye(n) takes the size n was unified with (A + eye(n), A: 3×3)
             new = O.eye(ctx.resolve(n.ty).dims[0])
         else:

@@ -81,8 +81,9 @@ def translate(text: str, fns: dict | None = None):
                 return ELEMENTWISE[fns[name]](args[0]), False
             if name in ELEMENTWISE:
                 return ELEMENTWISE[name](args[0]), False
-            if name == "sum":
-                return (anp.sum(args[0]) if len(args) == 1 else anp.sum(args[0], axis=int(node.args[1].value))), False
+            if name in ("sum", "mean"):
+                reduce = anp.sum if name == "sum" else anp.mean
+                return (reduce(args[0]) if len(args) == 1 else reduce(args[0], axis=int(node.args[1].value))), False
             table = {
                 "mean": anp.mean, "logsumexp": _logsumexp, "softmax": _softmax,
                 "norm": lambda v: anp.sqrt(anp.sum(v * v)), "norm2": lambda v: anp.sqrt(anp.sum(v * v)),

@@ -42,6 +42,7 @@ RULES = [
     ("sum axis 0", "sum(sum(X, 0) * x)", False),
     ("sum axis 1", "sum(sum(B, 1)^2)", False),
     ("mean", "mean(X^2) + mean(x)", False),
+    ("mean along an axis", "sum(mean(X, 0) * x) + sum(mean(B^2, 1))", False),
     ("logsumexp vector", "logsumexp(x)", False),
     ("logsumexp matrix", "logsumexp(A)", False),
     ("softmax", "sum(softmax(x) * y)", False),
@@ -110,7 +111,7 @@ def formulas(kind: str, depth: int):
         options = [
             b("{}@{}", m, v), b("{} + {}", v, v), b("{} - {}", v, v), b("{}*{}", v, v),
             b("{}*{}", s, v), b("tanh({})", v), b("sigmoid({})", v), b("softmax({})", v),
-            b("sin({})", v), b("diag({})", m), b("sum({}, 0)", m), b("sum({}, 1)", m),
+            b("sin({})", v), b("diag({})", m), b("sum({}, 0)", m), b("mean({}, 1)", m),
             b("{}^2", v), b("{}@{}", v, m), b("{}/(1 + {}^2)", v, v), b("softplus({})", v),
         ]
     else:
