@@ -10,6 +10,7 @@ derivative rules in `ops.py` build their results with the constructors here (`ad
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Optional
 
 from .expr import Expr, make, make_raw
@@ -476,12 +477,80 @@ def _simplify_matmul(args, params) -> Optional[Expr]:
     return None
 
 
+_SYMMETRY_PRESERVING = {"exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "softplus",
+                       "abs", "sign", "inv"}
+_symmetric_memo: "weakref.WeakKeyDictionary[Expr, bool]" = weakref.WeakKeyDictionary()
+
+
+def is_symmetric(e: Expr) -> bool:
+    """Sᵀ = S, known from the structure alone: the identity, diagonals, Gram products PᵀP and
+    PPᵀ, congruences PᵀSP, sums that pair each term with its transpose (A + Aᵀ), scalar
+    multiples, inverses and element-wise functions of symmetric matrices.  (XᵀX)⁻ᵀ then prints
+    as (XᵀX)⁻¹ and collects with its twin: ∂ log det(XᵀX)/∂X = 2X(XᵀX)⁻¹."""
+    if not e.ty.is_matrix or e.ty.dims[0] != e.ty.dims[1]:
+        return False
+    known = _symmetric_memo.get(e)
+    if known is None:
+        try:
+            known = _symmetric_memo[e] = _symmetric(e)
+        except RecursionError:  # a formula nested thousands deep: no claim
+            return False
+    return known
+
+
+def _is_transpose_pair(a: Expr, b: Expr) -> bool:
+    """a = bᵀ, read off the structure without building anything."""
+    return (a.op == "T" and a.args[0] is b) or (b.op == "T" and b.args[0] is a) or (
+        a is b and is_symmetric(a))
+
+
+def _matmul_factors(e: Expr, out: list) -> list:
+    for a in e.args:
+        _matmul_factors(a, out) if a.op == "matmul" else out.append(a)
+    return out
+
+
+def _symmetric(e: Expr) -> bool:
+    if e.op in ("eye", "diagm", "fill"):
+        return True
+    if e.op == "T" or e.op in _SYMMETRY_PRESERVING:
+        return is_symmetric(e.args[0])
+    if e.op in ("mul", "div") and e.args[1].ty.is_scalar:
+        return is_symmetric(e.args[0])
+    if e.op == "mul" and e.args[0].ty.is_scalar:
+        return is_symmetric(e.args[1])
+    if e.op in ("mul", "add") and e.args[0].ty == e.args[1].ty == e.ty and all(map(is_symmetric, e.args)):
+        return True
+    if e.op == "pow":
+        return is_symmetric(e.args[0])
+    if e.op == "matmul":  # F₁F₂…F_k with F_i = F_{k+1−i}ᵀ (and a symmetric middle factor)
+        fs = _matmul_factors(e, [])
+        k = len(fs)
+        return all(_is_transpose_pair(fs[i], fs[k - 1 - i]) for i in range(k // 2)) and (
+            k % 2 == 0 or is_symmetric(fs[k // 2]))
+    if e.op == "add":  # every term is symmetric or meets its own transpose once: A + Aᵀ
+        terms: list = []
+        if not _terms(e, e.ty, terms):
+            return False
+        unmatched = [t for t in terms if not is_symmetric(t)]
+        while unmatched:
+            t = unmatched.pop()
+            partner = next((i for i, u in enumerate(unmatched) if _is_transpose_pair(t, u)), None)
+            if partner is None:
+                return False
+            unmatched.pop(partner)
+        return True
+    return False
+
+
 def _simplify_T(args, params) -> Optional[Expr]:
     (a,) = args
     if a.ty.is_scalar:
         return a
     if a.op == "T":
         return a.args[0]
+    if is_symmetric(a):
+        return a
     if a.op in ("eye", "const"):
         return a
     if a.op == "fill":
