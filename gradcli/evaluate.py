@@ -18,6 +18,7 @@ from .differentiate import elementwise_derivative
 from .errors import GradcliError, data_error, math_error
 from .expr import OPS, Expr, make, make_raw, topological
 from .render import render
+from .simplify import is_transpose_pair
 
 
 def bind_functions(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
@@ -227,6 +228,10 @@ def reassociate(roots: list[Expr]) -> list[Expr]:
         fs = factors(n)
         if len(fs) < 3 or any(f.ty.is_scalar or not all(isinstance(d, int) for d in f.ty.dims) for f in fs):
             as_written(n)
+            continue
+        if (len(fs) == 3 and fs[1].op == "diagm" and fs[2].ty.is_matrix
+                and is_transpose_pair(fs[0], fs[2])):  # Pᵀ diag(w) P: a symmetric update
+            done[id(n)] = make_raw("congruence", (fs[2], fs[1].args[0]))
             continue
         _, split = _chain_cost([_as_matrix(f.ty) for f in fs], [f.op == "diagm" for f in fs])
 

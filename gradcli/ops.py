@@ -571,6 +571,37 @@ register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), _np_diagv,
             notation=func("diag", latex=r"\operatorname{diag}"),
             emit="np.diagonal({0}).copy()",
             rule='d diag(A) = diag(dA)'))
+def _np_congruence(xp, node, p, w):
+    """Pᵀ diag(w) P.  With w ≥ 0 it is BᵀB for B = diag(√w) P, and a product of a matrix with
+    its own transpose is a symmetric rank-k update in BLAS: half the flops of a general product,
+    and a result that is symmetric to the last bit.  Otherwise (Pᵀ w) P as written."""
+    if bool(xp.all(w >= 0)):
+        b = xp.sqrt(w)[:, None] * p
+        return b.T @ b
+    return (p.T * w) @ p
+
+
+def _congruence_shape(ctx, tys, params):
+    p, w = tys
+    ctx.same(p.dims[0], w.dims[0])
+    return mat(p.dims[1], p.dims[1])
+
+
+def _congruence_notation(r, node):
+    p, w = r.child(node.args[0], JUXT), r.child(node.args[1], ADD)
+    pt = r.child(T(node.args[0]), JUXT)
+    if r.style == "ascii":
+        return f"{pt} @ diag({w}) @ {p}", MUL
+    diag = r"\operatorname{diag}\left(" + w + r"\right)" if r.style == "latex" else f"diag({w})"
+    return f"{pt} {diag} {p}", JUXT
+
+
+# Evaluation only: the evaluator rewrites a product Pᵀ diag(w) P (the Hessian of every
+# generalised linear model, XᵀDX) into this node; formulas never contain it, so it has no
+# derivative rule.
+register(Op("congruence", _congruence_shape, _np_congruence,
+            notation={"custom": _congruence_notation},
+            emit=lambda c, n, a: f"({a[0]}.T * {a[1]}) @ {a[0]}"))
 register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), _np_eye,
             notation={"custom": lambda r, node: ("I", ATOM)},
             emit=lambda c, n, a: f"np.eye({c.dim(n.params[0])})"))

@@ -498,7 +498,7 @@ def is_symmetric(e: Expr) -> bool:
     return known
 
 
-def _is_transpose_pair(a: Expr, b: Expr) -> bool:
+def is_transpose_pair(a: Expr, b: Expr) -> bool:
     """a = bᵀ, read off the structure without building anything."""
     return (a.op == "T" and a.args[0] is b) or (b.op == "T" and b.args[0] is a) or (
         a is b and is_symmetric(a))
@@ -526,7 +526,7 @@ def _symmetric(e: Expr) -> bool:
     if e.op == "matmul":  # F₁F₂…F_k with F_i = F_{k+1−i}ᵀ (and a symmetric middle factor)
         fs = _matmul_factors(e, [])
         k = len(fs)
-        return all(_is_transpose_pair(fs[i], fs[k - 1 - i]) for i in range(k // 2)) and (
+        return all(is_transpose_pair(fs[i], fs[k - 1 - i]) for i in range(k // 2)) and (
             k % 2 == 0 or is_symmetric(fs[k // 2]))
     if e.op == "add":  # every term is symmetric or meets its own transpose once: A + Aᵀ
         terms: list = []
@@ -535,7 +535,7 @@ def _symmetric(e: Expr) -> bool:
         unmatched = [t for t in terms if not is_symmetric(t)]
         while unmatched:
             t = unmatched.pop()
-            partner = next((i for i, u in enumerate(unmatched) if _is_transpose_pair(t, u)), None)
+            partner = next((i for i, u in enumerate(unmatched) if is_transpose_pair(t, u)), None)
             if partner is None:
                 return False
             unmatched.pop(partner)

@@ -134,6 +134,28 @@ def test_products_are_evaluated_in_the_cheapest_order():
     assert first.args[1].params[0] == "A"
 
 
+@pytest.mark.parametrize("text, weights", [
+    ("x'@X'@diag(w)@X@x wrt x", "nonnegative"),   # Xᵀ diag(w) X with w ≥ 0: B = √w X, BᵀB
+    ("x'@X'@diag(w)@X@x wrt x", "mixed"),         # a negative weight: (Xᵀw)X as written
+    ("x'@X@diag(w)@X'@x wrt x", "nonnegative"),   # X diag(w) Xᵀ: the same with P = Xᵀ
+])
+def test_congruences_are_evaluated_as_symmetric_updates(text, weights):
+    from gradcli.evaluate import compile_graph
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(7, 7))
+    w = rng.random(7) + (0.0 if weights == "nonnegative" else -0.5)
+    x = rng.normal(size=7)
+    p = gradcli.analyze(text, data_shapes={"X": X.shape, "w": w.shape, "x": x.shape})
+    (h,) = p.hessians()
+    program = compile_graph([h.expr])
+    assert [n.op for n in program.order].count("congruence") == 1
+    M = X.T @ np.diag(w) @ X if "X'@diag" in text else X @ np.diag(w) @ X.T
+    value = program.run({"X": X, "w": w, "x": x})[0]
+    assert np.allclose(value, M + M.T)
+    assert np.array_equal(value, value.T) or weights == "mixed"
+
+
 def test_chain_with_symbolic_sizes_is_a_clean_data_error():
     from gradcli import GradcliError
     from gradcli.evaluate import compile_graph
