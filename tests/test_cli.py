@@ -189,3 +189,39 @@ def test_python_dash_m_and_console_script_agree():
 def test_version(capsys):
     rc, out, _ = run(capsys, "--version")
     assert rc == 0 and out.startswith("gradcli ")
+
+
+def test_human_output_is_plain_text_off_a_terminal_and_styled_on_one(monkeypatch):
+    import io
+
+    from gradcli.output import Printer
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, env, styled in [(io.StringIO(), {}, False), (Terminal(), {}, True),
+                                (Terminal(), {"NO_COLOR": "1"}, False)]:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setattr(sys, "stdout", stream)
+        out = Printer()
+        out(("f", "bold"), " = xᵀx")
+        out.table(["symbol", "shape"], [["x", "(3,)"]])
+        text = stream.getvalue()
+        assert ("\x1b[" in text) == styled
+        if not styled:  # the same text a pipe, a file and the README show
+            assert text == "f = xᵀx\nsymbol  shape\nx       (3,)\n"
+
+
+def test_a_stream_that_cannot_encode_unicode_gets_escapes_not_a_traceback(monkeypatch):
+    import io
+
+    from gradcli.output import Printer
+
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii"))
+    Printer()("∂f/∂θ = 2θ")
+    sys.stdout.flush()
+    assert raw.getvalue() == b"\\u2202f/\\u2202\\u03b8 = 2\\u03b8\n"

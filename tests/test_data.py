@@ -74,6 +74,35 @@ def test_dtypes_and_layouts(tmp_path, array, ok):
             load_npy(str(path), "a")
 
 
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_npz_members_read_directly_equal_numpys_own_load(tmp_path, save):
+    # np.savez stores members uncompressed and gradcli reads them straight from the file;
+    # savez_compressed goes through zipfile.  Either way: the arrays np.load gives, as float64.
+    rng = np.random.default_rng(0)
+    arrays = {"X": rng.normal(size=(7, 3)), "F": np.asfortranarray(rng.normal(size=(4, 5))),
+              "big": np.arange(5, dtype=">f8"), "i": np.arange(6).reshape(2, 3), "s": np.array(2.5),
+              "e": np.zeros((0, 3)), "b": np.array([True, False])}
+    path = tmp_path / "a.npz"
+    save(path, **arrays)
+    loaded = load_npz(str(path))
+    assert set(loaded) == set(arrays)
+    for k, v in arrays.items():
+        assert loaded[k].dtype == np.float64 and loaded[k].shape == v.shape
+        assert np.array_equal(loaded[k], v.astype(float)) and loaded[k].flags.c_contiguous
+
+
+def test_truncated_npz_member_is_refused(tmp_path):
+    path = tmp_path / "t.npz"
+    np.savez(path, X=np.ones((10, 10)))
+    data = path.read_bytes()
+    at = data.index(b"\x93NUMPY")  # lie in the header: more rows than the member holds
+    header = data[at:at + 128].replace(b"(10, 10)", b"(90, 10)")
+    path.write_bytes(data[:at] + header + data[at + 128:])
+    with pytest.raises(GradcliError) as info:
+        load_npz(str(path))
+    assert info.value.kind == "data" and "truncated" in info.value.message
+
+
 def test_npz_binds_by_key_and_ignores_extra_keys(tmp_path, capsys):
     np.savez(tmp_path / "d.npz", x=np.ones(3), extra=np.zeros(5))
     rc, doc, _ = grad_json(capsys, "x'@x wrt x", "-d", str(tmp_path / "d.npz"))

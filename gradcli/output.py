@@ -1,0 +1,67 @@
+"""Human output: plain text lines, given colour by rich only when a terminal will show it.
+
+Why this split: the text is the product and is the same everywhere (a pipe, a file, a CI log, the
+tests, the README's checked examples); colour is a terminal nicety.  Importing rich costs about
+20 ms, a sixth of a one-liner's whole run, so it is loaded only for a terminal.  Layout (the
+symbol table's columns) is computed here once for both, so the two can never disagree.
+
+A line is a sequence of parts: a string, or a (string, rich style) pair.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TextIO
+
+Part = Any  # str | tuple[str, str]
+
+
+def wants_style(stream: TextIO) -> bool:
+    """Colour on a terminal, unless NO_COLOR is set (https://no-color.org) or TERM is dumb."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def plain(parts: tuple) -> str:
+    return "".join(p if isinstance(p, str) else p[0] for p in parts)
+
+
+class Printer:
+    """Writes lines to a stream (stdout or stderr, looked up when the printer is made)."""
+
+    def __init__(self, stderr: bool = False):
+        self.stream = sys.stderr if stderr else sys.stdout
+        self.styled = wants_style(self.stream)
+        self._console = None
+
+    def __call__(self, *parts: Part) -> None:
+        if self.styled:
+            from rich.text import Text
+
+            self.console().print(Text.assemble(*parts), soft_wrap=True)
+            return
+        text = plain(parts) + "\n"
+        try:
+            self.stream.write(text)
+        except UnicodeEncodeError:  # a stream that cannot take ∂ or θ: escapes, never a traceback
+            enc = getattr(self.stream, "encoding", None) or "ascii"
+            self.stream.write(text.encode(enc, "backslashreplace").decode(enc))
+
+    def console(self):
+        """rich's console on the same stream (also used by progress bars on a terminal)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        return self._console
+
+    def table(self, header: list[str], rows: list[list[str]]) -> None:
+        """Columns left-aligned, two spaces apart, the header in bold."""
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+        def line(cells):
+            return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+        self((line(header), "bold"))
+        for r in rows:
+            self(line(r))
