@@ -161,8 +161,9 @@ def workloads(quick: bool):
     yield ("Jacobian of tanh(Wx + b) wrt x, W %d×%d" % (q, q), "tanh(W@x + b) wrt x where b: (n)",
            dict(W=Wj, x=xj, b=bj), jac_hand, False)
 
-    # wrt W the Jacobian is a q×q×q tensor (8 GB at q = 1000), so a smaller layer
-    r = 20 if quick else 120
+    # wrt W the Jacobian is a q×q×q tensor: 8 GB at q = 1000 (hand numpy and gradcli both hold
+    # one, beside the peers), so the largest layer that leaves room: 512 MB at 400
+    r = 20 if quick else 400
     Wr, xr, br = rng.normal(size=(r, r)) / r ** 0.5, rng.normal(size=r), rng.normal(size=r)
 
     def jacw_hand():
