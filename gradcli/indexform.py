@@ -148,6 +148,8 @@ def _opaque(e: Expr, idx: tuple, r: Renderer) -> Term:
         return _opaque(e.args[0], idx, r)
     if e.is_const:
         return Term(e.value)
+    if e.op == "fill" and e.args[0].is_const:  # c𝟙 has the entry c at every index
+        return Term(e.args[0].value)
     text, prec = r.render(e)
     if not idx:
         return Term(1.0, [("t", text if prec >= 2 else f"({text})", (), e)])
@@ -286,6 +288,7 @@ def _rename(f, old, new):
 
 
 def _render(terms: list[Term], style: str) -> str:
+    terms = [t for t in terms if t.coef != 0.0]
     if not terms:
         return "0"
     parts = []

@@ -636,6 +636,8 @@ def _simplify_sum(args, params) -> Optional[Expr]:
         return summ(a.args[0]) if axis is None else a.args[0]
     if a.op == "mul" and a.args[0].ty.is_scalar and not a.args[1].ty.is_scalar:
         return mul(a.args[0], summ(a.args[1], axis, keep))  # sum is linear
+    if a.op == "div" and a.args[1].ty.is_scalar and not a.args[0].ty.is_scalar:
+        return div(summ(a.args[0], axis, keep), a.args[1])  # Σ(A/s) = (ΣA)/s
     if a.op == "fill" and axis is not None:
         n = make_raw("numel", (), (Ty((a.ty.dims[axis % a.ty.rank],)),))
         return fill(mul(a.args[0], n), sum_shape(STRICT, (a.ty,), params))

@@ -88,3 +88,16 @@ def test_losses_match_finite_differences(text, shapes, positive):
     numeric = {n: tuple(d if isinstance(d, int) else 3 for d in s.shape) for n, s in p.symbols.items()}
     errors = fd_errors(text, shapes=numeric, positive=positive, fns={"h": "tanh"})
     assert all(e < 1e-6 for e in errors.values()), errors
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("x'@A@x wrt x", "A + Aᵀ"),
+    ("logsumexp(x) wrt x", "diag(softmax(x)) − softmax(x) softmax(x)ᵀ"),
+    ("sqrt(1 + x'@x) wrt x", "I / √(1 + xᵀx) − xxᵀ / √(1 + xᵀx)³"),
+    ("sum(softplus(X@w)) - y'@X@w + 0.5*lam*w'@w wrt w", "Xᵀ diag(σ(Xw) ⊙ (1 − σ(Xw))) X + λ·I"),
+    ("u'@x * v'@x wrt x", "uvᵀ + vuᵀ"),
+    ("sum(W@x) wrt W", "0"),  # linear in W: a zero 4-index Hessian, printed as 0
+])
+def test_hessians_read_like_the_textbook(text, expected):
+    (h,) = gradcli.analyze(text).hessians()
+    assert (h.text() if len(h.shape) <= 2 else h.index_text()) == expected
