@@ -119,7 +119,8 @@ class _Builder:
         try:
             ty = OPS[op].shape(self.ctx, tuple(a.ty for a in args), params)
         except ShapeMsg as exc:
-            raise shape_error(str(exc) + self._default_scalar_hint(args), col) from None
+            hint = self._default_scalar_hint(args) if "()" in str(exc) else ""  # a scalar was the problem
+            raise shape_error(str(exc) + hint, col) from None
         return Expr(op, args, params, ty)
 
     def _default_scalar_hint(self, args: tuple) -> str:

@@ -157,7 +157,7 @@ def _combine(a: Expr, b: Expr) -> Optional[Expr]:
     factors of matrix products (AX + BX = (A + B)X, XA + XB = X(A + B))."""
     ca, xa = split_coef(a)
     cb, xb = split_coef(b)
-    if xa is xb:
+    if xa is xb or _commuted(xa, xb):
         c = ca + cb
         return zeros(xa.ty) if c == 0 else scale(c, xa)
     if _InDerivative.on and xa.op == "matmul" and xb.op == "matmul" and ca == cb:
@@ -167,6 +167,12 @@ def _combine(a: Expr, b: Expr) -> Optional[Expr]:
         if p is r and q.ty == s.ty:
             return scale(ca, matmul(p, add(*_ordered(q, s))))
     return None
+
+
+def _commuted(p: Expr, q: Expr) -> bool:
+    """p ⊙ q and q ⊙ p: the same element-wise product (same-shaped factors, no broadcast)."""
+    return (p.op == q.op == "mul" and p.args[0] is q.args[1] and p.args[1] is q.args[0]
+            and p.args[0].ty == p.args[1].ty)
 
 
 class _InDerivative:
@@ -222,6 +228,14 @@ def _simplify_add(args, params) -> Optional[Expr]:
         return add(b, a)
     if a.op == "T" and a.args[0] is b:  # Aᵀ + A is written A + Aᵀ
         return add(b, a)
+    if (_InDerivative.on and a.op == b.op == "div" and a.args[1] is b.args[1] and a.args[1].ty.is_scalar
+            and a.args[0].ty == b.args[0].ty):  # p/s + q/s = (p + q)/s
+        return div(add(a.args[0], b.args[0]), a.args[1])
+    if _InDerivative.on and a.ty == b.ty and not a.ty.is_scalar and any(
+            split_coef(x)[1].op == "mul" and "add" in (y.op for y in split_coef(x)[1].args) for x in args):
+        distributed = _distributed(make_raw("add", (a, b)))
+        if distributed is not None:
+            return distributed
     if (a.op == "add" or b.op == "add") and a.ty == b.ty:  # like terms anywhere in a longer sum
         terms: list = []
         if _terms(a, a.ty, terms) and _terms(b, a.ty, terms):
@@ -314,9 +328,73 @@ def _simplify_mul(args, params) -> Optional[Expr]:
         return div(mul(a.args[0], b), a.args[1])
     if b.op == "div" and not a.ty.is_scalar:
         return div(mul(a, b.args[0]), b.args[1])
+    if _InDerivative.on and (a.op == "add" or b.op == "add") and a.ty == b.ty:
+        distributed = _distributed(make_raw("mul", (a, b)))
+        if distributed is not None:
+            return distributed
     if a.op in ("mul", "div", "pow") or b.op in ("mul", "div", "pow") or a is b:
         return _cancel(make_raw("mul", (a, b)))
     return None
+
+
+MAX_EXPANDED_TERMS = 8
+
+
+class _Distributing:
+    on = False
+
+
+def _distributed(e: Expr) -> Optional[Expr]:
+    """(p + q) ⊙ r as p ⊙ r + q ⊙ r, expanded all the way and like terms collected — kept only
+    when that comes out smaller.  It is what makes terms cancel: the chain rule through σ turns
+    the cross-entropy −Σ y log σ(z) + (1 − y) log(1 − σ(z)) into ((y − 1) ⊘ (1 − σ) + y ⊘ σ) ⊙
+    σ(1 − σ), which distributes and collects to y − σ — the logistic regression gradient
+    Xᵀ(σ(Xw) − y) as the textbooks print it.  Derivatives only, and never nested."""
+    if _Distributing.on:
+        return None
+    _Distributing.on = True
+    try:
+        terms = _expand(e, [32])
+        if terms is None or len(terms) < 2 and e.op == "add":
+            return None
+        out = terms[0]
+        for t in terms[1:]:
+            out = add(out, t)
+        return out if out.size < e.size else None
+    finally:
+        _Distributing.on = False
+
+
+def _expand(e: Expr, budget: list) -> Optional[list]:
+    """The terms of e with element-wise products distributed over sums (None past the budget)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return None
+    if e.op == "add" and all(x.ty == e.ty or x.ty.is_scalar for x in e.args):
+        left, right = _expand(e.args[0], budget), _expand(e.args[1], budget)
+        if left is None or right is None or len(left) + len(right) > MAX_EXPANDED_TERMS:
+            return None
+        return left + right
+    if e.op == "mul" and all(x.ty == e.ty or x.ty.is_scalar for x in e.args) and (
+            e.args[0].op == "add" or e.args[1].op == "add"):
+        # the terms of one side times the other side whole, so that each product can cancel
+        # against it before anything else is distributed
+        x, y = e.args
+        summed, whole = (x, y) if x.op == "add" else (y, x)
+        terms = _expand(summed, budget)
+        if terms is None:
+            return None
+        out: list = []
+        for t in terms:
+            product = mul(t, whole)  # (y ⊘ σ) ⊙ (σ ⊙ (1 − σ)) = y ⊙ (1 − σ)
+            more = _expand(product, budget) if product.op in ("add", "mul") else [product]
+            if more is None:
+                return None
+            out.extend(more)
+            if len(out) > MAX_EXPANDED_TERMS:
+                return None
+        return out
+    return [e]
 
 
 def _monomial(e: Expr, sign: float, coef: list, powers: dict, order: list) -> bool:

@@ -30,6 +30,9 @@ rng = np.random.default_rng(7)
     ("sqrt(x'@x) wrt x", ["x / √(xᵀx)"]),
     ("||A||_F wrt A", ["A / ‖A‖"]),
     ("tr(X'@X) wrt X", ["2X"]),
+    # binary cross-entropy: the chain rule's ((y − 1) ⊘ (1 − σ) + y ⊘ σ) ⊙ σ(1 − σ) collects to σ − y
+    ("-sum(y*log(sigmoid(X@w)) + (1-y)*log(1-sigmoid(X@w))) wrt w", ["Xᵀ(σ(Xw) − y)"]),
+    ("-mean(y*log(sigmoid(X@w)) + (1-y)*log(1-sigmoid(X@w))) wrt w", ["−Xᵀ(y − σ(Xw)) / m"]),
 ])
 def test_formula_reads_like_the_textbook(text, expected):
     assert grad_text(text) == expected
@@ -96,7 +99,8 @@ def test_losses_match_finite_differences(text, shapes, positive):
     ("sqrt(1 + x'@x) wrt x", "I / √(1 + xᵀx) − xxᵀ / √(1 + xᵀx)³"),
     ("sum(softplus(X@w)) - y'@X@w + 0.5*lam*w'@w wrt w", "Xᵀ diag(σ(Xw) ⊙ (1 − σ(Xw))) X + λ·I"),
     ("u'@x * v'@x wrt x", "uvᵀ + vuᵀ"),
-    ("sum(W@x) wrt W", "0"),  # linear in W: a zero 4-index Hessian, printed as 0
+    ("sum(W@x) wrt W", "0"),
+    ("-sum(y*log(sigmoid(X@w)) + (1-y)*log(1-sigmoid(X@w))) wrt w", "Xᵀ diag(σ(Xw) ⊙ (1 − σ(Xw))) X"),  # linear in W: a zero 4-index Hessian, printed as 0
 ])
 def test_hessians_read_like_the_textbook(text, expected):
     (h,) = gradcli.analyze(text).hessians()
