@@ -1,9 +1,10 @@
-"""Text → parse tree (Lark, LALR) → `syntax` nodes.
+"""Text → parse tree (Lark's LALR tables) → `syntax` nodes.
 
-The grammar lives in `grammar/gradcli.lark`; this module only loads it and says how each rule
-becomes a node.  The transformer runs inside the LALR parser (no intermediate tree, no
-recursion), so a formula with thousands of nested parentheses parses without a stack overflow.
-Errors become one `GradcliError` with the column of the offending character.
+The grammar lives in `grammar/gradcli.lark`; Lark turns it into LALR tables (cached, see
+`lalr.py`), and this module says how each rule becomes a node.  The builder runs inside the LR
+parser (no intermediate tree, no recursion), so a formula with thousands of nested parentheses
+parses without a stack overflow.  Errors become one `GradcliError` with the column of the
+offending character.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
-
 from .errors import GradcliError, parse_error
+from .lalr import Parser, Token, UnexpectedCharacters, UnexpectedToken
 from .syntax import Binary, Call, Decl, Formula, Norm, Num, Sym, Transpose, Unary
 
 KEYWORDS = {"wrt", "where", "scalar"}
@@ -29,9 +28,9 @@ def grammar_path() -> Path:
     raise FileNotFoundError("gradcli.lark not found next to the gradcli package")
 
 
-@v_args(inline=True)
-class _Builder(Transformer):
-    """One method per grammar alias; each returns a `syntax` node."""
+class _Builder:
+    """One method per grammar alias (children inline, anonymous tokens dropped); each returns a
+    `syntax` node."""
 
     def number(self, tok: Token):
         return Num(tok.column, float(tok), str(tok))
@@ -93,9 +92,9 @@ class _Builder(Transformer):
 
 
 def _cache_file() -> str | None:
-    """Where Lark may keep its analysed LALR tables between runs (a private per-user folder):
-    building them costs ~50 ms, a third of a one-liner's run time. Lark checks the grammar's
-    hash on load, so an edited grammar is never served stale."""
+    """Where the LALR tables are kept between runs (a private per-user folder): building them
+    with Lark costs ~70 ms with its import, most of a one-liner's run time.  The file holds the
+    grammar it was built from, so an edited grammar is never served stale."""
     import os
 
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -106,20 +105,42 @@ def _cache_file() -> str | None:
             return None  # never trust a cache others can write
     except OSError:
         return None
-    return os.path.join(folder, "grammar.lark-cache")
+    return os.path.join(folder, "grammar-tables.json")
 
 
-@lru_cache(maxsize=1)
-def _parser() -> Lark:
-    options = dict(parser="lalr", lexer="basic", transformer=_Builder(), maybe_placeholders=True)
-    text = grammar_path().read_text(encoding="utf-8")
+def _tables(grammar: str) -> dict:
+    import json
+    import os
+
+    from .lalr import FORMAT, build_tables
+
     cache = _cache_file()
     if cache:
         try:
-            return Lark(text, cache=cache, **options)
-        except Exception:  # an unreadable cache must never break parsing
+            with open(cache, encoding="utf-8") as fh:
+                tables = json.load(fh)
+            if tables.get("format") == FORMAT and tables.get("grammar") == grammar:
+                return tables
+        except (OSError, ValueError, AttributeError):  # missing or unreadable: rebuild
             pass
-    return Lark(text, **options)
+    tables = build_tables(grammar)
+    if cache:
+        try:  # written whole, then renamed: a concurrent run never reads half a file
+            tmp = f"{cache}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(tables, fh)
+            os.replace(tmp, cache)
+        except OSError:
+            pass
+    return tables
+
+
+_BUILDER = _Builder()
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Parser:
+    return Parser(_tables(grammar_path().read_text(encoding="utf-8")))
 
 
 _TOKEN_WORDS = {
@@ -149,11 +170,11 @@ def _check_brackets(text: str) -> None:
         raise parse_error("unbalanced norm bars: this '||' is never closed", max(bars) + 1)
 
 
-def _describe(exc: UnexpectedInput, text: str) -> GradcliError:
+def _describe(exc: Exception, text: str) -> GradcliError:
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
         return parse_error(f"unexpected character {ch!r}", exc.column)
-    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
         return parse_error("the formula ends too early: an operand is missing", len(text.rstrip()) + 1)
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
@@ -181,13 +202,11 @@ def parse(text: str) -> Formula:
         raise parse_error("the formula is missing before this keyword", len(text) - len(lead) + 1).with_text(text)
     try:
         _check_brackets(text)
-        expr, wrt, where = _parser().parse(text)
+        expr, wrt, where = _parser().parse(text, _BUILDER)
     except GradcliError as err:
         raise err.with_text(text)
-    except UnexpectedInput as exc:
+    except (UnexpectedCharacters, UnexpectedToken) as exc:
         raise _describe(exc, text).with_text(text) from None
-    except VisitError as exc:  # an error raised inside a transformer callback
-        raise parse_error(str(exc.orig_exc), None).with_text(text) from None
     except RecursionError:
         raise parse_error("formula is nested too deeply", None).with_text(text) from None
     for name, col in wrt:

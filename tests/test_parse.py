@@ -1,5 +1,7 @@
 """The grammar: precedence as in numpy/Python, and errors that point at the right column."""
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -106,3 +108,75 @@ def test_unicode_operators_and_greek_names():
     assert p.symbols["λ"].shape == () and p.symbols["θ"].shape == ("n",)
     assert p.derivatives()[0].text() == "−2Xᵀ(y − Xθ)"
     assert analyze("x³").text() == "x³"
+
+
+# ----------------------------------------------------------------------------- the runtime is Lark's
+# gradcli parses with its own LALR runtime over the tables Lark builds (gradcli/lalr.py), so that a
+# one-liner need not import Lark.  Here Lark itself parses the same text with the same builder:
+# every formula must give the same tree, or the same error at the same column.
+from test_fuzz import TOKENS  # noqa: E402
+
+UNICODE_TOKENS = ["−", "⊙", "·", "⊘", "‖", "ᵀ", "²", "³", "θ", "Θ", "λ", "’", "\t", "\n", "#", "$", "_", "!"]
+
+
+def _outcome(parse_fn, text):
+    from lark.exceptions import UnexpectedCharacters as LarkChars, UnexpectedToken as LarkToken
+
+    from gradcli.lalr import UnexpectedCharacters, UnexpectedToken
+
+    try:
+        return ("tree", repr(parse_fn(text)))
+    except GradcliError as err:
+        return ("builder", err.message, err.column)
+    except (UnexpectedCharacters, LarkChars) as exc:
+        return ("characters", exc.line, exc.column)
+    except (UnexpectedToken, LarkToken) as exc:
+        return ("token", exc.token.type, str(exc.token), exc.token.column, frozenset(exc.expected))
+
+
+def _lark_parse():
+    from lark import Lark, Transformer, v_args
+
+    from gradcli.parse import _BUILDER, grammar_path
+
+    names = [n for n in dir(_BUILDER) if not n.startswith("_")]
+    methods = {n: (lambda self, *a, _n=n: getattr(_BUILDER, _n)(*a)) for n in names}
+    reference = v_args(inline=True)(type("Reference", (Transformer,), methods))
+    lark = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", lexer="basic",
+                transformer=reference())
+    return lark.parse
+
+
+_LARK = []
+
+
+@settings(max_examples=int(os.environ.get("GRADCLI_FUZZ", "500")), deadline=None)
+@given(st.one_of(st.lists(st.sampled_from(TOKENS + UNICODE_TOKENS), max_size=30).map("".join),
+                 st.text(max_size=40)))
+def test_gradcli_parses_exactly_as_lark_does(text):
+    from gradcli.parse import _BUILDER, _parser
+
+    if not _LARK:
+        _LARK.append(_lark_parse())
+    ours = _outcome(lambda t: _parser().parse(t, _BUILDER), text)
+    assert ours == _outcome(_LARK[0], text), text
+
+
+def test_tables_are_rebuilt_when_the_cache_is_stale_or_damaged(tmp_path, monkeypatch):
+    import importlib
+    import json
+
+    P = importlib.import_module("gradcli.parse")  # the module (gradcli.parse is also a function)
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    grammar = P.grammar_path().read_text(encoding="utf-8")
+    cache = tmp_path / "gradcli" / "grammar-tables.json"
+    assert P._tables(grammar)["grammar"] == grammar and cache.exists()
+    cache.write_text("{not json")
+    assert P._tables(grammar)["states"]  # damaged: rebuilt
+    doc = json.loads(cache.read_text())
+    doc["grammar"] = "start: NAME"  # another grammar's tables are never used
+    cache.write_text(json.dumps(doc))
+    assert P._tables(grammar)["grammar"] == grammar
+    (tmp_path / "gradcli").chmod(0o777)  # a folder others can write is not trusted
+    assert P._cache_file() is None
