@@ -26,7 +26,8 @@ def matrix_of(e: Expr, v: Expr) -> Expr | None:
         return None
     dep = depends_on(e, {v.params[0]})
     try:
-        return _matrix(e, v, dep, {})
+        with O.IN_DERIVATIVE:  # a derivative: its terms may be factored and cancelled
+            return _matrix(e, v, dep, {})
     except NoMatrixForm:
         return None
 

@@ -19,7 +19,7 @@ from .shaperules import (broadcast_shape, matmul_shape, pow_shape, same_shape, s
 from .shapes import SCALAR, col, mat
 from .simplify import (IN_DERIVATIVE, _fold, _simplify_add, _simplify_det, _simplify_div,  # noqa: F401
                        _simplify_fill, _simplify_inv, _simplify_log, _simplify_logdet, _simplify_matmul,
-                       _simplify_mul, _simplify_pow, _simplify_sum, _simplify_T, _simplify_tr, add,
+                       _simplify_mul, _simplify_pow, _simplify_sqrt, _simplify_sum, _simplify_T, _simplify_tr, add,
                        const, div, eye, fill, fn, is_one, is_zero, like, matmul, mm, mul, neg, power,
                        scale, split_coef, sub, summ, sym, unbroadcast, zeros, T)
 
@@ -364,7 +364,7 @@ _elementwise("exp", lambda xp, n, a: xp.exp(a), lambda x, y: y, simplify=_fold(m
              fails="overflow in exp")
 _elementwise("log", lambda xp, n, a: xp.log(a), lambda x, y: div(one(), x),
              simplify=_simplify_log, fails="log of a value that is not positive")
-_elementwise("sqrt", lambda xp, n, a: xp.sqrt(a), lambda x, y: div(const(0.5), y),
+_elementwise("sqrt", lambda xp, n, a: xp.sqrt(a), lambda x, y: div(const(0.5), y), simplify=_simplify_sqrt,
              notation={"unicode": ("√({0})", ATOM), "ascii": ("sqrt({0})", ATOM),
                        "latex": (r"\sqrt{{{0}}}", ATOM)},
              fails="sqrt of a negative value")

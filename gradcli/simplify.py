@@ -160,13 +160,44 @@ def _combine(a: Expr, b: Expr) -> Optional[Expr]:
     if xa is xb or _commuted(xa, xb):
         c = ca + cb
         return zeros(xa.ty) if c == 0 else scale(c, xa)
-    if _InDerivative.on and xa.op == "matmul" and xb.op == "matmul" and ca == cb:
-        (p, q), (r, s) = xa.args, xb.args
-        if q is s and p.ty == r.ty:
-            return scale(ca, matmul(add(*_ordered(p, r)), q))
-        if p is r and q.ty == s.ty:
-            return scale(ca, matmul(p, add(*_ordered(q, s))))
+    if (_InDerivative.on and xa.op == xb.op == "div" and xa.args[1] is xb.args[1] and ca == cb
+            and xa.args[1].ty.is_scalar and xa.args[0].ty == xb.args[0].ty):  # p/s + q/s = (p + q)/s
+        return scale(ca, div(add(*_ordered(xa.args[0], xb.args[0])), xa.args[1]))
+    if (xa.op == xb.op == "mul" and xa.args[0] is xb.args[0] and xa.args[0].ty.is_scalar
+            and not xa.args[0].is_const and xa.args[1].ty == xb.args[1].ty):  # sX + sY, s an expression
+        inner = _combine(scale(ca, xa.args[1]), scale(cb, xb.args[1]))
+        if inner is not None:
+            return mul(xa.args[0], inner)
+    if _InDerivative.on and xa.op == "matmul" and xb.op == "matmul":
+        fa, fb = _matmul_factors(xa, []), _matmul_factors(xb, [])
+        if fa[-1] is fb[-1]:  # a common last factor, however the chains are grouped: s(sᵀW) = (ssᵀ)W
+            p, r = _product(fa[:-1]), _product(fb[:-1])
+            if p is not None and r is not None and p.ty == r.ty:
+                return _factored(ca, p, cb, r, lambda inner: matmul(inner, fa[-1]))
+        if fa[0] is fb[0]:
+            q, t = _product(fa[1:]), _product(fb[1:])
+            if q is not None and t is not None and q.ty == t.ty:
+                return _factored(ca, q, cb, t, lambda inner: matmul(fa[0], inner))
     return None
+
+
+def _factored(ca: float, p: Expr, cb: float, r: Expr, around) -> Expr:
+    """ca·(…p…) + cb·(…r…) with the common factor written once: c(…(p + r)…) when the
+    coefficients agree, (…(ca·p + cb·r)…) when they do not (AX − BX = (A − B)X)."""
+    if ca == cb:
+        return scale(ca, around(add(*_ordered(p, r))))
+    return around(add(scale(ca, p), scale(cb, r)))
+
+
+def _product(factors: list) -> Optional[Expr]:
+    """F₁F₂…F_k grouped from the left; None where a partial product would be a scalar (xᵀx
+    inside a chain cannot be matrix-multiplied on)."""
+    out = factors[0]
+    for f in factors[1:]:
+        if out.ty.is_scalar or f.ty.is_scalar:
+            return None
+        out = matmul(out, f)
+    return None if out.ty.is_scalar else out
 
 
 def _commuted(p: Expr, q: Expr) -> bool:
@@ -228,9 +259,6 @@ def _simplify_add(args, params) -> Optional[Expr]:
         return add(b, a)
     if a.op == "T" and a.args[0] is b:  # Aᵀ + A is written A + Aᵀ
         return add(b, a)
-    if (_InDerivative.on and a.op == b.op == "div" and a.args[1] is b.args[1] and a.args[1].ty.is_scalar
-            and a.args[0].ty == b.args[0].ty):  # p/s + q/s = (p + q)/s
-        return div(add(a.args[0], b.args[0]), a.args[1])
     if _InDerivative.on and a.ty == b.ty and not a.ty.is_scalar and any(
             split_coef(x)[1].op == "mul" and "add" in (y.op for y in split_coef(x)[1].args) for x in args):
         distributed = _distributed(make_raw("add", (a, b)))
@@ -413,6 +441,8 @@ def _monomial(e: Expr, sign: float, coef: list, powers: dict, order: list) -> bo
     base, k = e, 1.0
     if e.op == "pow" and e.args[1].is_const and float(e.args[1].value).is_integer():
         base, k = e.args[0], e.args[1].value
+        if base.op in ("mul", "div") and base.ty.is_scalar:  # (ab)ᵏ = aᵏbᵏ, for scalars
+            return _monomial(base, sign * k, coef, powers, order)
     if id(base) not in powers:
         order.append(base)
         powers[id(base)] = 0.0
@@ -647,6 +677,13 @@ def _simplify_T(args, params) -> Optional[Expr]:
     if a.op in ("diagm",):
         return a
     return None
+
+
+def _simplify_sqrt(args, params) -> Optional[Expr]:
+    (a,) = args
+    if a.op == "sqnorm":  # √(‖v‖²) = ‖v‖
+        return make("norm2", a.args[0])
+    return _fold(math.sqrt)(args, params)
 
 
 def _simplify_log(args, params) -> Optional[Expr]:

@@ -33,6 +33,10 @@ rng = np.random.default_rng(7)
     # binary cross-entropy: the chain rule's ((y − 1) ⊘ (1 − σ) + y ⊘ σ) ⊙ σ(1 − σ) collects to σ − y
     ("-sum(y*log(sigmoid(X@w)) + (1-y)*log(1-sigmoid(X@w))) wrt w", ["Xᵀ(σ(Xw) − y)"]),
     ("-mean(y*log(sigmoid(X@w)) + (1-y)*log(1-sigmoid(X@w))) wrt w", ["−Xᵀ(y − σ(Xw)) / m"]),
+    ("x'@A@x/(x'@x) wrt x", ["(A + Aᵀ)x / (xᵀx) − 2xᵀAx·x / (xᵀx)²"]),  # the Rayleigh quotient
+    ("sqrt(sum((x - y)^2)) wrt x", ["(x − y) / ‖x − y‖"]),
+    ("dot(x, y)/(norm2(x)*norm2(y)) wrt x", ["y / (‖x‖·‖y‖) − xᵀy·x / (‖y‖·‖x‖³)"]),  # cosine similarity
+    ("softmax(W@x) wrt x", ["(diag(softmax(Wx)) − softmax(Wx) softmax(Wx)ᵀ)W"]),
 ])
 def test_formula_reads_like_the_textbook(text, expected):
     assert grad_text(text) == expected
@@ -100,6 +104,7 @@ def test_losses_match_finite_differences(text, shapes, positive):
     ("sum(softplus(X@w)) - y'@X@w + 0.5*lam*w'@w wrt w", "Xᵀ diag(σ(Xw) ⊙ (1 − σ(Xw))) X + λ·I"),
     ("u'@x * v'@x wrt x", "uvᵀ + vuᵀ"),
     ("sum(W@x) wrt W", "0"),
+    ("logsumexp(W@x) wrt x", "Wᵀ(diag(softmax(Wx)) − softmax(Wx) softmax(Wx)ᵀ)W"),
     ("-sum(y*log(sigmoid(X@w)) + (1-y)*log(1-sigmoid(X@w))) wrt w", "Xᵀ diag(σ(Xw) ⊙ (1 − σ(Xw))) X"),  # linear in W: a zero 4-index Hessian, printed as 0
 ])
 def test_hessians_read_like_the_textbook(text, expected):
