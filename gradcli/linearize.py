@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from . import ops as O
 from .differentiate import depends_on
-from .expr import Expr
+from .expr import Expr, make_raw
 from .shapes import Ty
 
 
@@ -89,6 +89,16 @@ def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:
             raise NoMatrixForm
         if id(b) not in dep and a.ty.is_row and b.ty.is_col:  # uᵀw = wᵀu
             return O.matmul(O.T(b), _row_to_col(a, v, dep, memo))
+        regrouped = _regrouped(a, b) if id(b) not in dep else None
+        active = memo.setdefault("regrouping", set())
+        if regrouped is not None and id(e) not in active:  # the simplifier may group it back
+            dep.update(depends_on(regrouped, {v.params[0]}))  # the new nodes' dependence on v
+            memo.setdefault("alive", []).append(regrouped)  # ids in dep and memo stay unique
+            active.add(id(e))
+            try:
+                return rec(regrouped)
+            finally:
+                active.discard(id(e))
         raise NoMatrixForm
     if e.op == "T" and e.ty.is_col and a.ty.is_row:
         return _row_to_col(a, v, dep, memo)
@@ -99,6 +109,20 @@ def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:
     if e.op == "diagv" and a.op == "diagm":
         return rec(a.args[0])
     raise NoMatrixForm
+
+
+def _regrouped(a: Expr, b: Expr) -> Expr | None:
+    """A b, with A depending on v and b not, regrouped so that v ends up on the right:
+    (PQ)b = P(Qb) — so x(dxᵀb) = x(bᵀdx) = (xbᵀ)dx —, (P + Q)b = Pb + Qb, (cP)b = c(Pb)."""
+    if a.op == "matmul":
+        p, q = a.args
+        inner = O.matmul(q, b)
+        return O.mul(inner, p) if inner.ty.is_scalar else O.matmul(p, inner)
+    if a.op == "add" and a.args[0].ty == a.args[1].ty == a.ty:  # as written: not factored back
+        return make_raw("add", (O.matmul(a.args[0], b), O.matmul(a.args[1], b)))
+    if a.op == "mul" and a.args[0].ty.is_scalar:
+        return O.mul(a.args[0], O.matmul(a.args[1], b))
+    return None
 
 
 def _row_to_col(row: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:

@@ -32,6 +32,7 @@ JACOBIANS = [
     ("R'@R", {"R": (4, 3)}), ("X * Y", {"X": (2, 3)}), ("A@X@B", {"A": (2, 3), "X": (3, 4), "B": (4, 2)}),
     ("inv(X)", {"X": (3, 3)}), ("outer(x, y)", {"x": (3,), "y": (2,)}), ("tanh(W@x)", {"W": (2, 3)}),
     ("X@W + v", {"X": (3, 2), "W": (2, 4)}), ("x'", {"x": (3,)}),
+    ("x@x'@x", {"x": (3,)}), ("A@x@x'@y", {"A": (2, 3), "y": (3,)}),
 ]
 
 
@@ -58,6 +59,9 @@ def test_denominator_is_the_transpose_of_numerator():
     ("softmax(v)", "v", "diag(softmax(v)) − softmax(v) softmax(v)ᵀ"),
     ("x*y", "x", "diag(y)"),
     ("(A + A')@x", "x", "A + Aᵀ"),
+    # an outer product times a vector: x(dxᵀb) is regrouped as (xbᵀ)dx to read the matrix off
+    ("x@x'@x", "x", "2xxᵀ + xᵀx·I"),
+    ("A@x@x'@b", "x where b: (m)", "Axbᵀ + bᵀx·A"),
 ])
 def test_jacobian_matrix_formulas(text, wrt, formula):
     (d,) = gradcli.analyze(f"{text} wrt {wrt}").derivatives()
