@@ -58,6 +58,15 @@ class Typed:
     columns: dict[str, int] = Factory(dict)  # first column of each symbol
 
 
+def _warn_star(col: int) -> None:
+    """matrixcalculus.org and most papers write x'*A*x for a quadratic form; with numpy's `*` that
+    broadcasts a row over a matrix and is almost never what was meant.  Legal, so a warning."""
+    import warnings
+
+    warnings.warn(f"column {col}: * is element-wise (numpy semantics) and spreads a row vector over a "
+                  "matrix here; for the matrix product write @ (x'@A@x)", UserWarning, stacklevel=2)
+
+
 class _Ctx:
     """The unifier as shape rules see it, plus names for unknown dimensions in messages."""
 
@@ -160,6 +169,8 @@ class _Builder:
             if node.op == "-":
                 return self.raw("add", (a, self.raw("mul", (Expr("const", (), (-1.0,), SCALAR), b), (), node.col)), (), node.col)
             op = {"+": "add", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}[node.op]
+            if op == "mul" and ((a.ty.row and b.ty.is_matrix) or (b.ty.row and a.ty.is_matrix)):
+                _warn_star(node.col)
             return self.raw(op, (a, b), (), node.col)
         if isinstance(node, Unary):
             a = self.build(node.operand)

@@ -225,3 +225,12 @@ def test_a_stream_that_cannot_encode_unicode_gets_escapes_not_a_traceback(monkey
     Printer()("∂f/∂θ = 2θ")
     sys.stdout.flush()
     assert raw.getvalue() == b"\\u2202f/\\u2202\\u03b8 = 2\\u03b8\n"
+
+
+def test_star_between_a_row_and_a_matrix_warns_but_is_legal(capsys):
+    # matrixcalculus.org's x'*A*x: with numpy's * it broadcasts; say so, and still answer
+    rc, out, err = run(capsys, "shape", "x'*A*x wrt x")
+    assert rc == 0 and "f = xᵀ ⊙ A ⊙ x" in out
+    assert "warning: column 3: * is element-wise" in err and "x'@A@x" in err
+    rc, _, err = run(capsys, "shape", "x'@A@x wrt x")
+    assert rc == 0 and err == ""
