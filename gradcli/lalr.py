@@ -96,6 +96,17 @@ class Parser:
         self.scanners = [re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in terms[i:i + 90]))
                          for i in range(0, len(terms), 90)]
 
+    def check(self, builder: Any) -> None:
+        """Raise if the tables are malformed (a damaged cache): every action is [0 or 1, index]
+        and a formula using most of the grammar parses."""
+        for row in self.states.values():
+            for action in row.values():
+                if not (isinstance(action, list) and len(action) == 2 and action[0] in (0, 1)
+                        and isinstance(action[1], int)):
+                    raise ValueError(f"malformed action {action!r}")
+        self.parse("-x'@A.T@x + ||y||_F^2 * h'(z)^2 - sum(B, 0)@u wrt x, y where A: (n, n), B: scalar",
+                   builder)
+
     def tokens(self, text: str):
         pos, line, line_start, n = 0, 1, 0, len(text)
         last = Token("$END", "", 0, 1, 1)

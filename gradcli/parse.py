@@ -140,7 +140,15 @@ _BUILDER = _Builder()
 
 @lru_cache(maxsize=1)
 def _parser() -> Parser:
-    return Parser(_tables(grammar_path().read_text(encoding="utf-8")))
+    grammar = grammar_path().read_text(encoding="utf-8")
+    try:
+        parser = Parser(_tables(grammar))
+        parser.check(_BUILDER)
+        return parser
+    except Exception:  # a cache file damaged in a way JSON cannot see: build afresh
+        from .lalr import build_tables
+
+        return Parser(build_tables(grammar))
 
 
 _TOKEN_WORDS = {

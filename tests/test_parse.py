@@ -178,5 +178,12 @@ def test_tables_are_rebuilt_when_the_cache_is_stale_or_damaged(tmp_path, monkeyp
     doc["grammar"] = "start: NAME"  # another grammar's tables are never used
     cache.write_text(json.dumps(doc))
     assert P._tables(grammar)["grammar"] == grammar
+    doc["grammar"], doc["states"] = grammar, {"0": "garbage"}  # valid JSON, damaged tables
+    cache.write_text(json.dumps(doc))
+    P._parser.cache_clear()
+    try:
+        assert P.parse("x'@A@x wrt x").wrt == (("x", 12),)
+    finally:
+        P._parser.cache_clear()
     (tmp_path / "gradcli").chmod(0o777)  # a folder others can write is not trusted
     assert P._cache_file() is None
