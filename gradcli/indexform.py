@@ -15,6 +15,7 @@ from .differentiate import depends_on
 from .expr import Expr
 from . import ops as O
 from .render import Renderer
+from .simplify import is_symmetric
 
 F_INDEX = ("i", "j")
 X_INDEX = ("k", "l")
@@ -300,7 +301,10 @@ def _render(terms: list[Term], style: str) -> str:
                 pieces.append({"unicode": f"δ({a},{b})", "ascii": f"delta({a},{b})",
                                "latex": rf"\delta_{{{a}{b}}}"}[style])
             else:
-                pieces.append(f[1] + (f"[{','.join(f[2])}]" if f[2] else ""))
+                idx = f[2]
+                if len(idx) == 2 and idx[0] > idx[1] and len(f) > 3 and is_symmetric(f[3]):
+                    idx = (idx[1], idx[0])  # S[k,i] = S[i,k], written in order
+                pieces.append(f[1] + (f"[{','.join(idx)}]" if idx else ""))
         body = " ".join(pieces) if pieces else "1"
         if t.sums:
             prefix = {"unicode": "Σ_", "ascii": "sum_", "latex": r"\sum_{"}[style]

@@ -104,6 +104,7 @@ def test_losses_match_finite_differences(text, shapes, positive):
     ("sum(softplus(X@w)) - y'@X@w + 0.5*lam*w'@w wrt w", "Xᵀ diag(σ(Xw) ⊙ (1 − σ(Xw))) X + λ·I"),
     ("u'@x * v'@x wrt x", "uvᵀ + vuᵀ"),
     ("sum(W@x) wrt W", "0"),
+    ("tr(X'@A@X) wrt X", "δ(j,l) (A + Aᵀ)[i,k]"),  # a symmetric factor's indices in order
     ("logsumexp(W@x) wrt x", "Wᵀ(diag(softmax(Wx)) − softmax(Wx) softmax(Wx)ᵀ)W"),
     ("-sum(y*log(sigmoid(X@w)) + (1-y)*log(1-sigmoid(X@w))) wrt w", "Xᵀ diag(σ(Xw) ⊙ (1 − σ(Xw))) X"),  # linear in W: a zero 4-index Hessian, printed as 0
 ])
