@@ -64,8 +64,56 @@ def index_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "un
 
 def index_formula(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode") -> str | None:
     """J[f indices, x indices] as text, from g = the vector-Jacobian product with seed v."""
+    terms = display_terms(g, v, f_dims, x_dims, style)
+    return None if terms is None else _render(terms, style)
+
+
+def display_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode"):
+    """The terms as printed: sums over an index shared by two matrix or vector factors are written
+    as the product they are, Σ_r X[r,k] X[r,i] as (XᵀX)[k,i] (display only; evaluation keeps
+    the einsum form)."""
     found = _derive(g, v, f_dims, x_dims, style)
-    return None if found is None else _render(found[0], style)
+    if found is None:
+        return None
+    r = Renderer(style)
+    return [_as_products(t, r) for t in found[0]]
+
+
+def _as_products(t: Term, r: Renderer) -> Term:
+    factors, sums = list(t.factors), list(t.sums)
+    while True:
+        for s in sums:
+            holders = [n for n, f in enumerate(factors) if f[0] == "t" and s in f[2]]
+            if len(holders) != 2 or any(f[0] == "d" and s in f[1:] for f in factors):
+                continue
+            f1, f2 = factors[holders[0]], factors[holders[1]]
+            if f1[2].count(s) != 1 or f2[2].count(s) != 1 or len(f1[2]) < len(f2[2]):
+                f1, f2 = f2, f1  # the factor with more indices first
+            if f1[2].count(s) != 1 or f2[2].count(s) != 1:
+                continue
+            left = _oriented(f1, s, last=True)
+            right = _oriented(f2, s, last=False)
+            outer = tuple(i for i in f1[2] if i != s) + tuple(i for i in f2[2] if i != s)
+            if len(set(outer)) != len(outer):
+                continue  # a diagonal or a trace: left in index form
+            product = O.matmul(left, right)
+            text, _ = r.render(product)
+            new = ("t", text if product.op == "sym" else f"({text})", outer, product)
+            factors = [f for n, f in enumerate(factors) if n not in holders] + [new]
+            sums = [x for x in sums if x != s]
+            break
+        else:
+            return Term(t.coef, factors, sums)
+
+
+def _oriented(f, s: str, last: bool) -> Expr:
+    """The factor's expression turned so that the summed index s is its last (or first) one:
+    a matrix transposed if needed, a vector as a row on the left and a column on the right."""
+    e, idx = f[3], f[2]
+    if len(idx) == 2:
+        return e if (idx[1] == s) == last else O.T(e)
+    col = e if e.ty.is_col else O.T(e)
+    return O.T(col) if last else col
 
 
 class IndexProgram:

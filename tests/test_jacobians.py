@@ -1,11 +1,16 @@
 """Jacobians and Hessians: every rule against finite differences in both layouts, the matrix
 formulas of the textbooks, and index notation where no matrix formula exists."""
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import gradcli
 from helpers import random_data
+from test_derivatives import formulas
 
 
 def check_all(text, shapes=None, hessian=False, layout=None, positive=False, fns=None):
@@ -168,3 +173,71 @@ def test_chain_with_symbolic_sizes_is_a_clean_data_error():
     with pytest.raises(GradcliError) as info:
         compile_graph([p.expr])
     assert info.value.kind == "data" and "has no size" in info.value.message
+
+
+@pytest.mark.parametrize("text, shapes", [
+    ("||X@W - Y||_F^2 wrt W", {"X": (4, 3), "W": (3, 2), "Y": (4, 2)}),
+    ("inv(A)@x wrt A", {"A": (3, 3), "x": (3,)}),
+    ("A@x@x'@b wrt A", {"A": (2, 3), "x": (3,), "b": (3,)}),
+    ("inv(X'@X)@X'@y wrt X", {"X": (5, 3), "y": (5,)}),
+    ("A@X@B wrt X", {"A": (2, 3), "X": (3, 4), "B": (4, 2)}),
+    ("tr(X'@A@X) wrt X", {"X": (3, 2), "A": (3, 3)}),
+    ("tanh(W@x + b) wrt W", {"W": (3, 2), "x": (2,), "b": (3,)}),
+])
+def test_printed_index_notation_evaluates_to_the_derivative(text, shapes):
+    # the printed form writes Σ_r X[r,k] X[r,i] as (XᵀX)[k,i]: evaluate what is printed, by
+    # einsum, and compare it with the derivative's value
+    from gradcli.differentiate import gradients, seed_for
+    from gradcli.evaluate import compile_graph
+    from gradcli.indexform import display_terms, evaluate_terms
+
+    hessian = text.startswith(("||", "tr("))
+    p = gradcli.analyze(text, shapes=shapes)
+    values = random_data(p, 5, positive=False)
+    (d,) = p.hessians() if hessian else p.derivatives()
+    assert d.expr is None and d.formula()  # a tensor, printed in index notation
+    v = seed_for(d.of)
+    (g,) = gradients(d.of, [d.x], seed=v)
+    f_dims = d.f_ty.full_dims if not d.f_ty.row else d.f_ty.dims
+    terms = display_terms(g, v, f_dims, d.x_ty.dims)
+    factors = {id(f[3]): f[3] for t in terms for f in t.factors if f[0] == "t"}
+    computed = dict(zip(factors, compile_graph(list(factors.values())).run(values)))
+    from gradcli.indexform import F_INDEX, X_INDEX
+
+    printed = evaluate_terms(terms, F_INDEX[:len(f_dims)], X_INDEX[:len(d.x_ty.dims)],
+                             tuple(d.shape), computed)
+    _, derivs = p.compile(hessian=hessian).evaluate(values)
+    assert np.allclose(printed, derivs[d.wrt])
+
+
+@settings(deadline=None, suppress_health_check=list(HealthCheck),
+          max_examples=int(os.environ.get("GRADCLI_EXAMPLES", "200")))
+@given(st.one_of(formulas("v", 3), formulas("m", 2)), st.integers(0, 50))
+def test_printed_index_notation_of_random_tensors_evaluates_to_the_derivative(text, seed):
+    from gradcli.differentiate import gradients, seed_for
+    from gradcli.evaluate import compile_graph
+    from gradcli.indexform import F_INDEX, X_INDEX, display_terms, evaluate_terms
+
+    if "A" not in text:
+        return
+    shapes = {"a": (), "x": (3,), "y": (3,), "A": (3, 3), "D": (3, 3)}
+    names = [n for n in shapes if n in text]
+    p = gradcli.analyze(f"{text} wrt A", data_shapes={n: shapes[n] for n in names})
+    (d,) = p.derivatives()
+    if d.expr is not None:
+        return
+    v = seed_for(d.of)
+    (g,) = gradients(d.of, [d.x], seed=v)
+    f_dims = d.f_ty.full_dims if not d.f_ty.row else d.f_ty.dims
+    terms = display_terms(g, v, f_dims, d.x_ty.dims)
+    if terms is None:
+        return
+    rng = np.random.default_rng(seed)
+    values = {n: 0.5 * rng.normal(size=shapes[n]) for n in names}
+    factors = {id(f[3]): f[3] for t in terms for f in t.factors if f[0] == "t"}
+    computed = dict(zip(factors, compile_graph(list(factors.values())).run(values)))
+    printed = evaluate_terms(terms, F_INDEX[:len(f_dims)], X_INDEX[:len(d.x_ty.dims)], tuple(d.shape),
+                             computed)
+    _, derivs = p.compile().evaluate(values)
+    if np.all(np.isfinite(derivs["A"])):
+        assert np.allclose(printed, derivs["A"], rtol=1e-8, atol=1e-8), text
