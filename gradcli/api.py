@@ -135,6 +135,8 @@ class Derivative:
         if index is None:
             return None
         names = _index_names(len(self.f_ty.full_dims) if not self.f_ty.row else 1, len(self.x_ty.dims))
+        if self.f_ty.row:  # a row vector's leading axis has the one index 0: J[0,i,k] = ∂fᵢ/∂xₖ
+            names = ["0"] + names
         return f"[{','.join(names)}] = {index}"
 
     def to_layout(self, value: Any) -> Any:

@@ -241,3 +241,9 @@ def test_printed_index_notation_of_random_tensors_evaluates_to_the_derivative(te
     _, derivs = p.compile().evaluate(values)
     if np.all(np.isfinite(derivs["A"])):
         assert np.allclose(printed, derivs["A"], rtol=1e-8, atol=1e-8), text
+
+
+def test_a_row_vector_f_has_its_singleton_axis_in_index_notation():
+    (d,) = gradcli.analyze("x'@A wrt x").derivatives()
+    assert d.shape == (1, "n", "m") and d.formula() == "[0,i,k] = A[k,i]"
+    check_all("x'@A wrt x", {"A": (3, 2)})
