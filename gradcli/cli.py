@@ -151,7 +151,7 @@ def _run(as_json: bool, body) -> None:
             _printer(stderr=True)(("warning:", "yellow"), f" {w.message}")
     except GradcliError as err:
         _fail(err, as_json)
-    except typer.Exit:
+    except (typer.Exit, BrokenPipeError):  # a closed pipe (`| head -1`): click exits quietly
         raise
     except RecursionError:
         _fail(GradcliError("parse", "the formula is nested too deeply"), as_json)

@@ -234,3 +234,14 @@ def test_star_between_a_row_and_a_matrix_warns_but_is_legal(capsys):
     assert "warning: column 3: * is element-wise" in err and "x'@A@x" in err
     rc, _, err = run(capsys, "shape", "x'@A@x wrt x")
     assert rc == 0 and err == ""
+
+
+def test_a_reader_that_leaves_early_gets_no_error_message():
+    # `gradcli grad … | head -1`: the pipe closes under gradcli; it stops quietly, no traceback
+    # and no "internal error"
+    p = subprocess.Popen([sys.executable, "-m", "gradcli", "grad", "x'@A@x + " +
+                          " + ".join(f"u{i}'@x" for i in range(3000)) + " wrt x"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait() in (0, 1) and "error" not in err and "Traceback" not in err
