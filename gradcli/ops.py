@@ -597,11 +597,10 @@ def _congruence_notation(r, node):
 
 
 # Evaluation only: the evaluator rewrites a product Pᵀ diag(w) P (the Hessian of every
-# generalised linear model, XᵀDX) into this node; formulas never contain it, so it has no
-# derivative rule.
+# generalised linear model, XᵀDX) into this node; formulas never contain it, and `--emit numpy`
+# writes the DAG as built, so it has no derivative rule and no numpy source.
 register(Op("congruence", _congruence_shape, _np_congruence,
-            notation={"custom": _congruence_notation},
-            emit=lambda c, n, a: f"({a[0]}.T * {a[1]}) @ {a[0]}"))
+            notation={"custom": _congruence_notation}))
 register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), _np_eye,
             notation={"custom": lambda r, node: ("I", ATOM)},
             emit=lambda c, n, a: f"np.eye({c.dim(n.params[0])})"))

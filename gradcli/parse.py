@@ -120,8 +120,9 @@ def _tables(grammar: str) -> dict:
             with open(cache, encoding="utf-8") as fh:
                 tables = json.load(fh)
             if tables.get("format") == FORMAT and tables.get("grammar") == grammar:
+                Parser(tables).check(_BUILDER)  # damaged in a way JSON cannot see: raises
                 return tables
-        except (OSError, ValueError, AttributeError):  # missing or unreadable: rebuild
+        except Exception:  # missing, unreadable or damaged: rebuilt, and the file repaired
             pass
     tables = build_tables(grammar)
     if cache:
@@ -140,15 +141,7 @@ _BUILDER = _Builder()
 
 @lru_cache(maxsize=1)
 def _parser() -> Parser:
-    grammar = grammar_path().read_text(encoding="utf-8")
-    try:
-        parser = Parser(_tables(grammar))
-        parser.check(_BUILDER)
-        return parser
-    except Exception:  # a cache file damaged in a way JSON cannot see: build afresh
-        from .lalr import build_tables
-
-        return Parser(build_tables(grammar))
+    return Parser(_tables(grammar_path().read_text(encoding="utf-8")))
 
 
 _TOKEN_WORDS = {

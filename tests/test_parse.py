@@ -185,5 +185,6 @@ def test_tables_are_rebuilt_when_the_cache_is_stale_or_damaged(tmp_path, monkeyp
         assert P.parse("x'@A@x wrt x").wrt == (("x", 12),)
     finally:
         P._parser.cache_clear()
+    assert json.loads(cache.read_text())["states"] != {"0": "garbage"}  # and the file repaired
     (tmp_path / "gradcli").chmod(0o777)  # a folder others can write is not trusted
     assert P._cache_file() is None
