@@ -1,12 +1,19 @@
 """A small LALR(1) runtime for the parse tables Lark builds from `grammar/gradcli.lark`.
 
-Why: importing Lark costs about 20 ms, a fifth of a symbolic one-liner and most of what stood
-between `gradcli grad -d data.npz -o DIR` and a plain numpy script.  Lark stays the grammar's
-compiler: when the tables are not cached, `build_tables` asks Lark for them (its terminals in
-the order its basic lexer tries them, its LALR states, and for every rule what Lark's tree
-builder would pass to a transformer) and stores them as JSON in gradcli's private cache folder.
-A run with the tables cached never imports Lark; this module then lexes and parses exactly as
-Lark would, and `tests/test_parse.py` checks that on thousands of random formulas.
+Why: importing Lark and building the tables costs about 70 ms, most of a symbolic one-liner.
+Lark stays the grammar's compiler, but at build time: `python -m gradcli.tablegen` asks Lark for
+the tables (its terminals in the order its basic lexer tries them, its LALR states, and for every
+rule what Lark's tree builder would pass to a transformer) and writes them into the package as
+`grammar_tables.jsonl`, which ships in the wheel.  A run reads that file and nothing else: no
+cache a user or another program could write to sits on the path of any run.  This module then
+lexes and parses exactly as Lark would; `tests/test_parse.py` checks that on thousands of random
+formulas, and that the shipped tables are the ones Lark builds from the grammar today.
+
+The file is two JSON lines: a header (format, CRC-32 of the second line, digest of the grammar)
+and the tables.  Lark numbers its states in an order that changes with Python's string hashing,
+so the generator renumbers them breadth-first from the start state: the same grammar always
+gives the same bytes (see `tablegen.py`).  A damaged file (bad checksum, wrong format) is refused with a message
+saying how to regenerate it, never run.
 
 Reductions call the builder's method named by the rule's alias (or its name) with the rule's
 children inline, as Lark's `v_args(inline=True)` transformers are called: anonymous tokens
@@ -16,10 +23,15 @@ by that child.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import zlib
 from typing import Any
 
-FORMAT = 1  # bump when the table layout below changes
+FORMAT = 2  # bump when the table layout below changes
+TABLES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grammar_tables.jsonl")
+REGENERATE = "python -m gradcli.tablegen"  # the command that rewrites TABLES_FILE from the grammar
 
 
 class Token(str):
@@ -40,54 +52,41 @@ class UnexpectedCharacters(Exception):
         self.pos_in_stream, self.line, self.column = pos, line, column
 
 
+class TablesError(Exception):
+    """The shipped tables cannot be used: a damaged or stale installation, not a user error."""
+
+
 class UnexpectedToken(Exception):
     def __init__(self, token: Token, expected: set[str]):
         super().__init__(f"unexpected {token.type} {str(token)!r} at column {token.column}")
         self.token, self.expected, self.column = token, expected, token.column
 
 
-# ----------------------------------------------------------------------------- building (Lark)
-def build_tables(grammar: str) -> dict:
-    """Everything the runtime needs, from Lark, as plain JSON-able data."""
-    from lark import Lark
-
-    lark = Lark(grammar, parser="lalr", lexer="basic")
-    lexer = lark.parser.lexer
-    table = lark.parser.parser.parser.parse_table
-    rules = list(lark.rules)
-    index = {id(r): n for n, r in enumerate(rules)}
-    states = {}
-    for state, actions in table.states.items():
-        row = {}
-        for term, (action, arg) in actions.items():
-            shift = action.name == "Shift"
-            row[term] = [0, arg] if shift else [1, index[id(arg)]]
-        states[str(state)] = row
-    return {
-        "format": FORMAT,
-        "grammar": grammar,
-        # terminals in the order Lark's basic lexer tries them (priority, then length, then name)
-        "terminals": [[t.name, t.pattern.to_regexp()] for t in lexer.terminals],
-        "ignore": sorted(lexer.ignore_types),
-        "states": states,
-        "start": table.start_states["start"],
-        "end": table.end_states["start"],
-        "rules": [{
-            "origin": r.origin.name,
-            "callback": r.alias or r.options.template_source or r.origin.name,
-            "size": len(r.expansion),
-            "inline": r.origin.name.startswith("_"),  # spliced into the parent (`_rule`)
-            "expand1": bool(r.options.expand1 and not r.alias),  # `?rule` with one child: the child
-            "keep": [[i, (not s.is_term) and s.name.startswith("_")] for i, s in enumerate(r.expansion)
-                     if r.options.keep_all_tokens or not (s.is_term and s.filter_out)],
-        } for r in rules],
-    }
+# ----------------------------------------------------------------------------- loading
+def load_tables(path: str = TABLES_FILE) -> dict:
+    """The shipped tables, after checking their format and checksum."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        head, body, *rest = data.split(b"\n")
+        header = json.loads(head)
+        if header.get("format") != FORMAT:
+            raise TablesError(f"they have format {header.get('format')!r}, this gradcli reads {FORMAT}")
+        if zlib.crc32(body) != header.get("crc32") or rest != [b""]:
+            raise TablesError("their checksum does not match")
+        return json.loads(body)
+    except (OSError, ValueError, AttributeError) as exc:  # unreadable, not two JSON lines
+        reason = f"{type(exc).__name__}: {exc}"
+    except TablesError as exc:
+        reason = str(exc)
+    raise TablesError(f"gradcli's parser tables {path} are damaged or stale ({reason}); reinstall "
+                      f"gradcli, or regenerate them from the grammar with `{REGENERATE}`")
 
 
 # ----------------------------------------------------------------------------- running
 class Parser:
     def __init__(self, tables: dict):
-        self.states = {int(k): v for k, v in tables["states"].items()}
+        self.states = tables["states"]
         self.start, self.end = tables["start"], tables["end"]
         self.rules = tables["rules"]
         self.ignore = set(tables["ignore"])
@@ -95,17 +94,6 @@ class Parser:
         terms = tables["terminals"]
         self.scanners = [re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in terms[i:i + 90]))
                          for i in range(0, len(terms), 90)]
-
-    def check(self, builder: Any) -> None:
-        """Raise if the tables are malformed (a damaged cache): every action is [0 or 1, index]
-        and a formula using most of the grammar parses."""
-        for row in self.states.values():
-            for action in row.values():
-                if not (isinstance(action, list) and len(action) == 2 and action[0] in (0, 1)
-                        and isinstance(action[1], int)):
-                    raise ValueError(f"malformed action {action!r}")
-        self.parse("-x'@A.T@x + ||y||_F^2 * h'(z)^2 - sum(B, 0)@u wrt x, y where A: (n, n), B: scalar",
-                   builder)
 
     def tokens(self, text: str):
         pos, line, line_start, n = 0, 1, 0, len(text)
@@ -167,3 +155,4 @@ def _reduce(rule: dict, children: list, builder: Any) -> Any:
     if rule["expand1"] and len(args) == 1:
         return args[0]
     return getattr(builder, rule["callback"])(*args)
+

@@ -1,7 +1,7 @@
 """Text → parse tree (Lark's LALR tables) → `syntax` nodes.
 
-The grammar lives in `grammar/gradcli.lark`; Lark turns it into LALR tables (cached, see
-`lalr.py`), and this module says how each rule becomes a node.  The builder runs inside the LR
+The grammar lives in `grammar/gradcli.lark`; Lark turns it into LALR tables that ship in the
+package (see `lalr.py`), and this module says how each rule becomes a node.  The builder runs inside the LR
 parser (no intermediate tree, no recursion), so a formula with thousands of nested parentheses
 parses without a stack overflow.  Errors become one `GradcliError` with the column of the
 offending character.
@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import GradcliError, parse_error
-from .lalr import Parser, Token, UnexpectedCharacters, UnexpectedToken
+from .lalr import Parser, TablesError, Token, UnexpectedCharacters, UnexpectedToken, load_tables
 from .syntax import Binary, Call, Decl, Formula, Norm, Num, Sym, Transpose, Unary
 
 KEYWORDS = {"wrt", "where", "scalar"}
@@ -91,57 +91,17 @@ class _Builder:
         return (expr, parts.get("wrt", ()), parts.get("where", ()))
 
 
-def _cache_file() -> str | None:
-    """Where the LALR tables are kept between runs (a private per-user folder): building them
-    with Lark costs ~70 ms with its import, most of a one-liner's run time.  The file holds the
-    grammar it was built from, so an edited grammar is never served stale."""
-    import os
-
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "gradcli")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        if not os.access(folder, os.W_OK) or (os.stat(folder).st_mode & 0o022):
-            return None  # never trust a cache others can write
-    except OSError:
-        return None
-    return os.path.join(folder, "grammar-tables.json")
-
-
-def _tables(grammar: str) -> dict:
-    import json
-    import os
-
-    from .lalr import FORMAT, build_tables
-
-    cache = _cache_file()
-    if cache:
-        try:
-            with open(cache, encoding="utf-8") as fh:
-                tables = json.load(fh)
-            if tables.get("format") == FORMAT and tables.get("grammar") == grammar:
-                Parser(tables).check(_BUILDER)  # damaged in a way JSON cannot see: raises
-                return tables
-        except Exception:  # missing, unreadable or damaged: rebuilt, and the file repaired
-            pass
-    tables = build_tables(grammar)
-    if cache:
-        try:  # written whole, then renamed: a concurrent run never reads half a file
-            tmp = f"{cache}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(tables, fh)
-            os.replace(tmp, cache)
-        except OSError:
-            pass
-    return tables
-
-
 _BUILDER = _Builder()
 
 
 @lru_cache(maxsize=1)
 def _parser() -> Parser:
-    return Parser(_tables(grammar_path().read_text(encoding="utf-8")))
+    """The LR parser over the tables shipped in the package (built from the grammar by Lark with
+    `python -m gradcli.lalr`): nothing outside the package is read."""
+    try:
+        return Parser(load_tables())
+    except TablesError as exc:  # a broken installation: one message, never a wrong parse
+        raise GradcliError("internal", f"internal error: {exc}") from None
 
 
 _TOKEN_WORDS = {

@@ -162,29 +162,127 @@ def test_gradcli_parses_exactly_as_lark_does(text):
     assert ours == _outcome(_LARK[0], text), text
 
 
-def test_tables_are_rebuilt_when_the_cache_is_stale_or_damaged(tmp_path, monkeypatch):
-    import importlib
+# ----------------------------------------------------------------------------- the shipped tables
+def _shipped_text():
+    from gradcli.lalr import TABLES_FILE
+
+    with open(TABLES_FILE, encoding="ascii") as fh:
+        return fh.read()
+
+
+def test_shipped_tables_are_what_lark_builds_from_the_grammar():
+    from gradcli.lalr import REGENERATE
+    from gradcli.parse import grammar_path
+    from gradcli.tablegen import tables_file_text
+
+    fresh = tables_file_text(grammar_path().read_text(encoding="utf-8"))
+    assert fresh == _shipped_text(), (
+        f"gradcli/grammar_tables.jsonl is not what Lark builds from grammar/gradcli.lark: run `{REGENERATE}`")
+
+
+def test_table_generation_does_not_depend_on_string_hashing():
+    """Lark numbers its states in hash order; the generator renumbers them, so the shipped file is
+    reproducible (the test above could not hold otherwise)."""
+    import subprocess
+    import sys
+
+    code = ("from gradcli.tablegen import tables_file_text; from gradcli.parse import grammar_path; "
+            "import sys; sys.stdout.write(tables_file_text(grammar_path().read_text(encoding='utf-8')))")
+    texts = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
+    assert len(texts) == 1
+
+
+def _swap_operands_of_minus(tables: dict) -> dict:
+    """Valid tables that parse wrongly: `a - b` builds binary(b, -, a)."""
+    for rule in tables["rules"]:
+        if rule["origin"] == "sum" and rule["callback"] == "binary":
+            rule["keep"] = rule["keep"][::-1]
+    return tables
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte", "valid json, wrong rule", "old format",
+                                    "empty", "folder"])
+def test_damaged_shipped_tables_are_refused_not_run(damage, tmp_path):
     import json
 
-    P = importlib.import_module("gradcli.parse")  # the module (gradcli.parse is also a function)
+    from gradcli.lalr import FORMAT, TablesError, load_tables
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    grammar = P.grammar_path().read_text(encoding="utf-8")
-    cache = tmp_path / "gradcli" / "grammar-tables.json"
-    assert P._tables(grammar)["grammar"] == grammar and cache.exists()
-    cache.write_text("{not json")
-    assert P._tables(grammar)["states"]  # damaged: rebuilt
-    doc = json.loads(cache.read_text())
-    doc["grammar"] = "start: NAME"  # another grammar's tables are never used
-    cache.write_text(json.dumps(doc))
-    assert P._tables(grammar)["grammar"] == grammar
-    doc["grammar"], doc["states"] = grammar, {"0": "garbage"}  # valid JSON, damaged tables
-    cache.write_text(json.dumps(doc))
-    P._parser.cache_clear()
-    try:
-        assert P.parse("x'@A@x wrt x").wrt == (("x", 12),)
-    finally:
-        P._parser.cache_clear()
-    assert json.loads(cache.read_text())["states"] != {"0": "garbage"}  # and the file repaired
-    (tmp_path / "gradcli").chmod(0o777)  # a folder others can write is not trusted
-    assert P._cache_file() is None
+    head, body, _ = _shipped_text().split("\n")
+    path = tmp_path / "grammar_tables.jsonl"
+    if damage == "truncated":
+        path.write_text(head + "\n" + body[: len(body) // 2])
+    elif damage == "flipped byte":
+        k = body.index('"size":3')
+        path.write_text(head + "\n" + body[:k] + '"size":2' + body[k + 8:] + "\n")
+    elif damage == "valid json, wrong rule":  # same header, so the checksum no longer matches
+        path.write_text(head + "\n" + json.dumps(_swap_operands_of_minus(json.loads(body))) + "\n")
+    elif damage == "old format":
+        path.write_text(json.dumps({**json.loads(head), "format": FORMAT - 1}) + "\n" + body + "\n")
+    elif damage == "empty":
+        path.write_text("")
+    else:
+        path.mkdir()
+    with pytest.raises(TablesError) as info:
+        load_tables(str(path))
+    assert "damaged" in str(info.value) and "python -m gradcli.tablegen" in str(info.value)
+    assert json.loads(body) == load_tables()  # the real file still loads
+
+
+def test_damaged_installation_is_one_internal_error_from_the_cli(tmp_path):
+    """A copy of the package whose tables lost a byte: exit 1, one message, no traceback."""
+    import shutil
+    import subprocess
+    import sys
+
+    import gradcli
+
+    pkg = tmp_path / "gradcli"
+    shutil.copytree(os.path.dirname(gradcli.__file__), pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    tables = pkg / "grammar_tables.jsonl"
+    tables.write_bytes(tables.read_bytes()[:-50] + b"\n")
+    res = subprocess.run([sys.executable, "-m", "gradcli", "shape", "a - b*c"], capture_output=True,
+                         text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=60)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "internal error" in res.stderr and "parser tables" in res.stderr and str(tables) in res.stderr
+
+
+def _poisoned_cache(home, kind):
+    """What an earlier gradcli would have read from ~/.cache/gradcli: valid tables for today's
+    grammar that parse `a - b*c` as `b*c - a`, a FIFO (reading blocks forever), or a folder."""
+    import json
+
+    from gradcli.parse import grammar_path
+
+    folder = home / ".cache" / "gradcli"
+    folder.mkdir(parents=True, mode=0o700)
+    target = folder / "grammar-tables.json"
+    if kind == "wrong tables":
+        tables = _swap_operands_of_minus(json.loads(_shipped_text().split("\n")[1]))
+        tables.update(format=1, grammar=grammar_path().read_text(encoding="utf-8"),
+                      states={str(k): row for k, row in enumerate(tables["states"])})
+        target.write_text(json.dumps(tables))
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["wrong tables", "fifo", "folder"])
+def test_no_cache_outside_the_package_is_read_or_written(kind, tmp_path):
+    import subprocess
+    import sys
+
+    folder = _poisoned_cache(tmp_path, kind)
+    before = sorted(p.name for p in folder.iterdir())
+    code = "import gradcli; print(repr(gradcli.parse('a - b*c').expr))"
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**env, "HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == repr(_lark_parse()("a - b*c")[0])
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing written there either
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**env, "XDG_CACHE_HOME": str(tmp_path / ".cache")})
+    assert res.stdout.strip() == repr(_lark_parse()("a - b*c")[0])
