@@ -1,12 +1,25 @@
 """`--emit numpy`: the derivative as a standalone Python module that needs only numpy.
 
-The module defines `value_and_grad(**arrays)` (`value_and_hess` for Hessians) returning
-`(f, {wrt: derivative})`, in the layout asked for.  Every node of the DAG becomes one
-assignment, so shared subexpressions are computed once; each operator's numpy source comes from
-its `emit` entry in the operator table.
+The module defines `value_and_grad(**arrays)` (`value_and_hess` for Hessians), which takes the
+formula's symbols by name and returns `(f, {wrt: derivative})` in the layout asked for; `INPUTS`
+lists the names it needs.  Every node of the DAG becomes one assignment, so shared
+subexpressions are computed once; each operator's numpy source comes from its `emit` entry in
+the operator table.
+
+Names: the code mixes the user's symbols with names of its own, and neither may shadow the
+other.  Every name gradcli makes up starts with `_` (`_t3`, `_J0`, `_seed`), which the grammar
+never allows a symbol to start with.  A symbol whose name Python cannot use as a local — a
+keyword (`lambda`), a builtin or a global the code calls (`float`, `np`), a name that is not an
+identifier or that Python would normalise (NFKC) into another — gets a made-up name too, and the
+docstring says which.  Literals that Python cannot spell (inf, nan) become `np.inf`, `np.nan`.
 """
 
 from __future__ import annotations
+
+import builtins
+import keyword
+import math
+import unicodedata
 
 from .errors import GradcliError
 from .evaluate import bind_functions, deferred_nodes
@@ -35,17 +48,79 @@ def _logdet(a):
     return value if sign > 0 else float("nan")
 '''
 
+# Names the generated function body reads as globals or binds itself besides the made-up ones:
+# a symbol with one of these names is renamed.
+RESERVED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"np", "INPUTS", "arrays"}
+
+
+class Namer:
+    """Hands out Python names that collide with nothing already handed out or reserved."""
+
+    def __init__(self, taken):
+        self.used = set(taken)
+
+    def fresh(self, stem: str, numbered: bool = False) -> str:
+        k = 1 if numbered else 0
+        while True:
+            name = f"{stem}{k}" if k or numbered else stem
+            if name not in self.used:
+                self.used.add(name)
+                return name
+            k += 1
+
+
+def _usable(name: str) -> bool:
+    """Whether a symbol can be a Python local under its own name."""
+    return (name.isidentifier() and unicodedata.normalize("NFKC", name) == name
+            and name not in RESERVED and not name.startswith("_"))
+
+
+def python_names(symbols, namer: Namer) -> dict[str, str]:
+    """Symbol → the Python name the generated code uses for it."""
+    out = {s: s for s in symbols if _usable(s)}
+    namer.used |= set(out)
+    for s in symbols:
+        if s not in out:
+            stem = "_" + s
+            ok = stem.isidentifier() and unicodedata.normalize("NFKC", stem) == stem
+            out[s] = namer.fresh(stem) if ok else namer.fresh("_symbol", numbered=True)
+    return out
+
+
+def literal(value: float) -> str:
+    """Python source for a float: `np.inf` and `np.nan` where repr would give names Python does
+    not know, negative ones parenthesised (`(-2.0) ** x`, not `-2.0 ** x`)."""
+    if math.isnan(value):
+        return "np.nan"
+    text = repr(abs(float(value))) if math.isfinite(value) else "np.inf"
+    return f"(-{text})" if math.copysign(1.0, value) < 0 else text
+
+
+def _docstring_text(text: str) -> str:
+    """Text safe inside a triple-quoted docstring: no quote or backslash ends or escapes it."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return "".join(ch if ch.isprintable() or ch == "\n" else repr(ch)[1:-1] for ch in text)
+
 
 class Codegen:
-    """Turns a set of roots into straight-line numpy code."""
+    """Turns a set of roots into straight-line numpy code.
 
-    def __init__(self, dims: dict[str, str]):
+    symbols maps each symbol to its Python name, dims each symbolic dimension to the source of
+    its size; new temporaries come from the shared namer."""
+
+    def __init__(self, symbols: dict[str, str], dims: dict[str, str], namer: Namer):
+        self.symbols = symbols
         self.dims = dims
+        self.namer = namer
         self.names: dict[int, str] = {}
         self.lines: list[str] = []
         self.lazy: set[int] = set()
         self.scaled: set[int] = set()  # c·z used only by sums: folded into them (a − z)
-        self.counter = 0
+
+    def symbol(self, name: str) -> str:
+        return self.symbols[name]
+
+    literal = staticmethod(literal)
 
     def dim(self, d) -> str:
         if isinstance(d, int):
@@ -76,8 +151,8 @@ class Codegen:
             x, y, a = y, x, [a[1], a[0]]
         if id(y) in self.scaled:
             c, z = y.args[0].value, self.names[id(y.args[1])]
-            left = a[0] if id(x) not in self.scaled else f"{x.args[0].value!r} * {self.names[id(x.args[1])]}"
-            return f"{left} - {z}" if c == -1.0 else f"{left} + {c!r} * {z}"
+            left = a[0] if id(x) not in self.scaled else f"{literal(x.args[0].value)} * {self.names[id(x.args[1])]}"
+            return f"{left} - {z}" if c == -1.0 else f"{left} + {literal(c)} * {z}"
         return f"{a[0]} + {a[1]}"
 
     def expand(self, node: Expr, a: list[str]) -> str:
@@ -105,8 +180,7 @@ class Codegen:
                 continue
             spec = OPS[n.op].emit
             code = spec(self, n, args) if callable(spec) else spec.format(*args)
-            self.counter += 1
-            name = f"t{self.counter}"
+            name = self.namer.fresh("_t", numbered=True)
             self.lines.append(f"    {name} = {code}")
             self.names[id(n)] = name
         return [self.names[id(r)] for r in roots]
@@ -123,16 +197,24 @@ def _layout_code(d, value: str) -> str:
     return f"np.transpose({value}, {axes})"
 
 
+def _helper_names() -> set[str]:
+    return {line.split("(")[0].split()[1] for line in HELPERS.splitlines() if line.startswith("def ")}
+
+
 def emit_numpy(problem, derivs, fns: dict[str, str], hessian: bool) -> str:
     from .differentiate import SEED, gradients, seed_for
 
-    params = list(problem.symbols)
+    fname = "value_and_hess" if hessian else "value_and_grad"
+    namer = Namer(RESERVED | _helper_names() | {fname, "_missing", "_name"})
+    users = list(problem.symbols)
+    symbols = python_names(users, namer)
+    params = [symbols[s] for s in users]
     dims: dict[str, str] = {}
     for name, info in problem.typed.symbols.items():
         for axis, d in enumerate(info.ty.dims):
             if isinstance(d, str) and d not in dims:
-                dims[d] = f"np.shape({name})[{axis}]"
-    gen = Codegen(dims)
+                dims[d] = f"np.shape({symbols[name]})[{axis}]"
+    gen = Codegen(symbols, dims, namer)
     with_formula = [d for d in derivs if d.expr is not None]
     roots = bind_functions([problem.expr] + [d.expr for d in with_formula], fns)
     names = gen.emit(roots)
@@ -140,44 +222,51 @@ def emit_numpy(problem, derivs, fns: dict[str, str], hessian: bool) -> str:
     f_name = names[0]
     results = dict(zip([d.wrt for d in with_formula], names[1:]))
     helpers_fn: list[str] = []
-    for k, d in enumerate(d for d in derivs if d.expr is None):  # tensors: one VJP per entry of f
+    for d in (d for d in derivs if d.expr is None):  # tensors: one VJP per entry of f
         v = seed_for(d.of)
         (g,) = gradients(d.of, [d.x], seed=v)
         (g,) = bind_functions([g], fns)
-        sub = Codegen(dims)
+        seed, index, jac, fn = (namer.fresh(stem) for stem in ("_seed", "_index", "_J", "_vjp"))
+        sub = Codegen({**symbols, SEED: seed}, dims, namer)
         (out,) = sub.emit([g])
-        fn = f"_vjp{k}"
-        helpers_fn += [f"def {fn}({', '.join(params)}, _seed):"] + \
-            [line.replace(SEED, "_seed") for line in sub.lines] + [f"    return {out.replace(SEED, '_seed')}", "", ""]
+        helpers_fn += [f"def {fn}({', '.join(params + [seed])}):", *sub.lines, f"    return {out}", "", ""]
         f_shape = gen.shape(d.f_ty) if d.f_ty.dims else "()"
         full = "(" + ", ".join([gen.dim(x) for x in d.f_ty.full_dims] + [gen.dim(x) for x in d.x_ty.dims]) + ",)"
         body += [
-            f"    J{k} = []",
-            f"    for idx in np.ndindex(*{f_shape}):",
-            f"        seed = np.zeros({f_shape})",
-            "        seed[idx] = 1.0",
-            f"        J{k}.append(np.broadcast_to({fn}({', '.join(params)}, seed), {gen.shape(d.x_ty) if d.x_ty.dims else '()'}))",
-            f"    J{k} = np.reshape(np.array(J{k}), {full})",
+            f"    {jac} = []",
+            f"    for {index} in np.ndindex(*{f_shape}):",
+            f"        {seed} = np.zeros({f_shape})",
+            f"        {seed}[{index}] = 1.0",
+            f"        {jac}.append(np.broadcast_to({fn}({', '.join(params + [seed])}), "
+            f"{gen.shape(d.x_ty) if d.x_ty.dims else '()'}))",
+            f"    {jac} = np.reshape(np.array({jac}), {full})",
         ]
-        results[d.wrt] = f"J{k}"
+        results[d.wrt] = jac
     if problem.expr.ty.row:
         f_name = f"np.reshape({f_name}, (1, -1))"
     out_items = ", ".join(f"{d.wrt!r}: {_layout_code(d, f'np.asarray({results[d.wrt]}, dtype=float)')}"
                           for d in derivs)
-    fname = "value_and_hess" if hessian else "value_and_grad"
-    doc = [f'    """f = {render(problem.expr, "ascii")}', "",
-           "    Inputs: " + ", ".join(f"{n} {fmt_dims(s.shape)}" for n, s in problem.symbols.items()),
-           f"    Returns (f, derivatives): f has shape {fmt_dims(problem.shape)}, and"]
+    renamed = [f"{s} is {symbols[s]}" for s in users if s != symbols[s]]
+    doc = [f"f = {render(problem.expr, 'ascii')}", "",
+           "Inputs (by name): " + ", ".join(f"{n} {fmt_dims(s.shape)}" for n, s in problem.symbols.items()),
+           *([f"Named differently in the code (Python cannot use these names here): {', '.join(renamed)}"]
+             if renamed else []),
+           f"Returns (f, derivatives): f has shape {fmt_dims(problem.shape)}, and"]
     for d in derivs:
         text = d.formula("ascii") or "(numeric only)"
-        doc.append(f"    {d.wrt}: {d.kind} {fmt_dims(d.shape)}, {d.layout} layout = {text}")
-    doc.append('    """')
+        doc.append(f"{d.wrt}: {d.kind} {fmt_dims(d.shape)}, {d.layout} layout = {text}")
+    doc_lines = _docstring_text("\n".join(doc)).split("\n")
+    doc_lines = [f'    """{doc_lines[0]}'] + [f"    {line}" if line else "" for line in doc_lines[1:]] + ['    """']
     code = "\n".join(body + helpers_fn)
     used = [h for h in HELPERS.split("\n\n\n") if h.strip() and h.split("(")[0].split()[-1] + "(" in code]
-    lines = [f'"""Generated by gradcli from: {problem.typed.formula.text}"""', "", "import numpy as np",
+    lines = [f'"""Generated by gradcli from: {_docstring_text(problem.typed.formula.text)}"""', "",
+             "import numpy as np", "", f"INPUTS = {tuple(users)!r}  # {fname} takes these arrays by name",
              *(["", "", "\n\n\n".join(h.strip("\n") for h in used)] if used else []), "", "", *helpers_fn,
-             f"def {fname}({', '.join(params)}):", *doc,
-             *[f"    {p} = np.asarray({p}, dtype=float)" for p in params],
+             f"def {fname}(**arrays):", *doc_lines,
+             "    _missing = [_name for _name in INPUTS if _name not in arrays]",
+             "    if _missing:",
+             f"        raise TypeError(f\"{fname}() is missing the input(s) {{_missing}} (it takes {{list(INPUTS)}})\")",
+             *[f"    {symbols[s]} = np.asarray(arrays[{s!r}], dtype=float)" for s in users],
              *body,
              f"    return np.asarray({f_name}, dtype=float), {{{out_items}}}", ""]
     return "\n".join(lines)

@@ -165,10 +165,10 @@ def _const_notation(r, node):
 
 register(Op("const", to_scalar, lambda xp, node: node.value,
             notation={"custom": _const_notation},
-            emit=lambda c, n, a: repr(n.value)))
+            emit=lambda c, n, a: c.literal(n.value)))
 register(Op("sym", _sym_shape, lambda xp, node: None,
             notation={"custom": lambda r, node: (r.name(node.params[0]), ATOM)},
-            emit=lambda c, n, a: n.params[0]))
+            emit=lambda c, n, a: c.symbol(n.params[0])))
 register(Op("numel", to_scalar, _np_numel,
             notation={"custom": lambda r, node: r.dims_product(node.params[0].dims)},
             emit=lambda c, n, a: "float(" + " * ".join(c.dim(d) for d in n.params[0].dims) + ")"))
