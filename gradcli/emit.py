@@ -54,19 +54,22 @@ RESERVED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"np", "INPUTS
 
 
 class Namer:
-    """Hands out Python names that collide with nothing already handed out or reserved."""
+    """Hands out Python names that collide with nothing already handed out or reserved: `stem`,
+    or `stem1`, `stem2`, … (always numbered if asked), counting on from the last one given."""
 
     def __init__(self, taken):
         self.used = set(taken)
+        self.next: dict[str, int] = {}
 
     def fresh(self, stem: str, numbered: bool = False) -> str:
-        k = 1 if numbered else 0
+        k = self.next.get(stem, 1 if numbered else 0)
         while True:
-            name = f"{stem}{k}" if k or numbered else stem
+            name = f"{stem}{k}" if k else stem
+            k += 1
             if name not in self.used:
                 self.used.add(name)
+                self.next[stem] = k
                 return name
-            k += 1
 
 
 def _usable(name: str) -> bool:

@@ -169,7 +169,7 @@ from hypothesis import strategies as st  # noqa: E402
 from gradcli.emit import RESERVED  # noqa: E402
 from test_derivatives import formulas  # noqa: E402
 
-EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "200"))
 GENERATOR_SYMBOLS = {"a": (), "x": (3,), "y": (3,), "A": (3, 3), "D": (3, 3)}
 # names the generated code itself uses or used (temporaries, the Jacobian loop, the kwargs),
 # Python's keywords and a few builtins, numpy's alias, Greek letters, and a Greek code point
