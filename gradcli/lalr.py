@@ -67,7 +67,7 @@ def load_tables(path: str = TABLES_FILE) -> dict:
     """The shipped tables, after checking their format and checksum."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            data = fh.read(1 << 22)  # 4 MB, 250× the real size: a link to /dev/zero ends here
         head, body, *rest = data.split(b"\n")
         header = json.loads(head)
         if header.get("format") != FORMAT:

@@ -202,7 +202,7 @@ def _swap_operands_of_minus(tables: dict) -> dict:
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped byte", "valid json, wrong rule", "old format",
-                                    "empty", "folder"])
+                                    "empty", "folder", "endless"])
 def test_damaged_shipped_tables_are_refused_not_run(damage, tmp_path):
     import json
 
@@ -221,6 +221,8 @@ def test_damaged_shipped_tables_are_refused_not_run(damage, tmp_path):
         path.write_text(json.dumps({**json.loads(head), "format": FORMAT - 1}) + "\n" + body + "\n")
     elif damage == "empty":
         path.write_text("")
+    elif damage == "endless":
+        path.symlink_to("/dev/zero")
     else:
         path.mkdir()
     with pytest.raises(TablesError) as info:
