@@ -339,8 +339,10 @@ def fmt_shape(dims: tuple) -> str:
 
 
 def analyze(text: str, shapes: dict[str, tuple] | None = None, wrt: list[str] | None = None,
-            layout: str | None = None, data_shapes: dict[str, tuple] | None = None) -> Problem:
-    """Parse and shape-check one formula. shapes: -s options; data_shapes: shapes of given arrays."""
+            layout: str | None = None, data_shapes: dict[str, tuple] | None = None,
+            functions=()) -> Problem:
+    """Parse and shape-check one formula. shapes: -s options; data_shapes: shapes of given arrays;
+    functions: names bound with --fn (abstract functions whatever their length)."""
     formula = parse(text)
     declared: dict[str, tuple[tuple, str]] = {}
     for name, dims in (shapes or {}).items():
@@ -351,7 +353,7 @@ def analyze(text: str, shapes: dict[str, tuple] | None = None, wrt: list[str] | 
                                        f"-s {name}={fmt_shape(declared[name][0])}")
         declared[name] = (tuple(dims), "data")
     try:
-        typed = infer(formula, declared, wrt)
+        typed = infer(formula, declared, wrt, functions)
     except GradcliError as err:
         raise err.with_text(text)
     problem = Problem(typed, layout)

@@ -316,7 +316,7 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
     values = _load_data(data)
     fns = _fns(fn)
     text = _read_formula(formula)
-    problem = analyze(text, _shapes(shape_), wrt, layout, {k: v.shape for k, v in values.items()})
+    problem = analyze(text, _shapes(shape_), wrt, layout, {k: v.shape for k, v in values.items()}, set(fns))
     if not problem.wrt:
         raise GradcliError("usage", "nothing to differentiate: add 'wrt NAME' to the formula or --wrt NAME")
     derivs = problem.hessians() if hessian else problem.derivatives()

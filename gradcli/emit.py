@@ -46,6 +46,34 @@ def _softmax(v):
 def _logdet(a):
     sign, value = np.linalg.slogdet(a)
     return value if sign > 0 else float("nan")
+
+
+def _ismax(a):
+    mask = (np.abs(a - np.max(a)) <= 1e-12 * (abs(np.max(a)) or 1.0)) * 1.0
+    return mask / np.sum(mask)
+
+
+def _ismin(a):
+    mask = (np.abs(a - np.min(a)) <= 1e-12 * (abs(np.min(a)) or 1.0)) * 1.0
+    return mask / np.sum(mask)
+
+
+def _prod_others(a):
+    flat = np.ravel(a)
+    before = np.concatenate([[1.0], np.cumprod(flat)[:-1]])
+    after = np.concatenate([np.cumprod(flat[::-1])[:-1][::-1], [1.0]])
+    return np.reshape(before * after, np.shape(a))
+
+
+def _u1v1(a):
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    return np.outer(u[:, 0], vt[0])
+
+
+def _polar(a):
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    keep = s > max(a.shape) * np.finfo(float).eps * s[0]
+    return u[:, keep] @ vt[keep]
 '''
 
 # Names the generated function body reads as globals or binds itself besides the made-up ones:

@@ -258,8 +258,49 @@ def deferred_nodes(order: list[Expr], roots: list[Expr]) -> set[int]:
         (n.op == "mul" and n.args[0].is_const and users.get(id(n)) == {"add"}))}
 
 
+def _det_power(e: Expr, x: Expr) -> float:
+    """p when e is det(x)ᵖ (det(x) is p = 1), else 0."""
+    if e.op == "det" and e.args[0] is x:
+        return 1.0
+    if e.op == "pow" and e.args[0].op == "det" and e.args[0].args[0] is x and e.args[1].is_const:
+        return e.args[1].value
+    return 0.0
+
+
+def _take_det(s: Expr, x: Expr) -> Expr | None:
+    """s (a scalar product) with one factor det(x) taken out — det(x)ᵖ becomes det(x)ᵖ⁻¹ —
+    or None when s has no factor det(x)ᵖ with p ≥ 1."""
+    p = _det_power(s, x)
+    if p >= 1.0:
+        return O.const(1.0) if p == 1.0 else O.power(s.args[0], O.const(p - 1.0))
+    if s.op == "mul" and s.args[0].ty.is_scalar and s.args[1].ty.is_scalar:
+        for i in (0, 1):
+            rest = _take_det(s.args[i], x)
+            if rest is not None:
+                return make_raw("mul", (rest, s.args[1 - i]) if i == 0 else (s.args[0], rest))
+    return None
+
+
+def adjugates(roots: list[Expr]) -> list[Expr]:
+    """det(X)ᵖ·X⁻ᵀ (p ≥ 1, the gradient of det(X)ᵖ) → det(X)ᵖ⁻¹·adj(X)ᵀ: equal where X is
+    invertible, and still right where it is singular, where X⁻ᵀ does not exist but the adjugate
+    does.  Printed formulas keep the textbook det(X) X⁻ᵀ; only evaluation changes."""
+    done: dict[int, Expr] = {}
+    for n in topological(roots):
+        args = tuple(done[id(a)] for a in n.args)
+        new = n if all(a is b for a, b in zip(args, n.args)) else make_raw(n.op, args, n.params)
+        if n.op == "mul" and n.args[0].ty.is_scalar and n.args[1].op == "T" and n.args[1].args[0].op == "inv":
+            x = n.args[1].args[0].args[0]
+            rest = _take_det(n.args[0], x)
+            if rest is not None:
+                adj = make_raw("adjT", (x,))
+                new = adj if rest.is_const and rest.value == 1.0 else make_raw("mul", (done.get(id(rest), rest), adj))
+        done[id(n)] = new
+    return [done[id(r)] for r in roots]
+
+
 def compile_graph(roots: list[Expr], fns: dict[str, str] | None = None) -> Program:
-    roots = reassociate(bind_functions(roots, fns or {}))
+    roots = reassociate(adjugates(bind_functions(roots, fns or {})))
     order = topological(roots)
     last_use: dict[int, int] = {}
     for step, node in enumerate(order):

@@ -16,17 +16,50 @@ from . import ops as O
 from .errors import GradcliError, parse_error, shape_error
 from .expr import OPS, Expr, ShapeMsg, make, make_raw, topological
 from .shapes import SCALAR, DimMismatch, DimVar, Ty, Unifier, fmt_dims
-from .syntax import Binary, Call, Formula, Node, Norm, Num, Sym, Transpose, Unary
+from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary
 
 SCALAR_NAMES = set("abcdefg") | {"alpha", "beta", "gamma", "delta", "eps", "lam", "lambda", "mu",
                                  "nu", "rho", "sigma", "tau", "eta"}
 DIM_LETTERS = ["m", "n", "k", "p", "q", "r", "s", "t", "u", "v", "w", "l", "j"]
 SOURCES = ("data", "option", "where", "assumed")  # priority order
 
-REDUCTIONS = {"mean": "mean", "logsumexp": "logsumexp", "softmax": "softmax", "norm": "norm2",
-              "norm2": "norm2", "norm1": "norm1", "tr": "tr", "trace": "tr", "det": "det",
-              "logdet": "logdet", "inv": "inv"}
-BUILTINS = set(O.ELEMENTWISE) | set(REDUCTIONS) | {"sum", "dot", "outer", "diag", "eye"}
+REDUCTIONS = {"mean": "mean", "logsumexp": "logsumexp", "softmax": "softmax", "tr": "tr", "trace": "tr",
+              "det": "det", "logdet": "logdet", "inv": "inv", "max": "max", "min": "min", "prod": "prod",
+              "u1v1": "u1v1", "polar": "polar", "ismax": "ismax", "ismin": "ismin"}
+NORM_FUNCTIONS = {"norm": "", "norm1": "1", "norm2": "2"}  # norm(a) is ||a||, norm1(a) ||a||_1, ...
+BUILTINS = (set(O.ELEMENTWISE) | set(REDUCTIONS) | set(NORM_FUNCTIONS)
+            | {"sum", "dot", "outer", "diag", "eye"})
+# numpy names with no function here, and what to write instead
+INSTEAD = {"transpose": "x' or x.T", "matmul": "a @ b", "power": "a^p", "pow": "a^p",
+           "ln": "log(x)", "norm_fro": "||A||_F", "vec": "a matrix as a vector is not supported; "
+           "write the formula with matrix products", "inverse": "inv(A)", "trans": "x' or x.T"}
+
+
+def _norm_op(kind: str, ty: Ty) -> str:
+    """The operator numpy's norm(a, ord) computes: for vectors 2 (default), 1, inf; for matrices
+    Frobenius (default, F), 2 spectral, * nuclear, 1 and inf induced (largest column/row sum)."""
+    if ty.is_matrix:
+        return {"": "norm2", "F": "norm2", "2": "specnorm", "*": "nucnorm", "1": "opnorm1",
+                "inf": "opnorminf"}[kind]
+    return {"1": "norm1", "inf": "norminf"}.get(kind, "norm2")
+
+
+def _is_abstract_name(name: str) -> bool:
+    """One letter, Latin or Greek (h, g, σ, φ): an unknown element-wise function by convention."""
+    return len(name) == 1 and name.isalpha()
+
+
+def unknown_function(name: str, col: int) -> GradcliError:
+    import difflib
+
+    if name in INSTEAD:
+        hint = f"; write {INSTEAD[name]}" if not INSTEAD[name].startswith("a matrix") else f" ({INSTEAD[name]})"
+    else:
+        close = difflib.get_close_matches(name, sorted(BUILTINS - {"ismax", "ismin", "u1v1", "polar"}),
+                                          n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return parse_error(f"unknown function '{name}'{hint} (an abstract function is one letter, h(x), "
+                       f"or a name bound with --fn {name}=tanh)", col)
 
 
 GREEK_SCALARS = set("αβγδεελμνρστη")
@@ -117,8 +150,9 @@ class _Ctx:
 
 
 class _Builder:
-    def __init__(self, declared: dict[str, tuple[tuple, str]]):
+    def __init__(self, declared: dict[str, tuple[tuple, str]], functions: frozenset = frozenset()):
         self.ctx = _Ctx()
+        self.functions = functions  # names bound with --fn: abstract functions of any length
         self.declared = declared
         self.symbols: dict[str, tuple[Ty, str]] = {}
         self.columns: dict[str, int] = {}
@@ -180,8 +214,8 @@ class _Builder:
         if isinstance(node, Transpose):
             return self.raw("T", (self.build(node.operand),), (), node.col)
         if isinstance(node, Norm):
-            op = "norm1" if node.kind == "1" else "norm2"
-            return self.raw(op, (self.build(node.operand),), (), node.col)
+            a = self.build(node.operand)
+            return self.raw(_norm_op(node.kind, a.ty), (a,), (), node.col)
         if isinstance(node, Call):
             return self.call(node)
         raise AssertionError(f"unknown syntax node {node!r}")
@@ -207,12 +241,21 @@ class _Builder:
             else:
                 raise shape_error("eye takes a dimension: eye(3) or eye(n)", node.col)
             return Expr("eye", (), (dim,), Ty((dim, dim)))
+        if name not in BUILTINS and not _is_abstract_name(name) and name not in self.functions:
+            raise unknown_function(name, node.col)
+        keywords = [a for a in node.args if isinstance(a, Keyword)]
+        if keywords and (name not in ("sum", "mean") or keywords[0].name != "axis"
+                         or node.args.index(keywords[0]) != 1):
+            k = keywords[0]
+            what = f"'{k.name}='" + (" (sum and mean take axis=)" if name in ("sum", "mean") else "")
+            raise parse_error(f"{name}: unexpected keyword argument {what}", k.col)
         if name == "sum" or (name == "mean" and n == 2):
             arity(1, 2)
             a = self.build(node.args[0])
             axis = None
             if n == 2:
                 ax = node.args[1]
+                ax = ax.value if isinstance(ax, Keyword) else ax
                 neg = isinstance(ax, Unary) and ax.op == "-" and isinstance(ax.operand, Num)
                 num = ax.operand if neg else ax
                 if not isinstance(num, Num) or not num.value.is_integer():
@@ -242,6 +285,9 @@ class _Builder:
         if name in REDUCTIONS:
             arity(1)
             return self.raw(REDUCTIONS[name], args, (), node.col)
+        if name in NORM_FUNCTIONS:
+            arity(1)
+            return self.raw(_norm_op(NORM_FUNCTIONS[name], args[0].ty), args, (), node.col)
         if name in ("dot", "outer"):
             arity(2)
             for a in args:
@@ -281,8 +327,9 @@ def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
 
 
 def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
-          extra_wrt: list[str] | None = None) -> Typed:
-    """Shape-check a parsed formula. `shapes` maps names to (dims, source) from data/options."""
+          extra_wrt: list[str] | None = None, functions=()) -> Typed:
+    """Shape-check a parsed formula. `shapes` maps names to (dims, source) from data/options;
+    `functions`: names bound with --fn, abstract functions however long their names."""
     declared: dict[str, tuple[tuple, str]] = {}
     for decl in formula.where:
         declared[decl.name] = (decl.shape, "where")
@@ -294,7 +341,7 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
         declared[name] = (tuple(dims), source)
         if lower is not None:
             declared[name + "\0lower"] = lower
-    b = _Builder({k: v for k, v in declared.items() if "\0" not in k})
+    b = _Builder({k: v for k, v in declared.items() if "\0" not in k}, frozenset(functions))
     limit = sys.getrecursionlimit()
     try:
         sys.setrecursionlimit(max(limit, 20000))

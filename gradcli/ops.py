@@ -378,7 +378,7 @@ _elementwise("sigmoid", _np_sigmoid, lambda x, y: mul(y, sub(one(), y)),
              func("σ", "sigmoid", r"\sigma"), emit="_sigmoid({0})")
 _elementwise("relu", lambda xp, n, a: xp.maximum(a, 0.0), lambda x, y: fn("step", x), emit="np.maximum({0}, 0.0)")
 _elementwise("softplus", _np_softplus, lambda x, y: fn("sigmoid", x), emit="np.logaddexp(0.0, {0})")
-_elementwise("abs", lambda xp, n, a: xp.abs(a), lambda x, y: fn("sign", x),
+_elementwise("abs", lambda xp, n, a: xp.abs(a), lambda x, y: make("abs_slope", x),
              {"unicode": ("|{0}|", ATOM), "ascii": ("abs({0})", ATOM),
               "latex": (r"\left|{0}\right|", ATOM)})
 _elementwise("sign", lambda xp, n, a: xp.sign(a), lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0))
@@ -386,6 +386,62 @@ _elementwise("step", lambda xp, n, a: (a > 0) * 1.0, lambda x, y: zeros(x.ty) if
              {"unicode": ("𝟙({0} > 0)", ATOM), "ascii": ("step({0})", ATOM),
               "latex": (r"\mathbb{{1}}\left[{0} > 0\right]", ATOM)}, emit="({0} > 0) * 1.0")
 
+
+
+# numpy's other smooth element-wise functions.  square and reciprocal are spelled x² and 1/x as
+# soon as they are built, so they print, simplify and differentiate as powers and quotients.
+def _as_power(p):
+    return lambda args, params: power(args[0], const(p)) if p != -1.0 else div(one(), args[0])
+
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+_elementwise("square", lambda xp, n, a: a * a, lambda x, y: mul(const(2.0), x), simplify=_as_power(2.0),
+             emit="np.square({0})")
+_elementwise("reciprocal", lambda xp, n, a: 1.0 / a, lambda x, y: neg(power(x, const(-2.0))),
+             simplify=_as_power(-1.0), fails="division by zero", emit="1.0 / {0}")
+_elementwise("log1p", lambda xp, n, a: xp.log1p(a), lambda x, y: div(one(), add(one(), x)),
+             fails="log1p of a value ≤ −1")
+_elementwise("expm1", lambda xp, n, a: xp.expm1(a), lambda x, y: fn("exp", x), fails="overflow in expm1")
+_elementwise("log2", lambda xp, n, a: xp.log2(a), lambda x, y: div(one(), mul(const(_LN2), x)),
+             fails="log2 of a value that is not positive")
+_elementwise("log10", lambda xp, n, a: xp.log10(a), lambda x, y: div(one(), mul(const(_LN10), x)),
+             fails="log10 of a value that is not positive")
+_elementwise("sinh", lambda xp, n, a: xp.sinh(a), lambda x, y: fn("cosh", x),
+             func("sinh", latex=r"\sinh"), fails="overflow in sinh")
+_elementwise("cosh", lambda xp, n, a: xp.cosh(a), lambda x, y: fn("sinh", x),
+             func("cosh", latex=r"\cosh"), fails="overflow in cosh")
+_elementwise("arcsin", lambda xp, n, a: xp.arcsin(a),
+             lambda x, y: div(one(), fn("sqrt", sub(one(), power(x, const(2.0))))),
+             func("arcsin", latex=r"\arcsin"), fails="arcsin of a value outside [−1, 1]")
+_elementwise("arccos", lambda xp, n, a: xp.arccos(a),
+             lambda x, y: neg(div(one(), fn("sqrt", sub(one(), power(x, const(2.0)))))),
+             func("arccos", latex=r"\arccos"), fails="arccos of a value outside [−1, 1]")
+_elementwise("arctan", lambda xp, n, a: xp.arctan(a), lambda x, y: div(one(), add(one(), power(x, const(2.0)))),
+             func("arctan", latex=r"\arctan"))
+_elementwise("arcsinh", lambda xp, n, a: xp.arcsinh(a),
+             lambda x, y: div(one(), fn("sqrt", add(power(x, const(2.0)), one()))))
+_elementwise("arctanh", lambda xp, n, a: xp.arctanh(a), lambda x, y: div(one(), sub(one(), power(x, const(2.0)))),
+             fails="arctanh of a value outside (−1, 1)")
+_elementwise("cbrt", lambda xp, n, a: xp.cbrt(a), lambda x, y: div(one(), mul(const(3.0), power(y, const(2.0)))),
+             fails="division by zero")
+
+
+def _np_abs_slope(xp, node, a):
+    """sign(a): the derivative of |a|, and at a = 0 the subgradient 0 — with a warning, because
+    |a| has no derivative there."""
+    if bool(xp.any(a == 0)):
+        from .nondiff import warn_nondifferentiable
+
+        warn_nondifferentiable(f"abs({{0}}) at an entry equal to 0", node.args[0], "0 (a subgradient)")
+    return xp.sign(a)
+
+
+# The derivative of abs: sign(x), printed so.  Its own operator only so that evaluating it at a
+# zero entry warns (see "Decisions" in the README); sign(x) typed by a user stays quiet.
+register(Op("abs_slope", same_shape, _np_abs_slope,
+            vjp=(lambda node, G: zeros(node.ty) if not node.ty.is_scalar else const(0.0),),
+            notation=func("sign"), emit="np.sign({0})",
+            rule="d sign(A) = 0"))
 
 def _apply_notation(r, node):
     name, order = node.params
@@ -517,7 +573,7 @@ register(Op("sqnorm", to_scalar, lambda xp, node, a: xp.sum(a * a),
             emit="np.vdot({0}, {0})",
             rule='d‖A‖² = ⟨2A, dA⟩'))
 register(Op("norm1", to_scalar, lambda xp, node, a: xp.sum(xp.abs(a)),
-            vjp=(lambda node, G: mul(G, fn("sign", node.args[0])),),
+            vjp=(lambda node, G: mul(G, make("abs_slope", node.args[0])),),
             notation=_norm_notation("₁", "_1"),
             emit="np.sum(np.abs({0}))",
             rule='d‖A‖₁ = ⟨sign(A), dA⟩'))
@@ -613,7 +669,8 @@ def derivative_of_elementwise(name: str, x: Expr) -> Expr:
     return OPS[name].vjp[0](node, ones)
 
 ELEMENTWISE = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "softplus",
-               "abs", "sign")
+               "abs", "sign", "square", "reciprocal", "log1p", "expm1", "log2", "log10", "sinh", "cosh",
+               "arcsin", "arccos", "arctan", "arcsinh", "arctanh", "cbrt")
 
 
 def _simplify_elemderiv(args, params):
@@ -625,3 +682,6 @@ def _simplify_elemderiv(args, params):
 
 register(Op("elemderiv", same_shape, lambda xp, node, a: None,
             notation=func("elemderiv"), simplify=_simplify_elemderiv))
+
+
+from . import linalg_ops  # noqa: E402,F401  (registers norms, max/min/prod, adjugate)

@@ -9,12 +9,13 @@ offending character.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
 from .errors import GradcliError, parse_error
 from .lalr import Parser, TablesError, Token, UnexpectedCharacters, UnexpectedToken, load_tables
-from .syntax import Binary, Call, Decl, Formula, Norm, Num, Sym, Transpose, Unary
+from .syntax import Binary, Call, Decl, Formula, Keyword, Norm, Num, Sym, Transpose, Unary
 
 KEYWORDS = {"wrt", "where", "scalar"}
 
@@ -58,8 +59,12 @@ class _Builder:
         return expr
 
     def norm(self, bar: Token, expr, _bar2, sub: Token | None = None):
-        kind = "2" if sub is None else str(sub)[1:]
-        return Norm(bar.column, expr, "F" if kind == "fro" else kind)
+        kind = "" if sub is None else str(sub).lstrip("_")
+        kind = {"fro": "F", "₁": "1", "₂": "2", "∞": "inf"}.get(kind, kind)
+        return Norm(bar.column, expr, kind)
+
+    def keyword(self, name: Token, _eq, value):
+        return Keyword(name.column, str(name), value)
 
     def args(self, *exprs):
         return tuple(exprs)
@@ -109,6 +114,7 @@ _TOKEN_WORDS = {
     "STAR": "'*'", "SLASH": "'/'", "AT": "'@'", "POW": "'^'", "TICK": "a transpose", "DOTT": "'.T'",
     "NAME": "a name", "INT": "a number", "FLOAT": "a number", "COMMA": "','", "COLON": "':'",
     "WRT": "'wrt'", "WHERE": "'where'", "NORMSUB": "a norm subscript", "DERIVNAME": "a derivative name",
+    "EQ": "'='",
     "$END": "the end of the formula",
 }
 
@@ -154,8 +160,36 @@ def _describe(exc: Exception, text: str) -> GradcliError:
     return parse_error(str(exc).splitlines()[0], getattr(exc, "column", None))
 
 
+# What people paste from numpy code, and what to write instead (each checked before parsing, so
+# the message names the habit rather than the character the parser stumbles on).
+_HABITS = (
+    (re.compile(r"(?<![\w.])(?:np|numpy)\.(?!T\b)(?:linalg\.)?"),
+     lambda m: f"drop the '{m.group(0)}' prefix: gradcli's functions are numpy's, written without it"),
+    (re.compile(r"\.dot\s*\("), lambda m: "a.dot(b) is not supported: write a @ b (or dot(a, b) for vectors)"),
+    (re.compile(r"(\^|\*\*)\s*T(?![\w(])"),
+     lambda m: f"'{m.group(0)}' is a power, not a transpose: write x' or x.T (x{m.group(1)}(T) for a power)"),
+)
+
+
+def _check_habits(text: str) -> None:
+    for pattern, message in _HABITS:
+        m = pattern.search(text)
+        if m:
+            raise parse_error(message(m), m.start() + 1)
+
+
+def clean(text: str) -> str:
+    """The formula a line holds: a leading byte-order mark and a trailing `# comment` (as in
+    formula files) removed; columns of what remains are unchanged."""
+    text = text.removeprefix("\ufeff")
+    if "#" in text:
+        text = text.split("#", 1)[0].rstrip()
+    return text
+
+
 def parse(text: str) -> Formula:
     """Parse one formula line. Raises GradcliError(kind='parse') with a column."""
+    text = clean(text)
     if not text.strip():
         raise parse_error("empty formula", 1).with_text(text)
     lead = text.lstrip()
@@ -163,6 +197,7 @@ def parse(text: str) -> Formula:
         raise parse_error("the formula is missing before this keyword", len(text) - len(lead) + 1).with_text(text)
     try:
         _check_brackets(text)
+        _check_habits(text)
         expr, wrt, where = _parser().parse(text, _BUILDER)
     except GradcliError as err:
         raise err.with_text(text)

@@ -56,7 +56,15 @@ class Call(Node):
 @record
 class Norm(Node):
     operand: Node
-    kind: str  # "2" (vector 2-norm / Frobenius), "F", "1"
+    kind: str  # as numpy's ord: "" (no subscript), "2", "1", "inf", "F", "*"
+
+
+@record
+class Keyword(Node):
+    """`axis=0` inside a call (col: the keyword's name)."""
+
+    name: str
+    value: Node
 
 
 @record

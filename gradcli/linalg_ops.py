@@ -1,0 +1,228 @@
+"""Operators beyond the element-wise core: the norms of numpy's `norm`, the reductions max, min
+and prod, and the adjugate that keeps det's gradient finite at a singular matrix.
+
+Each record is complete (shape rule, derivative, numeric value, notation, numpy source), as in
+`ops.py`.  Derivatives that exist only almost everywhere are written with the helper functions
+`u1v1(A)` (u₁v₁ᵀ of the top singular pair), `polar(A)` (UVᵀ of the thin SVD), `ismax(a)` and
+`ismin(a)` (where a reaches its maximum, minimum); evaluated at a point where the function has no
+derivative they give a subgradient and warn (`nondiff.py`, README "Decisions").
+"""
+
+from __future__ import annotations
+
+from .expr import Op, make, register
+from .nondiff import tied, warn_nondifferentiable
+from .shaperules import _shape_err, same_shape, to_scalar
+from .shapes import fmt
+from .simplify import const, mul, zeros
+
+ATOM = 6
+
+
+def _fn_notation(name: str, latex: str | None = None) -> dict:
+    latex = latex or rf"\operatorname{{{name}}}"
+    latex = latex.replace("{", "{{").replace("}", "}}")
+    return {"unicode": (name + "({0})", ATOM), "ascii": (name + "({0})", ATOM),
+            "latex": (latex + r"\left({0}\right)", ATOM)}
+
+
+def _norm_notation(uni: str, asc: str, latex: str) -> dict:
+    def render(r, node):
+        inner = r.child(node.args[0], 0)
+        if r.style == "unicode":
+            return "‖" + inner + "‖" + uni, ATOM
+        if r.style == "latex":
+            return r"\left\|" + inner + r"\right\|" + latex, ATOM
+        return "||" + inner + "||" + asc, ATOM
+    return {"custom": render}
+
+
+def _matrix_only(name: str):
+    def rule(ctx, tys, params):
+        if not tys[0].is_matrix:
+            raise _shape_err(name, f"needs a matrix, got {tys[0].kind()} {getattr(ctx, 'show', fmt)(tys[0])}")
+        return to_scalar(ctx, tys, params)
+    return rule
+
+
+def _second_derivative(what: str):
+    def vjp(node, G):
+        from .errors import GradcliError
+
+        raise GradcliError("math", f"the second derivative of {what} is not available (its first "
+                                   "derivative is a function of the SVD)")
+    return vjp
+
+
+def _zero_vjp(node, G):
+    return zeros(node.args[0].ty) if not node.args[0].ty.is_scalar else const(0.0)
+
+
+def _abs_slope(a):
+    return make("abs_slope", a)
+
+
+# ----------------------------------------------------------------- max, min, prod
+def _np_extreme_mask(sign: float, name: str):
+    def impl(xp, node, a):
+        """Where a reaches its max (min); at a tie the weight is shared equally (the average of
+        the tied entries' one-hot vectors, a subgradient) and a warning says so."""
+        top = xp.max(a) if sign > 0 else xp.min(a)
+        mask = (xp.abs(a - top) <= 1e-12 * (float(abs(top)) or 1.0)) * 1.0
+        count = xp.sum(mask)
+        if count > 1:
+            warn_nondifferentiable(f"{name}({{0}}) at a tie between {int(count)} entries", node.args[0],
+                                   "the average over the tied entries (a subgradient)")
+        return mask / count
+    return impl
+
+
+for _name, _sign, _np in (("ismax", 1.0, "max"), ("ismin", -1.0, "min")):
+    register(Op(_name, same_shape, _np_extreme_mask(_sign, _np), vjp=(_zero_vjp,),
+                notation=_fn_notation(_name), emit=f"_{_name}({{0}})",
+                rule=f"d {_name}(a) = 0 (piecewise constant)"))
+
+register(Op("max", to_scalar, lambda xp, node, a: xp.max(a),
+            vjp=(lambda node, G: mul(G, make("ismax", node.args[0])),),
+            notation=_fn_notation("max", r"\max"), emit="np.max({0})",
+            rule="d max(a) = ⟨ismax(a), da⟩ (the one-hot vector of the maximum)"))
+register(Op("min", to_scalar, lambda xp, node, a: xp.min(a),
+            vjp=(lambda node, G: mul(G, make("ismin", node.args[0])),),
+            notation=_fn_notation("min", r"\min"), emit="np.min({0})",
+            rule="d min(a) = ⟨ismin(a), da⟩ (the one-hot vector of the minimum)"))
+
+
+def _np_prod_others(xp, node, a):
+    """∏_{j≠i} a_j for every i, from prefix and suffix products: exact where some a_j = 0, where
+    prod(a)/a would divide zero by zero."""
+    flat = xp.reshape(a, (-1,)) if getattr(a, "ndim", 0) else xp.reshape(xp.asarray(a, dtype=float), (-1,))
+    ones = xp.ones((1,))
+    before = xp.concatenate([ones, xp.cumprod(flat)[:-1]])
+    after = xp.concatenate([xp.cumprod(flat[::-1])[:-1][::-1], ones])
+    out = before * after
+    return xp.reshape(out, node.ty.dims) if node.ty.dims else out[0]
+
+
+def _prod_others_notation(r, node):
+    a = node.args[0]
+    if r.style == "latex":
+        return rf"\frac{{\prod {r.child(a, 7)}}}{{{r.child(a, 0)}}}", ATOM
+    sep = " / " if (a.ty.is_scalar or r.style == "ascii") else " ⊘ "
+    return f"prod({r.child(a, 0)}){sep}{r.child(a, 4)}", 2
+
+
+# The gradient of prod(a), printed prod(a) / a as textbooks write it, evaluated without the
+# division so that it is right where an entry is 0.
+register(Op("prod_others", same_shape, _np_prod_others,
+            vjp=(lambda node, G: _prod_others_second(node, G),),
+            notation={"custom": _prod_others_notation}, emit="_prod_others({0})",
+            rule="∂prod(a)/∂aᵢ = ∏_{j≠i} aⱼ"))
+
+
+def _prod_others_second(node, G):
+    from .simplify import div, summ, sub
+
+    a = node.args[0]  # ∂/∂a_k of Σᵢ Gᵢ ∏_{j≠i} a_j = Σ_{i≠k} Gᵢ ∏_{j≠i,k} a_j, as (⟨G, p⟩ − G⊙p)/a
+    return div(sub(summ(mul(G, node)), mul(G, node)), a)
+
+
+register(Op("prod", to_scalar, lambda xp, node, a: xp.prod(a),
+            vjp=(lambda node, G: mul(G, make("prod_others", node.args[0])),),
+            notation=_fn_notation("prod", r"\prod"), emit="np.prod({0})",
+            rule="d prod(a) = ⟨prod(a) ⊘ a, da⟩"))
+
+
+# ----------------------------------------------------------------- norms (numpy's `norm`)
+def _np_u1v1(xp, node, a):
+    u, s, vt = xp.linalg.svd(a, full_matrices=False)
+    if s.shape[0] > 1 and tied(xp, s, s[0]):
+        warn_nondifferentiable("||{0}||_2 where the largest singular value is repeated", node.args[0],
+                               "u1v1 of one top singular pair (a subgradient)")
+    return u[:, :1] @ vt[:1, :]
+
+
+def _np_polar(xp, node, a):
+    u, s, vt = xp.linalg.svd(a, full_matrices=False)
+    keep = s > max(a.shape) * 2.220446049250313e-16 * (float(s[0]) if s.shape[0] else 0.0)
+    if not bool(xp.all(keep)):
+        warn_nondifferentiable("||{0}||_* where the matrix is rank-deficient", node.args[0],
+                               "U V' over the nonzero singular values (a subgradient)")
+    return (u[:, keep] @ vt[keep, :]) if not bool(xp.all(keep)) else u @ vt
+
+
+register(Op("u1v1", same_shape, _np_u1v1, vjp=(_second_derivative("||A||_2"),),
+            notation=_fn_notation("u1v1"), emit="_u1v1({0})",
+            rule="u1v1(A) = u₁v₁ᵀ for the largest singular value σ₁ = u₁ᵀAv₁"))
+register(Op("polar", same_shape, _np_polar, vjp=(_second_derivative("||A||_*"),),
+            notation=_fn_notation("polar"), emit="_polar({0})",
+            rule="polar(A) = UVᵀ for the thin SVD A = UΣVᵀ"))
+
+register(Op("specnorm", _matrix_only("||·||_2"), lambda xp, node, a: xp.linalg.svd(a, compute_uv=False)[0],
+            vjp=(lambda node, G: mul(G, make("u1v1", node.args[0])),),
+            notation=_norm_notation("₂", "_2", "_2"), emit="np.linalg.norm({0}, 2)",
+            rule="d‖A‖₂ = ⟨u₁v₁ᵀ, dA⟩ (σ₁ = u₁ᵀAv₁, simple)"))
+register(Op("nucnorm", _matrix_only("||·||_*"), lambda xp, node, a: xp.sum(xp.linalg.svd(a, compute_uv=False)),
+            vjp=(lambda node, G: mul(G, make("polar", node.args[0])),),
+            notation=_norm_notation("_*", "_*", "_*"), emit="np.linalg.norm({0}, 'nuc')",
+            rule="d‖A‖_* = ⟨UVᵀ, dA⟩ (A = UΣVᵀ of full rank)"))
+
+
+def _vjp_induced(axis: int):
+    """‖A‖₁ = max(sum(|A|, 0)) (‖A‖_∞ along axis 1): the chain rule through that composition."""
+    def vjp(node, G):
+        from .simplify import fn, summ
+
+        a = node.args[0]
+        sums = summ(fn("abs", a), axis)
+        spread = make("expand", mul(G, make("ismax", sums)), params=(axis, False, a.ty))
+        return mul(spread, _abs_slope(a))
+    return vjp
+
+
+register(Op("opnorm1", _matrix_only("||·||_1"), lambda xp, node, a: xp.max(xp.sum(xp.abs(a), axis=0)),
+            vjp=(_vjp_induced(0),), notation=_norm_notation("₁", "_1", "_1"),
+            emit="np.linalg.norm({0}, 1)",
+            rule="‖A‖₁ = max(sum(|A|, 0)): the largest column sum"))
+register(Op("opnorminf", _matrix_only("||·||_inf"), lambda xp, node, a: xp.max(xp.sum(xp.abs(a), axis=1)),
+            vjp=(_vjp_induced(1),), notation=_norm_notation("_∞", "_inf", r"_\infty"),
+            emit="np.linalg.norm({0}, np.inf)",
+            rule="‖A‖_∞ = max(sum(|A|, 1)): the largest row sum"))
+
+
+def _vector_only(name: str):
+    def rule(ctx, tys, params):
+        if tys[0].is_matrix:
+            raise _shape_err(name, f"needs a vector, got matrix {getattr(ctx, 'show', fmt)(tys[0])}")
+        return to_scalar(ctx, tys, params)
+    return rule
+
+
+register(Op("norminf", _vector_only("||·||_inf"), lambda xp, node, a: xp.max(xp.abs(a)),
+            vjp=(lambda node, G: mul(mul(G, make("ismax", make("abs", node.args[0]))),
+                                     _abs_slope(node.args[0])),),
+            notation=_norm_notation("_∞", "_inf", r"_\infty"), emit="np.max(np.abs({0}))",
+            rule="‖v‖_∞ = max(|v|)"))
+
+
+# ----------------------------------------------------------------- det's gradient at a singular X
+def _np_adj_t(xp, node, a):
+    """adj(X)ᵀ = det(X)·X⁻ᵀ from the SVD X = U diag(s) Vᵀ: det(U)det(V)·U diag(∏_{j≠i} s_j) Vᵀ.
+    The products leave each singular value out instead of dividing by it, so the result is exact
+    at rank n − 1 (and 0 below), where X⁻ᵀ does not exist."""
+    u, s, vt = xp.linalg.svd(a)
+    n = s.shape[0]
+    ones = xp.ones((1,))
+    others = xp.concatenate([ones, xp.cumprod(s)[:-1]]) * xp.concatenate([xp.cumprod(s[::-1])[:-1][::-1], ones])
+    sign = xp.linalg.det(u) * xp.linalg.det(vt)
+    return sign * ((u * others[None, :n]) @ vt)
+
+
+def _adj_t_notation(r, node):
+    x = node.args[0]
+    return r.child(mul(make("det", x), make("T", make("inv", x))), 0), 2
+
+
+# Evaluation only, like `congruence`: the evaluator rewrites det(X)ᵖ·X⁻ᵀ (p ≥ 1) in a derivative
+# into det(X)ᵖ⁻¹·adjT(X); formulas never contain it, and it prints as det(X) X⁻ᵀ.
+register(Op("adjT", same_shape, _np_adj_t, notation={"custom": _adj_t_notation},
+            emit="(np.linalg.det({0}) * np.linalg.inv({0}).T)"))

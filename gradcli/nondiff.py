@@ -1,0 +1,27 @@
+"""Points where a function has no derivative: gradcli evaluates a subgradient there and says so.
+
+|x| at x = 0, max at a tie, ‖A‖₂ when the largest singular value is repeated, ‖A‖_* at a
+rank-deficient A, the induced norms at a tie between columns (rows): each derivative operator
+checks its own point while it is evaluated and calls `warn_nondifferentiable`, so the user gets
+a number *and* learns that another subgradient would have been as right.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+
+def warn_nondifferentiable(where: str, arg, choice: str) -> None:
+    """where: a template whose {0} is the argument's text, e.g. "max({0}) at a tie"."""
+    from .render import render
+
+    text = render(arg, "ascii")
+    text = text if len(text) <= 50 else text[:47] + "..."
+    warnings.warn(f"{where.format(text)}: not differentiable there; the derivative given is {choice}",
+                  RuntimeWarning, stacklevel=2)
+
+
+def tied(xp, values, top) -> bool:
+    """More than one entry of `values` equals the extreme `top` (to rounding)."""
+    scale = float(abs(top)) or 1.0
+    return int(xp.sum(xp.abs(values - top) <= 1e-12 * scale)) > 1
