@@ -281,20 +281,45 @@ def _take_det(s: Expr, x: Expr) -> Expr | None:
     return None
 
 
+def _inverses(m: Expr) -> list[Expr]:
+    """The matrices X whose X⁻ᵀ or X⁻¹ is a factor of the product m."""
+    if m.op == "matmul":
+        return _inverses(m.args[0]) + _inverses(m.args[1])
+    if m.op == "T" and m.args[0].op == "inv":
+        return [m.args[0].args[0]]
+    return [m.args[0]] if m.op == "inv" else []
+
+
+def _swap_inverse(m: Expr, x: Expr) -> Expr:
+    """m with its factor X⁻ᵀ replaced by adj(X)ᵀ (X⁻¹ by adj(X))."""
+    if m.op == "matmul":
+        left = _swap_inverse(m.args[0], x)
+        right = m.args[1] if left is not m.args[0] else _swap_inverse(m.args[1], x)
+        return m if (left, right) == m.args else make_raw("matmul", (left, right))
+    if m.op == "T" and m.args[0].op == "inv" and m.args[0].args[0] is x:
+        return make_raw("adjT", (x,))
+    if m.op == "inv" and m.args[0] is x:
+        return make_raw("T", (make_raw("adjT", (x,)),))
+    return m
+
+
 def adjugates(roots: list[Expr]) -> list[Expr]:
-    """det(X)ᵖ·X⁻ᵀ (p ≥ 1, the gradient of det(X)ᵖ) → det(X)ᵖ⁻¹·adj(X)ᵀ: equal where X is
-    invertible, and still right where it is singular, where X⁻ᵀ does not exist but the adjugate
-    does.  Printed formulas keep the textbook det(X) X⁻ᵀ; only evaluation changes."""
+    """det(X)ᵖ·(… X⁻ᵀ …) with p ≥ 1 (the gradient of det(X)ᵖ, also through a product such as
+    det(XY)) → det(X)ᵖ⁻¹·(… adj(X)ᵀ …): equal where X is invertible, and still right where it
+    is singular, where X⁻ᵀ does not exist but the adjugate does.  Printed formulas keep the
+    textbook det(X) X⁻ᵀ; only evaluation changes."""
     done: dict[int, Expr] = {}
     for n in topological(roots):
         args = tuple(done[id(a)] for a in n.args)
         new = n if all(a is b for a, b in zip(args, n.args)) else make_raw(n.op, args, n.params)
-        if n.op == "mul" and n.args[0].ty.is_scalar and n.args[1].op == "T" and n.args[1].args[0].op == "inv":
-            x = n.args[1].args[0].args[0]
-            rest = _take_det(n.args[0], x)
-            if rest is not None:
-                adj = make_raw("adjT", (x,))
-                new = adj if rest.is_const and rest.value == 1.0 else make_raw("mul", (done.get(id(rest), rest), adj))
+        if new.op == "mul" and new.args[0].ty.is_scalar and not new.args[1].ty.is_scalar:
+            s, m = new.args
+            for x in _inverses(m):
+                rest = _take_det(s, x)
+                if rest is not None:
+                    swapped = _swap_inverse(m, x)
+                    new = swapped if rest.is_const and rest.value == 1.0 else make_raw("mul", (rest, swapped))
+                    break
         done[id(n)] = new
     return [done[id(r)] for r in roots]
 

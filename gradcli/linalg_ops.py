@@ -168,14 +168,16 @@ register(Op("nucnorm", _matrix_only("||·||_*"), lambda xp, node, a: xp.sum(xp.l
 
 
 def _vjp_induced(axis: int):
-    """‖A‖₁ = max(sum(|A|, 0)) (‖A‖_∞ along axis 1): the chain rule through that composition."""
+    """‖A‖₁ = max(sum(|A|, 0)) (‖A‖_∞ along axis 1): the chain rule through that composition,
+    written sign(A) diag(ismax(sum(|A|, 0))) (the sign pattern of the largest column), or
+    diag(ismax(sum(|A|, 1))) sign(A) (of the largest row)."""
     def vjp(node, G):
-        from .simplify import fn, summ
+        from .simplify import fn, matmul, summ
 
         a = node.args[0]
-        sums = summ(fn("abs", a), axis)
-        spread = make("expand", mul(G, make("ismax", sums)), params=(axis, False, a.ty))
-        return mul(spread, _abs_slope(a))
+        pick = make("diagm", make("ismax", summ(fn("abs", a), axis)))
+        slope = _abs_slope(a)
+        return mul(G, matmul(slope, pick) if axis == 0 else matmul(pick, slope))
     return vjp
 
 

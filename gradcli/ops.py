@@ -432,7 +432,7 @@ def _np_abs_slope(xp, node, a):
     if bool(xp.any(a == 0)):
         from .nondiff import warn_nondifferentiable
 
-        warn_nondifferentiable(f"abs({{0}}) at an entry equal to 0", node.args[0], "0 (a subgradient)")
+        warn_nondifferentiable("abs({0}) at an entry equal to 0", node.args[0], "0 (a subgradient)")
     return xp.sign(a)
 
 

@@ -12,13 +12,54 @@ from __future__ import annotations
 import autograd.numpy as anp
 
 from gradcli.parse import parse
-from gradcli.syntax import Binary, Call, Norm, Num, Sym, Transpose, Unary
+from gradcli.syntax import Binary, Call, Keyword, Norm, Num, Sym, Transpose, Unary
 
 ELEMENTWISE = {
     "exp": anp.exp, "log": anp.log, "sqrt": anp.sqrt, "sin": anp.sin, "cos": anp.cos, "tan": anp.tan,
     "tanh": anp.tanh, "sigmoid": lambda z: 1.0 / (1.0 + anp.exp(-z)), "relu": lambda z: anp.maximum(z, 0.0),
     "softplus": lambda z: anp.log1p(anp.exp(z)), "abs": anp.abs, "sign": anp.sign,
+    "square": anp.square, "reciprocal": anp.reciprocal, "log1p": anp.log1p, "expm1": anp.expm1,
+    "log2": anp.log2, "log10": anp.log10, "sinh": anp.sinh, "cosh": anp.cosh, "arcsin": anp.arcsin,
+    "arccos": anp.arccos, "arctan": anp.arctan, "arcsinh": anp.arcsinh, "arctanh": anp.arctanh,
+    "cbrt": lambda z: anp.sign(z) * anp.abs(z) ** (1.0 / 3.0),
 }
+
+
+def _singular_values(a):
+    return anp.linalg.svd(a, full_matrices=False, compute_uv=False)
+
+
+def _norm(v, kind):
+    """numpy's norm(v, ord), spelled with autograd primitives: ord 2 and 'nuc' of a matrix from
+    its singular values, the induced 1 and inf norms as the largest column and row sums."""
+    if anp.ndim(v) == 2:
+        if kind in ("", "F"):
+            return anp.sqrt(anp.sum(v * v))
+        if kind == "2":
+            return _singular_values(v)[0]
+        if kind == "*":
+            return anp.sum(_singular_values(v))
+        return anp.max(anp.sum(anp.abs(v), axis=0 if kind == "1" else 1))
+    if kind == "1":
+        return anp.sum(anp.abs(v))
+    if kind == "inf":
+        return anp.max(anp.abs(v))
+    return anp.sqrt(anp.sum(v * v))
+
+
+def _u1v1(a):
+    u, s, vt = anp.linalg.svd(a, full_matrices=False)
+    return anp.outer(u[:, 0], vt[0])
+
+
+def _polar(a):
+    u, s, vt = anp.linalg.svd(a, full_matrices=False)
+    return anp.dot(u, vt)
+
+
+def _ismax(a):
+    hit = (a == anp.max(a)) * 1.0
+    return hit / anp.sum(hit)
 
 
 def _softmax(v):
@@ -51,9 +92,10 @@ def translate(text: str, fns: dict | None = None):
             return v, (not row) if anp.ndim(v) == 1 else row
         if isinstance(node, Norm):
             v, _ = ev(node.operand, env)
-            return (anp.sum(anp.abs(v)) if node.kind == "1" else anp.sqrt(anp.sum(v * v))), False
+            return _norm(v, node.kind), False
         if isinstance(node, Binary):
-            if (node.op == "^" and isinstance(node.left, Norm) and node.left.kind != "1"
+            if (node.op == "^" and isinstance(node.left, Norm) and node.left.kind in ("", "2", "F")
+                    and (node.left.kind != "2" or anp.ndim(ev(node.left.operand, env)[0]) < 2)
                     and isinstance(node.right, Num) and node.right.value == 2):
                 v, _ = ev(node.left.operand, env)  # ‖v‖² as Σv²: differentiable at v = 0
                 return anp.sum(v * v), False
@@ -74,7 +116,7 @@ def translate(text: str, fns: dict | None = None):
             return out, (anp.ndim(out) == 1 and ra)
         if isinstance(node, Call):
             name = node.name
-            args = [ev(a, env)[0] for a in node.args]
+            args = [ev(a.value if isinstance(a, Keyword) else a, env)[0] for a in node.args]
             if node.deriv:
                 raise NotImplementedError("derivative calls are not translated")
             if name in fns:
@@ -83,11 +125,15 @@ def translate(text: str, fns: dict | None = None):
                 return ELEMENTWISE[name](args[0]), False
             if name in ("sum", "mean"):
                 reduce = anp.sum if name == "sum" else anp.mean
-                return (reduce(args[0]) if len(args) == 1 else reduce(args[0], axis=int(node.args[1].value))), False
+                axis = node.args[1].value if len(args) == 2 and isinstance(node.args[1], Keyword) else \
+                    node.args[1] if len(args) == 2 else None
+                return (reduce(args[0]) if axis is None else reduce(args[0], axis=int(axis.value))), False
             table = {
                 "mean": anp.mean, "logsumexp": _logsumexp, "softmax": _softmax,
-                "norm": lambda v: anp.sqrt(anp.sum(v * v)), "norm2": lambda v: anp.sqrt(anp.sum(v * v)),
-                "norm1": lambda v: anp.sum(anp.abs(v)), "tr": anp.trace, "trace": anp.trace,
+                "norm": lambda v: _norm(v, ""), "norm2": lambda v: _norm(v, "2"),
+                "norm1": lambda v: _norm(v, "1"), "tr": anp.trace, "trace": anp.trace,
+                "max": anp.max, "min": anp.min, "prod": anp.prod, "u1v1": _u1v1, "polar": _polar,
+                "ismax": _ismax, "ismin": lambda a: _ismax(-a),
                 "det": anp.linalg.det, "logdet": lambda a: anp.linalg.slogdet(a)[1], "inv": anp.linalg.inv,
                 "diag": anp.diag, "dot": anp.dot, "outer": anp.outer,
             }

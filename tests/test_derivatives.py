@@ -48,7 +48,20 @@ RULES = [
     ("softmax", "sum(softmax(x) * y)", False),
     ("norm2", "norm(x) + ||A||", False),
     ("squared norm", "||x - A@y||^2 + ||B||_F^2", False),
-    ("norm1", "norm1(x) + ||A||_1", False),
+    ("norm1", "norm1(x) + ||x - y||_1 + sum(abs(B))", False),
+    ("vector inf-norm", "||x||_inf + ||A@x||_inf", False),
+    ("spectral norm", "||A||_2 + norm2(B) + ||B'@A||_2", False),
+    ("nuclear norm", "||A||_* + ||B||_* + ||C@A||_*", False),
+    ("induced 1- and inf-norms", "||A||_1 + ||B||_inf + norm1(C) + ||C@B||_1", False),
+    ("Frobenius norm by every name", "||A||_F + norm(B) + ||C||", False),
+    ("max min", "max(x) + min(A) + max(C@x) + min(x)", False),
+    ("prod", "prod(x) + prod(A)", False),
+    ("square reciprocal", "sum(square(x) + reciprocal(y)) + sum(square(A))", True),
+    ("log1p expm1 log2 log10", "sum(log1p(x) + expm1(y) + log2(z) + log10(A))", True),
+    ("sinh cosh arctan arcsinh", "sum(sinh(x) + cosh(y) + arctan(z) + arcsinh(A))", False),
+    ("arcsin arccos arctanh", "sum(arcsin(0.5*x) + arccos(0.5*y) + arctanh(0.5*z))", True),
+    ("cbrt", "sum(cbrt(x) + cbrt(-A))", True),
+    ("det, also of a singular C@B (adjugate)", "det(A)^2 + det(B@C) + det(C@B)", False),
     ("dot", "dot(x, A@y)", False),
     ("trace", "tr(A@A) + trace(B@C)", False),
     ("det", "det(A)", False),
@@ -106,6 +119,12 @@ def formulas(kind: str, depth: int):
             b("tr({})", m), b("logsumexp({})", v), b("mean({})", m), b("norm({} + 3)", v),
             b("logdet({0}@{0}' + eye(3))", m), b("log(1 + exp({}))", s), b("sqrt(1 + {}^2)", s),
             b("{}/(2 + sigmoid({}))", s, s),
+            # numpy's norm(·, ord) and the non-smooth reductions (a generic D keeps the matrix
+            # away from a repeated top singular value and from rank deficiency)
+            b("||{} + D||_2", m), b("||{} + D||_*", m), b("||{}||_1", m),
+            b("||{}||_inf", m), b("||{}||_inf", v), b("||{}||_1", v), b("norm2({} + A)", m),
+            b("max({})", v), b("min({})", v), b("max({})", m), b("prod({})", v),
+            b("log1p({}^2)", s), b("arctan({})", s),
         ]
     elif kind == "v":
         options = [
@@ -113,6 +132,11 @@ def formulas(kind: str, depth: int):
             b("{}*{}", s, v), b("tanh({})", v), b("sigmoid({})", v), b("softmax({})", v),
             b("sin({})", v), b("diag({})", m), b("sum({}, 0)", m), b("mean({}, 1)", m),
             b("{}^2", v), b("{}@{}", v, m), b("{}/(1 + {}^2)", v, v), b("softplus({})", v),
+            # numpy's element-wise functions, each inside its domain
+            b("square({})", v), b("reciprocal(2 + sin({}))", v), b("expm1({})", v),
+            b("log2(1 + {}^2)", v), b("log10(2 + cos({}))", v), b("sinh({})", v), b("cosh({})", v),
+            b("arcsin(tanh({}))", v), b("arccos(0.9*tanh({}))", v), b("arcsinh({})", v),
+            b("arctanh(0.9*tanh({}))", v), b("cbrt(2 + tanh({}))", v),
         ]
     else:
         options = [

