@@ -282,6 +282,10 @@ class _Builder:
         if name in O.ELEMENTWISE:
             arity(1)
             return self.raw(name, args, (), node.col)
+        if name in ("max", "min") and n == 2:
+            raise shape_error(f"{name}(a) is the {'largest' if name == 'max' else 'smallest'} entry of a "
+                              "(numpy's, without an axis); for the element-wise max(x, 0) write relu(x)",
+                              node.col)
         if name in REDUCTIONS:
             arity(1)
             return self.raw(REDUCTIONS[name], args, (), node.col)

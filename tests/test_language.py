@@ -253,6 +253,12 @@ def test_numpy_habits_get_a_hint_and_a_column(text, column, hint):
     assert info.value.kind == "parse" and info.value.column == column and hint in info.value.message
 
 
+def test_max_with_two_arguments_explains_itself():
+    with pytest.raises(GradcliError, match="write relu") as info:
+        gradcli.analyze("sum(max(x, 0))")
+    assert info.value.column == 5
+
+
 def test_a_power_by_a_symbol_named_T_is_still_possible():
     gradcli.analyze("x^(T) where T: ()")
 
