@@ -394,7 +394,12 @@ def _as_power(p):
     return lambda args, params: power(args[0], const(p)) if p != -1.0 else div(one(), args[0])
 
 
-_LN2, _LN10 = math.log(2.0), math.log(10.0)
+def _ln(base: float) -> Expr:
+    """log(base) kept as written (not folded to 0.693147…), so a printed derivative of log2 or
+    log10 re-parses to exactly its value."""
+    return make_raw("log", (const(base),))
+
+
 _elementwise("square", lambda xp, n, a: a * a, lambda x, y: mul(const(2.0), x), simplify=_as_power(2.0),
              emit="np.square({0})")
 _elementwise("reciprocal", lambda xp, n, a: 1.0 / a, lambda x, y: neg(power(x, const(-2.0))),
@@ -402,10 +407,10 @@ _elementwise("reciprocal", lambda xp, n, a: 1.0 / a, lambda x, y: neg(power(x, c
 _elementwise("log1p", lambda xp, n, a: xp.log1p(a), lambda x, y: div(one(), add(one(), x)),
              fails="log1p of a value ≤ −1")
 _elementwise("expm1", lambda xp, n, a: xp.expm1(a), lambda x, y: fn("exp", x), fails="overflow in expm1")
-_elementwise("log2", lambda xp, n, a: xp.log2(a), lambda x, y: div(one(), mul(const(_LN2), x)),
-             fails="log2 of a value that is not positive")
-_elementwise("log10", lambda xp, n, a: xp.log10(a), lambda x, y: div(one(), mul(const(_LN10), x)),
-             fails="log10 of a value that is not positive")
+_elementwise("log2", lambda xp, n, a: xp.log2(a), lambda x, y: div(one(), mul(_ln(2.0), x)),
+             func("log2", latex=r"\log_2"), fails="log2 of a value that is not positive")
+_elementwise("log10", lambda xp, n, a: xp.log10(a), lambda x, y: div(one(), mul(_ln(10.0), x)),
+             func("log10", latex=r"\log_{10}"), fails="log10 of a value that is not positive")
 _elementwise("sinh", lambda xp, n, a: xp.sinh(a), lambda x, y: fn("cosh", x),
              func("sinh", latex=r"\sinh"), fails="overflow in sinh")
 _elementwise("cosh", lambda xp, n, a: xp.cosh(a), lambda x, y: fn("sinh", x),
