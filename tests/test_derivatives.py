@@ -104,11 +104,12 @@ def _leaf(kind):
             "m": st.sampled_from(["A", "D"])}[kind]
 
 
-def formulas(kind: str, depth: int):
-    """Strings of gradcli formulas of a given kind: s scalar, v vector (3), m matrix (3×3)."""
+def formulas(kind: str, depth: int, twice: bool = False):
+    """Strings of gradcli formulas of a given kind: s scalar, v vector (3), m matrix (3×3).
+    twice: only operators with a second derivative (for Hessians: not ‖A‖₂, ‖A‖_*)."""
     if depth == 0:
         return _leaf(kind)
-    s, v, m = (formulas(k, depth - 1) for k in "svm")
+    s, v, m = (formulas(k, depth - 1, twice) for k in "svm")
     def b(template, *parts):  # every composite is parenthesised, so precedence never bites
         return st.builds(lambda *xs: "(" + template.format(*xs) + ")", *parts)
 
@@ -121,8 +122,8 @@ def formulas(kind: str, depth: int):
             b("{}/(2 + sigmoid({}))", s, s),
             # numpy's norm(·, ord) and the non-smooth reductions (a generic D keeps the matrix
             # away from a repeated top singular value and from rank deficiency)
-            b("||{} + D||_2", m), b("||{} + D||_*", m), b("||{}||_1", m),
-            b("||{}||_inf", m), b("||{}||_inf", v), b("||{}||_1", v), b("norm2({} + A)", m),
+            *([] if twice else [b("||{} + D||_2", m), b("||{} + D||_*", m), b("norm2({} + A)", m)]),
+            b("||{}||_1", m), b("||{}||_inf", m), b("||{}||_inf", v), b("||{}||_1", v),
             b("max({})", v), b("min({})", v), b("max({})", m), b("prod({})", v),
             b("log1p({}^2)", s), b("arctan({})", s),
         ]

@@ -208,7 +208,7 @@ _counter = iter(range(10**9))
 
 KINDS_AND_FORMULAS = st.one_of(st.tuples(st.just("gradient"), formulas("s", 3)),  # random formulas of
                                st.tuples(st.just("jacobian"), formulas("v", 2)),  # tests/test_derivatives
-                               st.tuples(st.just("hessian"), formulas("s", 2)))
+                               st.tuples(st.just("hessian"), formulas("s", 2, twice=True)))
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
