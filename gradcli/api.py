@@ -345,10 +345,11 @@ def analyze(text: str, shapes: dict[str, tuple] | None = None, wrt: list[str] | 
     declared: dict[str, tuple[tuple, str]] = {}
     for name, dims in (shapes or {}).items():
         declared[name] = (tuple(dims), "option")
+    if shapes and data_shapes:
+        from .data import check_declared_shapes
+
+        check_declared_shapes(shapes, data_shapes)
     for name, dims in (data_shapes or {}).items():
-        if name in declared and len(declared[name][0]) != len(dims):
-            raise GradcliError("data", f"{name}: data shape {fmt_shape(tuple(dims))} contradicts "
-                                       f"-s {name}={fmt_shape(declared[name][0])}")
         declared[name] = (tuple(dims), "data")
     try:
         typed = infer(formula, declared, wrt)
