@@ -2,9 +2,11 @@
 
 How a run is written:
 1. every array goes to a fresh private folder `DIR/.gradcli-XXXXXXXX/` (created by mkdtemp, so
-   nothing can be planted in it), each file written in 16 MiB chunks and fsync'ed;
+   nothing can be planted in it), each file written in 16 MiB chunks and synced to disk (so that
+   after a crash a renamed file is never empty);
 2. under an exclusive `flock` on DIR, with SIGINT/SIGTERM held back, each file is renamed over
-   its target, then DIR is fsync'ed and the private folder removed.
+   its target, then DIR is fsync'ed (the new names are on disk when gradcli exits) and the
+   private folder removed.
 
 So a link planted at a target is replaced, never followed (rename replaces the name; the other
 names of a hard link keep the old contents); a reader opening a target sees a whole old file
@@ -111,20 +113,19 @@ def write_outputs(out_dir: str, files: dict) -> list[str]:
     """Write {file name: array} into out_dir as described in the module docstring; returns the
     paths written.  On any failure no target has changed and no temporary file is left."""
     target = _make_folder(out_dir)
-    try:
-        temp = _mkdtemp(target)
-    except OSError as exc:
-        raise _path_error(out_dir, exc) from None
-    committed = False
+    temp = None
     try:
         with _interrupts_raise() as held:
             try:
+                temp = _mkdtemp(target)
+            except OSError as exc:
+                raise _path_error(out_dir, exc) from None
+            try:
                 for name, value in files.items():
                     _write_npy(os.path.join(temp, name), value)
-                _fsync_dir(temp)
             except OSError as exc:
                 raise _write_error(out_dir, exc) from None
-            committed = _commit(out_dir, target, temp, list(files), held)
+            _commit(out_dir, target, temp, list(files), held)
     except _Interrupted as sig:
         _remove(temp)
         _say(f"interrupted while writing to {out_dir}: no file there was changed")
@@ -132,7 +133,6 @@ def write_outputs(out_dir: str, files: dict) -> list[str]:
         raise output_error(f"-o {out_dir}: interrupted; no file there was changed") from None
     finally:
         _remove(temp)
-    assert committed
     return [os.path.join(target, name) for name in files]
 
 
@@ -142,7 +142,7 @@ def _mkdtemp(target: str) -> str:
     return tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=target)
 
 
-def _commit(out_dir: str, target: str, temp: str, names: list[str], held) -> bool:
+def _commit(out_dir: str, target: str, temp: str, names: list[str], held) -> None:
     """Rename every file into place under the folder's lock, with interrupts held back: all of
     them or (a target that is a folder) none."""
     dir_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
@@ -156,8 +156,16 @@ def _commit(out_dir: str, target: str, temp: str, names: list[str], held) -> boo
             if stat.S_ISDIR(mode):
                 raise _usage(f"-o {out_dir}: {name} there is a folder; nothing was written")
         with held():
-            for name in names:
-                os.rename(os.path.join(temp, name), os.path.join(target, name))
+            for done, name in enumerate(names):
+                try:
+                    os.rename(os.path.join(temp, name), os.path.join(target, name))
+                except OSError as exc:
+                    if not done:
+                        raise
+                    raise output_error(f"-o {out_dir}: replacing {name} failed "
+                                       f"({os.strerror(exc.errno).lower() if exc.errno else exc}) after "
+                                       f"{', '.join(names[:done])} had been replaced") from None
+            os.rmdir(temp)  # empty now; gone before a held-back SIGTERM can end the process
             try:
                 os.fsync(dir_fd)
             except OSError:  # some file systems cannot fsync a folder; the renames are done
@@ -166,7 +174,6 @@ def _commit(out_dir: str, target: str, temp: str, names: list[str], held) -> boo
         raise _write_error(out_dir, exc) from None
     finally:
         os.close(dir_fd)  # closing the descriptor releases the lock
-    return True
 
 
 def _write_npy(path: str, value) -> None:
@@ -184,25 +191,17 @@ def _write_npy(path: str, value) -> None:
         for start in range(0, len(raw), CHUNK):
             _write_chunk(fh, raw[start:start + CHUNK])
         fh.flush()
-        os.fsync(fh.fileno())
+        getattr(os, "fdatasync", os.fsync)(fh.fileno())  # the data is on disk before the rename
 
 
 def _write_chunk(fh, data) -> None:
     fh.write(data)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove(temp: str) -> None:
+def _remove(temp: str | None) -> None:
     """Remove the private folder and whatever is left in it (only files gradcli created)."""
+    if temp is None:
+        return
     try:
         names = os.listdir(temp)
     except FileNotFoundError:
