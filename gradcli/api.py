@@ -343,12 +343,13 @@ def analyze(text: str, shapes: dict[str, tuple] | None = None, wrt: list[str] | 
     """Parse and shape-check one formula. shapes: -s options; data_shapes: shapes of given arrays."""
     formula = parse(text)
     declared: dict[str, tuple[tuple, str]] = {}
-    for name, dims in (shapes or {}).items():
-        declared[name] = (tuple(dims), "option")
+    bound: dict = {}  # dimension names of -s shapes that the data fixes (-s X=M,n with X 4×3: M=4)
     if shapes and data_shapes:
         from .data import check_declared_shapes
 
-        check_declared_shapes(shapes, data_shapes)
+        bound = check_declared_shapes(shapes, data_shapes)
+    for name, dims in (shapes or {}).items():
+        declared[name] = (tuple(bound.get(d, d) if isinstance(d, str) else d for d in dims), "option")
     for name, dims in (data_shapes or {}).items():
         declared[name] = (tuple(dims), "data")
     try:

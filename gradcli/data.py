@@ -66,9 +66,23 @@ class Source:
         if self.value is not None:
             arr = self.value
         else:
-            flat = self._read()
+            try:
+                flat = self._read()
+            except MemoryError:
+                raise data_error(f"{self.name} ({self.origin}): not enough memory for its "
+                                 f"{human_bytes(self.entries * self.dtype.itemsize)}") from None
+            except OSError as exc:
+                raise data_error(f"{self.origin}: cannot read ({_reason(exc)})") from None
             arr = flat.reshape(self.shape[::-1]).T if self.fortran else flat.reshape(self.shape)
-        return _check_values(self.name, arr, self.origin, allow_nonfinite, np)
+        try:
+            return _check_values(self.name, arr, self.origin, allow_nonfinite, np)
+        except MemoryError:
+            raise data_error(f"{self.name} ({self.origin}): not enough memory to convert it to "
+                             f"float64 ({human_bytes(8 * self.entries)})") from None
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno).lower() if exc.errno else type(exc).__name__
 
 
 def _check_values(name: str, arr, origin: str, allow_nonfinite: bool, np):
@@ -155,7 +169,7 @@ def _open(path: str):
     try:
         return open(path, "rb")
     except OSError as exc:
-        raise UsageError(f"cannot read {path} ({os.strerror(exc.errno).lower() if exc.errno else 'error'})") from None
+        raise UsageError(f"cannot read {path} ({_reason(exc)})") from None
 
 
 def open_npy(path: str, name: str) -> Source:
@@ -260,7 +274,10 @@ def open_sources(specs: list[str], wanted=None) -> dict:
     Of an .npz bound as a whole only the members in `wanted` (the formula's symbols) are read."""
     out: dict = {}
     for spec in specs:
-        out.update(_open_spec(spec, wanted))
+        try:
+            out.update(_open_spec(spec, wanted))
+        except OSError as exc:  # an I/O error while reading a header or a zip directory
+            raise data_error(f"-d {spec}: cannot read ({_reason(exc)})") from None
     return out
 
 
@@ -313,9 +330,10 @@ def parse_data_option(spec: str, allow_nonfinite: bool = True) -> dict:
 
 
 # ----------------------------------------------------------------------------- shapes
-def check_declared_shapes(options: dict, data: dict) -> None:
+def check_declared_shapes(options: dict, data: dict) -> dict:
     """-s shapes must agree with the data's: numbers equal, and a dimension name the same
-    number wherever it occurs (-s X=M,n -s y=M with X 4×3 and y of 5 entries is refused)."""
+    number wherever it occurs (-s X=M,n -s y=M with X 4×3 and y of 5 entries is refused).
+    Returns {dimension name: number} of the names the data fixes."""
     from .shapes import fmt_dims
 
     bound: dict = {}  # dimension name → (value, symbol that fixed it)
@@ -335,6 +353,7 @@ def check_declared_shapes(options: dict, data: dict) -> None:
                 raise data_error(f"{mine} ({want} is {value} in the data of {other})")
             else:
                 bound[want] = (have, name)
+    return {dim: value for dim, (value, _) in bound.items()}
 
 
 # ----------------------------------------------------------------------------- memory

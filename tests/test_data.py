@@ -323,3 +323,12 @@ def test_ctrl_c_during_a_load_is_honoured_at_once(tmp_path):
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
     assert time.monotonic() - sent < 1.0 and proc.returncode != 0
+
+
+def test_a_dimension_name_fixed_by_data_holds_for_symbols_without_data(tmp_path, capsys):
+    # -s X=M,n -s y=M: X's data makes M = 4, so --random gives y four entries
+    np.save(tmp_path / "X.npy", np.ones((4, 3)))
+    rc, doc, err = grad_json(capsys, "||y - X@theta||^2 wrt theta", "-d", f"X={tmp_path / 'X.npy'}",
+                             "-s", "X=M,n", "-s", "y=M", "--random")
+    assert rc == 0, err
+    assert doc["symbols"]["y"]["shape"] == [4] and doc["symbols"]["theta"]["shape"] == [3]
