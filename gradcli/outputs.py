@@ -218,9 +218,15 @@ def _remove(temp: str | None) -> None:
 
 
 def _lock(fd: int, exclusive: bool) -> None:
+    """flock on the folder; where the file system has no locks (some network mounts) the files
+    are still replaced atomically, one by one."""
     import fcntl
 
-    fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EBADF, errno.EINVAL):
+            raise
 
 
 def _say(message: str) -> None:
@@ -256,7 +262,9 @@ def _interrupts_raise():
     def raise_interrupted(signum, frame):
         raise _Interrupted(signum)
 
-    previous = {s: signal.signal(s, raise_interrupted) for s in _SIGNALS}
+    # a signal the caller ignores (nohup, a background job) stays ignored
+    previous = {s: signal.signal(s, raise_interrupted) for s in _SIGNALS
+                if signal.getsignal(s) not in (signal.SIG_IGN, None)}
     restored = False
 
     def restore():

@@ -194,7 +194,9 @@ def test_two_writers_and_a_reader_never_see_a_torn_file_or_a_mixed_pair(tmp_path
 
 
 SLOW_RUN = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    if len(sys.argv) > 3:
+        signal.signal(int(sys.argv[3]), signal.SIG_IGN)  # as nohup or a background job would
     from gradcli import cli, outputs
     outputs.CHUNK = 1 << 20
     write = outputs._write_chunk
@@ -206,20 +208,37 @@ SLOW_RUN = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_mid_write_leaves_the_previous_files(tmp_path, capsys, signum):
-    out, before = previous_run(capsys, tmp_path)
+def written_to_temp(out) -> bool:
+    """Whether a temporary file in out already holds data (the folders come and go meanwhile)."""
+    for t in temp_left(out):
+        try:
+            if any(os.path.getsize(out / t / n) > 0 for n in os.listdir(out / t)):
+                return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
+def start_slow_write(tmp_path, out, *extra):
+    """A gradcli process writing an 8 MB gradient into out, slowly; returned once its first
+    temporary file has data."""
     big = tmp_path / "big.npy"
     np.save(big, np.ones(1_000_000))  # 8 MB: 8 slow chunks
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(big), str(out)],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(big), str(out), *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        partial = [os.path.join(out, t, n) for t in temp_left(out) for n in os.listdir(out / t)]
-        if any(os.path.getsize(p) > 0 for p in partial if os.path.exists(p)):
+        if written_to_temp(out):
             break
         time.sleep(0.005)
     assert proc.poll() is None, "the writer finished before it could be interrupted"
+    return proc
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_write_leaves_the_previous_files(tmp_path, capsys, signum):
+    out, before = previous_run(capsys, tmp_path)
+    proc = start_slow_write(tmp_path, out)
     sent = time.monotonic()
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
@@ -228,3 +247,12 @@ def test_a_signal_mid_write_leaves_the_previous_files(tmp_path, capsys, signum):
     if signum == signal.SIGTERM:
         assert proc.returncode == -signal.SIGTERM  # the signal's usual end once cleaned up
     assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before  # no temp folder either
+
+
+def test_an_ignored_signal_stays_ignored_while_writing(tmp_path, capsys):
+    out, _ = previous_run(capsys, tmp_path)
+    proc = start_slow_write(tmp_path, out, str(int(signal.SIGTERM)))
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert np.load(out / "d_x.npy").shape == (1_000_000,) and not temp_left(out)
