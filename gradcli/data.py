@@ -5,8 +5,8 @@ Loading is in two steps so that nothing is allocated before it is known to fit:
    header must be a numeric dtype of rank ≤ 2 whose data fits in the file;
 2. after the formula is shape-checked, `ensure_memory` compares what the run will allocate
    (inputs, random arrays, f and every derivative) with the memory available, and only then
-   `load_values` reads the arrays, in 16 MiB chunks into a preallocated array (so Ctrl-C lands
-   at once), promoting integers and booleans to float64.
+   `load_values` reads the arrays, in 16 MiB chunks into a preallocated float64 array (so
+   Ctrl-C lands at once, and an int or float32 file is converted chunk by chunk).
 
 Error messages name files, members and shapes but never echo a file's bytes; member names (file
 content) are shown with control characters escaped.
@@ -70,7 +70,7 @@ class Source:
                 flat = self._read()
             except MemoryError:
                 raise data_error(f"{self.name} ({self.origin}): not enough memory for its "
-                                 f"{human_bytes(self.entries * self.dtype.itemsize)}") from None
+                                 f"{human_bytes(8 * self.entries)}") from None
             except OSError as exc:
                 raise data_error(f"{self.origin}: cannot read ({_reason(exc)})") from None
             arr = flat.reshape(self.shape[::-1]).T if self.fortran else flat.reshape(self.shape)
@@ -145,20 +145,34 @@ def _npy_header(fh, where: str, available: int) -> tuple:
 
 
 def _read_into(fh, shape: tuple, dtype, where: str):
-    """The data of an array as a flat array, read in chunks into one preallocated block."""
+    """The data of an array as a flat float64 array, read in chunks straight into it: a file
+    of float64 is read into place; any other dtype chunk by chunk through a small buffer and
+    converted, so a float32 or int file never needs its own size in memory on top."""
     np = _np()
     count = 1
     for d in shape:
         count *= d
-    arr = np.empty(count, dtype=dtype)
-    raw = memoryview(arr.view(np.uint8))
+    out = np.empty(count, dtype=np.float64)
+    if dtype == out.dtype:
+        _fill(fh, memoryview(out.view(np.uint8)), 0, count * 8, where)
+        return out
+    per = max(1, CHUNK // dtype.itemsize)
+    buf = np.empty(min(per, count), dtype=dtype)
+    for start in range(0, count, per):
+        n = min(per, count - start)
+        _fill(fh, memoryview(buf[:n].view(np.uint8)), start * dtype.itemsize, count * dtype.itemsize, where)
+        out[start:start + n] = buf[:n]
+    return out
+
+
+def _fill(fh, raw, done: int, total: int, where: str) -> None:
+    """Fill the buffer `raw` from fh, CHUNK bytes a read (Ctrl-C is honoured between reads)."""
     pos = 0
     while pos < len(raw):
         got = fh.readinto(raw[pos:pos + CHUNK])
         if not got:
-            raise data_error(f"{where}: truncated: {pos} of {len(raw)} bytes of data")
+            raise data_error(f"{where}: truncated: {done + pos} of {total} bytes of data")
         pos += got
-    return arr
 
 
 def _open(path: str):

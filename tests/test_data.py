@@ -332,3 +332,19 @@ def test_a_dimension_name_fixed_by_data_holds_for_symbols_without_data(tmp_path,
                              "-s", "X=M,n", "-s", "y=M", "--random")
     assert rc == 0, err
     assert doc["symbols"]["y"]["shape"] == [4] and doc["symbols"]["theta"]["shape"] == [3]
+
+
+def test_a_float32_file_is_converted_chunk_by_chunk(tmp_path, monkeypatch):
+    import tracemalloc
+
+    n = 2_000_000
+    np.save(tmp_path / "x.npy", np.arange(n, dtype=np.float32))
+    monkeypatch.setattr(data, "CHUNK", 1 << 20)
+    tracemalloc.start()
+    try:
+        x = load_npy(str(tmp_path / "x.npy"), "x")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert x.dtype == np.float64 and np.array_equal(x, np.arange(n, dtype=np.float32))
+    assert peak < 8 * n + 3 * (1 << 20)  # the float64 array and one chunk, not the file's copy too
