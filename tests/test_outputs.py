@@ -256,3 +256,13 @@ def test_an_ignored_signal_stays_ignored_while_writing(tmp_path, capsys):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert np.load(out / "d_x.npy").shape == (1_000_000,) and not temp_left(out)
+
+
+def test_an_unwritable_folder_is_refused_before_any_work(tmp_path, capsys, vec, monkeypatch):
+    # root may write anywhere, so the permission is faked; the refusal comes before evaluation
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setattr("gradcli.api.Problem.compile", lambda *a, **k: pytest.fail("evaluated"))
+    rc, _, err = run(capsys, "grad", "sum(x^2) wrt x", "-d", vec, "-o", str(out))
+    assert rc == 2 and "not writable" in err and os.listdir(out) == []
