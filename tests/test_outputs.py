@@ -242,7 +242,7 @@ def test_a_signal_mid_write_leaves_the_previous_files(tmp_path, capsys, signum):
     sent = time.monotonic()
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert time.monotonic() - sent < 1.0
+    assert time.monotonic() - sent < 1.5  # one 50 ms chunk, the clean-up and the exit
     assert proc.returncode != 0 and "interrupted while writing" in err and "Traceback" not in err
     if signum == signal.SIGTERM:
         assert proc.returncode == -signal.SIGTERM  # the signal's usual end once cleaned up
