@@ -345,12 +345,14 @@ def analyze(text: str, shapes: dict[str, tuple] | None = None, wrt: list[str] | 
     functions: names bound with --fn (abstract functions whatever their length)."""
     formula = parse(text)
     declared: dict[str, tuple[tuple, str]] = {}
+    bound: dict = {}  # dimension names of -s shapes that the data fixes (-s X=M,n with X 4×3: M=4)
+    if shapes and data_shapes:
+        from .data import check_declared_shapes
+
+        bound = check_declared_shapes(shapes, data_shapes)
     for name, dims in (shapes or {}).items():
-        declared[name] = (tuple(dims), "option")
+        declared[name] = (tuple(bound.get(d, d) if isinstance(d, str) else d for d in dims), "option")
     for name, dims in (data_shapes or {}).items():
-        if name in declared and len(declared[name][0]) != len(dims):
-            raise GradcliError("data", f"{name}: data shape {fmt_shape(tuple(dims))} contradicts "
-                                       f"-s {name}={fmt_shape(declared[name][0])}")
         declared[name] = (tuple(dims), "data")
     try:
         typed = infer(formula, declared, wrt, functions)

@@ -107,13 +107,60 @@ def _fns(specs: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _load_data(specs: list[str] | None) -> dict:
-    from .data import parse_data_option
+def _load_data(specs: list[str] | None, text: str) -> dict:
+    """The -d options' headers only, {name: data.Source}: shapes before anything is allocated.
+    Of an .npz bound as a whole, only the members the formula names are looked at."""
+    from .data import open_sources
 
-    values: dict = {}
-    for spec in specs or []:
-        values.update(parse_data_option(spec))
-    return values
+    if not specs:
+        return {}
+    wanted = _symbol_names(text) if any("=" not in s for s in specs) else None
+    return open_sources(specs, wanted)
+
+
+def _symbol_names(text: str) -> set:
+    """Every name the formula uses as a symbol (wrt names included)."""
+    from .parse import parse
+    from .syntax import Sym
+
+    formula = parse(text)
+    names = {name for name, _ in formula.wrt}
+    stack = [formula.expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Sym):
+            names.add(node.name)
+        for child in (getattr(node, "left", None), getattr(node, "right", None), getattr(node, "operand", None),
+                      *getattr(node, "args", ())):
+            if child is not None:
+                stack.append(child)
+    return names
+
+
+def _numbers(sources: dict, problem, derivs, random: bool, seed: int, allow_nonfinite: bool) -> dict:
+    """The arrays of a run: the data the formula uses and (--random) seeded arrays for the rest,
+    allocated only after checking that they, f and every derivative fit in memory."""
+    from .data import ensure_memory, load_values, random_shapes, random_values
+
+    used = {n: sources[n] for n in problem.symbols if n in sources}
+    missing = {n: s.shape for n, s in problem.symbols.items() if n not in used} if random else {}
+    random_shapes(missing)
+    parts = [(f"{n} ({s.origin})", s.entries) for n, s in used.items()]
+    parts += [(f"{n} (--random)", _entries(dims)) for n, dims in missing.items()]
+    parts += [(label, _entries(dims)) for label, dims in
+              [("f", problem.shape)] + [(_label(d), d.shape) for d in derivs]
+              if all(isinstance(x, int) for x in dims)]
+    ensure_memory(parts)
+    values = load_values(used, allow_nonfinite)
+    values.update(random_values(missing, seed))
+    return {n: values[n] for n in problem.symbols if n in values}
+
+
+def _entries(dims: tuple) -> int:
+    n = 1
+    for d in dims:
+        n *= d
+    return n
 
 
 def _jsonable(value: Any) -> Any:
@@ -209,10 +256,10 @@ def shape(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data
         from .api import analyze
         from .shapes import fmt_dims
 
-        values = _load_data(data)
         text = _read_formula(formula)
+        sources = _load_data(data, text)
         problem = analyze(text, _shapes(shape_), wrt, layout,
-                          {k: v.shape for k, v in values.items()})
+                          {k: v.shape for k, v in sources.items()})
         derivs = problem.derivative_shapes()
         if as_json:
             doc = _document(problem, derivs, None, {}, {}, formulas=False)
@@ -313,10 +360,16 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
                    out_dir, emit, allow_nonfinite, hessian: bool, steps: bool = False):
     from .api import analyze
 
-    values = _load_data(data)
-    fns = _fns(fn)
     text = _read_formula(formula)
-    problem = analyze(text, _shapes(shape_), wrt, layout, {k: v.shape for k, v in values.items()}, set(fns))
+    sources = _load_data(data, text)
+    fns = _fns(fn)
+    if out_dir is not None:
+        from .outputs import check_target
+
+        check_target(out_dir)
+        if not (sources or random):
+            raise GradcliError("usage", "-o needs numbers to write: give -d data or --random")
+    problem = analyze(text, _shapes(shape_), wrt, layout, {k: v.shape for k, v in sources.items()}, set(fns))
     if not problem.wrt:
         raise GradcliError("usage", "nothing to differentiate: add 'wrt NAME' to the formula or --wrt NAME")
     derivs = problem.hessians() if hessian else problem.derivatives()
@@ -331,13 +384,8 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         else:
             raise GradcliError("usage", f"--emit {emit}: expected numpy or latex")
     f_value, d_values, checks = None, {}, {}
-    if values or random:
-        if random:
-            from .data import random_values
-
-            missing = {n: s.shape for n, s in problem.symbols.items() if n not in values}
-            values.update(random_values(missing, seed))
-        values = {n: values[n] for n in problem.symbols if n in values}
+    if sources or random:
+        values = _numbers(sources, problem, derivs, random, seed, allow_nonfinite)
         compiled = problem.compile(fns, hessian=hessian, allow_nonfinite=allow_nonfinite)
         f_value, base = compiled.evaluate(values)
         d_values = {d.wrt: d.to_layout(base[d.wrt]) for d in derivs}
@@ -348,11 +396,10 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
                 task = bar.add_task("finite differences", total=n_steps) if bar else None
                 errors = compiled.check(values, base, fns, on_step=(lambda: bar.advance(task)) if bar else None)
             checks = {k: {"max_rel_error": e, "ok": bool(e <= tol)} for k, e in errors.items()}
-        if out_dir:
-            from .data import save_arrays
+        if out_dir is not None:
+            from .outputs import run_files, write_outputs
 
-            prefix = "h_" if hessian else "d_"
-            save_arrays(out_dir, {"f": f_value, **{prefix + k.replace(",", "_"): v for k, v in d_values.items()}})
+            write_outputs(out_dir, run_files(f_value, d_values, hessian))
     elif check:
         raise GradcliError("usage", "--check needs numbers: give -d data or --random")
     style = "latex" if latex else "unicode"

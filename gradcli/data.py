@@ -1,9 +1,15 @@
 """Loading values safely: `.npy`/`.npz` without pickle, numbers, and seeded random arrays.
 
-Every array is checked before it is trusted: the header of a `.npy` must agree with the file's
-size (a header claiming 10¹² elements is refused before any allocation), object and non-numeric
-dtypes are refused, more than two dimensions is refused, and integers and booleans are promoted
-to float64.
+Loading is in two steps so that nothing is allocated before it is known to fit:
+1. `open_sources` reads headers only (of an `.npz`, only the members the formula names): each
+   header must be a numeric dtype of rank ≤ 2 whose data fits in the file;
+2. after the formula is shape-checked, `ensure_memory` compares what the run will allocate
+   (inputs, random arrays, f and every derivative) with the memory available, and only then
+   `load_values` reads the arrays, in 16 MiB chunks into a preallocated float64 array (so
+   Ctrl-C lands at once, and an int or float32 file is converted chunk by chunk).
+
+Error messages name files, members and shapes but never echo a file's bytes; member names (file
+content) are shown with control characters escaped.
 """
 
 from __future__ import annotations
@@ -12,11 +18,11 @@ import os
 import struct
 import warnings
 import zipfile
-from pathlib import Path
 
 from .errors import GradcliError, data_error
 
-MAX_BYTES = 8 * 1024 ** 3  # refuse arrays over 8 GiB outright
+CHUNK = 16 * 1024 ** 2  # bytes per read
+MAX_ENTRIES = 2 ** 62 // 8  # no array dimension product beyond what numpy can index
 
 
 class UsageError(GradcliError):
@@ -30,156 +36,415 @@ def _np():
     return numpy
 
 
-def _check_array(name: str, arr, origin: str):
-    np = _np()
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise data_error(f"{name} ({origin}): dtype {arr.dtype} is not numeric (need float, int or bool)")
-    if arr.ndim > 2:
-        raise data_error(f"{name} ({origin}): {arr.ndim}-d arrays are not supported (scalars, vectors "
-                         "and matrices only)")
+def printable(text: str) -> str:
+    """A name read from a file, safe to print: control and non-printing characters escaped."""
+    try:
+        from .errors import printable as shared
+    except ImportError:
+        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return shared(text)
+
+
+# ----------------------------------------------------------------------------- headers
+class Source:
+    """An array known by its header; `load()` reads it.  `value` is set for -d NAME=NUMBER."""
+
+    def __init__(self, name: str, origin: str, shape: tuple, dtype=None, fortran: bool = False,
+                 read=None, value=None):
+        self.name, self.origin, self.shape = name, origin, tuple(shape)
+        self.dtype, self.fortran, self._read, self.value = dtype, fortran, read, value
+
+    @property
+    def entries(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    def load(self, allow_nonfinite: bool = False):
+        np = _np()
+        if self.value is not None:
+            arr = self.value
+        else:
+            try:
+                flat = self._read()
+            except MemoryError:
+                raise data_error(f"{self.name} ({self.origin}): not enough memory for its "
+                                 f"{human_bytes(8 * self.entries)}") from None
+            except OSError as exc:
+                raise data_error(f"{self.origin}: cannot read ({_reason(exc)})") from None
+            arr = flat.reshape(self.shape[::-1]).T if self.fortran else flat.reshape(self.shape)
+        try:
+            return _check_values(self.name, arr, self.origin, allow_nonfinite, np)
+        except MemoryError:
+            raise data_error(f"{self.name} ({self.origin}): not enough memory to convert it to "
+                             f"float64 ({human_bytes(8 * self.entries)})") from None
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno).lower() if exc.errno else type(exc).__name__
+
+
+def _check_values(name: str, arr, origin: str, allow_nonfinite: bool, np):
     # float64 in native byte order and C order; a copy only when the file's array is not already
-    # (an 80 MB copy would cost more than the gradient it feeds)
     arr = np.ascontiguousarray(arr, dtype=np.float64) if arr.ndim else np.asarray(arr, dtype=np.float64)
     with np.errstate(all="ignore"):
         finite = np.isfinite(arr.sum()) or np.all(np.isfinite(arr))  # the sum is a fast first look
     if not finite:
+        if not allow_nonfinite:
+            raise data_error(f"{name} ({origin}) contains NaN or Inf; pass --allow-nonfinite to use it")
         warnings.warn(f"{name} ({origin}) contains NaN or Inf", RuntimeWarning, stacklevel=2)
     return arr
 
 
-def _check_npy_header(fh, path: str, size: int) -> tuple:
-    """Read the header only; refuse files whose data would not fit their own size.
-    Returns (shape, fortran_order, dtype, element count), the file positioned at the data."""
+def _describe_dtype(dtype) -> str:
+    if dtype.names is not None or dtype.subdtype is not None:
+        return "a structured dtype"
+    return f"dtype {dtype.name}"
+
+
+def _npy_header(fh, where: str, available: int) -> tuple:
+    """Read and check a .npy header (the file positioned at it); returns (shape, fortran,
+    dtype); the file is left at the data.  `available`: bytes from the header's start to the end
+    of the file or member."""
     np = _np()
     fmt = np.lib.format
+    start = fh.tell()
+    magic = fh.read(8)
+    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+        raise data_error(f"{where}: not a .npy array (no NumPy header)")
     try:
-        version = fmt.read_magic(fh)
+        version = (magic[6], magic[7])
         if version == (1, 0):
             shape, fortran, dtype = fmt.read_array_header_1_0(fh)
-        else:
+        elif version in ((2, 0), (3, 0)):
             shape, fortran, dtype = fmt.read_array_header_2_0(fh)
-    except ValueError as exc:
-        raise data_error(f"{path}: not a valid .npy file ({exc})") from None
+        else:
+            raise ValueError
+    except (ValueError, SyntaxError, TypeError, EOFError, UnicodeDecodeError, OverflowError):
+        raise data_error(f"{where}: damaged .npy header") from None
     if dtype.hasobject:
-        raise data_error(f"{path}: object arrays are refused (they need pickle)")
+        raise data_error(f"{where}: object arrays are refused (they need pickle)")
+    if dtype.names is not None or dtype.subdtype is not None or dtype.kind not in "biuf":
+        raise data_error(f"{where}: {_describe_dtype(dtype)} is not numeric (need float, int or bool)")
+    if len(shape) > 2:
+        raise data_error(f"{where}: {len(shape)}-d arrays are not supported (scalars, vectors and "
+                         "matrices only)")
+    nonzero = 1
+    for d in shape:
+        nonzero *= max(d, 1)
+    if nonzero > MAX_ENTRIES:
+        raise data_error(f"{where}: header shape {shape} is larger than any array can be")
+    count = 0 if 0 in shape else nonzero
+    need = count * dtype.itemsize
+    used = fh.tell() - start
+    if used + need > available:
+        raise data_error(f"{where}: truncated: header promises {need} bytes of data, the file has "
+                         f"{max(available - used, 0)}")
+    return shape, fortran, dtype
+
+
+def _read_into(fh, shape: tuple, dtype, where: str):
+    """The data of an array as a flat float64 array, read in chunks straight into it: a file
+    of float64 is read into place; any other dtype chunk by chunk through a small buffer and
+    converted, so a float32 or int file never needs its own size in memory on top."""
+    np = _np()
     count = 1
     for d in shape:
         count *= d
-    need = count * dtype.itemsize
-    if need > MAX_BYTES:
-        raise data_error(f"{path}: header claims {count} elements ({need} bytes), over the limit")
-    if fh.tell() + need > size:
-        raise data_error(f"{path}: truncated: header promises {need} bytes of data, the file has "
-                         f"{size - fh.tell()}")
-    return shape, fortran, dtype, count
-
-
-def load_npy(path: str, name: str):
-    np = _np()
-    if not os.path.isfile(path):
-        raise UsageError(f"no such file: {path}")
-    size = os.path.getsize(path)
-    with open(path, "rb") as fh:
-        _check_npy_header(fh, path, size)
-        fh.seek(0)
-        try:
-            arr = np.load(fh, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise data_error(f"{path}: cannot read ({exc})") from None
-    return _check_array(name, arr, path)
-
-
-def load_npz(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise UsageError(f"no such file: {path}")
-    np = _np()
-    out = {}
-    try:
-        with open(path, "rb") as raw, zipfile.ZipFile(raw) as zf:
-            for info in zf.infolist():
-                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-                out[key] = _check_array(key, _read_member(np, raw, zf, info, f"{path}:{info.filename}"), path)
-    except zipfile.BadZipFile:
-        raise data_error(f"{path}: not a valid .npz (zip) file") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise data_error(f"{path}: cannot read ({exc})") from None
+    out = np.empty(count, dtype=np.float64)
+    if dtype == out.dtype:
+        _fill(fh, memoryview(out.view(np.uint8)), 0, count * 8, where)
+        return out
+    per = max(1, CHUNK // dtype.itemsize)
+    buf = np.empty(min(per, count), dtype=dtype)
+    for start in range(0, count, per):
+        n = min(per, count - start)
+        _fill(fh, memoryview(buf[:n].view(np.uint8)), start * dtype.itemsize, count * dtype.itemsize, where)
+        out[start:start + n] = buf[:n]
     return out
 
 
-def _read_member(np, raw, zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str):
-    """One array of an .npz.  A stored (uncompressed) member, which is what np.savez writes, is
-    read straight from the file into the array: one read and no copy through zipfile's buffers
-    (80 MB: np.load 31 ms, this 12 ms).  Its CRC is not recomputed (that would cost more than
-    the read; a .npy file has none either).  Compressed members (np.savez_compressed) go through
-    zipfile, which checks theirs."""
-    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-        with zf.open(info) as fh:
-            _check_npy_header(fh, where, info.file_size)
-        with zf.open(info) as fh:
-            return np.lib.format.read_array(fh, allow_pickle=False)
-    raw.seek(info.header_offset)
-    local = raw.read(30)  # the member's local header: its name and extra field come next
-    if len(local) != 30 or local[:4] != b"PK\x03\x04":
-        raise data_error(f"{where}: damaged zip entry")
-    name_len, extra_len = struct.unpack("<HH", local[26:30])
-    start = info.header_offset + 30 + name_len + extra_len
-    raw.seek(start)
-    shape, fortran, dtype, count = _check_npy_header(raw, where, start + info.file_size)
-    arr = np.fromfile(raw, dtype=dtype, count=count)
-    if arr.size != count:
-        raise data_error(f"{where}: truncated: {arr.size} of {count} elements")
-    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+def _fill(fh, raw, done: int, total: int, where: str) -> None:
+    """Fill the buffer `raw` from fh, CHUNK bytes a read (Ctrl-C is honoured between reads)."""
+    pos = 0
+    while pos < len(raw):
+        got = fh.readinto(raw[pos:pos + CHUNK])
+        if not got:
+            raise data_error(f"{where}: truncated: {done + pos} of {total} bytes of data")
+        pos += got
 
 
-def parse_data_option(spec: str) -> dict:
-    """-d NAME=FILE.npy | -d FILE.npz | -d NAME=NUMBER → {name: array}."""
+def _open(path: str):
+    if not os.path.exists(path):
+        raise UsageError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a folder, not a .npy or .npz file")
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path} ({_reason(exc)})") from None
+
+
+def open_npy(path: str, name: str) -> Source:
+    with _open(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        shape, fortran, dtype = _npy_header(fh, path, size)
+        offset = fh.tell()
+
+    def read():
+        with _open(path) as fh:
+            fh.seek(offset)
+            return _read_into(fh, shape, dtype, path)
+
+    return Source(name, path, shape, dtype, fortran, read)
+
+
+# ----------------------------------------------------------------------------- .npz
+def npz_members(path: str) -> dict:
+    """{key: ZipInfo} of an .npz, after checking its directory: no two entries with one key
+    (`x` and `x.npy` included) and no two entries sharing bytes (a zip bomb's trick; numpy's
+    zipfile refuses those too)."""
+    with _open(path) as raw:
+        size = os.fstat(raw.fileno()).st_size
+        try:
+            with zipfile.ZipFile(raw) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
+            raise data_error(f"{path}: not a valid .npz (zip) file") from None
+        members: dict = {}
+        spans = []
+        for info in infos:
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if key in members:
+                raise data_error(f"{path}: the member '{printable(key)}' is there twice")
+            members[key] = info
+            raw.seek(info.header_offset)
+            local = raw.read(30)
+            if len(local) != 30 or local[:4] != b"PK\x03\x04":
+                raise data_error(f"{path}: damaged zip entry '{printable(info.filename)}'")
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            end = info.header_offset + 30 + name_len + extra_len + info.compress_size
+            if end > size:
+                raise data_error(f"{path}: the member '{printable(key)}' runs past the end of the file")
+            spans.append((info.header_offset, end, key))
+        spans.sort()
+        for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+            if start < end:
+                raise data_error(f"{path}: the members '{printable(a)}' and '{printable(b)}' overlap "
+                                 "(refused, as numpy does)")
+    return members
+
+
+def _npz_source(path: str, key: str, info: zipfile.ZipInfo, name: str) -> Source:
+    """A member's header now, its data on load().  A stored (uncompressed) member, which is
+    what np.savez writes, is read straight from the file into the array (no copy through
+    zipfile's buffers; its CRC is not recomputed, a .npy has none either).  Compressed members
+    (np.savez_compressed) are read through zipfile, which checks theirs."""
+    where = f"{path}:{printable(info.filename)}"
+    stored = info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1
+    if stored:
+        with _open(path) as raw:
+            raw.seek(info.header_offset + 26)
+            name_len, extra_len = struct.unpack("<HH", raw.read(4))
+            start = info.header_offset + 30 + name_len + extra_len
+            raw.seek(start)
+            shape, fortran, dtype = _npy_header(raw, where, info.file_size)
+            offset = raw.tell()
+
+        def read():
+            with _open(path) as raw:
+                raw.seek(offset)
+                return _read_into(raw, shape, dtype, where)
+    else:
+        try:
+            with _open(path) as raw, zipfile.ZipFile(raw) as zf, zf.open(info) as fh:
+                shape, fortran, dtype = _npy_header(fh, where, info.file_size)
+        except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, RuntimeError):
+            raise data_error(f"{where}: cannot read this zip entry") from None
+
+        def read():
+            try:
+                with _open(path) as raw, zipfile.ZipFile(raw) as zf, zf.open(info) as fh:
+                    _npy_header(fh, where, info.file_size)
+                    return _read_into(fh, shape, dtype, where)
+            except (zipfile.BadZipFile, ValueError, EOFError, RuntimeError):
+                raise data_error(f"{where}: damaged zip entry (bad CRC or data)") from None
+
+    return Source(name, path, shape, dtype, fortran, read)
+
+
+def open_npz(path: str, wanted=None) -> dict:
+    """{key: Source} for the members named in `wanted` (all of them when None)."""
+    members = npz_members(path)
+    return {key: _npz_source(path, key, info, key) for key, info in members.items()
+            if wanted is None or key in wanted}
+
+
+# ----------------------------------------------------------------------------- -d options
+def open_sources(specs: list[str], wanted=None) -> dict:
+    """Headers of every -d option (a later option overrides an earlier one for the same name):
+    -d NAME=FILE.npy | -d FILE.npz | -d NAME=FILE.npz | -d NAME=NUMBER → {name: Source}.
+    Of an .npz bound as a whole only the members in `wanted` (the formula's symbols) are read."""
+    out: dict = {}
+    for spec in specs:
+        try:
+            out.update(_open_spec(spec, wanted))
+        except OSError as exc:  # an I/O error while reading a header or a zip directory
+            raise data_error(f"-d {spec}: cannot read ({_reason(exc)})") from None
+    return out
+
+
+def _open_spec(spec: str, wanted) -> dict:
     np = _np()
     if "=" not in spec:
         if spec.endswith(".npz"):
-            return load_npz(spec)
+            return open_npz(spec, wanted)
         raise UsageError(f"-d {spec}: expected NAME=FILE.npy, NAME=NUMBER or FILE.npz")
     name, _, value = spec.partition("=")
     name = name.strip()
     if not name.isidentifier():
         raise UsageError(f"-d {spec}: '{name}' is not a symbol name")
     try:
-        return {name: _check_array(name, np.array(float(value)), "option")}
+        number = float(value)
     except ValueError:
         pass
+    else:
+        return {name: Source(name, "option", (), value=np.array(number))}
     if value.endswith(".npz"):
-        arrays = load_npz(value)
-        if name not in arrays:
-            if len(arrays) == 1:
-                return {name: next(iter(arrays.values()))}
-            raise data_error(f"{value} has no array named '{name}' (it has {', '.join(sorted(arrays))})")
-        return {name: arrays[name]}
-    return {name: load_npy(value, name)}
+        members = npz_members(value)
+        if name not in members:
+            if len(members) != 1:
+                names = sorted(members)
+                shown = ", ".join(f"'{printable(k)}'" for k in names[:20]) + (" …" if len(names) > 20 else "")
+                raise data_error(f"{value} has no array named '{name}' (it has {shown or 'none'})")
+            key = next(iter(members))
+        else:
+            key = name
+        return {name: _npz_source(value, key, members[key], name)}
+    return {name: open_npy(value, name)}
+
+
+def load_values(sources: dict, allow_nonfinite: bool = False) -> dict:
+    """{name: float64 array} of the given sources (headers already checked)."""
+    return {name: src.load(allow_nonfinite) for name, src in sources.items()}
+
+
+# The whole-file loaders of the Python API (every member of an .npz).
+def load_npy(path: str, name: str, allow_nonfinite: bool = True):
+    return open_npy(path, name).load(allow_nonfinite)
+
+
+def load_npz(path: str, allow_nonfinite: bool = True) -> dict:
+    return load_values(open_npz(path), allow_nonfinite)
+
+
+def parse_data_option(spec: str, allow_nonfinite: bool = True) -> dict:
+    return load_values(_open_spec(spec, None), allow_nonfinite)
+
+
+# ----------------------------------------------------------------------------- shapes
+def check_declared_shapes(options: dict, data: dict) -> dict:
+    """-s shapes must agree with the data's: numbers equal, and a dimension name the same
+    number wherever it occurs (-s X=M,n -s y=M with X 4×3 and y of 5 entries is refused).
+    Returns {dimension name: number} of the names the data fixes."""
+    from .shapes import fmt_dims
+
+    bound: dict = {}  # dimension name → (value, symbol that fixed it)
+    for name, dims in options.items():
+        if name not in data:
+            continue
+        got = tuple(data[name])
+        mine = f"{name}: data shape {fmt_dims(got)} contradicts -s {name}={fmt_dims(tuple(dims))}"
+        if len(dims) != len(got):
+            raise data_error(mine)
+        for want, have in zip(dims, got):
+            if isinstance(want, int):
+                if want != have:
+                    raise data_error(mine)
+            elif want in bound and bound[want][0] != have:
+                value, other = bound[want]
+                raise data_error(f"{mine} ({want} is {value} in the data of {other})")
+            else:
+                bound[want] = (have, name)
+    return {dim: value for dim, (value, _) in bound.items()}
+
+
+# ----------------------------------------------------------------------------- memory
+def available_memory() -> int | None:
+    """Bytes this process can still allocate without swapping: MemAvailable (Linux), lowered to
+    what a cgroup limit leaves; the free physical pages elsewhere; None if unknown."""
+    found = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if found is None:
+        try:
+            found = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    for limit, current in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                           ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                            "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit) as a, open(current) as b:
+                left = int(a.read().strip()) - int(b.read().strip())
+            found = min(found, max(left, 0))
+            break
+        except (OSError, ValueError):  # no cgroup, or "max" (no limit)
+            continue
+    return found
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} EB"
+
+
+def ensure_memory(parts: list[tuple[str, int]], available: int | None = None) -> None:
+    """Refuse a run whose arrays (label, entries of 8 bytes) need more than the memory
+    available, before any of them is allocated.  It is a lower bound: evaluation needs some
+    temporaries on top."""
+    need = sum(8 * n for _, n in parts)
+    if available is None:
+        available = available_memory()
+    if available is None or need <= available:
+        return
+    big = sorted(parts, key=lambda p: -p[1])[:3]
+    detail = ", ".join(f"{label} {human_bytes(8 * n)}" for label, n in big if n)
+    raise data_error(f"this run needs at least {human_bytes(need)} of memory ({detail}); "
+                     f"{human_bytes(available)} is available")
+
+
+# ----------------------------------------------------------------------------- --random
+def random_shapes(symbols: dict) -> None:
+    """--random needs a number for every dimension."""
+    for name in sorted(symbols):
+        dims = symbols[name]
+        if not all(isinstance(d, int) for d in dims):
+            raise data_error(f"--random needs numeric shapes: '{name}' has shape "
+                             f"({', '.join(str(d) for d in dims)}); give -s {name}=... or data")
 
 
 def random_values(symbols: dict, seed: int) -> dict:
     """Seeded values for symbols without data: entries in [0.5, 1.5) (positive, so log, sqrt and
     division are defined); square matrices get n·I added so det, inv and logdet are too."""
     np = _np()
+    random_shapes(symbols)
     rng = np.random.default_rng(seed)
     out = {}
     for name in sorted(symbols):
         dims = symbols[name]
-        if not all(isinstance(d, int) for d in dims):
-            raise data_error(f"--random needs numeric shapes: '{name}' has shape "
-                             f"({', '.join(str(d) for d in dims)}); give -s {name}=... or data")
         arr = rng.uniform(0.5, 1.5, size=dims)
         if len(dims) == 2 and dims[0] == dims[1]:
-            arr = arr + dims[0] * np.eye(dims[0])
+            arr[np.diag_indices(dims[0])] += dims[0]
         out[name] = arr
     return out
-
-
-def save_arrays(out_dir: str, arrays: dict) -> list[str]:
-    np = _np()
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, value in arrays.items():
-        path = os.path.join(out_dir, f"{name}.npy")
-        np.save(path, np.asarray(value))
-        written.append(path)
-    return written

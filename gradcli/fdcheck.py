@@ -52,8 +52,10 @@ def check_derivative(f: Callable[[dict], Any], values: dict, name: str, derivati
     has the shape of x) and finite differences of f."""
     import numpy as np
 
-    idx, fd = finite_difference(f, values, name, **kw)
     x_size = np.asarray(values[name]).size
+    if x_size == 0 or np.asarray(derivative).size == 0:
+        return 0.0  # an empty derivative has no entry that could be wrong
+    idx, fd = finite_difference(f, values, name, **kw)
     exact = np.asarray(derivative, dtype=float).reshape(-1, x_size)[:, idx].T  # (K, size of f)
     fd = fd.reshape(len(idx), -1)
     return relative_error(fd, exact, noise_floor(f(values)))

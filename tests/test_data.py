@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from gradcli.cli import main
+from gradcli import data
 from gradcli.data import load_npy, load_npz, parse_data_option
 from gradcli.errors import GradcliError
 
@@ -40,7 +41,7 @@ def test_huge_header_is_refused_before_allocation(tmp_path):
     path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
     with pytest.raises(GradcliError) as info:
         load_npy(str(path), "X")
-    assert "10000" in info.value.message or "limit" in info.value.message
+    assert "8000000000000 bytes" in info.value.message  # refused from the header: nothing allocated
 
 
 def test_truncated_file(tmp_path):
@@ -74,8 +75,10 @@ def test_dtypes_and_layouts(tmp_path, array, ok):
             load_npy(str(path), "a")
 
 
+@pytest.mark.parametrize("chunk", [7, 1 << 24])
 @pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
-def test_npz_members_read_directly_equal_numpys_own_load(tmp_path, save):
+def test_npz_members_read_directly_equal_numpys_own_load(tmp_path, save, chunk, monkeypatch):
+    monkeypatch.setattr(data, "CHUNK", chunk)  # read in chunks: any chunk size gives the same array
     # np.savez stores members uncompressed and gradcli reads them straight from the file;
     # savez_compressed goes through zipfile.  Either way: the arrays np.load gives, as float64.
     rng = np.random.default_rng(0)
@@ -122,9 +125,16 @@ def test_data_shape_contradicting_formula(tmp_path, capsys):
     assert rc == 1 and doc["error"]["kind"] == "shape" and "inner dimensions 3 and 2 differ" in err
 
 
-def test_nan_input_warns_and_still_computes(tmp_path, capsys):
-    np.save(tmp_path / "x.npy", np.array([1.0, np.nan]))
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_input_is_a_data_error_naming_the_symbol(tmp_path, capsys, bad):
+    np.save(tmp_path / "x.npy", np.array([1.0, bad]))
     rc, doc, err = grad_json(capsys, "x'@x wrt x", "-d", f"x={tmp_path / 'x.npy'}")
+    assert rc == 1 and doc["error"]["kind"] == "data" and "x (" in err and "--allow-nonfinite" in err
+
+
+def test_nonfinite_input_with_allow_nonfinite_warns_and_computes(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.array([1.0, np.nan]))
+    rc, doc, err = grad_json(capsys, "x'@x wrt x", "-d", f"x={tmp_path / 'x.npy'}", "--allow-nonfinite")
     assert rc == 0 and "NaN or Inf" in err and doc["value"] is None
 
 
@@ -146,3 +156,196 @@ def test_bad_data_specs():
     with pytest.raises(GradcliError) as info:
         load_npz("/no/such.npz")
     assert info.value.kind == "usage"
+
+
+# ----------------------------------------------------------------------------- what is read
+def npy_bytes(header: str, data: bytes = b"") -> bytes:
+    header += " " * (118 - len(header)) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + data
+
+
+def lying_npz(path, **good):
+    """An .npz with the given arrays and a member 'unused' whose header claims 10¹² entries."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for k, v in good.items():
+            with zf.open(f"{k}.npy", "w") as fh:
+                np.lib.format.write_array(fh, v)
+        zf.writestr("unused.npy", npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }"))
+
+
+@pytest.mark.parametrize("command", ["grad", "shape"])
+def test_npz_members_the_formula_does_not_name_are_not_read(tmp_path, capsys, command):
+    lying_npz(tmp_path / "d.npz", x=np.ones(3))
+    rc = main([command, "x'@x wrt x", "-d", str(tmp_path / "d.npz")])
+    assert rc == 0, capsys.readouterr().err
+    with pytest.raises(GradcliError):  # the member is bad: read, it is refused
+        load_npz(str(tmp_path / "d.npz"))
+
+
+def zip_with_entries(path, entries):
+    import warnings
+    import zipfile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about duplicate names
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, array in entries:
+                with zf.open(name, "w") as fh:
+                    np.lib.format.write_array(fh, array)
+
+
+@pytest.mark.parametrize("names", [("x.npy", "x.npy"), ("x", "x.npy")])
+def test_duplicate_npz_members_are_refused(tmp_path, capsys, names):
+    zip_with_entries(tmp_path / "d.npz", [(names[0], np.ones(3)), (names[1], np.zeros(3))])
+    rc, doc, err = grad_json(capsys, "x'@x wrt x", "-d", str(tmp_path / "d.npz"))
+    assert rc == 1 and doc["error"]["kind"] == "data" and "'x'" in err and "twice" in err
+
+
+def test_overlapping_npz_members_are_refused(tmp_path, capsys):
+    np.savez(tmp_path / "d.npz", x=np.ones(3), y=np.ones(3))
+    raw = bytearray((tmp_path / "d.npz").read_bytes())
+    second = raw.index(b"PK\x01\x02", raw.index(b"PK\x01\x02") + 4)  # y's central directory entry
+    raw[second + 42:second + 46] = (0).to_bytes(4, "little")  # ... now points at x's bytes
+    (tmp_path / "d.npz").write_bytes(bytes(raw))
+    rc, doc, err = grad_json(capsys, "x'@y wrt x", "-d", str(tmp_path / "d.npz"))
+    assert rc == 1 and doc["error"]["kind"] == "data" and "overlap" in err
+
+
+def test_member_names_are_printed_with_control_characters_escaped(tmp_path, capsys):
+    np.savez(tmp_path / "d.npz", **{"\x1b[2Jevil": np.ones(3), "other": np.ones(2)})
+    rc, doc, err = grad_json(capsys, "x'@x wrt x", "-d", f"x={tmp_path / 'd.npz'}")
+    assert rc == 1 and "\x1b" not in err and "\\x1b[2Jevil" in err
+
+
+@pytest.mark.parametrize("content", [
+    b"root:SECRET-PASSWORD-HASH:19000:0:99999:7:::\n",
+    npy_bytes("{'descr': 'SECRET-PASSWORD-HASH', 'fortran_order': False, 'shape': (3,), }"),
+    npy_bytes("{'descr': [('SECRET-PASSWORD-HASH', '<f8')], 'fortran_order': False, 'shape': (1,), }", bytes(8)),
+])
+def test_errors_never_echo_file_contents(tmp_path, capsys, content):
+    (tmp_path / "s.npy").write_bytes(content)
+    rc, doc, err = grad_json(capsys, "x'@x wrt x", "-d", f"x={tmp_path / 's.npy'}")
+    assert rc == 1 and doc["error"]["kind"] == "data"
+    assert "SECRET" not in err and "SECRET" not in json.dumps(doc)
+
+
+def test_an_absurd_header_shape_is_a_data_error(tmp_path, capsys):
+    (tmp_path / "z.npy").write_bytes(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 10**30), }"))
+    rc, doc, err = grad_json(capsys, "sum(X) wrt X", "-d", f"X={tmp_path / 'z.npy'}")
+    assert rc == 1 and doc["error"]["kind"] == "data" and "internal" not in err
+
+
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (3, 0)])
+def test_empty_arrays_with_check(tmp_path, capsys, shape):
+    np.save(tmp_path / "e.npy", np.zeros(shape))
+    formula = "sum(x^2) wrt x" if len(shape) == 1 else "sum(X*X) wrt X"
+    rc, doc, err = grad_json(capsys, formula, "-d", f"{formula[4]}={tmp_path / 'e.npy'}", "--check")
+    assert rc == 0, err
+    d = doc["derivatives"][0]
+    assert np.asarray(d["value"]).size == 0 and d["check"]["ok"] and doc["value"] == 0.0
+
+
+# ----------------------------------------------------------------------------- -s against data
+def test_shape_option_contradicting_data_names_both_shapes(tmp_path, capsys):
+    np.save(tmp_path / "X.npy", np.ones((4, 3)))
+    rc, doc, err = grad_json(capsys, "sum(X) wrt X", "-d", f"X={tmp_path / 'X.npy'}", "-s", "X=3x4")
+    assert rc == 1 and doc["error"]["kind"] == "data" and "(4, 3)" in err and "(3, 4)" in err
+
+
+def test_a_dimension_name_must_mean_one_number_across_the_data(tmp_path, capsys):
+    np.savez(tmp_path / "d.npz", X=np.ones((4, 3)), y=np.ones(5), theta=np.ones(3))
+    rc, doc, err = grad_json(capsys, "||y - X@theta||^2 wrt theta", "-d", str(tmp_path / "d.npz"),
+                             "-s", "X=M,n", "-s", "y=M")
+    assert rc == 1 and doc["error"]["kind"] == "data" and "M is 4" in err
+
+
+def test_shape_option_agreeing_with_data_is_fine(tmp_path, capsys):
+    np.savez(tmp_path / "d.npz", X=np.ones((4, 3)), y=np.ones(4), theta=np.ones(3))
+    rc, doc, err = grad_json(capsys, "||y - X@theta||^2 wrt theta", "-d", str(tmp_path / "d.npz"),
+                             "-s", "X=M,3", "-s", "y=M")
+    assert rc == 0, err
+
+
+# ----------------------------------------------------------------------------- memory
+def test_random_arrays_beyond_memory_are_refused_before_allocating(capsys):
+    rc, doc, err = grad_json(capsys, "sum(X) wrt X", "-s", "X=3000000x3000000", "--random")
+    assert rc == 1 and doc["error"]["kind"] == "data" and "72.0 TB" in err and "available" in err
+
+
+def test_a_jacobian_beyond_memory_is_refused_before_loading(tmp_path, capsys, monkeypatch):
+    np.save(tmp_path / "x.npy", np.ones(1000))
+    np.save(tmp_path / "A.npy", np.ones((1000, 1000)))
+    inputs = 8 * (1000 + 1000 * 1000)
+    monkeypatch.setattr(data, "available_memory", lambda: inputs + 8 * 1000 + 8 * 1000 * 1000 // 2)
+
+    def no_load(self, allow_nonfinite=False):
+        raise AssertionError("loaded before the memory check")
+    monkeypatch.setattr(data.Source, "load", no_load)
+    rc, doc, err = grad_json(capsys, "tanh(A@x) wrt x", "-d", f"x={tmp_path / 'x.npy'}",
+                             "-d", f"A={tmp_path / 'A.npy'}")
+    assert rc == 1 and doc["error"]["kind"] == "data" and "∂f/∂x 8.0 MB" in err
+
+
+SLOW_LOAD = """
+import sys, time
+from gradcli import cli, data
+data.CHUNK = 1 << 20
+opened = data._open
+class Slow:
+    def __init__(self, fh): self.fh = fh
+    def __getattr__(self, name): return getattr(self.fh, name)
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.fh.close()
+    def readinto(self, buf):
+        time.sleep(0.05)
+        return self.fh.readinto(buf)
+data._open = lambda path: Slow(opened(path))
+print("loading", flush=True)
+sys.exit(cli.main(["grad", "sum(x^2) wrt x", "-d", "x=" + sys.argv[1]]))
+"""
+
+
+def test_ctrl_c_during_a_load_is_honoured_at_once(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    np.save(tmp_path / "big.npy", np.ones(8_000_000))  # 64 MB: 64 chunks of 50 ms
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_LOAD, str(tmp_path / "big.npy")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "loading"
+    time.sleep(0.3)
+    assert proc.poll() is None
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    # within a second of the signal (plus the interpreter's exit, on a shared machine)
+    assert time.monotonic() - sent < 1.5 and proc.returncode != 0
+
+
+def test_a_dimension_name_fixed_by_data_holds_for_symbols_without_data(tmp_path, capsys):
+    # -s X=M,n -s y=M: X's data makes M = 4, so --random gives y four entries
+    np.save(tmp_path / "X.npy", np.ones((4, 3)))
+    rc, doc, err = grad_json(capsys, "||y - X@theta||^2 wrt theta", "-d", f"X={tmp_path / 'X.npy'}",
+                             "-s", "X=M,n", "-s", "y=M", "--random")
+    assert rc == 0, err
+    assert doc["symbols"]["y"]["shape"] == [4] and doc["symbols"]["theta"]["shape"] == [3]
+
+
+def test_a_float32_file_is_converted_chunk_by_chunk(tmp_path, monkeypatch):
+    import tracemalloc
+
+    n = 2_000_000
+    np.save(tmp_path / "x.npy", np.arange(n, dtype=np.float32))
+    monkeypatch.setattr(data, "CHUNK", 1 << 20)
+    tracemalloc.start()
+    try:
+        x = load_npy(str(tmp_path / "x.npy"), "x")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert x.dtype == np.float64 and np.array_equal(x, np.arange(n, dtype=np.float32))
+    assert peak < 8 * n + 3 * (1 << 20)  # the float64 array and one chunk, not the file's copy too
