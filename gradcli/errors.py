@@ -6,6 +6,37 @@ A `GradcliError` knows its kind (the JSON `error.kind` of SPEC §2), the column 
 
 from __future__ import annotations
 
+# Characters a terminal acts on rather than shows: C0 controls (escape sequences start with ESC),
+# DEL, C1 controls (CSI is U+009B), line and paragraph separators, and the bidirectional
+# formatting characters that reorder what is shown ("Trojan Source").  Lone surrogates (a file
+# name that is not UTF-8) are escaped too: no stream can encode them.
+_UNSAFE = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, 0x2028, 0x2029,
+           *range(0x202A, 0x202F), *range(0x2066, 0x206A), *range(0xD800, 0xE000)]
+_ESCAPES = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE}
+_ESCAPES_ONE_LINE = {c: e for c, e in _ESCAPES.items() if c != 0x09}
+_ESCAPES_KEEP_LINES = {c: e for c, e in _ESCAPES.items() if chr(c) not in "\n\t"}
+
+
+def printable(text: str, keep_lines: bool = False) -> str:
+    """`text` from outside gradcli (a file name, a line of a file, an archive member's name, a
+    formula) made safe to show on a terminal: every control or bidi-formatting character
+    becomes a visible escape (`\\x1b`, `\\u202e`), so what is printed is what is there, on one
+    line.  A tab stays (it only moves the cursor).  `keep_lines` also keeps newlines, for text
+    that is several lines already (the last line of defence in the printer)."""
+    return str(text).translate(_ESCAPES_KEEP_LINES if keep_lines else _ESCAPES_ONE_LINE)
+
+
+
+class OutputError(Exception):
+    """Standard output or standard error cannot be written (closed, a full disk, a closed pipe).
+    Not a GradcliError: the failure is the stream's, and reporting it on that same stream would
+    fail again; the entry point reports it where it still can."""
+
+    def __init__(self, stream: str, reason: str, broken_pipe: bool = False):
+        super().__init__(f"cannot write to standard {stream}: {reason}")
+        self.stream = stream
+        self.broken_pipe = broken_pipe
+
 
 class GradcliError(Exception):
     """A user-facing error: kind is one of parse, shape, data, usage, math."""
@@ -28,10 +59,11 @@ class GradcliError(Exception):
     def caret_view(self) -> str:
         """The formula, a caret under the offending column, and the message."""
         if self.text is None or self.column is None:
-            return f"error: {self.message}"
+            return f"error: {printable(self.message)}"
         line = self.text.splitlines()[self.line - 1] if self.text.strip() else self.text
-        pad = "".join("\t" if ch == "\t" else " " for ch in line[: self.column - 1])
-        return f"  {line}\n  {pad}^\nerror: {self.message}"
+        # the caret counts what is shown: an escaped character is several columns wide
+        pad = "".join("\t" if ch == "\t" else " " * len(printable(ch)) for ch in line[: self.column - 1])
+        return f"  {printable(line)}\n  {pad}^\nerror: {printable(self.message)}"
 
     def to_json(self) -> dict:
         return {"error": {"kind": self.kind, "message": self.message,
