@@ -5,13 +5,55 @@ The pipeline, one module per stage:
     parse.py (text → syntax) → infer.py (shapes, typed graph) → differentiate.py (reverse mode)
     → render.py (unicode / ASCII / LaTeX) and evaluate.py (numbers, via an array namespace).
 ops.py is the table of operators: shape rule, derivative rule, numpy implementation, notation.
+
+The names below are loaded on first use: importing the package costs nothing, so the command's
+entry point (gradcli.process) can install its signal handlers before anything heavy is imported.
 """
 
-from . import ops as _ops  # noqa: F401  (fills the operator table)
-from .api import Compiled, Derivative, Problem, analyze, parse_dims
-from .errors import GradcliError
-from .parse import parse
+import sys
+import types
 
 __version__ = "0.1.0"
 __all__ = ["analyze", "parse", "parse_dims", "Problem", "Derivative", "Compiled", "GradcliError",
            "__version__"]
+
+_HOMES = {"analyze": "api", "parse_dims": "api", "Problem": "api", "Derivative": "api",
+          "Compiled": "api", "GradcliError": "errors"}
+
+
+def _load(module: str):
+    import importlib
+
+    importlib.import_module(".ops", __name__)  # fills the operator table every stage reads
+    return importlib.import_module("." + module, __name__)
+
+
+def __getattr__(name: str):
+    if name == "ops":  # `import gradcli` used to load the operator table as gradcli.ops
+        return _load("ops")
+    if name not in _HOMES:
+        raise AttributeError(f"module 'gradcli' has no attribute {name!r}")
+    value = getattr(_load(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """`gradcli.parse` is the function, as it was when this package imported it eagerly: the
+    import system binds the submodule gradcli.parse to the same name when it is first loaded,
+    and this property keeps the function in its place."""
+
+    @property
+    def parse(self):
+        return _load("parse").parse
+
+    @parse.setter
+    def parse(self, module):
+        pass
+
+
+sys.modules[__name__].__class__ = _Package

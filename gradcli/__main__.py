@@ -1,5 +1,8 @@
+"""`python -m gradcli`: the same process as the `gradcli` command (see gradcli.process)."""
+
 import sys
 
-from .cli import main
+from gradcli.process import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,11 +14,12 @@ Text files hold one formula a line (`#` starts a comment).  Markdown files hold 
 from __future__ import annotations
 
 import re
-from .record import Factory, record
+import sys
 from pathlib import Path
 
 from .api import analyze, fmt_shape, parse_dims
-from .errors import GradcliError
+from .errors import GradcliError, printable
+from .record import Factory, record
 
 TEXT_SUFFIXES = {".txt", ".gradcli", ".formulas"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -42,17 +43,72 @@ class Outcome:
     column: int | None = None
     expected_failure: bool = False
     details: dict = Factory(dict)
+    warnings: list = Factory(list)
 
 
-def collect_files(paths: list[str]) -> list[Path]:
-    out: list[Path] = []
-    for p in map(Path, paths):
+STDIN_NAMES = {"-", "/dev/stdin"}
+
+
+def collect_files(paths: list[str]) -> list[str]:
+    """The files to read, in order: directories searched (sorted) for formula files; `-` and
+    /dev/stdin stand for standard input (read once).  A path that is neither a file nor a
+    directory is a usage error naming it."""
+    out: list[str] = []
+    for name in paths:
+        if name in STDIN_NAMES:
+            if STDIN_NAMES & set(out):
+                raise GradcliError("usage", "standard input can be read only once")
+            out.append(name)
+            continue
+        p = Path(name)
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and
-                              f.suffix.lower() in TEXT_SUFFIXES | MARKDOWN_SUFFIXES))
+            out.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and
+                       f.suffix.lower() in TEXT_SUFFIXES | MARKDOWN_SUFFIXES)
+        elif p.exists() and not p.is_file() and not _is_stream(p):
+            raise GradcliError("usage", f"not a file or directory: {printable(name)}")
+        elif not p.exists():
+            raise GradcliError("usage", f"no such file or directory: {printable(name)}")
         else:
-            out.append(p)
+            out.append(name)
+    for name in out:  # unreadable files fail before any output (pipes are not opened twice)
+        if name not in STDIN_NAMES and Path(name).is_file():
+            try:
+                open(name, "rb").close()
+            except OSError as exc:
+                raise GradcliError("usage", f"cannot read {printable(name)}: {exc.strerror or exc}") from None
     return out
+
+
+def _is_stream(p: Path) -> bool:
+    """A pipe or character device (`<(generate)`, /dev/fd/3): read like a file."""
+    import stat
+
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def read_source(name: str) -> str:
+    """A file's text (or standard input's for `-`): UTF-8 with a leading byte-order mark
+    dropped; bytes that are not UTF-8 become U+FFFD, which the parser then points at.  A file
+    that cannot be read is a usage error naming it (escaped: a name can hold anything)."""
+    try:
+        if name in STDIN_NAMES:
+            stream = getattr(sys.stdin, "buffer", sys.stdin)
+            if stream is None:
+                raise GradcliError("usage", "standard input is closed: nothing to check")
+            data = stream.read()
+        else:
+            with open(name, "rb") as fh:
+                data = fh.read()
+    except OSError as exc:
+        raise GradcliError("usage", f"cannot read {printable(name)}: {exc.strerror or exc}") from None
+    except ValueError:  # a closed stream
+        raise GradcliError("usage", f"cannot read {printable(name)}: it is closed") from None
+    text = data if isinstance(data, str) else data.decode("utf-8", errors="replace")
+    return text.removeprefix("\ufeff")
 
 
 def _split_expect(raw: str, start_col: int) -> tuple[str, str | None, int]:
@@ -62,26 +118,44 @@ def _split_expect(raw: str, start_col: int) -> tuple[str, str | None, int]:
     return formula, expect.strip(), start_col + len(formula) + 2
 
 
-def entries(path: Path) -> list[Entry]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    markdown = path.suffix.lower() in MARKDOWN_SUFFIXES
-    out = []
-    in_fence = False
-    for lineno, line in enumerate(text.splitlines(), start=1):
+_FENCE = re.compile(r"^ *(`{3,}|~{3,})(.*)$")
+
+
+def _fenced_lines(lines):
+    """(line number, line) of the lines inside ```gradcli or ~~~gradcli fences, as CommonMark
+    reads fences: a fence closes only with the same character, at least as many of them, and
+    nothing else on the line, so a ```gradcli shown inside a ````markdown example is not read."""
+    fence = None  # (character, length, is gradcli) of the open fence
+    for lineno, line in enumerate(lines, start=1):
+        m = _FENCE.match(line.lstrip() if fence is None else line.strip())
+        if fence is None:
+            if m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
+                words = m.group(2).split()
+                fence = (m.group(1)[0], len(m.group(1)), bool(words) and words[0].lower() == "gradcli")
+            continue
+        if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= fence[1] and not m.group(2).strip():
+            fence = None
+        elif fence[2]:
+            yield lineno, line
+
+
+def entries(name: str, text: str | None = None):
+    """The formulas of one file, one at a time: every non-comment line of a text file, the
+    lines inside gradcli fences of a Markdown file.  Lines end at \\n, \\r\\n or \\r, as an
+    editor counts them (not at form feeds or U+2028, which str.splitlines would also split at)."""
+    import io
+
+    text = read_source(name) if text is None else text
+    lines = (line.rstrip("\n") for line in io.StringIO(text, newline=None))
+    markdown = Path(name).suffix.lower() in MARKDOWN_SUFFIXES
+    for lineno, line in (_fenced_lines(lines) if markdown else enumerate(lines, start=1)):
         stripped = line.strip()
-        if markdown:
-            if stripped.startswith("```"):
-                in_fence = (not in_fence) and stripped[3:].strip().lower().startswith("gradcli")
-                continue
-            if not in_fence:
-                continue
         if not stripped or stripped.startswith("#"):
             continue
         body = line.split(" #", 1)[0] if " #" in line else line
         col = len(line) - len(line.lstrip()) + 1
         formula, expect, ecol = _split_expect(body.strip(), col)
-        out.append(Entry(str(path), lineno, col, formula.rstrip(), expect, ecol))
-    return out
+        yield Entry(name, lineno, col, formula.rstrip(), expect, ecol)
 
 
 def _norm_shape(spec: str) -> tuple:
@@ -102,11 +176,11 @@ def _split_top(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def check_entry(entry: Entry) -> Outcome:
+def check_entry(entry: Entry, analyses=None) -> Outcome:
     expect = entry.expect
     wants_error = expect is not None and re.match(r"^error\b", expect) is not None
     try:
-        problem = analyze(entry.text)
+        problem = (analyses or analyze)(entry.text)
         derivs = {d.wrt: d for d in problem.derivative_shapes()}
     except GradcliError as err:
         col = entry.col + (err.column - 1 if err.column else 0)
@@ -146,9 +220,62 @@ def check_entry(entry: Entry) -> Outcome:
     return Outcome(entry, True, details=details)
 
 
-def check_paths(paths: list[str]) -> list[Outcome]:
-    files = collect_files(paths)
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise GradcliError("usage", f"no such file: {missing[0]}")
-    return [check_entry(e) for f in files for e in entries(f)]
+class Analyses:
+    """`analyze(text)` for the check loop, each distinct text analysed once per run.
+
+    Safe to share: `check` passes no shapes, data or options, so an analysis is a function of
+    the formula's text alone (warnings included, kept to be reported at every line they
+    concern).  A failed analysis is raised afresh each time.  Only the most recent `size`
+    texts are kept, so a file of a million distinct formulas does not hold a million graphs."""
+
+    def __init__(self, size: int = 4096):
+        from collections import OrderedDict
+
+        self._memo: OrderedDict = OrderedDict()
+        self._size = size
+        self.warnings: list[str] = []  # of the text analysed last
+
+    def __call__(self, text: str):
+        hit = self._memo.get(text)
+        if hit is None:
+            import warnings
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    result = analyze(text)
+                    result.derivative_shapes()  # fails here rather than inside the comparisons
+                except GradcliError as err:
+                    result = err
+            hit = self._memo[text] = (result, [str(w.message) for w in caught])
+            if len(self._memo) > self._size:
+                self._memo.popitem(last=False)
+        else:
+            self._memo.move_to_end(text)
+        result, self.warnings = hit
+        if isinstance(result, GradcliError):
+            raise GradcliError(result.kind, result.message, result.column, result.text, result.line)
+        return result
+
+
+def check_paths(paths: list[str]):
+    """Outcomes of every formula in `paths`, one at a time (memory stays flat however long the
+    files): every path is checked for existence first, so a mistyped name fails before any
+    output.  A bug met on one formula is that formula's failure, not the end of the run."""
+    return _outcomes(collect_files(paths))
+
+
+def _outcomes(files: list[str]):
+    analyses = Analyses()
+    for name in files:
+        for entry in entries(name):
+            analyses.warnings = []
+            try:
+                outcome = check_entry(entry, analyses)
+            except RecursionError:
+                outcome = Outcome(entry, False, "the formula is nested too deeply", entry.col)
+            except Exception as exc:  # a bug in gradcli: reported at its line, the run goes on
+                outcome = Outcome(entry, False, f"internal error ({type(exc).__name__}: {exc}); please "
+                                                "report this formula", entry.col)
+            outcome.warnings = list(analyses.warnings)
+            yield outcome

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .errors import GradcliError
+from .errors import GradcliError, OutputError, printable
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="Matrix calculus at the command line: derivatives in matrix notation, "
@@ -74,12 +74,31 @@ def _error_lines(text: str) -> None:
 
 def _read_formula(formula: str) -> str:
     if formula == "-":
-        text = sys.stdin.read()
+        text = _read_stdin("the formula")
         lines = [ln for ln in text.splitlines() if ln.strip()]
         if not lines:
             raise GradcliError("parse", "empty formula on standard input", 1, "")
         return " ".join(lines)
     return formula
+
+
+def _read_stdin(what: str) -> str:
+    """Standard input as UTF-8 text (a leading BOM dropped), or a usage error saying why not."""
+    stream = getattr(sys.stdin, "buffer", sys.stdin)
+    if stream is None:
+        raise GradcliError("usage", f"standard input is closed: nothing to read {what} from")
+    try:
+        data = stream.read()
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or "it is closed"
+        raise GradcliError("usage", f"cannot read {what} from standard input: {reason}") from None
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise GradcliError("parse", f"standard input is not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                                    f"at offset {exc.start})") from None
 
 
 def _shapes(specs: list[str] | None) -> dict[str, tuple]:
@@ -182,9 +201,9 @@ def _dims_json(dims: tuple) -> list:
 
 
 def _fail(err: GradcliError, as_json: bool) -> None:
+    _error_lines(err.caret_view())  # first: it still reaches stderr if stdout cannot be written
     if as_json:
         sys.stdout.write(_json(err.to_json()) + "\n")
-    _error_lines(err.caret_view())
     raise typer.Exit(2 if err.kind == "usage" else 1)
 
 
@@ -198,7 +217,7 @@ def _run(as_json: bool, body) -> None:
             _printer(stderr=True)(("warning:", "yellow"), f" {w.message}")
     except GradcliError as err:
         _fail(err, as_json)
-    except (typer.Exit, BrokenPipeError):  # a closed pipe (`| head -1`): click exits quietly
+    except (typer.Exit, OutputError, BrokenPipeError):  # the process reports a stream's failure
         raise
     except RecursionError:
         _fail(GradcliError("parse", "the formula is nested too deeply"), as_json)
@@ -502,35 +521,87 @@ def _progress(steps: int, work: float = 0.0):
 
 
 # ----------------------------------------------------------------------------- check
-@app.command(name="check", epilog="\b\nExamples:\n  gradcli check samples/\n  gradcli check docs/*.md --json")
+@app.command(name="check", epilog="\b\nExamples:\n  gradcli check samples/\n  gradcli check docs/*.md --json\n"
+                                  "  git show HEAD:formulas.txt | gradcli check -")
 def check_cmd(files: Annotated[list[str], typer.Argument(help="Text files (one formula a line) or "
-                                                               "Markdown files (```gradcli fences), or "
-                                                               "directories of them.")],
+                                                               "Markdown files (```gradcli or ~~~gradcli "
+                                                               "fences), directories of them, or - for "
+                                                               "standard input.")],
               as_json: JsonOpt = False) -> None:
     """CI mode: shape-check every formula in FILES; report failures as file:line:column."""
     def body():
         from .checkfiles import check_paths
 
         outcomes = check_paths(files)
-        failures = [o for o in outcomes if not o.ok]
-        if as_json:
-            doc = {"checked": len(outcomes), "failed": len(failures),
-                   "expected_failures": sum(o.expected_failure for o in outcomes),
-                   "results": [{"file": o.entry.path, "line": o.entry.line, "column": o.column or o.entry.col,
-                                "formula": o.entry.text, "ok": o.ok, "expected_failure": o.expected_failure,
-                                "message": o.message or None, **o.details} for o in outcomes]}
-            sys.stdout.write(_json(doc) + "\n")
-        else:
-            err = _printer(stderr=True)
-            for o in failures:
-                err((f"{o.entry.path}:{o.entry.line}:{o.column or o.entry.col}:", "bold"), f" {o.message}")
-                err(f"    {o.entry.text}")
-            _printer()(f"{len(outcomes)} formulas checked: {len(outcomes) - len(failures)} ok "
-                       f"({sum(o.expected_failure for o in outcomes)} expected failures), ",
-                       (f"{len(failures)} failed", "bold red" if failures else ""))
-        if failures:
+        tally = _check_json(outcomes) if as_json else _check_report(outcomes)
+        if tally.failed:
             raise typer.Exit(1)
     _run(as_json, body)
+
+
+class _Tally:
+    def __init__(self):
+        self.checked = self.failed = self.expected_failures = 0
+
+    def add(self, outcome) -> None:
+        self.checked += 1
+        self.failed += not outcome.ok
+        self.expected_failures += outcome.expected_failure
+
+
+def _location(o, column=None) -> str:
+    return f"{printable(o.entry.path)}:{o.entry.line}:{column or o.column or o.entry.col}:"
+
+
+def _excerpt(text: str, column: int, width: int = 160) -> str:
+    """A formula line as shown under its failure: whole when short, else a window around the
+    column (a 50 MB line is not echoed whole)."""
+    if len(text) <= width:
+        return printable(text)
+    start = max(0, min(column - 1 - width // 2, len(text) - width))
+    return ("…" if start else "") + printable(text[start:start + width]) + (
+        "…" if start + width < len(text) else "")
+
+
+def _check_report(outcomes) -> _Tally:
+    """Failures on stderr as they are found (with any warnings, at their line); the count on
+    stdout at the end."""
+    tally, err = _Tally(), _printer(stderr=True)
+    for o in outcomes:
+        tally.add(o)
+        for w in o.warnings:
+            err((_location(o, o.entry.col), "bold"), (" warning:", "yellow"), f" {printable(w)}")
+        if not o.ok:
+            err((_location(o), "bold"), f" {printable(o.message)}")
+            err(f"    {_excerpt(o.entry.text, (o.column or o.entry.col) - o.entry.col + 1)}")
+    _printer()(f"{tally.checked} formulas checked: {tally.checked - tally.failed} ok "
+               f"({tally.expected_failures} expected failures), ",
+               (f"{tally.failed} failed", "bold red" if tally.failed else ""))
+    return tally
+
+
+def _check_json(outcomes) -> _Tally:
+    """One JSON document, written as the results come (its size is the files' size): the
+    results first, the counts last.  A file that cannot be read half-way still leaves a valid
+    document, with an `error` object beside the results so far."""
+    import json
+
+    tally, out = _Tally(), sys.stdout
+    out.write('{"results": [')
+    try:
+        for o in outcomes:
+            out.write(", " * bool(tally.checked) + json.dumps({
+                "file": o.entry.path, "line": o.entry.line, "column": o.column or o.entry.col,
+                "formula": o.entry.text, "ok": o.ok, "expected_failure": o.expected_failure,
+                "message": o.message or None, "warnings": o.warnings, **o.details}))
+            tally.add(o)
+    except GradcliError as err:
+        out.write('], ' + json.dumps(err.to_json())[1:-1] + "}\n")
+        _error_lines(err.caret_view())
+        raise typer.Exit(2 if err.kind == "usage" else 1) from None
+    out.write(f'], "checked": {tally.checked}, "failed": {tally.failed}, '
+              f'"expected_failures": {tally.expected_failures}}}\n')
+    return tally
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -9,6 +9,7 @@ the smart constructors, which is where simplification happens.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from .record import Factory, record
 
@@ -125,8 +126,8 @@ class _Ctx:
     def _compute_names(self) -> dict:
         taken = set(self.rigid)
         out: dict = {}
-        letters = iter([x for x in DIM_LETTERS if x not in taken] +
-                       [f"n{i}" for i in range(1, 1000)])
+        letters = itertools.chain((x for x in DIM_LETTERS if x not in taken),  # lazily: most
+                                  (f"n{i}" for i in itertools.count(1) if f"n{i}" not in taken))  # need few
         for d in self.order:
             root = self.find(d)
             if isinstance(root, DimVar) and root not in out:

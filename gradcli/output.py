@@ -5,7 +5,10 @@ tests, the README's checked examples); colour is a terminal nicety.  Importing r
 20 ms, a sixth of a one-liner's whole run, so it is loaded only for a terminal.  Layout (the
 symbol table's columns) is computed here once for both, so the two can never disagree.
 
-A line is a sequence of parts: a string, or a (string, rich style) pair.
+A line is a sequence of parts: a string, or a (string, rich style) pair.  Every part is passed
+through `errors.printable` (newlines kept): text from outside — a file name, a line of a file —
+can never move the cursor, recolour the terminal or reorder what is shown, even where a caller
+forgot to escape it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 from typing import Any, TextIO
+
+from .errors import printable
 
 Part = Any  # str | tuple[str, str]
 
@@ -27,6 +32,10 @@ def plain(parts: tuple) -> str:
     return "".join(p if isinstance(p, str) else p[0] for p in parts)
 
 
+def _safe(part: Part) -> Part:
+    return printable(part, keep_lines=True) if isinstance(part, str) else (printable(part[0], True), part[1])
+
+
 class Printer:
     """Writes lines to a stream (stdout or stderr, looked up when the printer is made)."""
 
@@ -36,6 +45,7 @@ class Printer:
         self._console = None
 
     def __call__(self, *parts: Part) -> None:
+        parts = tuple(_safe(p) for p in parts)
         if self.styled:
             from rich.text import Text
 

@@ -119,22 +119,32 @@ _TOKEN_WORDS = {
 }
 
 
+_BRACKET = re.compile(r"[()]|\|+|‖")
+
+
 def _check_brackets(text: str) -> None:
-    """Unbalanced ( ) and || are the commonest typos: name the column of the culprit."""
-    stack: list[int] = []
-    for i, ch in enumerate(text):
+    """Unbalanced ( ) and || are the commonest typos: name the column of the culprit.  Norm
+    bars are counted as the lexer reads them: a run of k '|' holds k // 2 bars, so
+    `||||x||*y||` (gradcli's own output for ‖‖x‖y‖) has four; each '‖' is one."""
+    opened: list[int] = []
+    last_bar, bars = -1, 0
+    for m in _BRACKET.finditer(text):
+        ch, i = m.group(), m.start()
         if ch == "(":
-            stack.append(i)
+            opened.append(i)
         elif ch == ")":
-            if not stack:
+            if not opened:
                 raise parse_error("unbalanced parentheses: this ')' has no matching '('", i + 1)
-            stack.pop()
-    if stack:
-        raise parse_error("unbalanced parentheses: this '(' is never closed", stack[-1] + 1)
-    bars = [i for i in range(len(text)) if text.startswith("||", i) and (i == 0 or text[i - 1] != "|")]
-    bars += [i for i, ch in enumerate(text) if ch == "‖"]
-    if len(bars) % 2:
-        raise parse_error("unbalanced norm bars: this '||' is never closed", max(bars) + 1)
+            opened.pop()
+        else:
+            n = 1 if ch == "‖" else len(ch) // 2
+            if n:
+                bars += n
+                last_bar = i + (0 if ch == "‖" else 2 * (n - 1))
+    if opened:
+        raise parse_error("unbalanced parentheses: this '(' is never closed", opened[-1] + 1)
+    if bars % 2:
+        raise parse_error("unbalanced norm bars: this '||' is never closed", last_bar + 1)
 
 
 def _describe(exc: Exception, text: str) -> GradcliError:

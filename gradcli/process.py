@@ -1,0 +1,210 @@
+"""The `gradcli` process around the command: signals, the standard streams, the exit code.
+
+Why a module of its own: it must run before anything heavy is imported.  A Ctrl-C that lands
+while Python is still importing numpy or typer would otherwise end in a KeyboardInterrupt
+traceback, so `main` installs its signal handlers first, with nothing but the standard library
+loaded, and only then imports the command line (`gradcli.cli`).
+
+What the process guarantees (README, "Guarantees"):
+- Ctrl-C (SIGINT) at any moment: one line `interrupted` on stderr, exit code 130; SIGTERM: one
+  line `terminated`, exit code 143 (128 + the signal's number, as a shell reports it).  The
+  first signal unwinds normally, so clean-up (`finally`, temporary files) runs; a second one
+  while unwinding leaves at once, still without a traceback.
+- A standard stream that cannot be written (closed, a full disk): one message on the stream
+  that still works and exit code 1 (unless the run had already failed: its code is kept).  A
+  reader that leaves early (`gradcli … | head -1`) ends the run quietly, exit code 1.
+- File descriptors 0–2 that were closed when gradcli started are held open on /dev/null, so
+  no file gradcli opens can take their place and receive its output.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+
+EXIT_FAILURE = 1
+_NAMES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, like KeyboardInterrupt for SIGINT: a BaseException
+    so that no `except Exception` turns it into an ordinary error."""
+
+
+class _Signals:
+    """The signal handlers of one run, and the first signal received."""
+
+    def __init__(self):
+        self.received: int | None = None
+
+    def install(self) -> None:
+        for signum in _NAMES:
+            try:
+                signal.signal(signum, self.on_signal)
+            except (ValueError, OSError):  # not the main thread, or a platform without it
+                pass
+
+    def on_signal(self, signum, frame) -> None:
+        if self.received is not None:  # a second signal while unwinding: leave now
+            self.leave_now(signum, frame)
+        self.received = signum
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated
+
+    def leave_now(self, signum, frame) -> None:
+        os._exit(128 + (self.received or signum))
+
+    def finish(self) -> None:
+        """From here on the run's result is decided: a signal ends the process at once."""
+        for signum in _NAMES:
+            try:
+                signal.signal(signum, self.leave_now)
+            except (ValueError, OSError):
+                pass
+
+
+class _Guarded:
+    """A standard stream whose write failures become `OutputError` (so they can be told apart
+    from an error in gradcli itself); everything else is the stream's own."""
+
+    def __init__(self, stream, name: str):
+        self._stream = stream
+        self._name = name
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError) as exc:
+            raise _output_error(self._name, exc) from None
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except (OSError, ValueError) as exc:
+            raise _output_error(self._name, exc) from None
+
+    def __getattr__(self, attr):
+        return getattr(self._stream, attr)
+
+
+class _Closed:
+    """Stands in for a standard stream that was closed when gradcli started."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def write(self, text):
+        from .errors import OutputError
+
+        raise OutputError(self._name, "it is closed")
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        raise OSError(errno.EBADF, "closed")
+
+
+def _output_error(name: str, exc: Exception):
+    from .errors import OutputError
+
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        return OutputError(name, reason, broken_pipe=exc.errno == errno.EPIPE)
+    return OutputError(name, "it is closed")
+
+
+def _hold_closed_descriptors() -> set[int]:
+    """Reopen closed descriptors 0–2 on /dev/null; returns the ones that were closed."""
+    closed = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.add(fd)
+    for fd in sorted(closed):
+        try:
+            new = os.open(os.devnull, os.O_RDWR)
+            if new != fd:
+                os.dup2(new, fd)
+                os.close(new)
+        except OSError:
+            pass
+    return closed
+
+
+def _guard_streams(closed: set[int]) -> None:
+    if 0 in closed:
+        sys.stdin = None  # `gradcli grad - <&-`: there is nothing to read
+    sys.stdout = _Closed("output") if 1 in closed or sys.stdout is None else _Guarded(sys.stdout, "output")
+    sys.stderr = _Closed("error") if 2 in closed or sys.stderr is None else _Guarded(sys.stderr, "error")
+
+
+def _discard(fd: int) -> None:
+    """Point a failed stream's descriptor at /dev/null, so the interpreter's own flush at exit
+    (of output still buffered) has nowhere to fail."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except OSError:
+        pass
+
+
+def _say(text: str) -> None:
+    """One line on stderr if it can take it; nothing otherwise."""
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except Exception:
+        _discard(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script and `python -m gradcli`: the command, inside the process guarantees."""
+    from .errors import OutputError
+
+    signals = _Signals()
+    signals.install()
+    rc = EXIT_FAILURE
+    try:
+        _guard_streams(_hold_closed_descriptors())
+        from .cli import main as command  # numpy, typer, lark as the command needs them
+
+        rc = command(argv)
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        signals.received = signals.received or signal.SIGINT
+    except Terminated:
+        pass
+    except OutputError as exc:
+        rc = rc if rc else EXIT_FAILURE
+        _discard(1 if exc.stream == "output" else 2)
+        if exc.stream == "output" and not exc.broken_pipe:
+            _say(f"error: {exc}")
+    except SystemExit as exc:  # a library that exits on its own
+        rc = exc.code if isinstance(exc.code, int) else EXIT_FAILURE
+    signals.finish()
+    if signals.received is not None:
+        _say(f"error: {_NAMES[signals.received]}")
+        _flush_quietly()
+        return 128 + signals.received
+    _flush_quietly()
+    return rc
+
+
+def _flush_quietly() -> None:
+    for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+        try:
+            stream.flush()
+        except Exception:
+            _discard(fd)
