@@ -23,7 +23,7 @@ from .evaluate import Program, compile_graph
 from .expr import Expr
 from .indexform import IndexProgram, index_terms
 from .infer import Typed, infer
-from .parse import parse
+from .parse import dimension, parse
 from .render import render, render_with_bindings
 from .shapes import Ty
 
@@ -40,8 +40,8 @@ def parse_dims(text: str, max_rank: int = 2) -> tuple:
     parts = [p for p in parts if p]
     dims: list = []
     for p in parts:
-        if p.isdigit():
-            dims.append(int(p))
+        if p.isascii() and p.isdigit():
+            dims.append(dimension(p))
         elif p.isidentifier():
             dims.append(p)
         else:
@@ -288,6 +288,7 @@ class Compiled:
         out = {}
         for d in self.derivs:
             program = compile_graph([d.of], fns)
+            program.allow_nonfinite = self.program.allow_nonfinite  # as f itself was evaluated
             x_name = d.x.params[0]
             out[d.wrt] = check_derivative(lambda vals: program.run(vals)[0], arrays, x_name,
                                           base[d.wrt], on_step=on_step)

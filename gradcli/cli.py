@@ -113,17 +113,76 @@ def _shapes(specs: list[str] | None) -> dict[str, tuple]:
     return out
 
 
-def _fns(specs: list[str] | None) -> dict[str, str]:
-    from .ops import ELEMENTWISE
+# a function name as the grammar spells names (NAME in grammar/gradcli.lark)
+_FUNCTION_NAME = re.compile(r"[A-Za-z\u0391-\u03A9\u03B1-\u03C9][A-Za-z0-9_\u0391-\u03A9\u03B1-\u03C9]*\Z")
 
-    out = {}
+
+def _fns(specs: list[str] | None) -> dict[str, str]:
+    """--fn NAME=BUILTIN: NAME an abstract function's name (never a builtin: `--fn exp=log`
+    would silently change nothing), BUILTIN an element-wise builtin; a name bound once."""
+    import difflib
+
+    from .infer import BUILTINS
+    from .ops import ELEMENTWISE
+    from .parse import KEYWORDS
+
+    out: dict[str, str] = {}
     for spec in specs or []:
-        name, sep, builtin = spec.partition("=")
-        if not sep or builtin not in ELEMENTWISE:
-            raise GradcliError("usage", f"--fn {spec}: expected NAME=BUILTIN with BUILTIN one of "
-                                        f"{', '.join(ELEMENTWISE)}")
-        out[name.strip()] = builtin
+        name, sep, builtin = (part.strip() for part in spec.partition("="))
+        where = f"--fn {printable(spec)}"
+        if not sep or not name or not builtin:
+            raise GradcliError("usage", f"{where}: expected NAME=BUILTIN, e.g. h=tanh")
+        if not _FUNCTION_NAME.match(name) or name in KEYWORDS:
+            raise GradcliError("usage", f"{where}: '{printable(name)}' is not a function name (a letter, "
+                                        "then letters, digits or _)")
+        if name in BUILTINS:
+            raise GradcliError("usage", f"{where}: {name} is a builtin function; --fn binds an abstract "
+                                        "function such as h in h(z)")
+        if builtin not in ELEMENTWISE:
+            close = difflib.get_close_matches(builtin, ELEMENTWISE, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise GradcliError("usage", f"{where}: '{printable(builtin)}' is not an element-wise builtin; "
+                                        f"{hint}(one of {', '.join(ELEMENTWISE)})")
+        if out.get(name, builtin) != builtin:
+            raise GradcliError("usage", f"{where}: {name} is already bound to {out[name]}")
+        out[name] = builtin
     return out
+
+
+def _warn_unused_functions(fns: dict[str, str], problem) -> None:
+    """A --fn whose name the formula never calls is most likely a typo: say so."""
+    import warnings
+
+    called = _called_names(problem.typed.formula.expr)
+    for name, builtin in fns.items():
+        if name not in called:
+            warnings.warn(f"--fn {name}={builtin}: the formula does not call {name}", UserWarning)
+
+
+def _called_names(root) -> set[str]:
+    """Names applied as functions anywhere in a parsed formula (no recursion: formulas nest
+    thousands deep)."""
+    from .syntax import Call, Node
+
+    names, todo = set(), [root]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, Call):
+            names.add(node.name)
+        for field in getattr(node, "_record_fields", ()):
+            value = getattr(node, field)
+            if isinstance(value, Node):
+                todo.append(value)
+            elif isinstance(value, tuple):
+                todo.extend(v for v in value if isinstance(v, Node))
+    return names
+
+
+def _check_tolerance(tol: float) -> None:
+    import math
+
+    if not (math.isfinite(tol) and tol >= 0):
+        raise GradcliError("usage", f"--tol {tol}: expected a finite number ≥ 0 (e.g. 1e-5)")
 
 
 def _load_data(specs: list[str] | None, text: str) -> dict:
@@ -207,14 +266,22 @@ def _fail(err: GradcliError, as_json: bool) -> None:
     raise typer.Exit(2 if err.kind == "usage" else 1)
 
 
+def _print_warnings(caught) -> None:
+    """Each distinct warning once (finite differences evaluate f a hundred times)."""
+    err = _printer(stderr=True)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        err(("warning:", "yellow"), f" {message}")
+
+
 def _run(as_json: bool, body) -> None:
     """Run a command body, turning every error into one message and an exit code."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            body()
-        for w in caught:
-            _printer(stderr=True)(("warning:", "yellow"), f" {w.message}")
+            try:
+                body()
+            finally:  # also when the run fails (a failed --check): what was found is said first
+                _print_warnings(caught)
     except GradcliError as err:
         _fail(err, as_json)
     except (typer.Exit, OutputError, BrokenPipeError):  # the process reports a stream's failure
@@ -327,7 +394,7 @@ def _document(problem, derivs, f_value, d_values: dict, checks: dict, formulas: 
 # ----------------------------------------------------------------------------- grad, hess
 RandomOpt = Annotated[bool, typer.Option("--random", help="Fill symbols without data with seeded random "
                                                           "arrays (numeric shapes needed).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for --random.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed for --random (an integer ≥ 0).")]
 CheckOpt = Annotated[bool, typer.Option("--check", help="Compare each derivative with central finite "
                                                         "differences; exit 1 above --tol.")]
 TolOpt = Annotated[float, typer.Option("--tol", help="Tolerance of --check (max relative error).")]
@@ -379,9 +446,10 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
                    out_dir, emit, allow_nonfinite, hessian: bool, steps: bool = False):
     from .api import analyze
 
+    _check_tolerance(tol)
+    fns = _fns(fn)
     text = _read_formula(formula)
     sources = _load_data(data, text)
-    fns = _fns(fn)
     if out_dir is not None:
         from .outputs import check_target
 
@@ -389,6 +457,7 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         if not (sources or random):
             raise GradcliError("usage", "-o needs numbers to write: give -d data or --random")
     problem = analyze(text, _shapes(shape_), wrt, layout, {k: v.shape for k, v in sources.items()}, set(fns))
+    _warn_unused_functions(fns, problem)
     if not problem.wrt:
         raise GradcliError("usage", "nothing to differentiate: add 'wrt NAME' to the formula or --wrt NAME")
     derivs = problem.hessians() if hessian else problem.derivatives()
@@ -414,7 +483,7 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
             with _progress(n_steps, n_steps * data_size) as bar:
                 task = bar.add_task("finite differences", total=n_steps) if bar else None
                 errors = compiled.check(values, base, fns, on_step=(lambda: bar.advance(task)) if bar else None)
-            checks = {k: {"max_rel_error": e, "ok": bool(e <= tol)} for k, e in errors.items()}
+            checks = {k: _check_result(e, tol, allow_nonfinite) for k, e in errors.items()}
         if out_dir is not None:
             from .outputs import run_files, write_outputs
 
@@ -455,6 +524,17 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         raise typer.Exit(1)
 
 
+def _check_result(error: float, tol: float, allow_nonfinite: bool) -> dict:
+    """--check compares the entries where the derivative and its finite difference are both
+    finite; under --allow-nonfinite the others are the NaN/Inf the user accepted, so a
+    derivative with no comparable entry is not a failure (its error is null)."""
+    import math
+
+    if math.isnan(error):
+        return {"max_rel_error": None, "ok": allow_nonfinite}
+    return {"max_rel_error": error, "ok": bool(error <= tol)}
+
+
 def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
     from .api import render_derivatives
     from .shapes import fmt_dims
@@ -485,8 +565,12 @@ def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
             out(f"  value: {_summary(d_values[d.wrt])}")
         if d.wrt in checks:
             c = checks[d.wrt]
-            out(f"  check: max relative error {c['max_rel_error']:.2e} vs finite differences (",
-                ("ok", "green") if c["ok"] else ("FAILED", "bold red"), ")")
+            if c["max_rel_error"] is None:
+                out("  check: nothing to compare (no entry where both the derivative and its finite "
+                    "difference are finite)")
+            else:
+                out(f"  check: max relative error {c['max_rel_error']:.2e} vs finite differences (",
+                    ("ok", "green") if c["ok"] else ("FAILED", "bold red"), ")")
     if bindings:
         out()
         out(("where", "bold"))
@@ -553,14 +637,10 @@ def _location(o, column=None) -> str:
     return f"{printable(o.entry.path)}:{o.entry.line}:{column or o.column or o.entry.col}:"
 
 
-def _excerpt(text: str, column: int, width: int = 160) -> str:
-    """A formula line as shown under its failure: whole when short, else a window around the
-    column (a 50 MB line is not echoed whole)."""
-    if len(text) <= width:
-        return printable(text)
-    start = max(0, min(column - 1 - width // 2, len(text) - width))
-    return ("…" if start else "") + printable(text[start:start + width]) + (
-        "…" if start + width < len(text) else "")
+def _excerpt(text: str, column: int) -> str:
+    from .errors import excerpt
+
+    return printable(excerpt(text, column)[0])
 
 
 def _check_report(outcomes) -> _Tally:

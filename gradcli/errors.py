@@ -27,6 +27,20 @@ def printable(text: str, keep_lines: bool = False) -> str:
 
 
 
+WINDOW = 160  # the most of a formula line an error shows
+
+
+def excerpt(line: str, column: int, width: int = WINDOW) -> tuple[str, int]:
+    """A line as an error shows it, and the column within what is shown: the whole line when
+    short, else `width` characters around the column between ellipses (a 50 MB line is not
+    echoed whole)."""
+    if len(line) <= width:
+        return line, column
+    start = max(0, min(column - 1 - width // 2, len(line) - width))
+    shown = ("…" if start else "") + line[start:start + width] + ("…" if start + width < len(line) else "")
+    return shown, column - start + (1 if start else 0)
+
+
 class OutputError(Exception):
     """Standard output or standard error cannot be written (closed, a full disk, a closed pipe).
     Not a GradcliError: the failure is the stream's, and reporting it on that same stream would
@@ -61,8 +75,9 @@ class GradcliError(Exception):
         if self.text is None or self.column is None:
             return f"error: {printable(self.message)}"
         line = self.text.splitlines()[self.line - 1] if self.text.strip() else self.text
+        line, column = excerpt(line, self.column)
         # the caret counts what is shown: an escaped character is several columns wide
-        pad = "".join("\t" if ch == "\t" else " " * len(printable(ch)) for ch in line[: self.column - 1])
+        pad = "".join("\t" if ch == "\t" else " " * len(printable(ch)) for ch in line[: column - 1])
         return f"  {printable(line)}\n  {pad}^\nerror: {printable(self.message)}"
 
     def to_json(self) -> dict:

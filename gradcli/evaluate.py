@@ -120,17 +120,36 @@ class Program:
             raise math_error(f"{_what(op, exc)} in {_short(node)}") from None
         if op.fails and not _all_finite(xp, out) and all(_all_finite(xp, a) for a in args
                                                          if not isinstance(a, O.Deferred)):
+            cause = _cause(xp, op, node, out, args)
             if not self.allow_nonfinite:
-                raise math_error(f"{op.fails} in {_short(node)} (--allow-nonfinite gives IEEE results)")
+                raise math_error(f"{cause} in {_short(node)} (--allow-nonfinite gives IEEE results)")
             import warnings
 
-            warnings.warn(f"{op.fails} in {_short(node)}: the result has NaN or Inf", RuntimeWarning,
+            warnings.warn(f"{cause} in {_short(node)}: the result has NaN or Inf", RuntimeWarning,
                           stacklevel=2)
         return out
 
 
 _IN_PLACE = {"add": "add", "mul": "multiply", "tanh": "tanh", "sin": "sin", "cos": "cos",
              "abs": "absolute"}
+
+
+_POINTWISE_BINARY = ("add", "mul", "div", "pow")
+
+
+def _cause(xp, op, node: Expr, out, args) -> str:
+    """How a partial operator failed on finite arguments.  For an element-wise one: a NaN is
+    an argument outside its domain, an infinity where an argument is 0 is a pole (log 0, 1/0,
+    0⁻¹) — both `op.fails` — and any other infinity a result beyond float64's range, an
+    overflow (exp(1000), (10¹⁰⁰)⁴).  Matrix operators (inv, logdet) fail only by singularity."""
+    if node.op not in _POINTWISE_BINARY and node.op not in O.ELEMENTWISE:
+        return op.fails
+    if bool(xp.any(xp.isnan(out))):
+        return op.fails
+    infinite = xp.isinf(out)
+    if any(bool(xp.any(infinite & (a == 0))) for a in args if not isinstance(a, O.Deferred)):
+        return op.fails
+    return "overflow (a value beyond float64's range)"
 
 
 def _what(op, exc) -> str:

@@ -16,9 +16,16 @@ TOLERANCE = 1e-5
 
 
 def relative_error(approx, exact, floor: float = 1e-12) -> float:
+    """Over the entries where both are finite (others exist only under --allow-nonfinite,
+    where the user accepted them); NaN when there is no such entry."""
     import numpy as np
 
     approx, exact = np.asarray(approx, float), np.asarray(exact, float)
+    finite = np.isfinite(approx) & np.isfinite(exact)
+    if not finite.all():
+        if not finite.any():
+            return float("nan")
+        approx, exact = approx[finite], exact[finite]
     scale = max(float(np.max(np.abs(approx), initial=0.0)), float(np.max(np.abs(exact), initial=0.0)), floor)
     return float(np.max(np.abs(approx - exact), initial=0.0)) / scale
 
@@ -41,7 +48,8 @@ def finite_difference(f: Callable[[dict], Any], values: dict, name: str, max_coo
         plus = np.array(f({**values, name: flat.reshape(x.shape)}), dtype=float)  # a copy: f may return x
         flat[i] -= 2 * h
         minus = np.asarray(f({**values, name: flat.reshape(x.shape)}), dtype=float)
-        out.append((plus - minus) / (2 * h))
+        with np.errstate(all="ignore"):  # inf − inf under --allow-nonfinite: a NaN, skipped later
+            out.append((plus - minus) / (2 * h))
         if on_step:
             on_step()
     return idx, np.array(out)
@@ -65,4 +73,5 @@ def check_derivative(f: Callable[[dict], Any], values: dict, name: str, derivati
 def noise_floor(f_value) -> float:
     import numpy as np
 
-    return 1e-4 * max(1.0, float(np.max(np.abs(np.asarray(f_value, dtype=float)), initial=0.0)))
+    f_value = np.asarray(f_value, dtype=float)
+    return 1e-4 * max(1.0, float(np.max(np.abs(f_value[np.isfinite(f_value)]), initial=0.0)))

@@ -29,12 +29,32 @@ def grammar_path() -> Path:
     raise FileNotFoundError("gradcli.lark not found next to the gradcli package")
 
 
+MAX_DIMENSION = 2**63 - 1  # numpy's limit (an intp); beyond it no array can have the shape
+
+
+def dimension(digits: str, column: int | None = None) -> int:
+    """A dimension written in digits (a where clause, -s): an int no larger than an array
+    dimension can be; a 5000-digit one is an error, not a 5000-digit int."""
+    if len(digits) > 19 or int(digits) > MAX_DIMENSION:
+        raise GradcliError("parse" if column else "usage",
+                           f"dimension {_abbreviated(digits)} is too large (at most 2^63 − 1)", column)
+    return int(digits)
+
+
+def _abbreviated(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:12]}…{text[-4:]} ({len(text)} characters)"
+
+
 class _Builder:
     """One method per grammar alias (children inline, anonymous tokens dropped); each returns a
     `syntax` node."""
 
     def number(self, tok: Token):
-        return Num(tok.column, float(tok), str(tok))
+        value = float(tok)
+        if value == float("inf"):  # 1e400: not silently infinite
+            raise parse_error(f"number {_abbreviated(str(tok))} is too large (float64 ends near 1.8e308)",
+                              tok.column)
+        return Num(tok.column, value, str(tok))
 
     def symbol(self, tok: Token):
         if tok in ("wrt", "where"):
@@ -80,7 +100,7 @@ class _Builder:
     def dims_shape(self, *dims):
         if len(dims) == 1 and dims[0] == "scalar":  # `where a: scalar` (a keyword only here)
             return ()
-        return tuple(int(d) if d.type == "INT" else str(d) for d in dims)
+        return tuple(dimension(str(d), d.column) if d.type == "INT" else str(d) for d in dims)
 
     def decl(self, name: Token, shape):
         return Decl(str(name), shape, name.column)
