@@ -260,10 +260,15 @@ def _dims_json(dims: tuple) -> list:
 
 
 def _fail(err: GradcliError, as_json: bool) -> None:
+    code = 2 if err.kind == "usage" else 1
     _error_lines(err.caret_view())  # first: it still reaches stderr if stdout cannot be written
     if as_json:
-        sys.stdout.write(_json(err.to_json()) + "\n")
-    raise typer.Exit(2 if err.kind == "usage" else 1)
+        try:
+            sys.stdout.write(_json(err.to_json()) + "\n")
+        except OutputError as exc:
+            exc.exit_code = code
+            raise
+    raise typer.Exit(code)
 
 
 def _print_warnings(caught) -> None:

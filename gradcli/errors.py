@@ -50,6 +50,7 @@ class OutputError(Exception):
         super().__init__(f"cannot write to standard {stream}: {reason}")
         self.stream = stream
         self.broken_pipe = broken_pipe
+        self.exit_code: int | None = None  # of a failure being reported when the stream failed
 
 
 class GradcliError(Exception):

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         pass
     except OutputError as exc:
-        rc = rc if rc else EXIT_FAILURE
+        rc = exc.exit_code or rc or EXIT_FAILURE
         _discard(1 if exc.stream == "output" else 2)
         if exc.stream == "output" and not exc.broken_pipe:
             _say(f"error: {exc}")

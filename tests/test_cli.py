@@ -1,6 +1,7 @@
 """The command line: outputs, JSON schema, exit codes, stdin, and `check` on files."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -245,3 +246,245 @@ def test_a_reader_that_leaves_early_gets_no_error_message():
     p.stdout.close()
     err = p.stderr.read().decode()
     assert p.wait() in (0, 1) and "error" not in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- option validation
+@pytest.mark.parametrize("args, words", [
+    (["--seed", "-1", "--random"], ["--seed", "-1"]),
+    (["--check", "--random", "--tol", "nan"], ["--tol", "finite"]),
+    (["--check", "--random", "--tol", "inf"], ["--tol", "finite"]),
+    (["--check", "--random", "--tol", "-1"], ["--tol", "≥ 0"]),
+    (["--fn", "=tanh"], ["NAME=BUILTIN"]),
+    (["--fn", "h="], ["NAME=BUILTIN"]),
+    (["--fn", "exp=log"], ["exp is a builtin function"]),
+    (["--fn", "sum=tanh"], ["sum is a builtin function"]),
+    (["--fn", "2h=tanh"], ["not a function name"]),
+    (["--fn", "wrt=tanh"], ["not a function name"]),
+    (["--fn", "h=tanhh"], ["did you mean tanh?"]),
+    (["--fn", "h=sum"], ["not an element-wise builtin"]),
+    (["--fn", "h=tanh", "--fn", "h=exp"], ["already bound to tanh"]),
+    (["-s", "A=" + "9" * 5000 + "x3"], ["too large", "5000 characters"]),
+    (["-s", "A=99999999999999999999x3"], ["too large"]),
+    (["-s", "A=²x3"], ["bad dimension"]),
+])
+def test_bad_option_values_are_usage_errors(capsys, args, words):
+    rc, out, err = run(capsys, "grad", "sum(h(A@x)) wrt x", "-s", "x=3", *args, "--json")
+    assert rc == 2, err
+    doc = json.loads(out)
+    assert doc["error"]["kind"] == "usage"
+    for word in words:
+        assert word in doc["error"]["message"] and word in err
+
+
+def test_a_good_fn_binding_still_works_and_an_unused_one_is_warned(capsys):
+    rc, out, err = run(capsys, "grad", "sum(h(x)) wrt x", "-s", "x=3", "--random", "--fn", "h = tanh",
+                       "--check", "--json")
+    assert rc == 0 and json.loads(out)["derivatives"][0]["check"]["ok"]
+    rc, _, err = run(capsys, "grad", "sum(h(x)) wrt x", "-s", "x=3", "--random", "--fn", "h=tanh",
+                     "--fn", "g=exp")
+    assert rc == 0 and "warning: --fn g=exp: the formula does not call g" in err
+    assert "--fn h=tanh" not in err
+
+
+def test_huge_dimensions_and_numbers_in_the_formula_are_parse_errors(capsys):
+    rc, out, err = run(capsys, "shape", "A@x where A: (" + "9" * 5000 + ", 3)", "--json")
+    doc = json.loads(out)["error"]
+    assert rc == 1 and doc["kind"] == "parse" and "too large" in doc["message"] and doc["column"] == 15
+    assert len(err) < 1000  # the 5000-digit line is shown as a window around the column
+    for literal in ("1e400", "9" * 400, "2.5e308"):
+        rc, out, _ = run(capsys, "shape", f"{literal}*x", "--json")
+        doc = json.loads(out)["error"]
+        assert rc == 1 and doc["kind"] == "parse" and "too large" in doc["message"] and doc["column"] == 1
+    rc, out, _ = run(capsys, "shape", "1e308*x", "--json")  # the largest still fits
+    assert rc == 0
+
+
+@pytest.mark.parametrize("formula, value, cause", [
+    ("x^1000", "1e300", "overflow"),
+    ("exp(x)^1000", "10", "overflow"),
+    ("exp(x)", "1000", "overflow"),
+    ("1/x", "1e-320", "overflow"),
+    ("x^0.5", "-1", "power of a negative number"),
+    ("x^-1", "0", "power of a negative number or of zero"),
+    ("1/x", "0", "division by zero"),
+    ("log(x)", "0", "log of a value that is not positive"),
+])
+def test_a_math_error_names_what_happened(capsys, formula, value, cause):
+    rc, _, err = run(capsys, "grad", f"{formula} wrt x", "-d", f"x={value}")
+    assert rc == 1 and f"error: {cause}" in err
+    assert ("overflow" in err) == (cause == "overflow")
+
+
+def test_allow_nonfinite_check_compares_only_finite_entries(capsys, tmp_path):
+    np.save(tmp_path / "x.npy", np.array([0.0, 1.0, 2.0]))
+    # log(x) at 0 is -inf, allowed; the other entries are compared, and agree
+    rc, out, err = run(capsys, "grad", "log(x) wrt x", "-d", f"x={tmp_path / 'x.npy'}", "--allow-nonfinite",
+                       "--check", "--json")
+    check = json.loads(out)["derivatives"][0]["check"]
+    assert rc == 0 and check["ok"] and check["max_rel_error"] < 1e-5
+    assert "--allow-nonfinite gives" not in err and err.count("log of a value that is not positive") == 1
+    # nothing finite to compare: not a failure, and said so
+    rc, out, _ = run(capsys, "grad", "log(x) wrt x", "-d", "x=0", "--allow-nonfinite", "--check")
+    assert rc == 0 and "nothing to compare" in out
+
+
+def test_warnings_are_printed_when_the_check_fails(capsys):
+    rc, out, err = run(capsys, "grad", "x'*A*x wrt x", "-s", "A=3x3", "--random", "--check", "--tol", "0")
+    assert rc == 1 and "FAILED" in out and "warning: column 3: * is element-wise" in err
+
+
+def test_a_norm_of_a_norm_at_the_start_parses_and_round_trips(capsys):
+    rc, out, _ = run(capsys, "grad", "||||x||*y|| wrt x", "-s", "x=3", "-s", "y=3", "--random", "--check",
+                     "--json")
+    doc = json.loads(out)
+    assert rc == 0 and doc["derivatives"][0]["check"]["ok"]
+    rc, again, _ = run(capsys, "shape", doc["formula"], "--json")  # gradcli's own output re-parses
+    assert rc == 0 and json.loads(again)["shape"] == []
+    for text, column in [("||x - ||y|| wrt x", 10), ("||x|||| wrt x", 6)]:
+        rc, out, _ = run(capsys, "shape", text, "--json")
+        assert rc == 1 and json.loads(out)["error"]["column"] == column
+
+
+# ----------------------------------------------------------------------------- text from outside
+def test_check_escapes_file_names_and_lines(capsys, tmp_path):
+    f = tmp_path / "evil\x1b]0;title\x07\u202e.txt"
+    f.write_text("x'@x + \x1b[2J y\u202e\n")
+    rc, _, err = run(capsys, "check", str(f))
+    assert rc == 1
+    assert "\x1b" not in err and "\u202e" not in err and "\x07" not in err
+    assert "evil\\x1b]0;title\\x07\\u202e.txt:1:" in err and "x'@x + \\x1b[2J y\\u202e" in err
+    rc, _, err = run(capsys, "check", str(tmp_path / "gone\x1b[31m.txt"))
+    assert rc == 2 and "\x1b" not in err and "gone\\x1b[31m.txt" in err
+
+
+def test_the_formula_echo_in_an_error_is_escaped(capsys):
+    rc, _, err = run(capsys, "shape", "x + \x1b[31m y")
+    assert rc == 1 and "\x1b" not in err and "x + \\x1b[31m y" in err
+
+
+# ----------------------------------------------------------------------------- check: inputs
+def test_check_reads_stdin(capsys, monkeypatch):
+    for name in ("-", "/dev/stdin"):
+        rc, out, err = run(capsys, "check", name, stdin="\ufeffx'@x => ()\nA@x where A: (m, n), x: (k)\n",
+                           monkeypatch=monkeypatch)
+        assert rc == 1 and f"{name}:2:2: @: cannot multiply" in err
+        assert "2 formulas checked: 1 ok" in out
+    rc, _, err = run(capsys, "check", "-", "-", stdin="x\n", monkeypatch=monkeypatch)
+    assert rc == 2 and "only once" in err
+
+
+def test_check_markdown_fences_as_commonmark_reads_them(capsys, tmp_path):
+    md = tmp_path / "doc.md"
+    md.write_text("\ufeffIntro\n"
+                  "~~~gradcli\n"            # 2: tilde fence
+                  "x'@x => ()\n"            # 3
+                  "~~~\n"
+                  "````markdown\n"          # 5: an example of a gradcli fence, not one
+                  "```gradcli\n"
+                  "this is not checked\n"
+                  "```\n"
+                  "````\n"
+                  "  ```` GradCLI  title\n"  # 10: longer fence, info string with more words
+                  "A@x => (m,)\n"           # 11
+                  "```\n"                   # too short to close it: a line of the block
+                  "````\n"
+                  "```gradcli-output\n"     # 14: another language
+                  "not checked either\n"
+                  "```\n")
+    rc, out, err = run(capsys, "check", str(md), "--json")
+    doc = json.loads(out)
+    assert [r["line"] for r in doc["results"]] == [3, 11, 12]
+    assert doc["checked"] == 3 and doc["failed"] == 1 and rc == 1  # line 12 is the stray ``` itself
+
+
+def test_check_reports_a_directory_or_missing_path_as_usage_error(capsys, tmp_path):
+    rc, out, err = run(capsys, "check", str(tmp_path / "missing.txt"), "--json")
+    assert rc == 2 and json.loads(out)["error"]["kind"] == "usage" and "missing.txt" in err
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads every file")
+def test_check_reports_an_unreadable_file_once(capsys, tmp_path):
+    f = tmp_path / "secret.txt"
+    f.write_text("x'@x\n")
+    f.chmod(0)
+    rc, out, err = run(capsys, "check", str(f))
+    assert rc == 2 and err.count("secret.txt") == 1 and "Permission denied" in err and out == ""
+
+
+def test_check_analyses_a_repeated_formula_once_and_keeps_its_warnings(capsys, tmp_path, monkeypatch):
+    import gradcli.checkfiles as cf
+
+    calls = []
+    real = cf.analyze
+    monkeypatch.setattr(cf, "analyze", lambda text: calls.append(text) or real(text))
+    f = tmp_path / "many.txt"
+    f.write_text("x'*A*x wrt x\nA@x where A: (m, n), x: (k)\n" * 500)
+    rc, out, err = run(capsys, "check", str(f), "--json")
+    doc = json.loads(out)
+    assert len(calls) == 2 and doc["checked"] == 1000 and doc["failed"] == 500
+    assert all(r["warnings"] for r in doc["results"][::2]) and not any(r["warnings"] for r in doc["results"][1::2])
+    # each failure is reported at its own line with its own column
+    assert [r["line"] for r in doc["results"] if not r["ok"]][:3] == [2, 4, 6]
+    rc, _, err = run(capsys, "check", str(f))
+    assert err.count("warning: column 3: * is element-wise") == 500 and f"{f}:999:1: warning" in err
+
+
+def test_check_json_stays_valid_with_an_internal_error_on_one_line(capsys, tmp_path, monkeypatch):
+    import gradcli.checkfiles as cf
+
+    real = cf.analyze
+
+    def flaky(text):
+        if "boom" in text:
+            raise ZeroDivisionError("a bug")
+        return real(text)
+    monkeypatch.setattr(cf, "analyze", flaky)
+    f = tmp_path / "f.txt"
+    f.write_text("x'@x\nboom\nx'@x\n")
+    rc, out, _ = run(capsys, "check", str(f), "--json")
+    doc = json.loads(out)
+    assert rc == 1 and doc["checked"] == 3 and doc["failed"] == 1
+    assert "internal error" in doc["results"][1]["message"]
+
+
+def test_check_echoes_a_window_of_a_long_line(capsys, tmp_path):
+    f = tmp_path / "long.txt"
+    f.write_text(" + ".join(f"x{i}" for i in range(3000)) + " + Q@x1' wrt x0\n")
+    rc, _, err = run(capsys, "check", str(f))
+    assert rc == 1 and len(err) < 1000 and "…" in err and "Q@x1'" in err
+
+
+def test_check_reports_a_file_it_cannot_read_once_even_as_root(capsys, tmp_path, monkeypatch):
+    import builtins
+
+    import gradcli.checkfiles as cf
+
+    ok, bad = tmp_path / "ok.txt", tmp_path / "bad\x1b.txt"
+    ok.write_text("x'@x\n")
+    bad.write_text("x'@x\n")
+
+    def refusing_open(name, *args, **kw):
+        if str(name) == str(bad):
+            raise PermissionError(13, "Permission denied")
+        return builtins.open(name, *args, **kw)
+    monkeypatch.setattr(cf, "open", refusing_open, raising=False)
+    rc, out, err = run(capsys, "check", str(ok), str(bad))
+    assert rc == 2 and out == "" and err.count("bad\\x1b.txt") == 1 and "Permission denied" in err
+
+
+def test_check_json_stays_one_document_when_a_file_fails_midway(capsys, tmp_path, monkeypatch):
+    import gradcli.checkfiles as cf
+
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("x'@x\n")
+    second.write_text("x'@x\n")
+    real = cf.read_source
+
+    def vanishing(name):
+        if name == str(second):
+            raise cf.GradcliError("usage", f"cannot read {name}: No such file or directory")
+        return real(name)
+    monkeypatch.setattr(cf, "read_source", vanishing)
+    rc, out, err = run(capsys, "check", str(first), str(second), "--json")
+    doc = json.loads(out)
+    assert rc == 2 and len(doc["results"]) == 1 and doc["error"]["kind"] == "usage"

@@ -49,7 +49,9 @@ ARGS = st.lists(st.one_of(
                      "--layout", "numerator", "denominator", "gradient", "sideways", "-s", "x=3", "A=3x3",
                      "A=2x3", "X=M,n", "x=scalar", "-d", "x=0.5", "nofile.npy", "x=nofile.npy", "--fn",
                      "h=tanh", "h=nope", "--wrt", "x", "A", "--seed", "7", "-1", "--emit", "numpy", "latex",
-                     "--tol", "1e-9", "--version", "--help", "-", "--allow-nonfinite", "--bogus"]),
+                     "--tol", "1e-9", "--version", "--help", "-", "--allow-nonfinite", "--bogus",
+                     "nan", "inf", "-5", "=tanh", "exp=log", "h=", "A=" + "9" * 30 + "x3", "1e400",
+                     "x=\x1b[2J", "/dev/stdin", "--steps"]),
     st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12).map("".join)), max_size=8)
 
 
@@ -64,6 +66,8 @@ def test_arbitrary_command_lines_exit_cleanly(capsys, monkeypatch, argv):
     out, err = capsys.readouterr()
     assert rc in (0, 1, 2), (argv, rc)
     assert "Traceback" not in err and "Traceback" not in out, argv
+    assert "internal error" not in err, argv  # everything a user can type has its own message
+    assert "\x1b" not in err and "\x1b" not in out, argv  # off a terminal: no escape, from anywhere
     if rc != 0 and "--help" not in argv and "--version" not in argv:
         assert err.strip(), argv
 
