@@ -90,25 +90,46 @@ def _is_stream(p: Path) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
-def read_source(name: str) -> str:
-    """A file's text (or standard input's for `-`): UTF-8 with a leading byte-order mark
-    dropped; bytes that are not UTF-8 become U+FFFD, which the parser then points at.  A file
-    that cannot be read is a usage error naming it (escaped: a name can hold anything)."""
+def read_lines(name: str):
+    """A file's lines (standard input's for `-`), one at a time so that a 50 MB file is never
+    held whole: UTF-8 with a leading byte-order mark dropped, bytes that are not UTF-8 as
+    U+FFFD (which the parser then points at), lines ending at \\n, \\r\\n or \\r as an editor
+    counts them.  A file that cannot be read is a usage error naming it (escaped: a name can
+    hold anything)."""
     try:
         if name in STDIN_NAMES:
-            stream = getattr(sys.stdin, "buffer", sys.stdin)
-            if stream is None:
-                raise GradcliError("usage", "standard input is closed: nothing to check")
-            data = stream.read()
+            yield from _stdin_lines()
         else:
-            with open(name, "rb") as fh:
-                data = fh.read()
+            with open(name, encoding="utf-8-sig", errors="replace", newline=None) as stream:
+                yield from _lines(stream)
     except OSError as exc:
         raise GradcliError("usage", f"cannot read {printable(name)}: {exc.strerror or exc}") from None
     except ValueError:  # a closed stream
         raise GradcliError("usage", f"cannot read {printable(name)}: it is closed") from None
-    text = data if isinstance(data, str) else data.decode("utf-8", errors="replace")
-    return text.removeprefix("\ufeff")
+
+
+def _stdin_lines():
+    import io
+
+    raw = getattr(sys.stdin, "buffer", sys.stdin)
+    if raw is None:
+        raise GradcliError("usage", "standard input is closed: nothing to check")
+    if isinstance(raw, io.TextIOBase):  # a text stream in place of standard input
+        yield from _lines(raw)
+        return
+    stream = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline=None)
+    try:
+        yield from _lines(stream)
+    finally:
+        stream.detach()  # standard input itself stays open
+
+
+def _lines(stream):
+    first = True
+    for line in stream:
+        if first:  # a text stream's own byte-order mark
+            line, first = line.removeprefix("\ufeff"), False
+        yield line.rstrip("\n")
 
 
 def _split_expect(raw: str, start_col: int) -> tuple[str, str | None, int]:
@@ -139,14 +160,10 @@ def _fenced_lines(lines):
             yield lineno, line
 
 
-def entries(name: str, text: str | None = None):
+def entries(name: str, lines=None):
     """The formulas of one file, one at a time: every non-comment line of a text file, the
-    lines inside gradcli fences of a Markdown file.  Lines end at \\n, \\r\\n or \\r, as an
-    editor counts them (not at form feeds or U+2028, which str.splitlines would also split at)."""
-    import io
-
-    text = read_source(name) if text is None else text
-    lines = (line.rstrip("\n") for line in io.StringIO(text, newline=None))
+    lines inside gradcli fences of a Markdown file."""
+    lines = read_lines(name) if lines is None else lines
     markdown = Path(name).suffix.lower() in MARKDOWN_SUFFIXES
     for lineno, line in (_fenced_lines(lines) if markdown else enumerate(lines, start=1)):
         stripped = line.strip()

@@ -478,13 +478,25 @@ def test_check_json_stays_one_document_when_a_file_fails_midway(capsys, tmp_path
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("x'@x\n")
     second.write_text("x'@x\n")
-    real = cf.read_source
+    real = cf.read_lines
 
     def vanishing(name):
         if name == str(second):
             raise cf.GradcliError("usage", f"cannot read {name}: No such file or directory")
         return real(name)
-    monkeypatch.setattr(cf, "read_source", vanishing)
+    monkeypatch.setattr(cf, "read_lines", vanishing)
     rc, out, err = run(capsys, "check", str(first), str(second), "--json")
     doc = json.loads(out)
     assert rc == 2 and len(doc["results"]) == 1 and doc["error"]["kind"] == "usage"
+
+
+def test_check_counts_lines_as_an_editor_does(capsys, tmp_path):
+    f = tmp_path / "endings.txt"
+    # \r\n and \r end lines; a form feed or U+2028 inside a line does not; bad UTF-8 is pointed at
+    f.write_bytes("\ufeffx'@x\r\nA@x where A: (m, n), x: (k)\rx\x0c+ y\u2028 z\nq \xff\n".encode("utf-8")
+                  .replace(b"\xc3\xbf", b"\xff"))
+    rc, out, _ = run(capsys, "check", str(f), "--json")
+    results = json.loads(out)["results"]
+    assert [r["line"] for r in results] == [1, 2, 3, 4]
+    assert [r["ok"] for r in results] == [True, False, False, False]
+    assert results[3]["column"] == 3 and "\ufffd" in results[3]["message"]
