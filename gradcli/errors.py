@@ -10,11 +10,15 @@ from __future__ import annotations
 # DEL, C1 controls (CSI is U+009B), line and paragraph separators, and the bidirectional
 # formatting characters that reorder what is shown ("Trojan Source").  Lone surrogates (a file
 # name that is not UTF-8) are escaped too: no stream can encode them.
-_UNSAFE = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, 0x2028, 0x2029,
-           *range(0x202A, 0x202F), *range(0x2066, 0x206A), *range(0xD800, 0xE000)]
-_ESCAPES = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE}
-_ESCAPES_ONE_LINE = {c: e for c, e in _ESCAPES.items() if c != 0x09}
-_ESCAPES_KEEP_LINES = {c: e for c, e in _ESCAPES.items() if chr(c) not in "\n\t"}
+_UNSAFE_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0x061C, 0x061C), (0x200E, 0x200F), (0x2028, 0x202E),
+                  (0x2066, 0x2069), (0xD800, 0xDFFF))
+
+
+def _shown(ch: str, keep: str) -> str:
+    code = ord(ch)
+    if ch in keep or not any(lo <= code <= hi for lo, hi in _UNSAFE_RANGES):
+        return ch
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def printable(text: str, keep_lines: bool = False) -> str:
@@ -23,8 +27,11 @@ def printable(text: str, keep_lines: bool = False) -> str:
     becomes a visible escape (`\\x1b`, `\\u202e`), so what is printed is what is there, on one
     line.  A tab stays (it only moves the cursor).  `keep_lines` also keeps newlines, for text
     that is several lines already (the last line of defence in the printer)."""
-    return str(text).translate(_ESCAPES_KEEP_LINES if keep_lines else _ESCAPES_ONE_LINE)
-
+    text = str(text)
+    if text.isprintable():  # the usual case, and fast: every character escaped is unprintable
+        return text
+    keep = "\t\n" if keep_lines else "\t"
+    return "".join(_shown(ch, keep) for ch in text)
 
 
 WINDOW = 160  # the most of a formula line an error shows
