@@ -132,7 +132,9 @@ def _fns(specs: list[str] | None) -> dict[str, str]:
         where = f"--fn {printable(spec)}"
         if not sep or not name or not builtin:
             raise GradcliError("usage", f"{where}: expected NAME=BUILTIN, e.g. h=tanh")
-        if not _FUNCTION_NAME.match(name) or name in KEYWORDS:
+        if name in KEYWORDS:
+            raise GradcliError("usage", f"{where}: '{name}' is a keyword, not a function name")
+        if not _FUNCTION_NAME.match(name):
             raise GradcliError("usage", f"{where}: '{printable(name)}' is not a function name (a letter, "
                                         "then letters, digits or _)")
         if name in BUILTINS:

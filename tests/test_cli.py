@@ -259,7 +259,7 @@ def test_a_reader_that_leaves_early_gets_no_error_message():
     (["--fn", "exp=log"], ["exp is a builtin function"]),
     (["--fn", "sum=tanh"], ["sum is a builtin function"]),
     (["--fn", "2h=tanh"], ["not a function name"]),
-    (["--fn", "wrt=tanh"], ["not a function name"]),
+    (["--fn", "wrt=tanh"], ["keyword"]),
     (["--fn", "h=tanhh"], ["did you mean tanh?"]),
     (["--fn", "h=sum"], ["not an element-wise builtin"]),
     (["--fn", "h=tanh", "--fn", "h=exp"], ["already bound to tanh"]),
