@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"error: {exc}")
     except SystemExit as exc:  # a library that exits on its own
         rc = exc.code if isinstance(exc.code, int) else EXIT_FAILURE
+    except Exception as exc:  # a bug outside a command's own error handling: still one line
+        rc = EXIT_FAILURE
+        _say(f"error: internal error ({type(exc).__name__}: {exc}); please report this command line")
     signals.finish()
     if signals.received is not None:
         _say(f"error: {_NAMES[signals.received]}")

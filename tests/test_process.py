@@ -173,3 +173,18 @@ def test_a_reader_that_leaves_early_ends_the_run_quietly():
     _, err = p.communicate(b"x'@x\n" * 20000 + b"x +\n" * 20000, timeout=120)
     text = no_traceback(err)
     assert p.returncode in (0, 1) and "internal" not in text
+
+
+def test_a_bug_outside_a_command_is_one_line_not_a_traceback():
+    script = """
+import sys
+import gradcli.cli as cli
+def broken(argv=None):
+    raise LookupError("a bug")
+cli.main = broken
+from gradcli.process import main
+sys.exit(main(sys.argv[1:]))
+"""
+    p = gradcli("shape", "x", script=script)
+    err = no_traceback(p.stderr)
+    assert p.returncode == 1 and err.startswith("error: internal error (LookupError: a bug)")
