@@ -77,12 +77,16 @@ class _Guarded:
     def write(self, text):
         try:
             return self._stream.write(text)
+        except UnicodeError:  # a character the stream's encoding lacks: the printer's to handle
+            raise
         except (OSError, ValueError) as exc:
             raise _output_error(self._name, exc) from None
 
     def flush(self):
         try:
             return self._stream.flush()
+        except UnicodeError:
+            raise
         except (OSError, ValueError) as exc:
             raise _output_error(self._name, exc) from None
 

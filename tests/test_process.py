@@ -188,3 +188,9 @@ sys.exit(main(sys.argv[1:]))
     p = gradcli("shape", "x", script=script)
     err = no_traceback(p.stderr)
     assert p.returncode == 1 and err.startswith("error: internal error (LookupError: a bug)")
+
+
+def test_a_stream_that_cannot_encode_unicode_is_not_a_write_failure():
+    p = gradcli("shape", "x'@x wrt x", env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    no_traceback(p.stderr)
+    assert p.returncode == 0 and p.stdout.startswith(b"f = x\\u1d40x")
