@@ -38,11 +38,15 @@ class _Signals:
 
     def __init__(self):
         self.received: int | None = None
+        self.handled: list[int] = []
 
     def install(self) -> None:
+        """A signal the caller ignores (a background job's SIGINT, `nohup`) stays ignored."""
         for signum in _NAMES:
             try:
-                signal.signal(signum, self.on_signal)
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    signal.signal(signum, self.on_signal)
+                    self.handled.append(signum)
             except (ValueError, OSError):  # not the main thread, or a platform without it
                 pass
 
@@ -59,7 +63,7 @@ class _Signals:
 
     def finish(self) -> None:
         """From here on the run's result is decided: a signal ends the process at once."""
-        for signum in _NAMES:
+        for signum in self.handled:
             try:
                 signal.signal(signum, self.leave_now)
             except (ValueError, OSError):

@@ -194,3 +194,13 @@ def test_a_stream_that_cannot_encode_unicode_is_not_a_write_failure():
     p = gradcli("shape", "x'@x wrt x", env={**os.environ, "PYTHONIOENCODING": "ascii"})
     no_traceback(p.stderr)
     assert p.returncode == 0 and p.stdout.startswith(b"f = x\\u1d40x")
+
+
+@posix_only
+def test_a_signal_the_caller_ignores_stays_ignored():
+    # a background job of a non-interactive shell starts with SIGINT ignored
+    script = INTERRUPT_DURING_CHECK.replace("{sig}", "INT").replace(
+        "from gradcli.process import main", "signal.signal(signal.SIGINT, signal.SIG_IGN)\nfrom gradcli.process import main")
+    p = gradcli("grad", "x'@A@x wrt x", "-s", "A=5x5", "--random", "--check", script=script)
+    no_traceback(p.stderr)
+    assert p.returncode == 0 and b"check:" in p.stdout
