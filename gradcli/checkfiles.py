@@ -1,7 +1,8 @@
 """`gradcli check`: shape-check every formula in text and Markdown files, for CI.
 
-Text files hold one formula a line (`#` starts a comment).  Markdown files hold formulas in
-```` ```gradcli ```` fences.  A line may say what it expects after `=>`:
+Text files hold one formula a line (`#` starts a comment); `-` is standard input.  Markdown
+files hold formulas in ```` ```gradcli ```` or `~~~gradcli` fences.  A line may say what it
+expects after `=>`:
 
     ||y - X@theta||^2 wrt theta        => (), theta: (n,)
     X@W + b where X: (B, i), W: (i, o)  => (B, o)
@@ -9,6 +10,9 @@ Text files hold one formula a line (`#` starts a comment).  Markdown files hold 
 
 `=> SHAPE` is the result's shape, `NAME: SHAPE` the shape of ∂f/∂NAME (default layout), and
 `=> error` (or `error: parse` / `error: shape`) marks a formula that must fail.
+
+Files are read line by line and outcomes yielded one at a time, so time and memory stay linear
+and flat on a 50 MB file; each distinct formula text is analysed once (`Analyses`).
 """
 
 from __future__ import annotations
