@@ -736,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(exc, "ctx", None) is not None and type(exc).__name__ == "NoArgsIsHelpError":
             _printer(stderr=True)(exc.ctx.get_help())
             return 2
-        message = exc.format_message()
+        message = printable(exc.format_message())  # it may quote what was typed
         if ("No such option" in message or "Missing argument" in message) and any(
                 a.startswith("-") and not a.startswith("--") for a in args[1:]):
             message += " (a formula that starts with '-' goes after '--': gradcli grad -- '-x wrt x')"
