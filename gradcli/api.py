@@ -20,11 +20,11 @@ from . import ops as O
 from .differentiate import SEED, gradients, index_notation, jacobian_formula, seed_for
 from .errors import GradcliError
 from .evaluate import Program, compile_graph
-from .expr import Expr
+from .expr import Expr, topological
 from .indexform import IndexProgram, index_terms
 from .infer import Typed, infer
 from .parse import dimension, parse
-from .render import render, render_with_bindings
+from .render import binding_prefix, render, render_with_bindings
 from .shapes import Ty
 
 LAYOUTS = ("gradient", "numerator", "denominator")
@@ -364,10 +364,18 @@ def analyze(text: str, shapes: dict[str, tuple] | None = None, wrt: list[str] | 
     return problem
 
 
-def render_derivatives(derivs: list[Derivative], style: str) -> tuple[list[tuple[str, str]], list[str]]:
+def render_derivatives(derivs: list[Derivative], style: str,
+                       bound_nodes: list | None = None) -> tuple[list[tuple[str, str]], list[str]]:
     """Formulas of several derivatives, with large shared subexpressions named once ('' where a
-    derivative has no matrix formula)."""
+    derivative has no matrix formula).  The names (z1, z2, …; zz1, … if the formula has a
+    symbol or dimension spelled so) never collide with the formula's own names, so a binding
+    can be read back as a symbol of its own shape.  Every style names the same nodes."""
     roots = [d.shown() for d in derivs if d.expr is not None]
-    bindings, texts = render_with_bindings(roots, style)
+    taken: set[str] = set()
+    for n in topological(roots):
+        if n.op == "sym":
+            taken.add(n.params[0])
+        taken.update(str(d) for d in n.ty.dims)
+    bindings, texts = render_with_bindings(roots, style, prefix=binding_prefix(taken), bound_nodes=bound_nodes)
     it = iter(texts)
     return bindings, [next(it) if d.expr is not None else "" for d in derivs]

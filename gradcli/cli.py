@@ -377,7 +377,19 @@ def _pn(name: str) -> str:
 
 
 def _document(problem, derivs, f_value, d_values: dict, checks: dict, formulas: bool = True) -> dict:
+    """The JSON document (SPEC §2).  Subexpressions the derivatives share are named once, as
+    in the human view: `bindings` lists {name, formula, latex, shape} in dependency order, each
+    binding a symbol of its own shape in the formulas after it (README: JSON output)."""
+    texts, latex, bindings = [""] * len(derivs), [""] * len(derivs), []
+    if formulas:
+        from .api import render_derivatives
 
+        nodes: list = []
+        ascii_bindings, texts = render_derivatives(derivs, "ascii", nodes)
+        latex_bindings, latex = render_derivatives(derivs, "latex")
+        bindings = [{"name": name, "formula": text, "latex": tex,
+                     "shape": _dims_json(node.ty.full_dims)}
+                    for (name, text), (_, tex), node in zip(ascii_bindings, latex_bindings, nodes)]
     doc = {
         "formula": problem.text("ascii"),
         "shape": _dims_json(problem.shape),
@@ -386,15 +398,17 @@ def _document(problem, derivs, f_value, d_values: dict, checks: dict, formulas: 
         "value": _jsonable(f_value) if f_value is not None else None,
         "derivatives": [],
     }
-    for d in derivs:
+    for i, d in enumerate(derivs):
         doc["derivatives"].append({
             "wrt": d.wrt, "kind": d.kind,
-            "formula": d.formula("ascii") if formulas else None,
-            "latex": d.formula("latex") if formulas else None,
+            "formula": (texts[i] or d.formula("ascii")) if formulas else None,
+            "latex": (latex[i] or d.formula("latex")) if formulas else None,
             "shape": _dims_json(d.shape), "layout": d.layout,
             "value": _jsonable(d_values[d.wrt]) if d.wrt in d_values else None,
             "check": checks.get(d.wrt),
         })
+    if formulas:
+        doc["bindings"] = bindings
     return doc
 
 

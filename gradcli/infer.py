@@ -29,7 +29,7 @@ REDUCTIONS = {"mean": "mean", "logsumexp": "logsumexp", "softmax": "softmax", "t
               "u1v1": "u1v1", "polar": "polar", "ismax": "ismax", "ismin": "ismin"}
 NORM_FUNCTIONS = {"norm": "", "norm1": "1", "norm2": "2"}  # norm(a) is ||a||, norm1(a) ||a||_1, ...
 BUILTINS = (set(O.ELEMENTWISE) | set(REDUCTIONS) | set(NORM_FUNCTIONS)
-            | {"sum", "dot", "outer", "diag", "eye"})
+            | {"sum", "dot", "outer", "diag", "eye", "ones", "zeros"})
 # numpy names with no function here, and what to write instead
 INSTEAD = {"transpose": "x' or x.T", "matmul": "a @ b", "power": "a^p", "pow": "a^p",
            "ln": "log(x)", "norm_fro": "||A||_F", "vec": "a matrix as a vector is not supported; "
@@ -242,6 +242,11 @@ class _Builder:
             else:
                 raise shape_error("eye takes a dimension: eye(3) or eye(n)", node.col)
             return Expr("eye", (), (dim,), Ty((dim, dim)))
+        if name in ("ones", "zeros"):  # numpy's ones(m) / ones((m, n)), the shape as arguments
+            arity(1, 2)
+            dims = tuple(self._dim(name, a) for a in node.args)
+            return Expr("fill", (Expr("const", (), (1.0 if name == "ones" else 0.0,), SCALAR),),
+                        (Ty(dims),), Ty(dims))
         if name not in BUILTINS and not _is_abstract_name(name) and name not in self.functions:
             raise unknown_function(name, node.col)
         keywords = [a for a in node.args if isinstance(a, Keyword)]
@@ -312,6 +317,17 @@ class _Builder:
         return self.raw("apply", args, (name, 0), node.col)
 
 
+    def _dim(self, name: str, arg: Node):
+        """A dimension argument: a positive integer or a dimension name (eye(n), ones(m, n))."""
+        if isinstance(arg, Num) and arg.value.is_integer() and arg.value > 0:
+            return int(arg.value)
+        if isinstance(arg, Sym):
+            self.ctx.rigid.add(arg.name)
+            self.ctx._names = None
+            return arg.name
+        raise shape_error(f"{name} takes dimensions: {name}(3), {name}(m, n)", arg.col)
+
+
 def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
     """Pass 2: rebuild with resolved dimensions through the simplifying constructors."""
     done: dict[int, Expr] = {}
@@ -325,6 +341,8 @@ def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
             new = make_raw("numel", (), (ctx.resolve(n.params[0]),))
         elif n.op == "eye":  # eye(n) takes the size n was unified with (A + eye(n), A: 3×3)
             new = O.eye(ctx.resolve(n.ty).dims[0])
+        elif n.op == "fill":  # ones(m, n) likewise
+            new = O.fill(args[0], ctx.resolve(n.ty))
         else:
             new = make(n.op, *args, params=n.params)
         done[id(n)] = new

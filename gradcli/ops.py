@@ -16,7 +16,7 @@ import re
 from .expr import OPS, Expr, Op, make, make_raw, register
 from .shaperules import (broadcast_shape, matmul_shape, pow_shape, same_shape, square_to, sum_shape,
                          to_scalar, vector_only)
-from .shapes import SCALAR, col, mat
+from .shapes import SCALAR, STRICT, col, mat
 from .simplify import (IN_DERIVATIVE, _fold, _simplify_add, _simplify_det, _simplify_div,  # noqa: F401
                        _simplify_fill, _simplify_inv, _simplify_log, _simplify_logdet, _simplify_matmul,
                        _simplify_mul, _simplify_pow, _simplify_sqrt, _simplify_sum, _simplify_T, _simplify_tr, add,
@@ -155,6 +155,8 @@ def _sym_shape(ctx, tys, params):
 def _const_notation(r, node):
     v = node.value
     text = f"{v:g}" if not float(v).is_integer() or abs(v) >= 1e16 else str(int(v))
+    if r.style == "ascii" and float(text) != v:
+        text = repr(v)  # the shortest text that reads back as exactly this number
     if r.style == "latex" and "e" in text:
         m, e = text.split("e")
         text = rf"{m}\cdot 10^{{{int(e)}}}"
@@ -186,7 +188,7 @@ def _add_notation(r, node):
     """A chain a + b − c + … is written in one pass down its left spine (joined once)."""
     terms = []
     n = node
-    while n.op == "add" and (n is node or id(n) not in r.bound):
+    while n.op == "add" and (n is node or r.bound_name(n) is None):
         terms.append(n.args[1])
         n = n.args[0]
     parts = [r.child(n, ADD)]
@@ -312,11 +314,36 @@ def _rightmost(e: Expr) -> Expr:
     return e
 
 
+def _ascii_chain(node: Expr) -> list | None:
+    """The factors of a product chain F₁ @ F₂ @ … @ F_k, when writing it ungrouped means the same:
+    the language groups from the left, so no partial product F₁…F_j (j < k) may be a scalar
+    (xᵀy inside a chain is a scalar factor, which @ does not take)."""
+    factors = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.op == "matmul":
+            stack.extend(reversed(n.args))
+        else:
+            factors.append(n)
+    ty = factors[0].ty
+    for f in factors[1:-1]:
+        try:
+            ty = matmul_shape(STRICT, (ty, f.ty), ())
+        except Exception:
+            return None
+        if ty.is_scalar:
+            return None
+    return factors
+
+
 def _matmul_notation(r, node):
     a, b = node.args
-    if r.style == "ascii":
-        right = r.child(b, MUL if b.op == "matmul" else MUL + 0.5)  # @ is associative
-        return r.child(a, MUL) + " @ " + right, MUL
+    if r.style == "ascii":  # as the grammar reads it: *, / and @ are one left-associative level
+        factors = _ascii_chain(node) if b.op == "matmul" else None
+        if factors is None:
+            return r.child(a, MUL) + " @ " + r.child(b, MUL + 0.5), MUL
+        return " @ ".join([r.child(factors[0], MUL)] + [r.child(f, MUL + 0.5) for f in factors[1:]]), MUL
     left, right = r.child(a, JUXT), r.child(b, JUXT)
     sep = "" if r.style == "unicode" else " "
     if r.style == "unicode" and (left[-1:].isalnum() or left[-1:] in "ᵀ¹)") and right[:1].isalnum() and (
@@ -383,7 +410,7 @@ _elementwise("abs", lambda xp, n, a: xp.abs(a), lambda x, y: make("abs_slope", x
               "latex": (r"\left|{0}\right|", ATOM)})
 _elementwise("sign", lambda xp, n, a: xp.sign(a), lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0))
 _elementwise("step", lambda xp, n, a: (a > 0) * 1.0, lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0),
-             {"unicode": ("𝟙({0} > 0)", ATOM), "ascii": ("step({0})", ATOM),
+             {"unicode": ("𝟙({0} > 0)", ATOM), "ascii": ("sign(relu({0}))", ATOM),
               "latex": (r"\mathbb{{1}}\left[{0} > 0\right]", ATOM)}, emit="({0} > 0) * 1.0")
 
 
@@ -476,7 +503,16 @@ def _sum_notation(r, node):
         return (r"\sum " if axis is None else rf"\sum_{{\mathrm{{axis}}={axis}}} ") + r.child(node.args[0], MUL + 0.5), MUL
     if axis is None:
         return f"sum({inner})", ATOM
-    return f"sum({inner}, {axis})" if not keep else f"sum({inner}, {axis}, keepdims)", ATOM
+    if not keep:
+        return f"sum({inner}, {axis})", ATOM
+    a = node.args[0]
+    if r.style == "ascii":  # numpy's keepdims as a product with ones: 𝟙ᵀA, A𝟙
+        if a.ty.is_vector:
+            return f"{r.ones((1, a.ty.dims[0]))} @ {r.child(a, MUL + 0.5)}", MUL
+        if axis % 2 == 0:
+            return f"{r.ones((1, a.ty.dims[0]))} @ {r.child(a, MUL + 0.5)}", MUL
+        return f"{r.child(a, MUL)} @ {r.ones((a.ty.dims[1], 1))}", MUL
+    return f"sum({inner}, {axis}, keepdims)", ATOM
 
 
 register(Op("sum", sum_shape, _np_sum, vjp=(_vjp_sum,), notation={"custom": _sum_notation},
@@ -499,8 +535,19 @@ def _np_expand_full(xp, node, g):
 def _expand_notation(r, node):
     axis, keep, ty = node.params
     g = node.args[0]
-    if r.style == "ascii":
-        return f"expand({r.child(g, 0)}, {axis})", ATOM
+    if r.style == "ascii":  # copies of g along the axis: a product with ones, as numpy broadcasts
+        dims = ty.dims
+        if len(dims) == 2 and axis % 2 == 1 and not keep:  # g as a column: g𝟙ᵀ
+            column = r.child(g, MUL) if not g.ty.row else r.child(g, POST + 0.5) + "'"
+            return f"{column} @ {r.ones((dims[1],))}'", MUL
+        if len(dims) == 2 and axis % 2 == 0 and not keep:  # g as a row: 𝟙gᵀ
+            row = r.child(g, MUL + 0.5) if g.ty.row else r.child(g, POST + 0.5) + "'"
+            return f"{r.ones((dims[0],))} @ {row}", MUL
+        if len(dims) == 2 and axis % 2 == 1:  # g is (m, 1)
+            return f"{r.child(g, MUL)} @ {r.ones((1, dims[1]))}", MUL
+        if len(dims) == 2:  # g is (1, n)
+            return f"{r.ones((dims[0], 1))} @ {r.child(g, MUL + 0.5)}", MUL
+        return f"{r.child(g, MUL)}*{r.ones(dims)}", MUL  # a vector from a scalar (or (1,))
     ones = "𝟙" if r.style == "unicode" else r"\mathbf{1}"
     if axis == 0 and not keep:  # each row is Gᵀ: 𝟙Gᵀ
         return ones + r.child(T(g), JUXT), JUXT
@@ -516,13 +563,18 @@ register(Op("expand", _expand_shape, _np_expand_full,
 
 def _fill_notation(r, node):
     v = node.args[0]
-    ones = {"unicode": "𝟙", "ascii": "1", "latex": r"\mathbf{1}"}[r.style]
+    if r.style == "ascii":  # ones(m, n) and zeros(m, n) carry the shape; a row is ones(n)'
+        ty = node.ty
+        word = "zeros" if is_zero(v) else "ones"
+        text = r.ones(ty.dims, word) + ("'" if ty.row else "")
+        if is_zero(v) or is_one(v):
+            return text, (POST if ty.row else ATOM)
+        return r.child(v, MUL) + "*" + text, MUL
+    ones = {"unicode": "𝟙", "latex": r"\mathbf{1}"}[r.style]
     if is_zero(v):
         return "0", ATOM
     if is_one(v):
         return ones, ATOM
-    if r.style == "ascii":
-        return r.child(v, ATOM), ATOM
     return r.child(v, MUL) + ("·" if r.style == "unicode" else r" \cdot ") + ones, MUL
 
 
@@ -563,6 +615,8 @@ def _norm_notation(sub_u, sub_l, sq=False):
             return "‖" + inner + "‖" + sub_u + ("²" if sq else ""), ATOM if not sq else POW
         if r.style == "latex":
             return r"\left\|" + inner + r"\right\|" + sub_l + ("^2" if sq else ""), ATOM if not sq else POW
+        if sub_u == "₁" and node.args[0].ty.is_matrix:  # entry-wise: not the induced ||A||_1
+            return "sum(abs(" + inner + "))", ATOM
         return "||" + inner + "||" + ("_1" if sub_u == "₁" else "") + ("^2" if sq else ""), ATOM if not sq else POW
     return {"custom": render}
 
@@ -663,7 +717,7 @@ def _congruence_notation(r, node):
 register(Op("congruence", _congruence_shape, _np_congruence,
             notation={"custom": _congruence_notation}))
 register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), _np_eye,
-            notation={"custom": lambda r, node: ("I", ATOM)},
+            notation={"custom": lambda r, node: (f"eye({node.params[0]})" if r.style == "ascii" else "I", ATOM)},
             emit=lambda c, n, a: f"np.eye({c.dim(n.params[0])})"))
 
 

@@ -45,15 +45,26 @@ def pretty_name(name: str, style: str) -> str:
 
 
 class Renderer:
-    """Renders nodes in one style; `bound` maps nodes to names printed instead of them."""
+    """Renders nodes in one style; `bound` maps nodes to names printed instead of them.
 
-    def __init__(self, style: str, bound: dict[int, str] | None = None):
+    The memo is keyed by the node itself (hash-consed nodes hash by identity), so a node made
+    while rendering (the positive `c·x` of a printed `− c·x`) stays alive as long as its text
+    is remembered: a key can never come back for another node.  `bound` may also be keyed by
+    `id(node)` for callers that keep those nodes alive themselves (the `--steps` derivation)."""
+
+    def __init__(self, style: str, bound: dict | None = None):
         self.style = style
-        self.bound = bound or {}
-        self._memo: dict[int, tuple[str, float]] = {}
+        self.bound = bound if bound is not None else {}
+        self._memo: dict[Expr, tuple[str, float]] = {}
 
     def name(self, name: str) -> str:
         return pretty_name(name, self.style)
+
+    def bound_name(self, node: Expr) -> str | None:
+        if not self.bound:
+            return None
+        found = self.bound.get(node)
+        return found if found is not None else self.bound.get(id(node))
 
     def leaf_name(self, node: Expr) -> str:
         """The raw name of a symbol (for spacing juxtaposed products), '' otherwise."""
@@ -62,26 +73,56 @@ class Renderer:
         return node.params[0] if node.op == "sym" else ""
 
     def dims_product(self, dims) -> tuple[str, float]:
+        if self.style == "ascii" and not all(isinstance(d, int) for d in dims):
+            return f"sum({self.ones(dims)})", 6  # a dimension is not a symbol: count the ones
+        if self.style == "ascii":
+            n = 1
+            for d in dims:
+                n *= d
+            return str(n), 6
         parts = [str(d) for d in dims]
         if len(parts) == 1:
             return parts[0], 6
         return ("·" if self.style == "unicode" else "*").join(parts), 2
 
+    def ones(self, dims, fill: str = "ones") -> str:
+        """`ones(m, n)`: the language's array of ones (or zeros) of a shape."""
+        return f"{fill}({', '.join(str(d) for d in dims)})"
+
     def render(self, node: Expr) -> tuple[str, float]:
         """Text and precedence of a node, memoised (each shared node is rendered once)."""
-        key = id(node)
-        if key in self.bound:
-            return self.name(self.bound[key]), 6
-        if key in self._memo:
-            return self._memo[key]
-        order = topological([node])
-        # The inner sums of a chain a + b + c + … are rendered as part of the whole chain, not
-        # each on its own: memoising every prefix of a 10,000-term sum would take gigabytes.
-        interior = {id(n.args[0]) for n in order if n.op == "add" and n.args[0].op == "add"}
-        for n in order:  # children first: no deep recursion
-            if id(n) not in self._memo and id(n) not in self.bound and (id(n) not in interior or n is node):
-                self._memo[id(n)] = self._render_one(n)
-        return self._memo[key]
+        name = self.bound_name(node)
+        if name is not None:
+            return self.name(name), 6
+        found = self._memo.get(node)
+        if found is not None:
+            return found
+        for n in self._pending(node):  # children first: no deep recursion
+            self._memo[n] = self._render_one(n)
+        return self._memo[node]
+
+    def _pending(self, node: Expr) -> list[Expr]:
+        """The nodes under node that still need text, arguments first.  The walk stops at
+        nodes already rendered or bound, so rendering many roots of one DAG stays linear.  The
+        inner sums of a chain a + b + c + … are rendered as part of the whole chain, not each on
+        its own: memoising every prefix of a 10,000-term sum would take gigabytes."""
+        order: list[Expr] = []
+        seen: set[Expr] = set()
+        stack = [(node, False)]
+        while stack:
+            n, expanded = stack.pop()
+            if expanded:
+                order.append(n)
+                continue
+            if n in seen:
+                continue
+            seen.add(n)
+            stack.append((n, True))
+            for a in reversed(n.args):
+                if a not in seen and a not in self._memo and self.bound_name(a) is None:
+                    stack.append((a, False))
+        interior = {n.args[0] for n in order if n.op == "add" and n.args[0].op == "add"}
+        return [n for n in order if n is node or n not in interior]
 
     def _render_one(self, node: Expr) -> tuple[str, float]:
         notation = OPS[node.op].notation
@@ -104,30 +145,42 @@ def render(node: Expr, style: str = "unicode") -> str:
     return Renderer(style).text(node)
 
 
-def shared_bindings(roots: list[Expr], min_len: int = 24) -> list[Expr]:
-    """Nodes used more than once across roots whose text is long: worth naming once."""
-    uses: dict[int, int] = {}
-    for n in topological(roots):
-        for a in n.args:
-            uses[id(a)] = uses.get(id(a), 0) + 1
-    r = Renderer("ascii")
-    picked = []
-    for n in topological(roots):
-        if uses.get(id(n), 0) > 1 and n.args and n.op not in ("T", "fill") and len(r.text(n)) >= min_len:
-            picked.append(n)
-    return picked
+def binding_prefix(taken: set[str]) -> str:
+    """A prefix for binding names z1, z2, … that no symbol (or dimension) of the formula can
+    be spelled with: z, else zz, zzz, …"""
+    prefix = "z"
+    while any(t.startswith(prefix) and t[len(prefix):].isdigit() for t in taken):
+        prefix += "z"
+    return prefix
 
 
 def render_with_bindings(roots: list[Expr], style: str, names: list[str] | None = None,
-                         min_len: int = 24) -> tuple[list[tuple[str, str]], list[str]]:
-    """(bindings, texts): bindings [(name, text)] in dependency order, then each root's text."""
-    shared = [n for n in shared_bindings(roots, min_len) if all(n is not r for r in roots)]
-    bound: dict[int, str] = {}
+                         min_len: int = 24, prefix: str = "z",
+                         bound_nodes: list | None = None) -> tuple[list[tuple[str, str]], list[str]]:
+    """(bindings, texts): bindings [(name, text)] in dependency order, then each root's text
+    (bound_nodes, when given, receives the node each binding names).
+
+    A node used more than once whose text (with the names given so far) is at least min_len
+    long gets a name, deciding children before their users in one pass: the texts are linear
+    in the size of the DAG (a 900-deep chain prints in kilobytes, not gigabytes)."""
+    uses: dict[Expr, int] = {}
+    order = topological(roots)
+    for n in order:
+        for a in n.args:
+            uses[a] = uses.get(a, 0) + 1
+    is_root = set(roots)
+    bound: dict[Expr, str] = {}
+    probe = Renderer("ascii", bound)  # decides by the ASCII length, whatever the style
+    shown = probe if style == "ascii" else Renderer(style, bound)
     out: list[tuple[str, str]] = []
-    for i, node in enumerate(shared):
-        r = Renderer(style, bound)
-        label = names[i] if names and i < len(names) else f"z{i + 1}"
-        out.append((pretty_name(label, style), r.text(node)))
-        bound[id(node)] = label
-    r = Renderer(style, bound)
-    return out, [r.text(root) for root in roots]
+    for n in order:
+        # (never a row vector: a symbol declared (1, n) would read back as a matrix)
+        if uses.get(n, 0) > 1 and n.args and n.op not in ("T", "fill") and not n.ty.row \
+                and n not in is_root and len(probe.text(n)) >= min_len:
+            i = len(out)
+            label = names[i] if names and i < len(names) else f"{prefix}{i + 1}"
+            out.append((pretty_name(label, style), shown.text(n)))
+            bound[n] = label
+            if bound_nodes is not None:
+                bound_nodes.append(n)
+    return out, [shown.text(root) for root in roots]
