@@ -121,7 +121,8 @@ class Derivative:
         return "" if shown is None else render(shown, style)
 
     def index_text(self, style: str = "unicode") -> str | None:
-        """Index notation J[f indices, x indices] (numerator order), for tensor derivatives."""
+        """The right-hand side of the index notation (indices i, j of f and k, l of x, whatever
+        the layout), for tensor derivatives."""
         if self.of is None or self.x is None:
             return None
         return index_notation(self.of, self.x, style)
@@ -134,10 +135,17 @@ class Derivative:
         index = self.index_text(style)
         if index is None:
             return None
-        names = _index_names(len(self.f_ty.full_dims) if not self.f_ty.row else 1, len(self.x_ty.dims))
-        if self.f_ty.row:  # a row vector's leading axis has the one index 0: J[0,i,k] = ∂fᵢ/∂xₖ
-            names = ["0"] + names
-        return f"[{','.join(names)}] = {index}"
+        return f"[{','.join(self.index_names())}] = {index}"
+
+    def index_names(self) -> list[str]:
+        """The indices of the printed J[…], in the order of the value's axes: f's then x's in
+        numerator layout, x's then f's in denominator layout (J[k,l,i,j] = ∂f_ij/∂x_kl).  A row
+        vector's leading axis has the one index 0: J[0,i,k] = ∂fᵢ/∂xₖ."""
+        from .indexform import F_INDEX, X_INDEX
+
+        f_names = ["0"] * bool(self.f_ty.row) + list(F_INDEX[:len(self.f_ty.dims)])
+        x_names = list(X_INDEX[:len(self.x_ty.dims)])
+        return x_names + f_names if self.transposes else f_names + x_names
 
     def to_layout(self, value: Any) -> Any:
         """Numeric value, rearranged from the base layout into this derivative's layout."""
@@ -232,12 +240,6 @@ class Problem:
             if isinstance(prog, Program):
                 prog.allow_nonfinite = allow_nonfinite
         return Compiled(self, program, derivs, fallback)
-
-
-def _index_names(nf: int, nx: int) -> list[str]:
-    from .indexform import F_INDEX, X_INDEX
-
-    return list(F_INDEX[:nf]) + list(X_INDEX[:nx])
 
 
 def vjp_program(d: Derivative, fns):

@@ -247,3 +247,37 @@ def test_a_row_vector_f_has_its_singleton_axis_in_index_notation():
     (d,) = gradcli.analyze("x'@A wrt x").derivatives()
     assert d.shape == (1, "n", "m") and d.formula() == "[0,i,k] = A[k,i]"
     check_all("x'@A wrt x", {"A": (3, 2)})
+
+
+@pytest.mark.parametrize("layout", ["numerator", "denominator"])
+@pytest.mark.parametrize("text, shapes, hessian", [
+    ("W@x wrt W", {"W": (2, 3)}, False),
+    ("x'@W wrt x", {"W": (3, 2)}, False),
+    ("inv(X) wrt X", {"X": (3, 3)}, False),
+    ("R'@R wrt R", {"R": (4, 3)}, False),
+    ("tanh(W@x + b) wrt W", {"W": (3, 2), "b": (3,)}, False),
+    ("logdet(X) wrt X", {"X": (3, 3)}, True),
+    ("tr(X'@A@X) wrt X", {"X": (3, 2), "A": (3, 3)}, True),
+])
+def test_printed_index_notation_follows_the_layout(text, shapes, hessian, layout):
+    # J[k,l,i,j] = … in denominator layout: the printed indices are named in the order of the
+    # value's axes.  Evaluate the printed form by einsum in that order, compare with the values.
+    from gradcli.differentiate import gradients, seed_for
+    from gradcli.evaluate import compile_graph
+    from gradcli.indexform import display_terms, evaluate_terms
+
+    p0 = gradcli.analyze(text, shapes=shapes)
+    values = random_data(p0, 2)
+    p = gradcli.analyze(text, data_shapes={k: v.shape for k, v in values.items()}, layout=layout)
+    (d,) = p.hessians() if hessian else p.derivatives()
+    printed = d.formula("ascii")
+    assert d.expr is None and printed.startswith("[")
+    names = printed[1:printed.index("]")].split(",")
+    v = seed_for(d.of)
+    (g,) = gradients(d.of, [d.x], seed=v)
+    terms = display_terms(g, v, d.f_ty.full_dims if not d.f_ty.row else d.f_ty.dims, d.x_ty.dims)
+    factors = {id(f[3]): f[3] for t in terms for f in t.factors if f[0] == "t"}
+    computed = dict(zip(factors, compile_graph(list(factors.values())).run(values)))
+    value = evaluate_terms(terms, tuple(names), (), tuple(d.shape), computed)
+    _, shown = p.compile(hessian=hessian)(**values)
+    assert np.allclose(value, shown[d.wrt])
