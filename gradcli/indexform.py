@@ -14,7 +14,9 @@ from .record import Factory, record
 from .differentiate import depends_on
 from .expr import Expr
 from . import ops as O
+from .expr import make_raw
 from .render import Renderer
+from .shapes import Ty
 from .simplify import is_symmetric
 
 F_INDEX = ("i", "j")
@@ -76,7 +78,25 @@ def display_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "
     if found is None:
         return None
     r = Renderer(style)
-    return [_as_products(t, r) for t in found[0]]
+    return [_as_products(_counted(t, found[3], r), r) for t in found[0]]
+
+
+def _counted(t: Term, fresh: "Fresh", r: Renderer) -> Term:
+    """Σ_r over a term that does not mention r is the term times r's range: printed as that
+    count (3 δ(i,k), or n δ(i,k) for a symbolic size), since `Σ_r` alone does not say how many."""
+    mentioned = {i for f in t.factors if f[0] != "d" for i in f[2]} | {
+        i for f in t.factors if f[0] == "d" for i in f[1:]}
+    factors, coef, sums = list(t.factors), t.coef, []
+    for name in t.sums:
+        size = fresh.sizes[name]
+        if name in mentioned:
+            sums.append(name)
+        elif isinstance(size, int):
+            coef *= size
+        else:
+            count = make_raw("numel", (), (Ty((size,)),))
+            factors.append(("t", r.text(count), (), count))
+    return Term(coef, factors, sums)
 
 
 def _as_products(t: Term, r: Renderer) -> Term:
@@ -336,6 +356,13 @@ def _rename(f, old, new):
     return (f[0], f[1], tuple(new if i == old else i for i in f[2]), *f[3:])
 
 
+def _factor_order(f) -> int:
+    """A count (n δ(i,k)) first, then the deltas, then the other factors as they come."""
+    if f[0] == "t" and len(f) > 3 and f[3].op == "numel":
+        return 0
+    return 1 if f[0] == "d" else 2
+
+
 def _render(terms: list[Term], style: str) -> str:
     terms = [t for t in terms if t.coef != 0.0]
     if not terms:
@@ -343,7 +370,7 @@ def _render(terms: list[Term], style: str) -> str:
     parts = []
     for n, t in enumerate(terms):
         pieces = []
-        for f in sorted(t.factors, key=lambda f: f[0] != "d"):
+        for f in sorted(t.factors, key=_factor_order):
             if f[0] == "d":
                 a, b = sorted((f[1], f[2]))
                 pieces.append({"unicode": f"δ({a},{b})", "ascii": f"delta({a},{b})",

@@ -19,6 +19,7 @@ from gradcli.evaluate import compile_graph
 from test_derivatives import _names, formulas
 
 SHAPES = {"a": (), "x": (3,), "y": (3,), "A": (3, 3), "D": (3, 3)}
+SYMBOLIC = {"a": (), "x": ("n",), "y": ("n",), "A": ("n", "n"), "D": ("n", "n")}
 EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "300"))
 
 
@@ -73,9 +74,9 @@ def assert_round_trip(expr, text, shapes, values, bindings=()):
         assert _agree(own, value), (text, own, value)
 
 
-def derivatives_of(text, kind, layout=None):
-    names = sorted(s for s in SHAPES if s in _names(text))
-    p = gradcli.analyze(f"{text} wrt {', '.join(names)}", data_shapes={n: SHAPES[n] for n in names},
+def derivatives_of(text, kind, layout=None, shapes=SHAPES):
+    names = sorted(s for s in shapes if s in _names(text))
+    p = gradcli.analyze(f"{text} wrt {', '.join(names)}", shapes={n: shapes[n] for n in names},
                         layout=layout)
     return p, (p.hessians() if kind == "hessian" else p.derivatives())
 
@@ -100,6 +101,12 @@ def check_formula(text, kind, seed, layout=None):
             printed_index = index_value(d, values)
             if np.all(np.isfinite(shown[d.wrt])):
                 assert np.allclose(printed_index, shown[d.wrt], rtol=1e-8, atol=1e-8), (text, d.formula())
+    q, symbolic = derivatives_of(text, kind, layout, SYMBOLIC)  # the same shapes back (ones(n), …)
+    resolved = {n: s.shape for n, s in q.symbols.items()}  # eye(3) makes n = 3
+    for d in symbolic:
+        if d.expr is not None:
+            back, _ = reparse(d.text("ascii"), resolved)
+            assert back.ty == d.shown().ty, (d.text("ascii"), back.ty, d.shown().ty)
     doc = _document(p, derivs, None, {}, {})
     bindings = [(b["name"], b["formula"]) for b in doc.get("bindings", [])]
     for d, entry in zip(derivs, doc["derivatives"]):
