@@ -134,7 +134,7 @@ SCALAR = st.one_of(formulas("s", 3), st.builds(lambda p: f"sum({p})", formulas("
 CASES = st.one_of(
     st.tuples(SCALAR, st.just("gradient")),
     st.tuples(st.one_of(formulas("v", 3), formulas("m", 2)), st.just("jacobian")),
-    st.tuples(st.one_of(formulas("s", 2), st.builds(lambda p: f"sum({p})", formulas("v", 2))),
+    st.tuples(st.one_of(formulas("s", 2, twice=True), st.builds(lambda p: f"sum({p})", formulas("v", 2, twice=True))),
               st.just("hessian")),
 )
 
