@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 import re
 
-from .expr import OPS, Expr, Op, make, make_raw, register
+from .expr import OPS, Expr, Op, ShapeMsg, make, make_raw, register
 from .shaperules import (broadcast_shape, matmul_shape, pow_shape, same_shape, square_to, sum_shape,
                          to_scalar, vector_only)
-from .shapes import SCALAR, STRICT, col, mat
+from .shapes import SCALAR, STRICT, DimMismatch, col, mat
 from .simplify import (IN_DERIVATIVE, _fold, _simplify_add, _simplify_det, _simplify_div,  # noqa: F401
                        _simplify_fill, _simplify_inv, _simplify_log, _simplify_logdet, _simplify_matmul,
                        _simplify_mul, _simplify_pow, _simplify_sqrt, _simplify_sum, _simplify_T, _simplify_tr, add,
@@ -330,7 +330,7 @@ def _ascii_chain(node: Expr) -> list | None:
     for f in factors[1:-1]:
         try:
             ty = matmul_shape(STRICT, (ty, f.ty), ())
-        except Exception:
+        except (ShapeMsg, DimMismatch):
             return None
         if ty.is_scalar:
             return None
@@ -571,6 +571,8 @@ def _fill_notation(r, node):
             return text, (POST if ty.row else ATOM)
         return r.child(v, MUL) + "*" + text, MUL
     ones = {"unicode": "𝟙", "latex": r"\mathbf{1}"}[r.style]
+    if node.ty.row:  # a row of ones is 𝟙ᵀ
+        ones += "ᵀ" if r.style == "unicode" else r"^\top"
     if is_zero(v):
         return "0", ATOM
     if is_one(v):
