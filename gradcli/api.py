@@ -19,10 +19,11 @@ from typing import Any
 from . import ops as O
 from .differentiate import SEED, gradients, index_notation, jacobian_formula, seed_for
 from .errors import GradcliError
+from .columns import as_scalar, fold_units, has_singleton, is_unit, squeeze, squeezed_symbol, squeezed_ty
 from .evaluate import Program, compile_graph
-from .expr import Expr, topological
+from .expr import Expr, symbols_of, topological
 from .indexform import IndexProgram, index_terms
-from .infer import Typed, infer
+from .infer import Note, Typed, infer
 from .parse import dimension, parse
 from .render import binding_prefix, render, render_with_bindings
 from .shapes import Ty
@@ -101,6 +102,7 @@ class Derivative:
     f_ty: Ty  # the differentiated expression's shape (the gradient's, for a Hessian)
     of: Expr | None = None  # the expression differentiated (f, or a gradient for a Hessian)
     x: Expr | None = None
+    squeezed: Expr | None = None  # where expr is None: the formula with singleton axes dropped
 
     @property
     def transposes(self) -> bool:
@@ -110,10 +112,11 @@ class Derivative:
         return self.layout == "denominator" and not self.f_ty.is_scalar and not self.x_ty.is_scalar
 
     def shown(self) -> Expr | None:
-        """The expression in the chosen layout."""
-        if self.expr is None:
+        """The expression in the chosen layout (the squeezed one where only that exists)."""
+        expr = self.expr if self.expr is not None else self.squeezed
+        if expr is None:
             return None
-        return O.T(self.expr) if self.transposes else self.expr
+        return O.T(expr) if self.transposes else expr
 
     def text(self, style: str = "unicode") -> str:
         """The matrix formula in the chosen layout, or '' where there is none."""
@@ -164,10 +167,17 @@ class Problem:
     typed: Typed
     layout: str | None = None
     _derivs: list | None = None
+    _hessians: list | None = None
+    _notes: tuple = ()  # (wrt, label) of each derivative printed with singleton axes dropped
 
     @property
     def expr(self) -> Expr:
         return self.typed.expr
+
+    @property
+    def target(self) -> Expr:
+        """What is differentiated and evaluated: f, or the scalar a 1×1 f holds (SPEC §1)."""
+        return as_scalar(self.typed.expr)
 
     @property
     def shape(self) -> tuple:
@@ -181,6 +191,16 @@ class Problem:
     def symbols(self) -> dict[str, SymbolInfo]:
         return {n: SymbolInfo(n, s.ty.full_dims, s.source) for n, s in self.typed.symbols.items()}
 
+    @property
+    def notes(self) -> list[Note]:
+        """What the output must say besides shapes: broadcast undeclared symbols, a 1×1 f taken
+        as a scalar, formulas written with singleton axes dropped."""
+        out = list(self.typed.notes)
+        if is_unit(self.expr.ty):
+            out.append(Note("scalar", f"f has shape {fmt_shape(self.shape)}: it is taken as the scalar it "
+                                      "holds (derivatives are gradients, its value a number)"))
+        return out + self._squeezed_note()
+
     def symbol(self, name: str) -> Expr:
         return O.sym(name, self.typed.symbols[name].ty)
 
@@ -189,14 +209,14 @@ class Problem:
 
     def derivative_shapes(self) -> list[Derivative]:
         """Shapes and layouts of each derivative, without building formulas."""
-        f_ty = self.expr.ty
-        layout = default_layout(f_ty, self.layout)
+        f = self.target
+        layout = default_layout(f.ty, self.layout)
         out = []
         for name in self.wrt:
             x_ty = self.typed.symbols[name].ty
-            kind = "gradient" if f_ty.is_scalar else "jacobian"
-            out.append(Derivative(name, kind, derivative_dims(f_ty, x_ty, layout), layout, None,
-                                  x_ty, f_ty, self.expr, self.symbol(name)))
+            kind = "gradient" if f.ty.is_scalar else "jacobian"
+            out.append(Derivative(name, kind, derivative_dims(f.ty, x_ty, layout), layout, None,
+                                  x_ty, f.ty, f, self.symbol(name)))
         return out
 
     def derivatives(self) -> list[Derivative]:
@@ -204,20 +224,27 @@ class Problem:
         otherwise (a matrix formula where one exists)."""
         if self._derivs is None:
             shapes = self.derivative_shapes()
-            if self.expr.ty.is_scalar:
-                exprs = gradients(self.expr, [d.x for d in shapes]) if shapes else []
+            f = self.target
+            if f.ty.is_scalar:
+                exprs = gradients(f, [d.x for d in shapes]) if shapes else []
+                if f is not self.expr:  # a 1×1 f: fold the 1×1 ones its adjoints carry
+                    exprs = [fold_units(e) for e in exprs]
             else:
-                exprs = [jacobian_formula(self.expr, d.x) for d in shapes]
+                exprs = [jacobian_formula(f, d.x) for d in shapes]
             for d, e in zip(shapes, exprs):
                 d.expr = e
+                if e is None:
+                    self._squeeze(d, f)
             self._derivs = shapes
         return self._derivs
 
     def hessians(self) -> list[Derivative]:
         """∂²f/∂x∂y for every pair of wrt symbols (x = y: the Hessian; else the mixed block),
         computed as the Jacobian of the gradient. Shape: shape(x) + shape(y)."""
-        if not self.expr.ty.is_scalar:
+        if not self.target.ty.is_scalar:
             raise GradcliError("shape", f"the Hessian needs a scalar f; f has shape {fmt_shape(self.shape)}")
+        if self._hessians is not None and self._hessians[0] == self.layout:
+            return self._hessians[1]
         layout = self.layout if self.layout in ("numerator", "denominator") else "numerator"
         grads = {d.wrt: d for d in self.derivatives()}
         out = []
@@ -226,20 +253,76 @@ class Problem:
             for b in self.wrt:
                 y = self.symbol(b)
                 dims = g.x_ty.dims + y.ty.dims if layout == "numerator" else y.ty.dims + g.x_ty.dims
-                out.append(Derivative(a if a == b else f"{a},{b}", "hessian", dims, layout,
-                                      jacobian_formula(g.expr, y), y.ty, g.x_ty, g.expr, y))
+                d = Derivative(a if a == b else f"{a},{b}", "hessian", dims, layout,
+                               jacobian_formula(g.expr, y), y.ty, g.x_ty, g.expr, y)
+                if d.expr is None:
+                    self._squeeze(d, self.target, g.x)
+                out.append(d)
+        self._hessians = (self.layout, out)
         return out
+
+    def _squeeze(self, d: Derivative, f: Expr, first: Expr | None = None) -> None:
+        """Where a derivative has no matrix formula in the declared shapes only because of
+        singleton axes (n×1 vectors), derive it with those axes dropped: d.squeezed, and a note.
+        `first` is the other wrt symbol of a Hessian block (f is then the scalar target)."""
+        x = d.x
+        if not any(has_singleton(t) for t in (f.ty, x.ty, first.ty if first is not None else x.ty)):
+            return
+        f_sq = squeeze(f)
+        if f_sq is None:
+            return
+        x_sq = squeezed_symbol(x)
+        if x_sq.op != "sym":
+            return  # a 1×n row symbol: no column to differentiate by
+        if first is not None:
+            first_sq = squeezed_symbol(first)
+            if first_sq.op != "sym":
+                return
+            (of,) = gradients(f_sq, [first_sq])
+        else:
+            of = f_sq
+        formula = jacobian_formula(of, x_sq)
+        declared = [k for k in _base_dims(d) if k != 1]
+        if formula is None or [k for k in formula.ty.full_dims if k != 1] != declared:
+            return
+        d.squeezed = formula
+        if d.wrt not in [w for w, _, _ in self._notes]:
+            used = {e.params[0] for e in symbols_of(formula)}
+            self._notes = self._notes + ((d.wrt, _label(d), used),)
+
+    def _squeezed_note(self) -> list[Note]:
+        """One note for every formula written with singleton axes dropped."""
+        if not self._notes:
+            return []
+        labels = [label for _, label, _ in self._notes]
+        used = set().union(*(names for _, _, names in self._notes))
+        changed = [(n, fmt_shape(squeezed_ty(s.ty).full_dims)) for n, s in self.typed.symbols.items()
+                   if n in used and squeezed_ty(s.ty).full_dims != s.ty.full_dims]
+        where = ", ".join(f"{n} is {'a scalar' if sh == '()' else sh}" for n, sh in changed)
+        one = len(labels) == 1
+        text = (f"{', '.join(labels)} {'is' if one else 'are'} printed with singleton axes dropped, as the "
+                f"matrix of {'its' if one else 'their'} entries (values keep the declared shape)")
+        if where:
+            text += f"; in {'that formula' if one else 'those formulas'} {where}"
+        return [Note("squeezed", text)]
 
     def compile(self, fns: dict[str, str] | None = None, hessian: bool = False,
                 allow_nonfinite: bool = False) -> "Compiled":
         derivs = self.hessians() if hessian else self.derivatives()
         with_formula = [d for d in derivs if d.expr is not None]
-        program = compile_graph([self.expr] + [d.expr for d in with_formula], fns)
+        program = compile_graph([self.target] + [d.expr for d in with_formula], fns)
         fallback = {d.wrt: vjp_program(d, fns) for d in derivs if d.expr is None}
         for prog in (program, *fallback.values()):
             if isinstance(prog, Program):
                 prog.allow_nonfinite = allow_nonfinite
         return Compiled(self, program, derivs, fallback)
+
+
+def _label(d: Derivative) -> str:
+    if d.kind == "hessian":
+        a, _, b = d.wrt.partition(",")
+        return f"∂²f/∂{a}∂{b}" if b else f"∂²f/∂{a}²"
+    return f"∂f/∂{d.wrt}"
 
 
 def vjp_program(d: Derivative, fns):
@@ -270,7 +353,7 @@ class Compiled:
     def evaluate(self, arrays: dict, xp=None):
         """(f, {wrt: derivative in its base layout: shape(f) + shape(x)})."""
         values = self.program.run(arrays, xp)
-        f = _as_row(self.problem.expr.ty, values[0])
+        f = _as_row(self.problem.target.ty, values[0])
         rest = iter(values[1:])
         out = {}
         for d in self.derivs:
@@ -372,7 +455,7 @@ def render_derivatives(derivs: list[Derivative], style: str,
     derivative has no matrix formula).  The names (z1, z2, …; zz1, … if the formula has a
     symbol or dimension spelled so) never collide with the formula's own names, so a binding
     can be read back as a symbol of its own shape.  Every style names the same nodes."""
-    roots = [d.shown() for d in derivs if d.expr is not None]
+    roots = [d.shown() for d in derivs if d.shown() is not None]
     taken: set[str] = set()
     for n in topological(roots):
         if n.op == "sym":
@@ -380,4 +463,4 @@ def render_derivatives(derivs: list[Derivative], style: str,
         taken.update(str(d) for d in n.ty.dims)
     bindings, texts = render_with_bindings(roots, style, prefix=binding_prefix(taken), bound_nodes=bound_nodes)
     it = iter(texts)
-    return bindings, [next(it) if d.expr is not None else "" for d in derivs]
+    return bindings, [next(it) if d.shown() is not None else "" for d in derivs]

@@ -9,7 +9,9 @@ expects after `=>`:
     A@x where A: (m, n), x: (k)         => error: shape
 
 `=> SHAPE` is the result's shape, `NAME: SHAPE` the shape of ∂f/∂NAME (default layout), and
-`=> error` (or `error: parse` / `error: shape`) marks a formula that must fail.
+`=> error` (or `error: parse` / `error: shape`) marks a formula that must fail.  Expected shapes
+match up to a consistent renaming of symbolic dimensions (SPEC §2): `theta: (p,)` matches
+gradcli's `(n,)`, as long as p stands for n everywhere on the line and for nothing else.
 
 Files are read line by line and outcomes yielded one at a time, so time and memory stay linear
 and flat on a 50 MB file; each distinct formula text is analysed once (`Analyses`).
@@ -180,7 +182,40 @@ def entries(name: str, lines=None):
 
 
 def _norm_shape(spec: str) -> tuple:
-    return tuple(str(d) for d in parse_dims(spec, max_rank=8))
+    return tuple(parse_dims(spec, max_rank=8))
+
+
+class Renaming:
+    """One bijection between gradcli's symbolic dimensions and an expectation's names, built up
+    across a line: f's shape and every `NAME: SHAPE` must agree on it.  Numbers match numbers."""
+
+    def __init__(self) -> None:
+        self.fwd: dict = {}   # gradcli's name -> the expectation's
+        self.back: dict = {}  # the expectation's name -> gradcli's
+
+    def conflict(self, got: tuple, want: tuple) -> str | None:
+        """Why got and want do not match under this renaming ('' for a plain mismatch), or
+        None when they do — and then the renaming is extended."""
+        got = tuple(str(d) if not isinstance(d, int) else d for d in got)
+        if len(got) != len(want):
+            return ""
+        fwd, back = dict(self.fwd), dict(self.back)
+        for g, w in zip(got, want):
+            if isinstance(g, int) or isinstance(w, int):
+                if g != w:
+                    return ""
+                continue
+            if fwd.setdefault(g, w) != w:
+                return f"{w} and {fwd[g]} both stand for {g}" if g in self.fwd else ""
+            if back.setdefault(w, g) != g:
+                return f"{w} already stands for {back[w]}" if w in self.back else ""
+        self.fwd, self.back = fwd, back
+        return None
+
+
+def _mismatch(what: str, got: tuple, want: tuple, why: str) -> str:
+    text = f"{what} has shape {fmt_shape(got)}, expected {fmt_shape(want)}"
+    return text + (f" (dimension names must correspond one to one across the line: {why})" if why else "")
 
 
 def _split_top(text: str) -> list[str]:
@@ -220,6 +255,7 @@ def check_entry(entry: Entry, analyses=None) -> Outcome:
         return Outcome(entry, True, details=details)
     try:
         items = _split_top(expect)
+        renaming = Renaming()
         for item in items:
             name, sep, spec = item.partition(":")
             if sep and name.strip().isidentifier() and name.strip() != "scalar":
@@ -227,15 +263,12 @@ def check_entry(entry: Entry, analyses=None) -> Outcome:
                 if name not in derivs:
                     return Outcome(entry, False, f"expectation names ∂f/∂{name}, but {name} is not "
                                                  "in the wrt clause", entry.expect_col)
-                got = tuple(str(d) for d in derivs[name].shape)
-                if got != _norm_shape(spec):
-                    return Outcome(entry, False, f"∂f/∂{name} has shape {fmt_shape(derivs[name].shape)}, "
-                                                 f"expected {fmt_shape(_norm_shape(spec))}", entry.expect_col)
+                what, got, want = f"∂f/∂{name}", derivs[name].shape, _norm_shape(spec)
             else:
-                got = tuple(str(d) for d in problem.shape)
-                if got != _norm_shape(item):
-                    return Outcome(entry, False, f"result has shape {fmt_shape(problem.shape)}, "
-                                                 f"expected {fmt_shape(_norm_shape(item))}", entry.expect_col)
+                what, got, want = "result", problem.shape, _norm_shape(item)
+            why = renaming.conflict(got, want)
+            if why is not None:
+                return Outcome(entry, False, _mismatch(what, got, want, why), entry.expect_col)
     except GradcliError as err:
         return Outcome(entry, False, f"bad expectation: {err.message}", entry.expect_col)
     return Outcome(entry, True, details=details)

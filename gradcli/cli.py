@@ -309,6 +309,12 @@ def _symbol_table(out, problem) -> None:
                for name, info in problem.symbols.items()])
 
 
+def _notes(out, problem) -> None:
+    """SPEC §1: what the shapes alone do not say (a broadcast undeclared symbol, a 1×1 f)."""
+    for note in problem.notes:
+        out(("note:", "yellow"), f" {note.message}")
+
+
 def _layout_note(d) -> str:
     from .render import pretty_name
 
@@ -363,6 +369,7 @@ def shape(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data
                                                     f"({problem.expr.ty.kind()})", "dim"))
         out()
         _symbol_table(out, problem)
+        _notes(out, problem)
         for d in derivs:
             out()
             out((f"∂f/∂{_pn(d.wrt)}", "bold"), f"  {d.kind}  shape {fmt_dims(d.shape)}",
@@ -409,6 +416,7 @@ def _document(problem, derivs, f_value, d_values: dict, checks: dict, formulas: 
         })
     if formulas:
         doc["bindings"] = bindings
+    doc["notes"] = [note.to_json() for note in problem.notes]
     return doc
 
 
@@ -519,7 +527,7 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         numerator = problem.layout == "numerator"
         if hessian:  # first the gradient, then each block as the Jacobian of a gradient
             grads = {d.wrt: d for d in problem.derivatives()}
-            step_lines, step_records = render_steps(problem.expr, [grads[w].x for w in problem.wrt], style,
+            step_lines, step_records = render_steps(problem.target, [grads[w].x for w in problem.wrt], style,
                                                     numerator)
             for d in derivs:
                 lines, records = render_steps(d.of, [d.x], style, numerator)
@@ -527,7 +535,7 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
                                    f"wrt {_pn(d.x.params[0])}"] + lines
                 step_records += [{**r, "block": d.wrt} for r in records]
         else:
-            step_lines, step_records = render_steps(problem.expr, [d.x for d in derivs], style, numerator)
+            step_lines, step_records = render_steps(problem.target, [d.x for d in derivs], style, numerator)
     if as_json:
         doc = _document(problem, derivs, f_value, d_values, checks)
         if step_records is not None:
@@ -566,6 +574,7 @@ def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
         out(f"  value: {_summary(f_value)}")
     out()
     _symbol_table(out, problem)
+    _notes(out, problem)
     bindings, texts = render_derivatives(derivs, style)
     for d, t in zip(derivs, texts):
         out()

@@ -1,21 +1,25 @@
 """Shape inference: `syntax` nodes → typed expression graph, with every symbol's shape.
 
-Pass 1 walks the parse tree, gives each symbol a shape (data > --shape > where > a default by
-its name), and runs every operator's own shape rule with a unifier, so `X@theta` makes X's
-columns and theta's length one dimension.  A rule that cannot be satisfied becomes a shape
-error at the operator's column.  Pass 2 rebuilds the graph with the resolved dimensions through
-the smart constructors, which is where simplification happens.
+Pass 0 (ranks.py) decides the rank of every undeclared symbol from its use, the operators' own
+shape rules deciding what fits, and the defaults by name only what use leaves open.  Pass 1
+walks the parse tree, gives each symbol a shape (data > --shape > where > the rank from pass 0
+with unknown dimensions), and runs every operator's shape rule with a unifier, so `X@theta`
+makes X's columns and theta's length one dimension.  A rule that cannot be satisfied becomes a
+shape error at the operator's column.  Pass 2 rebuilds the graph with the resolved dimensions
+through the smart constructors, which is where simplification happens.
 """
 
 from __future__ import annotations
 
 import itertools
 import sys
+import warnings
 from .record import Factory, record
 
 from . import ops as O
 from .errors import GradcliError, parse_error, shape_error
 from .expr import OPS, Expr, ShapeMsg, make, make_raw, topological
+from .ranks import decide_ranks
 from .shapes import SCALAR, DimMismatch, DimVar, Ty, Unifier, fmt_dims
 from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary
 
@@ -82,6 +86,21 @@ class Symbol:
 
 
 @record
+class Note:
+    """Something the output must say so that what it prints is read right (JSON `notes`):
+    kind `broadcast` (an undeclared symbol stretched by an operator), `scalar` (a 1×1 f taken
+    as a scalar), `squeezed` (a formula written with singleton axes dropped)."""
+
+    kind: str
+    message: str
+    symbol: str | None = None
+    column: int | None = None
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "message": self.message, "symbol": self.symbol, "column": self.column}
+
+
+@record
 class Typed:
     """A shape-checked formula: its graph, symbols, and the wrt list."""
 
@@ -90,6 +109,7 @@ class Typed:
     symbols: dict[str, Symbol]
     wrt: list[str]
     columns: dict[str, int] = Factory(dict)  # first column of each symbol
+    notes: list[Note] = Factory(list)
 
 
 def _warn_star(col: int) -> None:
@@ -151,29 +171,39 @@ class _Ctx:
 
 
 class _Builder:
-    def __init__(self, declared: dict[str, tuple[tuple, str]], functions: frozenset = frozenset()):
+    def __init__(self, declared: dict[str, tuple[tuple, str]], functions: frozenset = frozenset(),
+                 ranks: dict[str, int] | None = None):
         self.ctx = _Ctx()
         self.functions = functions  # names bound with --fn: abstract functions of any length
         self.declared = declared
+        self.ranks = ranks or {}  # undeclared symbols' ranks, decided by their use
         self.symbols: dict[str, tuple[Ty, str]] = {}
         self.columns: dict[str, int] = {}
+        self.stretched: list[tuple] = []  # (operator, column, operand, result type): for notes
 
     # -- nodes with unresolved dims (pass 1)
     def raw(self, op: str, args: tuple, params: tuple, col: int) -> Expr:
         try:
             ty = OPS[op].shape(self.ctx, tuple(a.ty for a in args), params)
         except ShapeMsg as exc:
-            hint = self._default_scalar_hint(args) if "()" in str(exc) else ""  # a scalar was the problem
+            hint = self._default_scalar_hint(op, args, params) if "()" in str(exc) else ""
             raise shape_error(str(exc) + hint, col) from None
         return Expr(op, args, params, ty)
 
-    def _default_scalar_hint(self, args: tuple) -> str:
+    def _default_scalar_hint(self, op: str, args: tuple, params: tuple) -> str:
         """The Matrix Cookbook writes a, b, c, d for vectors; SPEC's defaults make them scalars.
-        When such a default is what breaks an operator, say so and how to declare the vector."""
-        for a in args:
+        Use usually decides them (ranks.py), but where it could not and such a default is what
+        breaks the operator — a vector there would fit — say so and how to declare it."""
+        for i, a in enumerate(args):
             if a.op == "T":
                 a = a.args[0]
             if a.op == "sym" and a.ty.is_scalar and self.symbols.get(a.params[0], (None, ""))[1] == "assumed":
+                vector = Ty((DimVar(),), args[i].op == "T")
+                tys = tuple(vector if j == i else b.ty for j, b in enumerate(args))
+                try:
+                    OPS[op].shape(_Ctx(), tys, params)
+                except (ShapeMsg, DimMismatch):
+                    continue
                 name = a.params[0]
                 return f"; '{name}' is a scalar by its name (see the defaults): for a vector, add where {name}: (n)"
         return ""
@@ -185,7 +215,8 @@ class _Builder:
             if name in self.declared:
                 dims, source = self.declared[name]
             else:
-                dims, source = tuple(DimVar() for _ in range(default_rank(name))), "assumed"
+                rank = self.ranks.get(name, default_rank(name))
+                dims, source = tuple(DimVar() for _ in range(rank)), "assumed"
             for d in dims:
                 if isinstance(d, str):
                     self.ctx.rigid.add(d)
@@ -202,11 +233,17 @@ class _Builder:
         if isinstance(node, Binary):
             a, b = self.build(node.left), self.build(node.right)
             if node.op == "-":
-                return self.raw("add", (a, self.raw("mul", (Expr("const", (), (-1.0,), SCALAR), b), (), node.col)), (), node.col)
+                out = self.raw("add", (a, self.raw("mul", (Expr("const", (), (-1.0,), SCALAR), b), (), node.col)),
+                               (), node.col)
+                self.stretched.append(("-", node.col, (a, b), out.ty))
+                return out
             op = {"+": "add", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}[node.op]
             if op == "mul" and ((a.ty.row and b.ty.is_matrix) or (b.ty.row and a.ty.is_matrix)):
                 _warn_star(node.col)
-            return self.raw(op, (a, b), (), node.col)
+            out = self.raw(op, (a, b), (), node.col)
+            if op in ("add", "mul", "div"):
+                self.stretched.append((node.op, node.col, (a, b), out.ty))
+            return out
         if isinstance(node, Unary):
             a = self.build(node.operand)
             if node.op == "+":
@@ -349,6 +386,60 @@ def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
     return done[id(root)]
 
 
+def _kind_rule(node: Node, ranks: dict[str, int], functions: frozenset) -> str | None:
+    """The kind (S, C, R, M) of one operator on stand-in operands of the given ranks, by the
+    shape checker's own rules; None when it refuses them (ranks.py asks, and remembers)."""
+    b = _Builder({name: (tuple(DimVar() for _ in range(r)), "where") for name, r in ranks.items()}, functions)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ty = b.build(node).ty
+    except (GradcliError, RecursionError):
+        return None
+    return "R" if ty.row else "SCM"[ty.rank] if ty.rank <= 2 else None
+
+
+def _broadcast_notes(b: _Builder) -> list[Note]:
+    """SPEC §1: note every undeclared symbol that an element-wise operator stretches to a larger
+    shape.  Scaling by a scalar (`c*x`, `x/c`) is not a broadcast; adding one is."""
+    notes: list[Note] = []
+    seen: set[str] = set()
+    for op, col, operands, result in b.stretched:
+        target = b.ctx.resolve(result).full_dims
+        for arg in operands:
+            shape = b.ctx.resolve(arg.ty).full_dims
+            if shape == target or (op in "*/" and arg.ty.is_scalar):
+                continue
+            for name in _carried(arg, b):
+                if name in seen:
+                    continue
+                seen.add(name)
+                sym_shape = fmt_dims(b.ctx.resolve(b.symbols[name][0]).full_dims)
+                what = "a scalar" if sym_shape == "()" else sym_shape
+                notes.append(Note("broadcast", f"{name} is assumed {what} and is broadcast to "
+                                               f"{fmt_dims(target)} by {op} (column {col}); if it has "
+                                               f"that shape, declare it: where {name}: {fmt_dims(target)}",
+                                  name, col))
+    return notes
+
+
+def _carried(arg: Expr, b: _Builder) -> list[str]:
+    """The undeclared symbols whose values an operand spreads: the operand itself, or those
+    inside it that have its shape (x in 2*x or tanh(x), not y in sum(y))."""
+    want = b.ctx.resolve(arg.ty)
+    out, stack = [], [arg]
+    while stack:
+        e = stack.pop()
+        if b.ctx.resolve(e.ty) != want:
+            continue
+        if e.op == "sym":
+            name = e.params[0]
+            if b.symbols.get(name, (None, ""))[1] == "assumed" and name not in out:
+                out.append(name)
+        stack.extend(reversed(e.args))
+    return out
+
+
 def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
           extra_wrt: list[str] | None = None, functions=()) -> Typed:
     """Shape-check a parsed formula. `shapes` maps names to (dims, source) from data/options;
@@ -364,10 +455,14 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
         declared[name] = (tuple(dims), source)
         if lower is not None:
             declared[name + "\0lower"] = lower
-    b = _Builder({k: v for k, v in declared.items() if "\0" not in k}, frozenset(functions))
+    given = {k: v for k, v in declared.items() if "\0" not in k}
     limit = sys.getrecursionlimit()
     try:
         sys.setrecursionlimit(max(limit, 20000))
+        functions = frozenset(functions)
+        ranks = decide_ranks(formula.expr, {k: len(dims) for k, (dims, _) in given.items()}, default_rank,
+                             lambda node, stand_ins: _kind_rule(node, stand_ins, functions), functions)
+        b = _Builder(given, functions, ranks)
         root = b.build(formula.expr)
         # a lower-priority declaration must agree with the higher one (M may become 100)
         for key, (dims, source) in declared.items():
@@ -397,4 +492,4 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
             raise GradcliError("shape", f"wrt: '{name}' does not appear in the formula",
                                cols.get(name), except_text)
     symbols = {name: Symbol(name, b.ctx.resolve(ty), source) for name, (ty, source) in b.symbols.items()}
-    return Typed(formula, typed_root, symbols, wrt, b.columns)
+    return Typed(formula, typed_root, symbols, wrt, b.columns, _broadcast_notes(b))

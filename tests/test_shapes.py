@@ -31,8 +31,8 @@ def test_issue_example_theta_has_in_by_out_gradient():
     assert p.symbols["X"].source == "option"
 
 
-def test_defaults_by_name():
-    s = sym_shapes("a*x + alpha*y + lam*sum(A@z) + B@w")
+def test_defaults_by_name_decide_what_use_leaves_open():
+    s = sym_shapes("sum(a*x) + sum(alpha*y) + lam*sum(A@z) + sum(B@w)")
     assert s["a"][0] == () and s["alpha"][0] == () and s["lam"][0] == ()
     assert len(s["A"][0]) == 2 and len(s["B"][0]) == 2 and len(s["x"][0]) == 1
 
@@ -94,17 +94,17 @@ def test_shape_rules(text, shape):
     ("A@x where A: (m, n), x: (k)", "@: cannot multiply (m, n) by (k,): inner dimensions n and k differ", 2),
     ("x + y' where x: (n)", "+: cannot combine (n,) and (1, m)", 3),
     ("X + Y where X: (m, n), Y: (m, k)", "cannot broadcast", 3),
-    ("a@x", "@: cannot multiply () by", 2),
-    ("A@x'", "inner dimensions", 2),
-    ("x^y", "exponent must be a scalar", 2),
+    ("a@x where a: ()", "@: cannot multiply () by", 2),
+    ("A@x' where A: (m, n), x: (n)", "inner dimensions", 2),
+    ("x^y where y: (n)", "exponent must be a scalar", 2),
     ("det(A) where A: (m, n)", "det: needs a square matrix, got (m, n)", 1),
-    ("inv(x)", "inv: needs a square matrix, got vector", 1),
+    ("inv(x) where x: (n)", "inv: needs a square matrix, got vector", 1),
     ("tr(A) where A: (2, 3)", "tr: needs a square matrix", 1),
-    ("softmax(A)", "softmax: needs a vector", 1),
+    ("softmax(A) where A: (m, n)", "softmax: needs a vector", 1),
     ("sum(A, 2)", "axis 2 is out of range", 8),
     ("mean(A, -3)", "mean: axis -3 is out of range", 9),
     ("sum(A, x)", "axis must be an integer", 8),
-    ("dot(A, x)", "dot: needs two vectors", 1),
+    ("dot(A, x) where A: (m, n)", "dot: needs two vectors", 1),
     ("exp(x, y)", "exp takes 1 argument", 1),
     ("X@W + b where X: (B, i), W: (j, o), b: (o)", "inner dimensions i and j differ", 2),
     ("x + y where x: (in), y: (out)", "dimensions in and out differ", 3),
@@ -117,14 +117,17 @@ def test_shape_errors_name_operator_shapes_and_column(text, message, column):
     assert info.value.column == column
 
 
-def test_a_default_scalar_that_breaks_an_operator_is_named_with_the_fix():
-    # the Matrix Cookbook's a'Xb: a and b are scalars by SPEC's defaults, so say how to declare them
-    with pytest.raises(GradcliError) as info:
-        analyze("a'@X@b wrt X")
-    assert "'a' is a scalar by its name" in info.value.message and "where a: (n)" in info.value.message
-    assert analyze("a'@X@b wrt X where a: (m), b: (n)").shape == ()
+def test_the_cookbooks_a_and_b_are_vectors_by_their_use():
+    # the Matrix Cookbook's a'Xb: a and b are scalars by name, but @ needs vectors there
+    s = sym_shapes("a'@X@b wrt X")
+    assert s["a"] == (("m",), "assumed") and s["b"] == (("n",), "assumed")
+    (d,) = analyze("a'@X@b wrt X").derivatives()
+    assert d.text() == "abᵀ"
     with pytest.raises(GradcliError) as info:  # a declared scalar is the user's choice: no hint
         analyze("a@x where a: ()")
+    assert "by its name" not in info.value.message
+    with pytest.raises(GradcliError) as info:  # nor where no vector would fit either
+        analyze("a@x where x: ()")
     assert "by its name" not in info.value.message
 
 

@@ -1,0 +1,329 @@
+"""Shapes from use: the rank of every undeclared symbol, decided before any dimension is.
+
+SPEC §1: an undeclared name takes the shape its use demands, and its default by name decides
+only what use leaves open.  Every expression has a kind — scalar S, column C, row R, matrix M —
+and every undeclared symbol a set of kinds it may still take (a declared one has exactly one).
+
+What fits where is not restated here: the shape checker's own rules say it.  `kind_rule` (given
+by infer.py) builds an operator once on stand-in operands of the kinds asked about and reports
+the result's kind, or None when the operator refuses them; results are remembered per
+operator and kinds.  SPEC adds one rule of its own: the operands of `+` and `-` have the same
+kind unless one of them is a literal or a declared symbol (then numpy broadcasting applies).
+`*` and `/` get no such rule — `c*x` leaves c open — so their operands keep what use and the
+defaults give them, combined by broadcasting.
+
+Propagation narrows the sets (bottom-up: which kinds each node can have; top-down: which of
+its operands' kinds lead to a kind its parent accepts; repeated until nothing changes).  Then
+the symbols still open are decided one at a time — upper-case (matrix) names first, then
+vectors, then scalars, the weakest default (the Matrix Cookbook writes a, b for vectors), each
+in order of first appearance — by their default, or, where use excludes the default, by the
+nearest kind it allows (S–C–M; a tie is no decision).  When use cannot be satisfied or does
+not decide, every open symbol keeps its default and the shape checker reports what fails with
+its usual message.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+from typing import Callable, Iterator
+
+from .syntax import Binary, Call, Node, Norm, Num, Sym, Transpose, Unary
+
+KIND_RANK = {"S": 0, "C": 1, "R": 1, "M": 2}
+RANK_KIND = {0: "S", 1: "C", 2: "M"}
+SYMBOL_KINDS = frozenset("SCM")  # a symbol is never a row: rows come from transposes
+DECISION_ORDER = {2: 0, 1: 1, 0: 2}  # matrices decide first, scalars last
+
+KindRule = Callable[[Node, dict], "str | None"]
+
+
+def is_literal(node: Node) -> bool:
+    """A number, possibly signed: `x + 1` does not make x a scalar."""
+    while isinstance(node, Unary):
+        node = node.operand
+    return isinstance(node, Num)
+
+
+def children(node: Node) -> list[Node]:
+    """The operands of a node that are expressions (a call's literal arguments are not)."""
+    if isinstance(node, Binary):
+        return [node.left, node.right]
+    if isinstance(node, (Unary, Transpose, Norm)):
+        return [node.operand]
+    if isinstance(node, Call):
+        return [a for a in node.args if not is_literal(a)]
+    return []
+
+
+def _signature(node: Node) -> tuple:
+    """What an operator node is, without its columns and operands (the memo key)."""
+    if isinstance(node, Binary):
+        return ("B", node.op)
+    if isinstance(node, Unary):
+        return ("U", node.op)
+    if isinstance(node, Transpose):
+        return ("T",)
+    if isinstance(node, Norm):
+        return ("N", node.kind)
+    assert isinstance(node, Call)
+    return ("C", node.name, node.deriv, tuple(repr(_strip(a)) if is_literal(a) else None for a in node.args))
+
+
+def _strip(node: Node):
+    """A literal argument without its column: `-1` at column 9 and at column 3 are one key."""
+    if isinstance(node, Unary):
+        return (node.op, _strip(node.operand))
+    return node.value
+
+
+STAND_IN = "\0k"
+
+
+def _stand_in(i: int, kind: str, col: int) -> Node:
+    sym = Sym(col, f"{STAND_IN}{i}")
+    return Transpose(col, sym) if kind == "R" else sym
+
+
+def template(node: Node, kinds: tuple) -> tuple[Node, dict]:
+    """The node with its expression operands replaced by stand-in symbols of the given kinds,
+    and the stand-ins' ranks."""
+    col = node.col
+    subs = iter(_stand_in(i, k, col) for i, k in enumerate(kinds))
+    ranks = {f"{STAND_IN}{i}": KIND_RANK[k] for i, k in enumerate(kinds)}
+    if isinstance(node, Binary):
+        return Binary(col, node.op, next(subs), next(subs)), ranks
+    if isinstance(node, Unary):
+        return Unary(col, node.op, next(subs)), ranks
+    if isinstance(node, Transpose):
+        return Transpose(col, next(subs)), ranks
+    if isinstance(node, Norm):
+        return Norm(col, next(subs), node.kind), ranks
+    args = tuple(a if is_literal(a) else next(subs) for a in node.args)
+    return Call(col, node.name, args, node.deriv), ranks
+
+
+def _postorder(root: Node) -> list[Node]:
+    """Operands before the nodes that use them; iterative (formulas nest thousands deep)."""
+    out: list[Node] = []
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            out.append(node)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in reversed(children(node)))
+    return out
+
+
+class Unsatisfiable(Exception):
+    """No kinds of the open symbols fit an operator (`node`: its index, where known)."""
+
+    def __init__(self, node: int = -1):
+        super().__init__(node)
+        self.node = node
+
+
+_MEMO: dict = {}  # (operator, operand kinds) -> result kind | None
+_REVISED: dict = {}  # (operator, same-kind rule, its kinds, operands' kinds) -> what survives
+
+
+class Uses:
+    """The kind constraints of one formula and the search that decides them.
+
+    Every node of the parse tree is a variable (its set of kinds); every occurrence of a symbol
+    shares the symbol's set.  Each operator node is one constraint between its own kinds and
+    its operands'.  Propagation is AC-3 with a work list, so deciding one symbol costs only the
+    constraints whose sets actually change (a sum of 10,000 terms stays linear); an undo trail
+    takes a decision back when it turns out inconsistent.
+    """
+
+    def __init__(self, root: Node, declared: dict[str, int], default_rank: Callable[[str], int],
+                 kind_rule: KindRule, context: Hashable = None):
+        self.order = _postorder(root)
+        self.index = {id(n): i for i, n in enumerate(self.order)}
+        self.kids = [[self.index[id(k)] for k in children(n)] for n in self.order]
+        self.parent = [-1] * len(self.order)
+        for i, ks in enumerate(self.kids):
+            for k in ks:
+                self.parent[k] = i
+        self.signature = [_signature(n) if ks else None for n, ks in zip(self.order, self.kids)]
+        self.kind_rule = kind_rule
+        self.context = context  # what else the rules depend on (--fn names): part of memo keys
+        self.declared = declared
+        self.default_rank = default_rank
+        self.occurrences: dict[str, list[int]] = {}  # undeclared symbols, in order of appearance
+        first: dict[str, int] = {}
+        for i, n in enumerate(self.order):
+            if isinstance(n, Sym) and n.name not in declared:
+                self.occurrences.setdefault(n.name, []).append(i)
+                first[n.name] = min(first.get(n.name, n.col), n.col)
+        self.names = sorted(first, key=first.__getitem__)
+        self.same_kind = [self._same_kind(n) for n in self.order]
+        self.domain: dict = {name: SYMBOL_KINDS for name in self.names}
+        self.node_domain = [self._initial(n) for n in self.order]
+        self.sym_name = [n.name if isinstance(n, Sym) and n.name in self.domain else None for n in self.order]
+        self.trail: list[tuple] = []
+        self.broken: set[int] = set()  # operators no kinds can satisfy: their error is real
+
+    def _initial(self, node: Node) -> frozenset:
+        if isinstance(node, Num):
+            return frozenset("S")
+        if isinstance(node, Sym):
+            if node.name in self.declared:
+                return frozenset(RANK_KIND.get(self.declared[node.name], "M"))
+            return SYMBOL_KINDS
+        return frozenset(KIND_RANK)
+
+    def _same_kind(self, node: Node) -> bool:
+        """SPEC: the operands of + and - have the same shape unless one is a literal or a
+        declared symbol (signed or transposed)."""
+        return isinstance(node, Binary) and node.op in "+-" and not (self._fixed(node.left) or
+                                                                     self._fixed(node.right))
+
+    def _fixed(self, node: Node) -> bool:
+        while isinstance(node, (Unary, Transpose)):
+            node = node.operand
+        return isinstance(node, Num) or (isinstance(node, Sym) and node.name in self.declared)
+
+    # ------------------------------------------------------------------ one operator
+    def result(self, i: int, kinds: tuple) -> str | None:
+        if self.same_kind[i] and kinds[0] != kinds[1]:
+            return None
+        key = (self.signature[i], kinds, self.context)
+        if key not in _MEMO:
+            _MEMO[key] = self.kind_rule(*template(self.order[i], kinds))
+        return _MEMO[key]
+
+    # ------------------------------------------------------------------ propagation
+    def get(self, i: int) -> frozenset:
+        name = self.sym_name[i]
+        return self.node_domain[i] if name is None else self.domain[name]
+
+    def narrow(self, i: int, kinds: frozenset, queue: list) -> None:
+        """Set node i's kinds to a subset of what they were, queueing what must be revised."""
+        old = self.get(i)
+        if kinds == old:
+            return
+        if not kinds:
+            raise Unsatisfiable(i)
+        name = self.sym_name[i]
+        if name is not None:
+            self.trail.append(("sym", name, old))
+            self.domain[name] = kinds
+            for j in self.occurrences[name]:
+                if self.parent[j] >= 0:
+                    queue.append(self.parent[j])
+            return
+        self.trail.append(("node", i, old))
+        self.node_domain[i] = kinds
+        if self.parent[i] >= 0:
+            queue.append(self.parent[i])
+        if self.kids[i]:
+            queue.append(i)
+
+    def revise(self, i: int, queue: list) -> None:
+        if i in self.broken:
+            return
+        kids = self.kids[i]
+        here = self.get(i)
+        domains = tuple(self.get(k) for k in kids)
+        key = (self.signature[i], self.same_kind[i], here, domains, self.context)
+        found = _REVISED.get(key)
+        if found is None:
+            results: set = set()
+            per_kid: list[set] = [set() for _ in kids]
+            for kinds in product(*(sorted(d) for d in domains)):
+                r = self.result(i, kinds)
+                if r is not None and r in here:
+                    results.add(r)
+                    for j, k in enumerate(kinds):
+                        per_kid[j].add(k)
+            found = _REVISED[key] = (frozenset(results), tuple(frozenset(ks) for ks in per_kid))
+        self.narrow(i, found[0], queue)
+        for k, ks in zip(kids, found[1]):
+            self.narrow(k, ks, queue)
+
+    def propagate(self, queue: list) -> None:
+        pending = set(queue)
+        queue = list(reversed(queue))  # pop() takes them in the given order
+        while queue:
+            i = queue.pop()
+            if i not in pending:
+                continue
+            pending.discard(i)
+            more: list = []
+            self.revise(i, more)
+            for j in more:
+                if j not in pending:
+                    pending.add(j)
+                    queue.append(j)
+
+    def undo(self, mark: int) -> None:
+        while len(self.trail) > mark:
+            what, key, old = self.trail.pop()
+            if what == "sym":
+                self.domain[key] = old
+            else:
+                self.node_domain[key] = old
+
+    # ------------------------------------------------------------------ decisions
+    def candidates(self, name: str, domain: frozenset) -> Iterator[str]:
+        """The default if use allows it, else the nearest kind it allows; a tie between two
+        non-default kinds ends the list (use does not decide: the default stands)."""
+        default = RANK_KIND[self.default_rank(name)]
+        rank = KIND_RANK[default]
+        if default in domain:
+            yield default
+        by_distance: dict[int, list[str]] = {}
+        for k in domain - {default}:
+            by_distance.setdefault(abs(KIND_RANK[k] - rank), []).append(k)
+        for dist in sorted(by_distance):
+            if len(by_distance[dist]) > 1:
+                return
+            yield by_distance[dist][0]
+
+    def settle(self) -> None:
+        """Propagate from scratch; an operator that no kinds satisfy is set aside (its error is
+        real, and the shape checker will report it) and the rest is solved without it."""
+        while True:
+            try:
+                self.propagate([i for i, ks in enumerate(self.kids) if ks and i not in self.broken])
+                return
+            except Unsatisfiable as failed:
+                self.undo(0)
+                if failed.node < 0 or failed.node in self.broken:
+                    raise
+                self.broken.add(failed.node)
+
+    def decide(self) -> dict[str, int]:
+        """Ranks of the symbols use and the defaults decide; a symbol left out keeps its default."""
+        self.settle()
+        order = sorted(self.names, key=lambda s: DECISION_ORDER[self.default_rank(s)])  # stable
+        for name in order:
+            if len(self.domain[name]) == 1:
+                continue
+            for kind in self.candidates(name, self.domain[name]):
+                mark = len(self.trail)
+                try:
+                    queue: list = []
+                    self.narrow(self.occurrences[name][0], frozenset(kind), queue)
+                    self.propagate(queue)
+                    break
+                except Unsatisfiable:
+                    self.undo(mark)
+        return {name: KIND_RANK[next(iter(kinds))] for name, kinds in self.domain.items() if len(kinds) == 1}
+
+
+def decide_ranks(root: Node, declared: dict[str, int], default_rank: Callable[[str], int],
+                 kind_rule: KindRule, context: Hashable = None) -> dict[str, int]:
+    """The rank of the undeclared symbols of root as their use decides it (see the module
+    docstring); a symbol use does not decide (or cannot satisfy) is left out: its default
+    by name stands, and the shape checker reports any mismatch."""
+    uses = Uses(root, declared, default_rank, kind_rule, context)
+    if not uses.names:
+        return {}
+    try:
+        return uses.decide()
+    except Unsatisfiable:
+        return {}
