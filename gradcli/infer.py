@@ -233,8 +233,13 @@ class _Builder:
         if isinstance(node, Binary):
             a, b = self.build(node.left), self.build(node.right)
             if node.op == "-":
-                out = self.raw("add", (a, self.raw("mul", (Expr("const", (), (-1.0,), SCALAR), b), (), node.col)),
-                               (), node.col)
+                negated = self.raw("mul", (Expr("const", (), (-1.0,), SCALAR), b), (), node.col)
+                try:
+                    out = self.raw("add", (a, negated), (), node.col)
+                except GradcliError as err:  # name the operator the user wrote
+                    err.message = "-" + err.message[1:] if err.message.startswith("+:") else err.message
+                    err.args = (err.message,)
+                    raise
                 self.stretched.append(("-", node.col, (a, b), out.ty))
                 return out
             op = {"+": "add", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}[node.op]

@@ -527,6 +527,7 @@ def _expand_shape(ctx, tys, params):
 
 def _np_expand_full(xp, node, g):
     axis, keep, ty = node.params
+    g = xp.asarray(g)  # the adjoint of a scalar may be a Python number (sum(x, 0) of a vector)
     if not keep and g.ndim < len(ty.dims):
         g = xp.expand_dims(g, axis)
     return xp.broadcast_to(g, ty.dims)

@@ -25,7 +25,7 @@ its usual message.
 from __future__ import annotations
 
 from itertools import product
-from typing import Callable, Iterator
+from typing import Callable
 
 from .syntax import Binary, Call, Node, Norm, Num, Sym, Transpose, Unary
 
@@ -268,20 +268,13 @@ class Uses:
                 self.node_domain[key] = old
 
     # ------------------------------------------------------------------ decisions
-    def candidates(self, name: str, domain: frozenset) -> Iterator[str]:
-        """The default if use allows it, else the nearest kind it allows; a tie between two
-        non-default kinds ends the list (use does not decide: the default stands)."""
-        default = RANK_KIND[self.default_rank(name)]
-        rank = KIND_RANK[default]
-        if default in domain:
-            yield default
-        by_distance: dict[int, list[str]] = {}
-        for k in domain - {default}:
-            by_distance.setdefault(abs(KIND_RANK[k] - rank), []).append(k)
-        for dist in sorted(by_distance):
-            if len(by_distance[dist]) > 1:
-                return
-            yield by_distance[dist][0]
+    def candidates(self, name: str) -> list[list[str]]:
+        """The kinds use allows, nearest the default first, in groups of equal distance."""
+        rank = self.default_rank(name)
+        groups: dict[int, list[str]] = {}
+        for k in sorted(self.domain[name]):
+            groups.setdefault(abs(KIND_RANK[k] - rank), []).append(k)
+        return [groups[d] for d in sorted(groups)]
 
     def settle(self) -> None:
         """Propagate from scratch; an operator that no kinds satisfy is set aside (its error is
@@ -296,22 +289,64 @@ class Uses:
                     raise
                 self.broken.add(failed.node)
 
+    def attempt(self, name: str, kind: str) -> int | None:
+        """Decide name's kind and propagate: None if consistent (kept), else the operator
+        that failed (everything taken back)."""
+        mark = len(self.trail)
+        try:
+            queue: list = []
+            self.narrow(self.occurrences[name][0], frozenset(kind), queue)
+            self.propagate(queue)
+            return None
+        except Unsatisfiable as failed:
+            self.undo(mark)
+            return failed.node
+
+    def choose(self, name: str) -> int | None:
+        """Give name the nearest kind to its default that stays consistent; None when done (or
+        when two kinds at one distance both fit: use does not decide, the default stands),
+        else the operator that refused the nearest kind."""
+        blame = None
+        for group in self.candidates(name):
+            fits = []
+            for kind in group:
+                mark = len(self.trail)
+                failed = self.attempt(name, kind)
+                if failed is None:
+                    fits.append(kind)
+                    self.undo(mark)
+                elif blame is None:
+                    blame = failed
+            if len(fits) == 1:
+                self.attempt(name, fits[0])
+                return None
+            if len(fits) > 1:
+                return None
+        return blame if blame is not None else -1
+
     def decide(self) -> dict[str, int]:
-        """Ranks of the symbols use and the defaults decide; a symbol left out keeps its default."""
+        """Ranks of the symbols use and the defaults decide; a symbol left out keeps its default.
+        When no kind of a symbol is consistent (arc consistency cannot see every conflict), the
+        operator that refused its nearest kind is set aside, as `settle` does, and the
+        decisions so far are replayed."""
         self.settle()
+        chosen: dict[str, str] = {}
         order = sorted(self.names, key=lambda s: DECISION_ORDER[self.default_rank(s)])  # stable
         for name in order:
-            if len(self.domain[name]) == 1:
-                continue
-            for kind in self.candidates(name, self.domain[name]):
-                mark = len(self.trail)
-                try:
-                    queue: list = []
-                    self.narrow(self.occurrences[name][0], frozenset(kind), queue)
-                    self.propagate(queue)
+            while len(self.domain[name]) > 1:
+                blame = self.choose(name)
+                if blame is None:
                     break
-                except Unsatisfiable:
-                    self.undo(mark)
+                if blame < 0 or blame in self.broken:
+                    break
+                self.broken.add(blame)
+                self.undo(0)
+                self.settle()
+                for done, kind in chosen.items():
+                    if len(self.domain[done]) > 1 and kind in self.domain[done]:
+                        self.attempt(done, kind)
+            if len(self.domain[name]) == 1:
+                chosen[name] = next(iter(self.domain[name]))
         return {name: KIND_RANK[next(iter(kinds))] for name, kinds in self.domain.items() if len(kinds) == 1}
 
 
