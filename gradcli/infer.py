@@ -19,7 +19,7 @@ from .record import Factory, record
 from . import ops as O
 from .errors import GradcliError, parse_error, shape_error
 from .expr import OPS, Expr, ShapeMsg, make, make_raw, topological
-from .ranks import decide_ranks
+from .ranks import decide_ranks, is_fixed
 from .shapes import SCALAR, DimMismatch, DimVar, Ty, Unifier, fmt_dims
 from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary
 
@@ -208,6 +208,17 @@ class _Builder:
                 return f"; '{name}' is a scalar by its name (see the defaults): for a vector, add where {name}: (n)"
         return ""
 
+    def _same_shape(self, a: Ty, b: Ty) -> None:
+        """SPEC: the operands of + and - have the same shape (unless one is a literal or declared):
+        where broadcasting would stretch a 1 against an unknown dimension, the unknown is 1 too
+        (b in A@x - b with x: (n, 1) is (m, 1), not (m, k))."""
+        if a.rank != b.rank or a.row != b.row:
+            return
+        for x, y in zip(a.dims, b.dims):
+            x, y = self.ctx.find(x), self.ctx.find(y)
+            if (x == 1 and isinstance(y, DimVar)) or (y == 1 and isinstance(x, DimVar)):
+                self.ctx.same(x, y)
+
     def symbol(self, node: Sym) -> Expr:
         name = node.name
         if name not in self.symbols:
@@ -232,6 +243,8 @@ class _Builder:
             return self.symbol(node)
         if isinstance(node, Binary):
             a, b = self.build(node.left), self.build(node.right)
+            if node.op in "+-" and not (is_fixed(node.left, self.declared) or is_fixed(node.right, self.declared)):
+                self._same_shape(a.ty, b.ty)
             if node.op == "-":
                 negated = self.raw("mul", (Expr("const", (), (-1.0,), SCALAR), b), (), node.col)
                 try:

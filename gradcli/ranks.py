@@ -44,6 +44,14 @@ def is_literal(node: Node) -> bool:
     return isinstance(node, Num)
 
 
+def is_fixed(node: Node, declared) -> bool:
+    """A literal or a declared symbol (signed or transposed): SPEC's exception to the rule that
+    the operands of + and - have the same shape."""
+    while isinstance(node, (Unary, Transpose)):
+        node = node.operand
+    return isinstance(node, Num) or (isinstance(node, Sym) and node.name in declared)
+
+
 def children(node: Node) -> list[Node]:
     """The operands of a node that are expressions (a call's literal arguments are not)."""
     if isinstance(node, Binary):
@@ -182,9 +190,7 @@ class Uses:
                                                                      self._fixed(node.right))
 
     def _fixed(self, node: Node) -> bool:
-        while isinstance(node, (Unary, Transpose)):
-            node = node.operand
-        return isinstance(node, Num) or (isinstance(node, Sym) and node.name in self.declared)
+        return is_fixed(node, self.declared)
 
     # ------------------------------------------------------------------ one operator
     def result(self, i: int, kinds: tuple) -> str | None:
