@@ -27,7 +27,7 @@ from __future__ import annotations
 from itertools import product
 from typing import Callable
 
-from .syntax import Binary, Call, Node, Norm, Num, Sym, Transpose, Unary
+from .syntax import Binary, Call, Keyword, Node, Norm, Num, Sym, Transpose, Unary
 
 KIND_RANK = {"S": 0, "C": 1, "R": 1, "M": 2}
 RANK_KIND = {0: "S", 1: "C", 2: "M"}
@@ -42,6 +42,11 @@ def is_literal(node: Node) -> bool:
     while isinstance(node, Unary):
         node = node.operand
     return isinstance(node, Num)
+
+
+def _is_setting(node: Node) -> bool:
+    """A call's argument that is not an operand: a number (`sum(A, 0)`) or a keyword (`axis=0`)."""
+    return is_literal(node) or isinstance(node, Keyword)
 
 
 def is_fixed(node: Node, declared) -> bool:
@@ -59,7 +64,7 @@ def children(node: Node) -> list[Node]:
     if isinstance(node, (Unary, Transpose, Norm)):
         return [node.operand]
     if isinstance(node, Call):
-        return [a for a in node.args if not is_literal(a)]
+        return [a for a in node.args if not _is_setting(a)]
     return []
 
 
@@ -74,14 +79,18 @@ def _signature(node: Node) -> tuple:
     if isinstance(node, Norm):
         return ("N", node.kind)
     assert isinstance(node, Call)
-    return ("C", node.name, node.deriv, tuple(repr(_strip(a)) if is_literal(a) else None for a in node.args))
+    return ("C", node.name, node.deriv, tuple(repr(_strip(a)) if _is_setting(a) else None for a in node.args))
 
 
 def _strip(node: Node):
-    """A literal argument without its column: `-1` at column 9 and at column 3 are one key."""
+    """A setting without its columns: `-1` at column 9 and at column 3 are one key."""
     if isinstance(node, Unary):
         return (node.op, _strip(node.operand))
-    return node.value
+    if isinstance(node, Keyword):
+        return (node.name, _strip(node.value))
+    if isinstance(node, Num):
+        return node.value
+    return repr(node)
 
 
 STAND_IN = "\0k"
@@ -106,7 +115,7 @@ def template(node: Node, kinds: tuple) -> tuple[Node, dict]:
         return Transpose(col, next(subs)), ranks
     if isinstance(node, Norm):
         return Norm(col, next(subs), node.kind), ranks
-    args = tuple(a if is_literal(a) else next(subs) for a in node.args)
+    args = tuple(a if _is_setting(a) else next(subs) for a in node.args)
     return Call(col, node.name, args, node.deriv), ranks
 
 

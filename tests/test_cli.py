@@ -449,7 +449,7 @@ def test_check_json_stays_valid_with_an_internal_error_on_one_line(capsys, tmp_p
 
 def test_check_echoes_a_window_of_a_long_line(capsys, tmp_path):
     f = tmp_path / "long.txt"
-    f.write_text(" + ".join(f"x{i}" for i in range(3000)) + " + Q@x1' wrt x0\n")
+    f.write_text(" + ".join(f"x{i}" for i in range(3000)) + " + Q@x1' wrt x0 where Q: (n, n), x1: (n)\n")
     rc, _, err = run(capsys, "check", str(f))
     assert rc == 1 and len(err) < 1000 and "…" in err and "Q@x1'" in err
 
