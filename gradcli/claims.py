@@ -1,0 +1,643 @@
+"""Checking a claimed derivative: is the user's formula gradcli's derivative, and if not, how not?
+
+People arrive with a derivative in hand (an exercise's answer, a hand-written backward pass, a
+formula in a paper).  The claim is parsed as a gradcli formula over the formula's own symbols
+(same shapes; it may not introduce new ones), then claim and derivative are evaluated on
+several seeded random draws and compared.  The verdict says what a student needs to hear:
+
+    correct          equal at every draw (never decided on a single draw)
+    other_layout     equal to the derivative in another layout (a row where a column is due)
+    transposed       equal to the derivative's transpose
+    factor           a constant multiple of it (the factor is named: 2, −1, ½)
+    size_factor      a multiple whose factor changes with the sizes (a lost 1/n)
+    term             the difference is one term: a missing or extra term, or one term with
+                     the wrong sign, factor or transpose
+    diagonal         a vector whose diag(·) is the (diagonal) Jacobian
+    wrong_shape      a shape that is no layout of the derivative
+    wrong            wrong everywhere: none of the above
+    undefined        the claim is not finite where the derivative is
+
+Sizes: each symbolic dimension gets its own small size (3, 4, 5, ...; a second size set later),
+so that a mix-up of two dimensions cannot go unseen.  Values: mixed signs, away from zero (so
+abs, sign, relu and max are checked on both sides), and positive where the formula or the
+claim needs it (log, sqrt, fractional powers: the mixed draw fails and is redrawn positive);
+square matrices get n·I added (invertible, logdet defined) and stay unsymmetric (so a missing
+transpose shows).  Unbound abstract functions (h) are bound to a different smooth builtin at
+each draw, so a claim is not accepted for one function's accidents.
+
+The symbolic fast path is recorded (`same_tree`: claim and derivative simplify to one node;
+nodes are hash-consed, so identity is equality), but the numbers decide.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .record import Factory, record
+
+DRAWS = 4  # seeds 0..3: two at the first size set, two at the second
+TOLERANCE = 1e-7  # relative (max-norm) error under which two values count as equal
+ABSTRACT_BINDINGS = ("tanh", "sin", "softplus", "arctan")  # smooth on all of R, unlike each other
+LAYOUT_WORDS = {"gradient": "gradient layout", "numerator": "numerator layout",
+                "denominator": "denominator layout"}
+
+
+@record
+class Draw:
+    seed: int
+    sizes: dict
+    domain: str  # "mixed" (signs ±) or "positive"
+    functions: dict
+
+
+@record
+class Verdict:
+    """The judgement of one claimed derivative (one wrt symbol or Hessian block)."""
+
+    wrt: str
+    verdict: str
+    message: str  # unicode, for people
+    layout: str  # the layout the claim was read in
+    claim_shape: tuple
+    expected_shape: tuple
+    factor: float | None = None
+    difference: str | None = None  # ASCII gradcli syntax of the difference, when it has a form
+    max_rel_error: float | None = None
+    same_tree: bool = False
+    draws: list = Factory(list)
+    chain: list | None = None  # --steps: the factors of a product claim and their shapes
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "correct"
+
+    def to_json(self) -> dict:
+        return {"verdict": self.verdict, "ok": self.ok, "message": self.message,
+                "layout": self.layout, "shape": _dims_json(self.claim_shape),
+                "expected_shape": _dims_json(self.expected_shape), "factor": self.factor,
+                "difference": self.difference, "max_rel_error": self.max_rel_error,
+                "same_tree": self.same_tree,
+                "draws": [{"seed": d.seed, "sizes": d.sizes, "domain": d.domain,
+                           **({"functions": d.functions} if d.functions else {})} for d in self.draws],
+                **({"chain": self.chain} if self.chain is not None else {})}
+
+
+def _dims_json(dims: tuple) -> list:
+    return [d if isinstance(d, int) else str(d) for d in dims]
+
+
+# ----------------------------------------------------------------------------- reading claims
+def split_claims(specs: list[str], names: list[str]) -> dict[str, str]:
+    """`--claim EXPR` (one derivative) or `--claim NAME=EXPR` → {wrt: claim text}."""
+    from .errors import GradcliError
+
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, text = _named(spec, names)
+        if name is None:
+            if len(names) != 1:
+                raise GradcliError("usage", f"--claim {spec}: there are {len(names)} derivatives "
+                                            f"({', '.join(names)}); write --claim NAME=EXPR")
+            name = names[0]
+        if name in out:
+            raise GradcliError("usage", f"--claim: two claims for ∂f/∂{name}")
+        out[name] = text
+    return out
+
+
+def _named(spec: str, names: list[str]) -> tuple[str | None, str]:
+    """NAME=EXPR when the part before the first '=' names a derivative (`x`, or `x,y` for a
+    Hessian block); the language has no '=' of its own, so anything else is an error."""
+    from .errors import GradcliError
+
+    head, sep, tail = spec.partition("=")
+    if not sep:
+        return None, spec
+    key = head.replace(" ", "")
+    if key in names:
+        return key, tail
+    raise GradcliError("usage", f"--claim {spec}: '{head.strip()}' is not a derivative here "
+                                f"(they are {', '.join(names) or 'none'})")
+
+
+def parse_claim(problem, text: str, functions=()):
+    """The claim as a typed expression over the formula's symbols, in their shapes."""
+    import re
+
+    from .api import analyze
+    from .errors import GradcliError
+
+    shapes = {n: s.shape for n, s in problem.symbols.items()}
+    try:
+        claim = analyze(text, shapes, functions=set(functions))
+    except GradcliError as err:
+        err.message = f"in the claim: {err.message}"
+        raise err.with_text(text)
+    new = [n for n in claim.symbols if n not in problem.symbols]
+    if new:
+        found = re.search(rf"(?<![\w']){re.escape(new[0])}(?!\w)", text)
+        raise GradcliError("parse", f"the claim uses '{new[0]}', which is not a symbol of the "
+                                    f"formula ({', '.join(problem.symbols)}); a claim may use only "
+                                    "the formula's symbols", found.start() + 1 if found else None, text)
+    if claim.wrt:
+        raise GradcliError("parse", "a claim has no wrt clause: it is the derivative itself", None, text)
+    return claim.expr
+
+
+# ----------------------------------------------------------------------------- draws
+def size_sets(problem) -> list[dict]:
+    """Two assignments of distinct small sizes to the symbolic dimensions (numeric ones stay)."""
+    dims: list = []
+    for s in problem.symbols.values():
+        for d in s.shape:
+            if d not in dims:
+                dims.append(d)
+    numeric = {d for d in dims if isinstance(d, int)}
+    names = [d for d in dims if not isinstance(d, int)]
+
+    def assign(start: int) -> dict:
+        out, k = {}, start
+        for name in names:
+            while k in numeric:
+                k += 1
+            out[name] = k
+            k += 1
+        return out
+    return [assign(3), assign(3 + len(names) + 1)]
+
+
+def _numeric(dims: tuple, sizes: dict) -> tuple:
+    return tuple(d if isinstance(d, int) else sizes[d] for d in dims)
+
+
+def draw_values(shapes: dict, seed: int, positive: bool) -> dict:
+    """Seeded arrays: magnitudes in [0.5, 1.5), signs mixed unless positive; square matrices
+    plus n·I (invertible, and still unsymmetric)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in sorted(shapes):
+        dims = shapes[name]
+        arr = rng.uniform(0.5, 1.5, size=dims)
+        signs = rng.choice([-1.0, 1.0], size=dims)
+        if not positive:
+            arr = arr * signs
+        if len(dims) == 2 and dims[0] == dims[1]:
+            arr = arr + dims[0] * np.eye(dims[0])
+        out[name] = np.asarray(arr, dtype=float)
+    return out
+
+
+def _abstract_functions(exprs) -> list[str]:
+    from .expr import topological
+
+    names = []
+    for n in topological(list(exprs)):
+        if n.op == "apply" and n.params[0] not in names:
+            names.append(n.params[0])
+    return names
+
+
+# ----------------------------------------------------------------------------- evaluation
+class _Evaluator:
+    """The formula, its derivatives and the claims at every draw.  Evaluation needs numeric
+    sizes in the graph, so the formula and each claim are analysed again for each size set."""
+
+    def __init__(self, source: dict, problem, claims: dict[str, str], hessian: bool, fns: dict):
+        from .api import analyze
+
+        self.hessian = hessian
+        self.sets = size_sets(problem)
+        self.problems, self.claims, self.derivs = [], [], []
+        for sizes in self.sets:
+            shapes = {n: _numeric(s.shape, sizes) for n, s in problem.symbols.items()}
+            p = analyze(source["text"], shapes, source.get("wrt"), source.get("layout"), None, set(fns))
+            self.problems.append(p)
+            self.claims.append({n: parse_claim(p, t, fns) for n, t in claims.items()})
+            self.derivs.append({d.wrt: d for d in (p.hessians() if hessian else p.derivatives())})
+        exprs = [x for p, cs, ds in zip(self.problems, self.claims, self.derivs)
+                 for x in [p.expr, *cs.values(), *(d.expr for d in ds.values() if d.expr is not None)]]
+        unbound = [n for n in _abstract_functions(exprs) if n not in fns]
+        self.draws: list[Draw] = []
+        self.values: list[dict] = []
+        self._bindings: list[dict] = []
+        self._compiled: dict = {}
+        for seed in range(DRAWS):
+            binding = {**fns, **{n: ABSTRACT_BINDINGS[(seed + i) % len(ABSTRACT_BINDINGS)]
+                                 for i, n in enumerate(unbound)}}
+            self.draws.append(Draw(seed, dict(self.sets[self.set_of(seed)]), "mixed",
+                                   {n: binding[n] for n in unbound}))
+            self._bindings.append(binding)
+            self.values.append({})
+        self._prepare()
+
+    def set_of(self, k: int) -> int:
+        return k * len(self.sets) // DRAWS
+
+    def _program(self, e, k: int):
+        from .evaluate import compile_graph
+
+        key = (id(e), tuple(sorted(self._bindings[k].items())))
+        if key not in self._compiled:
+            self._compiled[key] = (e, compile_graph([e], self._bindings[k]))
+        return self._compiled[key][1]
+
+    def _compiled_derivatives(self, k: int):
+        key = ("derivatives", self.set_of(k), tuple(sorted(self._bindings[k].items())))
+        if key not in self._compiled:
+            p = self.problems[self.set_of(k)]
+            self._compiled[key] = p.compile(self._bindings[k], hessian=self.hessian)
+        return self._compiled[key]
+
+    def _prepare(self) -> None:
+        """Each draw's values: mixed signs, else positive where the formula, its derivatives or
+        a claim is undefined with negative entries."""
+        from .errors import GradcliError
+
+        for k, draw in enumerate(self.draws):
+            p = self.problems[self.set_of(k)]
+            shapes = {n: s.shape for n, s in p.symbols.items()}
+            for positive in (False, True):
+                values = draw_values(shapes, draw.seed, positive)
+                try:
+                    self._compiled_derivatives(k).evaluate(values)
+                    for e in self.claims[self.set_of(k)].values():
+                        self._program(e, k).run(values)
+                except GradcliError as err:
+                    if err.kind != "math":
+                        raise
+                    continue  # positive values are kept even if they fail too: reported per claim
+                break
+            draw.domain = "positive" if positive else "mixed"
+            self.values[k] = values
+
+    def derivative(self, wrt: str, layout: str, k: int):
+        """∂f/∂x in the given layout at draw k."""
+        from .errors import GradcliError
+
+        try:
+            _, base = self._compiled_derivatives(k).evaluate(self.values[k])
+        except GradcliError as err:
+            raise GradcliError("math", f"cannot check a claim here: the derivative is not defined "
+                                       f"at random points ({err.message})") from None
+        d = self.derivs[self.set_of(k)][wrt]
+        if d.layout != layout:
+            d = alternate(d)
+        return d.to_layout(base[wrt])
+
+    def claim(self, name: str, k: int):
+        return self.value(self.claims[self.set_of(k)][name], k)
+
+    def value(self, e, k: int):
+        """The value of e at draw k, as an array of e's full shape; None where not finite."""
+        import numpy as np
+
+        from .errors import GradcliError
+
+        try:
+            (value,) = self._program(e, k).run(self.values[k])
+        except GradcliError as err:
+            if err.kind != "math":
+                raise
+            return None
+        dims = e.ty.full_dims
+        value = np.asarray(value, dtype=float)
+        return value.reshape(dims) if value.size == int(np.prod(dims)) else np.broadcast_to(value, dims)
+
+    def terms(self, symbolic, numeric: list) -> list:
+        """[(term, [value at each draw])] for the terms of an expression, given symbolically
+        (for printing) and as its numeric version per size set (for evaluating); [] when the
+        size sets split it differently."""
+        sym_terms = terms(symbolic)
+        per_set = [terms(e) for e in numeric]
+        if len(sym_terms) < 2 or any(len(t) != len(sym_terms) for t in per_set):
+            return []
+        out = []
+        for i, t in enumerate(sym_terms):
+            values = [self.value(per_set[self.set_of(k)][i], k) for k in range(len(self.draws))]
+            if all(v is not None for v in values):
+                out.append((t, values))
+        return out
+
+
+# ----------------------------------------------------------------------------- comparing
+def rel_error(a, b) -> float:
+    import numpy as np
+
+    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
+    return 0.0 if scale == 0.0 else float(np.max(np.abs(a - b), initial=0.0)) / scale
+
+
+def _ratio(c, d) -> float | None:
+    """The least-squares k with c ≈ k·d, when c is a multiple of d (None otherwise)."""
+    import numpy as np
+
+    dd = float(np.sum(d * d))
+    if dd == 0.0:
+        return None
+    k = float(np.sum(c * d)) / dd
+    return k if rel_error(c, k * d) <= TOLERANCE * 10 else None
+
+
+def _same(ks: list) -> bool:
+    return all(k is not None for k in ks) and all(abs(k - ks[0]) <= 1e-6 * max(1.0, abs(ks[0])) for k in ks)
+
+
+def factor_text(k: float, style: str = "unicode") -> str:
+    """2, −1, ½, 1/3, −2/3 for simple fractions; 6 significant digits otherwise."""
+    frac = Fraction(k).limit_denominator(12)
+    if abs(float(frac) - k) > 1e-9 * max(1.0, abs(k)):
+        text = f"{k:.6g}"
+    elif frac.denominator == 1:
+        text = str(frac.numerator)
+    elif style == "unicode" and (abs(frac.numerator), frac.denominator) in _VULGAR:
+        text = ("-" if frac < 0 else "") + _VULGAR[(abs(frac.numerator), frac.denominator)]
+    else:
+        text = f"{frac.numerator}/{frac.denominator}"
+    return text.replace("-", "−") if style == "unicode" else text
+
+
+_VULGAR = {(1, 2): "½", (1, 3): "⅓", (2, 3): "⅔", (1, 4): "¼", (3, 4): "¾"}
+
+
+def terms(e, limit: int = 16) -> list:
+    """The top-level terms of a sum, products distributed over sums one level ((A + Aᵀ)x is
+    Ax + Aᵀx), constant factors kept on their terms."""
+    from . import simplify as S
+
+    out: list = []
+
+    def walk(n, coef: float) -> None:
+        if len(out) > limit:
+            return
+        if n.op == "add":
+            for a in n.args:
+                walk(a, coef)
+        elif n.op == "mul" and n.args[0].is_const and n.args[1].op in ("add", "matmul", "mul"):
+            walk(n.args[1], coef * n.args[0].value)
+        elif n.op in ("matmul", "mul") and any(a.op == "add" for a in n.args):
+            i = 0 if n.args[0].op == "add" else 1
+            for part in _addends(n.args[i]):
+                args = list(n.args)
+                args[i] = part
+                out.append(S.scale(coef, S.matmul(*args) if n.op == "matmul" else S.mul(*args)))
+        else:
+            out.append(S.scale(coef, n))
+    walk(e, 1.0)
+    return out[:limit]
+
+
+def _addends(n) -> list:
+    return [x for a in n.args for x in _addends(a)] if n.op == "add" else [n]
+
+
+@record
+class _Reading:
+    """The claim compared with the derivative read in one layout."""
+
+    verdict: str
+    message: str
+    factor: float | None = None
+    difference: str | None = None
+    max_rel_error: float | None = None
+
+
+def compare(ev: _Evaluator, name: str, claim, d, wrt_label: str) -> _Reading:
+    """Claim `name` (symbolically `claim`) against derivative d read in d.layout, at every draw."""
+    import numpy as np
+
+    ks = range(len(ev.draws))
+    C = [ev.claim(name, k) for k in ks]
+    if any(c is None for c in C):
+        bad = next(k for k in ks if C[k] is None)
+        return _Reading("undefined", f"the claim is not finite at draw {bad} (seed {ev.draws[bad].seed}), "
+                                     "where the derivative is")
+    D = [np.asarray(ev.derivative(name, d.layout, k), dtype=float) for k in ks]
+    errors = [rel_error(c, x) for c, x in zip(C, D)]
+    worst = max(errors)
+    if worst <= TOLERANCE:
+        return _Reading("correct", f"correct ({_draws_text(ev)}; max relative error {worst:.1e})",
+                        max_rel_error=worst)
+    if all(c.ndim == 2 and c.shape[0] == c.shape[1] for c in C) and \
+            all(rel_error(c, x.T) <= TOLERANCE for c, x in zip(C, D)):
+        return _Reading("transposed", f"transposed: the claim is ({wrt_label})ᵀ", max_rel_error=worst)
+    if all(float(np.max(np.abs(x), initial=0.0)) == 0.0 for x in D):
+        return _Reading("wrong", f"wrong: {wrt_label} is 0 (everywhere), the claim is not",
+                        max_rel_error=worst)
+    if all(float(np.max(np.abs(c), initial=0.0)) == 0.0 for c in C):
+        return _Reading("wrong", f"wrong: the claim is 0, {wrt_label} is not", max_rel_error=worst)
+    ratios = [_ratio(c, x) for c, x in zip(C, D)]
+    if _same(ratios):
+        k = ratios[0]
+        what = "the sign is wrong (off by a factor −1)" if abs(k + 1) < 1e-9 else \
+            f"off by a constant factor {factor_text(k)}"
+        return _Reading("factor", f"{what}: the claim is {factor_text(k)} × {wrt_label}",
+                        factor=k, max_rel_error=worst)
+    if all(r is not None for r in ratios):
+        at = ", ".join(f"{factor_text(r)} at {_sizes_text(ev.draws[k].sizes)}" for k, r in enumerate(ratios)
+                       if k == 0 or not _same([ratios[k - 1], r]))
+        return _Reading("size_factor", f"off by a factor that changes with the sizes ({at}): a size "
+                                       "(n, or 1/n as in a mean) is lost or extra", max_rel_error=worst)
+    term = _one_term(ev, name, claim, d, C, D, wrt_label)
+    if term is not None:
+        verdict, message, diff = term
+        return _Reading(verdict, message, difference=diff, max_rel_error=worst)
+    close = sum(e <= TOLERANCE for e in errors)
+    where = f"; it agrees at {close} of {len(errors)} draws only" if close else ""
+    return _Reading("wrong", f"wrong everywhere (max relative error {worst:.2g}){where}; the "
+                             f"difference is not a term of {wrt_label}", max_rel_error=worst)
+
+
+def _numeric_shown(ev: _Evaluator, name: str, layout: str) -> list:
+    out = []
+    for ds in ev.derivs:
+        d = ds[name] if ds[name].layout == layout else alternate(ds[name])
+        out.append(d.shown())
+    return out
+
+
+def _one_term(ev: _Evaluator, name: str, claim, d, C, D, wrt_label: str):
+    """(verdict, message, difference) when claim − derivative is one term of either (missing,
+    extra, or with another sign or factor), or one term transposed; None otherwise."""
+    from . import simplify as S
+    from .render import render
+
+    if d.expr is None:
+        return None
+    diffs = [c - x for c, x in zip(C, D)]
+    own = ev.terms(d.shown(), _numeric_shown(ev, name, d.layout))
+    theirs = ev.terms(claim, [cs[name] for cs in ev.claims])
+    for (t, values), whose in [(x, "derivative") for x in own] + [(x, "claim") for x in theirs]:
+        try:
+            values = [_broadcast(v, c.shape) for v, c in zip(values, C)]
+        except ValueError:
+            continue
+        ratios = [_ratio(df, v) for df, v in zip(diffs, values)]
+        if not _same(ratios):
+            continue
+        k = ratios[0]
+        text = render(t, "unicode")
+        if whose == "claim" and abs(k - 1) < 1e-9:
+            return "term", f"an extra term: the claim has {text}, which {wrt_label} has not", render(t, "ascii")
+        if whose == "derivative":
+            diff = render(S.neg(t) if abs(k + 1) < 1e-9 else S.scale(k, t), "ascii")
+            if abs(k + 1) < 1e-9:
+                rest = f"− {text[1:]}" if text.startswith("−") else f"+ {text}"
+                return "term", f"a term is missing: {wrt_label} = claim {rest}", diff
+            if abs(k + 2) < 1e-9:
+                return "term", f"one term has the wrong sign: {text} (in {wrt_label}) appears as −({text})", diff
+            return "term", (f"one term has the wrong factor: {text} (in {wrt_label}) appears "
+                            f"{factor_text(1 + k)} times"), diff
+    for (t, tv), (u, uv) in ((a, b) for a in own for b in own if a is not b):
+        if all(rel_error(df, v - w) <= TOLERANCE for df, v, w in zip(diffs, tv, uv)):
+            return "term", (f"one term is wrong: the claim has {render(t, 'unicode')} where {wrt_label} "
+                            f"has {render(u, 'unicode')}"), render(S.sub(t, u), "ascii")
+    for t, values in own:
+        if len(t.ty.full_dims) != 2 or t.ty.dims[0] != t.ty.dims[1]:
+            continue
+        if all(rel_error(v, v.T) <= TOLERANCE for v in values):
+            continue
+        if all(rel_error(df, v.T - v) <= TOLERANCE for df, v in zip(diffs, values)):
+            tt = S.T(t)
+            return "term", (f"one term is transposed: the claim has {render(tt, 'unicode')} where "
+                            f"{wrt_label} has {render(t, 'unicode')}"), render(S.sub(tt, t), "ascii")
+    return None
+
+
+def _broadcast(v, shape):
+    import numpy as np
+
+    return np.broadcast_to(v, shape)
+
+
+def _sizes_text(sizes: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "the given sizes"
+
+
+def _draws_text(ev: _Evaluator) -> str:
+    sets = []
+    for d in ev.draws:
+        if d.sizes not in sets:
+            sets.append(d.sizes)
+    where = " and ".join(_sizes_text(s) for s in sets) if any(sets) else "the given sizes"
+    return f"{len(ev.draws)} random draws at {where}"
+
+
+# ----------------------------------------------------------------------------- layouts
+def alternate(d):
+    """The same derivative in the other layout, or None where both layouts are one shape."""
+    from .api import Derivative, derivative_dims
+
+    if d.kind == "gradient":
+        other = "numerator" if d.layout != "numerator" else "gradient"
+        dims = derivative_dims(d.f_ty, d.x_ty, other)
+    else:
+        other = "denominator" if d.layout == "numerator" else "numerator"
+        if d.kind == "hessian":
+            dims = d.f_ty.dims + d.x_ty.dims if other == "numerator" else d.x_ty.dims + d.f_ty.dims
+        else:
+            dims = derivative_dims(d.f_ty, d.x_ty, other)
+    if d.x_ty.is_scalar or (d.kind != "gradient" and d.f_ty.is_scalar):
+        return None
+    return Derivative(d.wrt, d.kind, dims, other, d.expr, d.x_ty, d.f_ty, d.of, d.x)
+
+
+def _same_dims(a: tuple, b: tuple) -> bool:
+    return tuple(map(str, a)) == tuple(map(str, b))
+
+
+def label(d) -> str:
+    from .render import pretty_name
+
+    if d.kind == "hessian":
+        a, _, b = d.wrt.partition(",")
+        b = b or a
+        pa, pb = pretty_name(a, "unicode"), pretty_name(b, "unicode")
+        return f"∂²f/∂{pa}²" if a == b else f"∂²f/∂{pa}∂{pb}"
+    return f"∂f/∂{pretty_name(d.wrt, 'unicode')}"
+
+
+def judge(d, name: str, claim, ev: _Evaluator) -> Verdict:
+    """The verdict on claim `name` (typed symbolically: `claim`) for the derivative d."""
+    from .shapes import fmt_dims
+
+    what = label(d)
+    shape = claim.ty.full_dims
+    base = dict(wrt=d.wrt, claim_shape=shape, expected_shape=d.shape, draws=ev.draws,
+                same_tree=d.expr is not None and claim is d.shown())
+    alt = alternate(d)
+    if _same_dims(shape, d.shape):
+        r = compare(ev, name, claim, d, what)
+        if r.verdict == "transposed" and alt is not None and _same_dims(alt.shape, d.shape):
+            r.message += f" — that is {LAYOUT_WORDS[alt.layout]}; {LAYOUT_WORDS[d.layout]} wants its transpose"
+        return Verdict(verdict=r.verdict, message=r.message, layout=d.layout, factor=r.factor,
+                       difference=r.difference, max_rel_error=r.max_rel_error, **base)
+    if alt is not None and _same_dims(shape, alt.shape):
+        r = compare(ev, name, claim, alt, what)
+        wants = f"{LAYOUT_WORDS[d.layout]} wants {fmt_dims(d.shape)}"
+        if r.verdict == "correct":
+            return Verdict(verdict="other_layout", layout=alt.layout, max_rel_error=r.max_rel_error,
+                           message=f"right in {LAYOUT_WORDS[alt.layout]} (shape {fmt_dims(shape)}); "
+                                   f"{wants}: transpose it", **base)
+        return Verdict(verdict=r.verdict, layout=alt.layout, factor=r.factor, difference=r.difference,
+                       max_rel_error=r.max_rel_error,
+                       message=f"read in {LAYOUT_WORDS[alt.layout]} (shape {fmt_dims(shape)}; {wants}): "
+                               f"{r.message}", **base)
+    diagonal = _as_diagonal(ev, name, claim, d, what)
+    if diagonal is not None:
+        return Verdict(verdict="diagonal", layout=d.layout, message=diagonal, **base)
+    layouts = f"{fmt_dims(d.shape)} in {LAYOUT_WORDS[d.layout]}"
+    if alt is not None and not _same_dims(alt.shape, d.shape):
+        layouts += f", {fmt_dims(alt.shape)} in {LAYOUT_WORDS[alt.layout]}"
+    return Verdict(verdict="wrong_shape", layout=d.layout,
+                   message=f"wrong shape: the claim is {fmt_dims(shape)}; {what} is {layouts}", **base)
+
+
+def _as_diagonal(ev: _Evaluator, name: str, claim, d, what: str) -> str | None:
+    """A vector claim for a square Jacobian that is diag(claim): the element-wise derivative
+    written where the Jacobian was asked for."""
+    import numpy as np
+
+    from .shapes import fmt_dims
+
+    if len(claim.ty.full_dims) != 1 or len(d.shape) != 2 or not _same_dims(d.shape, claim.ty.dims * 2):
+        return None
+    for k in range(len(ev.draws)):
+        c, x = ev.claim(name, k), np.asarray(ev.derivative(name, d.layout, k))
+        if c is None or rel_error(np.diag(c), x) > TOLERANCE:
+            return None
+    return (f"right as a diagonal: {what} is diag(claim), shape {fmt_dims(d.shape)}; the claim is its "
+            f"diagonal, shape {fmt_dims(claim.ty.full_dims)}")
+
+
+# ----------------------------------------------------------------------------- entry points
+def check_claims(text: str, claims: dict[str, str], shapes: dict | None = None, wrt=None,
+                 layout: str | None = None, data_shapes: dict | None = None, fns: dict | None = None,
+                 hessian: bool = False, steps: bool = False) -> list[Verdict]:
+    """Judge each claimed derivative {wrt: claim text} of the formula `text` (analysed with the
+    same options as `analyze`); the Hessian blocks with hessian."""
+    from .api import analyze
+    from .errors import GradcliError
+
+    fns = dict(fns or {})
+    problem = analyze(text, shapes, wrt, layout, data_shapes, set(fns))
+    derivs = {d.wrt: d for d in (problem.hessians() if hessian else problem.derivatives())}
+    for name in claims:
+        if name not in derivs:
+            raise GradcliError("usage", f"--claim {name}=...: ∂f/∂{name} is not computed here "
+                                        f"(derivatives: {', '.join(derivs)})")
+    exprs = {name: parse_claim(problem, t, fns) for name, t in claims.items()}
+    ev = _Evaluator({"text": text, "wrt": wrt, "layout": layout}, problem, claims, hessian, fns)
+    out = []
+    for name, claim in exprs.items():
+        verdict = judge(derivs[name], name, claim, ev)
+        if steps:
+            verdict.chain = chain_report(claim, derivs[name])
+        out.append(verdict)
+    return out
+
+
+def chain_report(claim, d) -> list:
+    """Placeholder until the chain comparison lands."""
+    return []
