@@ -55,6 +55,7 @@ class Verdict:
     """The judgement of one claimed derivative (one wrt symbol or Hessian block)."""
 
     wrt: str
+    label: str  # ∂f/∂θ, ∂²f/∂x²
     verdict: str
     message: str  # unicode, for people
     layout: str  # the layout the claim was read in
@@ -70,6 +71,9 @@ class Verdict:
     @property
     def ok(self) -> bool:
         return self.verdict == "correct"
+
+    def chain_lines(self) -> list[str]:
+        return [c["text"] for c in self.chain or []]
 
     def to_json(self) -> dict:
         return {"verdict": self.verdict, "ok": self.ok, "message": self.message,
@@ -564,7 +568,7 @@ def judge(d, name: str, claim, ev: _Evaluator) -> Verdict:
 
     what = label(d)
     shape = claim.ty.full_dims
-    base = dict(wrt=d.wrt, claim_shape=shape, expected_shape=d.shape, draws=ev.draws,
+    base = dict(wrt=d.wrt, label=what, claim_shape=shape, expected_shape=d.shape, draws=ev.draws,
                 same_tree=d.expr is not None and claim is d.shown())
     alt = alternate(d)
     if _same_dims(shape, d.shape):

@@ -435,6 +435,10 @@ NonfiniteOpt = Annotated[bool, typer.Option("--allow-nonfinite",
                                                   "math error for log(0), 1/0, overflow, singular matrices.")]
 StepsOpt = Annotated[bool, typer.Option("--steps", help="Show the derivation step by step, with the shape "
                                                          "of every intermediate and adjoint.")]
+ClaimOpt = Annotated[Optional[list[str]], typer.Option("--claim", metavar="[NAME=]EXPR",
+                                                      help="Check a claimed derivative: EXPR (or NAME=EXPR per wrt "
+                                                           "symbol, repeatable) is compared with the derivative on "
+                                                           "random draws; exit 1 unless correct.")]
 OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
                                                help="Write f.npy and d_<name>.npy (h_<name>.npy) into DIR.")]
 
@@ -446,10 +450,10 @@ def _derivative_command(hessian: bool):
                 fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
                 tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False,
                 latex: LatexOpt = False, out: OutOpt = None, emit: EmitOpt = None,
-                allow_nonfinite: NonfiniteOpt = False, steps: StepsOpt = False) -> None:
+                allow_nonfinite: NonfiniteOpt = False, steps: StepsOpt = False, claim: ClaimOpt = None) -> None:
         _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol,
                                              layout, as_json, latex, out, emit, allow_nonfinite,
-                                             hessian=hessian, steps=steps))
+                                             hessian=hessian, steps=steps, claims=claim))
     return command
 
 
@@ -472,7 +476,7 @@ hess = app.command(
 
 
 def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
-                   out_dir, emit, allow_nonfinite, hessian: bool, steps: bool = False):
+                   out_dir, emit, allow_nonfinite, hessian: bool, steps: bool = False, claims=None):
     from .api import analyze
 
     _check_tolerance(tol)
@@ -519,6 +523,13 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
             write_outputs(out_dir, run_files(f_value, d_values, hessian))
     elif check:
         raise GradcliError("usage", "--check needs numbers: give -d data or --random")
+    verdicts = []
+    if claims:
+        from .claims import check_claims, split_claims
+
+        verdicts = check_claims(text, split_claims(claims, [d.wrt for d in derivs]),
+                                {n: s.shape for n, s in problem.symbols.items()}, problem.wrt, layout,
+                                fns=fns, hessian=hessian, steps=steps)
     style = "latex" if latex else "unicode"
     step_lines, step_records = None, None
     if steps:
@@ -540,6 +551,8 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         doc = _document(problem, derivs, f_value, d_values, checks)
         if step_records is not None:
             doc["steps"] = step_records
+        for v in verdicts:
+            next(x for x in doc["derivatives"] if x["wrt"] == v.wrt)["claim"] = v.to_json()
         sys.stdout.write(_json(doc) + "\n")
     else:
         _print_derivatives(problem, derivs, f_value, d_values, checks, style)
@@ -549,7 +562,8 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
             out(("derivation (--steps):", "bold"))
             for line in step_lines:
                 out(line)
-    if any(not c["ok"] for c in checks.values()):
+        _print_claims(verdicts)
+    if any(not c["ok"] for c in checks.values()) or any(not v.ok for v in verdicts):
         raise typer.Exit(1)
 
 
@@ -606,6 +620,16 @@ def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
         out(("where", "bold"))
         for name, t in bindings:
             out(f"  {name} = {t}")
+
+
+def _print_claims(verdicts) -> None:
+    """One verdict line per claimed derivative (with --steps, the chain of a product claim)."""
+    out = _printer()
+    for v in verdicts:
+        out()
+        out((f"claim {v.label}:", "bold"), " ", (v.message, "green" if v.ok else "bold red"))
+        for line in v.chain_lines():
+            out(f"  {line}")
 
 
 def _label(d) -> str:
@@ -739,6 +763,8 @@ def _formula_after_dashes(args: list[str]) -> list[str]:
     if len(args) < 2 or args[0] not in ("grad", "hess", "shape") or "--" in args:
         return args
     for i, a in enumerate(args[1:], 1):
+        if args[i - 1] == "--claim":  # a claimed derivative may start with '-' too: an option's value
+            continue
         if (a.startswith("-") and not a.startswith("--") and (
                 any(c in a for c in "@*^|'") or " wrt " in a or _NEGATED_CALL.match(a))):
             return args[:i] + args[i + 1:] + ["--", a]
