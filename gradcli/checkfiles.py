@@ -8,7 +8,8 @@ expects after `=>`:
     X@W + b where X: (B, i), W: (i, o)  => (B, o)
     A@x where A: (m, n), x: (k)         => error: shape
 
-`=> SHAPE` is the result's shape, `NAME: SHAPE` the shape of ∂f/∂NAME (default layout), and
+`=> SHAPE` is the result's shape, `NAME: SHAPE` the shape of ∂f/∂NAME (default layout),
+`NAME: EXPR` a stated derivative, checked on random draws like `grad --claim`, and
 `=> error` (or `error: parse` / `error: shape`) marks a formula that must fail.  Expected shapes
 match up to a consistent renaming of symbolic dimensions (SPEC §2): `theta: (p,)` matches
 gradcli's `(n,)`, as long as p stands for n everywhere on the line and for nothing else.
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 
 from .api import analyze, fmt_shape, parse_dims
+from .claims import check_file_claim, is_claim
 from .errors import GradcliError, printable
 from .record import Factory, record
 
@@ -263,6 +265,11 @@ def check_entry(entry: Entry, analyses=None) -> Outcome:
                 if name not in derivs:
                     return Outcome(entry, False, f"expectation names ∂f/∂{name}, but {name} is not "
                                                  "in the wrt clause", entry.expect_col)
+                if is_claim(spec, problem):  # a stated derivative, checked numerically
+                    failed = check_file_claim(entry, name, spec, details)
+                    if failed:
+                        return Outcome(entry, False, failed[0], failed[1], details=details)
+                    continue
                 what, got, want = f"∂f/∂{name}", derivs[name].shape, _norm_shape(spec)
             else:
                 what, got, want = "result", problem.shape, _norm_shape(item)

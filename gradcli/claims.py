@@ -645,3 +645,44 @@ def check_claims(text: str, claims: dict[str, str], shapes: dict | None = None, 
 def chain_report(claim, d) -> list:
     """Placeholder until the chain comparison lands."""
     return []
+
+
+# ----------------------------------------------------------------------------- check files
+_SHAPE_SPEC = r"^\s*(scalar|\(\s*(\w+\s*(,\s*\w+\s*)*,?)?\)|\w+|\d+\s*[x×]\s*\d+)\s*$"
+
+
+def is_claim(spec: str, problem) -> bool:
+    """In a check file's `NAME: ...`, a shape is `()`, `(n,)`, `(m, n)`, `scalar`, `3x4` or a
+    bare dimension name; anything else (or a bare name of one of the formula's symbols: the
+    claim ∂f/∂x = a) is a claimed derivative."""
+    import re
+
+    if re.match(_SHAPE_SPEC, spec) is None:
+        return True
+    return spec.strip() in problem.symbols
+
+
+def check_file_claim(entry, name: str, spec: str, details: dict) -> tuple[str, int] | None:
+    """A derivative stated in a check file: None when correct, else (message, column)."""
+    from .errors import GradcliError
+
+    column = _column_of(entry, spec)
+    try:
+        (verdict,) = check_claims(entry.text, {name: spec.strip()})
+    except GradcliError as err:
+        return f"claim ∂f/∂{name}: {err.message}", column + ((err.column or 1) - 1)
+    details.setdefault("claims", {})[name] = verdict.to_json()
+    return None if verdict.ok else (f"claim {verdict.label}: {verdict.message}", column)
+
+
+def _column_of(entry, spec: str) -> int:
+    """The 1-based column of the claim's first character in its file line."""
+    from itertools import islice
+
+    try:  # only on a failure: read up to that one line, never the whole file into memory
+        with open(entry.path, encoding="utf-8", errors="replace") as fh:
+            line = next(islice(fh, entry.line - 1, None))
+    except (OSError, StopIteration):
+        return entry.expect_col
+    at = line.find(spec.strip(), max(entry.expect_col - 1, 0))
+    return at + 1 if at >= 0 else entry.expect_col
