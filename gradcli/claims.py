@@ -6,6 +6,7 @@ formula in a paper).  The claim is parsed as a gradcli formula over the formula'
 several seeded random draws and compared.  The verdict says what a student needs to hear:
 
     correct          equal at every draw (never decided on a single draw)
+    close            equal to about 4 digits only (a rounded constant)
     other_layout     equal to the derivative in another layout (a row where a column is due)
     transposed       equal to the derivative's transpose
     factor           a constant multiple of it (the factor is named: 2, −1, ½)
@@ -37,6 +38,7 @@ from .record import Factory, record
 
 DRAWS = 4  # seeds 0..3: two at the first size set, two at the second
 TOLERANCE = 1e-7  # relative (max-norm) error under which two values count as equal
+CLOSE = 1e-4  # under this, "nearly equal": a constant rounded (0.333 for 1/3)
 ABSTRACT_BINDINGS = ("tanh", "sin", "softplus", "arctan")  # smooth on all of R, unlike each other
 LAYOUT_WORDS = {"gradient": "gradient layout", "numerator": "numerator layout",
                 "denominator": "denominator layout"}
@@ -212,8 +214,10 @@ class _Evaluator:
         from .api import analyze
 
         self.hessian = hessian
+        self.fns = fns
         self.sets = size_sets(problem)
         self.problems, self.claims, self.derivs = [], [], []
+        self._base: dict[int, dict] = {}
         for sizes in self.sets:
             shapes = {n: _numeric(s.shape, sizes) for n, s in problem.symbols.items()}
             p = analyze(source["text"], shapes, source.get("wrt"), source.get("layout"), None, set(fns))
@@ -235,6 +239,11 @@ class _Evaluator:
             self._bindings.append(binding)
             self.values.append({})
         self._prepare()
+
+    def add_claim(self, key: str, text: str) -> None:
+        """One more claim, at the draws already chosen."""
+        for p, cs in zip(self.problems, self.claims):
+            cs[key] = parse_claim(p, text, self.fns)
 
     def set_of(self, k: int) -> int:
         return k * len(self.sets) // DRAWS
@@ -280,11 +289,13 @@ class _Evaluator:
         """∂f/∂x in the given layout at draw k."""
         from .errors import GradcliError
 
-        try:
-            _, base = self._compiled_derivatives(k).evaluate(self.values[k])
-        except GradcliError as err:
-            raise GradcliError("math", f"cannot check a claim here: the derivative is not defined "
-                                       f"at random points ({err.message})") from None
+        if k not in self._base:
+            try:
+                self._base[k] = self._compiled_derivatives(k).evaluate(self.values[k])[1]
+            except GradcliError as err:
+                raise GradcliError("math", f"cannot check a claim here: the derivative is not "
+                                           f"defined at random points ({err.message})") from None
+        base = self._base[k]
         d = self.derivs[self.set_of(k)][wrt]
         if d.layout != layout:
             d = alternate(d)
@@ -352,7 +363,7 @@ def factor_text(k: float, style: str = "unicode") -> str:
     """2, −1, ½, 1/3, −2/3 for simple fractions; 6 significant digits otherwise."""
     frac = Fraction(k).limit_denominator(12)
     if abs(float(frac) - k) > 1e-9 * max(1.0, abs(k)):
-        text = f"{k:.6g}"
+        text = f"{k:.6g}" if abs(float(f"{k:.6g}") - k) <= 1e-9 * abs(k) else f"{k:.10g}"
     elif frac.denominator == 1:
         text = str(frac.numerator)
     elif style == "unicode" and (abs(frac.numerator), frac.denominator) in _VULGAR:
@@ -380,8 +391,8 @@ def terms(e, limit: int = 16) -> list:
                 walk(a, coef)
         elif n.op == "mul" and n.args[0].is_const and n.args[1].op in ("add", "matmul", "mul"):
             walk(n.args[1], coef * n.args[0].value)
-        elif n.op in ("matmul", "mul") and any(a.op == "add" for a in n.args):
-            i = 0 if n.args[0].op == "add" else 1
+        elif n.op in ("matmul", "mul") and any(a.op == "add" and _uniform(a) for a in n.args):
+            i = 0 if n.args[0].op == "add" and _uniform(n.args[0]) else 1
             for part in _addends(n.args[i]):
                 args = list(n.args)
                 args[i] = part
@@ -390,6 +401,11 @@ def terms(e, limit: int = 16) -> list:
             out.append(S.scale(coef, n))
     walk(e, 1.0)
     return out[:limit]
+
+
+def _uniform(n) -> bool:
+    """A sum whose addends all have its shape (none broadcast), so a product distributes."""
+    return all(a.ty == n.ty for a in _addends(n))
 
 
 def _addends(n) -> list:
@@ -417,12 +433,16 @@ def compare(ev: _Evaluator, name: str, claim, d, wrt_label: str) -> _Reading:
         bad = next(k for k in ks if C[k] is None)
         return _Reading("undefined", f"the claim is not finite at draw {bad} (seed {ev.draws[bad].seed}), "
                                      "where the derivative is")
-    D = [np.asarray(ev.derivative(name, d.layout, k), dtype=float) for k in ks]
+    D = [np.asarray(ev.derivative(d.wrt, d.layout, k), dtype=float) for k in ks]
+    C = [np.broadcast_to(c, x.shape) if c.ndim == 0 else c for c, x in zip(C, D)]  # 1 means ones
     errors = [rel_error(c, x) for c, x in zip(C, D)]
     worst = max(errors)
     if worst <= TOLERANCE:
         return _Reading("correct", f"correct ({_draws_text(ev)}; max relative error {worst:.1e})",
                         max_rel_error=worst)
+    if worst <= CLOSE:
+        return _Reading("close", f"nearly equal, but not equal (max relative error {worst:.1e}, over "
+                                 f"{TOLERANCE:.0e}): a rounded constant?", max_rel_error=worst)
     if all(c.ndim == 2 and c.shape[0] == c.shape[1] for c in C) and \
             all(rel_error(c, x.T) <= TOLERANCE for c, x in zip(C, D)):
         return _Reading("transposed", f"transposed: the claim is ({wrt_label})ᵀ", max_rel_error=worst)
@@ -470,7 +490,7 @@ def _one_term(ev: _Evaluator, name: str, claim, d, C, D, wrt_label: str):
     if d.expr is None:
         return None
     diffs = [c - x for c, x in zip(C, D)]
-    own = ev.terms(d.shown(), _numeric_shown(ev, name, d.layout))
+    own = ev.terms(d.shown(), _numeric_shown(ev, d.wrt, d.layout))
     theirs = ev.terms(claim, [cs[name] for cs in ev.claims])
     for (t, values), whose in [(x, "derivative") for x in own] + [(x, "claim") for x in theirs]:
         try:
@@ -571,7 +591,7 @@ def judge(d, name: str, claim, ev: _Evaluator) -> Verdict:
     base = dict(wrt=d.wrt, label=what, claim_shape=shape, expected_shape=d.shape, draws=ev.draws,
                 same_tree=d.expr is not None and claim is d.shown())
     alt = alternate(d)
-    if _same_dims(shape, d.shape):
+    if _same_dims(shape, d.shape) or shape == ():  # a scalar claim stands for a constant array
         r = compare(ev, name, claim, d, what)
         if r.verdict == "transposed" and alt is not None and _same_dims(alt.shape, d.shape):
             r.message += f" — that is {LAYOUT_WORDS[alt.layout]}; {LAYOUT_WORDS[d.layout]} wants its transpose"
@@ -608,7 +628,7 @@ def _as_diagonal(ev: _Evaluator, name: str, claim, d, what: str) -> str | None:
     if len(claim.ty.full_dims) != 1 or len(d.shape) != 2 or not _same_dims(d.shape, claim.ty.dims * 2):
         return None
     for k in range(len(ev.draws)):
-        c, x = ev.claim(name, k), np.asarray(ev.derivative(name, d.layout, k))
+        c, x = ev.claim(name, k), np.asarray(ev.derivative(d.wrt, d.layout, k))
         if c is None or rel_error(np.diag(c), x) > TOLERANCE:
             return None
     return (f"right as a diagonal: {what} is diag(claim), shape {fmt_dims(d.shape)}; the claim is its "
@@ -616,30 +636,51 @@ def _as_diagonal(ev: _Evaluator, name: str, claim, d, what: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------- entry points
+class ClaimChecker:
+    """Judges claims about the derivatives of one formula (analysed with the same options as
+    `analyze`), all at the same draws; `claims` given up front also choose the draws' domain."""
+
+    def __init__(self, text: str, shapes: dict | None = None, wrt=None, layout: str | None = None,
+                 data_shapes: dict | None = None, fns: dict | None = None, hessian: bool = False,
+                 claims: dict[str, str] | None = None):
+        from .api import analyze
+        from .errors import GradcliError
+
+        self.fns = dict(fns or {})
+        self.problem = analyze(text, shapes, wrt, layout, data_shapes, set(self.fns))
+        self.derivs = {d.wrt: d for d in (self.problem.hessians() if hessian else self.problem.derivatives())}
+        claims = dict(claims or {})
+        for name in claims:
+            if name not in self.derivs:
+                raise GradcliError("usage", f"--claim {name}=...: ∂f/∂{name} is not computed here "
+                                            f"(derivatives: {', '.join(self.derivs)})")
+        self.exprs = {name: parse_claim(self.problem, t, self.fns) for name, t in claims.items()}
+        self.ev = _Evaluator({"text": text, "wrt": wrt, "layout": layout}, self.problem, claims,
+                             hessian, self.fns)
+
+    def verdict(self, name: str, steps: bool = False) -> Verdict:
+        """The verdict on the claim given up front for ∂f/∂name."""
+        v = judge(self.derivs[name], name, self.exprs[name], self.ev)
+        if steps:
+            v.chain = chain_report(self.exprs[name], self.derivs[name])
+        return v
+
+    def judge(self, name: str, text: str) -> Verdict:
+        """The verdict on another claim for ∂f/∂name, at the same draws."""
+        key = f"{name}\0{text}"
+        if key not in self.exprs:
+            self.exprs[key] = parse_claim(self.problem, text, self.fns)
+            self.ev.add_claim(key, text)
+        return judge(self.derivs[name], key, self.exprs[key], self.ev)
+
+
 def check_claims(text: str, claims: dict[str, str], shapes: dict | None = None, wrt=None,
                  layout: str | None = None, data_shapes: dict | None = None, fns: dict | None = None,
                  hessian: bool = False, steps: bool = False) -> list[Verdict]:
-    """Judge each claimed derivative {wrt: claim text} of the formula `text` (analysed with the
-    same options as `analyze`); the Hessian blocks with hessian."""
-    from .api import analyze
-    from .errors import GradcliError
-
-    fns = dict(fns or {})
-    problem = analyze(text, shapes, wrt, layout, data_shapes, set(fns))
-    derivs = {d.wrt: d for d in (problem.hessians() if hessian else problem.derivatives())}
-    for name in claims:
-        if name not in derivs:
-            raise GradcliError("usage", f"--claim {name}=...: ∂f/∂{name} is not computed here "
-                                        f"(derivatives: {', '.join(derivs)})")
-    exprs = {name: parse_claim(problem, t, fns) for name, t in claims.items()}
-    ev = _Evaluator({"text": text, "wrt": wrt, "layout": layout}, problem, claims, hessian, fns)
-    out = []
-    for name, claim in exprs.items():
-        verdict = judge(derivs[name], name, claim, ev)
-        if steps:
-            verdict.chain = chain_report(claim, derivs[name])
-        out.append(verdict)
-    return out
+    """Judge each claimed derivative {wrt: claim text} of the formula `text`; the Hessian
+    blocks with hessian."""
+    checker = ClaimChecker(text, shapes, wrt, layout, data_shapes, fns, hessian, claims)
+    return [checker.verdict(name, steps) for name in claims]
 
 
 def chain_report(claim, d) -> list:
