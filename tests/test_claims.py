@@ -398,3 +398,42 @@ def test_property_test_skips_are_rare():
     skipped = COUNTS["undefined"] + COUNTS["rounded"] + COUNTS["misprinted"]
     assert skipped <= 0.1 * COUNTS["cases"], COUNTS
     assert COUNTS["equal"] <= 0.2 * COUNTS["perturbations"], COUNTS
+
+
+# ----------------------------------------------------------------------------- --steps: chains
+def test_chain_names_the_first_wrong_factor():
+    (v,) = check_claims(SEED_Q, {"Theta": f"{G}@Theta'"}, steps=True)
+    assert v.verdict == "wrong_shape"
+    assert v.chain["first_difference"] == 1
+    assert [f["shape"] for f in v.chain["claim"]] == [["M", "out"], ["out", "in"]]
+    assert [f["shape"] for f in v.chain["derivative"]] == [["in", "M"], ["M", "out"]]
+    assert any("M rows" in line and "in rows" in line for line in v.chain_lines())
+
+
+def test_chain_of_a_right_product_has_no_difference():
+    (v,) = check_claims(SEED_Q, {"Theta": f"X'@{G}"}, steps=True)
+    assert v.ok and v.chain["first_difference"] is None
+
+
+def test_no_chain_for_a_claim_that_is_not_a_product():
+    (v,) = check_claims("x'@x wrt x", {"x": "2*x"}, steps=True)
+    assert v.chain is None
+
+
+def test_cli_steps_claim_prints_the_chain(capsys):
+    rc, out, _ = run(["grad", SEED_Q, "--claim", f"{G}@Theta'", "--steps"], capsys)
+    assert rc == 1 and "first difference at factor 1" in out
+
+
+# ----------------------------------------------------------------------------- samples
+def test_samples_page_of_derivatives_fails_when_a_derivative_is_broken(tmp_path, capsys):
+    import shutil
+
+    shutil.copytree("samples", tmp_path / "s")
+    page = tmp_path / "s" / "derivatives.md"
+    text = page.read_text()
+    assert "=> X: 2*X" in text
+    page.write_text(text.replace("=> X: 2*X", "=> X: X", 1))
+    rc, _, err = run(["check", str(tmp_path / "s")], capsys)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "=> X: 2*X" in ln)
+    assert rc == 1 and f"derivatives.md:{line}:" in err and "factor ½" in err
