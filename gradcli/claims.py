@@ -148,6 +148,12 @@ def parse_claim(problem, text: str, functions=()):
                                     "the formula's symbols", found.start() + 1 if found else None, text)
     if claim.wrt:
         raise GradcliError("parse", "a claim has no wrt clause: it is the derivative itself", None, text)
+    known = set(_abstract_functions([problem.expr])) | set(functions)
+    new_fns = [n for n in _abstract_functions([claim.expr]) if n not in known]
+    if new_fns:
+        found = re.search(rf"(?<![\w']){re.escape(new_fns[0])}'*\s*\(", text)
+        raise GradcliError("parse", f"the claim uses the function '{new_fns[0]}', which the formula "
+                                    "does not", found.start() + 1 if found else None, text)
     return claim.expr
 
 

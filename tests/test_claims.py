@@ -202,6 +202,7 @@ def test_symbolic_fast_path_is_recorded_but_numbers_decide():
     ("x'@A@x wrt x", "A@z", "parse", 3),  # a new symbol
     (LS, "X@X", "shape", 2),  # the claim's own shape error
     ("x'@A@x wrt x", "A@(x", "parse", None),
+    ("sum(h(x)) wrt x", "2*g'(x)", "parse", 3),  # a function the formula does not have
 ])
 def test_claim_errors(formula, claim, kind, column):
     with pytest.raises(GradcliError) as info:
