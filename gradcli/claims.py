@@ -767,7 +767,7 @@ def check_file_claim(entry, name: str, spec: str, details: dict) -> tuple[str, i
     """A derivative stated in a check file: None when correct, else (message, column)."""
     from .errors import GradcliError
 
-    column = _column_of(entry, spec)
+    column = _column_of(entry, name, spec)
     try:
         (verdict,) = check_claims(entry.text, {name: spec.strip()})
     except GradcliError as err:
@@ -776,14 +776,19 @@ def check_file_claim(entry, name: str, spec: str, details: dict) -> tuple[str, i
     return None if verdict.ok else (f"claim {verdict.label}: {verdict.message}", column)
 
 
-def _column_of(entry, spec: str) -> int:
+def _column_of(entry, name: str, spec: str) -> int:
     """The 1-based column of the claim's first character in its file line."""
+    import re
     from itertools import islice
 
+    pattern = re.compile(rf"(?<!\w){re.escape(name)}\s*:\s*({re.escape(spec.strip())})")
     try:  # only on a failure: read up to that one line, never the whole file into memory
         with open(entry.path, encoding="utf-8", errors="replace") as fh:
             line = next(islice(fh, entry.line - 1, None))
+        found = pattern.search(line, max(entry.expect_col - 1, 0))
+        if found:
+            return found.start(1) + 1
     except (OSError, StopIteration):
-        return entry.expect_col
-    at = line.find(spec.strip(), max(entry.expect_col - 1, 0))
-    return at + 1 if at >= 0 else entry.expect_col
+        pass
+    found = pattern.search(entry.expect or "")  # standard input: assume one space after '=>'
+    return entry.expect_col + 1 + found.start(1) if found else entry.expect_col

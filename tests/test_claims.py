@@ -470,3 +470,11 @@ def test_printing_is_deterministic_and_reparses_to_the_derivative():
         printed = compile_graph([gradcli.analyze(text, shapes).expr]).run(dict(values))[0]
         assert np.allclose(printed, p.compile().evaluate(dict(values))[1]["x"])
     assert len(texts) == 1
+
+
+@pytest.mark.parametrize("line, column", [("x'@x wrt x => x: x", 18), ("x'@x wrt x  =>   x:  x", 22)])
+def test_check_claim_column_when_the_claim_is_the_variable(tmp_path, capsys, line, column):
+    page = tmp_path / "c.txt"
+    page.write_text(line + "\n")
+    rc, _, err = run(["check", str(page)], capsys)
+    assert rc == 1 and f"c.txt:1:{column}: claim ∂f/∂x: off by a constant factor ½" in err
