@@ -18,13 +18,7 @@ several seeded random draws and compared.  The verdict says what a student needs
     wrong            wrong everywhere: none of the above
     undefined        the claim is not finite where the derivative is
 
-Sizes: each symbolic dimension gets its own small size (3, 4, 5, ...; a second size set later),
-so that a mix-up of two dimensions cannot go unseen.  Values: mixed signs, away from zero (so
-abs, sign, relu and max are checked on both sides), and positive where the formula or the
-claim needs it (log, sqrt, fractional powers: the mixed draw fails and is redrawn positive);
-square matrices get n·I added (invertible, logdet defined) and stay unsymmetric (so a missing
-transpose shows).  Unbound abstract functions (h) are bound to a different smooth builtin at
-each draw, so a claim is not accepted for one function's accidents.
+How the draws are chosen: gradcli/claimeval.py.  `--steps`: gradcli/claimchain.py.
 
 The symbolic fast path is recorded (`same_tree`: claim and derivative simplify to one node;
 nodes are hash-consed, so identity is equality), but the numbers decide.
@@ -34,22 +28,13 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from .claimchain import chain_report
+from .claimeval import TOLERANCE, Evaluator, alternate, parse_claim, rel_error, same_dims
 from .record import Factory, record
 
-DRAWS = 4  # seeds 0..3: two at the first size set, two at the second
-TOLERANCE = 1e-7  # relative (max-norm) error under which two values count as equal
 CLOSE = 1e-4  # under this, "nearly equal": a constant rounded (0.333 for 1/3)
-ABSTRACT_BINDINGS = ("tanh", "sin", "softplus", "arctan")  # smooth on all of R, unlike each other
 LAYOUT_WORDS = {"gradient": "gradient layout", "numerator": "numerator layout",
                 "denominator": "denominator layout"}
-
-
-@record
-class Draw:
-    seed: int
-    sizes: dict
-    domain: str  # "mixed" (signs ±) or "positive"
-    functions: dict
 
 
 @record
@@ -127,230 +112,7 @@ def _named(spec: str, names: list[str]) -> tuple[str | None, str]:
                                 f"(they are {', '.join(names) or 'none'})")
 
 
-def parse_claim(problem, text: str, functions=()):
-    """The claim as a typed expression over the formula's symbols, in their shapes."""
-    import re
-
-    from .api import analyze
-    from .errors import GradcliError
-
-    shapes = {n: s.shape for n, s in problem.symbols.items()}
-    try:
-        claim = analyze(text, shapes, functions=set(functions))
-    except GradcliError as err:
-        err.message = f"in the claim: {err.message}"
-        raise err.with_text(text)
-    new = [n for n in claim.symbols if n not in problem.symbols]
-    if new:
-        found = re.search(rf"(?<![\w']){re.escape(new[0])}(?!\w)", text)
-        raise GradcliError("parse", f"the claim uses '{new[0]}', which is not a symbol of the "
-                                    f"formula ({', '.join(problem.symbols)}); a claim may use only "
-                                    "the formula's symbols", found.start() + 1 if found else None, text)
-    if claim.wrt:
-        raise GradcliError("parse", "a claim has no wrt clause: it is the derivative itself", None, text)
-    known = set(_abstract_functions([problem.expr])) | set(functions)
-    new_fns = [n for n in _abstract_functions([claim.expr]) if n not in known]
-    if new_fns:
-        found = re.search(rf"(?<![\w']){re.escape(new_fns[0])}'*\s*\(", text)
-        raise GradcliError("parse", f"the claim uses the function '{new_fns[0]}', which the formula "
-                                    "does not", found.start() + 1 if found else None, text)
-    return claim.expr
-
-
-# ----------------------------------------------------------------------------- draws
-def size_sets(problem) -> list[dict]:
-    """Two assignments of distinct small sizes to the symbolic dimensions (numeric ones stay)."""
-    dims: list = []
-    for s in problem.symbols.values():
-        for d in s.shape:
-            if d not in dims:
-                dims.append(d)
-    numeric = {d for d in dims if isinstance(d, int)}
-    names = [d for d in dims if not isinstance(d, int)]
-
-    def assign(start: int) -> dict:
-        out, k = {}, start
-        for name in names:
-            while k in numeric:
-                k += 1
-            out[name] = k
-            k += 1
-        return out
-    return [assign(3), assign(3 + len(names) + 1)]
-
-
-def _numeric(dims: tuple, sizes: dict) -> tuple:
-    return tuple(d if isinstance(d, int) else sizes[d] for d in dims)
-
-
-def draw_values(shapes: dict, seed: int, positive: bool) -> dict:
-    """Seeded arrays: magnitudes in [0.5, 1.5), signs mixed unless positive; square matrices
-    plus n·I (invertible, and still unsymmetric)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name in sorted(shapes):
-        dims = shapes[name]
-        arr = rng.uniform(0.5, 1.5, size=dims)
-        signs = rng.choice([-1.0, 1.0], size=dims)
-        if not positive:
-            arr = arr * signs
-        if len(dims) == 2 and dims[0] == dims[1]:
-            arr = arr + dims[0] * np.eye(dims[0])
-        out[name] = np.asarray(arr, dtype=float)
-    return out
-
-
-def _abstract_functions(exprs) -> list[str]:
-    from .expr import topological
-
-    names = []
-    for n in topological(list(exprs)):
-        if n.op == "apply" and n.params[0] not in names:
-            names.append(n.params[0])
-    return names
-
-
-# ----------------------------------------------------------------------------- evaluation
-class _Evaluator:
-    """The formula, its derivatives and the claims at every draw.  Evaluation needs numeric
-    sizes in the graph, so the formula and each claim are analysed again for each size set."""
-
-    def __init__(self, source: dict, problem, claims: dict[str, str], hessian: bool, fns: dict):
-        from .api import analyze
-
-        self.hessian = hessian
-        self.fns = fns
-        self.sets = size_sets(problem)
-        self.problems, self.claims, self.derivs = [], [], []
-        self._base: dict[int, dict] = {}
-        for sizes in self.sets:
-            shapes = {n: _numeric(s.shape, sizes) for n, s in problem.symbols.items()}
-            p = analyze(source["text"], shapes, source.get("wrt"), source.get("layout"), None, set(fns))
-            self.problems.append(p)
-            self.claims.append({n: parse_claim(p, t, fns) for n, t in claims.items()})
-            self.derivs.append({d.wrt: d for d in (p.hessians() if hessian else p.derivatives())})
-        exprs = [x for p, cs, ds in zip(self.problems, self.claims, self.derivs)
-                 for x in [p.expr, *cs.values(), *(d.expr for d in ds.values() if d.expr is not None)]]
-        unbound = [n for n in _abstract_functions(exprs) if n not in fns]
-        self.draws: list[Draw] = []
-        self.values: list[dict] = []
-        self._bindings: list[dict] = []
-        self._compiled: dict = {}
-        for seed in range(DRAWS):
-            binding = {**fns, **{n: ABSTRACT_BINDINGS[(seed + i) % len(ABSTRACT_BINDINGS)]
-                                 for i, n in enumerate(unbound)}}
-            self.draws.append(Draw(seed, dict(self.sets[self.set_of(seed)]), "mixed",
-                                   {n: binding[n] for n in unbound}))
-            self._bindings.append(binding)
-            self.values.append({})
-        self._prepare()
-
-    def add_claim(self, key: str, text: str) -> None:
-        """One more claim, at the draws already chosen."""
-        for p, cs in zip(self.problems, self.claims):
-            cs[key] = parse_claim(p, text, self.fns)
-
-    def set_of(self, k: int) -> int:
-        return k * len(self.sets) // DRAWS
-
-    def _program(self, e, k: int):
-        from .evaluate import compile_graph
-
-        key = (id(e), tuple(sorted(self._bindings[k].items())))
-        if key not in self._compiled:
-            self._compiled[key] = (e, compile_graph([e], self._bindings[k]))
-        return self._compiled[key][1]
-
-    def _compiled_derivatives(self, k: int):
-        key = ("derivatives", self.set_of(k), tuple(sorted(self._bindings[k].items())))
-        if key not in self._compiled:
-            p = self.problems[self.set_of(k)]
-            self._compiled[key] = p.compile(self._bindings[k], hessian=self.hessian)
-        return self._compiled[key]
-
-    def _prepare(self) -> None:
-        """Each draw's values: mixed signs, else positive where the formula, its derivatives or
-        a claim is undefined with negative entries."""
-        from .errors import GradcliError
-
-        for k, draw in enumerate(self.draws):
-            p = self.problems[self.set_of(k)]
-            shapes = {n: s.shape for n, s in p.symbols.items()}
-            for positive in (False, True):
-                values = draw_values(shapes, draw.seed, positive)
-                try:
-                    self._compiled_derivatives(k).evaluate(values)
-                    for e in self.claims[self.set_of(k)].values():
-                        self._program(e, k).run(values)
-                except GradcliError as err:
-                    if err.kind != "math":
-                        raise
-                    continue  # positive values are kept even if they fail too: reported per claim
-                break
-            draw.domain = "positive" if positive else "mixed"
-            self.values[k] = values
-
-    def derivative(self, wrt: str, layout: str, k: int):
-        """∂f/∂x in the given layout at draw k."""
-        from .errors import GradcliError
-
-        if k not in self._base:
-            try:
-                self._base[k] = self._compiled_derivatives(k).evaluate(self.values[k])[1]
-            except GradcliError as err:
-                raise GradcliError("math", f"cannot check a claim here: the derivative is not "
-                                           f"defined at random points ({err.message})") from None
-        base = self._base[k]
-        d = self.derivs[self.set_of(k)][wrt]
-        if d.layout != layout:
-            d = alternate(d)
-        return d.to_layout(base[wrt])
-
-    def claim(self, name: str, k: int):
-        return self.value(self.claims[self.set_of(k)][name], k)
-
-    def value(self, e, k: int):
-        """The value of e at draw k, as an array of e's full shape; None where not finite."""
-        import numpy as np
-
-        from .errors import GradcliError
-
-        try:
-            (value,) = self._program(e, k).run(self.values[k])
-        except GradcliError as err:
-            if err.kind != "math":
-                raise
-            return None
-        dims = e.ty.full_dims
-        value = np.asarray(value, dtype=float)
-        return value.reshape(dims) if value.size == int(np.prod(dims)) else np.broadcast_to(value, dims)
-
-    def terms(self, symbolic, numeric: list) -> list:
-        """[(term, [value at each draw])] for the terms of an expression, given symbolically
-        (for printing) and as its numeric version per size set (for evaluating); [] when the
-        size sets split it differently."""
-        sym_terms = terms(symbolic)
-        per_set = [terms(e) for e in numeric]
-        if len(sym_terms) < 2 or any(len(t) != len(sym_terms) for t in per_set):
-            return []
-        out = []
-        for i, t in enumerate(sym_terms):
-            values = [self.value(per_set[self.set_of(k)][i], k) for k in range(len(self.draws))]
-            if all(v is not None for v in values):
-                out.append((t, values))
-        return out
-
-
 # ----------------------------------------------------------------------------- comparing
-def rel_error(a, b) -> float:
-    import numpy as np
-
-    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
-    return 0.0 if scale == 0.0 else float(np.max(np.abs(a - b), initial=0.0)) / scale
-
-
 def _ratio(c, d) -> float | None:
     """The least-squares k with c ≈ k·d, when c is a multiple of d (None otherwise)."""
     import numpy as np
@@ -383,42 +145,6 @@ def factor_text(k: float, style: str = "unicode") -> str:
 _VULGAR = {(1, 2): "½", (1, 3): "⅓", (2, 3): "⅔", (1, 4): "¼", (3, 4): "¾"}
 
 
-def terms(e, limit: int = 16) -> list:
-    """The top-level terms of a sum, products distributed over sums one level ((A + Aᵀ)x is
-    Ax + Aᵀx), constant factors kept on their terms."""
-    from . import simplify as S
-
-    out: list = []
-
-    def walk(n, coef: float) -> None:
-        if len(out) > limit:
-            return
-        if n.op == "add":
-            for a in n.args:
-                walk(a, coef)
-        elif n.op == "mul" and n.args[0].is_const and n.args[1].op in ("add", "matmul", "mul"):
-            walk(n.args[1], coef * n.args[0].value)
-        elif n.op in ("matmul", "mul") and any(a.op == "add" and _uniform(a) for a in n.args):
-            i = 0 if n.args[0].op == "add" and _uniform(n.args[0]) else 1
-            for part in _addends(n.args[i]):
-                args = list(n.args)
-                args[i] = part
-                out.append(S.scale(coef, S.matmul(*args) if n.op == "matmul" else S.mul(*args)))
-        else:
-            out.append(S.scale(coef, n))
-    walk(e, 1.0)
-    return out[:limit]
-
-
-def _uniform(n) -> bool:
-    """A sum whose addends all have its shape (none broadcast), so a product distributes."""
-    return all(a.ty == n.ty for a in _addends(n))
-
-
-def _addends(n) -> list:
-    return [x for a in n.args for x in _addends(a)] if n.op == "add" else [n]
-
-
 @record
 class _Reading:
     """The claim compared with the derivative read in one layout."""
@@ -430,7 +156,7 @@ class _Reading:
     max_rel_error: float | None = None
 
 
-def compare(ev: _Evaluator, name: str, claim, d, wrt_label: str) -> _Reading:
+def compare(ev: Evaluator, name: str, claim, d, wrt_label: str) -> _Reading:
     """Claim `name` (symbolically `claim`) against derivative d read in d.layout, at every draw."""
     import numpy as np
 
@@ -480,7 +206,7 @@ def compare(ev: _Evaluator, name: str, claim, d, wrt_label: str) -> _Reading:
                              f"difference is not a term of {wrt_label}", max_rel_error=worst)
 
 
-def _numeric_shown(ev: _Evaluator, name: str, layout: str) -> list:
+def _numeric_shown(ev: Evaluator, name: str, layout: str) -> list:
     out = []
     for ds in ev.derivs:
         d = ds[name] if ds[name].layout == layout else alternate(ds[name])
@@ -488,7 +214,7 @@ def _numeric_shown(ev: _Evaluator, name: str, layout: str) -> list:
     return out
 
 
-def _one_term(ev: _Evaluator, name: str, claim, d, C, D, wrt_label: str):
+def _one_term(ev: Evaluator, name: str, claim, d, C, D, wrt_label: str):
     """(verdict, message, difference) when claim − derivative is one term of either (missing,
     extra, or with another sign or factor), or one term transposed; None otherwise."""
     from . import simplify as S
@@ -546,7 +272,7 @@ def _sizes_text(sizes: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "the given sizes"
 
 
-def _draws_text(ev: _Evaluator) -> str:
+def _draws_text(ev: Evaluator) -> str:
     sets = []
     for d in ev.draws:
         if d.sizes not in sets:
@@ -556,28 +282,6 @@ def _draws_text(ev: _Evaluator) -> str:
 
 
 # ----------------------------------------------------------------------------- layouts
-def alternate(d):
-    """The same derivative in the other layout, or None where both layouts are one shape."""
-    from .api import Derivative, derivative_dims
-
-    if d.kind == "gradient":
-        other = "numerator" if d.layout != "numerator" else "gradient"
-        dims = derivative_dims(d.f_ty, d.x_ty, other)
-    else:
-        other = "denominator" if d.layout == "numerator" else "numerator"
-        if d.kind == "hessian":
-            dims = d.f_ty.dims + d.x_ty.dims if other == "numerator" else d.x_ty.dims + d.f_ty.dims
-        else:
-            dims = derivative_dims(d.f_ty, d.x_ty, other)
-    if d.x_ty.is_scalar or (d.kind != "gradient" and d.f_ty.is_scalar):
-        return None
-    return Derivative(d.wrt, d.kind, dims, other, d.expr, d.x_ty, d.f_ty, d.of, d.x)
-
-
-def _same_dims(a: tuple, b: tuple) -> bool:
-    return tuple(map(str, a)) == tuple(map(str, b))
-
-
 def label(d) -> str:
     from .render import pretty_name
 
@@ -589,7 +293,7 @@ def label(d) -> str:
     return f"∂f/∂{pretty_name(d.wrt, 'unicode')}"
 
 
-def judge(d, name: str, claim, ev: _Evaluator) -> Verdict:
+def judge(d, name: str, claim, ev: Evaluator) -> Verdict:
     """The verdict on claim `name` (typed symbolically: `claim`) for the derivative d."""
     from .shapes import fmt_dims
 
@@ -598,13 +302,13 @@ def judge(d, name: str, claim, ev: _Evaluator) -> Verdict:
     base = dict(wrt=d.wrt, label=what, claim_shape=shape, expected_shape=d.shape, draws=ev.draws,
                 same_tree=d.expr is not None and claim is d.shown())
     alt = alternate(d)
-    if _same_dims(shape, d.shape) or shape == ():  # a scalar claim stands for a constant array
+    if same_dims(shape, d.shape) or shape == ():  # a scalar claim stands for a constant array
         r = compare(ev, name, claim, d, what)
-        if r.verdict == "transposed" and alt is not None and _same_dims(alt.shape, d.shape):
+        if r.verdict == "transposed" and alt is not None and same_dims(alt.shape, d.shape):
             r.message += f" — that is {LAYOUT_WORDS[alt.layout]}; {LAYOUT_WORDS[d.layout]} wants its transpose"
         return Verdict(verdict=r.verdict, message=r.message, layout=d.layout, factor=r.factor,
                        difference=r.difference, max_rel_error=r.max_rel_error, **base)
-    if alt is not None and _same_dims(shape, alt.shape):
+    if alt is not None and same_dims(shape, alt.shape):
         r = compare(ev, name, claim, alt, what)
         wants = f"{LAYOUT_WORDS[d.layout]} wants {fmt_dims(d.shape)}"
         if r.verdict == "correct":
@@ -619,20 +323,20 @@ def judge(d, name: str, claim, ev: _Evaluator) -> Verdict:
     if diagonal is not None:
         return Verdict(verdict="diagonal", layout=d.layout, message=diagonal, **base)
     layouts = f"{fmt_dims(d.shape)} in {LAYOUT_WORDS[d.layout]}"
-    if alt is not None and not _same_dims(alt.shape, d.shape):
+    if alt is not None and not same_dims(alt.shape, d.shape):
         layouts += f", {fmt_dims(alt.shape)} in {LAYOUT_WORDS[alt.layout]}"
     return Verdict(verdict="wrong_shape", layout=d.layout,
                    message=f"wrong shape: the claim is {fmt_dims(shape)}; {what} is {layouts}", **base)
 
 
-def _as_diagonal(ev: _Evaluator, name: str, claim, d, what: str) -> str | None:
+def _as_diagonal(ev: Evaluator, name: str, claim, d, what: str) -> str | None:
     """A vector claim for a square Jacobian that is diag(claim): the element-wise derivative
     written where the Jacobian was asked for."""
     import numpy as np
 
     from .shapes import fmt_dims
 
-    if len(claim.ty.full_dims) != 1 or len(d.shape) != 2 or not _same_dims(d.shape, claim.ty.dims * 2):
+    if len(claim.ty.full_dims) != 1 or len(d.shape) != 2 or not same_dims(d.shape, claim.ty.dims * 2):
         return None
     for k in range(len(ev.draws)):
         c, x = ev.claim(name, k), np.asarray(ev.derivative(d.wrt, d.layout, k))
@@ -662,14 +366,14 @@ class ClaimChecker:
                 raise GradcliError("usage", f"--claim {name}=...: ∂f/∂{name} is not computed here "
                                             f"(derivatives: {', '.join(self.derivs)})")
         self.exprs = {name: parse_claim(self.problem, t, self.fns) for name, t in claims.items()}
-        self.ev = _Evaluator({"text": text, "wrt": wrt, "layout": layout}, self.problem, claims,
+        self.ev = Evaluator({"text": text, "wrt": wrt, "layout": layout}, self.problem, claims,
                              hessian, self.fns)
 
     def verdict(self, name: str, steps: bool = False) -> Verdict:
         """The verdict on the claim given up front for ∂f/∂name."""
         v = judge(self.derivs[name], name, self.exprs[name], self.ev)
         if steps:
-            v.chain = chain_report(self.exprs[name], self.derivs[name])
+            v.chain = chain_report(self.exprs[name], self.derivs[name], label(self.derivs[name]))
         return v
 
     def judge(self, name: str, text: str) -> Verdict:
@@ -688,64 +392,6 @@ def check_claims(text: str, claims: dict[str, str], shapes: dict | None = None, 
     blocks with hessian."""
     checker = ClaimChecker(text, shapes, wrt, layout, data_shapes, fns, hessian, claims)
     return [checker.verdict(name, steps) for name in claims]
-
-
-def chain_report(claim, d) -> dict | None:
-    """For a claim written as a product (a chain of Jacobians): each factor's shape next to the
-    factors of gradcli's own formula, and the first factor whose shape differs; None when the
-    claim is not a product."""
-    from .render import render
-    from .shapes import fmt_dims
-
-    mine = _factors(claim)
-    if len(mine) < 2:
-        return None
-    shown = d.shown()
-    theirs = _factors(shown) if shown is not None else []
-
-    def side(fs):
-        return [{"factor": render(f, "ascii"), "text": render(f, "unicode"), "shape": _dims_json(f.ty.full_dims)}
-                for f in fs]
-    first = next((i for i, (a, b) in enumerate(zip(mine, theirs))
-                  if not _same_dims(a.ty.full_dims, b.ty.full_dims)), None)
-    if first is None and len(mine) != len(theirs) and theirs:
-        first = min(len(mine), len(theirs))
-    what = label(d)
-
-    def line(fs, result) -> str:
-        return " · ".join(f"{render(f, 'unicode')} {fmt_dims(f.ty.full_dims)}" for f in fs) + \
-            f" = {fmt_dims(result)}"
-    lines = [f"chain of the claim: {line(mine, claim.ty.full_dims)}"]
-    if theirs:
-        lines.append(f"chain of {what}: {line(theirs, d.shape)}")
-    if first is not None and first < len(mine) and first < len(theirs):
-        lines.append(f"first difference at factor {first + 1}: the claim's is "
-                     f"{fmt_dims(mine[first].ty.full_dims)}, {what}'s is {fmt_dims(theirs[first].ty.full_dims)}")
-    elif first is not None:
-        lines.append(f"the chains differ in length ({len(mine)} factors, {len(theirs)} in {what})")
-    rows, want = _rows(mine[0]), _rows_of(d.shape)
-    if want is not None and rows is not None and str(rows) != str(want):
-        lines.append(f"a product whose first factor has {rows} rows cannot have the {want} rows of {what}")
-    return {"claim": side(mine), "derivative": side(theirs),
-            "first_difference": None if first is None else first + 1, "lines": lines}
-
-
-def _factors(e) -> list:
-    """The factors of a matrix product, scalar constants dropped (−2·XᵀG is Xᵀ · G)."""
-    while e.op == "mul" and e.args[0].is_const:
-        e = e.args[1]
-    if e.op == "matmul":
-        return _factors(e.args[0]) + _factors(e.args[1])
-    return [e]
-
-
-def _rows(f):
-    dims = f.ty.full_dims
-    return dims[0] if dims else None
-
-
-def _rows_of(dims: tuple):
-    return dims[0] if len(dims) == 2 else None
 
 
 # ----------------------------------------------------------------------------- check files

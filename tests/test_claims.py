@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gradcli
-from gradcli.claims import ClaimChecker, check_claims, factor_text, terms
+from gradcli.claimeval import terms
+from gradcli.claims import ClaimChecker, check_claims, factor_text
 from gradcli.cli import main
 from gradcli.errors import GradcliError
 from gradcli.render import render
