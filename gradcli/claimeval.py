@@ -78,6 +78,18 @@ def size_sets(problem) -> list[dict]:
     return [assign(3), assign(3 + len(names) + 1)]
 
 
+def sized(text: str, sizes: dict, problem) -> str:
+    """The claim at numeric sizes: a dimension name it uses (`eye(n)`) becomes its size.  Names
+    of symbols and functions are left alone (a claim cannot use any other name: the symbolic
+    analysis refused it already)."""
+    import re
+
+    def size(m: re.Match) -> str:
+        name = m.group(1)
+        return str(sizes[name]) if name in sizes and name not in problem.symbols else name
+    return re.sub(r"(?<![\w'.])([^\W\d]\w*)(?!\w|\s*\()", size, text)
+
+
 def _numeric(dims: tuple, sizes: dict) -> tuple:
     return tuple(d if isinstance(d, int) else sizes[d] for d in dims)
 
@@ -127,7 +139,7 @@ class Evaluator:
             shapes = {n: _numeric(s.shape, sizes) for n, s in problem.symbols.items()}
             p = analyze(source["text"], shapes, source.get("wrt"), source.get("layout"), None, set(fns))
             self.problems.append(p)
-            self.claims.append({n: parse_claim(p, t, fns) for n, t in claims.items()})
+            self.claims.append({n: parse_claim(p, sized(t, sizes, p), fns) for n, t in claims.items()})
             self.derivs.append({d.wrt: d for d in (p.hessians() if hessian else p.derivatives())})
         exprs = [x for p, cs, ds in zip(self.problems, self.claims, self.derivs)
                  for x in [p.expr, *cs.values(), *(d.expr for d in ds.values() if d.expr is not None)]]
@@ -147,8 +159,8 @@ class Evaluator:
 
     def add_claim(self, key: str, text: str) -> None:
         """One more claim, at the draws already chosen."""
-        for p, cs in zip(self.problems, self.claims):
-            cs[key] = parse_claim(p, text, self.fns)
+        for p, cs, sizes in zip(self.problems, self.claims, self.sets):
+            cs[key] = parse_claim(p, sized(text, sizes, p), self.fns)
 
     def set_of(self, k: int) -> int:
         return k * len(self.sets) // DRAWS

@@ -251,7 +251,7 @@ def _one_term(ev: Evaluator, name: str, claim, d, C, D, wrt_label: str):
             return "term", (f"one term is wrong: the claim has {render(t, 'unicode')} where {wrt_label} "
                             f"has {render(u, 'unicode')}"), render(S.sub(t, u), "ascii")
     for t, values in own:
-        if len(t.ty.full_dims) != 2 or t.ty.dims[0] != t.ty.dims[1]:
+        if len(t.ty.full_dims) != 2 or t.ty.full_dims[0] != t.ty.full_dims[1]:
             continue
         if all(rel_error(v, v.T) <= TOLERANCE for v in values):
             continue

@@ -33,6 +33,7 @@ TABLE = [
     ("x'@A@x wrt x", "", "2*A@x", False, "term"),  # symmetric A assumed
     ("x'@A@x wrt x", "", "A@x", False, "term"),  # a dropped term
     ("x'@A@x wrt x", "", "x'@(A + A')", False, "other_layout"),  # numerator layout
+    ("x'@A@x wrt x", "", "x'", False, "wrong"),  # a row, read in numerator layout, and wrong
     ("x'@A@x wrt x", "", "-(A + A')@x", False, "factor"),  # sign
     # least squares
     (LS, "", "-2*X'@(y - X@theta)", False, "correct"),
@@ -87,12 +88,15 @@ TABLE = [
     ("softmax(z) wrt z", "", "diag(softmax(z)) - softmax(z)@softmax(z)'", False, "correct"),
     ("softmax(z) wrt z", "", "diag(softmax(z))", False, "term"),
     ("x*x wrt x", "", "2*diag(x)", False, "correct"),
+    ("a*x wrt x", "", "a*eye(m)", False, "correct"),  # a dimension name in the claim
+    ("a*x wrt x", "", "a", False, "wrong"),  # a scalar stands for a constant array, not a·I
     # Hessians
     ("x'@A@x wrt x", "", "A + A'", True, "correct"),
     ("x'@A@x wrt x", "", "2*A", True, "term"),  # not symmetrised
     ("x'@A@x wrt x", "", "A", True, "term"),
     ("0.5*||A@x - b||^2 wrt x", "", "A'@A", True, "correct"),
     ("0.5*||A@x - b||^2 wrt x", "", "A@A'", True, "wrong_shape"),
+    ("x'@x wrt x", "", "2*eye(m)", True, "correct"),
     ("sum(exp(x)) wrt x", "", "diag(exp(x))", True, "correct"),
     ("sum(exp(x)) wrt x", "", "exp(x)", True, "diagonal"),
     ("x'@A@y wrt x, y", "x,y", "A", True, "correct"),
