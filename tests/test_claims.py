@@ -481,3 +481,21 @@ def test_check_claim_column_when_the_claim_is_the_variable(tmp_path, capsys, lin
     page.write_text(line + "\n")
     rc, _, err = run(["check", str(page)], capsys)
     assert rc == 1 and f"c.txt:1:{column}: claim ∂f/∂x: off by a constant factor ½" in err
+
+
+@settings(max_examples=max(20, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(formulas("s", 2), formulas("v", 2), formulas("m", 2)),
+       st.sampled_from(["a*x'@A@x + y'@D@x wrt x", "sum(tanh(A@x + D@y)) + a wrt A", "A@x + a*D@y wrt x",
+                        "a*x'@A@y + tr(D) wrt x, A"]))
+def test_any_claim_gets_a_verdict_or_one_clear_error(claim, formula):
+    """Whatever formula is claimed (any shape, any operator; every symbol the generator uses is
+    one of the formula's), the answer is a verdict or a formula error, never another exception."""
+    shapes = {"a": (), "x": (3,), "y": (3,), "A": (3, 3), "D": (3, 3)}
+    names = gradcli.analyze(formula, shapes).wrt
+    try:
+        verdicts = check_claims(formula, {names[-1]: claim}, shapes)
+    except GradcliError as err:
+        assert err.kind in ("parse", "shape", "math"), err.message
+        return
+    assert verdicts[0].verdict in {"correct", "close", "other_layout", "transposed", "factor", "size_factor",
+                                   "term", "diagonal", "wrong_shape", "wrong", "undefined"}
