@@ -268,11 +268,16 @@ register(Op("div", broadcast_shape("/"), lambda xp, node, a, b: a / b,
 def _pow_notation(r, node):
     a, b = node.args
     base = r.child(a, POW + 0.5)
+    # A matrix's power is element-wise (numpy); plain X² / X⁻¹ would read as X·X / inv(X), so
+    # unicode and LaTeX write the Hadamard power X∘² / X^{\circ 2}.  ASCII is the language (X^2).
+    hadamard = a.ty.is_matrix
     if r.style == "unicode" and b.is_const and float(b.value).is_integer() and -9 <= b.value <= 9:
         sup = str(int(b.value)).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
-        return base + sup, POW
+        return base + ("∘" if hadamard else "") + sup, POW
     if r.style == "latex":
-        return base + "^{" + r.child(b, 0) + "}", POW
+        return base + "^{" + (r"\circ " if hadamard else "") + r.child(b, 0) + "}", POW
+    if r.style == "unicode" and hadamard:
+        return base + "^∘" + r.child(b, POW), POW
     return base + "^" + r.child(b, POW), POW
 
 

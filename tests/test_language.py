@@ -267,3 +267,14 @@ def test_byte_order_mark_and_trailing_comment_are_ignored(capsys):
     assert gradcli.analyze("\ufeffsum(x) # the total").text("ascii") == "sum(x)"
     assert main(["shape", "x'@A@x wrt x  # a quadratic form"]) == 0
     assert "∂f/∂x" in capsys.readouterr().out
+
+
+def test_a_matrix_power_is_printed_as_the_element_wise_power_it_is():
+    # X^-1 (numpy: 1/X entry-wise) must not print like inv(X), nor X^2 like X@X
+    import gradcli
+    p = gradcli.analyze("X^-1 + inv(X) + X^2 + X@X")
+    unicode, latex = p.text("unicode"), p.text("latex")
+    assert unicode.count("X⁻¹") == 1 and "X∘⁻¹" in unicode and "X∘²" in unicode
+    assert latex.count("X^{-1}") == 1 and r"X^{\circ -1}" in latex and r"X^{\circ 2}" in latex
+    v = gradcli.analyze("x^2 wrt x")
+    assert "∘" not in v.text("unicode")  # a vector's square stays x²
