@@ -308,7 +308,8 @@ class _Builder:
         if keywords and (name not in ("sum", "mean") or keywords[0].name != "axis"
                          or node.args.index(keywords[0]) != 1):
             k = keywords[0]
-            what = f"'{k.name}='" + (" (sum and mean take axis=)" if name in ("sum", "mean") else "")
+            what = f"'{k.name}'" + (" (sum and mean take axis=)" if name in ("sum", "mean") else
+                                    f" ({name} takes no axis)" if name in REDUCTIONS else "")
             raise parse_error(f"{name}: unexpected keyword argument {what}", k.col)
         if name == "sum" or (name == "mean" and n == 2):
             arity(1, 2)
@@ -344,9 +345,11 @@ class _Builder:
             arity(1)
             return self.raw(name, args, (), node.col)
         if name in ("max", "min") and n == 2:
-            raise shape_error(f"{name}(a) is the {'largest' if name == 'max' else 'smallest'} entry of a "
-                              "(numpy's, without an axis); for the element-wise max(x, 0) write relu(x)",
-                              node.col)
+            largest = name == "max"
+            raise shape_error(f"{name}(a) is the {'largest' if largest else 'smallest'} entry of a "
+                              f"(numpy's {name} without an axis; along an axis it is not supported); "
+                              f"for numpy's {'maximum' if largest else 'minimum'}(x, 0) write "
+                              f"{'relu(x)' if largest else '-relu(-x)'}", node.col)
         if name in REDUCTIONS:
             arity(1)
             return self.raw(REDUCTIONS[name], args, (), node.col)
