@@ -249,11 +249,12 @@ register(Op("mul", broadcast_shape("*"), lambda xp, node, a, b: a * b,
 
 def _div_notation(r, node):
     a, b = node.args
-    if r.style == "latex":
+    if r.style == "latex" and b.ty.is_scalar:
         return rf"\frac{{{r.child(a, 0)}}}{{{r.child(b, 0)}}}", ATOM
-    sep = " / " if (b.ty.is_scalar or r.style == "ascii") else " ⊘ "
+    # by an array: element-wise, A ⊘ B as in unicode (a fraction bar under a matrix reads as A B⁻¹)
+    sep = " / " if (b.ty.is_scalar or r.style == "ascii") else r" \oslash " if r.style == "latex" else " ⊘ "
     # a juxtaposed product in a denominator is parenthesised: x / (xᵀAx), not x / xᵀAx
-    return r.child(a, MUL) + sep + r.child(b, POW if r.style == "unicode" else MUL + 0.5), MUL
+    return r.child(a, MUL) + sep + r.child(b, MUL + 0.5 if r.style == "ascii" else POW), MUL
 
 
 register(Op("div", broadcast_shape("/"), lambda xp, node, a, b: a / b,

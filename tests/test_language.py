@@ -292,3 +292,11 @@ def test_reductions_given_an_axis_say_what_to_write(text, says):
     assert says in str(err.value) and "'axis='" not in str(err.value)
     if text.startswith("min"):
         assert "relu(x)" not in str(err.value).replace("-relu(-x)", "")
+
+
+def test_latex_writes_division_by_an_array_as_the_element_wise_quotient():
+    # \frac{a}{A} under a matrix reads as a A⁻¹; unicode already writes A ⊘ B
+    import gradcli
+    latex = gradcli.analyze("A/B + x/y*x").text("latex")
+    assert r"A \oslash B" in latex and r"\frac" not in latex
+    assert r"\frac" in gradcli.analyze("A/a").text("latex")  # a scalar denominator stays a fraction
