@@ -298,8 +298,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--only", default="", help="numeric workloads whose name contains this text")
-    ap.add_argument("--part", choices=["all", "numeric", "symbolic", "process"], default="all",
-                    help="numeric derivatives, symbolic scaling, or whole-process timings only")
+    ap.add_argument("--part", choices=["all", "numeric", "symbolic", "process", "sizes"], default="all",
+                    help="numeric derivatives, symbolic scaling, whole-process timings, or big formulas "
+                         "and check files only")
     args = ap.parse_args(argv)
     repeats = args.repeats or (5 if args.quick else 9)
     print(f"gradcli {gradcli.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
@@ -311,6 +312,8 @@ def main(argv=None) -> int:
         symbolic_table(args.quick, repeats)
     if args.part in ("all", "process"):
         process_tables(args.quick)
+    if args.part in ("all", "sizes"):
+        sizes_table(args.quick)
     return 0
 
 
@@ -366,3 +369,57 @@ def process_tables(quick: bool) -> None:
     print("|---|---:|")
     for name, ms in cold_start(10 if quick else 20).items():
         print(f"| `{name}` | {ms:.1f} |")
+
+
+def _run_measured(cmd: list[str], stdin_text: str | None = None) -> tuple[float, float, int]:
+    """Wall seconds, peak resident MB (this child alone, from wait4) and exit status of one command."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as inp:
+        if stdin_text is not None:
+            inp.write(stdin_text.encode())
+            inp.seek(0)
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=inp if stdin_text is not None else subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+def size_cases(quick: bool) -> list[tuple[str, list[str], str | None]]:
+    """Big formulas and check files (issue: linear cost in formula size): (label, argv, stdin)."""
+    import tempfile
+
+    depth, terms, lines = (200, 10_000, 10_000) if quick else (1000, 100_000, 100_000)
+    nested = "x"
+    for _ in range(depth):
+        nested = f"tanh({nested})"
+    long_sum = " + ".join(f"{i % 7 + 1}*x" if i % 2 else f"x{i}" for i in range(terms))
+    samples = [ln for ln in (ROOT / "samples" / "formulas.txt").read_text().splitlines()
+               if ln.strip() and not ln.lstrip().startswith("#")]
+    tmp = Path(tempfile.mkdtemp(prefix="gradcli-sizes-"))
+    repeated, distinct = tmp / "repeated.txt", tmp / "distinct.txt"
+    repeated.write_text("\n".join(samples[i % len(samples)] for i in range(lines)) + "\n")
+    bodies = ["x'@A@x", "||y - X@theta||^2", "sum(tanh(W@x + b))", "sum(exp(A@x))", "x'@x", "tr(A@X@B)"]
+    distinct.write_text("\n".join(f"{bodies[i % len(bodies)]} + {i}*c" for i in range(lines)) + "\n")
+    g = [sys.executable, "-m", "gradcli"]
+    return [
+        (f"grad, sum(tanh(…x…)) {depth} deep", g + ["grad", f"sum({nested}) wrt x"], None),
+        (f"grad --json, {depth} deep", g + ["grad", "--json", f"sum({nested}) wrt x"], None),
+        (f"hess, {depth} deep", g + ["hess", f"sum({nested}) wrt x"], None),
+        (f"grad --steps, {depth} deep", g + ["grad", "--steps", f"sum({nested}) wrt x"], None),
+        (f"grad, {terms:,}-term sum", g + ["grad", "-", "--wrt", "x"], long_sum),
+        (f"check, {lines:,} formulas (samples repeated)", g + ["check", str(repeated)], None),
+        (f"check, {lines:,} distinct formulas", g + ["check", str(distinct)], None),
+    ]
+
+
+def sizes_table(quick: bool) -> None:
+    print("\n## Big formulas and check files (one run each, whole process)\n")
+    print("| case | seconds | peak RSS MB | exit |")
+    print("|---|---:|---:|---:|")
+    for label, cmd, stdin_text in size_cases(quick):
+        wall, mb, rc = _run_measured(cmd, stdin_text)
+        print(f"| {label} | {wall:.2f} | {mb:.0f} | {rc} |", flush=True)
