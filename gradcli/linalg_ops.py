@@ -207,16 +207,16 @@ register(Op("norminf", _vector_only("||·||_inf"), lambda xp, node, a: xp.max(xp
 
 
 # ----------------------------------------------------------------- det's gradient at a singular X
-def _np_adj_t(xp, node, a):
+def adjugate_transpose(xp, a):
     """adj(X)ᵀ = det(X)·X⁻ᵀ from the SVD X = U diag(s) Vᵀ: det(U)det(V)·U diag(∏_{j≠i} s_j) Vᵀ.
     The products leave each singular value out instead of dividing by it, so the result is exact
-    at rank n − 1 (and 0 below), where X⁻ᵀ does not exist."""
+    at rank n − 1 (and 0 below), where X⁻ᵀ does not exist.  Self-contained (only `xp`): the
+    evaluator runs it, and `--emit numpy` copies its source into the generated module."""
     u, s, vt = xp.linalg.svd(a)
-    n = s.shape[0]
     ones = xp.ones((1,))
     others = xp.concatenate([ones, xp.cumprod(s)[:-1]]) * xp.concatenate([xp.cumprod(s[::-1])[:-1][::-1], ones])
     sign = xp.linalg.det(u) * xp.linalg.det(vt)
-    return sign * ((u * others[None, :n]) @ vt)
+    return sign * ((u * others[None, :]) @ vt)
 
 
 def _adj_t_notation(r, node):
@@ -226,5 +226,5 @@ def _adj_t_notation(r, node):
 
 # Evaluation only, like `congruence`: the evaluator rewrites det(X)ᵖ·X⁻ᵀ (p ≥ 1) in a derivative
 # into det(X)ᵖ⁻¹·adjT(X); formulas never contain it, and it prints as det(X) X⁻ᵀ.
-register(Op("adjT", same_shape, _np_adj_t, notation={"custom": _adj_t_notation},
-            emit="(np.linalg.det({0}) * np.linalg.inv({0}).T)"))
+register(Op("adjT", same_shape, lambda xp, node, a: adjugate_transpose(xp, a),
+            notation={"custom": _adj_t_notation}, emit="_adjugate_transpose(np, {0})"))
