@@ -27,7 +27,10 @@ def load_module(source: str, tmp_path, name="generated"):
 
 def compare(text, shapes, tmp_path, hessian=False, layout=None, fns=None, positive=False):
     p0 = gradcli.analyze(text, shapes=shapes)
-    values = random_data(p0, 5, positive)
+    compare_on(text, shapes, random_data(p0, 5, positive), tmp_path, hessian, layout, fns)
+
+
+def compare_on(text, shapes, values, tmp_path, hessian=False, layout=None, fns=None):
     # symbolic dimensions in the generated code: shapes only from where/-s, not data
     p = gradcli.analyze(text, shapes=shapes, layout=layout)
     derivs = p.hessians() if hessian else p.derivatives()
@@ -36,7 +39,7 @@ def compare(text, shapes, tmp_path, hessian=False, layout=None, fns=None, positi
     f_emit, d_emit = fn(**values)
     pn = gradcli.analyze(text, data_shapes={k: v.shape for k, v in values.items()}, layout=layout)
     f_eval, d_eval = pn.compile(fns, hessian=hessian)(**values)
-    assert np.allclose(f_emit, f_eval)
+    assert np.shape(f_emit) == np.shape(f_eval) and np.allclose(f_emit, f_eval)
     assert d_emit.keys() == d_eval.keys()
     for k in d_eval:
         assert d_emit[k].shape == d_eval[k].shape and np.allclose(d_emit[k], d_eval[k]), k
@@ -239,7 +242,91 @@ def test_emitted_modules_match_the_evaluator_whatever_the_symbols_are_called(kin
     except gradcli.GradcliError as err:  # a non-finite value on this data (never seen at scale 0.5)
         assert err.kind == "math"
         assume(False)
-    assert np.allclose(f_emit, f_eval), text
+    assert np.shape(f_emit) == np.shape(f_eval) and np.allclose(f_emit, f_eval), text
     assert d_emit.keys() == d_eval.keys() == {d.wrt for d in derivs}
     for k in d_eval:
         assert d_emit[k].shape == d_eval[k].shape and np.allclose(d_emit[k], d_eval[k]), (text, k)
+
+
+# ----------------------------------------------------------------------------- det at a singular X
+# The evaluator writes det(X)ᵖ·X⁻ᵀ through the adjugate, which exists where X⁻ᵀ does not; the
+# emitted module must compute the same numbers (before, it called inv and failed or gave inf/nan).
+def _singular(rng, rank):
+    """A 3×3 matrix of small integers with exactly the given rank (exact in floating point)."""
+    left, right = rng.integers(-3, 4, size=(3, rank)), rng.integers(-3, 4, size=(rank, 3))
+    while rank and np.linalg.matrix_rank(left @ right) != rank:
+        left, right = rng.integers(-3, 4, size=(3, rank)), rng.integers(-3, 4, size=(rank, 3))
+    return (left @ right).astype(float)
+
+
+def _central_differences(f, X, h=1e-5):
+    out = np.zeros_like(X)
+    for idx in np.ndindex(*X.shape):
+        E = np.zeros_like(X)
+        E[idx] = h
+        out[idx] = (f(X + E) - f(X - E)) / (2 * h)
+    return out
+
+
+DET_CASES = [
+    ("det(X)", lambda X, A, B: np.linalg.det(X)),
+    ("det(A@X@B)", lambda X, A, B: np.linalg.det(A @ X @ B)),
+    ("det(X)^2", lambda X, A, B: np.linalg.det(X) ** 2),
+    ("det(X)^3*sum(X)", lambda X, A, B: np.linalg.det(X) ** 3 * np.sum(X)),
+    ("log(1 + det(X)^2)", lambda X, A, B: np.log(1 + np.linalg.det(X) ** 2)),
+    ("det(X)*tr(A@X)", lambda X, A, B: np.linalg.det(X) * np.trace(A @ X)),
+]
+
+
+@pytest.mark.parametrize("text, numpy_f", DET_CASES, ids=[c[0] for c in DET_CASES])
+@pytest.mark.parametrize("rank", [0, 1, 2])
+def test_det_gradient_at_a_singular_matrix(text, numpy_f, rank, tmp_path):
+    rng = np.random.default_rng(rank)
+    X = _singular(rng, rank)
+    A, B = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    values = {k: v for k, v in {"X": X, "A": A, "B": B}.items() if k in _names(text)}
+    p = gradcli.analyze(f"{text} wrt X", data_shapes={k: v.shape for k, v in values.items()})
+    module = load_module(emit_numpy(p, p.derivatives(), {}, False), tmp_path, name=f"det{rank}")
+    f_emit, d_emit = module.value_and_grad(**values)
+    f_eval, d_eval = p.compile()(**values)
+    fd = _central_differences(lambda Y: numpy_f(Y, A, B), X)
+    assert np.all(np.isfinite(d_emit["X"])) and np.allclose(f_emit, f_eval)
+    assert np.allclose(d_emit["X"], d_eval["X"], atol=1e-9)
+    assert np.allclose(d_emit["X"], fd, rtol=1e-5, atol=1e-4)  # FD truncation: det³ ~ h²
+
+
+def test_emitted_adjugate_is_the_evaluators_own_code(tmp_path):
+    """One numeric implementation: the module carries the operator's kernel, not a copy of it."""
+    import inspect
+
+    from gradcli.linalg_ops import adjugate_transpose
+
+    p = gradcli.analyze("det(X) wrt X", shapes={"X": (3, 3)})
+    source = emit_numpy(p, p.derivatives(), {}, False)
+    kernel = inspect.getsource(adjugate_transpose)
+    assert kernel.split("\n", 1)[1] in source and "np.linalg.inv" not in source
+
+
+# ----------------------------------------------------------------------------- a 1×1 f
+# `x'@A@x where x: (n,1)` is 1×1: the CLI and the evaluator take it as the scalar it holds, and so
+# does the emitted module (f has shape (), its derivatives the shapes of a scalar's).
+UNIT_CASES = [
+    ("x'@A@x wrt x, A where x: (n,1)", False, None),
+    ("x'@A@x wrt x, A where x: (n,1)", False, "numerator"),
+    ("x'@A@x wrt x where x: (n,1)", True, None),
+    ("tanh(x'@y) * (x'@A@x) wrt x, y where x: (n,1), y: (n,1)", False, "denominator"),
+    ("(y'@A)@x + sum(x) wrt x where x: (n,1), y: (n,1)", False, "numerator"),
+    ("exp(x@y) wrt x where x: (1,n), y: (n,1)", False, "numerator"),
+]
+
+
+@pytest.mark.parametrize("text, hessian, layout", UNIT_CASES)
+def test_a_one_by_one_f_is_returned_as_a_scalar(text, hessian, layout, tmp_path):
+    rng = np.random.default_rng(7)
+    shapes = {"x": (1, 3) if "x: (1,n)" in text else (3, 1), "y": (3, 1), "A": (3, 3)}
+    values = {k: rng.normal(size=v) for k, v in shapes.items() if k in _names(text)}
+    compare_on(text, None, values, tmp_path, hessian=hessian, layout=layout)  # f's shape too
+    p = gradcli.analyze(text, layout=layout)
+    module = load_module(emit_numpy(p, p.hessians() if hessian else p.derivatives(), {}, hessian), tmp_path, "unit")
+    f, _ = (module.value_and_hess if hessian else module.value_and_grad)(**values)
+    assert np.shape(f) == ()
