@@ -330,3 +330,70 @@ def test_a_one_by_one_f_is_returned_as_a_scalar(text, hessian, layout, tmp_path)
     module = load_module(emit_numpy(p, p.hessians() if hessian else p.derivatives(), {}, hessian), tmp_path, "unit")
     f, _ = (module.value_and_hess if hessian else module.value_and_grad)(**values)
     assert np.shape(f) == ()
+
+
+# ----------------------------------------------------------------------------- property: newer forms
+# Column vectors (c, d: 3×1, so xᵀAx is 1×1), det, ones/zeros and the newer operators, mixed
+# with the formulas above: the emitted module computes what `Problem.compile` does.
+COLUMN_SYMBOLS = {"a": (), "x": (3,), "y": (3,), "A": (3, 3), "D": (3, 3), "c": (3, 1), "d": (3, 1)}
+
+
+def _columns(depth, twice):
+    if depth == 0:
+        return st.sampled_from(["c", "d"])
+    c, m = _columns(depth - 1, twice), formulas("m", 1, twice)
+
+    def b(template, *parts):
+        return st.builds(lambda *xs: "(" + template.format(*xs) + ")", *parts)
+    return st.one_of(c, b("{}@{}", m, c), b("tanh({})", c), b("{}*{}", c, c), b("{} + ones(3, 1)", c),
+                     b("{} - zeros(3, 1)", c), b("arcsin(tanh({}))", c), b("{}*{}", formulas("s", 1, twice), c),
+                     b("{}@ones(3, 1)", b("{}@{}'", c, c)), b("expm1({})", c))
+
+
+def _extended_scalars(twice):
+    c, m, s = _columns(2, twice), formulas("m", 2, twice), formulas("s", 2, twice)
+
+    def b(template, *parts):
+        return st.builds(lambda *xs: "(" + template.format(*xs) + ")", *parts)
+    return st.one_of(
+        b("{}'@{}", c, c), b("{}'@{}@{}", c, m, c), b("tanh({}'@{})", c, c),  # 1×1 fs
+        b("sum({})", c), b("det({})", m), b("det({})^2", m), b("det({} + 3*eye(3))", m),
+        b("prod({})", c), b("max({})", c), b("min({})", c), b("||{}||_1", c), b("||{}||_inf", c),
+        *([] if twice else [b("||{}@{}' + D||_2", c, c), b("||{}@{}' + D||_*", c, c)]),
+        b("sum(ones(1, 3)@{})", c), b("{}*sum({})", s, c), b("{} + {}'@{}", s, c, c),
+        b("arctan({})", s), b("sum(zeros(3, 3) + {})", m))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans().flatmap(lambda h: st.tuples(st.just(h), _extended_scalars(h))),
+       st.sampled_from([None, "numerator", "denominator"]), st.integers(0, 1000))
+def test_emitted_modules_match_the_evaluator_on_columns_det_and_reductions(hess_text, layout, seed):
+    hessian, text = hess_text
+    present = [s for s in COLUMN_SYMBOLS if re.search(rf"(?<![A-Za-z0-9_]){s}(?![A-Za-z0-9_(])", text)]
+    assume(present)
+    wrt = [present[seed % len(present)]] if hessian else present
+    text = f"{text} wrt {', '.join(wrt)}"
+    shapes = {s: COLUMN_SYMBOLS[s] for s in present}
+    p = gradcli.analyze(text, shapes=shapes, layout=None if hessian else layout)
+    values = random_data(p, seed, scale=0.5)
+    derivs = p.hessians() if hessian else p.derivatives()
+    with tempfile.TemporaryDirectory() as folder:
+        import pathlib
+
+        module = load_module(emit_numpy(p, derivs, {}, hessian), pathlib.Path(folder),
+                             name=f"emitted_{next(_counter)}")
+    try:
+        f_eval, d_eval = p.compile(hessian=hessian)(**values)
+    except gradcli.GradcliError as err:  # a non-finite value on this data
+        assert err.kind == "math"
+        assume(False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f_emit, d_emit = (module.value_and_hess if hessian else module.value_and_grad)(**values)
+    assert np.shape(f_emit) == np.shape(f_eval) and np.allclose(f_emit, f_eval, equal_nan=True), text
+    assert d_emit.keys() == d_eval.keys() == {d.wrt for d in derivs}
+    for k in d_eval:
+        assert d_emit[k].shape == d_eval[k].shape, (text, k)
+        assert np.allclose(d_emit[k], d_eval[k], rtol=1e-7, atol=1e-9, equal_nan=True), (text, k)
