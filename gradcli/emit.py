@@ -4,7 +4,9 @@ The module defines `value_and_grad(**arrays)` (`value_and_hess` for Hessians), w
 formula's symbols by name and returns `(f, {wrt: derivative})` in the layout asked for; `INPUTS`
 lists the names it needs.  Every node of the DAG becomes one assignment, so shared
 subexpressions are computed once; each operator's numpy source comes from its `emit` entry in
-the operator table.
+the operator table.  The module computes what `Problem.compile` does: the same target (a 1×1 f
+is the scalar it holds), the same rewrite of det(X)ᵖ·X⁻ᵀ into the adjugate, whose SVD kernel is
+copied from `linalg_ops` rather than written twice.
 
 Names: the code mixes the user's symbols with names of its own, and neither may shadow the
 other.  Every name gradcli makes up starts with `_` (`_t3`, `_J0`, `_seed`), which the grammar
@@ -88,10 +90,10 @@ def _shared_source(name: str, fn) -> str:
 
     try:
         source = textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError):  # no source files (a frozen install)
-        raise GradcliError("usage", f"--emit numpy needs gradcli's source files for {fn.__name__}") from None
-    head, rest = source.split("(", 1)
-    return f"def {name}(" + rest
+    except (OSError, TypeError):  # a damaged installation: reported as an internal error
+        raise RuntimeError(f"gradcli's source of {fn.__name__} is missing (a damaged installation); "
+                           "--emit numpy copies it into the module") from None
+    return f"def {name}(" + source.split("(", 1)[1]
 
 
 def _helpers_used(code: str) -> list[str]:
