@@ -224,18 +224,27 @@ def reassociate(roots: list[Expr]) -> list[Expr]:
                 if a.op == "matmul" and uses.get(id(a)) == 1 and id(a) not in keep}
     done: dict[int, Expr] = {}
 
-    def factors(n: Expr) -> list[Expr]:
-        out = []
-        for a in n.args:
+    def factors(n: Expr) -> list[Expr]:  # the chain's factors, left to right (iterative)
+        out, stack = [], list(reversed(n.args))
+        while stack:
+            a = stack.pop()
             if id(a) in interior:
-                out.extend(factors(a))
+                stack.extend(reversed(a.args))
             else:
                 out.append(done[id(a)])
         return out
 
     def as_written(n: Expr) -> Expr:  # n rebuilt over rewritten arguments, grouping unchanged
-        if id(n) not in done:
-            done[id(n)] = n if not n.args else make_raw(n.op, tuple(as_written(a) for a in n.args), n.params)
+        stack = [(n, False)]  # iterative, and stopping at what is already rebuilt
+        while stack:
+            m, ready = stack.pop()
+            if id(m) in done:
+                continue
+            if ready or not m.args:
+                done[id(m)] = m if not m.args else make_raw(m.op, tuple(done[id(a)] for a in m.args), m.params)
+            else:
+                stack.append((m, True))
+                stack.extend((a, False) for a in m.args if id(a) not in done)
         return done[id(n)]
 
     for n in order:
@@ -252,15 +261,53 @@ def reassociate(roots: list[Expr]) -> list[Expr]:
                 and is_transpose_pair(fs[0], fs[2])):  # Pᵀ diag(w) P: a symmetric update
             done[id(n)] = make_raw("congruence", (fs[2], fs[1].args[0]))
             continue
+        if len(fs) > MAX_CHAIN_ORDERED:  # the cubic ordering search is not worth it: fold
+            folded = _folded(fs)  # from the narrow end (A(A(…(Ax))) for a vector x)
+            done[id(n)] = folded if folded is not None else as_written(n)
+            continue
         _, split = _chain_cost([_as_matrix(f.ty) for f in fs], [f.op == "diagm" for f in fs])
-
-        def build(i: int, j: int) -> Expr:
-            if i == j:
-                return fs[i]
-            k = split[i][j]
-            return make_raw("matmul", (build(i, k), build(k + 1, j)))
-        done[id(n)] = build(0, len(fs) - 1)
+        done[id(n)] = _grouped(fs, split)
     return [done[id(r)] for r in roots]
+
+
+MAX_CHAIN_ORDERED = 48  # longer products are multiplied from their narrower end
+
+
+def _grouped(fs: list[Expr], split) -> Expr:
+    """The product of fs grouped as the split table says (iterative: children, then parents)."""
+    built: dict[tuple[int, int], Expr] = {}
+    stack = [(0, len(fs) - 1, False)]
+    while stack:
+        i, j, ready = stack.pop()
+        if i == j:
+            built[i, j] = fs[i]
+        elif ready:
+            k = split[i][j]
+            built[i, j] = make_raw("matmul", (built[i, k], built[k + 1, j]))
+        else:
+            k = split[i][j]
+            stack += [(i, j, True), (k + 1, j, False), (i, k, False)]
+    return built[0, len(fs) - 1]
+
+
+def _folded(fs: list[Expr]) -> Expr | None:
+    """F₁…F_k multiplied one factor at a time from the end whose outer dimension is smaller:
+    right to left for a chain that ends in a vector, left to right for one that starts with a
+    row.  None where that would form a 1×1 partial product inside the chain (a scalar cannot be
+    matrix-multiplied on)."""
+    shapes = [_as_matrix(f.ty) for f in fs]
+    rows, cols = shapes[0][0], shapes[-1][1]
+    if cols <= rows and not (cols == 1 and any(r == 1 for r, _ in shapes[1:])):
+        out = fs[-1]
+        for f in reversed(fs[:-1]):
+            out = make_raw("matmul", (f, out))
+        return out
+    if not (rows == 1 and any(c == 1 for _, c in shapes[:-1])):
+        out = fs[0]
+        for f in fs[1:]:
+            out = make_raw("matmul", (out, f))
+        return out
+    return None
 
 
 def deferred_nodes(order: list[Expr], roots: list[Expr]) -> set[int]:

@@ -180,6 +180,7 @@ class _Builder:
         self.symbols: dict[str, tuple[Ty, str]] = {}
         self.columns: dict[str, int] = {}
         self.stretched: list[tuple] = []  # (operator, column, operand, result type): for notes
+        self._built: dict[int, Expr] = {}  # id(syntax node) -> its typed node
 
     # -- nodes with unresolved dims (pass 1)
     def raw(self, op: str, args: tuple, params: tuple, col: int) -> Expr:
@@ -237,6 +238,17 @@ class _Builder:
         return Expr("sym", (), (name, self.symbols[name][0]), self.symbols[name][0])
 
     def build(self, node: Node) -> Expr:
+        """The typed node of a syntax node.  Its subtrees are built first, children before
+        parents in an explicit post-order (`_built` remembers them), so a formula nested
+        thousands deep or a sum of 100,000 terms never meets Python's recursion limit."""
+        built = self._built.get(id(node))
+        if built is not None:
+            return built
+        for sub in _postorder(node):
+            self._built[id(sub)] = self._build_one(sub)
+        return self._built[id(node)]
+
+    def _build_one(self, node: Node) -> Expr:
         if isinstance(node, Num):
             return Expr("const", (), (node.value,), SCALAR)
         if isinstance(node, Sym):
@@ -384,6 +396,36 @@ class _Builder:
             self.ctx._names = None
             return arg.name
         raise shape_error(f"{name} takes dimensions: {name}(3), {name}(m, n)", arg.col)
+
+
+def _built_children(node: Node) -> tuple:
+    """The subtrees `_Builder` builds as expressions, left to right (not eye's dimension, nor
+    the axis of sum and mean)."""
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, (Unary, Transpose, Norm)):
+        return (node.operand,)
+    if isinstance(node, Call):
+        if node.name in ("eye", "ones", "zeros"):  # dimensions, not expressions
+            return ()
+        if node.name == "sum" or (node.name == "mean" and len(node.args) == 2):
+            return node.args[:1]
+        return tuple(a for a in node.args if not isinstance(a, Keyword))
+    return ()
+
+
+def _postorder(root: Node) -> list:
+    """Every subtree of root that is built, children (left to right) before parents."""
+    out: list = []
+    stack: list = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            out.append(node)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in reversed(_built_children(node)))
+    return out
 
 
 def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:

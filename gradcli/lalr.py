@@ -117,42 +117,76 @@ class Parser:
         yield Token("$END", "", last.pos, last.line, last.column)  # where the last token was, as Lark
 
     def parse(self, text: str, builder: Any) -> Any:
-        states, rules, end = self.states, self.rules, self.end
+        """Shift-reduce over the tokens with explicit stacks: no recursion, so nesting depth and
+        formula length are bounded by memory only, and each token costs a few table look-ups.
+        A unit reduction (`?rule` with one child) only changes the state on top of the stack."""
+        states, end = self.states, self.end
+        plan = self.__dict__.get("_plan")
+        if plan is None:
+            plan = self._plan = [_plan_rule(rule) for rule in self.rules]
+        methods: dict = {}
         state_stack, value_stack = [self.start], []
+        push_state, push_value = state_stack.append, value_stack.append
         for tok in self.tokens(text):
+            ttype = tok.type
             while True:
-                state = state_stack[-1]
                 try:
-                    action, arg = states[state][tok.type]
+                    action, arg = states[state_stack[-1]][ttype]
                 except KeyError:
-                    raise UnexpectedToken(tok, {s for s in states[state] if s.isupper()}) from None
+                    row = states[state_stack[-1]]
+                    raise UnexpectedToken(tok, {s for s in row if s.isupper()}) from None
                 if action == 0:  # shift, then the next token
-                    state_stack.append(arg)
-                    value_stack.append(tok)
+                    push_state(arg)
+                    push_value(tok)
                     break
-                rule = rules[arg]  # reduce, then go to the state for the rule's left-hand side
-                size = rule["size"]
-                children = value_stack[len(value_stack) - size:] if size else []
-                if size:
-                    del state_stack[-size:]
-                    del value_stack[-size:]
-                value_stack.append(_reduce(rule, children, builder))
-                state_stack.append(states[state_stack[-1]][rule["origin"]][1])
-                if tok.type == "$END" and state_stack[-1] == end:
+                origin, size, unit, keep, splice, inline, expand1, callback = plan[arg]
+                if unit:  # the child is the value: only the state changes
+                    goto = states[state_stack[-2]][origin][1]
+                    state_stack[-1] = goto
+                else:
+                    if size:
+                        children = value_stack[-size:]
+                        del state_stack[-size:]
+                        del value_stack[-size:]
+                    else:
+                        children = []
+                    if splice:
+                        args: list = []
+                        for i, spliced in keep:
+                            if spliced:
+                                args.extend(children[i])
+                            else:
+                                args.append(children[i])
+                    elif keep is None:
+                        args = children
+                    else:
+                        args = [children[i] for i in keep]
+                    if inline:
+                        value = args
+                    elif expand1 and len(args) == 1:
+                        value = args[0]
+                    else:
+                        method = methods.get(callback)
+                        if method is None:
+                            method = methods[callback] = getattr(builder, callback)
+                        value = method(*args)
+                    push_value(value)
+                    goto = states[state_stack[-1]][origin][1]
+                    push_state(goto)
+                if goto == end and ttype == "$END":
                     return value_stack[-1]
         raise AssertionError("the parser ran past the end of its input")
 
 
-def _reduce(rule: dict, children: list, builder: Any) -> Any:
-    args: list = []
-    for i, splice in rule["keep"]:
-        if splice:
-            args.extend(children[i])
-        else:
-            args.append(children[i])
-    if rule["inline"]:
-        return args
-    if rule["expand1"] and len(args) == 1:
-        return args[0]
-    return getattr(builder, rule["callback"])(*args)
-
+def _plan_rule(rule: dict) -> tuple:
+    """A rule as the parse loop reads it: (origin, size, unit, keep, splice, inline, expand1,
+    callback).  `unit`: a `?rule` that passes its only child up unchanged; `keep`: the indices
+    of the children passed on (None: all of them), with `splice` flags where a `_rule` is
+    spliced in."""
+    keep = [(i, bool(spliced)) for i, spliced in rule["keep"]]
+    splice = any(spliced for _, spliced in keep)
+    size = rule["size"]
+    unit = (size == 1 and rule["expand1"] and not rule["inline"] and keep == [(0, False)])
+    indices = None if [i for i, _ in keep] == list(range(size)) else [i for i, _ in keep]
+    return (rule["origin"], size, unit, keep if splice else indices, splice, rule["inline"],
+            rule["expand1"], rule["callback"])

@@ -33,11 +33,41 @@ def matrix_of(e: Expr, v: Expr) -> Expr | None:
 
 
 def _matrix(e: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:
+    """The matrix of e, each node's remembered.  The rules are generators that yield what they
+    need — an expression (its matrix) or `_Row(r)` (a row read as a column) — and are run here
+    on an explicit stack, so a Hessian through a formula nested 1,000 deep needs no recursion."""
     if id(e) in memo:
         return memo[id(e)]
-    out = _matrix_uncached(e, v, dep, memo)
-    memo[id(e)] = out
-    return out
+    stack = [(e, _matrix_uncached(e, v, dep, memo))]
+    answer = None
+    while stack:
+        node, rule = stack[-1]
+        try:
+            need = rule.send(answer)
+        except StopIteration as done:
+            answer = done.value
+            if node is not None:
+                memo[id(node)] = answer
+            stack.pop()
+            continue
+        if isinstance(need, _Row):
+            stack.append((None, _row_to_col(need.row, v, dep, memo)))
+            answer = None
+        elif id(need) in memo:
+            answer = memo[id(need)]
+        else:
+            stack.append((need, _matrix_uncached(need, v, dep, memo)))
+            answer = None
+    return memo[id(e)]
+
+
+class _Row:
+    """A request of a rule: the column that a row linear in v reads as."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: Expr):
+        self.row = row
 
 
 def _zero(e: Expr, v: Expr) -> Expr:
@@ -45,27 +75,24 @@ def _zero(e: Expr, v: Expr) -> Expr:
     return O.zeros(Ty((n,), True) if e.ty.is_scalar else Ty((e.ty.dims[0], n)))
 
 
-def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:
+def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: dict):
+    """The rules for one node (a generator: `yield x` asks `_matrix` for the matrix of x)."""
     if id(e) not in dep:
         return _zero(e, v)
     if e is v:
         return O.eye(v.ty.dims[0])
-
-    def rec(x: Expr) -> Expr:
-        return _matrix(x, v, dep, memo)
-
     a = e.args[0] if e.args else None
     b = e.args[1] if len(e.args) > 1 else None
     if e.op == "add":
         if a.ty != b.ty:  # a broadcast sum: a scalar linear in v spread over a vector
             if a.ty.is_scalar and id(a) in dep:
-                return O.add(O.matmul(O.fill(O.const(1.0), e.ty), rec(a)), rec(b)) if id(b) in dep \
-                    else O.matmul(O.fill(O.const(1.0), e.ty), rec(a))
+                return O.add(O.matmul(O.fill(O.const(1.0), e.ty), (yield a)), (yield b)) if id(b) in dep \
+                    else O.matmul(O.fill(O.const(1.0), e.ty), (yield a))
             if b.ty.is_scalar and id(b) in dep:
-                return O.add(rec(a), O.matmul(O.fill(O.const(1.0), e.ty), rec(b))) if id(a) in dep \
-                    else O.matmul(O.fill(O.const(1.0), e.ty), rec(b))
+                return O.add((yield a), O.matmul(O.fill(O.const(1.0), e.ty), (yield b))) if id(a) in dep \
+                    else O.matmul(O.fill(O.const(1.0), e.ty), (yield b))
             raise NoMatrixForm
-        return O.add(rec(a), rec(b))
+        return O.add((yield a), (yield b))
     if e.op in ("mul", "div"):
         live, other = (a, b) if id(a) in dep else (b, a)
         if id(other) in dep:
@@ -75,20 +102,20 @@ def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:
         factor = other if e.op == "mul" else O.div(O.const(1.0), b)
         if factor.ty.is_scalar:
             if live.ty.is_scalar and not e.ty.is_scalar:  # vector · (r v) = (vector r) v
-                return O.matmul(factor, rec(live))
-            return O.mul(factor, rec(live))
+                return O.matmul(factor, (yield live))
+            return O.mul(factor, (yield live))
         if live.ty.is_scalar:  # w · (r v): outer product w r
-            return O.matmul(factor, rec(live))
+            return O.matmul(factor, (yield live))
         if factor.ty == live.ty and live.ty.is_col:  # w ⊙ u = diag(w) u
-            return O.matmul(O.make("diagm", factor), rec(live))
+            return O.matmul(O.make("diagm", factor), (yield live))
         raise NoMatrixForm
     if e.op == "matmul":
         if id(a) not in dep:
             if a.ty.is_matrix or a.ty.is_row:  # A u, or wᵀu
-                return O.matmul(a, rec(b))
+                return O.matmul(a, (yield b))
             raise NoMatrixForm
         if id(b) not in dep and a.ty.is_row and b.ty.is_col:  # uᵀw = wᵀu
-            return O.matmul(O.T(b), _row_to_col(a, v, dep, memo))
+            return O.matmul(O.T(b), (yield _Row(a)))
         regrouped = _regrouped(a, b) if id(b) not in dep else None
         active = memo.setdefault("regrouping", set())
         if regrouped is not None and id(e) not in active:  # the simplifier may group it back
@@ -96,18 +123,18 @@ def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:
             memo.setdefault("alive", []).append(regrouped)  # ids in dep and memo stay unique
             active.add(id(e))
             try:
-                return rec(regrouped)
+                return (yield regrouped)
             finally:
                 active.discard(id(e))
         raise NoMatrixForm
     if e.op == "T" and e.ty.is_col and a.ty.is_row:
-        return _row_to_col(a, v, dep, memo)
+        return (yield _Row(a))
     if e.op == "sum" and e.params == (None, False) and a.ty.is_col:
-        return O.T(O.summ(rec(a), 0))
+        return O.T(O.summ((yield a), 0))
     if e.op == "fill" and a.ty.is_scalar:
-        return O.matmul(O.fill(O.const(1.0), e.ty), rec(a))
+        return O.matmul(O.fill(O.const(1.0), e.ty), (yield a))
     if e.op == "diagv" and a.op == "diagm":
-        return rec(a.args[0])
+        return (yield a.args[0])
     raise NoMatrixForm
 
 
@@ -125,10 +152,10 @@ def _regrouped(a: Expr, b: Expr) -> Expr | None:
     return None
 
 
-def _row_to_col(row: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:
-    """(uᵀA)ᵀ = Aᵀu: a row linear in v, read as a column."""
+def _row_to_col(row: Expr, v: Expr, dep: set[int], memo: dict):
+    """(uᵀA)ᵀ = Aᵀu: a row linear in v, read as a column (a generator, as `_matrix_uncached`)."""
     if row.op == "T":
-        return _matrix(row.args[0], v, dep, memo)
+        return (yield row.args[0])
     if row.op == "matmul" and id(row.args[1]) not in dep and row.args[0].ty.is_row:
-        return O.matmul(O.T(row.args[1]), _row_to_col(row.args[0], v, dep, memo))
+        return O.matmul(O.T(row.args[1]), (yield _Row(row.args[0])))
     raise NoMatrixForm

@@ -28,6 +28,10 @@ def record(cls):
             if name in klass.__dict__:
                 defaults[name] = klass.__dict__[name]
     def __init__(self, *args, **kw):
+        if not kw and len(args) == len(names):  # every field given in order: the parser's case
+            for name, value in zip(names, args):
+                object.__setattr__(self, name, value)
+            return
         if len(args) > len(names):
             raise TypeError(f"{cls.__name__} takes {len(names)} arguments")
         values = dict(zip(names, args))

@@ -59,7 +59,68 @@ def matmul(a: Expr, b: Expr) -> Expr:
 
 
 def T(a: Expr) -> Expr:
-    return make("T", a)
+    """aᵀ, with the transpose pushed onto the leaves ((AB)ᵀ = BᵀAᵀ, (P + Q)ᵀ = Pᵀ + Qᵀ).  The
+    push goes as deep as a, so the parts it reaches are transposed first, deepest first, and
+    every answer is remembered: the Hessian of a formula nested 1,000 deep is neither recursive
+    nor quadratic."""
+    found = _transpose_known(a)
+    if found is not None:
+        return found
+    made = [_transpose_remember(part, make("T", part)) for part in _transposed_parts(a)]
+    out = _transpose_remember(a, make("T", a))
+    del made  # the parts' transposes were kept alive (and so remembered) until a's was made
+    return out
+
+
+_transposes_made: "weakref.WeakKeyDictionary[Expr, dict]" = weakref.WeakKeyDictionary()
+
+
+def _mode() -> tuple:
+    """What a simplification may depend on besides its arguments."""
+    return (_InDerivative.on, _Distributing.on)
+
+
+def _transpose_known(a: Expr) -> Optional[Expr]:
+    ref = _transposes_made.get(a, {}).get(_mode())
+    return ref() if ref is not None else None
+
+
+def _transpose_remember(a: Expr, out: Expr) -> Expr:
+    _transposes_made.setdefault(a, {})[_mode()] = weakref.ref(out)  # weak: never keeps a alive
+    return out
+
+
+def _transposed_parts(a: Expr) -> list:
+    """The proper parts of a that `_simplify_T` pushes a transpose into and whose transposes are
+    not known yet, deepest first."""
+    order: list = []
+    seen: set = set()
+    stack = [(a, False)]
+    while stack:
+        n, expanded = stack.pop()
+        if expanded:
+            if n is not a:
+                order.append(n)
+            continue
+        stack.append((n, True))
+        for part in _transpose_targets(n):
+            if id(part) not in seen and _transpose_known(part) is None:
+                seen.add(id(part))
+                stack.append((part, False))
+    return order
+
+
+def _transpose_targets(a: Expr) -> tuple:
+    """The arguments `_simplify_T` transposes when it transposes a (none where it stops)."""
+    if a.ty.is_scalar or a.op == "T" or is_symmetric(a):
+        return ()
+    if a.op == "matmul" or (a.op == "add" and a.args[0].ty == a.args[1].ty):
+        return a.args
+    if a.op == "mul" and a.args[0].ty.is_scalar:
+        return a.args[1:]
+    if a.op == "div" and a.args[1].ty.is_scalar:
+        return a.args[:1]
+    return ()
 
 
 def fn(name: str, a: Expr) -> Expr:
@@ -170,6 +231,8 @@ def _combine(a: Expr, b: Expr) -> Optional[Expr]:
             return mul(xa.args[0], inner)
     if _InDerivative.on and xa.op == "matmul" and xb.op == "matmul":
         fa, fb = _matmul_factors(xa, []), _matmul_factors(xb, [])
+        if fa is None or fb is None:
+            return None
         if fa[-1] is fb[-1]:  # a common last factor, however the chains are grouped: s(sᵀW) = (ssᵀ)W
             p, r = _product(fa[:-1]), _product(fb[:-1])
             if p is not None and r is not None and p.ty == r.ty:
@@ -221,21 +284,29 @@ class _InDerivative:
 
 IN_DERIVATIVE = _InDerivative()
 
-MAX_FLAT_TERMS = 12  # longer sums are left as written (keeps 10,000-term sums linear)
+MAX_FLAT_TERMS = 12  # longer sums are left as written (keeps 100,000-term sums linear)
+_long_sums: "weakref.WeakSet[Expr]" = weakref.WeakSet()  # sums known to have more terms
 
 
 def _terms(e: Expr, ty, out: list) -> bool:
     """Flatten a sum of same-shaped terms into out; False (after at most MAX_FLAT_TERMS + 1 nodes
-    looked at) when it has more terms than that — so building a long sum stays linear."""
+    looked at) when it has more terms than that — so building a long sum stays linear.  A sum
+    found long is remembered: a sum containing it is long too, found in a step or two, so
+    adding term after term to a 100,000-term sum costs the same each time."""
+    empty = not out
     stack = [e]
     while stack:
         n = stack.pop()
+        if n in _long_sums:
+            return False
         if n.op == "add" and n.args[0].ty == ty and n.args[1].ty == ty:
             stack.append(n.args[1])
             stack.append(n.args[0])
         else:
             out.append(n)
         if len(out) + len(stack) > MAX_FLAT_TERMS:
+            if empty and e.op == "add" and e.ty == ty:
+                _long_sums.add(e)
             return False
     return True
 
@@ -293,8 +364,34 @@ def broadcast_ty(a: Expr, b: Expr) -> Ty:
     return broadcast_shape("+")(STRICT, (a.ty, b.ty), ())
 
 
+_transpose_counts: "weakref.WeakKeyDictionary[Expr, int]" = weakref.WeakKeyDictionary()
+
+
 def _transposes(e: Expr) -> int:
-    return sum(1 for n in _walk(e) if n.op == "T")
+    """How many transposes e prints with (a shared subexpression counts at each use), counted
+    once per node and remembered: a derivative's DAG is never walked as the tree it prints as."""
+    known = _transpose_counts.get(e)
+    if known is not None:
+        return known
+    for n in _unknown_first(e, _transpose_counts):
+        _transpose_counts[n] = (n.op == "T") + sum(_transpose_counts[a] for a in n.args)
+    return _transpose_counts[e]
+
+
+def _unknown_first(root: Expr, memo) -> list:
+    """The nodes of root not in memo, arguments before users, each once (iterative)."""
+    order: list = []
+    seen: set = set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif id(node) not in seen and node not in memo:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args)
+    return order
 
 
 def _ordered(p: Expr, q: Expr) -> tuple[Expr, Expr]:
@@ -302,14 +399,6 @@ def _ordered(p: Expr, q: Expr) -> tuple[Expr, Expr]:
     def key(e: Expr):
         return (_transposes(e), e.size)
     return (p, q) if key(p) <= key(q) else (q, p)
-
-
-def _walk(e: Expr):
-    stack = [e]
-    while stack:
-        n = stack.pop()
-        yield n
-        stack.extend(n.args)
 
 
 def _simplify_mul(args, params) -> Optional[Expr]:
@@ -425,28 +514,43 @@ def _expand(e: Expr, budget: list) -> Optional[list]:
     return [e]
 
 
+MAX_FACTORS = 16  # longer products are left as written (keeps 1,000-deep chain rules linear)
+
+
 def _monomial(e: Expr, sign: float, coef: list, powers: dict, order: list) -> bool:
-    """Flatten a product/quotient into coef · Π baseᵏ; False if it broadcasts (then it stays)."""
-    if e.op in ("mul", "div"):
-        a, b = e.args
-        if not (a.ty.is_scalar or b.ty.is_scalar or a.ty == b.ty):
+    """Flatten a product/quotient into coef · Π baseᵏ; False if it broadcasts (then it stays),
+    or if it has more than MAX_FACTORS factors: the chain rule through a 1,000-deep formula
+    multiplies factor onto factor, and flattening the whole product at every step would make
+    it quadratic."""
+    stack = [(e, sign)]
+    looked = 0
+    while stack:
+        e, sign = stack.pop()
+        looked += 1
+        if looked > 2 * MAX_FACTORS:
             return False
-        return (_monomial(a, sign, coef, powers, order) and
-                _monomial(b, sign if e.op == "mul" else -sign, coef, powers, order))
-    if e.is_const:
-        if e.value == 0.0 and sign < 0:
-            return False
-        coef[0] *= e.value ** sign
-        return True
-    base, k = e, 1.0
-    if e.op == "pow" and e.args[1].is_const and float(e.args[1].value).is_integer():
-        base, k = e.args[0], e.args[1].value
-        if base.op in ("mul", "div") and base.ty.is_scalar:  # (ab)ᵏ = aᵏbᵏ, for scalars
-            return _monomial(base, sign * k, coef, powers, order)
-    if id(base) not in powers:
-        order.append(base)
-        powers[id(base)] = 0.0
-    powers[id(base)] += sign * k
+        if e.op in ("mul", "div"):
+            a, b = e.args
+            if not (a.ty.is_scalar or b.ty.is_scalar or a.ty == b.ty):
+                return False
+            stack.append((b, sign if e.op == "mul" else -sign))
+            stack.append((a, sign))
+            continue
+        if e.is_const:
+            if e.value == 0.0 and sign < 0:
+                return False
+            coef[0] *= e.value ** sign
+            continue
+        base, k = e, 1.0
+        if e.op == "pow" and e.args[1].is_const and float(e.args[1].value).is_integer():
+            base, k = e.args[0], e.args[1].value
+            if base.op in ("mul", "div") and base.ty.is_scalar:  # (ab)ᵏ = aᵏbᵏ, for scalars
+                stack.append((base, sign * k))
+                continue
+        if id(base) not in powers:
+            order.append(base)
+            powers[id(base)] = 0.0
+        powers[id(base)] += sign * k
     return True
 
 
@@ -482,9 +586,14 @@ def _cancel(e: Expr) -> Optional[Expr]:
 
 
 def _count_factors(e: Expr) -> int:
-    if e.op in ("mul", "div"):
-        return _count_factors(e.args[0]) + _count_factors(e.args[1])
-    return 0 if e.is_const else 1
+    count, stack = 0, [e]
+    while stack:
+        n = stack.pop()
+        if n.op in ("mul", "div"):
+            stack.extend(n.args)
+        elif not n.is_const:
+            count += 1
+    return count
 
 
 def _simplify_div(args, params) -> Optional[Expr]:
@@ -594,16 +703,37 @@ def is_symmetric(e: Expr) -> bool:
     """Sᵀ = S, known from the structure alone: the identity, diagonals, Gram products PᵀP and
     PPᵀ, congruences PᵀSP, sums that pair each term with its transpose (A + Aᵀ), scalar
     multiples, inverses and element-wise functions of symmetric matrices.  (XᵀX)⁻ᵀ then prints
-    as (XᵀX)⁻¹ and collects with its twin: ∂ log det(XᵀX)/∂X = 2X(XᵀX)⁻¹."""
-    if not e.ty.is_matrix or e.ty.dims[0] != e.ty.dims[1]:
+    as (XᵀX)⁻¹ and collects with its twin: ∂ log det(XᵀX)/∂X = 2X(XᵀX)⁻¹.
+
+    Each node's answer is remembered; the rules are generators that yield the subexpressions
+    they need, run on an explicit stack, so a formula nested thousands deep is answered
+    exactly, without recursion."""
+    if not _square(e):
         return False
     known = _symmetric_memo.get(e)
-    if known is None:
+    if known is not None:
+        return known
+    stack = [(e, _symmetric(e))]
+    active = {id(e)}  # a node whose answer rests on its own (a broadcast sum is its one term): no
+    answer = None
+    while stack:
+        node, rule = stack[-1]
         try:
-            known = _symmetric_memo[e] = _symmetric(e)
-        except RecursionError:  # a formula nested thousands deep: no claim
-            return False
-    return known
+            need = rule.send(answer)
+        except StopIteration as done:
+            answer = _symmetric_memo[node] = bool(done.value)
+            active.discard(id(node))
+            stack.pop()
+            continue
+        answer = _symmetric_memo.get(need) if _square(need) and id(need) not in active else False
+        if answer is None:
+            stack.append((need, _symmetric(need)))
+            active.add(id(need))
+    return _symmetric_memo[e]
+
+
+def _square(e: Expr) -> bool:
+    return e.ty.is_matrix and e.ty.dims[0] == e.ty.dims[1]
 
 
 def is_transpose_pair(a: Expr, b: Expr) -> bool:
@@ -612,43 +742,76 @@ def is_transpose_pair(a: Expr, b: Expr) -> bool:
         a is b and is_symmetric(a))
 
 
-def _matmul_factors(e: Expr, out: list) -> list:
-    for a in e.args:
-        _matmul_factors(a, out) if a.op == "matmul" else out.append(a)
+MAX_CHAIN = 32  # longer products are not searched for common factors or symmetry
+
+
+def _matmul_factors(e: Expr, out: list) -> list | None:
+    """The factors F₁…F_k of a product however it is grouped, appended to out; None when there
+    are more than MAX_CHAIN (A(A(A…x)) 1,000 deep is not flattened at every step)."""
+    stack = list(reversed(e.args))
+    while stack:
+        a = stack.pop()
+        if a.op == "matmul":
+            stack.extend(reversed(a.args))
+        else:
+            out.append(a)
+            if len(out) > MAX_CHAIN:
+                return None
     return out
 
 
-def _symmetric(e: Expr) -> bool:
+def _symmetric(e: Expr):
+    """The symmetry rules for one node, as a generator: it yields each subexpression whose
+    symmetry it needs (is_symmetric sends the answer back) and returns its own."""
     if e.op in ("eye", "diagm", "fill"):
         return True
     if e.op == "T" or e.op in _SYMMETRY_PRESERVING:
-        return is_symmetric(e.args[0])
+        return (yield e.args[0])
     if e.op in ("mul", "div") and e.args[1].ty.is_scalar:
-        return is_symmetric(e.args[0])
+        return (yield e.args[0])
     if e.op == "mul" and e.args[0].ty.is_scalar:
-        return is_symmetric(e.args[1])
-    if e.op in ("mul", "add") and e.args[0].ty == e.args[1].ty == e.ty and all(map(is_symmetric, e.args)):
-        return True
+        return (yield e.args[1])
+    if e.op in ("mul", "add") and e.args[0].ty == e.args[1].ty == e.ty:
+        if (yield e.args[0]) and (yield e.args[1]):
+            return True
     if e.op == "pow":
-        return is_symmetric(e.args[0])
+        return (yield e.args[0])
     if e.op == "matmul":  # F₁F₂…F_k with F_i = F_{k+1−i}ᵀ (and a symmetric middle factor)
         fs = _matmul_factors(e, [])
+        if fs is None:
+            return False
         k = len(fs)
-        return all(is_transpose_pair(fs[i], fs[k - 1 - i]) for i in range(k // 2)) and (
-            k % 2 == 0 or is_symmetric(fs[k // 2]))
+        for i in range(k // 2):
+            if not (yield from _transpose_pair(fs[i], fs[k - 1 - i])):
+                return False
+        return k % 2 == 0 or (yield fs[k // 2])
     if e.op == "add":  # every term is symmetric or meets its own transpose once: A + Aᵀ
         terms: list = []
-        if not _terms(e, e.ty, terms):
+        if not _terms(e, e.ty, terms) or terms == [e]:  # a long sum, or a broadcast one
             return False
-        unmatched = [t for t in terms if not is_symmetric(t)]
+        unmatched = []
+        for t in terms:
+            if not (yield t):
+                unmatched.append(t)
         while unmatched:
             t = unmatched.pop()
-            partner = next((i for i, u in enumerate(unmatched) if is_transpose_pair(t, u)), None)
+            partner = None
+            for i, u in enumerate(unmatched):
+                if (yield from _transpose_pair(t, u)):
+                    partner = i
+                    break
             if partner is None:
                 return False
             unmatched.pop(partner)
         return True
     return False
+
+
+def _transpose_pair(a: Expr, b: Expr):
+    """is_transpose_pair, as a step of `_symmetric`."""
+    if (a.op == "T" and a.args[0] is b) or (b.op == "T" and b.args[0] is a):
+        return True
+    return a is b and (yield a)
 
 
 def _simplify_T(args, params) -> Optional[Expr]:

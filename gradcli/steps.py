@@ -9,6 +9,8 @@ states the Jacobian a product-of-Jacobians derivation would need, and where that
 
 from __future__ import annotations
 
+from itertools import chain, count
+
 from .record import record
 
 from . import ops as O
@@ -45,7 +47,7 @@ class Derivation:
         self.f, self.wrt = f, wrt
         self.order = topological([f])
         taken = {n.params[0] for n in self.order if n.op == "sym"}
-        free = (c for c in list(NAMES) + [f"z{i}" for i in range(1, 1000)] if c not in taken)
+        free = (c for c in chain(NAMES, (f"z{i}" for i in count(1))) if c not in taken)
         self.named = {id(n): next(free) for n in self.order if not _trivial(n) or n is f}
         wrt_names = {x.params[0] for x in wrt}
         self.seed = seed if seed is not None else O.const(1.0)
@@ -98,7 +100,7 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
     ascii_full = Renderer("ascii", bound)
 
     def own(s: Step, st: str) -> str:
-        return Renderer(st, {k: v for k, v in bound.items() if k != id(s.expr)}).text(s.expr)
+        return own_step(s.expr, bound, st)
 
     def pn(name: str) -> str:
         return pretty_name(name, style)
@@ -157,4 +159,12 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
 
 
 def own_step(node: Expr, bound: dict, style: str) -> str:
-    return Renderer(style, {k: v for k, v in bound.items() if k != id(node)}).text(node)
+    """node's own definition: its operator applied to its arguments' names (node itself
+    unnamed).  The name is lifted for the call rather than the table copied, so a derivation
+    of 100,000 steps stays linear."""
+    name = bound.pop(id(node), None)
+    try:
+        return Renderer(style, bound).text(node)
+    finally:
+        if name is not None:
+            bound[id(node)] = name
