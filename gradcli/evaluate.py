@@ -72,7 +72,19 @@ class Program:
                 for a in node.args:  # free what no later node needs
                     if self.last_use.get(id(a)) == step and id(a) not in keep:
                         env.pop(id(a), None)
+            if not self.allow_nonfinite and all(_all_finite(xp, v) for v in values.values()):
+                self._check_overflow(xp, env)
         return [env[id(r)] for r in self.roots]
+
+    def _check_overflow(self, xp, env: dict) -> None:
+        """Operators that can fail check themselves (`_one`); a sum or product of finite values
+        that overflows (`x*1e200*1e200`) shows only in the result.  With finite inputs a
+        non-finite root is an overflow."""
+        for root in self.roots:
+            value = env[id(root)]
+            if not isinstance(value, O.Deferred) and not _all_finite(xp, value):
+                raise math_error(f"overflow (a value beyond float64's range) in {_short(root)} "
+                                 "(--allow-nonfinite gives IEEE results)")
 
     def _in_place(self, xp, node: Expr, env: dict, step: int, keep: set, inputs: set,
                   pinned: set) -> Any:

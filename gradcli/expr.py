@@ -85,11 +85,20 @@ class Expr:
 _interned: "weakref.WeakValueDictionary[tuple, Expr]" = weakref.WeakValueDictionary()
 
 
+class NonFiniteConstant(ArithmeticError):
+    """A rewrite tried to fold constants into ±inf or nan (`1e200*1e200`).  `make` then keeps the
+    node as written: no formula ever holds a constant the language cannot spell, and the
+    evaluator reports the overflow where it happens."""
+
+
 def make(op_name: str, *args: Expr, params: tuple = ()) -> Expr:
     """Build (or find) a node, after its operator's simplification rules."""
     op = OPS[op_name]
     if op.simplify is not None:
-        rewritten = op.simplify(args, params)
+        try:
+            rewritten = op.simplify(args, params)
+        except NonFiniteConstant:
+            rewritten = None
         if rewritten is not None:
             return rewritten
     return make_raw(op_name, args, params)

@@ -13,14 +13,18 @@ import math
 import weakref
 from typing import Optional
 
-from .expr import Expr, make, make_raw
+from .expr import Expr, NonFiniteConstant, make, make_raw
 from .shaperules import broadcast_shape, matmul_shape, sum_shape
 from .shapes import STRICT, Ty, fmt
 
 
 # ----------------------------------------------------------------- smart constructors
 def const(value: float) -> Expr:
+    """A numeric literal.  Folding never yields inf or nan (NonFiniteConstant: the rewrite that
+    tried is dropped, see `make`), so every printed constant re-parses."""
     value = float(value)
+    if not math.isfinite(value):
+        raise NonFiniteConstant(f"constant {value} is not finite")
     if value == 0.0:
         value = 0.0  # no -0.0
     return make_raw("const", (), (value,))

@@ -144,9 +144,14 @@ def test_a_symbol_python_cannot_name_is_renamed(tmp_path):
 
 def test_literals_python_cannot_spell(tmp_path):
     x = np.array([1.0, 2.0])
-    # 1e400 is a parse error; 1e308*10 folds to an infinite constant
-    _, (f, d) = run_emitted("sum(1e308*10*x) wrt x", None, {"x": x}, tmp_path)
-    assert f == np.inf and np.all(d["x"] == np.inf)
+    # 1e400 is a parse error; 1e308*10 is left unfolded (no constant is infinite), and the
+    # emitted module overflows where the evaluator does under --allow-nonfinite
+    text = "sum(1e308*10*x) wrt x"
+    _, (f, d) = run_emitted(text, None, {"x": x}, tmp_path)
+    f_eval, d_eval = gradcli.analyze(text, shapes={"x": (2,)}).compile(allow_nonfinite=True)(x=x)
+    assert f == f_eval == np.inf and np.array_equal(d["x"], d_eval["x"]) and np.all(d["x"] == np.inf)
+    with pytest.raises(gradcli.GradcliError, match="overflow"):
+        gradcli.analyze(text, shapes={"x": (2,)}).compile()(x=x)
     _, (f, d) = run_emitted("(-2)^a*sum(x) wrt x", None, {"x": x, "a": 2.0}, tmp_path)  # not -(2^a)
     assert np.isclose(f, 4 * np.sum(x)) and np.allclose(d["x"], 4.0)
 
