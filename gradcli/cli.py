@@ -217,10 +217,13 @@ def _symbol_names(text: str) -> set:
     return names
 
 
-def _numbers(sources: dict, problem, derivs, random: bool, seed: int, allow_nonfinite: bool) -> dict:
+def _numbers(sources: dict, problem, derivs, random: bool, seed: int, allow_nonfinite: bool,
+             program=None) -> dict:
     """The arrays of a run: the data the formula uses and (--random) seeded arrays for the rest,
-    allocated only after checking that they, f and every derivative fit in memory."""
+    allocated only after checking that they, f, every derivative and the evaluation's largest
+    set of live intermediates (`peak_entries` of the compiled program) fit in memory."""
     from .data import ensure_memory, load_values, random_shapes, random_values
+    from .evaluate import peak_entries
 
     used = {n: sources[n] for n in problem.symbols if n in sources}
     missing = {n: s.shape for n, s in problem.symbols.items() if n not in used} if random else {}
@@ -230,7 +233,11 @@ def _numbers(sources: dict, problem, derivs, random: bool, seed: int, allow_nonf
     parts += [(label, _entries(dims)) for label, dims in
               [("f", problem.shape)] + [(_label(d), d.shape) for d in derivs]
               if all(isinstance(x, int) for x in dims)]
-    ensure_memory(parts)
+    peak = peak_entries(program) if program is not None else None
+    if peak is not None:  # beyond the roots it ends with (f and the derivatives, counted above)
+        roots = sum(_entries(r.ty.dims) for r in program.roots)
+        parts.append(("intermediates", max(peak - roots, 0)))
+    ensure_memory(parts, estimate=peak is not None)
     values = load_values(used, allow_nonfinite)
     values.update(random_values(missing, seed))
     return {n: values[n] for n in problem.symbols if n in values}
@@ -506,8 +513,8 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
             raise GradcliError("usage", f"--emit {emit}: expected numpy or latex")
     f_value, d_values, checks = None, {}, {}
     if sources or random:
-        values = _numbers(sources, problem, derivs, random, seed, allow_nonfinite)
         compiled = problem.compile(fns, hessian=hessian, allow_nonfinite=allow_nonfinite)
+        values = _numbers(sources, problem, derivs, random, seed, allow_nonfinite, compiled.program)
         f_value, base = compiled.evaluate(values)
         d_values = {d.wrt: d.to_layout(base[d.wrt]) for d in derivs}
         if check:

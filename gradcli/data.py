@@ -409,10 +409,11 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} EB"
 
 
-def ensure_memory(parts: list[tuple[str, int]], available: int | None = None) -> None:
+def ensure_memory(parts: list[tuple[str, int]], available: int | None = None,
+                  estimate: bool = False) -> None:
     """Refuse a run whose arrays (label, entries of 8 bytes) need more than the memory
-    available, before any of them is allocated.  It is a lower bound: evaluation needs some
-    temporaries on top."""
+    available, before any of them is allocated.  With the evaluation's intermediates among the
+    parts (`estimate`) the total is an estimate of the peak; without, a lower bound."""
     need = sum(8 * n for _, n in parts)
     if available is None:
         available = available_memory()
@@ -420,7 +421,8 @@ def ensure_memory(parts: list[tuple[str, int]], available: int | None = None) ->
         return
     big = sorted(parts, key=lambda p: -p[1])[:3]
     detail = ", ".join(f"{label} {human_bytes(8 * n)}" for label, n in big if n)
-    raise data_error(f"this run needs at least {human_bytes(need)} of memory ({detail}); "
+    amount = f"an estimated {human_bytes(need)}" if estimate else f"at least {human_bytes(need)}"
+    raise data_error(f"this run needs {amount} of memory at its peak ({detail}); "
                      f"{human_bytes(available)} is available")
 
 

@@ -142,6 +142,52 @@ class Program:
         return out
 
 
+_VIEW_OPS = ("T", "fill", "expand")  # a transpose or a broadcast: no array of its own
+
+
+def peak_entries(program: Program) -> int | None:
+    """The most float64 entries the evaluation holds at once besides its inputs, following the
+    schedule `Program.run` keeps: each node's result is allocated at its step (views, deferred
+    factors and element-wise results written over a dead temporary allocate nothing) and freed
+    after its last use unless it is a root.  An estimate: an operator's own workspace (LAPACK's,
+    einsum's) is not counted.  None while a dimension is still symbolic."""
+    roots = {id(r) for r in program.roots}
+    owned: dict[int, int] = {}  # entries each live node holds
+    live = peak = 0
+    for step, node in enumerate(program.order):
+        if not all(isinstance(d, int) for d in node.ty.dims):
+            return None
+        size = _entries(node.ty.dims)
+        dying = [a for a in dict.fromkeys(node.args)
+                 if program.last_use.get(id(a)) == step and id(a) not in roots]
+        if node.op in ("sym", "const"):
+            size = 0
+        elif node.op in _VIEW_OPS or id(node) in program.deferred:
+            size = sum(owned.pop(id(a), 0) for a in dying)  # keeps its arguments' arrays alive
+            live -= size
+        elif node.op in _IN_PLACE:
+            for a in dying:
+                if owned.get(id(a)) == size and node.args.count(a) == 1 and a.op not in _VIEW_OPS:
+                    live -= owned.pop(id(a))  # written over a's array
+                    break
+        owned[id(node)] = size
+        live += size
+        # a product copies a broadcast argument into a contiguous array for BLAS while it runs
+        copies = sum(_entries(a.ty.dims) for a in node.args if a.op in ("fill", "expand")) \
+            if node.op == "matmul" else 0
+        peak = max(peak, live + copies)
+        for a in dying:
+            live -= owned.pop(id(a), 0)
+    return peak
+
+
+def _entries(dims: tuple) -> int:
+    n = 1
+    for d in dims:
+        n *= d
+    return n
+
+
 _IN_PLACE = {"add": "add", "mul": "multiply", "tanh": "tanh", "sin": "sin", "cos": "cos",
              "abs": "absolute"}
 

@@ -1,0 +1,52 @@
+"""The memory check before a run counts the evaluation's peak, not only its inputs and outputs:
+`peak_entries` follows the compiled schedule (allocation at each step, free after last use) and
+the run is refused before anything is allocated.  No test here allocates what it describes."""
+
+import pytest
+
+import gradcli
+import gradcli.data
+from gradcli.cli import main
+from gradcli.evaluate import peak_entries
+
+N = 10 ** 6  # an outer product of two such vectors is 8 TB
+
+
+def _never_allocate(*args, **kwargs):
+    raise AssertionError("the run allocated its arrays: the memory check let it through")
+
+
+def _run(capsys, monkeypatch, *args):
+    monkeypatch.setattr(gradcli.data, "random_values", _never_allocate)
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_intermediates_that_do_not_fit_are_refused_before_allocating(capsys, monkeypatch):
+    monkeypatch.setattr(gradcli.data, "available_memory", lambda: 64 * 10 ** 9)
+    # inputs, f and ∂f/∂x are 16 MB; tanh(x yᵀ) and its derivative's temporaries are terabytes
+    rc, out, err = _run(capsys, monkeypatch, "grad", "sum(tanh(x@y')) wrt x", "-s", f"x={N}", "-s", f"y={N}", "--random")
+    assert rc == 1 and out == ""
+    assert "estimated" in err and "intermediates" in err and "TB" in err and "64.0 GB is available" in err
+
+
+def test_a_product_with_a_broadcast_counts_the_copy_blas_makes(capsys, monkeypatch):
+    # X, Y and the gradient 1Yᵀ are 3 × 7.2 GB (what the old check counted); XY is freed before
+    # the gradient is made, but the product copies the broadcast 1 while it runs (7.2 GB more)
+    monkeypatch.setattr(gradcli.data, "available_memory", lambda: 26 * 10 ** 9)
+    rc, _, err = _run(capsys, monkeypatch, "grad", "sum(X@Y) wrt X", "-s", "X=30000x30000", "-s", "Y=30000x30000", "--random")
+    assert rc == 1 and "estimated 28.8 GB" in err
+
+
+@pytest.mark.parametrize("text, shapes, expected", [
+    # x³ is freed after sum; 3x² is made by pow then mul written over it: one n-array at a time
+    ("sum(x^3) wrt x", {"x": (1000,)}, 1000 + 1),
+    # x yᵀ (n²) and tanh of it (n², x yᵀ is dead after but both live during the step)
+    ("sum(tanh(x@y')) wrt x", {"x": (100,), "y": (100,)}, 2 * 100 ** 2),
+])
+def test_peak_follows_the_schedule(text, shapes, expected):
+    program = gradcli.analyze(text, shapes=shapes).compile().program
+    assert peak_entries(program) >= expected
+    assert peak_entries(program) <= 3 * expected  # an estimate, not a sum of every node
+
