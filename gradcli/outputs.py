@@ -128,8 +128,15 @@ def write_outputs(out_dir: str, files: dict) -> list[str]:
             _commit(out_dir, target, temp, list(files), held)
     except _Interrupted as sig:
         _remove(temp)
-        _say(f"interrupted while writing to {out_dir}: no file there was changed")
-        signal.raise_signal(sig.signum)  # now to the handler that was there before
+        handler = signal.getsignal(sig.signum)  # the one that was there before
+        try:
+            if callable(handler):  # called here, so that what it raises is raised in this block
+                handler(sig.signum, None)
+            else:
+                signal.raise_signal(sig.signum)  # SIG_DFL: the signal's own end
+        except BaseException as exc:  # its KeyboardInterrupt: the one final message says where
+            exc.detail = f"while writing to {out_dir}: no file there was changed"
+            raise
         raise output_error(f"-o {out_dir}: interrupted; no file there was changed") from None
     finally:
         _remove(temp)
@@ -227,16 +234,6 @@ def _lock(fd: int, exclusive: bool) -> None:
     except OSError as exc:
         if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EBADF, errno.EINVAL):
             raise
-
-
-def _say(message: str) -> None:
-    import sys
-
-    try:
-        sys.stderr.write(f"gradcli: {message}\n")
-        sys.stderr.flush()
-    except OSError:
-        pass
 
 
 # ----------------------------------------------------------------------------- signals

@@ -184,16 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     signals = _Signals()
     signals.install()
     rc = EXIT_FAILURE
+    detail = ""  # where the signal came: `interrupted while writing to DIR: ...`
     try:
         _guard_streams(_hold_closed_descriptors())
         from .cli import main as command  # numpy, typer, lark as the command needs them
 
         rc = command(argv)
         sys.stdout.flush()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         signals.received = signals.received or signal.SIGINT
-    except Terminated:
-        pass
+        detail = getattr(exc, "detail", "")
+    except Terminated as exc:
+        detail = getattr(exc, "detail", "")
     except OutputError as exc:
         rc = exc.exit_code or rc or EXIT_FAILURE
         _discard(1 if exc.stream == "output" else 2)
@@ -206,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: internal error ({type(exc).__name__}: {exc}); please report this command line")
     signals.finish()
     if signals.received is not None:
-        _say(f"error: {_NAMES[signals.received]}")
+        from .errors import printable
+
+        _say(f"error: {_NAMES[signals.received]}" + (f" {printable(detail)}" if detail else ""))
         _flush_quietly()
         return 128 + signals.received
     _flush_quietly()
