@@ -180,6 +180,15 @@ def _open(path: str):
         raise UsageError(f"no such file: {path}")
     if os.path.isdir(path):
         raise UsageError(f"{path} is a folder, not a .npy or .npz file")
+    import stat
+
+    try:  # a FIFO would block open() until a writer comes, and a pipe cannot be read twice
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path} ({_reason(exc)})") from None
+    if not regular:
+        raise UsageError(f"{path} is not a regular file: data must be a seekable .npy or .npz "
+                         "file (a pipe, FIFO or device is refused; save it to a file first)")
     try:
         return open(path, "rb")
     except OSError as exc:

@@ -1,7 +1,10 @@
 """Loading arrays safely: pickle refused, headers checked before allocation, dtypes validated."""
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -349,3 +352,15 @@ def test_a_float32_file_is_converted_chunk_by_chunk(tmp_path, monkeypatch):
         tracemalloc.stop()
     assert x.dtype == np.float64 and np.array_equal(x, np.arange(n, dtype=np.float32))
     assert peak < 8 * n + 3 * (1 << 20)  # the float64 array and one chunk, not the file's copy too
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_data_from_a_fifo_or_pipe_is_refused_without_blocking(tmp_path):
+    """Data is read twice (header, then the arrays) and must be seekable: a FIFO with no writer
+    would block open() forever, a pipe gives 'illegal seek'.  Both are refused at once."""
+    fifo = tmp_path / "x.npy"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero"):
+        proc = subprocess.run([sys.executable, "-m", "gradcli", "grad", "sum(x^2) wrt x", "-d", f"x={path}"],
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2 and "not a regular file" in proc.stderr and "Traceback" not in proc.stderr
