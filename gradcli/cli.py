@@ -243,6 +243,11 @@ def _numbers(sources: dict, problem, derivs, random: bool, seed: int, allow_nonf
     return {n: values[n] for n in problem.symbols if n in values}
 
 
+def _count(n: int, noun: str) -> str:
+    """`1 formula`, `2 formulas`, `0 expected failures`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _entries(dims: tuple) -> int:
     n = 1
     for d in dims:
@@ -715,8 +720,8 @@ def _check_report(outcomes) -> _Tally:
         if not o.ok:
             err((_location(o), "bold"), f" {printable(o.message)}")
             err(f"    {_excerpt(o.entry.text, (o.column or o.entry.col) - o.entry.col + 1)}")
-    _printer()(f"{tally.checked} formulas checked: {tally.checked - tally.failed} ok "
-               f"({tally.expected_failures} expected failures), ",
+    _printer()(f"{_count(tally.checked, 'formula')} checked: {tally.checked - tally.failed} ok "
+               f"({_count(tally.expected_failures, 'expected failure')}), ",
                (f"{tally.failed} failed", "bold red" if tally.failed else ""))
     return tally
 

@@ -153,7 +153,7 @@ def test_check_failures_and_expected_failures(capsys, tmp_path):
     assert f"{f}:3:5: @: cannot multiply (m, n) by (k,)" in err
     assert f"{f}:5:" in err and "result has shape (), expected (m,)" in err
     assert f"{f}:6:1: expected an error" in err
-    assert "5 formulas checked: 2 ok (1 expected failures), 3 failed" in out
+    assert "5 formulas checked: 2 ok (1 expected failure), 3 failed" in out
 
 
 def test_check_markdown_fences_only(capsys, tmp_path):
@@ -500,3 +500,10 @@ def test_check_counts_lines_as_an_editor_does(capsys, tmp_path):
     assert [r["line"] for r in results] == [1, 2, 3, 4]
     assert [r["ok"] for r in results] == [True, False, False, False]
     assert results[3]["column"] == 3 and "\ufffd" in results[3]["message"]
+
+
+def test_check_summary_agrees_in_number(capsys, tmp_path):
+    one = tmp_path / "one.txt"
+    one.write_text("x'@x wrt x\n")
+    rc, out, _ = run(capsys, "check", str(one))
+    assert rc == 0 and "1 formula checked: 1 ok (0 expected failures), 0 failed" in out
