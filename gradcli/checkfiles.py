@@ -114,6 +114,9 @@ def read_lines(name: str):
         raise GradcliError("usage", f"cannot read {printable(name)}: {exc.strerror or exc}") from None
     except ValueError:  # a closed stream
         raise GradcliError("usage", f"cannot read {printable(name)}: it is closed") from None
+    except _LineTooLong as exc:
+        raise GradcliError("data", f"{printable(name)}:{exc.lineno}: a line longer than {MAX_LINE:,} "
+                                   "characters: not a formula file; the check stops here") from None
 
 
 def _stdin_lines():
@@ -132,9 +135,27 @@ def _stdin_lines():
         stream.detach()  # standard input itself stays open
 
 
+MAX_LINE = 1 << 20  # characters in one line: more is no formula file (/dev/zero, a binary)
+
+
+class _LineTooLong(Exception):
+    def __init__(self, lineno: int):
+        super().__init__(lineno)
+        self.lineno = lineno
+
+
 def _lines(stream):
+    """Lines read at most MAX_LINE characters at a time, so that a file with no newline
+    (/dev/zero, 300 MB of one line) never grows memory: such a line ends the run (_LineTooLong)."""
     first = True
-    for line in stream:
+    lineno = 0
+    while True:
+        line = stream.readline(MAX_LINE + 1)
+        if not line:
+            return
+        lineno += 1
+        if len(line) > MAX_LINE:
+            raise _LineTooLong(lineno)
         if first:  # a text stream's own byte-order mark
             line, first = line.removeprefix("\ufeff"), False
         yield line.rstrip("\n")

@@ -507,3 +507,17 @@ def test_check_summary_agrees_in_number(capsys, tmp_path):
     one.write_text("x'@x wrt x\n")
     rc, out, _ = run(capsys, "check", str(one))
     assert rc == 0 and "1 formula checked: 1 ok (0 expected failures), 0 failed" in out
+
+
+def test_check_stops_at_a_line_too_long_for_a_formula_file(capsys, tmp_path):
+    """A line of more than MAX_LINE characters (a binary, /dev/zero) is read in bounded pieces and
+    ends the run with an error at file:line, instead of growing memory with the line."""
+    from gradcli.checkfiles import MAX_LINE
+
+    big = tmp_path / "big.txt"
+    big.write_text("x'@x wrt x\n" + "x" * (2 * MAX_LINE))
+    rc, _, err = run(capsys, "check", str(big))
+    assert rc == 1 and f"{big}:2: a line longer than" in err
+    proc = subprocess.run([sys.executable, "-m", "gradcli", "check", "/dev/zero"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1 and "/dev/zero:1: a line longer than" in proc.stderr
