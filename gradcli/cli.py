@@ -103,18 +103,17 @@ def _read_stdin(what: str) -> str:
 
 def _shapes(specs: list[str] | None) -> dict[str, tuple]:
     from .api import parse_dims
+    from .parse import is_name
 
     out = {}
     for spec in specs or []:
         name, sep, dims = spec.partition("=")
-        if not sep or not name.strip().isidentifier():
-            raise GradcliError("usage", f"-s {spec}: expected NAME=DIMS, e.g. X=100x3 or X=M,n")
+        if not sep:
+            raise GradcliError("usage", f"-s {printable(spec)}: expected NAME=DIMS, e.g. X=100x3 or X=M,n")
+        if not is_name(name.strip()):
+            raise GradcliError("usage", f"-s {printable(spec)}: '{printable(name.strip())}' is not a symbol name")
         out[name.strip()] = parse_dims(dims)
     return out
-
-
-# a function name as the grammar spells names (NAME in grammar/gradcli.lark)
-_FUNCTION_NAME = re.compile(r"[A-Za-z\u0391-\u03A9\u03B1-\u03C9][A-Za-z0-9_\u0391-\u03A9\u03B1-\u03C9]*\Z")
 
 
 def _fns(specs: list[str] | None) -> dict[str, str]:
@@ -124,7 +123,7 @@ def _fns(specs: list[str] | None) -> dict[str, str]:
 
     from .infer import BUILTINS
     from .ops import ELEMENTWISE
-    from .parse import KEYWORDS
+    from .parse import KEYWORDS, is_name
 
     out: dict[str, str] = {}
     for spec in specs or []:
@@ -134,7 +133,7 @@ def _fns(specs: list[str] | None) -> dict[str, str]:
             raise GradcliError("usage", f"{where}: expected NAME=BUILTIN, e.g. h=tanh")
         if name in KEYWORDS:
             raise GradcliError("usage", f"{where}: '{name}' is a keyword, not a function name")
-        if not _FUNCTION_NAME.match(name):
+        if not is_name(name):
             raise GradcliError("usage", f"{where}: '{printable(name)}' is not a function name (a letter, "
                                         "then letters, digits or _)")
         if name in BUILTINS:
@@ -142,9 +141,9 @@ def _fns(specs: list[str] | None) -> dict[str, str]:
                                         "function such as h in h(z)")
         if builtin not in ELEMENTWISE:
             close = difflib.get_close_matches(builtin, ELEMENTWISE, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise GradcliError("usage", f"{where}: '{printable(builtin)}' is not an element-wise builtin; "
-                                        f"{hint}(one of {', '.join(ELEMENTWISE)})")
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise GradcliError("usage", f"{where}: '{printable(builtin)}' is not an element-wise builtin"
+                                        f"{hint} (one of {', '.join(ELEMENTWISE)})")
         if out.get(name, builtin) != builtin:
             raise GradcliError("usage", f"{where}: {name} is already bound to {out[name]}")
         out[name] = builtin

@@ -312,8 +312,10 @@ def _open_spec(spec: str, wanted) -> dict:
         raise UsageError(f"-d {spec}: expected NAME=FILE.npy, NAME=NUMBER or FILE.npz")
     name, _, value = spec.partition("=")
     name = name.strip()
-    if not name.isidentifier():
-        raise UsageError(f"-d {spec}: '{name}' is not a symbol name")
+    from .parse import is_name
+
+    if not is_name(name):
+        raise UsageError(f"-d {printable(spec)}: '{printable(name)}' is not a symbol name")
     try:
         number = float(value)
     except ValueError:

@@ -55,16 +55,22 @@ def _is_abstract_name(name: str) -> bool:
 
 
 def unknown_function(name: str, col: int) -> GradcliError:
+    """An unknown name: the closest builtins (case-insensitively: EXP → exp), or what to write
+    instead, and how an abstract function is made — one message, one parenthesis."""
     import difflib
 
+    abstract = f"an abstract function is one letter, h(x), or a name bound with --fn {name}=tanh"
     if name in INSTEAD:
-        hint = f"; write {INSTEAD[name]}" if not INSTEAD[name].startswith("a matrix") else f" ({INSTEAD[name]})"
-    else:
-        close = difflib.get_close_matches(name, sorted(BUILTINS - {"ismax", "ismin", "u1v1", "polar"}),
-                                          n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    return parse_error(f"unknown function '{name}'{hint} (an abstract function is one letter, h(x), "
-                       f"or a name bound with --fn {name}=tanh)", col)
+        instead = INSTEAD[name]
+        if instead.startswith("a matrix"):  # no equivalent: say so, and no --fn suggestion
+            return parse_error(f"unknown function '{name}': {instead}", col)
+        return parse_error(f"unknown function '{name}'; write {instead} ({abstract})", col)
+    known = sorted(BUILTINS - {"ismax", "ismin", "u1v1", "polar"})
+    lowered = {k.lower(): k for k in known}
+    close = [lowered[name.lower()]] if name.lower() in lowered else difflib.get_close_matches(
+        name, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return parse_error(f"unknown function '{name}'{hint} ({abstract})", col)
 
 
 GREEK_SCALARS = set("αβγδεελμνρστη")
@@ -294,8 +300,11 @@ class _Builder:
         def arity(*allowed):
             if n not in allowed:
                 want = " or ".join(str(k) for k in allowed)
-                raise shape_error(f"{name} takes {want} argument{'s' if allowed != (1,) else ''}, got {n}",
-                                  node.col)
+                hint = ""
+                if name in ("norm", "norm1", "norm2") and n == 2:  # numpy's norm(A, ord)
+                    hint = ": numpy's norm(a, ord) is written ||a||_ord here (_1, _2, _inf, _F, _*)"
+                raise shape_error(f"{name} takes {want} argument{'s' if allowed != (1,) else ''}, got {n}"
+                                  f"{hint}", node.col)
 
         if name == "eye":
             arity(1)

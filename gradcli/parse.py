@@ -167,9 +167,21 @@ def _check_brackets(text: str) -> None:
         raise parse_error("unbalanced norm bars: this '||' is never closed", last_bar + 1)
 
 
+# a name as the grammar spells it (NAME in grammar/gradcli.lark): symbols and functions alike
+NAME = re.compile(r"[A-Za-z\u0391-\u03A9\u03B1-\u03C9][A-Za-z0-9_\u0391-\u03A9\u03B1-\u03C9]*\Z")
+
+
+def is_name(text: str) -> bool:
+    """Whether `text` is a name the formula language can spell (for -s, -d and --fn)."""
+    return bool(NAME.match(text)) and text not in KEYWORDS
+
+
 def _describe(exc: Exception, text: str) -> GradcliError:
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        if ch == "_" and text[:exc.pos_in_stream].rstrip().endswith(("||", "‖")):
+            return parse_error("unknown norm subscript: a norm is written ||a||, ||a||_1, ||a||_2, "
+                               "||a||_inf, ||A||_F or ||A||_* (numpy's ord)", exc.column)
         return parse_error(f"unexpected character {ch!r}", exc.column)
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
         return parse_error("the formula ends too early: an operand is missing", len(text.rstrip()) + 1)
