@@ -16,7 +16,7 @@ from .record import record
 from . import ops as O
 from .differentiate import adjoints, depends_on
 from .expr import OPS, Expr, topological
-from .render import Renderer, pretty_name
+from .render import Renderer, Verbatim, binding_prefix, pretty_name, render_with_bindings
 from .shapes import fmt_dims
 
 NAMES = "abcdefghijklmnopqrstuvwxyz"
@@ -96,8 +96,7 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
     d = Derivation(f, wrt, seed)
     steps = d.steps()
     bound = dict(d.named)
-    full = Renderer(style, bound)
-    ascii_full = Renderer("ascii", bound)
+    backward = AdjointNames(bound, style)
 
     def own(s: Step, st: str) -> str:
         return own_step(s.expr, bound, st)
@@ -113,7 +112,7 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
     for s in reversed(steps):
         if s.adjoint is None:
             continue
-        adjoint_text = full.text(s.adjoint)
+        adjoint_text, adjoint_ascii = backward.texts(s.adjoint)
         top_note = "    (L = f)" if seed is None else f"    (L = ⟨{seed_name}, f⟩ for a seed {seed_name} of f's shape)"
         lines.append(f"  ∂L/∂{pn(s.name)} = {adjoint_text}    {fmt_dims(s.shape)}"
                      + (top_note if s.expr is f else ""))
@@ -129,12 +128,14 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
         records.append({"name": s.name, "expression": own(s, "ascii"),
                         "shape": [x if isinstance(x, int) else str(x) for x in s.shape],
                         "rule": "; ".join(rules) if rules else None,
-                        "adjoint": ascii_full.text(s.adjoint)})
+                        "adjoint": adjoint_ascii})
+        backward.name_after_printing(s.adjoint, s.name, adjoint_ascii)
     lines.append("")
     for x in wrt:
         name = x.params[0]
         users = d.users(x)
-        lines.append(f"  ∂L/∂{pn(name)} = {full.text(d.gradient(x))}    {fmt_dims(x.ty.full_dims)}")
+        gradient_text, gradient_ascii = backward.texts(d.gradient(x))
+        lines.append(f"  ∂L/∂{pn(name)} = {gradient_text}    {fmt_dims(x.ty.full_dims)}")
         for u in users:
             lines.append(f"      from {pn(d.named[id(u)])} = {own_step(u, bound, style)}: {OPS[u.op].rule}")
             if numerator:
@@ -148,14 +149,48 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
         records.append({"name": name, "expression": name,
                         "shape": [v if isinstance(v, int) else str(v) for v in x.ty.full_dims],
                         "rule": "; ".join(OPS[u.op].rule for u in users) or None,
-                        "adjoint": ascii_full.text(d.gradient(x))})
+                        "adjoint": gradient_ascii})
     lines += ["", "result (simplified):"]
-    for x in wrt:
-        lines.append(f"  ∂L/∂{pn(x.params[0])} = {Renderer(style).text(d.gradient(x))}")
+    taken = {n.params[0] for n in topological([f]) if n.op == "sym"}
+    bindings, texts = render_with_bindings([d.gradient(x) for x in wrt], style, prefix=binding_prefix(taken))
+    for x, text in zip(wrt, texts):
+        lines.append(f"  ∂L/∂{pn(x.params[0])} = {text}")
+    if bindings:
+        lines.append("  where")
+        lines += [f"    {name} = {text}" for name, text in bindings]
     if seed is not None:
         lines.append(f"  which is Jᵀ{seed_name}: the Jacobian ∂f/∂x is the matrix of this linear map in "
                      f"{seed_name} (printed above)")
     return lines, records
+
+
+class AdjointNames:
+    """Renders the adjoints of a derivation, in the chosen style and in ASCII for `--json`.
+
+    Each adjoint is built from the adjoints of its users (∂L/∂b = ∂L/∂c ⊙ (1 − c²)), so
+    printing every one in full repeats the whole chain above it: a 1,000-deep chain would print
+    megabytes.  Once an adjoint has been printed and is long, later lines refer to it by its
+    name (`∂L/∂c`, `dL/dc` in ASCII): the derivation stays linear in the size of f.  Short
+    adjoints are repeated, which reads better than a reference."""
+
+    MIN_LEN = 24  # ASCII characters, as for the `z₁ = …` bindings of the main output
+
+    def __init__(self, forward: dict, style: str):
+        self.forward = forward
+        self.style = style
+        # forward names by id, adjoint names by node: one table per spelling
+        self.shown_names, self.ascii_names = dict(forward), dict(forward)
+        self.shown = Renderer(style, self.shown_names)
+        self.ascii = Renderer("ascii", self.ascii_names)
+
+    def texts(self, adjoint: Expr) -> tuple[str, str]:
+        return self.shown.text(adjoint), self.ascii.text(adjoint)
+
+    def name_after_printing(self, adjoint: Expr, name: str, ascii_text: str) -> None:
+        if len(ascii_text) < self.MIN_LEN or id(adjoint) in self.forward or adjoint in self.shown_names:
+            return
+        self.shown_names[adjoint] = Verbatim(f"∂L/∂{pretty_name(name, self.style)}")
+        self.ascii_names[adjoint] = Verbatim(f"dL/d{name}")
 
 
 def own_step(node: Expr, bound: dict, style: str) -> str:
