@@ -28,6 +28,17 @@ class NoIndexForm(Exception):
     pass
 
 
+class TooLarge(NoIndexForm):
+    """Index notation past a size a reader can use (a deep chain's Hessian expands into
+    thousands of terms, each as long as the chain): the values come from vector-Jacobian
+    products instead, whose cost stays linear in the formula."""
+
+
+MAX_DEPTH = 120  # nested operators walked; also keeps the walk far from Python's recursion limit
+MAX_TERMS = 400
+MAX_INDICES = 300  # summation indices in all terms together
+
+
 @record
 class Term:
     coef: float
@@ -201,11 +212,13 @@ class Fresh:
     mention its index multiplies the term by that size)."""
 
     def __init__(self):
-        self.names = iter([*"rstuvwabcdegh", *(f"s{i}" for i in range(1, 10_000))])
+        self.names = iter([*"rstuvwabcdegh", *(f"s{i}" for i in range(1, MAX_INDICES))])
         self.sizes: dict = {}
 
     def name(self, size) -> str:
-        n = next(self.names)
+        n = next(self.names, None)
+        if n is None:
+            raise TooLarge
         self.sizes[n] = size
         return n
 
@@ -228,6 +241,8 @@ def _opaque(e: Expr, idx: tuple, r: Renderer) -> Term:
 
 
 def _times(a: list[Term], b: list[Term]) -> list[Term]:
+    if len(a) * len(b) > MAX_TERMS:
+        raise TooLarge
     return [Term(x.coef * y.coef, x.factors + y.factors, x.sums + y.sums) for x in a for y in b]
 
 
@@ -243,19 +258,24 @@ def _align(arg: Expr, out_idx: tuple) -> tuple:
     return out_idx[len(out_idx) - len(dims):]
 
 
-def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[Term]:
+def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer, depth: int = 0) -> list[Term]:
     if e is v:
         return [Term(1.0, [("v", idx)])]
     if id(e) not in dep:
         return [_opaque(e, idx, r)]
+    if depth > MAX_DEPTH:
+        raise TooLarge
 
     def rec(x: Expr, ix: tuple) -> list[Term]:
-        return _index(x, ix, v, dep, fresh, r)
+        return _index(x, ix, v, dep, fresh, r, depth + 1)
 
     a = e.args[0] if e.args else None
     b = e.args[1] if len(e.args) > 1 else None
     if e.op == "add":
-        return [t for x in (a, b) if id(x) in dep for t in rec(x, _align(x, idx))]
+        out = [t for x in (a, b) if id(x) in dep for t in rec(x, _align(x, idx))]
+        if len(out) > MAX_TERMS:
+            raise TooLarge
+        return out
     if e.op in ("mul", "div"):
         live, other = (a, b) if id(a) in dep else (b, a)
         if id(other) in dep or (e.op == "div" and live is b):
