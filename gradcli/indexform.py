@@ -12,7 +12,7 @@ from __future__ import annotations
 from .record import Factory, record
 
 from .differentiate import depends_on
-from .expr import Expr
+from .expr import Expr, topological
 from . import ops as O
 from .expr import make_raw
 from .render import Renderer
@@ -34,7 +34,8 @@ class TooLarge(NoIndexForm):
     products instead, whose cost stays linear in the formula."""
 
 
-MAX_DEPTH = 120  # nested operators walked; also keeps the walk far from Python's recursion limit
+MAX_DEPTH = 60  # nested operators between g and the seed: also keeps the walk (3 frames a level) far
+# from Python's recursion limit
 MAX_TERMS = 400
 MAX_INDICES = 300  # summation indices in all terms together
 
@@ -52,10 +53,22 @@ def _derive(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str):
     f_idx = F_INDEX[: len(f_dims)]
     x_idx = X_INDEX[: len(x_dims)]
     try:
+        if _dependent_depth(g, dep) > MAX_DEPTH:
+            raise TooLarge
         terms = _index(g, x_idx, v, dep, fresh, Renderer(style))
         return [_contract(_seed_to_delta(t, f_idx)) for t in terms], f_idx, x_idx, fresh
     except NoIndexForm:
         return None
+
+
+def _dependent_depth(g: Expr, dep: set) -> int:
+    """The longest chain of operators from g down to the seed (children first, no recursion):
+    the depth the index walk would recurse to."""
+    depth: dict[int, int] = {}
+    for n in topological([g]):
+        if id(n) in dep:
+            depth[id(n)] = 1 + max((depth.get(id(a), 0) for a in n.args), default=0)
+    return depth.get(id(g), 0)
 
 
 def index_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode"):
@@ -258,16 +271,14 @@ def _align(arg: Expr, out_idx: tuple) -> tuple:
     return out_idx[len(out_idx) - len(dims):]
 
 
-def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer, depth: int = 0) -> list[Term]:
+def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[Term]:
     if e is v:
         return [Term(1.0, [("v", idx)])]
     if id(e) not in dep:
         return [_opaque(e, idx, r)]
-    if depth > MAX_DEPTH:
-        raise TooLarge
 
     def rec(x: Expr, ix: tuple) -> list[Term]:
-        return _index(x, ix, v, dep, fresh, r, depth + 1)
+        return _index(x, ix, v, dep, fresh, r)
 
     a = e.args[0] if e.args else None
     b = e.args[1] if len(e.args) > 1 else None
