@@ -71,6 +71,12 @@ def _dependent_depth(g: Expr, dep: set) -> int:
     return depth.get(id(g), 0)
 
 
+def too_deep(f: Expr, x: Expr) -> bool:
+    """Whether f nests more than MAX_DEPTH operators above x: the vector-Jacobian product g
+    nests at least as deep, so index notation is given up before g is built."""
+    return _dependent_depth(f, depends_on(f, {x.params[0]})) > MAX_DEPTH
+
+
 def index_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode"):
     """(terms, f indices, x indices) of J = ∂f/∂x ready for evaluation, or None."""
     found = _derive(g, v, f_dims, x_dims, style)
