@@ -107,8 +107,10 @@ def jacobian_formula(f: Expr, x: Expr) -> Expr | None:
 
 def index_notation(f: Expr, x: Expr, style: str = "unicode") -> str | None:
     """∂f/∂x in index notation (numerator layout), for derivatives with no matrix formula."""
-    from .indexform import index_formula
+    from .indexform import index_formula, too_deep
 
+    if too_deep(f, x):  # deeper than index notation is read: skip building its g
+        return None
     v = seed_for(f)
     (g,) = gradients(f, [x], seed=v)
     return index_formula(g, v, f.ty.full_dims if not f.ty.row else f.ty.dims, x.ty.dims, style)

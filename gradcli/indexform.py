@@ -12,7 +12,7 @@ from __future__ import annotations
 from .record import Factory, record
 
 from .differentiate import depends_on
-from .expr import Expr
+from .expr import Expr, topological
 from . import ops as O
 from .expr import make_raw
 from .render import Renderer
@@ -28,6 +28,18 @@ class NoIndexForm(Exception):
     pass
 
 
+class TooLarge(NoIndexForm):
+    """Index notation past a size a reader can use (a deep chain's Hessian expands into
+    thousands of terms, each as long as the chain): the values come from vector-Jacobian
+    products instead, whose cost stays linear in the formula."""
+
+
+MAX_DEPTH = 60  # nested operators between g and the seed: also keeps the walk (3 frames a level) far
+# from Python's recursion limit
+MAX_TERMS = 400
+MAX_INDICES = 300  # summation indices in all terms together
+
+
 @record
 class Term:
     coef: float
@@ -41,10 +53,28 @@ def _derive(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str):
     f_idx = F_INDEX[: len(f_dims)]
     x_idx = X_INDEX[: len(x_dims)]
     try:
+        if _dependent_depth(g, dep) > MAX_DEPTH:
+            raise TooLarge
         terms = _index(g, x_idx, v, dep, fresh, Renderer(style))
         return [_contract(_seed_to_delta(t, f_idx)) for t in terms], f_idx, x_idx, fresh
     except NoIndexForm:
         return None
+
+
+def _dependent_depth(g: Expr, dep: set) -> int:
+    """The longest chain of operators from g down to the seed (children first, no recursion):
+    the depth the index walk would recurse to."""
+    depth: dict[int, int] = {}
+    for n in topological([g]):
+        if id(n) in dep:
+            depth[id(n)] = 1 + max((depth.get(id(a), 0) for a in n.args), default=0)
+    return depth.get(id(g), 0)
+
+
+def too_deep(f: Expr, x: Expr) -> bool:
+    """Whether f nests more than MAX_DEPTH operators above x: the vector-Jacobian product g
+    nests at least as deep, so index notation is given up before g is built."""
+    return _dependent_depth(f, depends_on(f, {x.params[0]})) > MAX_DEPTH
 
 
 def index_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode"):
@@ -201,11 +231,13 @@ class Fresh:
     mention its index multiplies the term by that size)."""
 
     def __init__(self):
-        self.names = iter([*"rstuvwabcdegh", *(f"s{i}" for i in range(1, 10_000))])
+        self.names = iter([*"rstuvwabcdegh", *(f"s{i}" for i in range(1, MAX_INDICES))])
         self.sizes: dict = {}
 
     def name(self, size) -> str:
-        n = next(self.names)
+        n = next(self.names, None)
+        if n is None:
+            raise TooLarge
         self.sizes[n] = size
         return n
 
@@ -228,6 +260,8 @@ def _opaque(e: Expr, idx: tuple, r: Renderer) -> Term:
 
 
 def _times(a: list[Term], b: list[Term]) -> list[Term]:
+    if len(a) * len(b) > MAX_TERMS:
+        raise TooLarge
     return [Term(x.coef * y.coef, x.factors + y.factors, x.sums + y.sums) for x in a for y in b]
 
 
@@ -255,7 +289,10 @@ def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[T
     a = e.args[0] if e.args else None
     b = e.args[1] if len(e.args) > 1 else None
     if e.op == "add":
-        return [t for x in (a, b) if id(x) in dep for t in rec(x, _align(x, idx))]
+        out = [t for x in (a, b) if id(x) in dep for t in rec(x, _align(x, idx))]
+        if len(out) > MAX_TERMS:
+            raise TooLarge
+        return out
     if e.op in ("mul", "div"):
         live, other = (a, b) if id(a) in dep else (b, a)
         if id(other) in dep or (e.op == "div" and live is b):

@@ -44,6 +44,11 @@ def pretty_name(name: str, style: str) -> str:
     return core + (f"_{{{digits}}}" if digits else "")
 
 
+class Verbatim(str):
+    """A bound name printed exactly as given in every style (`∂L/∂b` in a derivation), not
+    turned into Greek letters or subscripts."""
+
+
 class Renderer:
     """Renders nodes in one style; `bound` maps nodes to names printed instead of them.
 
@@ -93,7 +98,7 @@ class Renderer:
         """Text and precedence of a node, memoised (each shared node is rendered once)."""
         name = self.bound_name(node)
         if name is not None:
-            return self.name(name), 6
+            return (str(name) if isinstance(name, Verbatim) else self.name(name)), 6
         found = self._memo.get(node)
         if found is not None:
             return found

@@ -16,7 +16,7 @@ from .record import record
 from . import ops as O
 from .differentiate import adjoints, depends_on
 from .expr import OPS, Expr, topological
-from .render import Renderer, pretty_name
+from .render import Renderer, Verbatim, binding_prefix, pretty_name, render_with_bindings
 from .shapes import fmt_dims
 
 NAMES = "abcdefghijklmnopqrstuvwxyz"
@@ -96,8 +96,9 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
     d = Derivation(f, wrt, seed)
     steps = d.steps()
     bound = dict(d.named)
-    full = Renderer(style, bound)
-    ascii_full = Renderer("ascii", bound)
+    adjoint_roots = [st.adjoint for st in steps if st.adjoint is not None] + [d.gradient(x) for x in wrt]
+    taken = {n.params[0] for n in d.order if n.op == "sym"} | set(d.named.values())
+    backward = AdjointNames(bound, style, adjoint_roots, _fresh_prefix("w", taken))
 
     def own(s: Step, st: str) -> str:
         return own_step(s.expr, bound, st)
@@ -113,7 +114,8 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
     for s in reversed(steps):
         if s.adjoint is None:
             continue
-        adjoint_text = full.text(s.adjoint)
+        adjoint_text, adjoint_ascii = backward.texts(s.adjoint)
+        lines += backward.where_lines()
         top_note = "    (L = f)" if seed is None else f"    (L = ⟨{seed_name}, f⟩ for a seed {seed_name} of f's shape)"
         lines.append(f"  ∂L/∂{pn(s.name)} = {adjoint_text}    {fmt_dims(s.shape)}"
                      + (top_note if s.expr is f else ""))
@@ -129,12 +131,15 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
         records.append({"name": s.name, "expression": own(s, "ascii"),
                         "shape": [x if isinstance(x, int) else str(x) for x in s.shape],
                         "rule": "; ".join(rules) if rules else None,
-                        "adjoint": ascii_full.text(s.adjoint)})
+                        "adjoint": adjoint_ascii, **backward.where_record()})
+        backward.name_after_printing(s.adjoint, s.name, adjoint_ascii)
     lines.append("")
     for x in wrt:
         name = x.params[0]
         users = d.users(x)
-        lines.append(f"  ∂L/∂{pn(name)} = {full.text(d.gradient(x))}    {fmt_dims(x.ty.full_dims)}")
+        gradient_text, gradient_ascii = backward.texts(d.gradient(x))
+        lines += backward.where_lines()
+        lines.append(f"  ∂L/∂{pn(name)} = {gradient_text}    {fmt_dims(x.ty.full_dims)}")
         for u in users:
             lines.append(f"      from {pn(d.named[id(u)])} = {own_step(u, bound, style)}: {OPS[u.op].rule}")
             if numerator:
@@ -148,14 +153,102 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
         records.append({"name": name, "expression": name,
                         "shape": [v if isinstance(v, int) else str(v) for v in x.ty.full_dims],
                         "rule": "; ".join(OPS[u.op].rule for u in users) or None,
-                        "adjoint": ascii_full.text(d.gradient(x))})
+                        "adjoint": gradient_ascii, **backward.where_record()})
     lines += ["", "result (simplified):"]
-    for x in wrt:
-        lines.append(f"  ∂L/∂{pn(x.params[0])} = {Renderer(style).text(d.gradient(x))}")
+    bindings, texts = render_with_bindings([d.gradient(x) for x in wrt], style, prefix=binding_prefix(taken))
+    for x, text in zip(wrt, texts):
+        lines.append(f"  ∂L/∂{pn(x.params[0])} = {text}")
+    if bindings:
+        lines.append("  where")
+        lines += [f"    {name} = {text}" for name, text in bindings]
     if seed is not None:
         lines.append(f"  which is Jᵀ{seed_name}: the Jacobian ∂f/∂x is the matrix of this linear map in "
                      f"{seed_name} (printed above)")
     return lines, records
+
+
+def _fresh_prefix(base: str, taken: set[str]) -> str:
+    """w, else ww, …: a prefix no name of the derivation followed by digits can be spelled with."""
+    prefix = base
+    while any(t.startswith(prefix) and t[len(prefix):].isdigit() for t in taken):
+        prefix += base
+    return prefix
+
+
+class AdjointNames:
+    """Renders the adjoints of a derivation, in the chosen style and in ASCII for `--json`.
+
+    Each adjoint is built from the adjoints of its users (∂L/∂b = ∂L/∂c ⊙ (1 − c²)), so
+    printing every one in full repeats the whole chain above it: a 1,000-deep chain would print
+    megabytes.  Once an adjoint has been printed and is long, later lines refer to it by its
+    name (`∂L/∂c`, `dL/dc` in ASCII).  A long subexpression that several adjoints share without
+    being an adjoint itself (the sums a Hessian's derivation builds) is named just before the
+    line that first needs it (`w₁ = …`).  So the derivation stays linear in the size of f; short
+    adjoints are repeated, which reads better than a reference."""
+
+    MIN_LEN = 24  # ASCII characters, as for the `z₁ = …` bindings of the main output
+
+    def __init__(self, forward: dict, style: str, roots: list[Expr], prefix: str):
+        self.forward = forward
+        self.style = style
+        # forward names by id, adjoint and shared names by node: one table per spelling
+        self.shown_names, self.ascii_names = dict(forward), dict(forward)
+        self.shown = Renderer(style, self.shown_names)
+        self.ascii = Renderer("ascii", self.ascii_names)
+        self.uses: dict[Expr, int] = {}
+        for n in topological(roots):
+            for a in n.args:
+                self.uses[a] = self.uses.get(a, 0) + 1
+        self.prefix = prefix
+        self.decided: set[Expr] = set()
+        self.pending: list[tuple[str, str, str, str]] = []  # (shown name, text, ascii name, text)
+        self.count = 0
+
+    def texts(self, adjoint: Expr) -> tuple[str, str]:
+        self._name_shared(adjoint)
+        return self.shown.text(adjoint), self.ascii.text(adjoint)
+
+    def _name_shared(self, root: Expr) -> None:
+        """Children first, each node decided once over the whole derivation: linear."""
+        stack = [(root, False)]
+        while stack:
+            n, expanded = stack.pop()
+            if n in self.decided or self._bound(n):
+                continue
+            if not expanded:
+                stack.append((n, True))
+                stack.extend((a, False) for a in n.args)
+                continue
+            self.decided.add(n)
+            if n is root or self.uses.get(n, 0) < 2 or not n.args or n.op in ("T", "fill") or n.ty.row:
+                continue
+            ascii_text = self.ascii.text(n)
+            if len(ascii_text) < self.MIN_LEN:
+                continue
+            self.count += 1
+            name = f"{self.prefix}{self.count}"
+            self.pending.append((pretty_name(name, self.style), self.shown.text(n), name, ascii_text))
+            self.shown_names[n] = name
+            self.ascii_names[n] = name
+
+    def _bound(self, n: Expr) -> bool:
+        return n in self.shown_names or id(n) in self.forward
+
+    def where_lines(self) -> list[str]:
+        """The shared subexpressions named for the adjoint just rendered, as lines to print
+        before it (the records take them with `where_record`)."""
+        return [f"  where {name} = {text}" for name, text, _, _ in self.pending]
+
+    def where_record(self) -> dict:
+        found = {"where": [{"name": n, "expression": t} for _, _, n, t in self.pending]} if self.pending else {}
+        self.pending = []
+        return found
+
+    def name_after_printing(self, adjoint: Expr, name: str, ascii_text: str) -> None:
+        if len(ascii_text) < self.MIN_LEN or id(adjoint) in self.forward or adjoint in self.shown_names:
+            return
+        self.shown_names[adjoint] = Verbatim(f"∂L/∂{pretty_name(name, self.style)}")
+        self.ascii_names[adjoint] = Verbatim(f"dL/d{name}")
 
 
 def own_step(node: Expr, bound: dict, style: str) -> str:
