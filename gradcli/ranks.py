@@ -156,8 +156,8 @@ class Uses:
     """
 
     def __init__(self, root: Node, declared: dict[str, int], default_rank: Callable[[str], int],
-                 kind_rule: KindRule, context: Hashable = None):
-        self.order = _postorder(root)
+                 kind_rule: KindRule, context: Hashable = None, order: list | None = None):
+        self.order = _postorder(root) if order is None else order
         self.index = {id(n): i for i, n in enumerate(self.order)}
         self.kids = [[self.index[id(k)] for k in children(n)] for n in self.order]
         self.parent = [-1] * len(self.order)
@@ -241,8 +241,10 @@ class Uses:
         if i in self.broken:
             return
         kids = self.kids[i]
+        sym_name, node_domain, domain = self.sym_name, self.node_domain, self.domain
         here = self.get(i)
-        domains = tuple(self.get(k) for k in kids)
+        # the operands' sets, as `get` gives them (inlined: this is the hot loop of propagation)
+        domains = tuple([node_domain[k] if sym_name[k] is None else domain[sym_name[k]] for k in kids])
         key = (self.signature[i], self.same_kind[i], here, domains, self.context)
         found = _REVISED.get(key)
         if found is None:
@@ -255,7 +257,8 @@ class Uses:
                     for j, k in enumerate(kinds):
                         per_kid[j].add(k)
             found = _REVISED[key] = (frozenset(results), tuple(frozenset(ks) for ks in per_kid))
-        self.narrow(i, found[0], queue)
+        if found[0] != here:
+            self.narrow(i, found[0], queue)
         for k, ks in zip(kids, found[1]):
             self.narrow(k, ks, queue)
 
@@ -370,7 +373,10 @@ def decide_ranks(root: Node, declared: dict[str, int], default_rank: Callable[[s
     """The rank of the undeclared symbols of root as their use decides it (see the module
     docstring); a symbol use does not decide (or cannot satisfy) is left out: its default
     by name stands, and the shape checker reports any mismatch."""
-    uses = Uses(root, declared, default_rank, kind_rule, context)
+    order = _postorder(root)
+    if not any(isinstance(n, Sym) and n.name not in declared for n in order):
+        return {}  # every symbol is declared: nothing to decide, no constraints to build
+    uses = Uses(root, declared, default_rank, kind_rule, context, order)
     if not uses.names:
         return {}
     try:

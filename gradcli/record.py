@@ -27,10 +27,12 @@ def record(cls):
             names.append(name)
             if name in klass.__dict__:
                 defaults[name] = klass.__dict__[name]
+    count = len(names)
+    fields = tuple(names)
+
     def __init__(self, *args, **kw):
-        if not kw and len(args) == len(names):  # every field given in order: the parser's case
-            for name, value in zip(names, args):
-                object.__setattr__(self, name, value)
+        if not kw and len(args) == count:  # every field given in order: the parser's case
+            self.__dict__.update(zip(fields, args))  # one call, not one per field
             return
         if len(args) > len(names):
             raise TypeError(f"{cls.__name__} takes {len(names)} arguments")
