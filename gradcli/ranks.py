@@ -330,6 +330,8 @@ class Uses:
             for kind in group:
                 mark = len(self.trail)
                 failed = self.attempt(name, kind)
+                if failed is None and len(group) == 1:
+                    return None  # the only kind at this distance fits: keep it, don't redo it
                 if failed is None:
                     fits.append(kind)
                     self.undo(mark)
@@ -368,14 +370,51 @@ class Uses:
         return {name: KIND_RANK[next(iter(kinds))] for name, kinds in self.domain.items() if len(kinds) == 1}
 
 
+_DECIDED: dict = {}  # skeleton of a formula -> its decided ranks (see `skeleton`)
+_DECIDED_LIMIT = 4096  # a check file of distinct skeletons must not grow this without end
+
+
+def skeleton(order: list[Node], declared: dict[str, int]) -> tuple:
+    """All that decides ranks about a formula, as a key: the operators (their signatures and
+    operand counts, in post-order, which fixes the tree), the symbols at the leaves, numbers
+    as just numbers, the declared ranks of the symbols that occur, and the order of first
+    appearance.  Formulas that differ only in their literals or columns share it
+    (`x'@A@x + 1*c`, `x'@A@x + 2*c`)."""
+    parts: list = []
+    first: dict[str, int] = {}
+    for n in order:
+        if isinstance(n, Sym):
+            parts.append(n.name)
+            if n.col < first.get(n.name, n.col + 1):
+                first[n.name] = n.col
+        elif isinstance(n, Num):
+            parts.append(0)
+        else:
+            parts.append((_signature(n), len(children(n))))
+    names = tuple(sorted(first, key=first.__getitem__))
+    return (tuple(parts), names, tuple((name, declared[name]) for name in names if name in declared))
+
+
 def decide_ranks(root: Node, declared: dict[str, int], default_rank: Callable[[str], int],
                  kind_rule: KindRule, context: Hashable = None) -> dict[str, int]:
     """The rank of the undeclared symbols of root as their use decides it (see the module
     docstring); a symbol use does not decide (or cannot satisfy) is left out: its default
-    by name stands, and the shape checker reports any mismatch."""
+    by name stands, and the shape checker reports any mismatch.  Remembered per skeleton:
+    a check file repeats the same shapes of formula with other numbers."""
     order = _postorder(root)
     if not any(isinstance(n, Sym) and n.name not in declared for n in order):
         return {}  # every symbol is declared: nothing to decide, no constraints to build
+    key = (skeleton(order, declared), default_rank, context)
+    found = _DECIDED.get(key)
+    if found is None:
+        found = _decide(root, declared, default_rank, kind_rule, context, order)
+        if len(_DECIDED) >= _DECIDED_LIMIT:
+            _DECIDED.clear()
+        _DECIDED[key] = found
+    return dict(found)
+
+
+def _decide(root, declared, default_rank, kind_rule, context, order) -> dict[str, int]:
     uses = Uses(root, declared, default_rank, kind_rule, context, order)
     if not uses.names:
         return {}

@@ -53,7 +53,8 @@ def record(cls):
     def __repr__(self):
         return f"{cls.__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
 
-    cls.__init__ = __init__
+    if "__init__" not in cls.__dict__:  # a class on a hot path may write its own
+        cls.__init__ = __init__
     if "__repr__" not in cls.__dict__:
         cls.__repr__ = __repr__
     cls._record_fields = tuple(names)
