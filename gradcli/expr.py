@@ -66,7 +66,10 @@ class Expr:
         self.args = args
         self.params = params
         self.ty = ty
-        self.size = 1 + sum(a.size for a in args)  # tree size, for ordering terms
+        size = 1  # tree size, for ordering terms (a loop: a generator per node costs more)
+        for a in args:
+            size += a.size
+        self.size = size
 
     def __repr__(self) -> str:
         from .render import render

@@ -135,6 +135,8 @@ class _Ctx:
         self.order: list = []  # dims in order of first appearance, for naming
         self.rigid: set[str] = set()
         self._names: dict | None = None
+        self._resolved: dict = {}  # Ty -> resolved Ty, valid while `_resolved_for` is the names
+        self._resolved_for: dict | None = None
 
     def same(self, a, b) -> None:
         self._names = None
@@ -172,8 +174,21 @@ class _Ctx:
         return fmt_dims(dims)
 
     def resolve(self, ty: Ty) -> Ty:
+        """ty with every dimension resolved and named; remembered per type until the names
+        change (any unification or new dimension makes new names), since a long formula asks
+        for the same few types again and again."""
         names = self.names()
-        return ty.map(lambda d: names.get(self.find(d), self.find(d)))
+        if self._resolved_for is not names:
+            self._resolved, self._resolved_for = {}, names
+        out = self._resolved.get(ty)
+        if out is None:
+            find = self.unifier.find
+            dims = []
+            for d in ty.dims:
+                root = find(d)
+                dims.append(names.get(root, root))
+            out = self._resolved[ty] = Ty(tuple(dims), ty.row)
+        return out
 
 
 class _Builder:

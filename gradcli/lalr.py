@@ -125,6 +125,7 @@ class Parser:
         if plan is None:
             plan = self._plan = [_plan_rule(rule) for rule in self.rules]
         methods: dict = {}
+        chains = self.__dict__.setdefault("_chains", {})
         state_stack, value_stack = [self.start], []
         push_state, push_value = state_stack.append, value_stack.append
         for tok in self.tokens(text):
@@ -140,8 +141,12 @@ class Parser:
                     push_value(tok)
                     break
                 origin, size, unit, keep, splice, inline, expand1, callback = plan[arg]
-                if unit:  # the child is the value: only the state changes
-                    goto = states[state_stack[-2]][origin][1]
+                if unit:  # the child is the value: only the state changes, maybe many times
+                    below = state_stack[-2]
+                    key = (below, state_stack[-1], ttype)
+                    goto = chains.get(key)
+                    if goto is None:
+                        goto = chains[key] = self._unit_chain(below, states[below][origin][1], ttype)
                     state_stack[-1] = goto
                 else:
                     if size:
@@ -176,6 +181,18 @@ class Parser:
                 if goto == end and ttype == "$END":
                     return value_stack[-1]
         raise AssertionError("the parser ran past the end of its input")
+
+    def _unit_chain(self, below: int, state: int, ttype: str) -> int:
+        """The state a run of unit reductions ends in: `x` in `x + 1` passes up through every
+        precedence level, and each step depends only on the state below, the state on top and
+        the next token, so `parse` remembers the whole run as one step."""
+        states, plan = self.states, self._plan
+        while not (state == self.end and ttype == "$END"):
+            step = states[state].get(ttype)
+            if step is None or step[0] == 0 or not plan[step[1]][2]:
+                break  # a shift, a real reduction or an error: the parse loop takes it from here
+            state = states[below][plan[step[1]][0]][1]
+        return state
 
 
 def _plan_rule(rule: dict) -> tuple:

@@ -156,8 +156,8 @@ class Uses:
     """
 
     def __init__(self, root: Node, declared: dict[str, int], default_rank: Callable[[str], int],
-                 kind_rule: KindRule, context: Hashable = None):
-        self.order = _postorder(root)
+                 kind_rule: KindRule, context: Hashable = None, order: list | None = None):
+        self.order = _postorder(root) if order is None else order
         self.index = {id(n): i for i, n in enumerate(self.order)}
         self.kids = [[self.index[id(k)] for k in children(n)] for n in self.order]
         self.parent = [-1] * len(self.order)
@@ -241,8 +241,10 @@ class Uses:
         if i in self.broken:
             return
         kids = self.kids[i]
+        sym_name, node_domain, domain = self.sym_name, self.node_domain, self.domain
         here = self.get(i)
-        domains = tuple(self.get(k) for k in kids)
+        # the operands' sets, as `get` gives them (inlined: this is the hot loop of propagation)
+        domains = tuple([node_domain[k] if sym_name[k] is None else domain[sym_name[k]] for k in kids])
         key = (self.signature[i], self.same_kind[i], here, domains, self.context)
         found = _REVISED.get(key)
         if found is None:
@@ -255,7 +257,8 @@ class Uses:
                     for j, k in enumerate(kinds):
                         per_kid[j].add(k)
             found = _REVISED[key] = (frozenset(results), tuple(frozenset(ks) for ks in per_kid))
-        self.narrow(i, found[0], queue)
+        if found[0] != here:
+            self.narrow(i, found[0], queue)
         for k, ks in zip(kids, found[1]):
             self.narrow(k, ks, queue)
 
@@ -327,6 +330,8 @@ class Uses:
             for kind in group:
                 mark = len(self.trail)
                 failed = self.attempt(name, kind)
+                if failed is None and len(group) == 1:
+                    return None  # the only kind at this distance fits: keep it, don't redo it
                 if failed is None:
                     fits.append(kind)
                     self.undo(mark)
@@ -365,12 +370,52 @@ class Uses:
         return {name: KIND_RANK[next(iter(kinds))] for name, kinds in self.domain.items() if len(kinds) == 1}
 
 
+_DECIDED: dict = {}  # skeleton of a formula -> its decided ranks (see `skeleton`)
+_DECIDED_LIMIT = 4096  # a check file of distinct skeletons must not grow this without end
+
+
+def skeleton(order: list[Node], declared: dict[str, int]) -> tuple:
+    """All that decides ranks about a formula, as a key: the operators (their signatures and
+    operand counts, in post-order, which fixes the tree), the symbols at the leaves, numbers
+    as just numbers, the declared ranks of the symbols that occur, and the order of first
+    appearance.  Formulas that differ only in their literals or columns share it
+    (`x'@A@x + 1*c`, `x'@A@x + 2*c`)."""
+    parts: list = []
+    first: dict[str, int] = {}
+    for n in order:
+        if isinstance(n, Sym):
+            parts.append(n.name)
+            if n.col < first.get(n.name, n.col + 1):
+                first[n.name] = n.col
+        elif isinstance(n, Num):
+            parts.append(0)
+        else:
+            parts.append((_signature(n), len(children(n))))
+    names = tuple(sorted(first, key=first.__getitem__))
+    return (tuple(parts), names, tuple((name, declared[name]) for name in names if name in declared))
+
+
 def decide_ranks(root: Node, declared: dict[str, int], default_rank: Callable[[str], int],
                  kind_rule: KindRule, context: Hashable = None) -> dict[str, int]:
     """The rank of the undeclared symbols of root as their use decides it (see the module
     docstring); a symbol use does not decide (or cannot satisfy) is left out: its default
-    by name stands, and the shape checker reports any mismatch."""
-    uses = Uses(root, declared, default_rank, kind_rule, context)
+    by name stands, and the shape checker reports any mismatch.  Remembered per skeleton:
+    a check file repeats the same shapes of formula with other numbers."""
+    order = _postorder(root)
+    if not any(isinstance(n, Sym) and n.name not in declared for n in order):
+        return {}  # every symbol is declared: nothing to decide, no constraints to build
+    key = (skeleton(order, declared), default_rank, context)
+    found = _DECIDED.get(key)
+    if found is None:
+        found = _decide(root, declared, default_rank, kind_rule, context, order)
+        if len(_DECIDED) >= _DECIDED_LIMIT:
+            _DECIDED.clear()
+        _DECIDED[key] = found
+    return dict(found)
+
+
+def _decide(root, declared, default_rank, kind_rule, context, order) -> dict[str, int]:
+    uses = Uses(root, declared, default_rank, kind_rule, context, order)
     if not uses.names:
         return {}
     try:

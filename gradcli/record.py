@@ -27,10 +27,12 @@ def record(cls):
             names.append(name)
             if name in klass.__dict__:
                 defaults[name] = klass.__dict__[name]
+    count = len(names)
+    fields = tuple(names)
+
     def __init__(self, *args, **kw):
-        if not kw and len(args) == len(names):  # every field given in order: the parser's case
-            for name, value in zip(names, args):
-                object.__setattr__(self, name, value)
+        if not kw and len(args) == count:  # every field given in order: the parser's case
+            self.__dict__.update(zip(fields, args))  # one call, not one per field
             return
         if len(args) > len(names):
             raise TypeError(f"{cls.__name__} takes {len(names)} arguments")
@@ -51,7 +53,8 @@ def record(cls):
     def __repr__(self):
         return f"{cls.__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
 
-    cls.__init__ = __init__
+    if "__init__" not in cls.__dict__:  # a class on a hot path may write its own
+        cls.__init__ = __init__
     if "__repr__" not in cls.__dict__:
         cls.__repr__ = __repr__
     cls._record_fields = tuple(names)

@@ -42,7 +42,7 @@ class Ty:
         raise AttributeError("Ty is immutable")
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Ty) and self.dims == other.dims and self.row == other.row
+        return self is other or (isinstance(other, Ty) and self.dims == other.dims and self.row == other.row)
 
     def __hash__(self) -> int:
         return self._hash

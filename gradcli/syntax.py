@@ -2,6 +2,8 @@
 
 The parser builds these; the shape checker (`infer.py`) turns them into the typed expression
 graph.  Nothing here knows about shapes or derivatives: this is just what the user wrote.
+The nodes a parse makes by the thousand write their own __init__ (plain assignments, no
+generic argument handling); `@record` keeps it and adds the repr.
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ class Num(Node):
     value: float
     text: str
 
+    def __init__(self, col: int, value: float, text: str):
+        self.col, self.value, self.text = col, value, text
+
 
 @record
 class Sym(Node):
     name: str
+
+    def __init__(self, col: int, name: str):
+        self.col, self.name = col, name
 
 
 @record
@@ -34,16 +42,25 @@ class Binary(Node):
     left: Node
     right: Node
 
+    def __init__(self, col: int, op: str, left: Node, right: Node):
+        self.col, self.op, self.left, self.right = col, op, left, right
+
 
 @record
 class Unary(Node):
     op: str  # - or +
     operand: Node
 
+    def __init__(self, col: int, op: str, operand: Node):
+        self.col, self.op, self.operand = col, op, operand
+
 
 @record
 class Transpose(Node):
     operand: Node
+
+    def __init__(self, col: int, operand: Node):
+        self.col, self.operand = col, operand
 
 
 @record
@@ -51,6 +68,9 @@ class Call(Node):
     name: str
     args: tuple[Node, ...]
     deriv: int = 0  # h'(z) has deriv 1: the derivative of an abstract function
+
+    def __init__(self, col: int, name: str, args: tuple, deriv: int = 0):
+        self.col, self.name, self.args, self.deriv = col, name, args, deriv
 
 
 @record
