@@ -70,8 +70,7 @@ def collect_files(paths: list[str]) -> list[str]:
             continue
         p = Path(name)
         if p.is_dir():
-            out.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and
-                       f.suffix.lower() in TEXT_SUFFIXES | MARKDOWN_SUFFIXES)
+            out.extend(_formula_files(p))
         elif p.exists() and not p.is_file() and not _is_stream(p):
             raise GradcliError("usage", f"not a file or directory: {printable(name)}")
         elif not p.exists():
@@ -85,6 +84,25 @@ def collect_files(paths: list[str]) -> list[str]:
             except OSError as exc:
                 raise GradcliError("usage", f"cannot read {printable(name)}: {exc.strerror or exc}") from None
     return out
+
+
+def _formula_files(root: Path) -> list[str]:
+    """Formula files below a folder, sorted; hidden folders and virtual environments are not
+    searched, links to folders are not followed, and a folder that cannot be read is a usage
+    error naming it (a CI job must not pass because part of its tree went unread)."""
+    import os
+
+    def unreadable(exc: OSError) -> None:
+        raise GradcliError("usage", f"cannot read {printable(str(exc.filename))}: {exc.strerror or exc}")
+
+    found = []
+    for folder, subfolders, files in os.walk(root, onerror=unreadable):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")
+                               and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg")))
+        found.extend(os.path.join(folder, f) for f in files
+                     if Path(f).suffix.lower() in TEXT_SUFFIXES | MARKDOWN_SUFFIXES
+                     and os.path.isfile(os.path.join(folder, f)))
+    return sorted(found)
 
 
 def _is_stream(p: Path) -> bool:

@@ -94,13 +94,20 @@ class NonFiniteConstant(ArithmeticError):
     evaluator reports the overflow where it happens."""
 
 
+class IllTyped(AssertionError):
+    """A node whose operands its shape rule refuses.  Built by a derivative rule, it is a bug in
+    gradcli; built inside a simplification hook, it means the rewrite regrouped operands that
+    broadcast only as the user grouped them (`(x'/Y)*x` is not `(x'*x)/Y`), and `make` keeps the
+    node as written instead."""
+
+
 def make(op_name: str, *args: Expr, params: tuple = ()) -> Expr:
     """Build (or find) a node, after its operator's simplification rules."""
     op = OPS[op_name]
     if op.simplify is not None:
         try:
             rewritten = op.simplify(args, params)
-        except NonFiniteConstant:
+        except (NonFiniteConstant, IllTyped):
             rewritten = None
         if rewritten is not None:
             return rewritten
@@ -116,7 +123,7 @@ def make_raw(op_name: str, args: tuple, params: tuple = ()) -> Expr:
     try:
         ty = OPS[op_name].shape(STRICT, tuple(a.ty for a in args), params)
     except (ShapeMsg, DimMismatch) as exc:  # a bug in a derivative rule, never user input
-        raise AssertionError(f"internal shape error building {op_name}: {exc}") from exc
+        raise IllTyped(f"internal shape error building {op_name}: {exc}") from exc
     node = Expr(op_name, args, params, ty)
     _interned[key] = node
     return node

@@ -48,3 +48,42 @@ def test_shape_and_data_options_name_a_bad_symbol_alike(capsys, option):
     rc = main(["grad", "x wrt x", option, "x₁=3"])
     _, err = capsys.readouterr()
     assert rc == 2 and "'x₁' is not a symbol name" in err
+
+
+@pytest.mark.parametrize("formula", ["h'/xx*x wrt x", "x'/Y*x wrt x, Y"])
+def test_a_regrouping_the_operands_do_not_allow_is_not_applied(capsys, formula):
+    # found by the token-soup fuzz: the simplifier regrouped (xᵀ ⊘ Y) ⊙ x as (xᵀ ⊙ x) ⊘ Y, whose
+    # inner product of a row and a column does not broadcast, and ended in an internal error
+    rc = main(["grad", formula, "-s", "x=3", "-s", "xx=2,3", "-s", "Y=2,3", "-s", "h=3", "--random",
+               "--check"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "internal" not in err and out.count("(ok)") >= 1
+
+
+def test_check_skips_hidden_folders_and_virtual_environments(capsys, tmp_path):
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "a.txt").write_text("x +\n")
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "pyvenv.cfg").write_text("home = /usr\n")
+    (tmp_path / "env" / "b.txt").write_text("x +\n")
+    (tmp_path / "c.txt").write_text("x'@x wrt x\n")
+    rc = main(["check", str(tmp_path)])
+    out, _ = capsys.readouterr()
+    assert rc == 0 and out.startswith("1 formula checked")
+
+
+def test_check_names_a_folder_it_cannot_read(capsys, tmp_path, monkeypatch):
+    import os
+
+    (tmp_path / "sub").mkdir()
+    real = os.scandir
+
+    def refuse(path="."):  # root reads every folder: refuse one the way the kernel does
+        if str(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    rc = main(["check", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert rc == 2 and "cannot read" in err and "sub" in err and "internal" not in err
