@@ -72,17 +72,19 @@ class Program:
                 for a in node.args:  # free what no later node needs
                     if self.last_use.get(id(a)) == step and id(a) not in keep:
                         env.pop(id(a), None)
-            if not self.allow_nonfinite and all(_all_finite(xp, v) for v in values.values()):
-                self._check_overflow(xp, env)
+            if not self.allow_nonfinite:
+                self._check_overflow(xp, env, values)
         return [env[id(r)] for r in self.roots]
 
-    def _check_overflow(self, xp, env: dict) -> None:
+    def _check_overflow(self, xp, env: dict, values: dict) -> None:
         """Operators that can fail check themselves (`_one`); a sum or product of finite values
         that overflows (`x*1e200*1e200`) shows only in the result.  With finite inputs a
-        non-finite root is an overflow."""
+        non-finite root is an overflow.  The roots are checked first: the inputs (a data matrix
+        can be most of the memory traffic of a run) are read only when a root is not finite."""
         for root in self.roots:
             value = env[id(root)]
-            if not isinstance(value, O.Deferred) and not _all_finite(xp, value):
+            if (not isinstance(value, O.Deferred) and not _all_finite(xp, value)
+                    and all(_all_finite(xp, v) for v in values.values())):
                 raise math_error(f"overflow (a value beyond float64's range) in {_short(root)} "
                                  "(--allow-nonfinite gives IEEE results)")
 
