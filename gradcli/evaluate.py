@@ -222,6 +222,12 @@ def _short(node: Expr) -> str:
 
 
 def _all_finite(xp, value) -> bool:
+    """Whether every entry is finite.  A sum is finite exactly when no entry is inf or nan (or
+    when the entries' sum overflows: then the entries are looked at one by one), and it needs no
+    temporary array: on a large Jacobian the check costs one read instead of a read, a boolean
+    array and a second read."""
+    if bool(xp.isfinite(xp.sum(value))):
+        return True
     return bool(xp.all(xp.isfinite(value)))
 
 
