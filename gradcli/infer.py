@@ -21,7 +21,7 @@ from .errors import GradcliError, parse_error, shape_error
 from .expr import OPS, Expr, ShapeMsg, make, make_raw, topological
 from .ranks import decide_ranks, is_fixed
 from .shapes import SCALAR, DimMismatch, DimVar, Ty, Unifier, fmt_dims
-from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary
+from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
 
 SCALAR_NAMES = set("abcdefg") | {"alpha", "beta", "gamma", "delta", "eps", "lam", "lambda", "mu",
                                  "nu", "rho", "sigma", "tau", "eta"}
@@ -440,16 +440,7 @@ def _built_children(node: Node) -> tuple:
 
 def _postorder(root: Node) -> list:
     """Every subtree of root that is built, children (left to right) before parents."""
-    out: list = []
-    stack: list = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            out.append(node)
-            continue
-        stack.append((node, True))
-        stack.extend((c, False) for c in reversed(_built_children(node)))
-    return out
+    return postorder(root, _built_children)
 
 
 def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:

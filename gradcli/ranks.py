@@ -27,7 +27,7 @@ from __future__ import annotations
 from itertools import product
 from typing import Callable
 
-from .syntax import Binary, Call, Keyword, Node, Norm, Num, Sym, Transpose, Unary
+from .syntax import Binary, Call, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
 
 KIND_RANK = {"S": 0, "C": 1, "R": 1, "M": 2}
 RANK_KIND = {0: "S", 1: "C", 2: "M"}
@@ -120,17 +120,7 @@ def template(node: Node, kinds: tuple) -> tuple[Node, dict]:
 
 
 def _postorder(root: Node) -> list[Node]:
-    """Operands before the nodes that use them; iterative (formulas nest thousands deep)."""
-    out: list[Node] = []
-    stack: list[tuple[Node, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            out.append(node)
-            continue
-        stack.append((node, True))
-        stack.extend((c, False) for c in reversed(children(node)))
-    return out
+    return postorder(root, children)
 
 
 class Unsatisfiable(Exception):

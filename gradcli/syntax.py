@@ -102,3 +102,19 @@ class Formula:
     expr: Node
     wrt: tuple[tuple[str, int], ...] = ()
     where: tuple[Decl, ...] = ()
+
+
+def postorder(root: Node, children) -> list[Node]:
+    """Every node under root that `children` reaches, operands before the nodes that use them;
+    iterative, because formulas nest thousands deep (shape inference and rank decision both walk
+    the tree this way, each with its own notion of which children count)."""
+    out: list[Node] = []
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            out.append(node)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in reversed(children(node)))
+    return out
