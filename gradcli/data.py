@@ -19,7 +19,7 @@ import struct
 import warnings
 import zipfile
 
-from .errors import GradcliError, data_error
+from .errors import GradcliError, data_error, printable
 
 CHUNK = 16 * 1024 ** 2  # bytes per read
 MAX_ENTRIES = 2 ** 62 // 8  # no array dimension product beyond what numpy can index
@@ -34,15 +34,6 @@ def _np():
     import numpy
 
     return numpy
-
-
-def printable(text: str) -> str:
-    """A name read from a file, safe to print: control and non-printing characters escaped."""
-    try:
-        from .errors import printable as shared
-    except ImportError:
-        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-    return shared(text)
 
 
 # ----------------------------------------------------------------------------- headers
