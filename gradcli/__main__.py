@@ -1,8 +1,6 @@
 """`python -m gradcli`: the same process as the `gradcli` command (see gradcli.process)."""
 
-import sys
-
-from gradcli.process import main
+from gradcli.process import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -178,7 +178,7 @@ def _say(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The console script and `python -m gradcli`: the command, inside the process guarantees."""
+    """The command, inside the process guarantees; returns the exit code (`run` ends the process)."""
     from .errors import OutputError
 
     signals = _Signals()
@@ -215,6 +215,20 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signals.received
     _flush_quietly()
     return rc
+
+
+def run() -> None:
+    """The console script and `python -m gradcli`: `main`, then the process ends at once.
+
+    Why not return to the interpreter: its shutdown puts the default action back on every signal
+    that has a Python handler before it exits, so a Ctrl-C in that last moment would kill the
+    process by the signal, without the promised one-line message, after the run was complete.
+    Everything gradcli writes is flushed and closed by the time `main` returns, and nothing is
+    left for the interpreter's shutdown to do (no atexit work, no temporary files), so leaving
+    with `os._exit` loses nothing and keeps the guarantee to the last instruction."""
+    rc = main()
+    _flush_quietly()
+    os._exit(rc if isinstance(rc, int) and 0 <= rc <= 255 else EXIT_FAILURE)
 
 
 def _flush_quietly() -> None:
