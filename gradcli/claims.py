@@ -52,7 +52,7 @@ class Verdict:
     difference: str | None = None  # ASCII gradcli syntax of the difference, when it has a form
     max_rel_error: float | None = None
     same_tree: bool = False
-    draws: list = Factory(list)
+    draws: list = Factory(default_factory=list)
     chain: dict | None = None  # --steps: the factors of a product claim and their shapes
 
     @property

@@ -103,7 +103,7 @@ def squeezed_symbol(x: Expr) -> Expr:
     return O.sym(x.params[0], ty)
 
 
-def _squeeze_node(n: Expr, args: tuple) -> Expr:
+def _squeeze_node(n: Expr, args: tuple[Expr, ...]) -> Expr:
     if n.op == "sym":
         return squeezed_symbol(n)
     if n.op == "fill":

@@ -6,6 +6,8 @@ A `GradcliError` knows its kind (the JSON `error.kind` of SPEC §2), the column 
 
 from __future__ import annotations
 
+from typing import Any
+
 # Characters a terminal acts on rather than shows: C0 controls (escape sequences start with ESC),
 # DEL, C1 controls (CSI is U+009B), line and paragraph separators, and the bidirectional
 # formatting characters that reorder what is shown ("Trojan Source").  Lone surrogates (a file
@@ -88,7 +90,7 @@ class GradcliError(Exception):
         pad = "".join("\t" if ch == "\t" else " " * len(printable(ch)) for ch in line[: column - 1])
         return f"  {printable(line)}\n  {pad}^\nerror: {printable(self.message)}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, dict[str, Any]]:
         return {"error": {"kind": self.kind, "message": self.message,
                           "line": self.line if self.column is not None else None,
                           "column": self.column}}

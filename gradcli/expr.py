@@ -13,10 +13,20 @@ the shape with the operator's own shape rule, and interns the result.
 from __future__ import annotations
 
 import weakref
-from .record import Factory, record
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from .record import Factory, record
 from .shapes import STRICT, DimMismatch, Ty
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    # The array namespace numeric code computes with (`numpy`, or a wrapper of it) and its
+    # values (arrays and scalars): gradcli never names numpy's types, xp decides them.
+    Namespace: TypeAlias = Any
+    Array: TypeAlias = Any
+    # An operator's settings (an axis, a norm's order, a constant's value, a symbol's name).
+    Params: TypeAlias = tuple[Any, ...]
 
 
 class ShapeMsg(Exception):
@@ -40,8 +50,8 @@ class Op:
     name: str
     shape: Callable[..., Ty]
     impl: Callable[..., Any]
-    vjp: tuple = ()
-    notation: dict = Factory(dict)
+    vjp: tuple[Callable[[Expr, Expr], Expr], ...] = ()
+    notation: dict[str, Any] = Factory(default_factory=dict)
     simplify: Optional[Callable[..., Optional["Expr"]]] = None
     fails: str = ""
     emit: Any = None
@@ -60,8 +70,9 @@ class Expr:
     """A node of the typed graph. Never construct directly: use `make` (or ops' helpers)."""
 
     __slots__ = ("op", "args", "params", "ty", "size", "__weakref__")
+    size: int  # nodes in the tree below, this one included
 
-    def __init__(self, op: str, args: tuple, params: tuple, ty: Ty):
+    def __init__(self, op: str, args: tuple[Expr, ...], params: Params, ty: Ty):
         self.op = op
         self.args = args
         self.params = params
@@ -82,10 +93,11 @@ class Expr:
 
     @property
     def value(self) -> float:
-        return self.params[0]
+        value: float = self.params[0]  # a constant's only setting
+        return value
 
 
-_interned: "weakref.WeakValueDictionary[tuple, Expr]" = weakref.WeakValueDictionary()
+_interned: weakref.WeakValueDictionary[tuple[str, tuple[Expr, ...], Params], Expr] = weakref.WeakValueDictionary()
 
 
 class NonFiniteConstant(ArithmeticError):
@@ -101,7 +113,7 @@ class IllTyped(AssertionError):
     node as written instead."""
 
 
-def make(op_name: str, *args: Expr, params: tuple = ()) -> Expr:
+def make(op_name: str, *args: Expr, params: Params = ()) -> Expr:
     """Build (or find) a node, after its operator's simplification rules."""
     op = OPS[op_name]
     if op.simplify is not None:
@@ -114,7 +126,7 @@ def make(op_name: str, *args: Expr, params: tuple = ()) -> Expr:
     return make_raw(op_name, args, params)
 
 
-def make_raw(op_name: str, args: tuple, params: tuple = ()) -> Expr:
+def make_raw(op_name: str, args: tuple[Expr, ...], params: Params = ()) -> Expr:
     """Build a node exactly as given (no rewriting); the shape rule still checks it."""
     key = (op_name, args, params)
     found = _interned.get(key)

@@ -43,8 +43,8 @@ MAX_INDICES = 300  # summation indices in all terms together
 @record
 class Term:
     coef: float
-    factors: list = Factory(list)  # ("t", text, idx, expr) | ("d", a, b) | ("v", idx)
-    sums: list = Factory(list)
+    factors: list = Factory(default_factory=list)  # ("t", text, idx, expr) | ("d", a, b) | ("v", idx)
+    sums: list = Factory(default_factory=list)
 
 
 def _derive(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str):

@@ -9,9 +9,13 @@ a number *and* learns that another subgradient would have been as right.
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .expr import Array, Expr, Namespace
 
 
-def warn_nondifferentiable(where: str, arg, choice: str) -> None:
+def warn_nondifferentiable(where: str, arg: Expr, choice: str) -> None:
     """where: a template whose {0} is the argument's text, e.g. "max({0}) at a tie"."""
     from .render import render
 
@@ -21,7 +25,7 @@ def warn_nondifferentiable(where: str, arg, choice: str) -> None:
                   RuntimeWarning, stacklevel=2)
 
 
-def tied(xp, values, top) -> bool:
+def tied(xp: Namespace, values: Array, top: Array) -> bool:
     """More than one entry of `values` equals the extreme `top` (to rounding)."""
     scale = float(abs(top)) or 1.0
     return int(xp.sum(xp.abs(values - top) <= 1e-12 * scale)) > 1

@@ -13,15 +13,20 @@ from __future__ import annotations
 import math
 import re
 
-from .expr import OPS, Expr, Op, ShapeMsg, make, make_raw, register
+from .expr import OPS as OPS, Expr, Op, ShapeMsg, make as make, make_raw, register
 from .shaperules import (broadcast_shape, matmul_shape, pow_shape, same_shape, square_to, sum_shape,
                          to_scalar, vector_only)
 from .shapes import SCALAR, STRICT, DimMismatch, col, mat
-from .simplify import (IN_DERIVATIVE, _fold, _simplify_add, _simplify_det, _simplify_div,  # noqa: F401
-                       _simplify_fill, _simplify_inv, _simplify_log, _simplify_logdet, _simplify_matmul,
-                       _simplify_mul, _simplify_pow, _simplify_sqrt, _simplify_sum, _simplify_T, _simplify_tr, add,
-                       const, div, eye, fill, fn, is_one, is_zero, like, matmul, mm, mul, neg, power,
-                       scale, split_coef, sub, summ, sym, unbroadcast, zeros, T)
+from .simplify import (_fold, _simplify_add, _simplify_det, _simplify_div, _simplify_fill, _simplify_inv,
+                       _simplify_log, _simplify_logdet, _simplify_matmul, _simplify_mul, _simplify_pow,
+                       _simplify_sqrt, _simplify_sum, _simplify_T, _simplify_tr)
+# the smart constructors, re-exported: `ops.add`, `ops.mul`, ... are the one way to build nodes
+from .simplify import (IN_DERIVATIVE as IN_DERIVATIVE, T as T, add as add, const as const,  # noqa: F401
+                       div as div, eye as eye, fill as fill, fn as fn, is_one as is_one,
+                       is_zero as is_zero, like as like, matmul as matmul, mm as mm, mul as mul,
+                       neg as neg, power as power, scale as scale, split_coef as split_coef,
+                       sub as sub, summ as summ, sym as sym, unbroadcast as unbroadcast,
+                       zeros as zeros)
 
 # ----------------------------------------------------------------- precedence of notation
 ADD, MUL, JUXT, NEG, POW, POST, ATOM = 1, 2, 3, 2, 4, 5, 6

@@ -32,6 +32,9 @@ class Ty:
     """The shape of an expression; `row` marks a transposed vector.  Immutable, compared by value."""
 
     __slots__ = ("dims", "row", "_hash")
+    dims: tuple[Dim, ...]  # set once, in __init__
+    row: bool
+    _hash: int
 
     def __init__(self, dims: tuple, row: bool = False):
         object.__setattr__(self, "dims", tuple(dims))
