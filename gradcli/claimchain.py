@@ -3,12 +3,19 @@ factor with gradcli's own formula, and where the chain first goes wrong."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 
-def _dims_json(dims: tuple) -> list:
+if TYPE_CHECKING:
+    from .api import Derivative
+    from .expr import Expr
+    from .shapes import Dim
+
+
+def _dims_json(dims: tuple[Dim, ...]) -> list[int | str]:
     return [d if isinstance(d, int) else str(d) for d in dims]
 
 
-def chain_report(claim, d, what: str) -> dict | None:
+def chain_report(claim: Expr, d: Derivative, what: str) -> dict[str, Any] | None:
     """For a claim written as a product (a chain of Jacobians): each factor's shape next to the
     factors of gradcli's own formula, and the first factor whose shape differs; None when the
     claim is not a product."""
@@ -22,7 +29,7 @@ def chain_report(claim, d, what: str) -> dict | None:
     shown = d.shown()
     theirs = _factors(shown) if shown is not None else []
 
-    def side(fs):
+    def side(fs: list[Expr]) -> list[dict[str, Any]]:
         return [{"factor": render(f, "ascii"), "text": render(f, "unicode"), "shape": _dims_json(f.ty.full_dims)}
                 for f in fs]
     first = next((i for i, (a, b) in enumerate(zip(mine, theirs))
@@ -30,7 +37,7 @@ def chain_report(claim, d, what: str) -> dict | None:
     if first is None and len(mine) != len(theirs) and theirs:
         first = min(len(mine), len(theirs))
 
-    def line(fs, result) -> str:
+    def line(fs: list[Expr], result: tuple[Dim, ...]) -> str:
         return " · ".join(f"{render(f, 'unicode')} {fmt_dims(f.ty.full_dims)}" for f in fs) + \
             f" = {fmt_dims(result)}"
     lines = [f"chain of the claim: {line(mine, claim.ty.full_dims)}"]
@@ -48,7 +55,7 @@ def chain_report(claim, d, what: str) -> dict | None:
             "first_difference": None if first is None else first + 1, "lines": lines}
 
 
-def _factors(e) -> list:
+def _factors(e: Expr) -> list[Expr]:
     """The factors of a matrix product, scalar constants dropped (−2·XᵀG is Xᵀ · G)."""
     while e.op == "mul" and e.args[0].is_const:
         e = e.args[1]
@@ -57,10 +64,10 @@ def _factors(e) -> list:
     return [e]
 
 
-def _rows(f):
+def _rows(f: Expr) -> Dim | None:
     dims = f.ty.full_dims
     return dims[0] if dims else None
 
 
-def _rows_of(dims: tuple):
+def _rows_of(dims: tuple[Dim, ...]) -> Dim | None:
     return dims[0] if len(dims) == 2 else None

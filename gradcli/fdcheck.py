@@ -10,12 +10,17 @@ symbolic derivative.  The error reported is norm-wise relative over the sampled 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .expr import Array
+
+    Function = Callable[[dict[str, Array]], Array]  # the values of the symbols → f's value
 
 TOLERANCE = 1e-5
 
 
-def relative_error(approx, exact, floor: float = 1e-12) -> float:
+def relative_error(approx: Array, exact: Array, floor: float = 1e-12) -> float:
     """Over the entries where both are finite (others exist only under --allow-nonfinite,
     where the user accepted them); NaN when there is no such entry."""
     import numpy as np
@@ -30,8 +35,8 @@ def relative_error(approx, exact, floor: float = 1e-12) -> float:
     return float(np.max(np.abs(approx - exact), initial=0.0)) / scale
 
 
-def finite_difference(f: Callable[[dict], Any], values: dict, name: str, max_coords: int = 64,
-                      seed: int = 0, on_step: Callable[[], None] | None = None):
+def finite_difference(f: Function, values: dict[str, Array], name: str, max_coords: int = 64,
+                      seed: int = 0, on_step: Callable[[], None] | None = None) -> tuple[Array, Array]:
     """(indices, fd) where fd[k] approximates ∂f/∂x at flat index indices[k] (f may be an array:
     then fd[k] has f's shape)."""
     import numpy as np
@@ -55,7 +60,8 @@ def finite_difference(f: Callable[[dict], Any], values: dict, name: str, max_coo
     return idx, np.array(out)
 
 
-def check_derivative(f: Callable[[dict], Any], values: dict, name: str, derivative, **kw) -> float:
+def check_derivative(f: Function, values: dict[str, Array], name: str, derivative: Array,
+                     max_coords: int = 64, seed: int = 0, on_step: Callable[[], None] | None = None) -> float:
     """Max relative error between a derivative in base layout (shape(f) + shape(x); a gradient
     has the shape of x) and finite differences of f."""
     import numpy as np
@@ -63,14 +69,13 @@ def check_derivative(f: Callable[[dict], Any], values: dict, name: str, derivati
     x_size = np.asarray(values[name]).size
     if x_size == 0 or np.asarray(derivative).size == 0:
         return 0.0  # an empty derivative has no entry that could be wrong
-    idx, fd = finite_difference(f, values, name, **kw)
+    idx, fd = finite_difference(f, values, name, max_coords=max_coords, seed=seed, on_step=on_step)
     exact = np.asarray(derivative, dtype=float).reshape(-1, x_size)[:, idx].T  # (K, size of f)
     fd = fd.reshape(len(idx), -1)
     return relative_error(fd, exact, noise_floor(f(values)))
 
 
-
-def noise_floor(f_value) -> float:
+def noise_floor(f_value: Array) -> float:
     import numpy as np
 
     f_value = np.asarray(f_value, dtype=float)

@@ -23,9 +23,15 @@ import errno
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from .errors import OutputError
 
 EXIT_FAILURE = 1
-_NAMES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+_NAMES: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 
 class Terminated(BaseException):
@@ -36,7 +42,7 @@ class Terminated(BaseException):
 class _Signals:
     """The signal handlers of one run, and the first signal received."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.received: int | None = None
         self.handled: list[int] = []
 
@@ -50,7 +56,7 @@ class _Signals:
             except (ValueError, OSError):  # not the main thread, or a platform without it
                 pass
 
-    def on_signal(self, signum, frame) -> None:
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:  # a second signal while unwinding: leave now
             self.leave_now(signum, frame)
         self.received = signum
@@ -58,7 +64,7 @@ class _Signals:
             raise KeyboardInterrupt
         raise Terminated
 
-    def leave_now(self, signum, frame) -> None:
+    def leave_now(self, signum: int, frame: FrameType | None) -> NoReturn:
         os._exit(128 + (self.received or signum))
 
     def finish(self) -> None:
@@ -74,11 +80,11 @@ class _Guarded:
     """A standard stream whose write failures become `OutputError` (so they can be told apart
     from an error in gradcli itself); everything else is the stream's own."""
 
-    def __init__(self, stream, name: str):
+    def __init__(self, stream: TextIO, name: str):
         self._stream = stream
         self._name = name
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
         except UnicodeError:  # a character the stream's encoding lacks: the printer's to handle
@@ -86,7 +92,7 @@ class _Guarded:
         except (OSError, ValueError) as exc:
             raise _output_error(self._name, exc) from None
 
-    def flush(self):
+    def flush(self) -> None:
         try:
             return self._stream.flush()
         except UnicodeError:
@@ -94,7 +100,7 @@ class _Guarded:
         except (OSError, ValueError) as exc:
             raise _output_error(self._name, exc) from None
 
-    def __getattr__(self, attr):
+    def __getattr__(self, attr: str) -> Any:
         return getattr(self._stream, attr)
 
 
@@ -107,22 +113,22 @@ class _Closed:
     def __init__(self, name: str):
         self._name = name
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         from .errors import OutputError
 
         raise OutputError(self._name, "it is closed")
 
-    def flush(self):
+    def flush(self) -> None:
         pass
 
-    def isatty(self):
+    def isatty(self) -> bool:
         return False
 
-    def fileno(self):
+    def fileno(self) -> int:
         raise OSError(errno.EBADF, "closed")
 
 
-def _output_error(name: str, exc: Exception):
+def _output_error(name: str, exc: Exception) -> OutputError:
     from .errors import OutputError
 
     if isinstance(exc, OSError):

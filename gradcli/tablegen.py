@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import zlib
+from typing import Any
 
 from .lalr import FORMAT, REGENERATE, TABLES_FILE
 
 
-def build_tables(grammar: str) -> dict:
+def build_tables(grammar: str) -> dict[str, Any]:
     """Everything the runtime needs, from Lark, as plain JSON-able data."""
     from lark import Lark
+    from lark.grammar import Terminal
 
     lark = Lark(grammar, parser="lalr", lexer="basic")
     lexer = lark.parser.lexer
@@ -23,9 +25,9 @@ def build_tables(grammar: str) -> dict:
     rules = list(lark.rules)
     index = {id(r): n for n, r in enumerate(rules)}
     number = _canonical_numbering(table.states, table.start_states["start"])
-    states = {}
+    states: dict[int, dict[str, list[int]]] = {}
     for state, actions in table.states.items():
-        row = {}
+        row: dict[str, list[int]] = {}
         for term, (action, arg) in sorted(actions.items()):
             shift = action.name == "Shift"
             row[term] = [0, number[arg]] if shift else [1, index[id(arg)]]
@@ -44,12 +46,13 @@ def build_tables(grammar: str) -> dict:
             "inline": r.origin.name.startswith("_"),  # spliced into the parent (`_rule`)
             "expand1": bool(r.options.expand1 and not r.alias),  # `?rule` with one child: the child
             "keep": [[i, (not s.is_term) and s.name.startswith("_")] for i, s in enumerate(r.expansion)
-                     if r.options.keep_all_tokens or not (s.is_term and s.filter_out)],
+                     if r.options.keep_all_tokens or not (isinstance(s, Terminal) and s.filter_out)],
         } for r in rules],
     }
 
 
-def _canonical_numbering(states: dict, start) -> dict:
+def _canonical_numbering(states: dict[Any, dict[str, tuple[Any, Any]]],
+                         start: Any) -> dict[Any, int]:
     """State → number, breadth-first from the start state, successors by symbol name: the
     numbering depends on the automaton only, not on the order Lark happened to build it in."""
     number = {start: 0}
