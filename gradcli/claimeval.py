@@ -12,7 +12,12 @@ different smooth builtin at each draw, so a claim is not accepted for one functi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .record import record
+
+if TYPE_CHECKING:
+    from .api import Derivative
 
 DRAWS = 4  # seeds 0..3: two at the first size set, two at the second
 TOLERANCE = 1e-7  # relative (max-norm) error under which two values count as equal
@@ -296,7 +301,7 @@ def _addends(n) -> list:
     return [x for a in n.args for x in _addends(a)] if n.op == "add" else [n]
 
 
-def alternate(d):
+def alternate(d: Derivative) -> Derivative | None:
     """The same derivative in the other layout, or None where both layouts are one shape."""
     from .api import Derivative, derivative_dims
 

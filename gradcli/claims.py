@@ -27,10 +27,18 @@ nodes are hash-consed, so identity is equality), but the numbers decide.
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 from .claimchain import chain_report
 from .claimeval import TOLERANCE, Evaluator, alternate, parse_claim, rel_error, same_dims
 from .record import Factory, record
+
+if TYPE_CHECKING:
+    from .api import Derivative, Problem
+    from .checkfiles import Entry
+    from .claimeval import Draw
+    from .expr import Array, Expr
+    from .shapes import Dim
 
 CLOSE = 1e-4  # under this, "nearly equal": a constant rounded (0.333 for 1/3)
 LAYOUT_WORDS = {"gradient": "gradient layout", "numerator": "numerator layout",
@@ -46,14 +54,14 @@ class Verdict:
     verdict: str
     message: str  # unicode, for people
     layout: str  # the layout the claim was read in
-    claim_shape: tuple
-    expected_shape: tuple
+    claim_shape: tuple[Dim, ...]
+    expected_shape: tuple[Dim, ...]
     factor: float | None = None
     difference: str | None = None  # ASCII gradcli syntax of the difference, when it has a form
     max_rel_error: float | None = None
     same_tree: bool = False
-    draws: list = Factory(default_factory=list)
-    chain: dict | None = None  # --steps: the factors of a product claim and their shapes
+    draws: list[Draw] = Factory(default_factory=list)
+    chain: dict[str, Any] | None = None  # --steps: the factors of a product claim and their shapes
 
     @property
     def ok(self) -> bool:
@@ -62,7 +70,7 @@ class Verdict:
     def chain_lines(self) -> list[str]:
         return list((self.chain or {}).get("lines", []))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "ok": self.ok, "message": self.message,
                 "layout": self.layout, "shape": _dims_json(self.claim_shape),
                 "expected_shape": _dims_json(self.expected_shape), "factor": self.factor,
@@ -74,7 +82,7 @@ class Verdict:
                    if self.chain is not None else {})}
 
 
-def _dims_json(dims: tuple) -> list:
+def _dims_json(dims: tuple[Dim, ...]) -> list[int | str]:
     return [d if isinstance(d, int) else str(d) for d in dims]
 
 
@@ -113,7 +121,7 @@ def _named(spec: str, names: list[str]) -> tuple[str | None, str]:
 
 
 # ----------------------------------------------------------------------------- comparing
-def _ratio(c, d) -> float | None:
+def _ratio(c: Array, d: Array) -> float | None:
     """The least-squares k with c ≈ k·d, when c is a multiple of d (None otherwise)."""
     import numpy as np
 
@@ -124,8 +132,15 @@ def _ratio(c, d) -> float | None:
     return k if rel_error(c, k * d) <= TOLERANCE * 10 else None
 
 
-def _same(ks: list) -> bool:
-    return all(k is not None for k in ks) and all(abs(k - ks[0]) <= 1e-6 * max(1.0, abs(ks[0])) for k in ks)
+def _common(ks: list[float | None]) -> float | None:
+    """The factor every ratio in ks is (to 1e-6), or None when some ratio is None or another."""
+    first = ks[0]
+    if first is None:
+        return None
+    known = [k for k in ks if k is not None]
+    if len(known) < len(ks) or any(abs(k - first) > 1e-6 * max(1.0, abs(first)) for k in known):
+        return None
+    return first
 
 
 def factor_text(k: float, style: str = "unicode") -> str:
@@ -156,7 +171,7 @@ class _Reading:
     max_rel_error: float | None = None
 
 
-def compare(ev: Evaluator, name: str, claim, d, wrt_label: str) -> _Reading:
+def compare(ev: Evaluator, name: str, claim: Expr, d: Derivative, wrt_label: str) -> _Reading:
     """Claim `name` (symbolically `claim`) against derivative d read in d.layout, at every draw."""
     import numpy as np
 
@@ -185,15 +200,16 @@ def compare(ev: Evaluator, name: str, claim, d, wrt_label: str) -> _Reading:
     if all(float(np.max(np.abs(c), initial=0.0)) == 0.0 for c in C):
         return _Reading("wrong", f"wrong: the claim is 0, {wrt_label} is not", max_rel_error=worst)
     ratios = [_ratio(c, x) for c, x in zip(C, D)]
-    if _same(ratios):
-        k = ratios[0]
+    k = _common(ratios)
+    if k is not None:
         what = "the sign is wrong (off by a factor −1)" if abs(k + 1) < 1e-9 else \
             f"off by a constant factor {factor_text(k)}"
         return _Reading("factor", f"{what}: the claim is {factor_text(k)} × {wrt_label}",
                         factor=k, max_rel_error=worst)
-    if all(r is not None for r in ratios):
-        at = ", ".join(f"{factor_text(r)} at {_sizes_text(ev.draws[k].sizes)}" for k, r in enumerate(ratios)
-                       if k == 0 or not _same([ratios[k - 1], r]))
+    known = [r for r in ratios if r is not None]
+    if len(known) == len(ratios):
+        at = ", ".join(f"{factor_text(r)} at {_sizes_text(ev.draws[i].sizes)}" for i, r in enumerate(known)
+                       if i == 0 or _common([known[i - 1], r]) is None)
         return _Reading("size_factor", f"off by a factor that changes with the sizes ({at}): a size "
                                        "(n, or 1/n as in a mean) is lost or extra", max_rel_error=worst)
     term = _one_term(ev, name, claim, d, C, D, wrt_label)
@@ -206,15 +222,17 @@ def compare(ev: Evaluator, name: str, claim, d, wrt_label: str) -> _Reading:
                              f"difference is not a term of {wrt_label}", max_rel_error=worst)
 
 
-def _numeric_shown(ev: Evaluator, name: str, layout: str) -> list:
-    out = []
+def _numeric_shown(ev: Evaluator, name: str, layout: str) -> list[Expr | None]:
+    out: list[Expr | None] = []
     for ds in ev.derivs:
         d = ds[name] if ds[name].layout == layout else alternate(ds[name])
+        assert d is not None, "asked for the other layout of a derivative that has one only"
         out.append(d.shown())
     return out
 
 
-def _one_term(ev: Evaluator, name: str, claim, d, C, D, wrt_label: str):
+def _one_term(ev: Evaluator, name: str, claim: Expr, d: Derivative, C: list[Array], D: list[Array],
+              wrt_label: str) -> tuple[str, str, str] | None:
     """(verdict, message, difference) when claim − derivative is one term of either (missing,
     extra, or with another sign or factor), or one term transposed; None otherwise."""
     from . import simplify as S
@@ -230,10 +248,9 @@ def _one_term(ev: Evaluator, name: str, claim, d, C, D, wrt_label: str):
             values = [_broadcast(v, c.shape) for v, c in zip(values, C)]
         except ValueError:
             continue
-        ratios = [_ratio(df, v) for df, v in zip(diffs, values)]
-        if not _same(ratios):
+        k = _common([_ratio(df, v) for df, v in zip(diffs, values)])
+        if k is None:
             continue
-        k = ratios[0]
         text = render(t, "unicode")
         if whose == "claim" and abs(k - 1) < 1e-9:
             return "term", f"an extra term: the claim has {text}, which {wrt_label} has not", render(t, "ascii")
@@ -262,18 +279,18 @@ def _one_term(ev: Evaluator, name: str, claim, d, C, D, wrt_label: str):
     return None
 
 
-def _broadcast(v, shape):
+def _broadcast(v: Array, shape: tuple[int, ...]) -> Array:
     import numpy as np
 
     return np.broadcast_to(v, shape)
 
 
-def _sizes_text(sizes: dict) -> str:
+def _sizes_text(sizes: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "the given sizes"
 
 
 def _draws_text(ev: Evaluator) -> str:
-    sets = []
+    sets: list[dict[str, int]] = []
     for d in ev.draws:
         if d.sizes not in sets:
             sets.append(d.sizes)
@@ -282,7 +299,7 @@ def _draws_text(ev: Evaluator) -> str:
 
 
 # ----------------------------------------------------------------------------- layouts
-def label(d) -> str:
+def label(d: Derivative) -> str:
     from .render import pretty_name
 
     if d.kind == "hessian":
@@ -293,13 +310,13 @@ def label(d) -> str:
     return f"∂f/∂{pretty_name(d.wrt, 'unicode')}"
 
 
-def judge(d, name: str, claim, ev: Evaluator) -> Verdict:
+def judge(d: Derivative, name: str, claim: Expr, ev: Evaluator) -> Verdict:
     """The verdict on claim `name` (typed symbolically: `claim`) for the derivative d."""
     from .shapes import fmt_dims
 
     what = label(d)
     shape = claim.ty.full_dims
-    base = dict(wrt=d.wrt, label=what, claim_shape=shape, expected_shape=d.shape, draws=ev.draws,
+    base: dict[str, Any] = dict(wrt=d.wrt, label=what, claim_shape=shape, expected_shape=d.shape, draws=ev.draws,
                 same_tree=d.expr is not None and claim is d.shown())
     alt = alternate(d)
     if same_dims(shape, d.shape) or shape == ():  # a scalar claim stands for a constant array
@@ -329,7 +346,7 @@ def judge(d, name: str, claim, ev: Evaluator) -> Verdict:
                    message=f"wrong shape: the claim is {fmt_dims(shape)}; {what} is {layouts}", **base)
 
 
-def _as_diagonal(ev: Evaluator, name: str, claim, d, what: str) -> str | None:
+def _as_diagonal(ev: Evaluator, name: str, claim: Expr, d: Derivative, what: str) -> str | None:
     """A vector claim for a square Jacobian that is diag(claim): the element-wise derivative
     written where the Jacobian was asked for."""
     import numpy as np
@@ -351,9 +368,10 @@ class ClaimChecker:
     """Judges claims about the derivatives of one formula (analysed with the same options as
     `analyze`), all at the same draws; `claims` given up front also choose the draws' domain."""
 
-    def __init__(self, text: str, shapes: dict | None = None, wrt=None, layout: str | None = None,
-                 data_shapes: dict | None = None, fns: dict | None = None, hessian: bool = False,
-                 claims: dict[str, str] | None = None):
+    def __init__(self, text: str, shapes: dict[str, tuple[Dim, ...]] | None = None,
+                 wrt: list[str] | None = None, layout: str | None = None,
+                 data_shapes: dict[str, tuple[int, ...]] | None = None, fns: dict[str, str] | None = None,
+                 hessian: bool = False, claims: dict[str, str] | None = None):
         from .api import analyze
         from .errors import GradcliError
 
@@ -385,8 +403,9 @@ class ClaimChecker:
         return judge(self.derivs[name], key, self.exprs[key], self.ev)
 
 
-def check_claims(text: str, claims: dict[str, str], shapes: dict | None = None, wrt=None,
-                 layout: str | None = None, data_shapes: dict | None = None, fns: dict | None = None,
+def check_claims(text: str, claims: dict[str, str], shapes: dict[str, tuple[Dim, ...]] | None = None,
+                 wrt: list[str] | None = None, layout: str | None = None,
+                 data_shapes: dict[str, tuple[int, ...]] | None = None, fns: dict[str, str] | None = None,
                  hessian: bool = False, steps: bool = False) -> list[Verdict]:
     """Judge each claimed derivative {wrt: claim text} of the formula `text`; the Hessian
     blocks with hessian."""
@@ -398,7 +417,7 @@ def check_claims(text: str, claims: dict[str, str], shapes: dict | None = None, 
 _SHAPE_SPEC = r"^\s*(scalar|\(\s*(\w+\s*(,\s*\w+\s*)*,?)?\)|\w+|\d+\s*[x×]\s*\d+)\s*$"
 
 
-def is_claim(spec: str, problem) -> bool:
+def is_claim(spec: str, problem: Problem) -> bool:
     """In a check file's `NAME: ...`, a shape is `()`, `(n,)`, `(m, n)`, `scalar`, `3x4` or a
     bare dimension name; anything else (or a bare name of one of the formula's symbols: the
     claim ∂f/∂x = a) is a claimed derivative."""
@@ -409,7 +428,7 @@ def is_claim(spec: str, problem) -> bool:
     return spec.strip() in problem.symbols
 
 
-def check_file_claim(entry, name: str, spec: str, details: dict) -> tuple[str, int] | None:
+def check_file_claim(entry: Entry, name: str, spec: str, details: dict[str, Any]) -> tuple[str, int] | None:
     """A derivative stated in a check file: None when correct, else (message, column)."""
     from .errors import GradcliError
 
@@ -422,7 +441,7 @@ def check_file_claim(entry, name: str, spec: str, details: dict) -> tuple[str, i
     return None if verdict.ok else (f"claim {verdict.label}: {verdict.message}", column)
 
 
-def _column_of(entry, name: str, spec: str) -> int:
+def _column_of(entry: Entry, name: str, spec: str) -> int:
     """The 1-based column of the claim's first character in its file line."""
     import re
     from itertools import islice
