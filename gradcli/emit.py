@@ -178,7 +178,7 @@ class Codegen:
     def symbol(self, name: str) -> str:
         return self.symbols[name]
 
-    literal = staticmethod(literal)
+    literal: staticmethod[[float], str] = staticmethod(literal)
 
     def dim(self, d) -> str:
         if isinstance(d, int):

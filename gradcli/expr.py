@@ -13,13 +13,17 @@ the shape with the operator's own shape rule, and interns the result.
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable
 
 from .record import Factory, record
 from .shapes import STRICT, DimMismatch, Ty
 
-if TYPE_CHECKING:
-    from typing import TypeAlias
+if TYPE_CHECKING:  # the types of an operator's parts, for checkers only (nothing imported at run time)
+    from typing import Protocol, TypeAlias
+
+    from .emit import Codegen
+    from .render import Renderer
+    from .shapes import Dim
 
     # The array namespace numeric code computes with (`numpy`, or a wrapper of it) and its
     # values (arrays and scalars): gradcli never names numpy's types, xp decides them.
@@ -27,6 +31,21 @@ if TYPE_CHECKING:
     Array: TypeAlias = Any
     # An operator's settings (an axis, a norm's order, a constant's value, a symbol's name).
     Params: TypeAlias = tuple[Any, ...]
+
+    class ShapeContext(Protocol):
+        """What a shape rule asks of its context: the unifier while shapes are inferred, the
+        strict checker afterwards."""
+
+        def same(self, a: Dim, b: Dim) -> None: ...
+        def find(self, d: Dim) -> Dim: ...
+
+    ShapeRule: TypeAlias = Callable[[ShapeContext, tuple[Ty, ...], Params], Ty]
+    Vjp: TypeAlias = Callable[["Expr", "Expr"], "Expr"]  # (node, its adjoint G) → an argument's
+    Impl: TypeAlias = Callable[..., Array]  # (xp, node, *the arguments' values) → the value
+    CustomNotation: TypeAlias = Callable[[Renderer, "Expr"], tuple[str, float]]  # → (text, precedence)
+    Notation: TypeAlias = dict[str, "tuple[str, float] | CustomNotation"]
+    Simplify: TypeAlias = Callable[[tuple["Expr", ...], Params], "Expr | None"]
+    Emit: TypeAlias = "str | Callable[[Codegen, Expr, list[str]], str] | None"
 
 
 class ShapeMsg(Exception):
@@ -48,13 +67,13 @@ class Op:
     """
 
     name: str
-    shape: Callable[..., Ty]
-    impl: Callable[..., Any]
-    vjp: tuple[Callable[[Expr, Expr], Expr], ...] = ()
-    notation: dict[str, Any] = Factory(default_factory=dict)
-    simplify: Optional[Callable[..., Optional["Expr"]]] = None
+    shape: ShapeRule
+    impl: Impl
+    vjp: tuple[Vjp, ...] = ()
+    notation: Notation = Factory(default_factory=dict)
+    simplify: Simplify | None = None
     fails: str = ""
-    emit: Any = None
+    emit: Emit = None
     rule: str = ""  # the differential rule, as `--steps` shows it
 
 

@@ -10,24 +10,31 @@ derivative they give a subgradient and warn (`nondiff.py`, README "Decisions").
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .expr import Op, make, register
 from .nondiff import tied, warn_nondifferentiable
 from .shaperules import _shape_err, same_shape, to_scalar
-from .shapes import fmt
+from .shapes import SCALAR, fmt
 from .simplify import const, mul, zeros
+
+if TYPE_CHECKING:
+    from .expr import Array, Expr, Impl, Namespace, Notation, Params, ShapeContext, ShapeRule, Vjp
+    from .render import Renderer
+    from .shapes import Ty
 
 ATOM = 6
 
 
-def _fn_notation(name: str, latex: str | None = None) -> dict:
+def _fn_notation(name: str, latex: str | None = None) -> Notation:
     latex = latex or rf"\operatorname{{{name}}}"
     latex = latex.replace("{", "{{").replace("}", "}}")
     return {"unicode": (name + "({0})", ATOM), "ascii": (name + "({0})", ATOM),
             "latex": (latex + r"\left({0}\right)", ATOM)}
 
 
-def _norm_notation(uni: str, asc: str, latex: str) -> dict:
-    def render(r, node):
+def _norm_notation(uni: str, asc: str, latex: str) -> Notation:
+    def render(r: Renderer, node: Expr) -> tuple[str, float]:
         inner = r.child(node.args[0], 0)
         if r.style == "unicode":
             return "‖" + inner + "‖" + uni, ATOM
@@ -37,16 +44,16 @@ def _norm_notation(uni: str, asc: str, latex: str) -> dict:
     return {"custom": render}
 
 
-def _matrix_only(name: str):
-    def rule(ctx, tys, params):
+def _matrix_only(name: str) -> ShapeRule:
+    def rule(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
         if not tys[0].is_matrix:
             raise _shape_err(name, f"needs a matrix, got {tys[0].kind()} {getattr(ctx, 'show', fmt)(tys[0])}")
-        return to_scalar(ctx, tys, params)
+        return SCALAR
     return rule
 
 
-def _second_derivative(what: str):
-    def vjp(node, G):
+def _second_derivative(what: str) -> Vjp:
+    def vjp(node: Expr, G: Expr) -> Expr:
         from .errors import GradcliError
 
         raise GradcliError("math", f"the second derivative of {what} is not available (its first "
@@ -54,17 +61,17 @@ def _second_derivative(what: str):
     return vjp
 
 
-def _zero_vjp(node, G):
+def _zero_vjp(node: Expr, G: Expr) -> Expr:
     return zeros(node.args[0].ty) if not node.args[0].ty.is_scalar else const(0.0)
 
 
-def _abs_slope(a):
+def _abs_slope(a: Expr) -> Expr:
     return make("abs_slope", a)
 
 
 # ----------------------------------------------------------------- max, min, prod
-def _np_extreme_mask(sign: float, name: str):
-    def impl(xp, node, a):
+def _np_extreme_mask(sign: float, name: str) -> Impl:
+    def impl(xp: Namespace, node: Expr, a: Array) -> Array:
         """Where a reaches its max (min); at a tie the weight is shared equally (the average of
         the tied entries' one-hot vectors, a subgradient) and a warning says so."""
         top = xp.max(a) if sign > 0 else xp.min(a)
@@ -92,7 +99,7 @@ register(Op("min", to_scalar, lambda xp, node, a: xp.min(a),
             rule="d min(a) = ⟨ismin(a), da⟩ (the one-hot vector of the minimum)"))
 
 
-def _np_prod_others(xp, node, a):
+def _np_prod_others(xp: Namespace, node: Expr, a: Array) -> Array:
     """∏_{j≠i} a_j for every i, from prefix and suffix products: exact where some a_j = 0, where
     prod(a)/a would divide zero by zero."""
     flat = xp.reshape(a, (-1,)) if getattr(a, "ndim", 0) else xp.reshape(xp.asarray(a, dtype=float), (-1,))
@@ -103,7 +110,7 @@ def _np_prod_others(xp, node, a):
     return xp.reshape(out, node.ty.dims) if node.ty.dims else out[0]
 
 
-def _prod_others_notation(r, node):
+def _prod_others_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     a = node.args[0]
     if r.style == "latex":
         return rf"\frac{{\prod {r.child(a, 7)}}}{{{r.child(a, 0)}}}", ATOM
@@ -119,7 +126,7 @@ register(Op("prod_others", same_shape, _np_prod_others,
             rule="∂prod(a)/∂aᵢ = ∏_{j≠i} aⱼ"))
 
 
-def _prod_others_second(node, G):
+def _prod_others_second(node: Expr, G: Expr) -> Expr:
     from .simplify import div, summ, sub
 
     a = node.args[0]  # ∂/∂a_k of Σᵢ Gᵢ ∏_{j≠i} a_j = Σ_{i≠k} Gᵢ ∏_{j≠i,k} a_j, as (⟨G, p⟩ − G⊙p)/a
@@ -133,7 +140,7 @@ register(Op("prod", to_scalar, lambda xp, node, a: xp.prod(a),
 
 
 # ----------------------------------------------------------------- norms (numpy's `norm`)
-def _np_u1v1(xp, node, a):
+def _np_u1v1(xp: Namespace, node: Expr, a: Array) -> Array:
     u, s, vt = xp.linalg.svd(a, full_matrices=False)
     if s.shape[0] > 1 and tied(xp, s, s[0]):
         warn_nondifferentiable("||{0}||_2 where the largest singular value is repeated", node.args[0],
@@ -141,7 +148,7 @@ def _np_u1v1(xp, node, a):
     return u[:, :1] @ vt[:1, :]
 
 
-def _np_polar(xp, node, a):
+def _np_polar(xp: Namespace, node: Expr, a: Array) -> Array:
     u, s, vt = xp.linalg.svd(a, full_matrices=False)
     keep = s > max(a.shape) * 2.220446049250313e-16 * (float(s[0]) if s.shape[0] else 0.0)
     if not bool(xp.all(keep)):
@@ -167,11 +174,11 @@ register(Op("nucnorm", _matrix_only("||·||_*"), lambda xp, node, a: xp.sum(xp.l
             rule="d‖A‖_* = ⟨UVᵀ, dA⟩ (A = UΣVᵀ of full rank)"))
 
 
-def _vjp_induced(axis: int):
+def _vjp_induced(axis: int) -> Vjp:
     """‖A‖₁ = max(sum(|A|, 0)) (‖A‖_∞ along axis 1): the chain rule through that composition,
     written sign(A) diag(ismax(sum(|A|, 0))) (the sign pattern of the largest column), or
     diag(ismax(sum(|A|, 1))) sign(A) (of the largest row)."""
-    def vjp(node, G):
+    def vjp(node: Expr, G: Expr) -> Expr:
         from .simplify import fn, matmul, summ
 
         a = node.args[0]
@@ -191,11 +198,11 @@ register(Op("opnorminf", _matrix_only("||·||_inf"), lambda xp, node, a: xp.max(
             rule="‖A‖_∞ = max(sum(|A|, 1)): the largest row sum"))
 
 
-def _vector_only(name: str):
-    def rule(ctx, tys, params):
+def _vector_only(name: str) -> ShapeRule:
+    def rule(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
         if tys[0].is_matrix:
             raise _shape_err(name, f"needs a vector, got matrix {getattr(ctx, 'show', fmt)(tys[0])}")
-        return to_scalar(ctx, tys, params)
+        return SCALAR
     return rule
 
 
@@ -207,19 +214,22 @@ register(Op("norminf", _vector_only("||·||_inf"), lambda xp, node, a: xp.max(xp
 
 
 # ----------------------------------------------------------------- det's gradient at a singular X
-def adjugate_transpose(xp, a):
-    """adj(X)ᵀ = det(X)·X⁻ᵀ from the SVD X = U diag(s) Vᵀ: det(U)det(V)·U diag(∏_{j≠i} s_j) Vᵀ.
-    The products leave each singular value out instead of dividing by it, so the result is exact
-    at rank n − 1 (and 0 below), where X⁻ᵀ does not exist.  Self-contained (only `xp`): the
-    evaluator runs it, and `--emit numpy` copies its source into the generated module."""
-    u, s, vt = xp.linalg.svd(a)
-    ones = xp.ones((1,))
-    others = xp.concatenate([ones, xp.cumprod(s)[:-1]]) * xp.concatenate([xp.cumprod(s[::-1])[:-1][::-1], ones])
-    sign = xp.linalg.det(u) * xp.linalg.det(vt)
-    return sign * ((u * others[None, :]) @ vt)
+if TYPE_CHECKING:  # its signature: the definition has no annotations, because --emit copies its source
+    def adjugate_transpose(xp: Namespace, a: Array) -> Array: ...
+else:
+    def adjugate_transpose(xp, a):
+        """adj(X)ᵀ = det(X)·X⁻ᵀ from the SVD X = U diag(s) Vᵀ: det(U)det(V)·U diag(∏_{j≠i} s_j) Vᵀ.
+        The products leave each singular value out instead of dividing by it, so the result is exact
+        at rank n − 1 (and 0 below), where X⁻ᵀ does not exist.  Self-contained (only `xp`): the
+        evaluator runs it, and `--emit numpy` copies its source into the generated module."""
+        u, s, vt = xp.linalg.svd(a)
+        ones = xp.ones((1,))
+        others = xp.concatenate([ones, xp.cumprod(s)[:-1]]) * xp.concatenate([xp.cumprod(s[::-1])[:-1][::-1], ones])
+        sign = xp.linalg.det(u) * xp.linalg.det(vt)
+        return sign * ((u * others[None, :]) @ vt)
 
 
-def _adj_t_notation(r, node):
+def _adj_t_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     x = node.args[0]
     return r.child(mul(make("det", x), make("T", make("inv", x))), 0), 2
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING, Callable
 
 from .expr import OPS as OPS, Expr, Op, ShapeMsg, make as make, make_raw, register
 from .shaperules import (broadcast_shape, matmul_shape, pow_shape, same_shape, square_to, sum_shape,
@@ -28,12 +29,17 @@ from .simplify import (IN_DERIVATIVE as IN_DERIVATIVE, T as T, add as add, const
                        sub as sub, summ as summ, sym as sym, unbroadcast as unbroadcast,
                        zeros as zeros)
 
+if TYPE_CHECKING:
+    from .expr import Array, Emit, Impl, Namespace, Notation, Params, ShapeContext, Simplify
+    from .render import Renderer
+    from .shapes import Ty
+
 # ----------------------------------------------------------------- precedence of notation
 ADD, MUL, JUXT, NEG, POW, POST, ATOM = 1, 2, 3, 2, 4, 5, 6
 
 
 # ----------------------------------------------------------------- notation helpers
-def func(uni: str, asc: str | None = None, latex: str | None = None) -> dict:
+def func(uni: str, asc: str | None = None, latex: str | None = None) -> Notation:
     asc = asc or uni
     latex = (latex or rf"\operatorname{{{asc}}}").replace("{", "{{").replace("}", "}}")
     return {"unicode": (uni + "({0})", ATOM), "ascii": (asc + "({0})", ATOM),
@@ -54,7 +60,7 @@ class Diag(Deferred):
 
     __slots__ = ("d",)
 
-    def __init__(self, d):
+    def __init__(self, d: Array):
         self.d = d
 
 
@@ -64,11 +70,11 @@ class Scaled(Deferred):
 
     __slots__ = ("c", "z")
 
-    def __init__(self, c, z):
+    def __init__(self, c: Array, z: Array):
         self.c, self.z = c, z
 
 
-def _np_add(xp, node, a, b):
+def _np_add(xp: Namespace, node: Expr, a: Array, b: Array) -> Array:
     if isinstance(a, Scaled):
         a, b = b, a
     if isinstance(b, Scaled):
@@ -78,7 +84,7 @@ def _np_add(xp, node, a, b):
     return a + b
 
 
-def _np_matmul(xp, node, a, b):
+def _np_matmul(xp: Namespace, node: Expr, a: Array, b: Array) -> Array:
     x, y = node.args
     if isinstance(a, Diag):
         if isinstance(b, Diag):
@@ -91,73 +97,74 @@ def _np_matmul(xp, node, a, b):
     return a @ b
 
 
-def _np_T(xp, node, a):
+def _np_T(xp: Namespace, node: Expr, a: Array) -> Array:
     return a.T if a.ndim == 2 else a
 
 
-def _np_sum(xp, node, a):
+def _np_sum(xp: Namespace, node: Expr, a: Array) -> Array:
     axis, keep = node.params
     return xp.sum(a, axis=axis, keepdims=keep)
 
 
-def _np_logdet(xp, node, a):
+def _np_logdet(xp: Namespace, node: Expr, a: Array) -> Array:
     sign, value = xp.linalg.slogdet(a)
     if sign <= 0:
         return float("nan")
     return value
 
 
-def _np_softmax(xp, node, a):
+def _np_softmax(xp: Namespace, node: Expr, a: Array) -> Array:
     e = xp.exp(a - xp.max(a))
     return e / xp.sum(e)
 
 
-def _np_logsumexp(xp, node, a):
+def _np_logsumexp(xp: Namespace, node: Expr, a: Array) -> Array:
     m = xp.max(a)
     return m + xp.log(xp.sum(xp.exp(a - m)))
 
 
-def _np_sigmoid(xp, node, a):
+def _np_sigmoid(xp: Namespace, node: Expr, a: Array) -> Array:
     return 0.5 * (xp.tanh(0.5 * a) + 1.0)
 
 
-def _np_softplus(xp, node, a):
+def _np_softplus(xp: Namespace, node: Expr, a: Array) -> Array:
     return xp.logaddexp(0.0, a)
 
 
-def _np_fill(xp, node, v):
+def _np_fill(xp: Namespace, node: Expr, v: Array) -> Array:
     return xp.full(node.ty.dims, v, dtype=float)
 
 
-def _np_eye(xp, node):
+def _np_eye(xp: Namespace, node: Expr) -> Array:
     return xp.eye(node.ty.dims[0])
 
 
-def _np_dim(xp, node):
+def _np_dim(xp: Namespace, node: Expr) -> Array:
     return float(node.params[0])
 
 
-def _np_numel(xp, node):
+def _np_numel(xp: Namespace, node: Expr) -> Array:
     n = 1
     for d in node.params[0].dims:
         n *= d
     return float(n)
 
 
-def _np_diagm(xp, node, v):
+def _np_diagm(xp: Namespace, node: Expr, v: Array) -> Array:
     return xp.diag(v)
 
 
-def _np_diagv(xp, node, a):
+def _np_diagv(xp: Namespace, node: Expr, a: Array) -> Array:
     return xp.diagonal(a).copy()
 
 
 # ----------------------------------------------------------------- the table
-def _sym_shape(ctx, tys, params):
-    return params[1]
+def _sym_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+    ty: Ty = params[1]  # a symbol's (name, shape)
+    return ty
 
 
-def _const_notation(r, node):
+def _const_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     v = node.value
     text = f"{v:g}" if not float(v).is_integer() or abs(v) >= 1e16 else str(int(v))
     if r.style == "ascii" and float(text) != v:
@@ -181,15 +188,15 @@ register(Op("numel", to_scalar, _np_numel,
             emit=lambda c, n, a: "float(" + " * ".join(c.dim(d) for d in n.params[0].dims) + ")"))
 
 
-def _vjp_add_a(node, G):
+def _vjp_add_a(node: Expr, G: Expr) -> Expr:
     return unbroadcast(G, node.args[0].ty)
 
 
-def _vjp_add_b(node, G):
+def _vjp_add_b(node: Expr, G: Expr) -> Expr:
     return unbroadcast(G, node.args[1].ty)
 
 
-def _add_notation(r, node):
+def _add_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     """A chain a + b − c + … is written in one pass down its left spine (joined once)."""
     terms = []
     n = node
@@ -216,7 +223,7 @@ register(Op("add", broadcast_shape("+"), _np_add,
             rule='d(A + B) = dA + dB (a broadcast operand gets the adjoint summed over the broadcast axes)'))
 
 
-def _mul_notation(r, node):
+def _mul_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     a, b = node.args
     if a.ty.is_scalar or b.ty.is_scalar:  # scaling: 2x, a·x, −x
         if a.is_const and a.value == -1.0:  # -(AB) = (-A)B: no parentheses needed for products
@@ -237,11 +244,11 @@ def _mul_notation(r, node):
     return r.child(a, MUL) + sep + r.child(b, MUL + 0.5), MUL
 
 
-def _vjp_mul_a(node, G):
+def _vjp_mul_a(node: Expr, G: Expr) -> Expr:
     return unbroadcast(mul(G, node.args[1]), node.args[0].ty)
 
 
-def _vjp_mul_b(node, G):
+def _vjp_mul_b(node: Expr, G: Expr) -> Expr:
     return unbroadcast(mul(G, node.args[0]), node.args[1].ty)
 
 
@@ -252,7 +259,7 @@ register(Op("mul", broadcast_shape("*"), lambda xp, node, a, b: a * b,
             rule='d(A ⊙ B) = dA ⊙ B + A ⊙ dB'))
 
 
-def _div_notation(r, node):
+def _div_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     a, b = node.args
     if r.style == "latex" and b.ty.is_scalar:
         return rf"\frac{{{r.child(a, 0)}}}{{{r.child(b, 0)}}}", ATOM
@@ -271,7 +278,7 @@ register(Op("div", broadcast_shape("/"), lambda xp, node, a, b: a / b,
             rule='d(A ⊘ B) = dA ⊘ B − A ⊙ dB ⊘ B²'))
 
 
-def _pow_notation(r, node):
+def _pow_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     a, b = node.args
     base = r.child(a, POW + 0.5)
     # A matrix's power is element-wise (numpy); plain X² / X⁻¹ would read as X·X / inv(X), so
@@ -287,14 +294,14 @@ def _pow_notation(r, node):
     return base + "^" + r.child(b, POW), POW
 
 
-def _vjp_pow_base(node, G):
+def _vjp_pow_base(node: Expr, G: Expr) -> Expr:
     a, b = node.args
     if b.is_const:
         return mul(G, mul(b, power(a, const(b.value - 1.0))))
     return mul(G, mul(b, power(a, sub(b, const(1.0)))))
 
 
-def _vjp_pow_exp(node, G):
+def _vjp_pow_exp(node: Expr, G: Expr) -> Expr:
     a, _ = node.args
     return unbroadcast(mul(G, mul(node, fn("log", a))), SCALAR)
 
@@ -306,12 +313,12 @@ register(Op("pow", pow_shape, lambda xp, node, a, b: a ** b,
             rule='d(Aᵖ) = p·Aᵖ⁻¹ ⊙ dA (element-wise chain rule)'))
 
 
-def _vjp_matmul_a(node, G):
+def _vjp_matmul_a(node: Expr, G: Expr) -> Expr:
     a, b = node.args
     return like(mm(G, T(b)), a.ty)
 
 
-def _vjp_matmul_b(node, G):
+def _vjp_matmul_b(node: Expr, G: Expr) -> Expr:
     a, b = node.args
     return like(mm(T(a), G), b.ty)
 
@@ -325,7 +332,7 @@ def _rightmost(e: Expr) -> Expr:
     return e
 
 
-def _ascii_chain(node: Expr) -> list | None:
+def _ascii_chain(node: Expr) -> list[Expr] | None:
     """The factors of a product chain F₁ @ F₂ @ … @ F_k, when writing it ungrouped means the same:
     the language groups from the left, so no partial product F₁…F_j (j < k) may be a scalar
     (xᵀy inside a chain is a scalar factor, which @ does not take)."""
@@ -340,7 +347,7 @@ def _ascii_chain(node: Expr) -> list | None:
     ty = factors[0].ty
     for f in factors[1:-1]:
         try:
-            ty = matmul_shape(STRICT, (ty, f.ty), ())
+            ty = OPS["matmul"].shape(STRICT, (ty, f.ty), ())
         except (ShapeMsg, DimMismatch):
             return None
         if ty.is_scalar:
@@ -348,7 +355,7 @@ def _ascii_chain(node: Expr) -> list | None:
     return factors
 
 
-def _matmul_notation(r, node):
+def _matmul_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     a, b = node.args
     if r.style == "ascii":  # as the grammar reads it: *, / and @ are one left-associative level
         factors = _ascii_chain(node) if b.op == "matmul" else None
@@ -371,7 +378,7 @@ register(Op("matmul", matmul_shape, _np_matmul, vjp=(_vjp_matmul_a, _vjp_matmul_
             rule='d(AB) = dA·B + A·dB and ⟨G, dA·B⟩ = ⟨GBᵀ, dA⟩, ⟨G, A·dB⟩ = ⟨AᵀG, dB⟩'))
 
 
-def _T_notation(r, node):
+def _T_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     (a,) = node.args
     if a.op == "inv":
         inner = r.child(a.args[0], POST + 0.5)
@@ -389,15 +396,19 @@ register(Op("T", lambda ctx, tys, p: tys[0].transposed(), _np_T,
 
 
 # element-wise functions: name, numpy, derivative f'(x) (as an expression in x and f(x)), notation
-def _elementwise(name, impl, deriv, notation=None, simplify=None, fails="", emit=None):
-    def vjp(node, G):
+def _elementwise(name: str, impl: Impl, deriv: Callable[[Expr, Expr], Expr], notation: Notation | None = None,
+                 simplify: Simplify | None = None, fails: str = "", emit: Emit = None) -> None:
+    def vjp(node: Expr, G: Expr) -> Expr:
         return mul(G, deriv(node.args[0], node))
     register(Op(name, same_shape, impl, vjp=(vjp,), notation=notation or func(name),
                 simplify=simplify, fails=fails, emit=emit or f"np.{name}({{0}})",
                 rule=f"d {name}(A) = {name}'(A) ⊙ dA (element-wise chain rule)"))
 
 
-one = lambda: const(1.0)  # noqa: E731
+def one() -> Expr:
+    return const(1.0)
+
+
 _elementwise("exp", lambda xp, n, a: xp.exp(a), lambda x, y: y, simplify=_fold(math.exp),
              fails="overflow in exp")
 _elementwise("log", lambda xp, n, a: xp.log(a), lambda x, y: div(one(), x),
@@ -428,7 +439,7 @@ _elementwise("step", lambda xp, n, a: (a > 0) * 1.0, lambda x, y: zeros(x.ty) if
 
 # numpy's other smooth element-wise functions.  square and reciprocal are spelled x² and 1/x as
 # soon as they are built, so they print, simplify and differentiate as powers and quotients.
-def _as_power(p):
+def _as_power(p: float) -> Simplify:
     return lambda args, params: power(args[0], const(p)) if p != -1.0 else div(one(), args[0])
 
 
@@ -469,7 +480,7 @@ _elementwise("cbrt", lambda xp, n, a: xp.cbrt(a), lambda x, y: div(one(), mul(co
              fails="division by zero")
 
 
-def _np_abs_slope(xp, node, a):
+def _np_abs_slope(xp: Namespace, node: Expr, a: Array) -> Array:
     """sign(a): the derivative of |a|, and at a = 0 the subgradient 0 — with a warning, because
     |a| has no derivative there."""
     if bool(xp.any(a == 0)):
@@ -486,7 +497,7 @@ register(Op("abs_slope", same_shape, _np_abs_slope,
             notation=func("sign"), emit="np.sign({0})",
             rule="d sign(A) = 0"))
 
-def _apply_notation(r, node):
+def _apply_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     name, order = node.params
     prime = "'" * order
     return r.name(name) + prime + "(" + r.child(node.args[0], 0) + ")", ATOM
@@ -499,7 +510,7 @@ register(Op("apply", same_shape, lambda xp, node, a: None,
             rule="d h(A) = h'(A) ⊙ dA (element-wise chain rule)"))
 
 
-def _vjp_sum(node, G):
+def _vjp_sum(node: Expr, G: Expr) -> Expr:
     a = node.args[0]
     axis, keep = node.params
     if axis is None:
@@ -507,7 +518,7 @@ def _vjp_sum(node, G):
     return make("expand", G, params=(axis % a.ty.rank, keep, a.ty))
 
 
-def _sum_notation(r, node):
+def _sum_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     axis, keep = node.params
     inner = r.child(node.args[0], 0)
     if r.style == "latex":
@@ -532,11 +543,12 @@ register(Op("sum", sum_shape, _np_sum, vjp=(_vjp_sum,), notation={"custom": _sum
             rule='d sum(A) = ⟨𝟙, dA⟩'))
 
 
-def _expand_shape(ctx, tys, params):
-    return params[2]
+def _expand_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+    ty: Ty = params[2]  # (axis, keepdims, the shape expanded to)
+    return ty
 
 
-def _np_expand_full(xp, node, g):
+def _np_expand_full(xp: Namespace, node: Expr, g: Array) -> Array:
     axis, keep, ty = node.params
     g = xp.asarray(g)  # the adjoint of a scalar may be a Python number (sum(x, 0) of a vector)
     if not keep and g.ndim < len(ty.dims):
@@ -544,7 +556,7 @@ def _np_expand_full(xp, node, g):
     return xp.broadcast_to(g, ty.dims)
 
 
-def _expand_notation(r, node):
+def _expand_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     axis, keep, ty = node.params
     g = node.args[0]
     if r.style == "ascii":  # copies of g along the axis: a product with ones, as numpy broadcasts
@@ -573,7 +585,7 @@ register(Op("expand", _expand_shape, _np_expand_full,
             rule='d expand(g) = expand(dg)'))
 
 
-def _fill_notation(r, node):
+def _fill_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     v = node.args[0]
     if r.style == "ascii":  # ones(m, n) and zeros(m, n) carry the shape; a row is ones(n)'
         ty = node.ty
@@ -611,7 +623,7 @@ register(Op("logsumexp", to_scalar, _np_logsumexp,
             rule='d logsumexp(a) = ⟨softmax(a), da⟩'))
 
 
-def _vjp_softmax(node, G):
+def _vjp_softmax(node: Expr, G: Expr) -> Expr:
     s = node  # d softmax: s ⊙ (G − sᵀG)
     return sub(mul(s, G), mul(matmul(T(like(s, col(s.ty.dims[0]))), like(G, col(s.ty.dims[0]))), s))
 
@@ -622,8 +634,8 @@ register(Op("softmax", vector_only("softmax", lambda ty: ty), _np_softmax,
             rule='d softmax(v) = (diag(s) − ssᵀ) dv with s = softmax(v)'))
 
 
-def _norm_notation(sub_u, sub_l, sq=False):
-    def render(r, node):
+def _norm_notation(sub_u: str, sub_l: str, sq: bool = False) -> Notation:
+    def render(r: Renderer, node: Expr) -> tuple[str, float]:
         inner = r.child(node.args[0], 0)
         if r.style == "unicode":
             return "‖" + inner + "‖" + sub_u + ("²" if sq else ""), ATOM if not sq else POW
@@ -674,13 +686,13 @@ register(Op("logdet", square_to("logdet", lambda ty: SCALAR), _np_logdet,
             rule='d log det(A) = ⟨A⁻ᵀ, dA⟩'))
 
 
-def _inv_notation(r, node):
+def _inv_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     if r.style == "ascii":
         return "inv(" + r.child(node.args[0], 0) + ")", ATOM
     return r.child(node.args[0], POST + 0.5) + ("⁻¹" if r.style == "unicode" else "^{-1}"), POST
 
 
-def _np_inv(xp, node, a):
+def _np_inv(xp: Namespace, node: Expr, a: Array) -> Array:
     return xp.linalg.inv(a)
 
 
@@ -700,7 +712,7 @@ register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), _np_diagv,
             notation=func("diag", latex=r"\operatorname{diag}"),
             emit="np.diagonal({0}).copy()",
             rule='d diag(A) = diag(dA)'))
-def _np_congruence(xp, node, p, w):
+def _np_congruence(xp: Namespace, node: Expr, p: Array, w: Array) -> Array:
     """Pᵀ diag(w) P.  With w ≥ 0 it is BᵀB for B = diag(√w) P, and a product of a matrix with
     its own transpose is a symmetric rank-k update in BLAS: half the flops of a general product,
     and a result that is symmetric to the last bit.  Otherwise (Pᵀ w) P as written."""
@@ -710,13 +722,13 @@ def _np_congruence(xp, node, p, w):
     return (p.T * w) @ p
 
 
-def _congruence_shape(ctx, tys, params):
+def _congruence_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
     p, w = tys
     ctx.same(p.dims[0], w.dims[0])
     return mat(p.dims[1], p.dims[1])
 
 
-def _congruence_notation(r, node):
+def _congruence_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     p, w = r.child(node.args[0], JUXT), r.child(node.args[1], ADD)
     pt = r.child(T(node.args[0]), JUXT)
     if r.style == "ascii":
@@ -746,7 +758,7 @@ ELEMENTWISE = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid", "re
                "arcsin", "arccos", "arctan", "arcsinh", "arctanh", "cbrt")
 
 
-def _simplify_elemderiv(args, params):
+def _simplify_elemderiv(args: tuple[Expr, ...], params: Params) -> Expr | None:
     from .differentiate import elementwise_derivative
 
     name, order = params

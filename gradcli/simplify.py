@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Optional
+from typing import Callable, Optional
 
 from .expr import Expr, NonFiniteConstant, make, make_raw
 from .shaperules import broadcast_shape, matmul_shape, sum_shape
@@ -204,7 +204,7 @@ def mm(a: Expr, b: Expr) -> Expr:
 
 
 # ----------------------------------------------------------------- simplification hooks
-def _fold(pyfun):
+def _fold(pyfun: Callable[..., float]) -> Callable[..., Expr | None]:
     def simp(args, params):
         if all(a.is_const for a in args):
             try:
