@@ -9,15 +9,29 @@ J[i, j, k, l] = ∂g[k, l]/∂V[i, j] replaces it by δ(a, i) δ(b, j), and summ
 
 from __future__ import annotations
 
-from .record import Factory, record
+from typing import TYPE_CHECKING, Literal
 
-from .differentiate import depends_on
-from .expr import Expr, topological
 from . import ops as O
-from .expr import make_raw
+from .differentiate import depends_on
+from .expr import Expr, make_raw, topological
+from .record import Factory, record
 from .render import Renderer
 from .shapes import Ty
 from .simplify import is_symmetric
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import TypeAlias
+
+    from .expr import Array
+    from .shapes import Dim
+
+    Indices: TypeAlias = tuple[str, ...]
+    # a factor of a term: an expression's entry ("t", its text, its indices, the expression),
+    # a Kronecker delta ("d", index, index), or the seed's entry ("v", its indices) until
+    # `_seed_to_delta` turns the seed into deltas
+    Entry: TypeAlias = tuple[Literal["t"], str, Indices, Expr]
+    Factor: TypeAlias = Entry | tuple[Literal["d"], str, str] | tuple[Literal["v"], Indices]
 
 F_INDEX = ("i", "j")
 X_INDEX = ("k", "l")
@@ -43,11 +57,12 @@ MAX_INDICES = 300  # summation indices in all terms together
 @record
 class Term:
     coef: float
-    factors: list = Factory(default_factory=list)  # ("t", text, idx, expr) | ("d", a, b) | ("v", idx)
-    sums: list = Factory(default_factory=list)
+    factors: list[Factor] = Factory(default_factory=list)
+    sums: list[str] = Factory(default_factory=list)  # the summed indices
 
 
-def _derive(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str):
+def _derive(g: Expr, v: Expr, f_dims: tuple[Dim, ...], x_dims: tuple[Dim, ...],
+            style: str) -> tuple[list[Term], Indices, Indices, Fresh] | None:
     dep = depends_on(g, {v.params[0]})
     fresh = Fresh()
     f_idx = F_INDEX[: len(f_dims)]
@@ -61,7 +76,7 @@ def _derive(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str):
         return None
 
 
-def _dependent_depth(g: Expr, dep: set) -> int:
+def _dependent_depth(g: Expr, dep: set[int]) -> int:
     """The longest chain of operators from g down to the seed (children first, no recursion):
     the depth the index walk would recurse to."""
     depth: dict[int, int] = {}
@@ -77,7 +92,8 @@ def too_deep(f: Expr, x: Expr) -> bool:
     return _dependent_depth(f, depends_on(f, {x.params[0]})) > MAX_DEPTH
 
 
-def index_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode"):
+def index_terms(g: Expr, v: Expr, f_dims: tuple[Dim, ...], x_dims: tuple[Dim, ...],
+                style: str = "unicode") -> tuple[list[Term], Indices, Indices] | None:
     """(terms, f indices, x indices) of J = ∂f/∂x ready for evaluation, or None."""
     found = _derive(g, v, f_dims, x_dims, style)
     if found is None:
@@ -94,13 +110,15 @@ def index_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "un
     return terms, f_idx, x_idx
 
 
-def index_formula(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode") -> str | None:
+def index_formula(g: Expr, v: Expr, f_dims: tuple[Dim, ...], x_dims: tuple[Dim, ...],
+                  style: str = "unicode") -> str | None:
     """J[f indices, x indices] as text, from g = the vector-Jacobian product with seed v."""
     terms = display_terms(g, v, f_dims, x_dims, style)
     return None if terms is None else _render(terms, style)
 
 
-def display_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "unicode"):
+def display_terms(g: Expr, v: Expr, f_dims: tuple[Dim, ...], x_dims: tuple[Dim, ...],
+                  style: str = "unicode") -> list[Term] | None:
     """The terms as printed: sums over an index shared by two matrix or vector factors are written
     as the product they are, Σ_r X[r,k] X[r,i] as (XᵀX)[k,i] (display only; evaluation keeps
     the einsum form)."""
@@ -114,9 +132,9 @@ def display_terms(g: Expr, v: Expr, f_dims: tuple, x_dims: tuple, style: str = "
 def _counted(t: Term, fresh: "Fresh", r: Renderer) -> Term:
     """Σ_r over a term that does not mention r is the term times r's range: printed as that
     count (3 δ(i,k), or n δ(i,k) for a symbolic size), since `Σ_r` alone does not say how many."""
-    mentioned = {i for f in t.factors if f[0] != "d" for i in f[2]} | {
+    mentioned = {i for f in t.factors if f[0] == "t" for i in f[2]} | {
         i for f in t.factors if f[0] == "d" for i in f[1:]}
-    factors, coef, sums = list(t.factors), t.coef, []
+    factors, coef, sums = list(t.factors), t.coef, list[str]()
     for name in t.sums:
         size = fresh.sizes[name]
         if name in mentioned:
@@ -133,10 +151,11 @@ def _as_products(t: Term, r: Renderer) -> Term:
     factors, sums = list(t.factors), list(t.sums)
     while True:
         for s in sums:
-            holders = [n for n, f in enumerate(factors) if f[0] == "t" and s in f[2]]
-            if len(holders) != 2 or any(f[0] == "d" and s in f[1:] for f in factors):
+            entries = [(n, f) for n, f in enumerate(factors) if f[0] == "t" and s in f[2]]
+            if len(entries) != 2 or any(f[0] == "d" and s in f[1:] for f in factors):
                 continue
-            f1, f2 = factors[holders[0]], factors[holders[1]]
+            holders = [n for n, _ in entries]
+            (_, f1), (_, f2) = entries
             if f1[2].count(s) != 1 or f2[2].count(s) != 1 or len(f1[2]) < len(f2[2]):
                 f1, f2 = f2, f1  # the factor with more indices first
             if f1[2].count(s) != 1 or f2[2].count(s) != 1:
@@ -148,7 +167,7 @@ def _as_products(t: Term, r: Renderer) -> Term:
                 continue  # a diagonal or a trace: left in index form
             product = O.matmul(left, right)
             text, _ = r.render(product)
-            new = ("t", text if product.op == "sym" else f"({text})", outer, product)
+            new: Entry = ("t", text if product.op == "sym" else f"({text})", outer, product)
             factors = [f for n, f in enumerate(factors) if n not in holders] + [new]
             sums = [x for x in sums if x != s]
             break
@@ -156,7 +175,7 @@ def _as_products(t: Term, r: Renderer) -> Term:
             return Term(t.coef, factors, sums)
 
 
-def _oriented(f, s: str, last: bool) -> Expr:
+def _oriented(f: Entry, s: str, last: bool) -> Expr:
     """The factor's expression turned so that the summed index s is its last (or first) one:
     a matrix transposed if needed, a vector as a row on the left and a column on the right."""
     e, idx = f[3], f[2]
@@ -169,7 +188,7 @@ def _oriented(f, s: str, last: bool) -> Expr:
 class IndexProgram:
     """A tensor derivative evaluated from its index form (see `evaluate`)."""
 
-    def __init__(self, terms: list[Term], f_idx: tuple, x_idx: tuple, fns: dict | None):
+    def __init__(self, terms: list[Term], f_idx: Indices, x_idx: Indices, fns: dict[str, str] | None):
         from .evaluate import compile_graph
 
         self.terms, self.f_idx, self.x_idx = terms, f_idx, x_idx
@@ -177,12 +196,13 @@ class IndexProgram:
         self.keys = list(exprs)
         self.program = compile_graph(list(exprs.values()), fns)
 
-    def evaluate(self, shape: tuple, values: dict):
+    def evaluate(self, shape: tuple[int, ...], values: dict[str, Array]) -> Array:
         computed = dict(zip(self.keys, self.program.run(values)))
         return evaluate_terms(self.terms, self.f_idx, self.x_idx, shape, computed)
 
 
-def evaluate_terms(terms: list[Term], f_idx: tuple, x_idx: tuple, shape: tuple, computed: dict):
+def evaluate_terms(terms: list[Term], f_idx: Indices, x_idx: Indices, shape: tuple[int, ...],
+                   computed: dict[int, Array]) -> Array:
     """The tensor J from its index form, by einsum: each term is contracted over its summed
     indices, and a δ between output indices adds it onto a diagonal view of J — δ is never
     built as an array.  `computed` holds the value of every factor, by the id of its expression."""
@@ -193,7 +213,7 @@ def evaluate_terms(terms: list[Term], f_idx: tuple, x_idx: tuple, shape: tuple, 
     for t in terms:
         parent = {n: n for n in out_names}
 
-        def find(n):
+        def find(n: str) -> str:
             while parent.get(n, n) != n:
                 n = parent[n]
             return n
@@ -204,12 +224,13 @@ def evaluate_terms(terms: list[Term], f_idx: tuple, x_idx: tuple, shape: tuple, 
                     parent[b] = a
         letters: dict[str, str] = {}
 
-        def letter(n):
+        def letter(n: str) -> str:
             n = find(n)
             if n not in letters:
                 letters[n] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[len(letters)]
             return letters[n]
-        operands, subs = [], []
+        operands: list[Array] = []
+        subs: list[str] = []
         for f in t.factors:
             if f[0] == "t":
                 operands.append(np.asarray(computed[id(f[3])], dtype=float))
@@ -218,7 +239,7 @@ def evaluate_terms(terms: list[Term], f_idx: tuple, x_idx: tuple, shape: tuple, 
         reduced = "".join(dict.fromkeys(full))
         present = set("".join(subs))
         kept = "".join(c for c in reduced if c in present)
-        value = t.coef * (np.einsum(",".join(subs) + "->" + kept, *operands) if operands else np.float64(1.0))
+        value: Array = t.coef * (np.einsum(",".join(subs) + "->" + kept, *operands) if operands else np.float64(1.0))
         # output indices no factor mentions (δ(i,k) x[l]: nothing depends on i) broadcast
         value = np.reshape(value, [np.shape(value)[kept.index(c)] if c in kept else 1 for c in reduced])
         view = np.einsum(full + "->" + reduced, out) if full != reduced else out
@@ -230,11 +251,11 @@ class Fresh:
     """Names for summation indices, remembering each one's size (a sum whose term does not
     mention its index multiplies the term by that size)."""
 
-    def __init__(self):
-        self.names = iter([*"rstuvwabcdegh", *(f"s{i}" for i in range(1, MAX_INDICES))])
-        self.sizes: dict = {}
+    def __init__(self) -> None:
+        self.names: Iterator[str] = iter([*"rstuvwabcdegh", *(f"s{i}" for i in range(1, MAX_INDICES))])
+        self.sizes: dict[str, Dim] = {}
 
-    def name(self, size) -> str:
+    def name(self, size: Dim) -> str:
         n = next(self.names, None)
         if n is None:
             raise TooLarge
@@ -242,7 +263,7 @@ class Fresh:
         return n
 
 
-def _opaque(e: Expr, idx: tuple, r: Renderer) -> Term:
+def _opaque(e: Expr, idx: Indices, r: Renderer) -> Term:
     if e.op == "T" and len(idx) == 2:  # (Aᵀ)[i,j] = A[j,i]
         return _opaque(e.args[0], (idx[1], idx[0]), r)
     if e.op == "T":
@@ -265,7 +286,7 @@ def _times(a: list[Term], b: list[Term]) -> list[Term]:
     return [Term(x.coef * y.coef, x.factors + y.factors, x.sums + y.sums) for x in a for y in b]
 
 
-def _align(arg: Expr, out_idx: tuple) -> tuple:
+def _align(arg: Expr, out_idx: Indices) -> Indices:
     """The indices of a broadcast operand: numpy aligns the trailing axes."""
     dims = arg.ty.dims
     if not dims:
@@ -277,17 +298,19 @@ def _align(arg: Expr, out_idx: tuple) -> tuple:
     return out_idx[len(out_idx) - len(dims):]
 
 
-def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[Term]:
+def _index(e: Expr, idx: Indices, v: Expr, dep: set[int], fresh: Fresh, r: Renderer) -> list[Term]:
     if e is v:
         return [Term(1.0, [("v", idx)])]
     if id(e) not in dep:
         return [_opaque(e, idx, r)]
 
-    def rec(x: Expr, ix: tuple) -> list[Term]:
+    def rec(x: Expr, ix: Indices) -> list[Term]:
         return _index(x, ix, v, dep, fresh, r)
 
-    a = e.args[0] if e.args else None
-    b = e.args[1] if len(e.args) > 1 else None
+    if e.op in ("add", "mul", "div", "matmul"):
+        a, b = e.args
+    else:  # the one argument of the operators below (e itself for a leaf: never read)
+        a = b = e.args[0] if e.args else e
     if e.op == "add":
         out = [t for x in (a, b) if id(x) in dep for t in rec(x, _align(x, idx))]
         if len(out) > MAX_TERMS:
@@ -302,6 +325,8 @@ def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[T
     if e.op == "matmul":
         ta, tb = a.ty, b.ty
         s = fresh.name(tb.dims[0])
+        ia: Indices
+        ib: Indices
         if ta.is_matrix and tb.is_matrix:
             ia, ib = (idx[0], s), (s, idx[1])
         elif ta.is_matrix:  # matrix @ column
@@ -327,12 +352,12 @@ def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[T
                 t.sums.extend(inner)
             return out
         s = fresh.name(a.ty.dims[axis])
-        inner = list(idx)
+        with_s = list(idx)
         if keep:
-            inner[axis] = s
+            with_s[axis] = s
         else:
-            inner.insert(axis, s)
-        out = rec(a, tuple(inner))
+            with_s.insert(axis, s)
+        out = rec(a, tuple(with_s))
         for t in out:
             t.sums.append(s)
         return out
@@ -340,8 +365,7 @@ def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[T
         return rec(a, ())
     if e.op == "expand":
         axis, keep, _ = e.params
-        inner = tuple(ix for n, ix in enumerate(idx) if n != axis) if not keep else idx
-        return rec(a, inner)
+        return rec(a, tuple(ix for n, ix in enumerate(idx) if n != axis) if not keep else idx)
     if e.op == "diagm":
         return _times([Term(1.0, [("d", idx[0], idx[1])])], rec(a, (idx[0],)))
     if e.op == "diagv":
@@ -349,8 +373,8 @@ def _index(e: Expr, idx: tuple, v: Expr, dep: set, fresh, r: Renderer) -> list[T
     raise NoIndexForm
 
 
-def _seed_to_delta(t: Term, f_idx: tuple) -> Term:
-    factors = []
+def _seed_to_delta(t: Term, f_idx: Indices) -> Term:
+    factors: list[Factor] = []
     for f in t.factors:
         if f[0] == "v":
             if len(f[1]) != len(f_idx):
@@ -361,7 +385,7 @@ def _seed_to_delta(t: Term, f_idx: tuple) -> Term:
     return Term(t.coef, factors, list(t.sums))
 
 
-def _contract(t: Term) -> Term | None:
+def _contract(t: Term) -> Term:
     """Σ_s δ(s, i) E(s) = E(i); δ(i, i) = 1."""
     factors, sums = list(t.factors), list(t.sums)
     changed = True
@@ -387,13 +411,14 @@ def _contract(t: Term) -> Term | None:
     return Term(t.coef, factors, sums)
 
 
-def _rename(f, old, new):
+def _rename(f: Factor, old: str, new: str) -> Factor:
     if f[0] == "d":
         return ("d", new if f[1] == old else f[1], new if f[2] == old else f[2])
-    return (f[0], f[1], tuple(new if i == old else i for i in f[2]), *f[3:])
+    assert f[0] == "t", "no seed factor is left once the seed is turned into deltas"
+    return ("t", f[1], tuple(new if i == old else i for i in f[2]), f[3])
 
 
-def _factor_order(f) -> int:
+def _factor_order(f: Factor) -> int:
     """A count (n δ(i,k)) first, then the deltas, then the other factors as they come."""
     if f[0] == "t" and len(f) > 3 and f[3].op == "numel":
         return 0
@@ -413,6 +438,7 @@ def _render(terms: list[Term], style: str) -> str:
                 pieces.append({"unicode": f"δ({a},{b})", "ascii": f"delta({a},{b})",
                                "latex": rf"\delta_{{{a}{b}}}"}[style])
             else:
+                assert f[0] == "t", "no seed factor is left once the seed is turned into deltas"
                 idx = f[2]
                 if len(idx) == 2 and idx[0] > idx[1] and len(f) > 3 and is_symmetric(f[3]):
                     idx = (idx[1], idx[0])  # S[k,i] = S[i,k], written in order

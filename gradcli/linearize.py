@@ -10,10 +10,20 @@ caller falls back to numbers only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import ops as O
 from .differentiate import depends_on
 from .expr import Expr, make_raw
 from .shapes import Ty
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+    from typing import TypeAlias
+
+    # a rule yields what it needs (an expression's matrix, or the column a row reads as), is sent
+    # the answer, and returns the matrix of its node
+    Rule: TypeAlias = Generator["Expr | _Row", Expr, Expr]
 
 
 class NoMatrixForm(Exception):
@@ -27,38 +37,52 @@ def matrix_of(e: Expr, v: Expr) -> Expr | None:
     dep = depends_on(e, {v.params[0]})
     try:
         with O.IN_DERIVATIVE:  # a derivative: its terms may be factored and cancelled
-            return _matrix(e, v, dep, {})
+            return _matrix(e, v, dep, _Memo())
     except NoMatrixForm:
         return None
 
 
-def _matrix(e: Expr, v: Expr, dep: set[int], memo: dict) -> Expr:
+class _Memo:
+    """What one `matrix_of` remembers: each node's matrix (by id), the products being regrouped
+    (so a regrouping the simplifier undoes is not tried again), and the regrouped nodes, kept
+    alive so that their ids stay unique."""
+
+    __slots__ = ("matrices", "regrouping", "alive")
+
+    def __init__(self) -> None:
+        self.matrices: dict[int, Expr] = {}
+        self.regrouping: set[int] = set()
+        self.alive: list[Expr] = []
+
+
+def _matrix(e: Expr, v: Expr, dep: set[int], memo: _Memo) -> Expr:
     """The matrix of e, each node's remembered.  The rules are generators that yield what they
     need — an expression (its matrix) or `_Row(r)` (a row read as a column) — and are run here
     on an explicit stack, so a Hessian through a formula nested 1,000 deep needs no recursion."""
-    if id(e) in memo:
-        return memo[id(e)]
-    stack = [(e, _matrix_uncached(e, v, dep, memo))]
-    answer = None
+    matrices = memo.matrices
+    if id(e) in matrices:
+        return matrices[id(e)]
+    stack: list[tuple[Expr | None, Rule]] = [(e, _matrix_uncached(e, v, dep, memo))]
+    answer: Expr | None = None  # None: the rule on top has not started
     while stack:
         node, rule = stack[-1]
         try:
-            need = rule.send(answer)
+            need = next(rule) if answer is None else rule.send(answer)
         except StopIteration as done:
             answer = done.value
             if node is not None:
-                memo[id(node)] = answer
+                matrices[id(node)] = done.value
             stack.pop()
             continue
         if isinstance(need, _Row):
             stack.append((None, _row_to_col(need.row, v, dep, memo)))
             answer = None
-        elif id(need) in memo:
-            answer = memo[id(need)]
+        elif id(need) in matrices:
+            answer = matrices[id(need)]
         else:
             stack.append((need, _matrix_uncached(need, v, dep, memo)))
             answer = None
-    return memo[id(e)]
+    return matrices[id(e)]
 
 
 class _Row:
@@ -75,15 +99,14 @@ def _zero(e: Expr, v: Expr) -> Expr:
     return O.zeros(Ty((n,), True) if e.ty.is_scalar else Ty((e.ty.dims[0], n)))
 
 
-def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: dict):
+def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: _Memo) -> Rule:
     """The rules for one node (a generator: `yield x` asks `_matrix` for the matrix of x)."""
     if id(e) not in dep:
         return _zero(e, v)
     if e is v:
         return O.eye(v.ty.dims[0])
-    a = e.args[0] if e.args else None
-    b = e.args[1] if len(e.args) > 1 else None
     if e.op == "add":
+        a, b = e.args
         if a.ty != b.ty:  # a broadcast sum: a scalar linear in v spread over a vector
             if a.ty.is_scalar and id(a) in dep:
                 return O.add(O.matmul(O.fill(O.const(1.0), e.ty), (yield a)), (yield b)) if id(b) in dep \
@@ -94,6 +117,7 @@ def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: dict):
             raise NoMatrixForm
         return O.add((yield a), (yield b))
     if e.op in ("mul", "div"):
+        a, b = e.args
         live, other = (a, b) if id(a) in dep else (b, a)
         if id(other) in dep:
             raise NoMatrixForm  # not linear
@@ -110,6 +134,7 @@ def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: dict):
             return O.matmul(O.make("diagm", factor), (yield live))
         raise NoMatrixForm
     if e.op == "matmul":
+        a, b = e.args
         if id(a) not in dep:
             if a.ty.is_matrix or a.ty.is_row:  # A u, or wᵀu
                 return O.matmul(a, (yield b))
@@ -117,16 +142,17 @@ def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: dict):
         if id(b) not in dep and a.ty.is_row and b.ty.is_col:  # uᵀw = wᵀu
             return O.matmul(O.T(b), (yield _Row(a)))
         regrouped = _regrouped(a, b) if id(b) not in dep else None
-        active = memo.setdefault("regrouping", set())
+        active = memo.regrouping
         if regrouped is not None and id(e) not in active:  # the simplifier may group it back
             dep.update(depends_on(regrouped, {v.params[0]}))  # the new nodes' dependence on v
-            memo.setdefault("alive", []).append(regrouped)  # ids in dep and memo stay unique
+            memo.alive.append(regrouped)  # ids in dep and memo stay unique
             active.add(id(e))
             try:
                 return (yield regrouped)
             finally:
                 active.discard(id(e))
         raise NoMatrixForm
+    a = e.args[0] if e.args else v  # the one argument of the operators below (v: never read)
     if e.op == "T" and e.ty.is_col and a.ty.is_row:
         return (yield _Row(a))
     if e.op == "sum" and e.params == (None, False) and a.ty.is_col:
@@ -152,7 +178,7 @@ def _regrouped(a: Expr, b: Expr) -> Expr | None:
     return None
 
 
-def _row_to_col(row: Expr, v: Expr, dep: set[int], memo: dict):
+def _row_to_col(row: Expr, v: Expr, dep: set[int], memo: _Memo) -> Rule:
     """(uᵀA)ᵀ = Aᵀu: a row linear in v, read as a column (a generator, as `_matrix_uncached`)."""
     if row.op == "T":
         return (yield row.args[0])
