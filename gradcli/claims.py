@@ -316,8 +316,8 @@ def judge(d: Derivative, name: str, claim: Expr, ev: Evaluator) -> Verdict:
 
     what = label(d)
     shape = claim.ty.full_dims
-    base: dict[str, Any] = dict(wrt=d.wrt, label=what, claim_shape=shape, expected_shape=d.shape, draws=ev.draws,
-                same_tree=d.expr is not None and claim is d.shown())
+    base: dict[str, Any] = dict(wrt=d.wrt, label=what, claim_shape=shape, expected_shape=d.shape,
+                                draws=ev.draws, same_tree=d.expr is not None and claim is d.shown())
     alt = alternate(d)
     if same_dims(shape, d.shape) or shape == ():  # a scalar claim stands for a constant array
         r = compare(ev, name, claim, d, what)

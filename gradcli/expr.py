@@ -116,7 +116,8 @@ class Expr:
         return value
 
 
-_interned: weakref.WeakValueDictionary[tuple[str, tuple[Expr, ...], Params], Expr] = weakref.WeakValueDictionary()
+_interned: weakref.WeakValueDictionary[tuple[str, tuple[Expr, ...], Params], Expr] = \
+    weakref.WeakValueDictionary()
 
 
 class NonFiniteConstant(ArithmeticError):

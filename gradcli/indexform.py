@@ -239,7 +239,8 @@ def evaluate_terms(terms: list[Term], f_idx: Indices, x_idx: Indices, shape: tup
         reduced = "".join(dict.fromkeys(full))
         present = set("".join(subs))
         kept = "".join(c for c in reduced if c in present)
-        value: Array = t.coef * (np.einsum(",".join(subs) + "->" + kept, *operands) if operands else np.float64(1.0))
+        value: Array = t.coef * (np.einsum(",".join(subs) + "->" + kept, *operands) if operands
+                                 else np.float64(1.0))
         # output indices no factor mentions (δ(i,k) x[l]: nothing depends on i) broadcast
         value = np.reshape(value, [np.shape(value)[kept.index(c)] if c in kept else 1 for c in reduced])
         view = np.einsum(full + "->" + reduced, out) if full != reduced else out

@@ -67,7 +67,8 @@ def test_a_type_checker_reads_record_constructors_as_a_dataclass(request, tmp_pa
     lines = ["from gradcli.record import Factory, record", "", "",
              "@record", "class Point:", "    x: int", "    tags: list[str] = Factory(default_factory=list)",
              "", "", "ok = Point(1), Point(x=2, tags=['a'])",
-             "wrong_type = Point('one')  # bad", "missing = Point()  # bad", "unknown = Point(1, [], 3)  # bad"]
+             "wrong_type = Point('one')  # bad", "missing = Point()  # bad",
+             "unknown = Point(1, [], 3)  # bad"]
     snippet.write_text("\n".join(lines) + "\n", encoding="utf-8")
     pytest_cache = getattr(request.config, "cache", None)
     cache = pytest_cache.mkdir("mypy") if pytest_cache is not None else tmp_path
