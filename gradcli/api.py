@@ -131,13 +131,18 @@ class Derivative:
         return index_notation(self.of, self.x, style)
 
     def formula(self, style: str = "unicode") -> str | None:
-        """What to print: the matrix formula, else `J[i,j,k] = ...` in index notation."""
+        """What to print: the matrix formula, else `J[i,j,k] = ...` in index notation (in LaTeX
+        `\\frac{\\partial f_{i}}{\\partial X_{jk}} = …`, subscripts for indices)."""
         text = self.text(style)
         if text:
             return text
         index = self.index_text(style)
         if index is None:
             return None
+        if style == "latex":  # a whole equation, one entry of the tensor on the left
+            from .latexdoc import indexed_label
+
+            return f"{indexed_label(self)} = {index}"
         return f"[{','.join(self.index_names())}] = {index}"
 
     def index_names(self) -> list[str]:

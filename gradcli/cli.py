@@ -440,7 +440,7 @@ CheckOpt = Annotated[bool, typer.Option("--check", help="Compare each derivative
 TolOpt = Annotated[float, typer.Option("--tol", help="Tolerance of --check (max relative error).")]
 EmitOpt = Annotated[Optional[str], typer.Option("--emit", metavar="numpy|latex",
                                                 help="Print a standalone numpy module (value_and_grad / "
-                                                     "value_and_hess), or the LaTeX formulas.")]
+                                                     "value_and_hess), or a standalone LaTeX document.")]
 NonfiniteOpt = Annotated[bool, typer.Option("--allow-nonfinite",
                                              help="Give IEEE NaN/Inf results (with a warning) instead of a "
                                                   "math error for log(0), 1/0, overflow, singular matrices.")]
@@ -506,8 +506,11 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         raise GradcliError("usage", "nothing to differentiate: add 'wrt NAME' to the formula or --wrt NAME")
     derivs = problem.hessians() if hessian else problem.derivatives()
     if emit is not None:
-        if emit == "latex":
-            latex = True
+        if emit == "latex":  # a standalone document (README: LaTeX)
+            from .latexdoc import document
+
+            sys.stdout.write(document(problem, derivs, text))
+            return
         elif emit == "numpy":
             from .emit import emit_numpy
 
@@ -594,7 +597,8 @@ def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
     from .shapes import fmt_dims
 
     out = _printer()
-    out(("f", "bold"), f" = {problem.text(style)}", (f"    shape {fmt_dims(problem.shape)}", "dim"))
+    comment = "% " if style == "latex" else ""  # --latex: every formula line is whole LaTeX
+    out(("f", "bold"), f" = {problem.text(style)}", (f"    {comment}shape {fmt_dims(problem.shape)}", "dim"))
     if f_value is not None:
         out(f"  value: {_summary(f_value)}")
     out()
@@ -603,12 +607,16 @@ def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
     bindings, texts = render_derivatives(derivs, style)
     for d, t in zip(derivs, texts):
         out()
-        label = (_label(d), "bold")
+        label = (_label(d) if style != "latex" else _latex_label(d), "bold")
         if t:
             out(label, f" = {t}")
         else:
             index = d.formula(style)
-            if index:
+            if index and style == "latex":  # its own left-hand side, one entry of the tensor
+                out((index, "bold"))
+                out(("  no matrix formula: a tensor in index notation (Kronecker's delta, sums over "
+                     "the indices under the sum sign)", "dim"))
+            elif index:
                 out("(", label, f"){index}")
                 out((f"  no matrix formula: a {len(d.shape)}-index tensor, in index notation "
                      "(δ is Kronecker's delta, Σ sums over repeated indices)", "dim"))
@@ -631,6 +639,12 @@ def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
         out(("where", "bold"))
         for name, t in bindings:
             out(f"  {name} = {t}")
+
+
+def _latex_label(d) -> str:
+    from .latexdoc import derivative_label
+
+    return derivative_label(d)
 
 
 def _print_claims(verdicts) -> None:

@@ -443,7 +443,12 @@ def _render(terms: list[Term], style: str) -> str:
                 idx = f[2]
                 if len(idx) == 2 and idx[0] > idx[1] and len(f) > 3 and is_symmetric(f[3]):
                     idx = (idx[1], idx[0])  # S[k,i] = S[i,k], written in order
-                pieces.append(f[1] + (f"[{','.join(idx)}]" if idx else ""))
+                if idx and style == "latex":  # X_{ki}: LaTeX's subscripts, not brackets
+                    from .render import latex_subscript
+
+                    pieces.append(latex_subscript(f[1], idx))
+                else:
+                    pieces.append(f[1] + (f"[{','.join(idx)}]" if idx else ""))
         body = " ".join(pieces) if pieces else "1"
         if t.sums:
             prefix = {"unicode": "Σ_", "ascii": "sum_", "latex": r"\sum_{"}[style]

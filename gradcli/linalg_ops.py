@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .expr import Op, make, register
 from .nondiff import tied, warn_nondifferentiable
+from .render import latex_function
 from .shaperules import _shape_err, same_shape, to_scalar
 from .shapes import SCALAR, fmt
 from .simplify import const, mul, zeros
@@ -27,7 +28,7 @@ ATOM = 6
 
 
 def _fn_notation(name: str, latex: str | None = None) -> Notation:
-    latex = latex or rf"\operatorname{{{name}}}"
+    latex = latex or latex_function(name)
     latex = latex.replace("{", "{{").replace("}", "}}")
     return {"unicode": (name + "({0})", ATOM), "ascii": (name + "({0})", ATOM),
             "latex": (latex + r"\left({0}\right)", ATOM)}

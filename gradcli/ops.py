@@ -15,6 +15,7 @@ import re
 from typing import TYPE_CHECKING, Callable
 
 from .expr import OPS as OPS, Expr, Op, ShapeMsg, make as make, make_raw, register
+from .render import latex_function
 from .shaperules import (broadcast_shape, matmul_shape, pow_shape, same_shape, square_to, sum_shape,
                          to_scalar, vector_only)
 from .shapes import SCALAR, STRICT, DimMismatch, col, mat
@@ -41,7 +42,7 @@ ADD, MUL, JUXT, NEG, POW, POST, ATOM = 1, 2, 3, 2, 4, 5, 6
 # ----------------------------------------------------------------- notation helpers
 def func(uni: str, asc: str | None = None, latex: str | None = None) -> Notation:
     asc = asc or uni
-    latex = (latex or rf"\operatorname{{{asc}}}").replace("{", "{{").replace("}", "}}")
+    latex = (latex or latex_function(asc)).replace("{", "{{").replace("}", "}}")
     return {"unicode": (uni + "({0})", ATOM), "ascii": (asc + "({0})", ATOM),
             "latex": (latex + r"\left({0}\right)", ATOM)}
 
@@ -433,7 +434,7 @@ _elementwise("abs", lambda xp, n, a: xp.abs(a), lambda x, y: make("abs_slope", x
 _elementwise("sign", lambda xp, n, a: xp.sign(a), lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0))
 _elementwise("step", lambda xp, n, a: (a > 0) * 1.0, lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0),
              {"unicode": ("𝟙({0} > 0)", ATOM), "ascii": ("sign(relu({0}))", ATOM),
-              "latex": (r"\mathbb{{1}}\left[{0} > 0\right]", ATOM)}, emit="({0} > 0) * 1.0")
+              "latex": (r"\mathbf{{1}}\left[{0} > 0\right]", ATOM)}, emit="({0} > 0) * 1.0")
 
 
 

@@ -29,6 +29,29 @@ _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 _NAME_RE = re.compile(r"^([A-Za-z]+?)_?([0-9]*)$")
 
 
+# The functions LaTeX itself typesets upright (with amsmath's spacing): `\log x`, never
+# `\operatorname{log}`; any other function name is an \operatorname.
+LATEX_FUNCTIONS = frozenset("arccos arcsin arctan arg cos cosh cot coth csc deg det dim exp gcd hom inf "
+                            "ker lg lim liminf limsup ln log max min sec sin sinh sup tan tanh".split())
+
+
+def latex_function(name: str) -> str:
+    """The LaTeX for a function's name: `\\log`, `\\exp`, … where LaTeX has one, else
+    `\\operatorname{softmax}` (amsmath)."""
+    return "\\" + name if name in LATEX_FUNCTIONS else rf"\operatorname{{{name}}}"
+
+
+def latex_subscript(base: str, indices) -> str:
+    """`X_{ki}` from X and the indices k, i; a base that already carries a subscript or
+    superscript (`W_{1}`, `A^\\top`) or is not a single symbol is braced first: `{W_{1}}_{ki}`,
+    never the double subscript `W_{1}_{ki}` that LaTeX rejects.  Indices longer than one
+    letter are separated by commas."""
+    idx = list(indices)
+    sub = ("" if all(len(i) == 1 for i in idx) else ",").join(idx)
+    simple = re.fullmatch(r"[A-Za-z]|\\[A-Za-z]+|\\mathrm\{[A-Za-z]+\}", base)
+    return f"{base if simple else '{' + base + '}'}_{{{sub}}}"
+
+
 def pretty_name(name: str, style: str) -> str:
     """theta → θ, W1 → W₁, x_2 → x₂ (unicode); \\theta, W_{1} (LaTeX); unchanged in ASCII."""
     if style == "ascii":
