@@ -155,6 +155,16 @@ class Derivative:
         x_names = list(X_INDEX[:len(self.x_ty.dims)])
         return x_names + f_names if self.transposes else f_names + x_names
 
+    def __repr__(self) -> str:
+        formula = self.formula("ascii")
+        return (f"Derivative({self.wrt}: {formula if formula is not None else 'no matrix formula'}; "
+                f"{self.kind} {fmt_shape(self.shape)}, {self.layout} layout)")
+
+    def _repr_latex_(self) -> str:
+        from .display import derivative_latex
+
+        return derivative_latex(self)
+
     def to_layout(self, value: Any) -> Any:
         """Numeric value, rearranged from the base layout into this derivative's layout."""
         if not self.transposes:
@@ -171,6 +181,7 @@ class Problem:
 
     typed: Typed
     layout: str | None = None
+    _functions: frozenset = frozenset()  # the names bound with --fn (set by analyze)
     _derivs: list | None = None
     _hessians: list | None = None
     _notes: tuple = ()  # (wrt, label) of each derivative printed with singleton axes dropped
@@ -311,8 +322,59 @@ class Problem:
             text += f"; in {'that formula' if one else 'those formulas'} {where}"
         return [Note("squeezed", text)]
 
+    def __repr__(self) -> str:
+        """`Problem(||y - X@theta||^2 wrt theta: f (); X (m, n), y (m,), theta (n,))`: the
+        formula and the shapes, not the syntax tree."""
+        symbols = ", ".join(f"{n} {fmt_shape(s.shape)}" for n, s in self.symbols.items())
+        return f"Problem({' '.join(self.typed.formula.text.split())}: f {fmt_shape(self.shape)}; {symbols})"
+
+    def _repr_latex_(self) -> str:
+        from .display import problem_latex
+
+        return problem_latex(self)
+
+    def _repr_markdown_(self) -> str:
+        from .display import problem_markdown
+
+        return problem_markdown(self)
+
+    @property
+    def is_symbolic(self) -> bool:
+        """Whether some dimension has a name and no size (then values need arrays or sizes)."""
+        return any(not isinstance(d, int) for s in self.symbols.values() for d in s.shape)
+
+    def bind(self, arrays: dict | None = None, sizes: dict | None = None) -> "Problem":
+        """The same problem with sizes: the shapes of the given arrays, and `sizes` for named
+        dimensions ({"n": 3}); the dimensions these fix propagate through the formula."""
+        arrays, sizes = arrays or {}, sizes or {}
+        dims = {d for s in self.symbols.values() for d in s.shape if not isinstance(d, int)}
+        unknown = [n for n in sizes if n not in dims]
+        if unknown:
+            raise GradcliError("usage", f"sizes: {', '.join(map(str, unknown))} is not a dimension of the formula "
+                                        f"(its named dimensions: {', '.join(sorted(map(str, dims))) or 'none'})")
+        for n, k in sizes.items():
+            if not (isinstance(k, int) and k >= 1) or isinstance(k, bool):
+                raise GradcliError("usage", f"sizes: {n} = {k!r} is not a positive integer")
+        strange = [n for n in arrays if n not in self.symbols]
+        if strange:
+            raise GradcliError("usage", f"{', '.join(strange)}: the formula has no such symbol "
+                                        f"(its symbols: {', '.join(self.symbols)})")
+        data = {n: s.shape for n, s in self.symbols.items() if s.source == "data"}
+        data.update({n: tuple(getattr(a, "shape", ())) for n, a in arrays.items()})
+        # declared shapes stay declared (sizes put in); an assumed one only where a size fixes it,
+        # so that the others are still inferred from the data
+        shapes = {n: tuple(sizes.get(d, d) if isinstance(d, str) else d for d in s.shape)
+                  for n, s in self.symbols.items()
+                  if n not in data and (s.source != "assumed" or any(d in sizes for d in s.shape))}
+        extra = [w for w in self.wrt if w not in {name for name, _ in self.typed.formula.wrt}]
+        return analyze(self.typed.formula.text, shapes, extra, self.layout, data, self._functions)
+
     def compile(self, fns: dict[str, str] | None = None, hessian: bool = False,
                 allow_nonfinite: bool = False) -> "Compiled":
+        """`f(**arrays) -> (value, {wrt: derivative})`.  A problem with named dimensions is
+        compiled for the arrays' shapes when it is called (a `Deferred` compilation)."""
+        if self.is_symbolic:
+            return Deferred(self, fns, hessian, allow_nonfinite)
         derivs = self.hessians() if hessian else self.derivatives()
         with_formula = [d for d in derivs if d.expr is not None]
         program = compile_graph([self.target] + [d.expr for d in with_formula], fns)
@@ -323,11 +385,16 @@ class Problem:
         return Compiled(self, program, derivs, fallback)
 
 
-def _label(d: Derivative) -> str:
+def _label(d: Derivative, style: str = "ascii") -> str:
+    """∂f/∂x, ∂²f/∂x², ∂²f/∂x∂y: names as typed, or (unicode) in Greek with subscripts."""
+    from .render import pretty_name
+
+    def name(n: str) -> str:
+        return pretty_name(n, style) if style == "unicode" else n
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
-        return f"∂²f/∂{a}∂{b}" if b else f"∂²f/∂{a}²"
-    return f"∂f/∂{d.wrt}"
+        return f"∂²f/∂{name(a)}∂{name(b)}" if b and b != a else f"∂²f/∂{name(a)}²"
+    return f"∂f/∂{name(d.wrt)}"
 
 
 def vjp_program(d: Derivative, fns):
@@ -383,6 +450,82 @@ class Compiled:
             out[d.wrt] = check_derivative(lambda vals: program.run(vals)[0], arrays, x_name,
                                           base[d.wrt], on_step=on_step)
         return out
+
+
+class Deferred:
+    """The compilation of a problem with named dimensions: called with arrays, it binds their
+    shapes (`Problem.bind`) and compiles that, once per set of shapes."""
+
+    def __init__(self, problem: Problem, fns, hessian: bool, allow_nonfinite: bool):
+        self.problem, self.fns, self.hessian, self.allow_nonfinite = problem, fns, hessian, allow_nonfinite
+        self._compiled: dict = {}
+
+    def __repr__(self) -> str:
+        return f"Compiled({' '.join(self.problem.typed.formula.text.split())}; sizes bound when called)"
+
+    def bound(self, arrays: dict) -> "Compiled":
+        missing = [n for n in self.problem.symbols if n not in arrays]
+        if missing:
+            raise GradcliError("usage", f"missing array(s) for {', '.join(missing)}: the formula's symbols are "
+                                        f"{', '.join(self.problem.symbols)}")
+        key = tuple((n, tuple(getattr(a, "shape", ()))) for n, a in sorted(arrays.items()))
+        if key not in self._compiled:
+            import numpy as np
+
+            shaped = {n: np.asarray(a) for n, a in arrays.items()}
+            self._compiled[key] = self.problem.bind(shaped).compile(self.fns, self.hessian, self.allow_nonfinite)
+        return self._compiled[key]
+
+    def __call__(self, xp=None, **arrays):
+        return self.bound(arrays)(xp, **arrays)
+
+    def evaluate(self, arrays: dict, xp=None):
+        return self.bound(arrays).evaluate(arrays, xp)
+
+
+def check_verdict(error: float, tol: float, allow_nonfinite: bool = False) -> dict:
+    """--check compares the entries where the derivative and its finite difference are both
+    finite; under --allow-nonfinite the others are the NaN/Inf the user accepted, so a
+    derivative with no comparable entry is not a failure (its error is null)."""
+    import math
+
+    if math.isnan(error):
+        return {"max_rel_error": None, "ok": allow_nonfinite}
+    return {"max_rel_error": error, "ok": bool(error <= tol)}
+
+
+def derivation(problem: Problem, derivs: list[Derivative], hessian: bool,
+               style: str = "unicode") -> tuple[list[str], list[dict]]:
+    """The --steps derivation: its lines and its JSON records.  For a Hessian, first the
+    gradient, then each block as the Jacobian of a gradient."""
+    from .steps import render_steps
+
+    numerator = problem.layout == "numerator"
+    if not hessian:
+        return render_steps(problem.target, [d.x for d in derivs], style, numerator)
+    grads = {d.wrt: d for d in problem.derivatives()}
+    lines, records = render_steps(problem.target, [grads[w].x for w in problem.wrt], style, numerator)
+    for d in derivs:
+        more, recs = render_steps(d.of, [d.x], style, numerator)
+        a = render(O.sym(d.wrt.partition(",")[0], d.f_ty), "unicode")
+        lines += ["", f"{_label(d, 'unicode')}: the Jacobian of ∂f/∂{a} wrt {render(d.x, 'unicode')}"] + more
+        records += [{**r, "block": d.wrt} for r in recs]
+    return lines, records
+
+
+def emit_code(target: str, problem: Problem, derivs: list[Derivative], fns: dict | None = None,
+              hessian: bool = False) -> str:
+    """Source code for the derivatives: `numpy` a standalone module, `latex` a standalone
+    document."""
+    if target == "latex":
+        from .latexdoc import document
+
+        return document(problem, derivs, problem.typed.formula.text)
+    if target == "numpy":
+        from .emit import emit_numpy
+
+        return emit_numpy(problem, derivs, fns or {}, hessian)
+    raise GradcliError("usage", f"emit {target!r}: expected numpy or latex")
 
 
 def _base_dims(d: Derivative) -> tuple:
@@ -450,6 +593,7 @@ def analyze(text: str, shapes: dict[str, tuple] | None = None, wrt: list[str] | 
     except GradcliError as err:
         raise err.with_text(text)
     problem = Problem(typed, layout)
+    problem._functions = frozenset(functions)
     default_layout(typed.expr.ty, layout)  # validate early
     return problem
 

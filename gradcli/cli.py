@@ -488,7 +488,7 @@ hess = app.command(
 
 def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
                    out_dir, emit, allow_nonfinite, hessian: bool, steps: bool = False, claims=None):
-    from .api import analyze
+    from .api import analyze, check_verdict, derivation
 
     _check_tolerance(tol)
     fns = _fns(fn)
@@ -506,18 +506,10 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         raise GradcliError("usage", "nothing to differentiate: add 'wrt NAME' to the formula or --wrt NAME")
     derivs = problem.hessians() if hessian else problem.derivatives()
     if emit is not None:
-        if emit == "latex":  # a standalone document (README: LaTeX)
-            from .latexdoc import document
+        from .api import emit_code
 
-            sys.stdout.write(document(problem, derivs, text))
-            return
-        elif emit == "numpy":
-            from .emit import emit_numpy
-
-            sys.stdout.write(emit_numpy(problem, derivs, fns, hessian))
-            return
-        else:
-            raise GradcliError("usage", f"--emit {emit}: expected numpy or latex")
+        sys.stdout.write(emit_code(emit, problem, derivs, fns, hessian))
+        return
     f_value, d_values, checks = None, {}, {}
     if sources or random:
         compiled = problem.compile(fns, hessian=hessian, allow_nonfinite=allow_nonfinite)
@@ -530,7 +522,7 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
             with _progress(n_steps, n_steps * data_size) as bar:
                 task = bar.add_task("finite differences", total=n_steps) if bar else None
                 errors = compiled.check(values, base, fns, on_step=(lambda: bar.advance(task)) if bar else None)
-            checks = {k: _check_result(e, tol, allow_nonfinite) for k, e in errors.items()}
+            checks = {k: check_verdict(e, tol, allow_nonfinite) for k, e in errors.items()}
         if out_dir is not None:
             from .outputs import run_files, write_outputs
 
@@ -547,20 +539,7 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
     style = "latex" if latex else "unicode"
     step_lines, step_records = None, None
     if steps:
-        from .steps import render_steps
-
-        numerator = problem.layout == "numerator"
-        if hessian:  # first the gradient, then each block as the Jacobian of a gradient
-            grads = {d.wrt: d for d in problem.derivatives()}
-            step_lines, step_records = render_steps(problem.target, [grads[w].x for w in problem.wrt], style,
-                                                    numerator)
-            for d in derivs:
-                lines, records = render_steps(d.of, [d.x], style, numerator)
-                step_lines += ["", f"{_label(d)}: the Jacobian of ∂f/∂{_pn(d.wrt.partition(',')[0])} "
-                                   f"wrt {_pn(d.x.params[0])}"] + lines
-                step_records += [{**r, "block": d.wrt} for r in records]
-        else:
-            step_lines, step_records = render_steps(problem.target, [d.x for d in derivs], style, numerator)
+        step_lines, step_records = derivation(problem, derivs, hessian, style)
     if as_json:
         doc = _document(problem, derivs, f_value, d_values, checks)
         if step_records is not None:
@@ -579,17 +558,6 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         _print_claims(verdicts)
     if any(not c["ok"] for c in checks.values()) or any(not v.ok for v in verdicts):
         raise typer.Exit(1)
-
-
-def _check_result(error: float, tol: float, allow_nonfinite: bool) -> dict:
-    """--check compares the entries where the derivative and its finite difference are both
-    finite; under --allow-nonfinite the others are the NaN/Inf the user accepted, so a
-    derivative with no comparable entry is not a failure (its error is null)."""
-    import math
-
-    if math.isnan(error):
-        return {"max_rel_error": None, "ok": allow_nonfinite}
-    return {"max_rel_error": error, "ok": bool(error <= tol)}
 
 
 def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
