@@ -14,11 +14,14 @@ import sys
 import types
 
 __version__ = "0.1.0"
-__all__ = ["analyze", "parse", "parse_dims", "Problem", "Derivative", "Compiled", "GradcliError",
-           "__version__"]
+__all__ = ["grad", "hess", "shape", "check", "Results", "Result", "Steps", "analyze", "parse", "parse_dims",
+           "Problem", "Derivative", "Compiled", "GradcliError", "derivation", "emit_code", "__version__"]
 
 _HOMES = {"analyze": "api", "parse_dims": "api", "Problem": "api", "Derivative": "api",
-          "Compiled": "api", "GradcliError": "errors"}
+          "Compiled": "api", "GradcliError": "errors", "derivation": "api", "emit_code": "api",
+          # the notebook-first API (gradcli.results): results keyed by wrt name, shown rendered
+          "grad": "results", "hess": "results", "shape": "results", "check": "results",
+          "Results": "results", "Result": "results", "Steps": "results"}
 
 
 def _load(module: str):

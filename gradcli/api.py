@@ -417,6 +417,9 @@ class Compiled:
     derivs: list[Derivative]
     fallback: dict
 
+    def __repr__(self) -> str:
+        return f"Compiled({' '.join(self.problem.typed.formula.text.split())}; {', '.join(d.wrt for d in self.derivs)})"
+
     def __call__(self, xp=None, **arrays):
         """(f, {wrt: derivative in its layout})."""
         f, base = self.evaluate(arrays, xp)
