@@ -49,9 +49,20 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _json_schema(value: bool) -> None:
+    if value:
+        from .schema import schema_text
+
+        sys.stdout.write(schema_text() + "\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_callback(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                        help="Print the version and exit.")] = False) -> None:
+                                                        help="Print the version and exit.")] = False,
+                  json_schema: Annotated[bool, typer.Option("--json-schema", callback=_json_schema, is_eager=True,
+                                                            help="Print the JSON Schema of --json output "
+                                                                 "and exit.")] = False) -> None:
     """gradcli: derivatives of matrix formulas."""
 
 

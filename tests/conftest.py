@@ -15,3 +15,23 @@ if os.environ.get("HYPOTHESIS_PROFILE"):
     settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 elif os.environ.get("CI"):
     settings.load_profile("ci")
+
+# Every JSON document the tests make is validated against the published schema at the end of the
+# session (tests/json_outputs.py, tests/test_json_schema.py).
+_CURRENT = {"test": ""}
+
+
+def pytest_configure(config):
+    import json_outputs
+
+    json_outputs.install(lambda: _CURRENT["test"])
+
+
+def pytest_runtest_setup(item):
+    _CURRENT["test"] = item.nodeid
+
+
+def pytest_collection_modifyitems(items):
+    """The session-wide schema check runs last, after every test that made JSON."""
+    last = [i for i in items if i.name == "test_every_json_output_of_the_session_validates"]
+    items[:] = [i for i in items if i not in last] + last
