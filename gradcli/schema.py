@@ -20,7 +20,7 @@ _NULLABLE_INT = {"type": ["integer", "null"]}
 _ERROR = {
     "type": "object", "required": ["kind", "message", "line", "column"], "additionalProperties": False,
     "properties": {
-        "kind": {"enum": ["parse", "shape", "data", "math", "usage", "internal"],
+        "kind": {"enum": ["parse", "shape", "data", "math", "output", "usage", "internal"],
                  "description": "usage: exit 2; every other kind: exit 1"},
         "message": {"type": "string"},
         "line": _NULLABLE_INT, "column": _NULLABLE_INT,
