@@ -122,3 +122,37 @@ def test_emit_latex_is_a_standalone_document(capsys, tmp_path):
     assert doc.rstrip().endswith(r"\end{document}") and doc.isascii()
     if PDFLATEX is not None:
         compile_latex(tmp_path, doc)
+
+
+def corpus_formulas() -> list[str]:
+    """The formulas of the rule tables the other tests use (every operator, Jacobians, Hessians,
+    claims, derivations): a wider net than the samples."""
+    from test_claims import TABLE
+    from test_derivatives import RULES
+    from test_jacobians import HESSIANS, JACOBIANS
+    from test_steps import CASES
+
+    texts = [r[1] for r in RULES] + [j[0] for j in JACOBIANS] + [h[0] for h in HESSIANS]
+    texts += [t[0] for t in TABLE] + [c[0] for c in CASES]
+    return list(dict.fromkeys(texts))
+
+
+@needs_pdflatex
+def test_every_rule_table_formula_compiles(tmp_path):
+    parts, count = [], 0
+    for text in corpus_formulas():
+        try:
+            problem = gradcli.analyze(text)
+            if not problem.wrt:  # a rule written without wrt: by every symbol
+                problem = gradcli.analyze(text, wrt=list(problem.symbols))
+        except GradcliError:
+            continue
+        for hessian in (False, True) if not problem.shape else (False,):
+            try:  # (some second derivatives are not available: a math error, said so)
+                derivs = problem.hessians() if hessian else problem.derivatives()
+                parts += latexdoc.body(problem, derivs, text) + [r"\clearpage"]
+            except GradcliError:
+                continue
+        count += 1
+    assert count >= 50
+    compile_latex(tmp_path, "\n".join([*latexdoc.preamble(), *parts, r"\end{document}", ""]))
