@@ -485,6 +485,9 @@ class Deferred:
     def evaluate(self, arrays: dict, xp=None):
         return self.bound(arrays).evaluate(arrays, xp)
 
+    def check(self, arrays: dict, base: dict, fns: dict | None = None, on_step=None) -> dict:
+        return self.bound(arrays).check(arrays, base, fns, on_step)
+
 
 def check_verdict(error: float, tol: float, allow_nonfinite: bool = False) -> dict:
     """--check compares the entries where the derivative and its finite difference are both

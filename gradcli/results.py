@@ -39,9 +39,10 @@ def hess(formula: str, /, *, wrt: list[str] | None = None, sizes: dict | None = 
 
 
 def shape(formula: str, /, *, wrt: list[str] | None = None, sizes: dict | None = None,
-          shapes: dict | None = None, layout: str | None = None, **arrays: Any) -> "Results":
+          shapes: dict | None = None, layout: str | None = None, fns: dict | None = None,
+          **arrays: Any) -> "Results":
     """Shapes only: every symbol's, f's and each derivative's (formulas are not built)."""
-    return _results(formula, False, wrt, sizes, shapes, layout, None, 0, arrays, formulas=False)
+    return _results(formula, False, wrt, sizes, shapes, layout, fns, 0, arrays, formulas=False)
 
 
 def check(formula: str, /, *, wrt: list[str] | None = None, sizes: dict | None = None,
