@@ -575,14 +575,18 @@ def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
     from .api import render_derivatives
     from .shapes import fmt_dims
 
+    from .output import Commented
+
     out = _printer()
-    comment = "% " if style == "latex" else ""  # --latex: every formula line is whole LaTeX
+    # --latex: every formula line is whole LaTeX, every other line a LaTeX comment
+    note = Commented(out) if style == "latex" else out
+    comment = "% " if style == "latex" else ""
     out(("f", "bold"), f" = {problem.text(style)}", (f"    {comment}shape {fmt_dims(problem.shape)}", "dim"))
     if f_value is not None:
-        out(f"  value: {_summary(f_value)}")
+        note(f"  value: {_summary(f_value)}")
     out()
-    _symbol_table(out, problem)
-    _notes(out, problem)
+    _symbol_table(note, problem)
+    _notes(note, problem)
     bindings, texts = render_derivatives(derivs, style)
     for d, t in zip(derivs, texts):
         out()
@@ -593,29 +597,29 @@ def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
             index = d.formula(style)
             if index and style == "latex":  # its own left-hand side, one entry of the tensor
                 out((index, "bold"))
-                out(("  no matrix formula: a tensor in index notation (Kronecker's delta, sums over "
-                     "the indices under the sum sign)", "dim"))
+                note(("  no matrix formula: a tensor in index notation (Kronecker's delta, sums over "
+                      "the indices under the sum sign)", "dim"))
             elif index:
                 out("(", label, f"){index}")
                 out((f"  no matrix formula: a {len(d.shape)}-index tensor, in index notation "
                      "(δ is Kronecker's delta, Σ sums over repeated indices)", "dim"))
             else:
-                out(label, f": no matrix formula (a {len(d.shape)}-index tensor); its values come "
+                note((_label(d), "bold"), f": no matrix formula (a {len(d.shape)}-index tensor); its values come "
                            "from one vector-Jacobian product per entry of f")
-        out(f"  shape {fmt_dims(d.shape)}", (f"  ({_layout_note(d)})", "dim"))
+        note(f"  shape {fmt_dims(d.shape)}", (f"  ({_layout_note(d)})", "dim"))
         if d.wrt in d_values:
-            out(f"  value: {_summary(d_values[d.wrt])}")
+            note(f"  value: {_summary(d_values[d.wrt])}")
         if d.wrt in checks:
             c = checks[d.wrt]
             if c["max_rel_error"] is None:
-                out("  check: nothing to compare (no entry where both the derivative and its finite "
+                note("  check: nothing to compare (no entry where both the derivative and its finite "
                     "difference are finite)")
             else:
-                out(f"  check: max relative error {c['max_rel_error']:.2e} vs finite differences (",
+                note(f"  check: max relative error {c['max_rel_error']:.2e} vs finite differences (",
                     ("ok", "green") if c["ok"] else ("FAILED", "bold red"), ")")
     if bindings:
         out()
-        out(("where", "bold"))
+        note(("where", "bold"))
         for name, t in bindings:
             out(f"  {name} = {t}")
 

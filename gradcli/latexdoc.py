@@ -104,3 +104,29 @@ def body(problem, derivs, source: str | None = None) -> list[str]:
     if bindings:
         out += ["where", r"\begin{align*}", " \\\\\n".join("  " + b for b in bindings), r"\end{align*}"]
     return out
+
+
+_ASCII = {"∂": "d", "−": "-", "·": "*", "×": "x", "‖": "||", "⊙": "*", "⊘": "/", "𝟙": "1", "Σ": "sum",
+          "δ": "delta", "≤": "<=", "≥": ">=", "…": "...", "∘": "o"}
+
+
+def ascii_comment(text: str) -> str:
+    """A terminal annotation made ASCII for a LaTeX comment line: θ → theta, ∂fᵢ/∂xⱼ → dfi/dxj,
+    any character left without an ASCII spelling → ?.  pdflatex skips comments, but a paper's
+    source (and an old TeX) should not carry Unicode it never asked for."""
+    import unicodedata
+
+    from .render import GREEK
+
+    greek = {uni: name for name, (uni, _) in GREEK.items() if name not in ("eps", "lam")}
+    out = []
+    for ch in text:
+        if ch.isascii():
+            out.append(ch)
+            continue
+        spelled = _ASCII.get(ch) or greek.get(ch)
+        if spelled is None:
+            plain = unicodedata.normalize("NFKD", ch)
+            spelled = plain if plain.isascii() and plain else "?"
+        out.append(spelled)
+    return "".join(out)

@@ -75,3 +75,31 @@ class Printer:
         self((line(header), "bold"))
         for r in rows:
             self(line(r))
+
+
+class Commented:
+    """The annotation lines of `--latex` output: each a LaTeX comment (`% shape (n,)`) in ASCII,
+    so that the whole output pastes into a LaTeX source; blank lines stay blank."""
+
+    def __init__(self, printer: Printer):
+        self.printer = printer
+
+    def __call__(self, *parts: Part) -> None:
+        if not parts:
+            self.printer()
+            return
+        from .latexdoc import ascii_comment
+
+        parts = tuple(ascii_comment(p) if isinstance(p, str) else (ascii_comment(p[0]), p[1]) for p in parts)
+        text = plain(parts)
+        if "\n" in text:  # a printed array: every line of it commented
+            for line in text.split("\n"):
+                self.printer("% " + line)
+            return
+        self.printer("% ", *parts)
+
+    def table(self, header: list[str], rows: list[list[str]]) -> None:
+        """Cells made ASCII before the columns are measured, so they stay aligned."""
+        from .latexdoc import ascii_comment
+
+        Printer.table(self, [ascii_comment(h) for h in header], [[ascii_comment(c) for c in r] for r in rows])

@@ -57,17 +57,27 @@ def test_every_sample_formula_compiles(tmp_path, path):
     compile_latex(tmp_path, "\n".join([*latexdoc.preamble(), *parts, r"\end{document}", ""]))
 
 
+def latex_output(capsys, *args) -> list[str]:
+    """Every line `gradcli grad … --latex` prints."""
+    assert main(["grad", *args, "--latex"]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
 def latex_lines(capsys, *args) -> list[str]:
     """The formula lines of `gradcli grad … --latex`: f's, each derivative's and each binding's."""
-    assert main(["grad", *args, "--latex"]) == 0
-    out = capsys.readouterr().out
-    return [line.strip() for line in out.splitlines()
-            if line.startswith(("f = ", "\\frac")) or re.match(r"  z+_\{\d+\} = ", line)]
+    return [line.strip() for line in latex_output(capsys, *args) if line.strip() and not line.startswith("%")]
+
+
+def as_document(lines: list[str]) -> str:
+    """The output pasted as it is: comment lines as they are, each formula line in a display."""
+    body = [line if not line.strip() or line.startswith("%") else f"\\[\n{line}\n\\]" for line in lines]
+    return "\n".join([*latexdoc.preamble(), *body, r"\end{document}", ""])
 
 
 @needs_pdflatex
-def test_latex_lines_compile_as_they_are_printed(capsys, tmp_path):
-    """Each printed formula line goes into a display as it is: no Unicode label, no brackets."""
+def test_latex_output_compiles_as_it_is_printed(capsys, tmp_path):
+    """The whole --latex output of every sample formula (with values and a check, where the
+    shapes are numbers): formula lines are whole equations, every other line a comment."""
     lines: list[str] = []
     for path in SAMPLE_FILES:
         for entry in entries(path):
@@ -76,10 +86,12 @@ def test_latex_lines_compile_as_they_are_printed(capsys, tmp_path):
             except GradcliError:
                 continue
             if problem.wrt:
-                lines += latex_lines(capsys, entry.text)
+                lines += latex_output(capsys, entry.text)
+    lines += latex_output(capsys, "R'@R wrt R", "-s", "R=2x2", "--random", "--check")
+    lines += latex_output(capsys, "||y - X@theta||^2 wrt theta", "-d", str(SAMPLES / "least_squares.npz"), "--check")
     assert any(line.startswith(r"\frac{\partial f_{") for line in lines)  # a tensor among them
-    body = [f"\\[\n{line}\n\\]" for line in lines]  # a line may end in a `% shape` comment
-    compile_latex(tmp_path, "\n".join([*latexdoc.preamble(), *body, r"\end{document}", ""]))
+    assert all(line.isascii() for line in lines), [line for line in lines if not line.isascii()][:3]
+    compile_latex(tmp_path, as_document(lines))
 
 
 def test_latex_lines_are_whole_ascii_equations(capsys):
