@@ -561,7 +561,9 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
     else:
         _print_derivatives(problem, derivs, f_value, d_values, checks, style)
         if step_lines:
-            out = _printer()
+            from .output import Commented
+
+            out = Commented(_printer()) if latex else _printer()  # --latex: the derivation in comments
             out()
             out(("derivation (--steps):", "bold"))
             for line in step_lines:

@@ -92,6 +92,9 @@ class Commented:
 
         parts = tuple(ascii_comment(p) if isinstance(p, str) else (ascii_comment(p[0]), p[1]) for p in parts)
         text = plain(parts)
+        if not text.strip():
+            self.printer()
+            return
         if "\n" in text:  # a printed array: every line of it commented
             for line in text.split("\n"):
                 self.printer("% " + line)

@@ -168,3 +168,14 @@ def test_every_rule_table_formula_compiles(tmp_path):
         count += 1
     assert count >= 50
     compile_latex(tmp_path, "\n".join([*latexdoc.preamble(), *parts, r"\end{document}", ""]))
+
+
+@pytest.mark.parametrize("command", ["grad", "hess"])
+def test_steps_under_latex_are_comments(capsys, tmp_path, command):
+    assert main([command, "sum(inv(A)@x) + ||x||^2 wrt x, A" if command == "grad" else "sum(exp(A@x)) wrt x",
+                 "--steps", "--latex"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("derivation (--steps)" in line for line in lines)
+    assert all(line.isascii() for line in lines), [line for line in lines if not line.isascii()][:3]
+    if PDFLATEX is not None:
+        compile_latex(tmp_path, as_document(lines))
