@@ -467,26 +467,34 @@ class Deferred:
         return f"Compiled({' '.join(self.problem.typed.formula.text.split())}; sizes bound when called)"
 
     def bound(self, arrays: dict) -> "Compiled":
+        """The compilation for these arrays' shapes (numpy arrays by name)."""
         missing = [n for n in self.problem.symbols if n not in arrays]
         if missing:
             raise GradcliError("usage", f"missing array(s) for {', '.join(missing)}: the formula's symbols are "
                                         f"{', '.join(self.problem.symbols)}")
-        key = tuple((n, tuple(getattr(a, "shape", ()))) for n, a in sorted(arrays.items()))
+        key = tuple((n, a.shape) for n, a in sorted(arrays.items()))
         if key not in self._compiled:
-            import numpy as np
-
-            shaped = {n: np.asarray(a) for n, a in arrays.items()}
-            self._compiled[key] = self.problem.bind(shaped).compile(self.fns, self.hessian, self.allow_nonfinite)
+            self._compiled[key] = self.problem.bind(arrays).compile(self.fns, self.hessian, self.allow_nonfinite)
         return self._compiled[key]
 
     def __call__(self, xp=None, **arrays):
+        arrays = _float_arrays(arrays)
         return self.bound(arrays)(xp, **arrays)
 
     def evaluate(self, arrays: dict, xp=None):
+        arrays = _float_arrays(arrays)
         return self.bound(arrays).evaluate(arrays, xp)
 
     def check(self, arrays: dict, base: dict, fns: dict | None = None, on_step=None) -> dict:
+        arrays = _float_arrays(arrays)
         return self.bound(arrays).check(arrays, base, fns, on_step)
+
+
+def _float_arrays(arrays: dict) -> dict:
+    """Lists and numbers as float arrays (the evaluator's input), arrays as they are."""
+    import numpy as np
+
+    return {n: a if isinstance(a, np.ndarray) else np.asarray(a, dtype=float) for n, a in arrays.items()}
 
 
 def check_verdict(error: float, tol: float, allow_nonfinite: bool = False) -> dict:

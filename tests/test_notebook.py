@@ -75,6 +75,14 @@ def test_compile_of_a_symbolic_problem_binds_sizes_when_called():
     assert "-s" not in str(err.value) and "--" not in str(err.value)
 
 
+def test_a_deferred_compilation_takes_lists_and_new_sizes():
+    compiled = gradcli.analyze("sum(x*y) wrt x").compile()
+    for x, y in (([1.0, 2.0], [3.0, 4.0]), ([1.0, 2.0, 5.0], [3.0, 4.0, 1.0])):
+        f, grads = compiled(x=x, y=y)
+        assert float(f) == pytest.approx(float(np.dot(x, y)))
+        np.testing.assert_allclose(grads["x"], y)
+
+
 def test_hess_shape_steps_emit_are_public():
     h = gradcli.hess("x'@A@y wrt x, y", sizes={"m": 2, "n": 3})
     assert set(h) == {"x", "x,y", "y,x", "y"} and h["x,y"].shape == (2, 3)
