@@ -6,6 +6,10 @@ The pipeline, one module per stage:
     → render.py (unicode / ASCII / LaTeX) and evaluate.py (numbers, via an array namespace).
 ops.py is the table of operators: shape rule, derivative rule, numpy implementation, notation.
 
+In Python: `gradcli.grad(formula, **arrays)` (and `hess`, `shape`, `check`) returns the
+derivatives keyed by the wrt names, shown rendered in Jupyter (gradcli.results); `analyze` gives
+the pipeline's own objects (gradcli.api).
+
 The names below are loaded on first use: importing the package costs nothing, so the command's
 entry point (gradcli.process) can install its signal handlers before anything heavy is imported.
 """
