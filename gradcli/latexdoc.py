@@ -8,7 +8,13 @@ amsmath and amssymb (README: LaTeX).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from .render import latex_subscript, pretty_name
+
+if TYPE_CHECKING:
+    from .api import Derivative, Problem
 
 PACKAGES = ("amsmath", "amssymb")
 
@@ -17,12 +23,12 @@ def _name(name: str) -> str:
     return pretty_name(name, "latex")
 
 
-def _sub(name: str, indices) -> str:
+def _sub(name: str, indices: Iterable[str]) -> str:
     idx = list(indices)
     return latex_subscript(_name(name), idx) if idx else _name(name)
 
 
-def derivative_label(d) -> str:
+def derivative_label(d: Derivative) -> str:
     """`\\frac{\\partial f}{\\partial X}`; `\\frac{\\partial^{2} f}{\\partial x^{2}}` for a
     Hessian, `\\frac{\\partial^{2} f}{\\partial x \\, \\partial y}` for a mixed block."""
     if d.kind == "hessian":
@@ -38,7 +44,7 @@ def _brace(text: str) -> str:
     return "{" + text + "}" if "_" in text or "^" in text else text
 
 
-def indexed_label(d) -> str:
+def indexed_label(d: Derivative) -> str:
     """The left-hand side of a derivative in index notation, one entry of the tensor:
     `\\frac{\\partial f_{ij}}{\\partial X_{kl}}` (f's indices i, j, …; x's k, l, …, as on the
     right-hand side), `\\frac{\\partial^{2} f}{\\partial a_{ij} \\, \\partial b_{kl}}` for a
@@ -55,7 +61,7 @@ def indexed_label(d) -> str:
     return rf"\frac{{\partial {f}}}{{\partial {_sub(x_name, x_idx)}}}"
 
 
-def equations(problem, derivs) -> tuple[list[str], list[str]]:
+def equations(problem: Problem, derivs: list[Derivative]) -> tuple[list[str], list[str]]:
     """(equations, bindings): `f = …`, one whole equation per derivative (its formula, else
     index notation; a tensor with neither is left out), and `z_{1} = …` for the subexpressions
     the derivatives share."""
@@ -73,14 +79,14 @@ def equations(problem, derivs) -> tuple[list[str], list[str]]:
     return lines, [f"{name} = {text}" for name, text in bindings]
 
 
-def _shape(dims: tuple) -> str:
+def _shape(dims: tuple[int | str, ...]) -> str:
     """(m, n) as LaTeX: a scalar is `()`, names set in math italics."""
     if not dims:
         return r"\text{scalar}"
     return r" \times ".join(_name(str(d)) if not isinstance(d, int) else str(d) for d in dims)
 
 
-def document(problem, derivs, source: str | None = None) -> str:
+def document(problem: Problem, derivs: list[Derivative], source: str | None = None) -> str:
     """A standalone LaTeX document (article, amsmath and amssymb) with f, its symbols and
     shapes, and every derivative: `pdflatex` compiles it as it is."""
     return "\n".join([*preamble(), "", *body(problem, derivs, source), "", r"\end{document}", ""])
@@ -90,7 +96,7 @@ def preamble() -> list[str]:
     return [r"\documentclass{article}", r"\usepackage{" + ",".join(PACKAGES) + "}", r"\begin{document}"]
 
 
-def body(problem, derivs, source: str | None = None) -> list[str]:
+def body(problem: Problem, derivs: list[Derivative], source: str | None = None) -> list[str]:
     """The document's content for one formula (several formulas can share one document)."""
     eqs, bindings = equations(problem, derivs)
     rows = [rf"  ${_name(n)}$ & ${_shape(s.shape)}$ & {s.source} \\" for n, s in problem.symbols.items()]

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from .errors import printable
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 Part = Any  # str | tuple[str, str]
 
@@ -28,7 +31,7 @@ def wants_style(stream: TextIO) -> bool:
     return bool(isatty and isatty()) and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def plain(parts: tuple) -> str:
+def plain(parts: tuple[Part, ...]) -> str:
     return "".join(p if isinstance(p, str) else p[0] for p in parts)
 
 
@@ -42,7 +45,7 @@ class Printer:
     def __init__(self, stderr: bool = False):
         self.stream = sys.stderr if stderr else sys.stdout
         self.styled = wants_style(self.stream)
-        self._console = None
+        self._console: Console | None = None
 
     def __call__(self, *parts: Part) -> None:
         parts = tuple(_safe(p) for p in parts)
@@ -58,7 +61,7 @@ class Printer:
             enc = getattr(self.stream, "encoding", None) or "ascii"
             self.stream.write(text.encode(enc, "backslashreplace").decode(enc))
 
-    def console(self):
+    def console(self) -> Console:
         """rich's console on the same stream (also used by progress bars on a terminal)."""
         if self._console is None:
             from rich.console import Console
@@ -67,14 +70,18 @@ class Printer:
         return self._console
 
     def table(self, header: list[str], rows: list[list[str]]) -> None:
-        """Columns left-aligned, two spaces apart, the header in bold."""
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        print_table(self, header, rows)
 
-        def line(cells):
-            return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-        self((line(header), "bold"))
-        for r in rows:
-            self(line(r))
+
+def print_table(emit: Callable[..., None], header: list[str], rows: list[list[str]]) -> None:
+    """Columns left-aligned, two spaces apart, the header in bold."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    emit((line(header), "bold"))
+    for r in rows:
+        emit(line(r))
 
 
 class Commented:
@@ -105,4 +112,4 @@ class Commented:
         """Cells made ASCII before the columns are measured, so they stay aligned."""
         from .latexdoc import ascii_comment
 
-        Printer.table(self, [ascii_comment(h) for h in header], [[ascii_comment(c) for c in r] for r in rows])
+        print_table(self, [ascii_comment(h) for h in header], [[ascii_comment(c) for c in r] for r in rows])
