@@ -17,6 +17,7 @@ import typer
 from .errors import GradcliError, OutputError, printable
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Matrix calculus at the command line: derivatives in matrix notation, "
                        "shapes, and numeric values.")
 
@@ -83,14 +84,55 @@ def _error_lines(text: str) -> None:
             err(line)
 
 
-def _read_formula(formula: str) -> str:
+def _stdin_formulas() -> list[tuple[int, str]]:
+    """FORMULA `-`: (line number, formula) for each line of standard input that has one (blank
+    lines and `#` comments are skipped); each is answered on its own."""
+    text = _read_stdin("the formula")
+    lines = [(k, ln.strip()) for k, ln in enumerate(text.splitlines(), 1)]
+    formulas = [(k, ln) for k, ln in lines if ln and not ln.startswith("#")]
+    if not formulas:
+        raise GradcliError("parse", "empty formula on standard input", 1, "")
+    return formulas
+
+
+def _each_formula(formula: str, as_json: bool, answer, single: dict | None = None) -> None:
+    """Answer FORMULA, or (FORMULA `-`) every formula on standard input in turn: with --json one
+    document a line (JSON Lines), else the answers separated by a blank line; the exit status is
+    the worst of them.  `single` names options ({option: given}) that write one thing per run and
+    so take one formula only."""
+    formulas = [(0, formula)]
     if formula == "-":
-        text = _read_stdin("the formula")
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        if not lines:
-            raise GradcliError("parse", "empty formula on standard input", 1, "")
-        return " ".join(lines)
-    return formula
+        formulas = []
+        _run(as_json, lambda: formulas.extend(_stdin_formulas()))
+    clash = [name for name, given in (single or {}).items() if given]
+    if len(formulas) > 1 and clash:
+        _run(as_json, lambda: _usage(f"{clash[0]} takes one formula, and standard input has "
+                                     f"{len(formulas)}: give them one per run"))
+    worst = 0
+    for i, (line, text) in enumerate(formulas):
+        if i and not as_json:
+            _printer()()
+        try:
+            _run(as_json, lambda: _numbered(line if len(formulas) > 1 else 0, answer, text))
+        except typer.Exit as stop:
+            worst = max(worst, stop.exit_code or 0)
+    if worst:
+        raise typer.Exit(worst)
+
+
+def _numbered(line: int, answer, text: str) -> None:
+    """An answer whose error says which line of standard input it is about (line 0: the one
+    formula, nothing to say)."""
+    try:
+        answer(text)
+    except GradcliError as err:
+        if line:
+            err.message = f"standard input line {line}: {err.message}"
+        raise
+
+
+def _usage(message: str):
+    raise GradcliError("usage", message)
 
 
 def _read_stdin(what: str) -> str:
@@ -373,11 +415,10 @@ def _summary(value) -> str:
 def shape(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
           layout: LayoutOpt = None, as_json: JsonOpt = False) -> None:
     """Shape check only: every symbol's shape, the result's, each derivative's shape and layout."""
-    def body():
+    def body(text: str):
         from .api import analyze
         from .shapes import fmt_dims
 
-        text = _read_formula(formula)
         sources = _load_data(data, text)
         problem = analyze(text, _shapes(shape_), wrt, layout,
                           {k: v.shape for k, v in sources.items()})
@@ -396,7 +437,7 @@ def shape(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data
             out()
             out((f"∂f/∂{_pn(d.wrt)}", "bold"), f"  {d.kind}  shape {fmt_dims(d.shape)}",
                 (f"  ({_layout_note(d)})", "dim"))
-    _run(as_json, body)
+    _each_formula(formula, as_json, body)
 
 
 def _pn(name: str) -> str:
@@ -445,10 +486,12 @@ def _document(problem, derivs, f_value, d_values: dict, checks: dict, formulas: 
 # ----------------------------------------------------------------------------- grad, hess
 RandomOpt = Annotated[bool, typer.Option("--random", help="Fill symbols without data with seeded random "
                                                           "arrays (numeric shapes needed).")]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed for --random (an integer ≥ 0).")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", min=0, help="Seed for --random (an integer ≥ 0; "
+                                                                    "default 0).")]
 CheckOpt = Annotated[bool, typer.Option("--check", help="Compare each derivative with central finite "
                                                         "differences; exit 1 above --tol.")]
-TolOpt = Annotated[float, typer.Option("--tol", help="Tolerance of --check (max relative error).")]
+TolOpt = Annotated[Optional[float], typer.Option("--tol", help="Tolerance of --check (max relative error; "
+                                                               "default 1e-5).")]
 EmitOpt = Annotated[Optional[str], typer.Option("--emit", metavar="numpy|latex",
                                                 help="Print a standalone numpy module (value_and_grad / "
                                                      "value_and_hess), or a standalone LaTeX document.")]
@@ -469,14 +512,45 @@ def _derivative_command(hessian: bool):
     """`grad` and `hess` share every option; they differ in what they differentiate."""
 
     def command(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
-                fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = 0, check: CheckOpt = False,
-                tol: TolOpt = 1e-5, layout: LayoutOpt = None, as_json: JsonOpt = False,
+                fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = None, check: CheckOpt = False,
+                tol: TolOpt = None, layout: LayoutOpt = None, as_json: JsonOpt = False,
                 latex: LatexOpt = False, out: OutOpt = None, emit: EmitOpt = None,
                 allow_nonfinite: NonfiniteOpt = False, steps: StepsOpt = False, claim: ClaimOpt = None) -> None:
-        _run(as_json, lambda: _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol,
-                                             layout, as_json, latex, out, emit, allow_nonfinite,
-                                             hessian=hessian, steps=steps, claims=claim))
+        _run(as_json, lambda: _check_conflicts({
+            "--json": as_json, "--emit": emit is not None, "--latex": latex and emit not in (None, "latex"),
+            "--check": check, "--random": random, "-o": out is not None, "--claim": bool(claim),
+            "--steps": steps, "--seed": seed is not None, "--tol": tol is not None}))
+        _each_formula(formula, as_json, lambda text: _differentiate(
+            text, wrt, shape_, data, fn, random, 0 if seed is None else seed, check,
+            1e-5 if tol is None else tol, layout, as_json, latex, out, emit, allow_nonfinite,
+            hessian=hessian, steps=steps, claims=claim),
+            single={"-o": out is not None, "--emit": emit not in (None, "latex"), "--claim": bool(claim)})
     return command
+
+
+# Options that cannot be used together (the first is ignored by the second, or asks for output
+# the other replaces), and options that do nothing without another: both are usage errors
+# naming the two, never a silently ignored option (README: "Options that conflict").
+CONFLICTS = (
+    ("--emit", "--json", "--emit prints a module (or LaTeX), not a JSON document"),
+    ("--emit", "--latex", "--emit prints code; --latex is for the formulas (--emit latex)"),
+    ("--emit", "--check", "--emit computes no numbers to check"),
+    ("--emit", "--random", "--emit computes no numbers"),
+    ("--emit", "-o", "--emit writes no arrays"),
+    ("--emit", "--claim", "--emit checks no claim"),
+    ("--emit", "--steps", "--emit prints no derivation"),
+)
+NEEDS = (("--seed", "--random"), ("--tol", "--check"))
+
+
+def _check_conflicts(given: dict) -> None:
+    """A usage error (exit 2) naming both options of the first conflict among those given."""
+    for a, b, why in CONFLICTS:
+        if given.get(a) and given.get(b):
+            raise GradcliError("usage", f"{a} and {b} cannot be used together ({why})")
+    for a, b in NEEDS:
+        if given.get(a) and not given.get(b):
+            raise GradcliError("usage", f"{a} does nothing without {b}")
 
 
 grad = app.command(
@@ -503,7 +577,7 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
 
     _check_tolerance(tol)
     fns = _fns(fn)
-    text = _read_formula(formula)
+    text = formula
     sources = _load_data(data, text)
     if out_dir is not None:
         from .outputs import check_target

@@ -562,9 +562,9 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
     finally:
         sys.setrecursionlimit(limit)
     except_text = formula.text
-    wrt = [name for name, _ in formula.wrt] + [w for w in (extra_wrt or []) if w not in
-                                                [n for n, _ in formula.wrt]]
-    cols = dict(formula.wrt)
+    # each name once, in first-mention order (`wrt x, x` and `--wrt x` twice are one derivative)
+    wrt = list(dict.fromkeys([name for name, _ in formula.wrt] + list(extra_wrt or [])))
+    cols = dict(reversed(formula.wrt))  # a repeated name: the column of its first mention
     for name in wrt:
         if name not in b.symbols:
             raise GradcliError("shape", f"wrt: '{name}' does not appear in the formula",
