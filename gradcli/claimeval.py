@@ -100,22 +100,10 @@ def _numeric(dims: tuple, sizes: dict) -> tuple:
 
 
 def draw_values(shapes: dict, seed: int, positive: bool) -> dict:
-    """Seeded arrays: magnitudes in [0.5, 1.5), signs mixed unless positive; square matrices
-    plus n·I (invertible, and still unsymmetric)."""
-    import numpy as np
+    """Seeded arrays for a claim: drawn by the one drawing module (draws.claim_values)."""
+    from .draws import claim_values
 
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name in sorted(shapes):
-        dims = shapes[name]
-        arr = rng.uniform(0.5, 1.5, size=dims)
-        signs = rng.choice([-1.0, 1.0], size=dims)
-        if not positive:
-            arr = arr * signs
-        if len(dims) == 2 and dims[0] == dims[1]:
-            arr = arr + dims[0] * np.eye(dims[0])
-        out[name] = np.asarray(arr, dtype=float)
-    return out
+    return claim_values(shapes, seed, positive)
 
 
 def _abstract_functions(exprs) -> list[str]:

@@ -291,7 +291,7 @@ def _numbers(sources: dict, problem, derivs, random: bool, seed: int, allow_nonf
         parts.append(("intermediates", max(peak - roots, 0)))
     ensure_memory(parts, estimate=peak is not None)
     values = load_values(used, allow_nonfinite)
-    values.update(random_values(missing, seed))
+    values.update(random_values(missing, seed, problem.expr))
     return {n: values[n] for n in problem.symbols if n in values}
 
 
@@ -611,7 +611,8 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         if out_dir is not None:
             from .outputs import run_files, write_outputs
 
-            write_outputs(out_dir, run_files(f_value, d_values, hessian))
+            drawn = {n: values[n] for n in problem.symbols if n not in sources} if random else None
+            write_outputs(out_dir, run_files(f_value, d_values, hessian, drawn))
     elif check:
         raise GradcliError("usage", "--check needs numbers: give -d data or --random")
     verdicts = []

@@ -438,17 +438,11 @@ def random_shapes(symbols: dict) -> None:
                              f"({', '.join(str(d) for d in dims)}); give -s {name}=... or data")
 
 
-def random_values(symbols: dict, seed: int) -> dict:
-    """Seeded values for symbols without data: entries in [0.5, 1.5) (positive, so log, sqrt and
-    division are defined); square matrices get n·I added so det, inv and logdet are too."""
-    np = _np()
+def random_values(symbols: dict, seed: int, expr=None) -> dict:
+    """Seeded values for symbols without data, drawn for the formula `expr` (standard normal
+    scaled by 1/√fan-in, positive or positive definite where the formula needs it: see
+    draws.py and the README's `--random`)."""
+    from .draws import random_inputs
+
     random_shapes(symbols)
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name in sorted(symbols):
-        dims = symbols[name]
-        arr = rng.uniform(0.5, 1.5, size=dims)
-        if len(dims) == 2 and dims[0] == dims[1]:
-            arr[np.diag_indices(dims[0])] += dims[0]
-        out[name] = arr
-    return out
+    return random_inputs(symbols, seed, expr)

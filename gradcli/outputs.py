@@ -16,7 +16,9 @@ before step 2 changes no target and leaves no temporary file.  A reader that hol
 `flock` on DIR while it opens its files (`read_outputs` does) sees the files of one run.
 
 File names never collide: `f.npy`, `d_<x>.npy`, `h_<x>.npy` for ∂²f/∂x² and `h_<x>,<y>.npy`
-for a mixed block (symbol names cannot contain a comma; the JSON `wrt` of the block is `x,y`).
+for a mixed block (symbol names cannot contain a comma; the JSON `wrt` of the block is `x,y`),
+and `inputs.npz`, the arrays `--random` drew (one member per symbol, so `-d DIR/inputs.npz`
+runs the same numbers again), written and committed with the others.
 """
 
 from __future__ import annotations
@@ -43,14 +45,20 @@ def _usage(message: str) -> GradcliError:
     return GradcliError("usage", message)
 
 
-def run_files(f_value, derivatives: dict, hessian: bool) -> dict:
-    """{file name: array} for one run: f.npy and d_<x>.npy, or h_<x>.npy / h_<x>,<y>.npy."""
+INPUTS_FILE = "inputs.npz"
+
+
+def run_files(f_value, derivatives: dict, hessian: bool, inputs: dict | None = None) -> dict:
+    """{file name: array} for one run: f.npy and d_<x>.npy, or h_<x>.npy / h_<x>,<y>.npy; with
+    `inputs` (the arrays --random drew) also inputs.npz, {symbol: array}."""
     prefix = "h_" if hessian else "d_"
     files = {"f.npy": f_value}
     for wrt, value in derivatives.items():
         if "/" in wrt or "\0" in wrt:  # symbol names are identifiers; never a path
             raise ValueError(f"not a symbol name: {wrt!r}")
         files[f"{prefix}{wrt}.npy"] = value
+    if inputs is not None:
+        files[INPUTS_FILE] = dict(inputs)
     return files
 
 
@@ -122,7 +130,10 @@ def write_outputs(out_dir: str, files: dict) -> list[str]:
                 raise _path_error(out_dir, exc) from None
             try:
                 for name, value in files.items():
-                    _write_npy(os.path.join(temp, name), value)
+                    if isinstance(value, dict):
+                        _write_npz(os.path.join(temp, name), value)
+                    else:
+                        _write_npy(os.path.join(temp, name), value)
             except OSError as exc:
                 raise _write_error(out_dir, exc) from None
             _commit(out_dir, target, temp, list(files), held)
@@ -199,6 +210,27 @@ def _write_npy(path: str, value) -> None:
             _write_chunk(fh, raw[start:start + CHUNK])
         fh.flush()
         getattr(os, "fdatasync", os.fsync)(fh.fileno())  # the data is on disk before the rename
+
+
+def _write_npz(path: str, arrays: dict) -> None:
+    """An uncompressed .npz (what np.savez writes: one `<name>.npy` member per array) written to a
+    new file like `_write_npy`, then fsync'ed.  Written member by member, not by np.savez, whose
+    own keyword arguments (`file`, `allow_pickle`) would clash with symbols of those names."""
+    import zipfile
+
+    import numpy as np
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o666)
+    with os.fdopen(fd, "wb") as fh:
+        with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
+            for name, value in arrays.items():
+                arr = np.asarray(value, dtype=np.float64)  # a 0-d array stays 0-d
+                if not arr.flags.c_contiguous:
+                    arr = np.ascontiguousarray(arr)
+                with zf.open(name + ".npy", "w", force_zip64=arr.nbytes > 2 ** 30) as member:
+                    np.lib.format.write_array(member, arr, allow_pickle=False)
+        fh.flush()
+        getattr(os, "fdatasync", os.fsync)(fh.fileno())
 
 
 def _write_chunk(fh, data) -> None:
