@@ -529,17 +529,17 @@ def derivation(problem: Problem, derivs: list[Derivative], hessian: bool,
 
 def emit_code(target: str, problem: Problem, derivs: list[Derivative], fns: dict | None = None,
               hessian: bool = False) -> str:
-    """Source code for the derivatives: `numpy` a standalone module, `latex` a standalone
-    document."""
+    """Source code for the derivatives: `numpy` a standalone module, `array-api` the same module
+    for any array API library, `latex` a standalone document."""
     if target == "latex":
         from .latexdoc import document
 
         return document(problem, derivs, problem.typed.formula.text)
-    if target == "numpy":
-        from .emit import emit_numpy
+    if target in ("numpy", "array-api"):  # array-api: the module for any array API library
+        from .emit import emit_module
 
-        return emit_numpy(problem, derivs, fns or {}, hessian)
-    raise GradcliError("usage", f"emit {target!r}: expected numpy or latex")
+        return emit_module(problem, derivs, fns or {}, hessian, target)
+    raise GradcliError("usage", f"emit {target!r}: expected numpy, array-api or latex")
 
 
 def _base_dims(d: Derivative) -> tuple:

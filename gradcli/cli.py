@@ -492,9 +492,10 @@ CheckOpt = Annotated[bool, typer.Option("--check", help="Compare each derivative
                                                         "differences; exit 1 above --tol.")]
 TolOpt = Annotated[Optional[float], typer.Option("--tol", help="Tolerance of --check (max relative error; "
                                                                "default 1e-5).")]
-EmitOpt = Annotated[Optional[str], typer.Option("--emit", metavar="numpy|latex",
-                                                help="Print a standalone numpy module (value_and_grad / "
-                                                     "value_and_hess), or a standalone LaTeX document.")]
+EmitOpt = Annotated[Optional[str], typer.Option("--emit", metavar="numpy|array-api|latex",
+                                                help="Print a standalone module (value_and_grad / "
+                                                     "value_and_hess) on numpy, or on any array API "
+                                                     "library (array-api), or a standalone LaTeX document.")]
 NonfiniteOpt = Annotated[bool, typer.Option("--allow-nonfinite",
                                              help="Give IEEE NaN/Inf results (with a warning) instead of a "
                                                   "math error for log(0), 1/0, overflow, singular matrices.")]

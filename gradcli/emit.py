@@ -105,7 +105,7 @@ def _helpers_used(code: str) -> list[str]:
 
 # Names the generated function body reads as globals or binds itself besides the made-up ones:
 # a symbol with one of these names is renamed.
-RESERVED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"np", "INPUTS", "arrays"}
+RESERVED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"np", "INPUTS", "FUNCTIONS", "arrays"}
 
 
 class Namer:
@@ -164,16 +164,37 @@ class Codegen:
     """Turns a set of roots into straight-line numpy code.
 
     symbols maps each symbol to its Python name, dims each symbolic dimension to the source of
-    its size; new temporaries come from the shared namer."""
+    its size; new temporaries come from the shared namer.  `functions` maps (abstract function,
+    derivative order) to the Python name of the callable the module is given for it."""
 
-    def __init__(self, symbols: dict[str, str], dims: dict[str, str], namer: Namer):
+    def __init__(self, symbols: dict[str, str], dims: dict[str, str], namer: Namer,
+                 functions: dict | None = None):
         self.symbols = symbols
         self.dims = dims
         self.namer = namer
+        self.functions = functions if functions is not None else {}
+        self.used_functions: list[str] = []
         self.names: dict[int, str] = {}
         self.lines: list[str] = []
         self.lazy: set[int] = set()
         self.scaled: set[int] = set()  # c·z used only by sums: folded into them (a − z)
+
+    def function(self, name: str, order: int) -> str:
+        """The Python name of the callable for the order-th derivative of an abstract function."""
+        key = (name, order)
+        if key not in self.functions:
+            self.functions[key] = (self.namer.fresh(f"_{name}_d{order}") if _usable(name)
+                                   else self.namer.fresh("_function", True))
+        if self.functions[key] not in self.used_functions:
+            self.used_functions.append(self.functions[key])
+        return self.functions[key]
+
+    def source(self, node: Expr, args: list[str]) -> str:
+        """The source of one node from its arguments' names."""
+        if node.op == "apply":
+            return f"{self.function(*node.params)}({args[0]})"
+        spec = OPS[node.op].emit
+        return spec(self, node, args) if callable(spec) else spec.format(*args)
 
     def symbol(self, name: str) -> str:
         return self.symbols[name]
@@ -209,8 +230,8 @@ class Codegen:
             x, y, a = y, x, [a[1], a[0]]
         if id(y) in self.scaled:
             c, z = y.args[0].value, self.names[id(y.args[1])]
-            left = a[0] if id(x) not in self.scaled else f"{literal(x.args[0].value)} * {self.names[id(x.args[1])]}"
-            return f"{left} - {z}" if c == -1.0 else f"{left} + {literal(c)} * {z}"
+            left = a[0] if id(x) not in self.scaled else f"{self.literal(x.args[0].value)} * {self.names[id(x.args[1])]}"
+            return f"{left} - {z}" if c == -1.0 else f"{left} + {self.literal(c)} * {z}"
         return f"{a[0]} + {a[1]}"
 
     def expand(self, node: Expr, a: list[str]) -> str:
@@ -236,34 +257,195 @@ class Codegen:
             if id(n) in self.lazy:  # diag(v) used only in products: keep v
                 self.names[id(n)] = args[0]
                 continue
-            spec = OPS[n.op].emit
-            code = spec(self, n, args) if callable(spec) else spec.format(*args)
+            code = self.source(n, args)
             name = self.namer.fresh("_t", numbered=True)
             self.lines.append(f"    {name} = {code}")
             self.names[id(n)] = name
         return [self.names[id(r)] for r in roots]
 
 
-def _layout_code(d, value: str) -> str:
-    if not d.transposes:
-        return value
-    if d.kind == "gradient":
-        return f"np.reshape({value}, (1, -1))" if d.x_ty.is_vector else f"{value}.T"
-    kf = len(d.f_ty.full_dims)
-    nd = kf + len(d.x_ty.dims)
-    axes = tuple(list(range(kf, nd)) + list(range(kf)))
-    return f"np.transpose({value}, {axes})"
+class XpCodegen(Codegen):
+    """The same straight-line code in the array API standard (`--emit array-api`, emit_xp.py):
+    the namespace is the local `_xp`, constants it creates take `_dtype` and `_device`, and a
+    Python number handed to a function (not to arithmetic) becomes an array first."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._python: dict[int, bool] = {}
+
+    @staticmethod
+    def literal(value: float) -> str:
+        if math.isnan(value):
+            return 'float("nan")'
+        text = repr(abs(float(value))) if math.isfinite(value) else 'float("inf")'
+        return f"(-{text})" if math.copysign(1.0, value) < 0 else text
+
+    def python_number(self, node: Expr) -> bool:
+        """Whether the node's code is a Python number (a literal, or arithmetic on literals)."""
+        from .emit_xp import ARITHMETIC
+
+        if id(node) not in self._python:
+            self._python[id(node)] = node.op in ("const", "numel") or (
+                node.op in ARITHMETIC and all(self.python_number(a) for a in node.args))
+        return self._python[id(node)]
+
+    def source(self, node: Expr, args: list[str]) -> str:
+        from . import emit_xp as X
+
+        op = node.op
+        if op not in X.ARITHMETIC:
+            args = [f"{X.NS}.asarray({a}, dtype=_dtype, device=_device)" if self.python_number(x) else a
+                    for x, a in zip(node.args, args)]
+        if op in ("add", "T", "numel", "matmul", "expand", "apply"):
+            return super().source(node, args)
+        if op == "sum":
+            axis, keep = node.params
+            return f"{X.NS}.sum({args[0]})" if axis is None else f"{X.NS}.sum({args[0]}, axis={axis}, keepdims={keep})"
+        if op == "fill":
+            return f"{args[0]} * {X.NS}.ones({self.shape(node.ty)}, dtype=_dtype, device=_device)"
+        if op == "eye":
+            return f"{X.NS}.eye({self.dim(node.params[0])}, dtype=_dtype, device=_device)"
+        if op not in X.TEMPLATES:
+            raise GradcliError("usage", X.unsupported(op))
+        return X.TEMPLATES[op].format(*args)
+
+    def matmul(self, node: Expr, a: list[str]) -> str:
+        x, y = node.args
+        ns = "_xp"
+        if id(x) in self.lazy and id(y) in self.lazy:
+            return f"_diagm({ns}, {a[0]} * {a[1]})"
+        if id(x) in self.lazy:
+            return f"{ns}.reshape({a[0]}, (-1, 1)) * {a[1]}" if y.ty.is_matrix else f"{a[0]} * {a[1]}"
+        if id(y) in self.lazy:
+            return f"{a[0]} * {a[1]}"
+        if x.ty.is_col and y.ty.is_row:
+            return f"{ns}.reshape({a[0]}, (-1, 1)) * {ns}.reshape({a[1]}, (1, -1))"
+        return f"{a[0]} @ {a[1]}"
+
+    def expand(self, node: Expr, a: list[str]) -> str:
+        axis, keep, ty = node.params
+        g = a[0] if keep else f"_xp.expand_dims({a[0]}, axis={axis})"
+        return f"_xp.broadcast_to({g}, {self.shape(ty)})"
+
+
+class Dialect:
+    """What differs between the numpy module and the array API one."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.xp = name == "array-api"
+        self.ns = "_xp" if self.xp else "np"
+        self.codegen = XpCodegen if self.xp else Codegen
+        self.context = ["_xp", "_dtype", "_device"] if self.xp else []  # passed to helper functions
+
+    def reserved(self) -> set[str]:
+        from .emit_xp import helper_names
+
+        return set(self.context) | helper_names() if self.xp else set()
+
+    def layout(self, d, value: str) -> str:
+        if not d.transposes:
+            return value
+        if d.kind == "gradient":
+            return f"{self.ns}.reshape({value}, (1, -1))" if d.x_ty.is_vector else f"{value}.T"
+        kf = len(d.f_ty.full_dims)
+        nd = kf + len(d.x_ty.dims)
+        axes = tuple(list(range(kf, nd)) + list(range(kf)))
+        return f"{self.ns}.permute_dims({value}, {axes})" if self.xp else f"np.transpose({value}, {axes})"
+
+    def result(self, value: str) -> str:
+        if self.xp:
+            return f"_xp.asarray({value}, dtype=_dtype, device=_device)"
+        return f"np.asarray({value}, dtype=float)"
+
+    def dim_source(self, symbol: str, axis: int) -> str:
+        return f"{symbol}.shape[{axis}]" if self.xp else f"np.shape({symbol})[{axis}]"
+
+    def tensor_loop(self, names: dict, call: str, f_shape: str, x_shape: str, full: str, count: str) -> list[str]:
+        """Lines that build a tensor derivative from one vector-Jacobian product per entry of f."""
+        seed, index, jac = names["seed"], names["index"], names["jac"]
+        if not self.xp:
+            return [f"    {jac} = []",
+                    f"    for {index} in np.ndindex(*{f_shape}):",
+                    f"        {seed} = np.zeros({f_shape})",
+                    f"        {seed}[{index}] = 1.0",
+                    f"        {jac}.append(np.broadcast_to({call}, {x_shape}))",
+                    f"    {jac} = np.reshape(np.array({jac}), {full})"]
+        return [f"    {jac} = []",  # one-hot seeds built without writing into an array (jax)
+                f"    for {index} in range({count}):",
+                f"        {seed} = _xp.reshape(_xp.astype(_xp.arange({count}, device=_device) == {index}, "
+                f"_dtype), {f_shape})",
+                f"        {jac}.append(_xp.broadcast_to({self.result(call)}, {x_shape}))",
+                f"    {jac} = _xp.reshape(_xp.stack({jac}), {full})"]
+
+    def header(self, used_helpers: list[str]) -> list[str]:
+        if self.xp:
+            return ["from array_api_compat import array_namespace as _array_namespace, device as _device_of"]
+        return ["import numpy as np"]
+
+    def inputs(self, users: list[str], symbols: dict) -> list[str]:
+        if not self.xp:
+            return [f"    {symbols[s]} = np.asarray(arrays[{s!r}], dtype=float)" for s in users]
+        if not users:  # a formula of constants: numpy's namespace
+            return ["    _xp = _namespace()", "    _dtype, _device = _xp.float64, None"]
+        return ["    _xp = _namespace(*[arrays[_name] for _name in INPUTS])",
+                *[f"    {symbols[s]} = _float(_xp, arrays[{s!r}])" for s in users],
+                f"    _dtype = _xp.result_type({', '.join(symbols[s] for s in users)})",
+                f"    _device = _device_of({symbols[users[0]]})"]
+
+    def helpers(self, code: str) -> list[str]:
+        if self.xp:
+            from .emit_xp import helper_sources
+
+            return helper_sources(code + "_namespace( _float(")
+        return _helpers_used(code)
+
+
+DIALECTS = ("numpy", "array-api")
 
 
 def _helper_names() -> set[str]:
     return {line.split("(")[0].split()[1] for line in HELPERS.splitlines() if line.startswith("def ")} | set(SHARED_HELPERS)
 
 
+def _bind_known(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
+    """Abstract functions bound with --fn become their builtin (as the evaluator has them); the
+    others stay, and the module takes a callable for each (the evaluator refuses them)."""
+    from .evaluate import bind_functions
+
+    unbound = {n.params[0] for n in topological(roots) if n.op == "apply"} - set(fns)
+    if not unbound:
+        return bind_functions(roots, fns)
+    from . import ops as O
+    from .differentiate import elementwise_derivative
+    from .expr import make
+
+    done: dict[int, Expr] = {}
+    for n in topological(roots):
+        args = tuple(done[id(a)] for a in n.args)
+        if n.op == "apply" and n.params[0] in fns:
+            name, order = n.params
+            new = O.fn(fns[name], args[0]) if order == 0 else elementwise_derivative(fns[name], order, args[0])
+        elif not n.args or all(a is b for a, b in zip(args, n.args)):
+            new = n
+        else:
+            new = make(n.op, *args, params=n.params)
+        done[id(n)] = new
+    return [done[id(r)] for r in roots]
+
+
 def emit_numpy(problem, derivs, fns: dict[str, str], hessian: bool) -> str:
+    """`--emit numpy`: the module on numpy alone (the fast path)."""
+    return emit_module(problem, derivs, fns, hessian, "numpy")
+
+
+def emit_module(problem, derivs, fns: dict[str, str], hessian: bool, dialect: str = "numpy") -> str:
+    """The module of `--emit numpy` or `--emit array-api` (see the module docstrings)."""
     from .differentiate import SEED, gradients, seed_for
 
+    kind = Dialect(dialect)
     fname = "value_and_hess" if hessian else "value_and_grad"
-    namer = Namer(RESERVED | _helper_names() | {fname, "_missing", "_name"})
+    namer = Namer(RESERVED | _helper_names() | kind.reserved() | {fname, "_missing", "_name", "_callables"})
     users = list(problem.symbols)
     symbols = python_names(users, namer)
     params = [symbols[s] for s in users]
@@ -271,11 +453,12 @@ def emit_numpy(problem, derivs, fns: dict[str, str], hessian: bool) -> str:
     for name, info in problem.typed.symbols.items():
         for axis, d in enumerate(info.ty.dims):
             if isinstance(d, str) and d not in dims:
-                dims[d] = f"np.shape({symbols[name]})[{axis}]"
-    gen = Codegen(symbols, dims, namer)
+                dims[d] = kind.dim_source(symbols[name], axis)
+    functions: dict = {}
+    gen = kind.codegen(symbols, dims, namer, functions)
     with_formula = [d for d in derivs if d.expr is not None]
     target = problem.target  # a 1×1 f is the scalar it holds, as the evaluator has it
-    roots = adjugates(bind_functions([target] + [d.expr for d in with_formula], fns))
+    roots = adjugates(_bind_known([target] + [d.expr for d in with_formula], fns))
     names = gen.emit(roots)
     body = list(gen.lines)
     f_name = names[0]
@@ -284,32 +467,80 @@ def emit_numpy(problem, derivs, fns: dict[str, str], hessian: bool) -> str:
     for d in (d for d in derivs if d.expr is None):  # tensors: one VJP per entry of f
         v = seed_for(d.of)
         (g,) = gradients(d.of, [d.x], seed=v)
-        (g,) = adjugates(bind_functions([g], fns))
-        seed, index, jac, fn = (namer.fresh(stem) for stem in ("_seed", "_index", "_J", "_vjp"))
-        sub = Codegen({**symbols, SEED: seed}, dims, namer)
+        (g,) = adjugates(_bind_known([g], fns))
+        loop = {stem: namer.fresh("_" + stem if stem != "jac" else "_J") for stem in ("seed", "index", "jac")}
+        fn = namer.fresh("_vjp")
+        sub = kind.codegen({**symbols, SEED: loop["seed"]}, dims, namer, functions)
         (out,) = sub.emit([g])
-        helpers_fn += [f"def {fn}({', '.join(params + [seed])}):", *sub.lines, f"    return {out}", "", ""]
+        args = kind.context + params + sub.used_functions + [loop["seed"]]
+        helpers_fn += [f"def {fn}({', '.join(args)}):", *sub.lines, f"    return {out}", "", ""]
         f_shape = gen.shape(d.f_ty) if d.f_ty.dims else "()"
+        count = " * ".join(gen.dim(x) for x in d.f_ty.dims) or "1"
         full = "(" + ", ".join([gen.dim(x) for x in d.f_ty.full_dims] + [gen.dim(x) for x in d.x_ty.dims]) + ",)"
-        body += [
-            f"    {jac} = []",
-            f"    for {index} in np.ndindex(*{f_shape}):",
-            f"        {seed} = np.zeros({f_shape})",
-            f"        {seed}[{index}] = 1.0",
-            f"        {jac}.append(np.broadcast_to({fn}({', '.join(params + [seed])}), "
-            f"{gen.shape(d.x_ty) if d.x_ty.dims else '()'}))",
-            f"    {jac} = np.reshape(np.array({jac}), {full})",
-        ]
-        results[d.wrt] = jac
+        body += kind.tensor_loop(loop, f"{fn}({', '.join(args)})", f_shape,
+                                 gen.shape(d.x_ty) if d.x_ty.dims else "()", full, count)
+        results[d.wrt] = loop["jac"]
     if target.ty.row:
-        f_name = f"np.reshape({f_name}, (1, -1))"
-    out_items = ", ".join(f"{d.wrt!r}: {_layout_code(d, f'np.asarray({results[d.wrt]}, dtype=float)')}"
-                          for d in derivs)
+        f_name = f"{kind.ns}.reshape({f_name}, (1, -1))"
+    out_items = ", ".join(f"{d.wrt!r}: {kind.layout(d, kind.result(results[d.wrt]))}" for d in derivs)
+    abstract = _function_parameters(functions, namer)
     renamed = [f"{s} is {symbols[s]}" for s in users if s != symbols[s]]
+    code = "\n".join(body + helpers_fn)
+    used = kind.helpers(code) + ([CALLABLES.strip()] if abstract else [])
+    doc = _docstring(problem, derivs, target, renamed, abstract, kind, code + "\n".join(used))
+    signature = ", ".join([p for p, _, _ in abstract] + ["/"] * bool(abstract) + ["**arrays"])
+    lines = [f'"""Generated by gradcli from: {_docstring_text(problem.typed.formula.text)}"""', "",
+             *kind.header(used), "", f"INPUTS = {tuple(users)!r}  # {fname} takes these arrays by name",
+             *([f"FUNCTIONS = {dict((n, len(o)) for _, n, o in abstract)!r}  # then these abstract functions "
+                "(positional, each a sequence: the function and its derivatives)"] if abstract else []),
+             *(["", "", "\n\n\n".join(used)] if used else []), "", "", *helpers_fn,
+             f"def {fname}({signature}):", *doc,
+             "    _missing = [_name for _name in INPUTS if _name not in arrays]",
+             "    if _missing:",
+             f"        raise TypeError(f\"{fname}() is missing the input(s) {{_missing}} (it takes {{list(INPUTS)}})\")",
+             *[f"    {', '.join(orders)}{',' * (len(orders) == 1)} = _callables({p}, {name!r}, {len(orders)})"
+               for p, name, orders in abstract],
+             *kind.inputs(users, symbols),
+             *body,
+             f"    return {kind.result(f_name)}, {{{out_items}}}", ""]
+    return "\n".join(lines)
+
+
+CALLABLES = '''def _callables(given, name, count):
+    functions = (given,) if callable(given) and count == 1 else tuple(given) if not callable(given) else ()
+    if len(functions) < count or not all(callable(f) for f in functions[:count]):
+        raise TypeError(f"the abstract function {name} is given as a sequence of {count} callables "
+                        f"(the function and its derivatives up to order {count - 1})")
+    return functions[:count]
+
+
+'''
+
+
+def _function_parameters(functions: dict, namer: Namer) -> list[tuple[str, str, list[str]]]:
+    """(parameter, abstract function, [local name of order 0, 1, ...]) for each abstract function
+    the code calls, by name; every order from 0 up to the highest used is unpacked."""
+    out = []
+    for name in sorted({n for n, _ in functions}):
+        top = max(k for n, k in functions if n == name)
+        orders = [functions.get((name, k)) or (namer.fresh(f"_{name}_d{k}") if _usable(name)
+                                                else namer.fresh("_function", True)) for k in range(top + 1)]
+        param = namer.fresh(name if _usable(name) else "_function", not _usable(name))
+        out.append((param, name, orders))
+    return out
+
+
+def _docstring(problem, derivs, target, renamed, abstract, kind, code: str) -> list[str]:
     doc = [f"f = {render(problem.expr, 'ascii')}", "",
            "Inputs (by name): " + ", ".join(f"{n} {fmt_dims(s.shape)}" for n, s in problem.symbols.items()),
            *([f"Named differently in the code (Python cannot use these names here): {', '.join(renamed)}"]
              if renamed else []),
+           *([("Abstract functions (positional, before the arrays): " +
+               ", ".join(f"{name} as ({', '.join(name + chr(39) * k for k in range(len(o)))})"
+                         for _, name, o in abstract))] if abstract else []),
+           *(["Array namespace: that of the inputs (array_api_compat.array_namespace); results in their "
+              "common float dtype, on the first input's device"] if kind.xp else []),
+           *(["Needs the array API linalg extension (xp.linalg)"] if kind.xp and ".linalg." in code else []),
            f"Returns (f, derivatives): f has shape {fmt_dims(target.ty.full_dims)}"
            + (f" (the scalar its {fmt_dims(problem.shape)} value holds)" if target is not problem.expr else "")
            + ", and"]
@@ -317,17 +548,4 @@ def emit_numpy(problem, derivs, fns: dict[str, str], hessian: bool) -> str:
         text = d.formula("ascii") or "(numeric only)"
         doc.append(f"{d.wrt}: {d.kind} {fmt_dims(d.shape)}, {d.layout} layout = {text}")
     doc_lines = _docstring_text("\n".join(doc)).split("\n")
-    doc_lines = [f'    """{doc_lines[0]}'] + [f"    {line}" if line else "" for line in doc_lines[1:]] + ['    """']
-    code = "\n".join(body + helpers_fn)
-    used = _helpers_used(code)
-    lines = [f'"""Generated by gradcli from: {_docstring_text(problem.typed.formula.text)}"""', "",
-             "import numpy as np", "", f"INPUTS = {tuple(users)!r}  # {fname} takes these arrays by name",
-             *(["", "", "\n\n\n".join(used)] if used else []), "", "", *helpers_fn,
-             f"def {fname}(**arrays):", *doc_lines,
-             "    _missing = [_name for _name in INPUTS if _name not in arrays]",
-             "    if _missing:",
-             f"        raise TypeError(f\"{fname}() is missing the input(s) {{_missing}} (it takes {{list(INPUTS)}})\")",
-             *[f"    {symbols[s]} = np.asarray(arrays[{s!r}], dtype=float)" for s in users],
-             *body,
-             f"    return np.asarray({f_name}, dtype=float), {{{out_items}}}", ""]
-    return "\n".join(lines)
+    return [f'    """{doc_lines[0]}'] + [f"    {line}" if line else "" for line in doc_lines[1:]] + ['    """']

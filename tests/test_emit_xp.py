@@ -1,0 +1,195 @@
+"""`--emit array-api`: one module that runs on any array API library and matches the evaluator.
+
+For every formula of the samples (samples/*.md fences and samples/formulas.txt) and for random
+well-shaped formulas, the module is emitted once with its sizes symbolic and run under numpy and
+under array-api-strict (which refuses anything outside the standard: numpy-only functions,
+Python numbers where arrays are required, mixed dtypes, in-place writes hidden in numpy
+idioms); jax.numpy and torch too where installed.  The numpy module of `--emit numpy` is run on
+the same inputs.  Abstract functions are passed as parameters (no --fn) and the results must
+equal the evaluator's with h bound to the same builtin.
+"""
+
+import glob
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gradcli
+from gradcli.checkfiles import entries
+from gradcli.claimeval import size_sets
+from gradcli.draws import random_inputs
+from gradcli.emit import emit_module
+from gradcli.errors import GradcliError
+from test_derivatives import _names, formulas
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "200"))
+
+
+def _strict():
+    return pytest.importorskip("array_api_strict", reason="array-api-strict is in the test extra")
+
+
+def _jax():
+    pytest.importorskip("jax", reason="jax is not installed here")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    return jnp
+
+
+def _torch():
+    return pytest.importorskip("torch", reason="torch is not installed here")
+
+
+# name → (make an array from numpy, the library's tanh); numpy arrays go in as they are
+LIBRARIES = {
+    "numpy": lambda: (np.asarray, np.tanh),
+    "array-api-strict": lambda: (_strict().asarray, _strict().tanh),
+    "jax": lambda: (_jax().asarray, _jax().tanh),
+    "torch": lambda: (_torch().asarray, _torch().tanh),
+}
+
+
+def to_numpy(value):
+    if isinstance(value, (int, float)):
+        return np.asarray(value, dtype=float)
+    if type(value).__module__.startswith("torch"):
+        return value.detach().cpu().numpy()
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError, RuntimeError):
+        return np.from_dlpack(value)
+
+
+def load(source: str, tmp_path, name: str):
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tanh_and_derivatives(tanh):
+    """h = tanh and its first two derivatives, written with the library's own tanh."""
+    def d1(z):
+        t = tanh(z)
+        return 1.0 - t * t
+
+    def d2(z):
+        t = tanh(z)
+        return -2.0 * t * (1.0 - t * t)
+    return (tanh, d1, d2)
+
+
+def close(a, b) -> bool:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
+    both_nan = np.isnan(a) & np.isnan(b)
+    return a.shape == b.shape and bool(np.all(both_nan | (np.abs(a - b) <= 1e-8 * scale)))
+
+
+def case(text: str, seed: int = 0, wrt=None):
+    """(symbolic problem, its values, evaluator results for grad and, for scalar f, hess), or
+    None where the evaluator has no numbers (a math error at the draw)."""
+    p = gradcli.analyze(text, wrt=wrt)
+    if not p.wrt:
+        p = gradcli.analyze(text, wrt=list(p.symbols))
+    sizes = size_sets(p)[0]
+    shapes = {n: tuple(d if isinstance(d, int) else sizes[d] for d in s.shape) for n, s in p.symbols.items()}
+    values = random_inputs(shapes, seed, p.expr)
+    numeric = gradcli.analyze(text, data_shapes=shapes, wrt=p.wrt)
+    fns = {name: "tanh" for name in _abstract(numeric)}
+    out = {}
+    kinds = [False, True] if numeric.shape in ((), (1, 1)) else [False]
+    for hessian in kinds:
+        try:
+            out[hessian] = numeric.compile(fns, hessian=hessian)(**values)
+        except GradcliError as err:
+            if err.kind != "math" or not out:
+                raise
+    return p, values, out
+
+
+def _abstract(problem) -> set:
+    from gradcli.expr import topological
+
+    return {n.params[0] for n in topological([problem.expr]) if n.op == "apply"}
+
+
+def run_module(p, values, expected, hessian, library, tmp_path, dialect="array-api"):
+    make, tanh = LIBRARIES[library]()
+    derivs = p.hessians() if hessian else p.derivatives()
+    module = load(emit_module(p, derivs, {}, hessian, dialect), tmp_path,
+                  f"m_{dialect.replace('-', '_')}_{library.replace('-', '_')}_{int(hessian)}")
+    fn = module.value_and_hess if hessian else module.value_and_grad
+    functions = [tanh_and_derivatives(tanh)[: n] for n in getattr(module, "FUNCTIONS", {}).values()]
+    f, d = fn(*functions, **{k: make(v) for k, v in values.items()})
+    f_eval, d_eval = expected
+    assert close(to_numpy(f), f_eval), (to_numpy(f), f_eval)
+    assert d.keys() == d_eval.keys()
+    for k in d_eval:
+        assert close(to_numpy(d[k]), d_eval[k]), (k, to_numpy(d[k]), d_eval[k])
+
+
+def sample_formulas() -> list[str]:
+    files = sorted(glob.glob(os.path.join(ROOT, "samples", "*.md"))) + [os.path.join(ROOT, "samples", "formulas.txt")]
+    out = []
+    for name in files:
+        for e in entries(name):
+            if e.expect and e.expect.strip().startswith("error"):
+                continue
+            try:
+                gradcli.analyze(e.text)
+            except GradcliError:
+                continue  # an expected failure of the sample file itself
+            out.append(e.text)
+    return out
+
+
+SAMPLES = sample_formulas()
+
+
+def test_the_samples_are_read():
+    assert len(SAMPLES) >= 50
+
+
+@pytest.mark.parametrize("library", list(LIBRARIES))
+@pytest.mark.parametrize("text", SAMPLES)
+def test_every_sample_formula_runs_on_each_library(text, library, tmp_path):
+    p, values, expected = case(text)
+    for hessian, result in expected.items():
+        run_module(p, values, result, hessian, library, tmp_path)
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+def test_every_sample_formula_numpy_module_takes_abstract_functions(text, tmp_path):
+    p, values, expected = case(text)
+    for hessian, result in expected.items():
+        run_module(p, values, result, hessian, "numpy", tmp_path, dialect="numpy")
+
+
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+SHAPES = {"a": (), "x": (3,), "y": (3,), "A": (3, 3), "D": (3, 3)}
+
+
+@SETTINGS
+@given(st.one_of(formulas("s", 3), st.builds(lambda p: f"sum({p})", formulas("v", 3)),
+                 formulas("v", 2), formulas("m", 2)), st.integers(0, 1000))
+def test_random_formulas_under_numpy_and_array_api_strict(text, seed):
+    import tempfile
+    from pathlib import Path
+
+    names = sorted(s for s in SHAPES if s in _names(text))
+    p, values, expected = case(f"{text} wrt {', '.join(names)}" if names else text)
+    with tempfile.TemporaryDirectory() as tmp:
+        for hessian, result in expected.items():
+            for library in ("numpy", "array-api-strict"):
+                run_module(p, values, result, hessian, library, Path(tmp))
