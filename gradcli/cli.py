@@ -517,8 +517,11 @@ def _derivative_command(hessian: bool):
                 tol: TolOpt = None, layout: LayoutOpt = None, as_json: JsonOpt = False,
                 latex: LatexOpt = False, out: OutOpt = None, emit: EmitOpt = None,
                 allow_nonfinite: NonfiniteOpt = False, steps: StepsOpt = False, claim: ClaimOpt = None) -> None:
+        code = emit if emit in ("numpy", "array-api") else None
+        if emit not in (None, "latex") and code is None:
+            _run(as_json, lambda: _usage(f"--emit {printable(emit)}: expected numpy, array-api or latex"))
         _run(as_json, lambda: _check_conflicts({
-            "--json": as_json, "--emit": emit is not None, "--latex": latex and emit not in (None, "latex"),
+            "--json": as_json, "--emit": emit, "--emit code": code, "--latex": latex and code is not None,
             "--check": check, "--random": random, "-o": out is not None, "--claim": bool(claim),
             "--steps": steps, "--seed": seed is not None, "--tol": tol is not None}))
         _each_formula(formula, as_json, lambda text: _differentiate(
@@ -533,22 +536,26 @@ def _derivative_command(hessian: bool):
 # the other replaces), and options that do nothing without another: both are usage errors
 # naming the two, never a silently ignored option (README: "Options that conflict").
 CONFLICTS = (
-    ("--emit", "--json", "--emit prints a module (or LaTeX), not a JSON document"),
-    ("--emit", "--latex", "--emit prints code; --latex is for the formulas (--emit latex)"),
-    ("--emit", "--check", "--emit computes no numbers to check"),
-    ("--emit", "--random", "--emit computes no numbers"),
-    ("--emit", "-o", "--emit writes no arrays"),
-    ("--emit", "--claim", "--emit checks no claim"),
-    ("--emit", "--steps", "--emit prints no derivation"),
+    ("--emit", "--json", "--emit prints a module or LaTeX, not a JSON document"),
+    ("--emit code", "--latex", "the module is code; --emit latex gives the formulas as LaTeX"),
+    ("--emit code", "--check", "the module computes no numbers here to check"),
+    ("--emit code", "--random", "the module computes no numbers here"),
+    ("--emit code", "-o", "the module writes no arrays"),
+    ("--emit code", "--claim", "the module checks no claim"),
+    ("--emit code", "--steps", "the module prints no derivation"),
 )
 NEEDS = (("--seed", "--random"), ("--tol", "--check"))
 
 
 def _check_conflicts(given: dict) -> None:
-    """A usage error (exit 2) naming both options of the first conflict among those given."""
+    """A usage error (exit 2) naming both options of the first conflict among those given
+    (`--emit` by its value: "--emit numpy and --json cannot be used together")."""
+    def label(key: str) -> str:
+        return f"--emit {given[key]}" if key.startswith("--emit") else key
+
     for a, b, why in CONFLICTS:
         if given.get(a) and given.get(b):
-            raise GradcliError("usage", f"{a} and {b} cannot be used together ({why})")
+            raise GradcliError("usage", f"{label(a)} and {label(b)} cannot be used together ({why})")
     for a, b in NEEDS:
         if given.get(a) and not given.get(b):
             raise GradcliError("usage", f"{a} does nothing without {b}")

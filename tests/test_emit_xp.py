@@ -193,3 +193,46 @@ def test_random_formulas_under_numpy_and_array_api_strict(text, seed):
         for hessian, result in expected.items():
             for library in ("numpy", "array-api-strict"):
                 run_module(p, values, result, hessian, library, Path(tmp))
+
+
+# ----------------------------------------------------------------------------- names
+def _adversarial():
+    from test_emit import ADVERSARIAL, _accepted_as_symbol
+
+    extra = ["xp", "array_namespace", "device", "FUNCTIONS", "dtype", "math", "asarray", "h", "float64"]
+    return sorted(set(ADVERSARIAL) | {n for n in extra if _accepted_as_symbol(n)})
+
+
+@settings(max_examples=max(20, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data(), st.integers(0, 1000))
+def test_array_api_modules_match_whatever_the_symbols_are_called(data, seed):
+    """The same safety as --emit numpy's: symbols named like the module's own names (its
+    namespace, helpers, keywords, builtins) keep their values."""
+    import tempfile
+    from pathlib import Path
+
+    from test_emit import GENERATOR_SYMBOLS, KINDS_AND_FORMULAS, _rename
+
+    kind, text = data.draw(KINDS_AND_FORMULAS)
+    names = data.draw(st.lists(st.sampled_from(_adversarial()), min_size=5, max_size=5, unique=True))
+    mapping = dict(zip(GENERATOR_SYMBOLS, names))
+    present = [s for s in GENERATOR_SYMBOLS if s in _names(text)] or ["x"]
+    formula = text if present != ["x"] or "x" in _names(text) else f"{text} + 0*sum(x)"
+    formula = _rename(f"{formula} wrt {', '.join(present)}", mapping)
+    p, values, expected = case(formula, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        for hessian, result in expected.items():
+            run_module(p, values, result, hessian, "array-api-strict", Path(tmp))
+
+
+def test_det_at_a_singular_matrix_uses_the_adjugate():
+    """det(X)'s gradient is adj(X)ᵀ, which exists where X⁻ᵀ does not (as in the evaluator)."""
+    import tempfile
+    from pathlib import Path
+
+    p = gradcli.analyze("det(X) wrt X", data_shapes={"X": (3, 3)})
+    X = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])  # rank 2
+    expected = p.compile().evaluate({"X": X})
+    with tempfile.TemporaryDirectory() as tmp:
+        run_module(gradcli.analyze("det(X) wrt X"), {"X": X}, expected, False, "array-api-strict", Path(tmp))
+    assert np.count_nonzero(expected[1]["X"]) > 0
