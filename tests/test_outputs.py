@@ -271,3 +271,20 @@ def test_an_unwritable_folder_is_refused_before_any_work(tmp_path, capsys, vec, 
     monkeypatch.setattr("gradcli.api.Problem.compile", lambda *a, **k: pytest.fail("evaluated"))
     rc, _, err = run(capsys, "grad", "sum(x^2) wrt x", "-d", vec, "-o", str(out))
     assert rc == 2 and "not writable" in err and os.listdir(out) == []
+
+
+def test_a_full_disk_while_writing_inputs_npz_changes_nothing(tmp_path, capsys, monkeypatch):
+    """inputs.npz (the arrays --random drew) is committed with f and the derivatives: a failure
+    while writing it leaves the previous run's files, all of them, and no temporary file."""
+    out = tmp_path / "out"
+    args = ["grad", "sum(x^2) wrt x", "-s", "x=3", "--random", "-o", str(out)]
+    assert run(capsys, *args, "--seed", "1")[0] == 0
+    before = {n: (out / n).read_bytes() for n in os.listdir(out)}
+    assert "inputs.npz" in before
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(np.lib.format, "write_array", full)
+    rc, _, err = run(capsys, *args, "--seed", "2")
+    assert rc == 1 and "disk is full" in err
+    assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
