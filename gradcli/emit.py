@@ -1,4 +1,6 @@
-"""`--emit numpy`: the derivative as a standalone Python module that needs only numpy.
+"""`--emit numpy`: the derivative as a standalone Python module that needs only numpy; and, with
+the operators' array API source from emit_xp.py, `--emit array-api`: the same module for any
+array API library.
 
 The module defines `value_and_grad(**arrays)` (`value_and_hess` for Hessians), which takes the
 formula's symbols by name and returns `(f, {wrt: derivative})` in the layout asked for; `INPUTS`
@@ -14,6 +16,11 @@ never allows a symbol to start with.  A symbol whose name Python cannot use as a
 keyword (`lambda`), a builtin or a global the code calls (`float`, `np`), a name that is not an
 identifier or that Python would normalise (NFKC) into another — gets a made-up name too, and the
 docstring says which.  Literals that Python cannot spell (inf, nan) become `np.inf`, `np.nan`.
+
+Abstract functions: one bound with `--fn` is compiled in (its builtin, as the evaluator has it);
+one left unbound is a positional-only parameter of the generated function, given as a sequence
+of callables (h, h', …) as long as `FUNCTIONS` says, so it never collides with an array passed
+by name, not even a symbol of the same name (`h(h)`).
 """
 
 from __future__ import annotations
@@ -264,70 +271,6 @@ class Codegen:
         return [self.names[id(r)] for r in roots]
 
 
-class XpCodegen(Codegen):
-    """The same straight-line code in the array API standard (`--emit array-api`, emit_xp.py):
-    the namespace is the local `_xp`, constants it creates take `_dtype` and `_device`, and a
-    Python number handed to a function (not to arithmetic) becomes an array first."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._python: dict[int, bool] = {}
-
-    @staticmethod
-    def literal(value: float) -> str:
-        if math.isnan(value):
-            return 'float("nan")'
-        text = repr(abs(float(value))) if math.isfinite(value) else 'float("inf")'
-        return f"(-{text})" if math.copysign(1.0, value) < 0 else text
-
-    def python_number(self, node: Expr) -> bool:
-        """Whether the node's code is a Python number (a literal, or arithmetic on literals)."""
-        from .emit_xp import ARITHMETIC
-
-        if id(node) not in self._python:
-            self._python[id(node)] = node.op in ("const", "numel") or (
-                node.op in ARITHMETIC and all(self.python_number(a) for a in node.args))
-        return self._python[id(node)]
-
-    def source(self, node: Expr, args: list[str]) -> str:
-        from . import emit_xp as X
-
-        op = node.op
-        if op not in X.ARITHMETIC:
-            args = [f"{X.NS}.asarray({a}, dtype=_dtype, device=_device)" if self.python_number(x) else a
-                    for x, a in zip(node.args, args)]
-        if op in ("add", "T", "numel", "matmul", "expand", "apply"):
-            return super().source(node, args)
-        if op == "sum":
-            axis, keep = node.params
-            return f"{X.NS}.sum({args[0]})" if axis is None else f"{X.NS}.sum({args[0]}, axis={axis}, keepdims={keep})"
-        if op == "fill":
-            return f"{args[0]} * {X.NS}.ones({self.shape(node.ty)}, dtype=_dtype, device=_device)"
-        if op == "eye":
-            return f"{X.NS}.eye({self.dim(node.params[0])}, dtype=_dtype, device=_device)"
-        if op not in X.TEMPLATES:
-            raise GradcliError("usage", X.unsupported(op))
-        return X.TEMPLATES[op].format(*args)
-
-    def matmul(self, node: Expr, a: list[str]) -> str:
-        x, y = node.args
-        ns = "_xp"
-        if id(x) in self.lazy and id(y) in self.lazy:
-            return f"_diagm({ns}, {a[0]} * {a[1]})"
-        if id(x) in self.lazy:
-            return f"{ns}.reshape({a[0]}, (-1, 1)) * {a[1]}" if y.ty.is_matrix else f"{a[0]} * {a[1]}"
-        if id(y) in self.lazy:
-            return f"{a[0]} * {a[1]}"
-        if x.ty.is_col and y.ty.is_row:
-            return f"{ns}.reshape({a[0]}, (-1, 1)) * {ns}.reshape({a[1]}, (1, -1))"
-        return f"{a[0]} @ {a[1]}"
-
-    def expand(self, node: Expr, a: list[str]) -> str:
-        axis, keep, ty = node.params
-        g = a[0] if keep else f"_xp.expand_dims({a[0]}, axis={axis})"
-        return f"_xp.broadcast_to({g}, {self.shape(ty)})"
-
-
 class Dialect:
     """What differs between the numpy module and the array API one."""
 
@@ -335,7 +278,12 @@ class Dialect:
         self.name = name
         self.xp = name == "array-api"
         self.ns = "_xp" if self.xp else "np"
-        self.codegen = XpCodegen if self.xp else Codegen
+        if self.xp:
+            from .emit_xp import XpCodegen
+
+            self.codegen = XpCodegen
+        else:
+            self.codegen = Codegen
         self.context = ["_xp", "_dtype", "_device"] if self.xp else []  # passed to helper functions
 
     def reserved(self) -> set[str]:

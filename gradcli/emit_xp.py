@@ -14,6 +14,12 @@ is emitted (`unsupported`), never at run time.
 
 from __future__ import annotations
 
+import math
+
+from .emit import Codegen
+from .errors import GradcliError
+from .expr import Expr
+
 NS = "_xp"
 
 # Helpers copied into the module when its code calls them; each takes the namespace first.
@@ -156,3 +162,69 @@ def helper_names() -> set[str]:
 def unsupported(op: str) -> str:
     return (f"--emit array-api: the operator '{op}' has no array API equivalent; use --emit numpy "
             "for this formula")
+
+
+class XpCodegen(Codegen):
+    """The same straight-line code in the array API standard (`--emit array-api`, emit_xp.py):
+    the namespace is the local `_xp`, constants it creates take `_dtype` and `_device`, and a
+    Python number handed to a function (not to arithmetic) becomes an array first."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._python: dict[int, bool] = {}
+
+    @staticmethod
+    def literal(value: float) -> str:
+        if math.isnan(value):
+            return 'float("nan")'
+        text = repr(abs(float(value))) if math.isfinite(value) else 'float("inf")'
+        return f"(-{text})" if math.copysign(1.0, value) < 0 else text
+
+    def emit(self, roots: list[Expr]) -> list[str]:
+        from .expr import topological
+
+        for n in topological(roots):  # which nodes are Python numbers: before any code, in order
+            if id(n) not in self._python:
+                self._python[id(n)] = n.op in ("const", "numel") or (
+                    n.op in ARITHMETIC and all(self._python[id(a)] for a in n.args))
+        return super().emit(roots)
+
+    def python_number(self, node: Expr) -> bool:
+        """Whether the node's code is a Python number (a literal, or arithmetic on literals)."""
+        return self._python[id(node)]
+
+    def source(self, node: Expr, args: list[str]) -> str:
+        op = node.op
+        if op not in ARITHMETIC:
+            args = [f"{NS}.asarray({a}, dtype=_dtype, device=_device)" if self.python_number(x) else a
+                    for x, a in zip(node.args, args)]
+        if op in ("add", "T", "numel", "matmul", "expand", "apply"):
+            return super().source(node, args)
+        if op == "sum":
+            axis, keep = node.params
+            return f"{NS}.sum({args[0]})" if axis is None else f"{NS}.sum({args[0]}, axis={axis}, keepdims={keep})"
+        if op == "fill":
+            return f"{args[0]} * {NS}.ones({self.shape(node.ty)}, dtype=_dtype, device=_device)"
+        if op == "eye":
+            return f"{NS}.eye({self.dim(node.params[0])}, dtype=_dtype, device=_device)"
+        if op not in TEMPLATES:
+            raise GradcliError("usage", unsupported(op))
+        return TEMPLATES[op].format(*args)
+
+    def matmul(self, node: Expr, a: list[str]) -> str:
+        x, y = node.args
+        ns = "_xp"
+        if id(x) in self.lazy and id(y) in self.lazy:
+            return f"_diagm({ns}, {a[0]} * {a[1]})"
+        if id(x) in self.lazy:
+            return f"{ns}.reshape({a[0]}, (-1, 1)) * {a[1]}" if y.ty.is_matrix else f"{a[0]} * {a[1]}"
+        if id(y) in self.lazy:
+            return f"{a[0]} * {a[1]}"
+        if x.ty.is_col and y.ty.is_row:
+            return f"{ns}.reshape({a[0]}, (-1, 1)) * {ns}.reshape({a[1]}, (1, -1))"
+        return f"{a[0]} @ {a[1]}"
+
+    def expand(self, node: Expr, a: list[str]) -> str:
+        axis, keep, ty = node.params
+        g = a[0] if keep else f"_xp.expand_dims({a[0]}, axis={axis})"
+        return f"_xp.broadcast_to({g}, {self.shape(ty)})"
