@@ -236,3 +236,17 @@ def test_det_at_a_singular_matrix_uses_the_adjugate():
     with tempfile.TemporaryDirectory() as tmp:
         run_module(gradcli.analyze("det(X) wrt X"), {"X": X}, expected, False, "array-api-strict", Path(tmp))
     assert np.count_nonzero(expected[1]["X"]) > 0
+
+
+def test_deep_formulas_emit_without_recursion():
+    """Which nodes are Python numbers is decided in one pass in order, not by recursion: a chain
+    a thousand deep emits (and a shorter one runs) like any other."""
+    import tempfile
+    from pathlib import Path
+
+    deep = "sum(" + "tanh(0.5*" * 1200 + "x" + ")" * 1200 + ") wrt x"
+    p = gradcli.analyze(deep)
+    assert "_xp.tanh(" in emit_module(p, p.derivatives(), {}, False, "array-api")
+    p, values, expected = case("sum(" + "tanh(0.5*" * 40 + "x" + ")" * 40 + ") wrt x")
+    with tempfile.TemporaryDirectory() as tmp:
+        run_module(p, values, expected[False], False, "array-api-strict", Path(tmp))
