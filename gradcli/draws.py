@@ -22,7 +22,12 @@ where the formula is not defined at mixed signs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
 from .record import record
+
+if TYPE_CHECKING:
+    from .expr import Expr
 
 POSITIVE_ARGUMENT = frozenset({"log", "log2", "log10", "log1p", "sqrt"})
 UNIT_INTERVAL = frozenset({"arcsin", "arccos", "arctanh"})
@@ -40,29 +45,29 @@ PRESERVES_POSITIVE = frozenset({"add", "mul", "div", "matmul", "T", "expand", "f
 class Domain:
     """What a formula needs of its symbols' values."""
 
-    positive: frozenset
-    unit: frozenset  # inside arcsin, arccos, arctanh
-    spd: frozenset  # square matrices inside logdet, det, inv
-    fan_in: dict  # symbol → the size of the axis a matrix product contracts
+    positive: frozenset[str]
+    unit: frozenset[str]  # inside arcsin, arccos, arctanh
+    spd: frozenset[str]  # square matrices inside logdet, det, inv
+    fan_in: dict[str, int]  # symbol → the size of the axis a matrix product contracts
 
 
-def _symbols_in(node) -> set:
+def _symbols_in(node: Expr) -> set[str]:
     from .expr import topological
 
     return {n.params[0] for n in topological([node]) if n.op == "sym"}
 
 
-def _even_integer(node) -> bool:
+def _even_integer(node: Expr) -> bool:
     return node.op == "const" and float(node.value) % 2 == 0
 
 
-def _integer(node) -> bool:
+def _integer(node: Expr) -> bool:
     return node.op == "const" and float(node.value).is_integer()
 
 
-def _positive_nodes(order, positive: set) -> set:
+def _positive_nodes(order: list[Expr], positive: set[str]) -> set[int]:
     """ids of the nodes whose value is > 0 when the symbols in `positive` are."""
-    out: set = set()
+    out: set[int] = set()
     for n in order:
         if n.op == "sym":
             ok = n.params[0] in positive
@@ -81,7 +86,7 @@ def _positive_nodes(order, positive: set) -> set:
     return out
 
 
-def _needs_positive(n):
+def _needs_positive(n: Expr) -> Expr | None:
     """The argument of n that must be positive, or None."""
     if n.op in POSITIVE_ARGUMENT:
         return n.args[0]
@@ -90,12 +95,12 @@ def _needs_positive(n):
     return None
 
 
-def domain(expr) -> Domain:
+def domain(expr: Expr) -> Domain:
     """The domain analysis of an expression (see the module docstring)."""
     from .expr import topological
 
     order = topological([expr])
-    positive: set = set()
+    positive: set[str] = set()
     while True:  # a symbol made positive can make other arguments positive: to a fixed point
         known = _positive_nodes(order, positive)
         grown = set(positive)
@@ -106,8 +111,8 @@ def domain(expr) -> Domain:
         if grown == positive:
             break
         positive = grown
-    unit: set = set()
-    spd: set = set()
+    unit: set[str] = set()
+    spd: set[str] = set()
     for n in order:
         if n.op in UNIT_INTERVAL:
             unit |= _symbols_in(n.args[0])
@@ -117,47 +122,34 @@ def domain(expr) -> Domain:
     return Domain(frozenset(positive), frozenset(unit), frozenset(spd), fan_in(order))
 
 
-def _contracted(node, last: bool):
-    """(symbol, axis) when node is a symbol, or a transpose of one, that a matrix product
-    contracts along its last (left operand) or first (right operand) axis."""
+def _contracted(node: Expr, last: bool) -> tuple[str, object] | None:
+    """(symbol, size of the contracted axis) when node is a symbol, or a transpose of one, that a
+    matrix product contracts along its last (left operand) or first (right operand) axis."""
     flips = 0
     while node.op == "T":
         node, flips = node.args[0], flips + 1
     if node.op != "sym" or not node.ty.dims:
         return None
-    if len(node.ty.dims) == 1:
-        return node.params[0], 0
-    axis = 1 if last else 0
-    return node.params[0], axis ^ (flips % 2)
+    axis = 0 if len(node.ty.dims) == 1 else (1 if last else 0) ^ (flips % 2)
+    return node.params[0], node.ty.dims[axis]
 
 
-def fan_in(order) -> dict:
+def fan_in(order: Iterable[Expr]) -> dict[str, int]:
     """symbol → the size of the axis a matrix product contracts it along (the largest)."""
-    out: dict = {}
+    out: dict[str, int] = {}
     for n in order:
         if n.op != "matmul":
             continue
         x, y = n.args
         if x.ty.is_col and y.ty.is_row:  # an outer product contracts nothing
             continue
-        for operand, last in ((x, True), (y, False)):
-            found = _contracted(operand, last)
-            if found is None:
-                continue
-            name, axis = found
-            size = operand_size(operand, name, axis)
-            if isinstance(size, int) and size > out.get(name, 0):
-                out[name] = size
+        for found in (_contracted(x, True), _contracted(y, False)):
+            if found is not None and isinstance(found[1], int) and found[1] > out.get(found[0], 0):
+                out[found[0]] = found[1]
     return out
 
 
-def operand_size(operand, name: str, axis: int):
-    while operand.op == "T":
-        operand = operand.args[0]
-    return operand.ty.dims[axis]
-
-
-def random_inputs(shapes: dict, seed: int, expr=None) -> dict:
+def random_inputs(shapes: Mapping[str, tuple[int, ...]], seed: int, expr: Expr | None = None) -> dict[str, Any]:
     """`--random`: {symbol: float64 array} for the symbols in `shapes` (numeric dims), drawn for
     the expression `expr` (none: plain standard normal)."""
     import numpy as np
@@ -183,7 +175,7 @@ def random_inputs(shapes: dict, seed: int, expr=None) -> dict:
     return out
 
 
-def claim_values(shapes: dict, seed: int, positive: bool) -> dict:
+def claim_values(shapes: Mapping[str, tuple[int, ...]], seed: int, positive: bool) -> dict[str, Any]:
     """Claim checking's draws: magnitudes in [0.5, 1.5), signs mixed unless positive; square
     matrices plus n·I (invertible, and still unsymmetric)."""
     import numpy as np

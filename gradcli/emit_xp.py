@@ -15,6 +15,7 @@ is emitted (`unsupported`), never at run time.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .emit import Codegen
 from .errors import GradcliError
@@ -117,7 +118,7 @@ HELPER_CALLS = {"sigmoid": "_sigmoid", "logsumexp": "_logsumexp", "softmax": "_s
 NORMS = {"specnorm": "2", "nucnorm": "'nuc'", "opnorm1": "1", "opnorminf": "float('inf')"}
 
 
-def _templates() -> dict:
+def _templates() -> dict[str, str]:
     t = {"mul": "{0} * {1}", "div": "{0} / {1}", "pow": "{0} ** {1}", "reciprocal": "1.0 / {0}",
          "relu": f"{NS}.maximum({{0}}, {NS}.zeros_like({{0}}))",
          "softplus": f"{NS}.logaddexp({NS}.zeros_like({{0}}), {{0}})",
@@ -169,7 +170,7 @@ class XpCodegen(Codegen):
     the namespace is the local `_xp`, constants it creates take `_dtype` and `_device`, and a
     Python number handed to a function (not to arithmetic) becomes an array first."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._python: dict[int, bool] = {}
 
@@ -199,7 +200,7 @@ class XpCodegen(Codegen):
             args = [f"{NS}.asarray({a}, dtype=_dtype, device=_device)" if self.python_number(x) else a
                     for x, a in zip(node.args, args)]
         if op in ("add", "T", "numel", "matmul", "expand", "apply"):
-            return super().source(node, args)
+            return str(super().source(node, args))
         if op == "sum":
             axis, keep = node.params
             return f"{NS}.sum({args[0]})" if axis is None else f"{NS}.sum({args[0]}, axis={axis}, keepdims={keep})"
