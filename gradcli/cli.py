@@ -528,7 +528,7 @@ def _derivative_command(hessian: bool):
             text, wrt, shape_, data, fn, random, 0 if seed is None else seed, check,
             1e-5 if tol is None else tol, layout, as_json, latex, out, emit, allow_nonfinite,
             hessian=hessian, steps=steps, claims=claim),
-            single={"-o": out is not None, "--emit": emit not in (None, "latex"), "--claim": bool(claim)})
+            single={"-o": out is not None, "--emit": emit is not None, "--claim": bool(claim)})
     return command
 
 
@@ -536,13 +536,13 @@ def _derivative_command(hessian: bool):
 # the other replaces), and options that do nothing without another: both are usage errors
 # naming the two, never a silently ignored option (README: "Options that conflict").
 CONFLICTS = (
-    ("--emit", "--json", "--emit prints a module or LaTeX, not a JSON document"),
-    ("--emit code", "--latex", "the module is code; --emit latex gives the formulas as LaTeX"),
-    ("--emit code", "--check", "the module computes no numbers here to check"),
-    ("--emit code", "--random", "the module computes no numbers here"),
-    ("--emit code", "-o", "the module writes no arrays"),
-    ("--emit code", "--claim", "the module checks no claim"),
-    ("--emit code", "--steps", "the module prints no derivation"),
+    ("--emit", "--json", "--emit prints a module or a LaTeX document, not a JSON document"),
+    ("--emit code", "--latex", "the module is code; --emit latex is the LaTeX document"),
+    ("--emit", "--check", "--emit computes no numbers to check"),
+    ("--emit", "--random", "--emit computes no numbers"),
+    ("--emit", "-o", "--emit writes no arrays"),
+    ("--emit", "--claim", "--emit checks no claim"),
+    ("--emit", "--steps", "--emit prints no derivation"),
 )
 NEEDS = (("--seed", "--random"), ("--tol", "--check"))
 

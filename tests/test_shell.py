@@ -68,6 +68,8 @@ def test_one_output_options_take_one_formula(capsys, monkeypatch, tmp_path):
     (["--emit", "numpy", "--random"], "--emit", "--random"),
     (["--emit", "numpy", "--latex"], "--emit", "--latex"),
     (["--emit", "array-api", "--steps"], "--emit", "--steps"),
+    (["--emit", "latex", "--json"], "--emit latex", "--json"),
+    (["--emit", "latex", "--check", "--random"], "--emit latex", "--check"),
     (["--seed", "3"], "--seed", "--random"),
     (["--tol", "1e-3", "--random"], "--tol", "--check"),
 ])
