@@ -353,6 +353,8 @@ def _run(as_json: bool, body) -> None:
                 body()
             finally:  # also when the run fails (a failed --check): what was found is said first
                 _print_warnings(caught)
+    except KeyboardInterrupt as exc:
+        raise _Interrupt(exc) from None
     except GradcliError as err:
         _fail(err, as_json)
     except (typer.Exit, OutputError, BrokenPipeError):  # the process reports a stream's failure
@@ -864,12 +866,24 @@ def _formula_after_dashes(args: list[str]) -> list[str]:
     return args
 
 
+class _Interrupt(BaseException):
+    """A KeyboardInterrupt on its way through typer, which would turn it into its Exit(130) and
+    drop what it carries (`detail`: where it came, e.g. while writing -o files); `main` raises
+    the interrupt itself again, so the process's one final message can say where it came."""
+
+    def __init__(self, interrupt: KeyboardInterrupt):
+        super().__init__()
+        self.interrupt = interrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: usage errors exit 2 (with a JSON error under --json)."""
     ce = _click_exceptions()
     args = _formula_after_dashes(list(sys.argv[1:] if argv is None else argv))
     try:
         rc = app(args=args, standalone_mode=False, prog_name="gradcli")
+    except _Interrupt as wrapped:
+        raise wrapped.interrupt from None
     except (typer.Exit, *_present(ce, "Exit")) as exc:
         return getattr(exc, "exit_code", 0)
     except (typer.Abort, *_present(ce, "Abort")):
