@@ -397,7 +397,7 @@ def size_cases(quick: bool) -> list[tuple[str, list[str], str | None]]:
     for _ in range(depth):
         nested = f"tanh({nested})"
     long_sum = " + ".join(f"{i % 7 + 1}*x" if i % 2 else f"x{i}" for i in range(terms))
-    samples = [ln for ln in (ROOT / "samples" / "formulas.txt").read_text().splitlines()
+    samples = [ln for ln in (ROOT / "samples" / "formulas.gradcli").read_text().splitlines()
                if ln.strip() and not ln.lstrip().startswith("#")]
     tmp = Path(tempfile.mkdtemp(prefix="gradcli-sizes-"))
     repeated, distinct = tmp / "repeated.txt", tmp / "distinct.txt"

@@ -20,6 +20,7 @@ and flat on a 50 MB file; each distinct formula text is analysed once (`Analyses
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -29,8 +30,11 @@ from .claims import check_file_claim, is_claim
 from .errors import GradcliError, printable
 from .record import Factory, record
 
-TEXT_SUFFIXES = {".txt", ".gradcli", ".formulas"}
-MARKDOWN_SUFFIXES = {".md", ".markdown"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}  # read for their ```gradcli fences
+# What a folder is searched for (any other file is read only when named on the command line,
+# as one formula a line); `.pre-commit-hooks.yaml` selects the same files (a test keeps them
+# in step).
+FOLDER_SUFFIXES = {".gradcli"} | MARKDOWN_SUFFIXES
 
 
 @record
@@ -57,52 +61,108 @@ class Outcome:
 STDIN_NAMES = {"-", "/dev/stdin"}
 
 
-def collect_files(paths: list[str]) -> list[str]:
-    """The files to read, in order: directories searched (sorted) for formula files; `-` and
-    /dev/stdin stand for standard input (read once).  A path that is neither a file nor a
-    directory is a usage error naming it."""
-    out: list[str] = []
+def collect_files(paths: list[str]) -> list[tuple[str, list[str]]]:
+    """The files to read, in order, grouped by the path named: a folder's formula files
+    (`folder_files`); `-` and /dev/stdin stand for standard input (read once).  A path that is
+    neither a file nor a folder is a usage error naming it; a folder with no formula file is an
+    error (a CI job must not pass on a mistyped or empty folder)."""
+    out: list[tuple[str, list[str]]] = []
     for name in paths:
         if name in STDIN_NAMES:
-            if STDIN_NAMES & set(out):
+            if any(named in STDIN_NAMES for named, _ in out):
                 raise GradcliError("usage", "standard input can be read only once")
-            out.append(name)
+            out.append((name, [name]))
             continue
         p = Path(name)
         if p.is_dir():
-            out.extend(_formula_files(p))
+            found = folder_files(p)
+            if not found:
+                raise no_formulas(name)
+            out.append((name, found))
         elif p.exists() and not p.is_file() and not _is_stream(p):
             raise GradcliError("usage", f"not a file or directory: {printable(name)}")
         elif not p.exists():
             raise GradcliError("usage", f"no such file or directory: {printable(name)}")
         else:
-            out.append(name)
-    for name in out:  # unreadable files fail before any output (pipes are not opened twice)
-        if name not in STDIN_NAMES and Path(name).is_file():
-            try:
-                open(name, "rb").close()
-            except OSError as exc:
-                raise GradcliError("usage", f"cannot read {printable(name)}: {exc.strerror or exc}") from None
+            out.append((name, [name]))
+    for _, files in out:  # unreadable files fail before any output (pipes are not opened twice)
+        for name in files:
+            if name not in STDIN_NAMES and Path(name).is_file():
+                try:
+                    open(name, "rb").close()
+                except OSError as exc:
+                    raise GradcliError("usage", f"cannot read {printable(name)}: {exc.strerror or exc}") from None
     return out
 
 
-def _formula_files(root: Path) -> list[str]:
-    """Formula files below a folder, sorted; hidden folders and virtual environments are not
-    searched, links to folders are not followed, and a folder that cannot be read is a usage
-    error naming it (a CI job must not pass because part of its tree went unread)."""
-    import os
+FOLDER_RULE = ("a folder is searched for *.gradcli files and ```gradcli fences in Markdown files, "
+               "only those git tracks inside a git repository")
 
+
+def no_formulas(name: str) -> GradcliError:
+    """`0 formulas checked` for a path the user named is a failure, not a pass."""
+    what = "folder" if Path(name).is_dir() else "file"
+    rule = f" ({FOLDER_RULE})" if what == "folder" else \
+        " (a Markdown file is read for ```gradcli fences, any other file as one formula a line)"
+    return GradcliError("data", f"{printable(name)}: no formulas in this {what}{rule}")
+
+
+def folder_files(root: Path) -> list[str]:
+    """The formula files of a folder, sorted: `*.gradcli` and Markdown files, never inside a
+    hidden folder or a virtual environment; inside a git repository only the files git tracks
+    (a build folder, a downloaded package or a scratch file is nobody's formula file)."""
+    tracked = _git_tracked(root)
+    candidates = _walk(root) if tracked is None else tracked
+    return sorted(f for f in candidates if Path(f).suffix.lower() in FOLDER_SUFFIXES
+                  and not _excluded(root, f) and os.path.isfile(f))
+
+
+def _git_tracked(root: Path) -> list[str] | None:
+    """The files git tracks below root (paths starting with root), or None when root is not in
+    a git work tree or git is not installed (then the folder is walked)."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", "."],
+                              capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    # paths relative to root (git's working directory here), exactly as stored: -z, no quoting
+    return [os.path.join(str(root), os.fsdecode(raw)) for raw in proc.stdout.split(b"\0") if raw]
+
+
+def _walk(root: Path) -> list[str]:
+    """Every file below root outside hidden folders and virtual environments; links to folders
+    are not followed, and a folder that cannot be read is a usage error naming it (a CI job must
+    not pass because part of its tree went unread)."""
     def unreadable(exc: OSError) -> None:
         raise GradcliError("usage", f"cannot read {printable(str(exc.filename))}: {exc.strerror or exc}")
 
     found = []
     for folder, subfolders, files in os.walk(root, onerror=unreadable):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")
-                               and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg")))
-        found.extend(os.path.join(folder, f) for f in files
-                     if Path(f).suffix.lower() in TEXT_SUFFIXES | MARKDOWN_SUFFIXES
-                     and os.path.isfile(os.path.join(folder, f)))
-    return sorted(found)
+        subfolders[:] = sorted(d for d in subfolders if not _hidden_or_venv(os.path.join(folder, d)))
+        found.extend(os.path.join(folder, f) for f in files)
+    return found
+
+
+def _hidden_or_venv(folder: str) -> bool:
+    """A hidden folder (`.git`, `.venv`, `.tox`) or a virtual environment (it has `pyvenv.cfg`)."""
+    return os.path.basename(folder).startswith(".") or os.path.exists(os.path.join(folder, "pyvenv.cfg"))
+
+
+def _excluded(root: Path, path: str) -> bool:
+    """Whether a file below root lies in a hidden folder or a virtual environment below root
+    (git may track either: a committed `.venv`, a `.github` folder)."""
+    parts = Path(os.path.relpath(path, root)).parts[:-1]
+    folder = str(root)
+    for part in parts:
+        folder = os.path.join(folder, part)
+        if part != ".." and _hidden_or_venv(folder):
+            return True
+    return False
 
 
 def _is_stream(p: Path) -> bool:
@@ -365,10 +425,13 @@ def check_paths(paths: list[str]):
     return _outcomes(collect_files(paths))
 
 
-def _outcomes(files: list[str]):
+def _outcomes(groups: list[tuple[str, list[str]]]):
     analyses = Analyses()
-    for name in files:
-        for entry in entries(name):
+    empty = []  # named paths that held no formula: an error once everything else is reported
+    for named, files in groups:
+        count = 0
+        for entry in (e for name in files for e in entries(name)):
+            count += 1
             analyses.warnings = []
             try:
                 outcome = check_entry(entry, analyses)
@@ -379,3 +442,7 @@ def _outcomes(files: list[str]):
                                                 "report this formula", entry.col)
             outcome.warnings = list(analyses.warnings)
             yield outcome
+        if not count and named not in STDIN_NAMES:
+            empty.append(named)
+    if empty:
+        raise no_formulas(empty[0])

@@ -755,7 +755,7 @@ def _progress(steps: int, work: float = 0.0):
 
 # ----------------------------------------------------------------------------- check
 @app.command(name="check", epilog="\b\nExamples:\n  gradcli check samples/\n  gradcli check docs/*.md --json\n"
-                                  "  git show HEAD:formulas.txt | gradcli check -")
+                                  "  git show HEAD:formulas.gradcli | gradcli check -")
 def check_cmd(files: Annotated[list[str], typer.Argument(help="Text files (one formula a line) or "
                                                                "Markdown files (```gradcli or ~~~gradcli "
                                                                "fences), directories of them, or - for "

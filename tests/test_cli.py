@@ -175,10 +175,10 @@ def test_check_samples_fail_when_a_formula_is_broken(capsys, tmp_path):
     import shutil
 
     shutil.copytree("samples", tmp_path / "s")
-    f = tmp_path / "s" / "formulas.txt"
+    f = tmp_path / "s" / "formulas.gradcli"
     f.write_text(f.read_text().replace("||y - X@theta||^2 wrt theta ", "||y - X@theta'||^2 wrt theta", 1))
     rc, _, err = run(capsys, "check", str(tmp_path / "s"))
-    assert rc == 1 and "formulas.txt:6:" in err
+    assert rc == 1 and "formulas.gradcli:6:" in err
 
 
 def test_python_dash_m_and_console_script_agree():

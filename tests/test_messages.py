@@ -62,11 +62,11 @@ def test_a_regrouping_the_operands_do_not_allow_is_not_applied(capsys, formula):
 
 def test_check_skips_hidden_folders_and_virtual_environments(capsys, tmp_path):
     (tmp_path / ".hidden").mkdir()
-    (tmp_path / ".hidden" / "a.txt").write_text("x +\n")
+    (tmp_path / ".hidden" / "a.gradcli").write_text("x +\n")
     (tmp_path / "env").mkdir()
     (tmp_path / "env" / "pyvenv.cfg").write_text("home = /usr\n")
-    (tmp_path / "env" / "b.txt").write_text("x +\n")
-    (tmp_path / "c.txt").write_text("x'@x wrt x\n")
+    (tmp_path / "env" / "b.gradcli").write_text("x +\n")
+    (tmp_path / "c.gradcli").write_text("x'@x wrt x\n")
     rc = main(["check", str(tmp_path)])
     out, _ = capsys.readouterr()
     assert rc == 0 and out.startswith("1 formula checked")
