@@ -116,8 +116,21 @@ class Expr:
         return value
 
 
-_interned: weakref.WeakValueDictionary[tuple[str, tuple[Expr, ...], Params], Expr] = \
-    weakref.WeakValueDictionary()
+class _InternRef(weakref.ref[Expr]):
+    """The table's reference to a node, carrying its key so that the entry goes when the node
+    does (a plain subclass: made in C, unlike WeakValueDictionary's KeyedRef, whose Python-level
+    constructor cost more than the rest of building a node)."""
+
+    __slots__ = ("key",)
+    key: tuple[str, tuple[Expr, ...], Params]
+
+
+_interned: dict[tuple[str, tuple[Expr, ...], Params], _InternRef] = {}  # key -> the node, weakly
+
+
+def _forget(ref: _InternRef) -> None:
+    if _interned.get(ref.key) is ref:
+        del _interned[ref.key]
 
 
 class NonFiniteConstant(ArithmeticError):
@@ -149,15 +162,19 @@ def make(op_name: str, *args: Expr, params: Params = ()) -> Expr:
 def make_raw(op_name: str, args: tuple[Expr, ...], params: Params = ()) -> Expr:
     """Build a node exactly as given (no rewriting); the shape rule still checks it."""
     key = (op_name, args, params)
-    found = _interned.get(key)
-    if found is not None:
-        return found
+    ref = _interned.get(key)
+    if ref is not None:
+        found = ref()
+        if found is not None:
+            return found
     try:
-        ty = OPS[op_name].shape(STRICT, tuple(a.ty for a in args), params)
+        ty = OPS[op_name].shape(STRICT, tuple([a.ty for a in args]), params)
     except (ShapeMsg, DimMismatch) as exc:  # a bug in a derivative rule, never user input
         raise IllTyped(f"internal shape error building {op_name}: {exc}") from exc
     node = Expr(op_name, args, params, ty)
-    _interned[key] = node
+    ref = _InternRef(node, _forget)
+    ref.key = key
+    _interned[key] = ref
     return node
 
 

@@ -57,6 +57,21 @@ def is_fixed(node: Node, declared) -> bool:
     return isinstance(node, Num) or (isinstance(node, Sym) and node.name in declared)
 
 
+_SCALAR_KIND = frozenset("S")
+
+
+def _arity(node: Node) -> int:
+    """How many operands `children` gives node (without building the list)."""
+    cls = type(node)
+    if cls is Binary:
+        return 2
+    if cls is Call:
+        return sum(1 for a in node.args if not _is_setting(a))
+    if cls in (Unary, Transpose, Norm):
+        return 1
+    return 0
+
+
 def children(node: Node) -> list[Node]:
     """The operands of a node that are expressions (a call's literal arguments are not)."""
     if isinstance(node, Binary):
@@ -68,10 +83,13 @@ def children(node: Node) -> list[Node]:
     return []
 
 
+_BINARY_SIGNATURES = {op: ("B", op) for op in "+-*/@^"}  # one tuple each, not one per node
+
+
 def _signature(node: Node) -> tuple:
     """What an operator node is, without its columns and operands (the memo key)."""
-    if isinstance(node, Binary):
-        return ("B", node.op)
+    if type(node) is Binary:
+        return _BINARY_SIGNATURES.get(node.op) or ("B", node.op)
     if isinstance(node, Unary):
         return ("U", node.op)
     if isinstance(node, Transpose):
@@ -148,39 +166,59 @@ class Uses:
     def __init__(self, root: Node, declared: dict[str, int], default_rank: Callable[[str], int],
                  kind_rule: KindRule, context: Hashable = None, order: list | None = None):
         self.order = _postorder(root) if order is None else order
-        self.index = {id(n): i for i, n in enumerate(self.order)}
-        self.kids = [[self.index[id(k)] for k in children(n)] for n in self.order]
-        self.parent = [-1] * len(self.order)
-        for i, ks in enumerate(self.kids):
-            for k in ks:
-                self.parent[k] = i
-        self.signature = [_signature(n) if ks else None for n, ks in zip(self.order, self.kids)]
-        self.kind_rule = kind_rule
-        self.context = context  # what else the rules depend on (--fn names): part of memo keys
         self.declared = declared
         self.default_rank = default_rank
+        self.kind_rule = kind_rule
+        self.context = context  # what else the rules depend on (--fn names): part of memo keys
+        # one pass over the post-order: a node's operands are the subtrees just before it, so a
+        # stack of finished subtrees gives each node its operands' indices (no id() table)
+        n_nodes = len(self.order)
+        self.kids: list[list[int]] = [None] * n_nodes
+        self.parent = [-1] * n_nodes
+        self.signature: list = [None] * n_nodes
+        self.same_kind = [False] * n_nodes
+        self.node_domain: list = [None] * n_nodes
+        self.sym_name: list = [None] * n_nodes
         self.occurrences: dict[str, list[int]] = {}  # undeclared symbols, in order of appearance
         first: dict[str, int] = {}
+        done: list[int] = []
+        parent, kids_of = self.parent, self.kids
+        all_kinds, no_kids = frozenset(KIND_RANK), []
         for i, n in enumerate(self.order):
-            if isinstance(n, Sym) and n.name not in declared:
-                self.occurrences.setdefault(n.name, []).append(i)
-                first[n.name] = min(first.get(n.name, n.col), n.col)
+            cls = type(n)
+            if cls is Sym:
+                kids_of[i] = no_kids
+                name = n.name
+                if name in declared:
+                    self.node_domain[i] = frozenset(RANK_KIND.get(declared[name], "M"))
+                else:
+                    self.occurrences.setdefault(name, []).append(i)
+                    if n.col < first.get(name, n.col + 1):
+                        first[name] = n.col
+                    self.node_domain[i] = SYMBOL_KINDS
+                    self.sym_name[i] = name
+            elif cls is Num:
+                kids_of[i] = no_kids
+                self.node_domain[i] = _SCALAR_KIND
+            else:
+                count = _arity(n)
+                if count:
+                    ks = done[-count:]
+                    del done[-count:]
+                    for k in ks:
+                        parent[k] = i
+                else:
+                    ks = no_kids
+                kids_of[i] = ks
+                self.node_domain[i] = all_kinds
+                if ks:
+                    self.signature[i] = _signature(n)
+                    self.same_kind[i] = self._same_kind(n)
+            done.append(i)
         self.names = sorted(first, key=first.__getitem__)
-        self.same_kind = [self._same_kind(n) for n in self.order]
         self.domain: dict = {name: SYMBOL_KINDS for name in self.names}
-        self.node_domain = [self._initial(n) for n in self.order]
-        self.sym_name = [n.name if isinstance(n, Sym) and n.name in self.domain else None for n in self.order]
         self.trail: list[tuple] = []
         self.broken: set[int] = set()  # operators no kinds can satisfy: their error is real
-
-    def _initial(self, node: Node) -> frozenset:
-        if isinstance(node, Num):
-            return frozenset("S")
-        if isinstance(node, Sym):
-            if node.name in self.declared:
-                return frozenset(RANK_KIND.get(self.declared[node.name], "M"))
-            return SYMBOL_KINDS
-        return frozenset(KIND_RANK)
 
     def _same_kind(self, node: Node) -> bool:
         """SPEC: the operands of + and - have the same shape unless one is a literal or a
@@ -205,26 +243,31 @@ class Uses:
         name = self.sym_name[i]
         return self.node_domain[i] if name is None else self.domain[name]
 
-    def narrow(self, i: int, kinds: frozenset, queue: list) -> None:
-        """Set node i's kinds to a subset of what they were, queueing what must be revised."""
-        old = self.get(i)
+    def narrow(self, i: int, kinds: frozenset, queue: list, revised: int = -1) -> None:
+        """Set node i's kinds to a subset of what they were, queueing what must be revised.
+        `revised`: the operator whose revision narrows i — consistent already once its revision
+        is done (every kind kept has its support kept), so it is not queued again; a symbol's
+        narrowing queues every use, that one too (x + x: the two operands are one set)."""
+        name = self.sym_name[i]
+        old = self.node_domain[i] if name is None else self.domain[name]
         if kinds == old:
             return
         if not kinds:
             raise Unsatisfiable(i)
-        name = self.sym_name[i]
         if name is not None:
             self.trail.append(("sym", name, old))
             self.domain[name] = kinds
+            parent = self.parent
             for j in self.occurrences[name]:
-                if self.parent[j] >= 0:
-                    queue.append(self.parent[j])
+                if parent[j] >= 0:
+                    queue.append(parent[j])
             return
         self.trail.append(("node", i, old))
         self.node_domain[i] = kinds
-        if self.parent[i] >= 0:
-            queue.append(self.parent[i])
-        if self.kids[i]:
+        up = self.parent[i]
+        if up >= 0 and up != revised:
+            queue.append(up)
+        if self.kids[i] and i != revised:
             queue.append(i)
 
     def revise(self, i: int, queue: list) -> None:
@@ -248,9 +291,9 @@ class Uses:
                         per_kid[j].add(k)
             found = _REVISED[key] = (frozenset(results), tuple(frozenset(ks) for ks in per_kid))
         if found[0] != here:
-            self.narrow(i, found[0], queue)
+            self.narrow(i, found[0], queue, i)
         for k, ks in zip(kids, found[1]):
-            self.narrow(k, ks, queue)
+            self.narrow(k, ks, queue, i)
 
     def propagate(self, queue: list) -> None:
         pending = set(queue)

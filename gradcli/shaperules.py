@@ -21,9 +21,9 @@ def broadcast_shape(symbol: str):
 
     def rule(ctx, tys, params):
         a, b = tys
-        if a.is_scalar:
+        if a is b or not a.dims:  # the same shape (a long sum's terms), or a scalar
             return b
-        if b.is_scalar:
+        if not b.dims:
             return a
         show = getattr(ctx, "show", fmt)
         if a.is_vector and b.is_vector and a.row != b.row:

@@ -45,7 +45,8 @@ class Ty:
         raise AttributeError("Ty is immutable")
 
     def __eq__(self, other) -> bool:
-        return self is other or (isinstance(other, Ty) and self.dims == other.dims and self.row == other.row)
+        return self is other or (type(other) is Ty and self._hash == other._hash  # unequal: usually
+                                 and self.dims == other.dims and self.row == other.row)  # one compare
 
     def __hash__(self) -> int:
         return self._hash

@@ -302,6 +302,8 @@ def _terms(e: Expr, ty, out: list) -> bool:
     while stack:
         n = stack.pop()
         if n in _long_sums:
+            if empty and n is not e and e.op == "add" and e.ty == ty:
+                _long_sums.add(e)  # so the next, longer sum stops here at once
             return False
         if n.op == "add" and n.args[0].ty == ty and n.args[1].ty == ty:
             stack.append(n.args[1])

@@ -107,14 +107,16 @@ class Formula:
 def postorder(root: Node, children) -> list[Node]:
     """Every node under root that `children` reaches, operands before the nodes that use them;
     iterative, because formulas nest thousands deep (shape inference and rank decision both walk
-    the tree this way, each with its own notion of which children count)."""
+    the tree this way, each with its own notion of which children count).
+
+    Built as the reverse of a pre-order that takes the last operand first: reversed, that is
+    exactly the post-order with operands left to right (no marker per node, one list)."""
     out: list[Node] = []
-    stack: list[tuple[Node, bool]] = [(root, False)]
+    stack = [root]
+    pop, visit, push = stack.pop, out.append, stack.extend
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            out.append(node)
-            continue
-        stack.append((node, True))
-        stack.extend((c, False) for c in reversed(children(node)))
+        node = pop()
+        visit(node)
+        push(children(node))
+    out.reverse()
     return out
