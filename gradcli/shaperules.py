@@ -25,6 +25,8 @@ def broadcast_shape(symbol: str):
             return b
         if not b.dims:
             return a
+        if a.dims == b.dims and a.row == b.row:  # the very same dimensions: nothing to unify
+            return a
         show = getattr(ctx, "show", fmt)
         if a.is_vector and b.is_vector and a.row != b.row:
             raise _shape_err(symbol, f"cannot combine {show(a)} and {show(b)}: a column and a row "
