@@ -131,3 +131,40 @@ def test_cli_on_a_deep_formula_passes_its_check():
                            preexec_fn=_limit_memory, env=env)
     assert check.returncode == 0, check.stderr[-2000:]
     assert "error" not in check.stderr
+
+
+@pytest.mark.parametrize("kind", ["distinct products", "ten like terms", "symbols and multiples"])
+def test_sums_of_100000_terms_of_each_kind(kind):
+    """Each kind of long sum, 100,000 terms, shape-checked, differentiated and evaluated: products
+    of distinct symbols (every term its own), a few like terms repeated (merged as they come:
+    the sum of ten distinct terms stays ten terms), and distinct symbols mixed with multiples of
+    one (a Jacobian).  Values against numpy."""
+    out = _run(f"""
+        n, kind = 100_000, {kind!r}
+        rng = np.random.default_rng(0)
+        if kind == "distinct products":  # f = sum_i x_i * y_i (vectors), df/dx1 = diag(y1)
+            p = api.analyze(" + ".join(f"x{{i}}*y{{i}}" for i in range(n)) + " wrt x1", shapes={{"x1": (2,)}})
+            assert len(p.symbols) == 2 * n and p.shape == (2,)
+            arrays = {{name: rng.standard_normal(2) for name in p.symbols}}
+            f, d = p.compile()(**arrays)
+            assert np.allclose(f, sum(arrays[f"x{{i}}"] * arrays[f"y{{i}}"] for i in range(n)))
+            assert np.allclose(d["x1"], np.diag(arrays["y1"]))
+        elif kind == "ten like terms":  # f = sum_i a_(i mod 10) x^2, df/dx = 2 x sum_i a_(i mod 10)
+            p = api.analyze("sum(" + " + ".join(f"a{{i % 10}}*x^2" for i in range(n)) + ") wrt x",
+                            shapes={{"x": (3,), **{{f"a{{k}}": () for k in range(10)}}}})
+            assert p.expr.size < 200  # merged: ten terms, not 100,000
+            a = rng.standard_normal(10)
+            x = rng.standard_normal(3)
+            f, d = p.compile()(x=x, **{{f"a{{k}}": a[k] for k in range(10)}})
+            total = (n // 10) * a.sum()
+            assert np.isclose(f, total * (x ** 2).sum())
+            assert np.allclose(d["x"], 2 * total * x)
+        else:  # x_i for even i, (i mod 7 + 1) x for odd i: df/dx = (sum of the multiples) I
+            p = api.analyze(" + ".join(f"{{i % 7 + 1}}*x" if i % 2 else f"x{{i}}" for i in range(n)) + " wrt x",
+                            shapes={{"x": (2,)}})
+            assert p.shape == (2,)
+            _, d = p.compile()(**{{name: rng.standard_normal(2) for name in p.symbols}})
+            assert np.allclose(d["x"], sum(i % 7 + 1 for i in range(1, n, 2)) * np.eye(2))
+        print("ok")
+    """)
+    assert out.strip() == "ok"
