@@ -758,7 +758,8 @@ def _progress(steps: int, work: float = 0.0):
                                   "  git show HEAD:formulas.gradcli | gradcli check -")
 def check_cmd(files: Annotated[list[str], typer.Argument(help="Text files (one formula a line) or "
                                                                "Markdown files (```gradcli or ~~~gradcli "
-                                                               "fences), directories of them, or - for "
+                                                               "fences), folders (their git-tracked *.gradcli and "
+                                                               "Markdown files), or - for "
                                                                "standard input.")],
               as_json: JsonOpt = False) -> None:
     """CI mode: shape-check every formula in FILES; report failures as file:line:column."""
