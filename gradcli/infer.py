@@ -18,7 +18,7 @@ from .record import Factory, record
 
 from . import ops as O
 from .errors import GradcliError, parse_error, shape_error
-from .expr import OPS, Expr, ShapeMsg, make, make_raw, topological
+from .expr import OPS, Expr, ShapeMsg, make, make_raw
 from .ranks import decide_ranks, is_fixed
 from .shapes import SCALAR, DimMismatch, DimVar, Ty, Unifier, fmt_dims
 from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
@@ -444,23 +444,39 @@ def _postorder(root: Node) -> list:
 
 
 def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
-    """Pass 2: rebuild with resolved dimensions through the simplifying constructors."""
+    """Pass 2: rebuild with resolved dimensions through the simplifying constructors.
+
+    Pass 1 makes a fresh node for every syntax node (each occurrence of a symbol too), so its
+    graph is a tree, walked here as the reverse of a pre-order that takes the last operand
+    first: operands before users, without the visited set a DAG's walk needs.  A node met twice
+    all the same is built once (its first place in the order comes before all its users)."""
+    order = [root]
+    stack = [root]
+    pop, visit, push = stack.pop, order.append, stack.extend
+    while stack:
+        node = pop()
+        visit(node)
+        push(node.args)
     done: dict[int, Expr] = {}
-    for n in topological([root]):
-        args = tuple(done[id(a)] for a in n.args)
-        if n.op == "sym":
-            new = O.sym(n.params[0], ctx.resolve(n.params[1]))
-        elif n.op == "const":
+    resolve = ctx.resolve
+    for n in reversed(order):
+        key = id(n)
+        if key in done:
+            continue
+        op = n.op
+        if op == "sym":
+            new = O.sym(n.params[0], resolve(n.params[1]))
+        elif op == "const":
             new = O.const(n.params[0])
-        elif n.op == "numel":
-            new = make_raw("numel", (), (ctx.resolve(n.params[0]),))
-        elif n.op == "eye":  # eye(n) takes the size n was unified with (A + eye(n), A: 3×3)
-            new = O.eye(ctx.resolve(n.ty).dims[0])
-        elif n.op == "fill":  # ones(m, n) likewise
-            new = O.fill(args[0], ctx.resolve(n.ty))
+        elif op == "numel":
+            new = make_raw("numel", (), (resolve(n.params[0]),))
+        elif op == "eye":  # eye(n) takes the size n was unified with (A + eye(n), A: 3×3)
+            new = O.eye(resolve(n.ty).dims[0])
+        elif op == "fill":  # ones(m, n) likewise
+            new = O.fill(done[id(n.args[0])], resolve(n.ty))
         else:
-            new = make(n.op, *args, params=n.params)
-        done[id(n)] = new
+            new = make(op, *[done[id(a)] for a in n.args], params=n.params)
+        done[key] = new
     return done[id(root)]
 
 
