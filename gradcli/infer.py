@@ -206,7 +206,7 @@ class _Builder:
     # -- nodes with unresolved dims (pass 1)
     def raw(self, op: str, args: tuple, params: tuple, col: int) -> Expr:
         try:
-            ty = OPS[op].shape(self.ctx, tuple(a.ty for a in args), params)
+            ty = OPS[op].shape(self.ctx, tuple([a.ty for a in args]), params)
         except ShapeMsg as exc:
             hint = self._default_scalar_hint(op, args, params) if "()" in str(exc) else ""
             raise shape_error(str(exc) + hint, col) from None
@@ -270,12 +270,15 @@ class _Builder:
         return self._built[id(node)]
 
     def _build_one(self, node: Node) -> Expr:
-        if isinstance(node, Num):
-            return Expr("const", (), (node.value,), SCALAR)
-        if isinstance(node, Sym):
+        cls = type(node)
+        if cls is Sym:
             return self.symbol(node)
+        if cls is Num:
+            return Expr("const", (), (node.value,), SCALAR)
         if isinstance(node, Binary):
-            a, b = self.build(node.left), self.build(node.right)
+            built = self._built  # the operands were built just before (post-order)
+            a = built.get(id(node.left)) or self.build(node.left)
+            b = built.get(id(node.right)) or self.build(node.right)
             if node.op in "+-" and not (is_fixed(node.left, self.declared) or is_fixed(node.right, self.declared)):
                 self._same_shape(a.ty, b.ty)
             if node.op == "-":
