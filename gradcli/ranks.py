@@ -414,16 +414,19 @@ def skeleton(order: list[Node], declared: dict[str, int]) -> tuple:
     appearance.  Formulas that differ only in their literals or columns share it
     (`x'@A@x + 1*c`, `x'@A@x + 2*c`)."""
     parts: list = []
+    add = parts.append
     first: dict[str, int] = {}
     for n in order:
-        if isinstance(n, Sym):
-            parts.append(n.name)
-            if n.col < first.get(n.name, n.col + 1):
-                first[n.name] = n.col
-        elif isinstance(n, Num):
-            parts.append(0)
+        cls = type(n)
+        if cls is Sym:
+            name = n.name
+            add(name)
+            if n.col < first.get(name, n.col + 1):
+                first[name] = n.col
+        elif cls is Num:
+            add(0)
         else:
-            parts.append((_signature(n), len(children(n))))
+            add((_signature(n), _arity(n)))
     names = tuple(sorted(first, key=first.__getitem__))
     return (tuple(parts), names, tuple((name, declared[name]) for name in names if name in declared))
 
@@ -435,9 +438,10 @@ def decide_ranks(root: Node, declared: dict[str, int], default_rank: Callable[[s
     by name stands, and the shape checker reports any mismatch.  Remembered per skeleton:
     a check file repeats the same shapes of formula with other numbers."""
     order = _postorder(root)
-    if not any(isinstance(n, Sym) and n.name not in declared for n in order):
+    key = skeleton(order, declared)
+    if all(name in declared for name in key[1]):
         return {}  # every symbol is declared: nothing to decide, no constraints to build
-    key = (skeleton(order, declared), default_rank, context)
+    key = (key, default_rank, context)
     found = _DECIDED.get(key)
     if found is None:
         found = _decide(root, declared, default_rank, kind_rule, context, order)
