@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from .api import analyze, fmt_shape, parse_dims
@@ -427,30 +426,6 @@ def check_paths(paths: list[str]):
 
 
 def _outcomes(groups: list[tuple[str, list[str]]]):
-    with _fewer_collections():
-        yield from _outcomes_of(groups)
-
-
-@contextmanager
-def _fewer_collections():
-    """The cyclic garbage collector less often while a file is checked: every formula makes a
-    few hundred small objects that reference counting frees (few cycles), and with the default
-    threshold the collector ran every 700 allocations, scanning the recent analyses each time
-    (a sixth to a quarter of a run of distinct formulas).  What existed before the run is
-    moved out of its reach (`gc.freeze`); the previous thresholds are back afterwards."""
-    import gc
-
-    before = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(before[0], 20_000), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
-
-
-def _outcomes_of(groups: list[tuple[str, list[str]]]):
     analyses = Analyses()
     empty = []  # named paths that held no formula: an error once everything else is reported
     for named, files in groups:
