@@ -123,7 +123,9 @@ def _git_tracked(root: Path) -> list[str] | None:
     import subprocess
 
     try:
-        proc = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", "."],
+        # core.fsmonitor off: a repository's own config could name a program for git to run
+        proc = subprocess.run(["git", "-C", str(root), "-c", "core.fsmonitor=false", "ls-files", "-z",
+                               "--", "."],
                               capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
                               env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
     except (OSError, subprocess.SubprocessError):
