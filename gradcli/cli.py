@@ -349,6 +349,8 @@ def _run(as_json: bool, body) -> None:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            # as Python's defaults: a file left open by an interrupted write is no user's news
+            warnings.simplefilter("ignore", ResourceWarning)
             try:
                 body()
             finally:  # also when the run fails (a failed --check): what was found is said first

@@ -1,6 +1,6 @@
 """`--emit array-api`: one module that runs on any array API library and matches the evaluator.
 
-For every formula of the samples (samples/*.md fences and samples/formulas.txt) and for random
+For every formula of the samples (samples/*.md fences and samples/formulas.gradcli) and for random
 well-shaped formulas, the module is emitted once with its sizes symbolic and run under numpy and
 under array-api-strict (which refuses anything outside the standard: numpy-only functions,
 Python numbers where arrays are required, mixed dtypes, in-place writes hidden in numpy
@@ -142,7 +142,7 @@ def run_module(p, values, expected, hessian, library, tmp_path, dialect="array-a
 
 
 def sample_formulas() -> list[str]:
-    files = sorted(glob.glob(os.path.join(ROOT, "samples", "*.md"))) + [os.path.join(ROOT, "samples", "formulas.txt")]
+    files = sorted(glob.glob(os.path.join(ROOT, "samples", "*.md"))) + [os.path.join(ROOT, "samples", "formulas.gradcli")]
     out = []
     for name in files:
         for e in entries(name):

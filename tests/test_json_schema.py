@@ -48,7 +48,7 @@ CASES = [
     ("hess", "sum(exp(x)) wrt x", "--steps"),
     ("shape", "0.5*sum((y - h(X@Theta))^2) wrt Theta", "-s", "X=M,in", "-s", "Theta=in,out", "-s", "y=M,out"),
     ("check", str(SAMPLES)),
-    ("check", str(SAMPLES / "formulas.txt")),
+    ("check", str(SAMPLES / "formulas.gradcli")),
     ("grad", "x +* y wrt x"),  # parse error
     ("grad", "A@x wrt x where A: (2, 3), x: (2)"),  # shape error
     ("grad", "x wrt x", "--layout", "sideways"),  # usage error

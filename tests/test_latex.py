@@ -19,7 +19,7 @@ from gradcli.cli import main
 from gradcli.errors import GradcliError
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SAMPLE_FILES = sorted(glob.glob(str(SAMPLES / "*.md"))) + [str(SAMPLES / "formulas.txt")]
+SAMPLE_FILES = sorted(glob.glob(str(SAMPLES / "*.md"))) + [str(SAMPLES / "formulas.gradcli")]
 PDFLATEX = shutil.which("pdflatex")
 needs_pdflatex = pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not installed (CI installs it: .ci/run)")
 
