@@ -610,7 +610,9 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
     f_value, d_values, checks = None, {}, {}
     if sources or random:
         compiled = problem.compile(fns, hessian=hessian, allow_nonfinite=allow_nonfinite)
-        values = _numbers(sources, problem, derivs, random, seed, allow_nonfinite, compiled.program)
+        # a symbolic problem compiles lazily (no program yet): _numbers then says which shape is missing
+        values = _numbers(sources, problem, derivs, random, seed, allow_nonfinite,
+                          getattr(compiled, "program", None))
         f_value, base = compiled.evaluate(values)
         d_values = {d.wrt: d.to_layout(base[d.wrt]) for d in derivs}
         if check:
