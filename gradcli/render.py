@@ -26,7 +26,17 @@ GREEK = {
     "Phi": ("Φ", r"\Phi"), "Psi": ("Ψ", r"\Psi"), "Omega": ("Ω", r"\Omega"),
 }
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-_NAME_RE = re.compile(r"^([A-Za-z]+?)_?([0-9]*)$")
+_NAME_RE = re.compile(r"^([A-Za-z]+?|[\u0391-\u03A9\u03B1-\u03C9])_?([0-9]*)$")
+# Every Greek letter a name may hold (the grammar's NAME) spelled for pdflatex, which stops at a
+# raw `θ`: its command, or the Latin letter it looks like where LaTeX has none (Α, ο).
+LATEX_GREEK = {**{uni: cmd for uni, cmd in GREEK.values()}, "ς": r"\varsigma", "υ": r"\upsilon",
+               "Υ": r"\Upsilon", "ο": "o", **dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΧ", "ABEZHIKMNOPTX"))}
+
+
+def _latex_text(name: str) -> str:
+    """A name inside `\\mathrm{…}`: `_` escaped (a bare one is a subscript there), Greek spelled."""
+    return "".join(r"\_" if ch == "_" else "{" + LATEX_GREEK[ch] + "}" if ch in LATEX_GREEK else ch
+                   for ch in name)
 
 
 # The functions LaTeX itself typesets upright (with amsmath's spacing): `\log x`, never
@@ -61,9 +71,9 @@ def pretty_name(name: str, style: str) -> str:
     if style == "unicode":
         core = GREEK.get(base, (base, ""))[0]
         return core + digits.translate(_SUB)
-    core = GREEK.get(base, (None, None))[1]
+    core = GREEK.get(base, (None, None))[1] or LATEX_GREEK.get(base)
     if core is None:
-        core = base if len(base) == 1 else rf"\mathrm{{{base}}}" if m else rf"\mathrm{{{name}}}"
+        core = base if len(base) == 1 else rf"\mathrm{{{_latex_text(base if m else name)}}}"
     return core + (f"_{{{digits}}}" if digits else "")
 
 
