@@ -15,12 +15,13 @@ these same functions of gradcli.api compute.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Integral, Real
 from typing import Any
 
 from .errors import GradcliError
 
 
-def grad(formula: str, /, *, wrt: list[str] | None = None, sizes: dict | None = None,
+def grad(formula: str, values: Mapping | None = None, /, *, wrt: list[str] | None = None, sizes: dict | None = None,
          shapes: dict | None = None, layout: str | None = None, fns: dict | None = None,
          seed: int = 0, **arrays: Any) -> "Results":
     """The derivatives of `formula` with respect to its wrt symbols, keyed by name.
@@ -28,29 +29,31 @@ def grad(formula: str, /, *, wrt: list[str] | None = None, sizes: dict | None = 
     arrays: values of symbols by name (their shapes bind the formula's dimensions);
     sizes: {"n": 3} for named dimensions no array fixes; shapes: {"X": "m,n"} declared shapes;
     fns: {"h": "tanh"} binds abstract functions; seed: of the values `check()` draws."""
-    return _results(formula, False, wrt, sizes, shapes, layout, fns, seed, arrays)
+    return _results(formula, False, wrt, sizes, shapes, layout, fns, seed, {**(values or {}), **arrays})
 
 
-def hess(formula: str, /, *, wrt: list[str] | None = None, sizes: dict | None = None,
+def hess(formula: str, values: Mapping | None = None, /, *, wrt: list[str] | None = None, sizes: dict | None = None,
          shapes: dict | None = None, layout: str | None = None, fns: dict | None = None,
          seed: int = 0, **arrays: Any) -> "Results":
     """The Hessian blocks of a scalar `formula`, keyed "x" (∂²f/∂x²) and "x,y" (mixed)."""
-    return _results(formula, True, wrt, sizes, shapes, layout, fns, seed, arrays)
+    return _results(formula, True, wrt, sizes, shapes, layout, fns, seed, {**(values or {}), **arrays})
 
 
-def shape(formula: str, /, *, wrt: list[str] | None = None, sizes: dict | None = None,
+def shape(formula: str, values: Mapping | None = None, /, *, wrt: list[str] | None = None, sizes: dict | None = None,
           shapes: dict | None = None, layout: str | None = None, fns: dict | None = None,
           **arrays: Any) -> "Results":
     """Shapes only: every symbol's, f's and each derivative's (formulas are not built)."""
-    return _results(formula, False, wrt, sizes, shapes, layout, fns, 0, arrays, formulas=False)
+    return _results(formula, False, wrt, sizes, shapes, layout, fns, 0, {**(values or {}), **arrays},
+                    formulas=False)
 
 
-def check(formula: str, /, *, wrt: list[str] | None = None, sizes: dict | None = None,
+def check(formula: str, values: Mapping | None = None, /, *, wrt: list[str] | None = None, sizes: dict | None = None,
           shapes: dict | None = None, layout: str | None = None, fns: dict | None = None,
           seed: int = 0, tol: float = 1e-5, hessian: bool = False, **arrays: Any) -> "Checks":
     """Each derivative compared with central finite differences at the given arrays, the
     symbols without one drawn as `--random` draws them (seeded)."""
-    results = _results(formula, hessian, wrt, sizes, shapes, layout, fns, seed, arrays)
+    _check_options(formula, tol=(tol, (Real,)), hessian=(hessian, (bool,)))
+    results = _results(formula, hessian, wrt, sizes, shapes, layout, fns, seed, {**(values or {}), **arrays})
     return results.check(tol)
 
 
@@ -61,14 +64,36 @@ def _results(formula, hessian, wrt, sizes, shapes, layout, fns, seed, arrays, fo
 
     if not isinstance(formula, str):
         raise TypeError(f"the formula must be a string, not {type(formula).__name__}")
+    _check_options(formula, wrt=(wrt, (str, list, tuple, type(None))), sizes=(sizes, (Mapping, type(None))),
+                   shapes=(shapes, (Mapping, type(None))), layout=(layout, (str, type(None))),
+                   fns=(fns, (Mapping, type(None))), seed=(seed, (Integral,)))
+    wrt = [wrt] if isinstance(wrt, str) else wrt
     values = {n: np.asarray(v, dtype=float) for n, v in arrays.items()}
     declared = {n: parse_dims(s) if isinstance(s, str) else tuple(s) for n, s in (shapes or {}).items()}
     fns = dict(fns or {})
+    from .infer import BUILTINS
+    from .ops import ELEMENTWISE
+
+    for name, builtin in fns.items():  # checked as --fn checks them, before they reach the graph
+        if name in BUILTINS or builtin not in ELEMENTWISE:
+            raise GradcliError("usage", f"fns: {name}={builtin!r}: binds an abstract function (h in h(z)) to "
+                                        f"an element-wise builtin, one of {', '.join(ELEMENTWISE)}")
     problem = analyze(formula, declared, list(wrt or []), layout, {}, set(fns))
     problem = problem.bind(values, sizes)
     if not problem.wrt and formulas:
         raise GradcliError("usage", "nothing to differentiate: add 'wrt NAME' to the formula or wrt=[...]")
     return Results(problem, values, fns, hessian, seed, formulas)
+
+
+
+def _check_options(formula: str, **options) -> None:
+    """An option given something else than its type is most likely an array for a symbol that
+    shares its name (`sizes`, `seed`, `wrt`…): say so, and how to pass it (the mapping)."""
+    for name, (value, types) in options.items():
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise GradcliError("usage", f"{name}= is an option of gradcli.grad/hess/shape/check, not "
+                                        f"{type(value).__name__}; an array for a symbol named {name} goes in "
+                                        f"the mapping after the formula: grad({formula!r}, {{{name!r}: array}})")
 
 
 class Results(Mapping):

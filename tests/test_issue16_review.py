@@ -46,3 +46,36 @@ def test_latex_of_odd_names_is_ascii_and_compiles(tmp_path, name):
     if PDFLATEX is None:
         pytest.skip("pdflatex is not installed")
     compile_latex(tmp_path, "\n".join([*latexdoc.preamble(), *lines, r"\end{document}", ""]))
+
+
+OPTION_NAMES = ["sizes", "shapes", "layout", "fns", "seed"]
+
+
+@pytest.mark.parametrize("name", OPTION_NAMES)
+def test_a_symbol_named_like_an_option(name):
+    """An array given as `sizes=`/`seed=`… used to crash numpy's truth test, or (seed) be taken
+    as the seed, leaving the symbol without a value; the mapping after the formula binds it."""
+    import gradcli
+    from gradcli.errors import GradcliError
+
+    v, x = np.array([1.0, -2.0, 3.0]), np.array([0.5, 2.0, -1.0])
+    formula = f"sum({name}*{name}*x) wrt {name}"
+    with pytest.raises(GradcliError, match=rf"{name}= is an option.*{{'{name}': array}}"):
+        gradcli.grad(formula, x=x, **{name: v})
+    r = gradcli.grad(formula, {name: v}, x=x)
+    np.testing.assert_allclose(r[name].value, 2 * v * x)
+    assert float(r.value) == pytest.approx(float(np.sum(v * v * x)))
+    assert gradcli.check(formula, {name: v}, x=x).ok
+
+
+def test_check_options_given_arrays_and_fns_checked():
+    import gradcli
+    from gradcli.errors import GradcliError
+
+    x = np.ones(3)
+    with pytest.raises(GradcliError, match="tol= is an option"):
+        gradcli.check("sum(tol*x) wrt x", x=x, tol=x)
+    for fns in ({"h": "os.system"}, {"exp": "log"}):  # was a KeyError from the operator table
+        with pytest.raises(GradcliError, match="element-wise builtin"):
+            gradcli.grad("sum(h(x)) wrt x", fns=fns, x=x)
+    assert list(gradcli.grad("sum(xy*x) wrt xy", wrt="xy", x=x, xy=x)) == ["xy"]  # not ['x', 'y']
