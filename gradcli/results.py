@@ -58,8 +58,6 @@ def check(formula: str, values: Mapping | None = None, /, *, wrt: list[str] | No
 
 
 def _results(formula, hessian, wrt, sizes, shapes, layout, fns, seed, arrays, formulas=True) -> "Results":
-    import numpy as np
-
     from .api import analyze, parse_dims
 
     if not isinstance(formula, str):
@@ -68,7 +66,7 @@ def _results(formula, hessian, wrt, sizes, shapes, layout, fns, seed, arrays, fo
                    shapes=(shapes, (Mapping, type(None))), layout=(layout, (str, type(None))),
                    fns=(fns, (Mapping, type(None))), seed=(seed, (Integral,)))
     wrt = [wrt] if isinstance(wrt, str) else wrt
-    values = {n: np.asarray(v, dtype=float) for n, v in arrays.items()}
+    values = {n: _as_value(n, v) for n, v in arrays.items()}
     declared = {n: parse_dims(s) if isinstance(s, str) else tuple(s) for n, s in (shapes or {}).items()}
     fns = dict(fns or {})
     from .infer import BUILTINS
@@ -84,6 +82,24 @@ def _results(formula, hessian, wrt, sizes, shapes, layout, fns, seed, arrays, fo
         raise GradcliError("usage", "nothing to differentiate: add 'wrt NAME' to the formula or wrt=[...]")
     return Results(problem, values, fns, hessian, seed, formulas)
 
+
+
+
+def _as_value(name: str, value: Any):
+    """An array given for a symbol, checked as `-d` data is: numbers (float, int or bool; complex
+    would lose its imaginary part), a scalar, vector or matrix, finite."""
+    import numpy as np
+
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise GradcliError("data", f"{name}: dtype {arr.dtype.name} is not numeric (need float, int or bool)")
+    if arr.ndim > 2:
+        raise GradcliError("data", f"{name}: {arr.ndim}-d arrays are not supported (scalars, vectors and "
+                                   "matrices only)")
+    arr = arr.astype(float)
+    if not np.all(np.isfinite(arr)):
+        raise GradcliError("data", f"{name} contains NaN or Inf")
+    return arr
 
 
 def _check_options(formula: str, **options) -> None:

@@ -79,3 +79,20 @@ def test_check_options_given_arrays_and_fns_checked():
         with pytest.raises(GradcliError, match="element-wise builtin"):
             gradcli.grad("sum(h(x)) wrt x", fns=fns, x=x)
     assert list(gradcli.grad("sum(xy*x) wrt xy", wrt="xy", x=x, xy=x)) == ["xy"]  # not ['x', 'y']
+
+
+@pytest.mark.parametrize("value, message", [
+    (np.ones((2, 2, 2)), "3-d arrays are not supported"),   # was taken as a rank-3 symbol
+    (np.array([None, 1.0]), "not numeric"),                  # was NaN, silently
+    ("abc", "not numeric"),                                  # was numpy's ValueError
+    (np.ones(3) * 1j, "not numeric"),                        # was the real part, with a ComplexWarning
+    (np.array([np.nan, 1.0]), "NaN or Inf"),                 # was a NaN gradient; -d refuses it
+])
+def test_arrays_are_checked_as_data_files_are(value, message):
+    import gradcli
+    from gradcli.errors import GradcliError
+
+    with pytest.raises(GradcliError, match=message) as caught:
+        gradcli.grad("sum(x*x) wrt x", x=value)
+    assert caught.value.kind == "data"
+    np.testing.assert_allclose(gradcli.grad("sum(x*x) wrt x", x=[1, 2, True])["x"].value, [2.0, 4.0, 2.0])
