@@ -88,7 +88,9 @@ def _stdin_formulas() -> list[tuple[int, str]]:
     """FORMULA `-`: (line number, formula) for each line of standard input that has one (blank
     lines and `#` comments are skipped); each is answered on its own."""
     text = _read_stdin("the formula")
-    lines = [(k, ln.strip()) for k, ln in enumerate(text.splitlines(), 1)]
+    # lines end at \n (and \r\n), as for wc, sed and editors: str.splitlines would also end one
+    # at a form feed, \x1c-\x1e, U+0085, U+2028, splitting a formula and shifting the numbers
+    lines = [(k, ln.strip()) for k, ln in enumerate(text.split("\n"), 1)]
     formulas = [(k, ln) for k, ln in lines if ln and not ln.startswith("#")]
     if not formulas:
         raise GradcliError("parse", "empty formula on standard input", 1, "")

@@ -96,3 +96,18 @@ def test_arrays_are_checked_as_data_files_are(value, message):
         gradcli.grad("sum(x*x) wrt x", x=value)
     assert caught.value.kind == "data"
     np.testing.assert_allclose(gradcli.grad("sum(x*x) wrt x", x=[1, 2, True])["x"].value, [2.0, 4.0, 2.0])
+
+
+@pytest.mark.parametrize("separator", ["\x0c", "\x1e", "\x85", "\u2028"])
+def test_stdin_lines_end_at_newline_only(capsys, monkeypatch, separator):
+    """Line N of `grad -` is line N for wc, sed and editors; str.splitlines also broke lines at
+    form feeds and Unicode separators, answering one line twice and shifting later numbers."""
+    import io
+    import sys
+
+    text = f"x'@x{separator}wrt x\r\n\r\nsum(q wrt q"  # CRLF, a blank line, no final newline
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-8")), encoding="utf-8"))
+    rc, out, _ = run(capsys, "shape", "-", "--json")
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert rc == 1 and len(docs) == 2
+    assert docs[1]["error"]["message"].startswith("standard input line 3:")
