@@ -130,6 +130,9 @@ def _numbered(line: int, answer, text: str) -> None:
     except GradcliError as err:
         if line:
             err.message = f"standard input line {line}: {err.message}"
+            if err.column is not None:  # JSON's line counts standard input's lines, as the message does
+                err.text = "\n" * (line - 1) + (err.text if err.text is not None else text)
+                err.line += line - 1
         raise
 
 

@@ -111,3 +111,17 @@ def test_stdin_lines_end_at_newline_only(capsys, monkeypatch, separator):
     docs = [json.loads(line) for line in out.splitlines()]
     assert rc == 1 and len(docs) == 2
     assert docs[1]["error"]["message"].startswith("standard input line 3:")
+
+
+def test_json_lines_error_line_is_the_line_of_standard_input(capsys, monkeypatch):
+    """The message said "standard input line 4" while the JSON said "line": 1 (the line within
+    the formula): a program reading the JSON Lines could not find the line."""
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("sum(x) wrt x\n\n# c\nsum(x wrt x\nx'@A@y wrt q\n"))
+    rc, out, err = run(capsys, "grad", "-", "--json")
+    errors = [json.loads(line)["error"] for line in out.splitlines()[1:]]
+    assert [(e["line"], e["column"]) for e in errors] == [(4, 4), (5, 12)]
+    assert all(e["message"].startswith(f"standard input line {e['line']}:") for e in errors)
+    assert "  sum(x wrt x\n     ^\n" in err and "  x'@A@y wrt q\n             ^\n" in err  # carets unchanged
