@@ -28,9 +28,10 @@ GREEK = {
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 _NAME_RE = re.compile(r"^([A-Za-z]+?|[\u0391-\u03A9\u03B1-\u03C9])_?([0-9]*)$")
 # Every Greek letter a name may hold (the grammar's NAME) spelled for pdflatex, which stops at a
-# raw `θ`: its command, or the Latin letter it looks like where LaTeX has none (Α, ο).
+# raw `θ`: its command, or where LaTeX has none the Latin letter it looks like, upright as Greek
+# capitals are set (Α → \mathrm{A}, apart from the italic Latin A), and ο → o.
 LATEX_GREEK = {**{uni: cmd for uni, cmd in GREEK.values()}, "ς": r"\varsigma", "υ": r"\upsilon",
-               "Υ": r"\Upsilon", "ο": "o", **dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΧ", "ABEZHIKMNOPTX"))}
+               "Υ": r"\Upsilon", "ο": "o", **{g: rf"\mathrm{{{a}}}" for g, a in zip("ΑΒΕΖΗΙΚΜΝΟΡΤΧ", "ABEZHIKMNOPTX")}}
 
 
 def _latex_text(name: str) -> str:

@@ -125,3 +125,10 @@ def test_json_lines_error_line_is_the_line_of_standard_input(capsys, monkeypatch
     assert [(e["line"], e["column"]) for e in errors] == [(4, 4), (5, 12)]
     assert all(e["message"].startswith(f"standard input line {e['line']}:") for e in errors)
     assert "  sum(x wrt x\n     ^\n" in err and "  x'@A@y wrt q\n             ^\n" in err  # carets unchanged
+
+
+def test_greek_capital_without_a_command_is_not_the_latin_letter():
+    from gradcli.render import pretty_name
+
+    assert pretty_name("Α", "latex") != pretty_name("A", "latex")  # Greek Alpha, Latin A
+    assert pretty_name("Α", "latex").isascii()
