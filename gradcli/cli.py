@@ -530,7 +530,7 @@ def _derivative_command(hessian: bool):
         if emit not in (None, "latex") and code is None:
             _run(as_json, lambda: _usage(f"--emit {printable(emit)}: expected numpy, array-api or latex"))
         _run(as_json, lambda: _check_conflicts({
-            "--json": as_json, "--emit": emit, "--emit code": code, "--latex": latex and code is not None,
+            "--json": as_json, "--emit": emit, "--emit code": code, "--latex": latex,
             "--check": check, "--random": random, "-o": out is not None, "--claim": bool(claim),
             "--steps": steps, "--seed": seed is not None, "--tol": tol is not None}))
         _each_formula(formula, as_json, lambda text: _differentiate(
@@ -552,6 +552,7 @@ CONFLICTS = (
     ("--emit", "-o", "--emit writes no arrays"),
     ("--emit", "--claim", "--emit checks no claim"),
     ("--emit", "--steps", "--emit prints no derivation"),
+    ("--latex", "--json", "the JSON document has every formula's LaTeX in its latex field"),
 )
 NEEDS = (("--seed", "--random"), ("--tol", "--check"))
 

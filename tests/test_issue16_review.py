@@ -132,3 +132,12 @@ def test_greek_capital_without_a_command_is_not_the_latin_letter():
 
     assert pretty_name("Α", "latex") != pretty_name("A", "latex")  # Greek Alpha, Latin A
     assert pretty_name("Α", "latex").isascii()
+
+
+@pytest.mark.parametrize("command", ["grad", "hess"])
+def test_latex_with_json_is_a_conflict_not_silently_ignored(capsys, command):
+    """--json printed the same document with or without --latex (README: never an option
+    silently ignored)."""
+    rc, out, err = run(capsys, command, "x'@A@x wrt x", "--json", "--latex")
+    assert rc == 2 and json.loads(out)["error"]["kind"] == "usage"
+    assert "--latex and --json cannot be used together" in err
