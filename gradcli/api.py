@@ -14,6 +14,7 @@ text → parse → infer (shapes) → differentiate → render / compile to a nu
 from __future__ import annotations
 
 from .record import record
+from numbers import Integral
 from typing import Any
 
 from . import ops as O
@@ -353,8 +354,9 @@ class Problem:
             raise GradcliError("usage", f"sizes: {', '.join(map(str, unknown))} is not a dimension of the formula "
                                         f"(its named dimensions: {', '.join(sorted(map(str, dims))) or 'none'})")
         for n, k in sizes.items():
-            if not (isinstance(k, int) and k >= 1) or isinstance(k, bool):
+            if not (isinstance(k, Integral) and k >= 1) or isinstance(k, bool):
                 raise GradcliError("usage", f"sizes: {n} = {k!r} is not a positive integer")
+        sizes = {n: int(k) for n, k in sizes.items()}  # numpy's integers too
         strange = [n for n in arrays if n not in self.symbols]
         if strange:
             raise GradcliError("usage", f"{', '.join(strange)}: the formula has no such symbol "

@@ -58,7 +58,7 @@ def check(formula: str, values: Mapping | None = None, /, *, wrt: list[str] | No
 
 
 def _results(formula, hessian, wrt, sizes, shapes, layout, fns, seed, arrays, formulas=True) -> "Results":
-    from .api import analyze, parse_dims
+    from .api import analyze
 
     if not isinstance(formula, str):
         raise TypeError(f"the formula must be a string, not {type(formula).__name__}")
@@ -67,7 +67,13 @@ def _results(formula, hessian, wrt, sizes, shapes, layout, fns, seed, arrays, fo
                    fns=(fns, (Mapping, type(None))), seed=(seed, (Integral,)))
     wrt = [wrt] if isinstance(wrt, str) else wrt
     values = {n: _as_value(n, v) for n, v in arrays.items()}
-    declared = {n: parse_dims(s) if isinstance(s, str) else tuple(s) for n, s in (shapes or {}).items()}
+    declared = {n: _declared(n, s) for n, s in (shapes or {}).items()}
+    try:  # an array's shape must agree with a declared one, as -d data with -s
+        from .data import check_declared_shapes
+
+        check_declared_shapes(declared, {n: v.shape for n, v in values.items()})
+    except GradcliError as err:
+        raise GradcliError(err.kind, err.message.replace("contradicts -s ", "contradicts shapes ")) from None
     fns = dict(fns or {})
     from .infer import BUILTINS
     from .ops import ELEMENTWISE
@@ -83,6 +89,21 @@ def _results(formula, hessian, wrt, sizes, shapes, layout, fns, seed, arrays, fo
     return Results(problem, values, fns, hessian, seed, formulas)
 
 
+
+
+def _declared(name: str, dims: Any) -> tuple:
+    """A declared shape: "m,n" / "3x2" as -s takes it, or a tuple of sizes and dimension names."""
+    from .api import parse_dims
+
+    if isinstance(dims, str):
+        return parse_dims(dims)
+    entries = tuple(dims) if isinstance(dims, (tuple, list)) else None
+    if entries is None or len(entries) > 2 or not all(
+            (isinstance(d, Integral) and not isinstance(d, bool) and d >= 1) or (isinstance(d, str) and d.isidentifier())
+            for d in entries):
+        raise GradcliError("usage", f"shapes: {name} = {dims!r} is not a shape (a string such as 'm,n' or '3x2', or "
+                                    "a tuple of at most 2 positive sizes and dimension names)")
+    return tuple(int(d) if isinstance(d, Integral) else d for d in entries)
 
 
 def _as_value(name: str, value: Any):

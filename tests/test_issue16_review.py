@@ -141,3 +141,21 @@ def test_latex_with_json_is_a_conflict_not_silently_ignored(capsys, command):
     rc, out, err = run(capsys, command, "x'@A@x wrt x", "--json", "--latex")
     assert rc == 2 and json.loads(out)["error"]["kind"] == "usage"
     assert "--latex and --json cannot be used together" in err
+
+
+def test_declared_shapes_and_sizes_in_the_notebook_api():
+    """shapes= was dropped for a symbol given an array (X declared 3×2, given 2×2: no error),
+    took (3, -1) or a 3-d shape as they came, and numpy integers were refused as sizes."""
+    import gradcli
+    from gradcli.errors import GradcliError
+
+    with pytest.raises(GradcliError, match=r"X: data shape \(2, 2\) contradicts shapes X=\(3, 2\)"):
+        gradcli.grad("sum(X) wrt X", shapes={"X": "3x2"}, X=np.ones((2, 2)))
+    with pytest.raises(GradcliError, match="M is 4 in the data of X"):
+        gradcli.grad("sum(X@y) wrt X", shapes={"X": "M,n", "y": "M"}, X=np.ones((4, 3)), y=np.ones(5))
+    for bad in [(3, -1), (3, 2, 1), 3, (True, 2)]:
+        with pytest.raises(GradcliError, match="is not a shape"):
+            gradcli.grad("sum(X) wrt X", shapes={"X": bad})
+    assert gradcli.grad("sum(X) wrt X", shapes={"X": (2, "n")}, X=np.ones((2, 5))).symbols == {"X": (2, 5)}
+    assert gradcli.grad("x'@A@x wrt x", sizes={"m": np.int64(4)})["x"].shape == (4,)
+    assert gradcli.grad("sum(X) wrt X", shapes={"X": (np.int64(3), "n")}).symbols == {"X": (3, "n")}
