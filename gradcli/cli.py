@@ -589,6 +589,16 @@ hess = app.command(
            "  gradcli hess \"x'@A@y wrt x, y\"   (the mixed blocks too)")(_derivative_command(hessian=True))
 
 
+def _drawn(err: GradcliError, seed: int) -> GradcliError:
+    """A math error on values --random drew: the draws respect the domains gradcli can see
+    (log, sqrt, logdet of a symbol), not every one a formula makes (log(x - 1)), so the message
+    says where the values came from and what to do instead."""
+    err.message += (f"; the values were drawn by --random (seed {seed}), which cannot meet every "
+                    "domain: give data with -d, or try another --seed")
+    err.args = (err.message,)
+    return err
+
+
 def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
                    out_dir, emit, allow_nonfinite, hessian: bool, steps: bool = False, claims=None):
     from .api import analyze, check_verdict, derivation
@@ -619,7 +629,10 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         # a symbolic problem compiles lazily (no program yet): _numbers then says which shape is missing
         values = _numbers(sources, problem, derivs, random, seed, allow_nonfinite,
                           getattr(compiled, "program", None))
-        f_value, base = compiled.evaluate(values)
+        try:
+            f_value, base = compiled.evaluate(values)
+        except GradcliError as err:
+            raise _drawn(err, seed) if random and err.kind == "math" else err
         d_values = {d.wrt: d.to_layout(base[d.wrt]) for d in derivs}
         if check:
             n_steps = sum(min(values[d.x.params[0]].size, 64) for d in derivs)

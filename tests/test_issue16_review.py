@@ -159,3 +159,19 @@ def test_declared_shapes_and_sizes_in_the_notebook_api():
     assert gradcli.grad("sum(X) wrt X", shapes={"X": (2, "n")}, X=np.ones((2, 5))).symbols == {"X": (2, 5)}
     assert gradcli.grad("x'@A@x wrt x", sizes={"m": np.int64(4)})["x"].shape == (4,)
     assert gradcli.grad("sum(X) wrt X", shapes={"X": (np.int64(3), "n")}).symbols == {"X": (3, "n")}
+
+
+@pytest.mark.parametrize("formula", ["sum(log(x - 1)) wrt x", "sum(sqrt(a - b)) wrt a"])
+def test_drawn_values_outside_a_domain_say_where_they_came_from(capsys, formula):
+    """--random draws positive values inside log/sqrt of a symbol, not inside every difference:
+    the math error must say the values were drawn, and how to give others."""
+    found = None
+    for seed in range(20):  # some seed lands outside the domain; its message is the one tested
+        rc, out, err = run(capsys, "grad", formula, "-s", "x=5", "-s", "a=5", "-s", "b=5", "--random",
+                           "--seed", str(seed))
+        if rc != 0:
+            found = (rc, err)
+            break
+    assert found is not None, "every draw met the domain: the case tests nothing"
+    rc, err = found
+    assert rc == 1 and f"--random (seed {seed})" in err and "-d" in err
