@@ -216,7 +216,7 @@ class Problem:
         if is_unit(self.expr.ty):
             out.append(Note("scalar", f"f has shape {fmt_shape(self.shape)}: it is taken as the scalar it "
                                       "holds (derivatives are gradients, its value a number)"))
-        return out + self._squeezed_note()
+        return out + self._squeezed_note() + self._alike_names_note()
 
     def symbol(self, name: str) -> Expr:
         return O.sym(name, self.typed.symbols[name].ty)
@@ -306,6 +306,23 @@ class Problem:
         if d.wrt not in [w for w, _, _ in self._notes]:
             used = {e.params[0] for e in symbols_of(formula)}
             self._notes = self._notes + ((d.wrt, _label(d), used),)
+
+    def _alike_names_note(self) -> list[Note]:
+        """Different names that print alike (`theta` and `θ` are both θ; `W1` and `W_1` both W₁)
+        would make the printed formula ambiguous: say so, and which output keeps them apart."""
+        from .render import pretty_name
+
+        out = []
+        for style in ("unicode", "latex"):
+            shown: dict[str, list[str]] = {}
+            for name in self.typed.symbols:
+                shown.setdefault(pretty_name(name, style), []).append(name)
+            for text, names in shown.items():
+                if len(names) > 1 and not any(n.symbol == names[0] for n in out):
+                    out.append(Note("names", f"{' and '.join(names)} print alike ({text}) in "
+                                             f"{style} output; the ASCII formula (--json) spells "
+                                             "them apart", names[0]))
+        return out
 
     def _squeezed_note(self) -> list[Note]:
         """One note for every formula written with singleton axes dropped."""

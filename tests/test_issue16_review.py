@@ -175,3 +175,22 @@ def test_drawn_values_outside_a_domain_say_where_they_came_from(capsys, formula)
     assert found is not None, "every draw met the domain: the case tests nothing"
     rc, err = found
     assert rc == 1 and f"--random (seed {seed})" in err and "-d" in err
+
+
+@pytest.mark.parametrize("formula, alike", [("sum(theta*θ) wrt theta", {"theta", "θ"}),
+                                            ("W1'@W_1 wrt W1", {"W1", "W_1"})])
+def test_names_that_print_alike_get_a_note(formula, alike):
+    """`theta` and `θ` are two symbols that both print θ: the output must say so."""
+    from gradcli.api import analyze
+    from gradcli.render import pretty_name
+
+    problem = analyze(formula)
+    assert len({pretty_name(n, "unicode") for n in alike}) == 1  # they do print alike
+    notes = [n for n in problem.notes if n.kind == "names"]
+    assert len(notes) == 1 and all(name in notes[0].message for name in alike)
+
+
+def test_names_that_print_apart_get_no_note():
+    from gradcli.api import analyze
+
+    assert not [n for n in analyze("sum(theta*phi) + W1'@W2 wrt theta").notes if n.kind == "names"]
