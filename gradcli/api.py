@@ -446,7 +446,10 @@ class Compiled:
 
     def evaluate(self, arrays: dict, xp=None):
         """(f, {wrt: derivative in its base layout: shape(f) + shape(x)})."""
-        values = self.program.run(arrays, xp)
+        from .blocked import evaluate as evaluate_blocked  # in row blocks when that pays (blocked.py)
+
+        wrt = {name for d in self.derivs for name in d.wrt.split(",")}
+        values = evaluate_blocked(self.program, arrays, wrt, xp, progress=self.__dict__.get("progress"))
         f = _as_row(self.problem.target.ty, values[0])
         rest = iter(values[1:])
         out = {}
