@@ -1,0 +1,143 @@
+"""Evaluation in row blocks (plan.py, blocked.py) equals the whole evaluation: random formulas
+whose data symbols share a sample axis, and the usual losses, with blocks of 1–4 rows."""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gradcli
+from gradcli import blocked
+from gradcli.plan import make_plan
+
+EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "200"))
+M, N = 7, 3
+SHAPES = {"X": (M, N), "Z": (M, N), "y": (M,), "u": (M,), "w": (N,), "v": (N,), "W": (N, N), "a": ()}
+PARAMS = {"w", "v", "W", "a"}
+
+
+def _values(seed=0):
+    rng = np.random.default_rng(seed)
+    return {k: (rng.normal(size=s) if s else float(rng.normal())) for k, s in SHAPES.items()}
+
+
+def formulas(kind: str, depth: int):
+    """r: a vector over the samples (M), R: data rows (M×N), p: a parameter vector (N),
+    P: N×N, s: a scalar."""
+    leaves = {"r": ["y", "u"], "R": ["X", "Z"], "p": ["w", "v"], "P": ["W"], "s": ["a", "0.5"]}
+    if depth == 0:
+        return st.sampled_from(leaves[kind])
+    r, R, p, P, s = (formulas(k, depth - 1) for k in "rRpPs")
+
+    def b(template, *parts):
+        return st.builds(lambda *xs: "(" + template.format(*xs) + ")", *parts)
+
+    options = {
+        "r": [b("{}@{}", R, p), b("{} + {}", r, r), b("{}*{}", r, r), b("tanh({})", r),
+              b("sigmoid({})", r), b("softplus({})", r), b("{}*{}", s, r), b("sum({}, 1)", R),
+              b("log(1 + {}^2)", r), b("softmax({})", r), b("{}@{}", R, b("{}@{}", P, p))],
+        "R": [b("{} + {}", R, R), b("{}*{}", R, R), b("tanh({})", R), b("{}@{}", R, P),
+              b("{}*{}", s, R), b("{} + {}'", R, p), b("diag({})@{}", r, R)],
+        "p": [b("{}'@{}", R, r), b("{}@{}", P, p), b("{} + {}", p, p), b("tanh({})", p),
+              b("sum({}, 0)", R), b("{}*{}", s, p), b("mean({}, 0)", R)],
+        "P": [b("{}'@{}", R, R), b("{} + {}", P, P), b("{}'@diag({})@{}", R, r, R)],
+        "s": [b("sum({})", r), b("{}'@{}", r, r), b("sum({})", R), b("||{}||^2", r),
+              b("logsumexp({})", r), b("mean({})", r), b("max({})", r), b("norm({} + 3)", r),
+              b("{}'@{}", p, p), b("log(1 + {}^2)", s), b("tanh({})", s), b("{}*{}", s, s),
+              b("{} + {}", s, s), b("tr({})", P), b("||{}||_1", r), b("min({})", r)],
+    }[kind]
+    return st.one_of(*options)
+
+
+def _blocked_vs_whole(text: str, hessian: bool, rows: int) -> bool:
+    """Compare; return whether the plan split the program."""
+    wrt = sorted(PARAMS & set(__import__("re").findall(r"[A-Za-z]+", text)))
+    if not wrt:
+        text, wrt = f"{text} + w'@w", ["w"]
+    problem = gradcli.analyze(f"{text} wrt {', '.join(wrt)}", shapes={k: SHAPES[k] for k in SHAPES})
+    compiled = problem.compile(hessian=hessian, allow_nonfinite=True)
+    values = {k: v for k, v in _values().items() if k in problem.symbols}
+    whole = compiled.program.run(values)
+    cut = blocked.evaluate(compiled.program, values, set(wrt), block_rows=rows)
+    for a, b in zip(whole, cut):
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        scale = np.max(np.abs(a), initial=1.0)
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12 * scale, err_msg=text)
+    return blocked.plan_for(compiled.program, set(wrt)).splits
+
+
+SPLIT = []
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(formulas("s", 3), st.integers(1, 4), st.booleans())
+def test_blocked_equals_whole_on_random_formulas(text, rows, hessian):
+    SPLIT.append(_blocked_vs_whole(text, hessian, rows))
+
+
+def test_random_formulas_mostly_split():
+    """The property test above is not vacuous: most of its formulas are evaluated in blocks."""
+    if len(SPLIT) < 20:
+        pytest.skip("run with the property test")
+    assert sum(SPLIT) > 0.5 * len(SPLIT), f"{sum(SPLIT)} of {len(SPLIT)} split"
+
+
+LOSSES = {
+    "least squares": "sum((X@w - y)^2)",
+    "ridge": "||X@w - y||^2 + a*w'@w",
+    "logistic": "sum(softplus(X@w) - y*(X@w))",
+    "softmax cross-entropy": "-y'@log(softmax(X@w))",
+    "log-sum-exp": "log(sum(exp(X@w))) + logsumexp(X@v)",
+    "multi-output least squares": "sum((X@W - Z)^2)",
+    "2-norm residual": "norm(X@w - y) + mean(abs(X@w - y))",
+}
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("hessian", [False, True])
+@pytest.mark.parametrize("rows", [1, 3, 5])
+def test_losses_blocked_equal_whole(name, hessian, rows):
+    splits = _blocked_vs_whole(LOSSES[name], hessian, rows)
+    assert splits or hessian
+
+
+@pytest.mark.parametrize("text, why", [
+    ("sum(exp(X@X')) + w'@w", "pairs samples"),
+    ("sum(X@X'@y) + w'@w", None),  # X(Xᵀy): a sum over samples, then a second pass
+    ("logdet(X'@X + W@W')", None),
+    ("sum(inv(X@W@X' + diag(y^2) + eye(7)))", "pairs samples"),
+    ("sum(softmax(X@w)*y) + max(X@w)", "not separable"),
+    ("sum(u@X@w)", None),
+])
+def test_what_cannot_be_cut_says_why(text, why):
+    wrt = ["w"] if "w" in text else ["W"]
+    problem = gradcli.analyze(f"{text} wrt {wrt[0]}", shapes=SHAPES)
+    compiled = problem.compile()
+    plan = make_plan(compiled.program.roots, set(wrt))
+    if why is None:  # X'X is a sum over samples; logdet of it is computed once after it
+        assert plan.splits, plan.reason
+    else:
+        assert why in plan.reason and "evaluated whole" in plan.note()
+    _blocked_vs_whole(text, False, 2)
+
+
+def test_large_in_memory_data_is_blocked_by_default(monkeypatch):
+    """Above MIN_BYTES the runner cuts rows without being asked; below it never does."""
+    calls = []
+    real = blocked.Runner.run
+    monkeypatch.setattr(blocked.Runner, "run", lambda self, *a, **k: calls.append(a[1]) or real(self, *a, **k))
+    monkeypatch.setattr(blocked, "MIN_BYTES", 10 * M * N * 8)
+    problem = gradcli.analyze("sum((X@w - y)^2) wrt w", shapes={"X": (M, N), "y": (M,), "w": (N,)})
+    f = problem.compile()
+    small = {k: v for k, v in _values().items() if k in "Xyw"}
+    f(**small)
+    assert calls == []
+    monkeypatch.setattr(blocked, "MIN_BYTES", 1)
+    monkeypatch.setattr(blocked, "BLOCK_BYTES", 3 * N * 8)
+    value, grads = f(**small)
+    assert calls == [16]  # at least 16 rows per block
+    X, y, w = small["X"], small["y"], small["w"]
+    np.testing.assert_allclose(grads["w"], -2 * X.T @ (y - X @ w), rtol=1e-12)
