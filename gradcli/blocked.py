@@ -56,13 +56,21 @@ def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
     rows = block_rows or max(16, BLOCK_BYTES // max(row_bytes, 1))
     try:
         return Runner(plan, program.allow_nonfinite).run(values, rows, progress)
-    except GradcliError:
+    except GradcliError as exc:
+        if exc.kind == "data":  # a fault of the data (truncated, NaN): no second try
+            raise
         return program.run(_whole(values), xp)
 
 
 def _whole(values: dict) -> dict:
     """Out-of-core sources as arrays (a memory map is one already)."""
-    return {n: (v.read_all() if hasattr(v, "read_all") else v) for n, v in values.items()}
+    import numpy as np
+
+    from .data import _check_values
+
+    return {n: (v.read_all() if hasattr(v, "read_all") else
+                _check_values(n, v, v.filename, True, np) if isinstance(v, np.memmap) else v)
+            for n, v in values.items()}
 
 
 class Runner:
@@ -91,7 +99,7 @@ class Runner:
                 vals = dict(fixed)
                 vals.update(self._boundary_values(names, fixed))
                 for n in plan.sliced:
-                    vals[n] = _as_array(inputs[n][start:stop])
+                    vals[n] = self._block(n, inputs[n], start, stop)
                 out = program.run(vals)
                 for r, v in zip(reds, out):
                     acc[id(r.node)] = v if id(r.node) not in acc else _combine(r.combine, acc[id(r.node)], v)
@@ -112,6 +120,24 @@ class Runner:
         if not self.allow_nonfinite and not all(_finite(v) for v in out):
             raise GradcliError("math", "overflow")  # the whole evaluation says where
         return out
+
+    def _block(self, name: str, source, start: int, stop: int):
+        """Rows start:stop of an input as float64; out-of-core rows checked as they are read."""
+        import numpy as np
+
+        from .sources import check_mapped
+
+        if not out_of_core(source):
+            return source[start:stop]
+        if isinstance(source, np.memmap):
+            check_mapped(source, slice(start, stop))
+        block = np.ascontiguousarray(source[start:stop], dtype=np.float64)
+        if not self.allow_nonfinite and not _finite(block):
+            from .errors import data_error
+
+            raise data_error(f"{name} ({getattr(source, 'filename', None) or getattr(source, 'origin', '')}) "
+                             f"contains NaN or Inf (in rows {start}…{stop - 1}); pass --allow-nonfinite to use it")
+        return block
 
     # ------------------------------------------------------------ programs
     def _symbol(self, node: Expr) -> Expr:

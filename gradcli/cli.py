@@ -285,13 +285,14 @@ def _numbers(sources: dict, problem, derivs, random: bool, seed: int, allow_nonf
     used = {n: sources[n] for n in problem.symbols if n in sources}
     missing = {n: s.shape for n, s in problem.symbols.items() if n not in used} if random else {}
     random_shapes(missing)
-    parts = [(f"{n} ({s.origin})", s.entries) for n, s in used.items()]
+    streamed = any(s.streams for s in used.values())  # read in row blocks: not in memory whole
+    parts = [(f"{n} ({s.origin})", s.entries) for n, s in used.items() if not s.streams]
     parts += [(f"{n} (--random)", _entries(dims)) for n, dims in missing.items()]
     parts += [(label, _entries(dims)) for label, dims in
               [("f", problem.shape)] + [(_label(d), d.shape) for d in derivs]
               if all(isinstance(x, int) for x in dims)]
     peak = peak_entries(program) if program is not None else None
-    if peak is not None:  # beyond the roots it ends with (f and the derivatives, counted above)
+    if peak is not None and not streamed:  # beyond the roots it ends with (f and the derivatives, counted above)
         roots = sum(_entries(r.ty.dims) for r in program.roots)
         parts.append(("intermediates", max(peak - roots, 0)))
     ensure_memory(parts, estimate=peak is not None)

@@ -22,6 +22,7 @@ import zipfile
 from .errors import GradcliError, data_error, printable
 
 CHUNK = 16 * 1024 ** 2  # bytes per read
+MAP_BYTES = 32 * 1024 ** 2  # a .npy vector or matrix this big is memory-mapped, not read (blocked.py)
 MAX_ENTRIES = 2 ** 62 // 8  # no array dimension product beyond what numpy can index
 
 
@@ -41,9 +42,15 @@ class Source:
     """An array known by its header; `load()` reads it.  `value` is set for -d NAME=NUMBER."""
 
     def __init__(self, name: str, origin: str, shape: tuple, dtype=None, fortran: bool = False,
-                 read=None, value=None):
+                 read=None, value=None, mapped=None):
         self.name, self.origin, self.shape = name, origin, tuple(shape)
         self.dtype, self.fortran, self._read, self.value = dtype, fortran, read, value
+        self._mapped = mapped  # () -> a read-only memory map or a streamed source (sources.py)
+
+    @property
+    def streams(self) -> bool:
+        """Whether load() gives a memory map or a streamed source (read block by block)."""
+        return self._mapped is not None and (self._read is None or 8 * self.entries >= MAP_BYTES)
 
     @property
     def entries(self) -> int:
@@ -54,6 +61,8 @@ class Source:
 
     def load(self, allow_nonfinite: bool = False):
         np = _np()
+        if self.streams:  # values are checked block by block as they are read (blocked.py)
+            return self._mapped()
         if self.value is not None:
             arr = self.value
         else:
@@ -197,7 +206,21 @@ def open_npy(path: str, name: str) -> Source:
             fh.seek(offset)
             return _read_into(fh, shape, dtype, path)
 
-    return Source(name, path, shape, dtype, fortran, read)
+    def mapped():
+        if not shape:
+            return read()
+        np = _np()
+        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+    return Source(name, path, shape, dtype, fortran, read, mapped=mapped)
+
+
+def open_stream(path: str, name: str) -> Source:
+    """-d NAME=folder/ (row shards) or -d NAME=data.zarr: a source read block by block."""
+    from .sources import Shards, Zarr
+
+    src = Zarr(path, name) if path.rstrip("/").endswith(".zarr") else Shards(path, name)
+    return Source(name, path, src.shape, mapped=lambda: src)
 
 
 # ----------------------------------------------------------------------------- .npz
@@ -271,7 +294,21 @@ def _npz_source(path: str, key: str, info: zipfile.ZipInfo, name: str) -> Source
             except (zipfile.BadZipFile, ValueError, EOFError, RuntimeError):
                 raise data_error(f"{where}: damaged zip entry (bad CRC or data)") from None
 
-    return Source(name, path, shape, dtype, fortran, read)
+    def mapped():
+        if not shape:
+            return read()
+        np = _np()
+        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+    return Source(name, path, shape, dtype, fortran, read, mapped=mapped)
+
+
+def open_stream(path: str, name: str) -> Source:
+    """-d NAME=folder/ (row shards) or -d NAME=data.zarr: a source read block by block."""
+    from .sources import Shards, Zarr
+
+    src = Zarr(path, name) if path.rstrip("/").endswith(".zarr") else Shards(path, name)
+    return Source(name, path, src.shape, mapped=lambda: src)
 
 
 def open_npz(path: str, wanted=None) -> dict:
@@ -324,6 +361,8 @@ def _open_spec(spec: str, wanted) -> dict:
         else:
             key = name
         return {name: _npz_source(value, key, members[key], name)}
+    if value.rstrip("/").endswith(".zarr") or os.path.isdir(value):
+        return {name: open_stream(value, name)}
     return {name: open_npy(value, name)}
 
 

@@ -1,0 +1,145 @@
+"""Inputs read block by block, never whole: a folder of row shards and a zarr array.
+
+(A single `.npy` is a read-only `numpy.memmap`: data.py makes it.)  Each source has `shape`,
+`nbytes`, rows by slicing (`src[i:j]`, float64) and `read_all()` for a program that cannot be
+cut into blocks.
+
+Shards.  `-d X=folder/` is every `*.npy` in the folder, in name order, stacked along rows.  When
+the names are PREFIX + number (X-000.npy, X-001.npy, …) the numbers must run from the first
+without a gap: a missing shard is an error, not a silently shorter array.  Every shard must have
+the first one's dtype and the same columns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .errors import GradcliError, data_error
+
+
+class Shards:
+    streamed = True
+
+    def __init__(self, folder: str, name: str):
+        from .data import _open, _npy_header
+
+        files = sorted(f for f in os.listdir(folder) if f.endswith(".npy"))
+        if not files:
+            raise data_error(f"{folder}: no .npy shards in the folder")
+        _check_numbering(folder, files)
+        self.name, self.origin, self.parts = name, folder, []
+        first = None
+        for f in files:
+            path = os.path.join(folder, f)
+            with _open(path) as fh:
+                shape, fortran, dtype = _npy_header(fh, path, os.fstat(fh.fileno()).st_size)
+                offset = fh.tell()
+            if first is None:
+                first = (shape[1:], dtype, len(shape))
+            elif (shape[1:], dtype, len(shape)) != first:
+                raise data_error(f"{path}: shape {shape} and {dtype} do not match the first shard's "
+                                 f"(rows × {first[0] or '1'}, {first[1]})")
+            if fortran and len(shape) == 2:
+                raise data_error(f"{path}: Fortran-order shards are not supported (save in C order)")
+            if len(shape) == 0:
+                raise data_error(f"{path}: a shard must have rows (a vector or a matrix)")
+            self.parts.append((path, offset, shape, dtype))
+        self.rows = sum(p[2][0] for p in self.parts)
+        self.shape = (self.rows,) + first[0]
+        self.nbytes = 8 * self.rows * _entries(first[0])
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index):
+        import numpy as np
+
+        start, stop, _ = index.indices(self.rows)
+        pieces, base = [], 0
+        for path, offset, shape, dtype in self.parts:
+            lo, hi = max(start, base), min(stop, base + shape[0])
+            if lo < hi:
+                mm = _map(path, offset, shape, dtype)
+                pieces.append(np.asarray(mm[lo - base:hi - base], dtype=np.float64))
+            base += shape[0]
+            if base >= stop:
+                break
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+    def read_all(self):
+        return self[0:self.rows]
+
+
+def _map(path: str, offset: int, shape: tuple, dtype):
+    """A read-only map of a shard, after checking the file still holds its data (a file cut
+    short after it was opened would otherwise kill the process with SIGBUS)."""
+    import numpy as np
+
+    need = offset + _entries(shape) * dtype.itemsize
+    size = os.stat(path).st_size
+    if size < need:
+        raise data_error(f"{path}: truncated: {size - offset} of {need - offset} bytes of data")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def check_mapped(arr, rows: slice) -> None:
+    """The same check for rows of a memory-mapped .npy before they are touched."""
+    path = getattr(arr, "filename", None)
+    if path is None:
+        return
+    row_bytes = arr.itemsize * _entries(arr.shape[1:])
+    need = arr.offset + rows.stop * row_bytes
+    size = os.stat(path).st_size
+    if size < need:
+        raise data_error(f"{path}: truncated: the file ends before row {(size - arr.offset) // max(row_bytes, 1)} "
+                         f"of {arr.shape[0]}")
+
+
+def _check_numbering(folder: str, files: list[str]) -> None:
+    numbered = [re.fullmatch(r"(.*?)(\d+)\.npy", f) for f in files]
+    if not all(numbered) or len({m.group(1) for m in numbered}) != 1:
+        return  # plain name order
+    numbers = sorted(int(m.group(2)) for m in numbered)
+    width = len(numbered[0].group(2))
+    prefix = numbered[0].group(1)
+    for expected, got in zip(range(numbers[0], numbers[0] + len(numbers)), numbers):
+        if expected != got:
+            raise data_error(f"{folder}: shard {prefix}{expected:0{width}d}.npy is missing "
+                             f"(the shards run {numbers[0]}…{numbers[-1]})")
+
+
+class Zarr:
+    """A zarr array, read a block of rows at a time."""
+
+    streamed = True
+
+    def __init__(self, path: str, name: str):
+        try:
+            import zarr
+        except ImportError:
+            raise GradcliError("usage", f"-d {name}={path}: reading zarr needs the optional extra: "
+                                        "pip install 'gradcli[dask]'") from None
+        try:
+            self.array = zarr.open(path, mode="r")
+        except Exception as exc:  # zarr's own errors: a missing or damaged store
+            raise data_error(f"{path}: not a readable zarr array ({type(exc).__name__})") from None
+        if not hasattr(self.array, "shape") or self.array.dtype.kind not in "biuf" or not 1 <= len(self.array.shape) <= 2:
+            raise data_error(f"{path}: not a numeric zarr array of rank 1 or 2")
+        self.name, self.origin = name, path
+        self.shape = tuple(self.array.shape)
+        self.nbytes = 8 * _entries(self.shape)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index):
+        import numpy as np
+
+        return np.asarray(self.array[index], dtype=np.float64)
+
+    def read_all(self):
+        return self[0:self.shape[0]]
+
+
+def _entries(dims: tuple) -> int:
+    n = 1
+    for d in dims:
+        n *= d
+    return n

@@ -1,0 +1,108 @@
+"""Out-of-core inputs (sources.py, data.py): a folder of row shards, a memory-mapped .npy read
+block by block, and their faults (a missing shard, a shard of the wrong shape or dtype, a file
+cut short): a data error, exit 1, nothing written to -o."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gradcli
+from gradcli import blocked
+
+LSQ = "sum((X@w - y)^2) wrt w"
+
+
+@pytest.fixture
+def data(tmp_path):
+    rng = np.random.default_rng(3)
+    X, y, w = rng.normal(size=(10, 3)), rng.normal(size=10), rng.normal(size=3)
+    (tmp_path / "Xs").mkdir()
+    for i, (a, b) in enumerate([(0, 4), (4, 7), (7, 10)]):
+        np.save(tmp_path / "Xs" / f"X-{i:03d}.npy", X[a:b])
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "w.npy", w)
+    return tmp_path, X, y, w
+
+
+def _run(tmp_path, *extra):
+    cmd = [sys.executable, "-m", "gradcli", "grad", LSQ, "-d", f"X={tmp_path / 'Xs'}",
+           "-d", f"y={tmp_path / 'y.npy'}", "-d", f"w={tmp_path / 'w.npy'}", "--json", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+
+
+def test_shards_are_one_array(data):
+    import json
+
+    tmp_path, X, y, w = data
+    proc = _run(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    text = json.dumps(out)
+    grad = -2 * X.T @ (y - X @ w)
+    assert all(f"{g:.6g}"[:6] in text for g in grad), text
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("missing", "X-001.npy is missing"),
+    ("columns", "do not match the first shard"),
+    ("dtype", "do not match the first shard"),
+    ("truncated", "truncated"),
+])
+def test_shard_faults_are_data_errors(data, fault, message):
+    tmp_path, X, y, w = data
+    shard = tmp_path / "Xs" / "X-001.npy"
+    if fault == "missing":
+        shard.unlink()
+    elif fault == "columns":
+        np.save(shard, np.ones((3, 4)))
+    elif fault == "dtype":
+        np.save(shard, np.ones((3, 3), dtype=np.float32))
+    else:
+        os.truncate(shard, os.path.getsize(shard) - 8)
+    out = tmp_path / "out"
+    proc = _run(tmp_path, "-o", str(out))
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_memory_mapped_npy_is_read_in_blocks(tmp_path):
+    rng = np.random.default_rng(4)
+    X, y, w = rng.normal(size=(50, 4)), rng.normal(size=50), rng.normal(size=4)
+    np.save(tmp_path / "X.npy", X)
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    problem = gradcli.analyze(LSQ, shapes={"X": (50, 4), "y": (50,), "w": (4,)})
+    compiled = problem.compile()
+    seen = []
+    out = blocked.evaluate(compiled.program, {"X": Xm, "y": y, "w": w}, {"w"}, block_rows=7,
+                           progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_allclose(out[1], -2 * X.T @ (y - X @ w), rtol=1e-12)
+    assert seen[-1] == (50, 50) and len(seen) == 8  # progress: rows done of the total
+
+
+def test_memory_mapped_file_cut_short_is_a_data_error(tmp_path):
+    X = np.ones((40, 4))
+    np.save(tmp_path / "X.npy", X)
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    os.truncate(tmp_path / "X.npy", os.path.getsize(tmp_path / "X.npy") - 8 * 4 * 10)
+    problem = gradcli.analyze(LSQ, shapes={"X": (40, 4), "y": (40,), "w": (4,)})
+    compiled = problem.compile()
+    with pytest.raises(gradcli.GradcliError if hasattr(gradcli, "GradcliError") else Exception) as err:
+        blocked.evaluate(compiled.program, {"X": Xm, "y": np.ones(40), "w": np.ones(4)}, {"w"}, block_rows=8)
+    assert "truncated" in str(err.value)
+
+
+def test_zarr_without_the_extra_names_it(tmp_path):
+    pytest.importorskip  # zarr may be installed: then the message does not apply
+    try:
+        import zarr  # noqa: F401
+        pytest.skip("zarr is installed")
+    except ImportError:
+        pass
+    proc = subprocess.run([sys.executable, "-m", "gradcli", "grad", LSQ, "-d", "X=data.zarr"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "gradcli[dask]" in proc.stderr
