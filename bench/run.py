@@ -298,9 +298,11 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--only", default="", help="numeric workloads whose name contains this text")
-    ap.add_argument("--part", choices=["all", "numeric", "symbolic", "process", "sizes"], default="all",
+    ap.add_argument("--part", choices=["all", "numeric", "symbolic", "process", "sizes", "blocks", "ooc"],
+                    default="all",
                     help="numeric derivatives, symbolic scaling, whole-process timings, or big formulas "
                          "and check files only")
+    ap.add_argument("--size-gb", type=float, default=1.0, help="--part ooc: the size of X on disk")
     args = ap.parse_args(argv)
     repeats = args.repeats or (5 if args.quick else 9)
     print(f"gradcli {gradcli.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
@@ -314,6 +316,14 @@ def main(argv=None) -> int:
         process_tables(args.quick)
     if args.part in ("all", "sizes"):
         sizes_table(args.quick)
+    if args.part in ("all", "blocks"):
+        from bench.blocks import blocks_table
+
+        blocks_table(args.quick, repeats)
+    if args.part == "ooc":  # never part of "all": it writes N GB to disk
+        from bench.blocks import ooc_table
+
+        ooc_table(args.size_gb)
     return 0
 
 

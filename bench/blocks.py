@@ -1,0 +1,117 @@
+"""`--part blocks`: gradcli's blocked evaluation vs hand numpy on tall data; `--part ooc`: the
+gradients of an X of N GB on disk (memory-mapped, read block by block) vs one sequential read.
+
+Page cache: after writing X the file is fsync'ed and dropped with posix_fadvise(DONTNEED); the
+sequential read and each gradcli run start after another DONTNEED, so each reads from disk
+(as far as the kernel honours the advice).  Peak anonymous memory is sampled from the child's
+/proc/PID/status RssAnon every 20 ms (maxrss would count the mapped file's pages)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+LOSSES = {"least squares": ("sum((X@w - y)^2) wrt w",
+                            lambda X, y, w: -2 * (X.T @ (y - X @ w))),
+          "logistic": ("sum(softplus(X@w) - y*(X@w)) wrt w",
+                       lambda X, y, w: X.T @ (0.5 * (np.tanh(0.5 * (X @ w)) + 1.0) - y))}
+
+
+def blocks_table(quick: bool, repeats: int) -> None:
+    import gradcli
+
+    sizes = [(20000, 50), (4000, 100), (2000, 50)] if quick else [(1000000, 50), (200000, 100), (20000, 500)]
+    print("## Blocked evaluation (median ms; × = gradcli / hand numpy, same run)\n")
+    print("| loss | X | hand numpy | gradcli | × |")
+    print("|---|---|---:|---:|---:|")
+    for m, n in sizes:
+        rng = np.random.default_rng(0)
+        X, y, w = rng.normal(size=(m, n)), (rng.random(m) < 0.5) * 1.0, rng.normal(size=n) / n
+        for name, (formula, hand) in LOSSES.items():
+            f = gradcli.analyze(formula, shapes={"X": (m, n), "y": (m,), "w": (n,)}).compile()
+            ours = lambda: f(X=X, y=y, w=w)[1]["w"]  # noqa: E731
+            assert np.allclose(ours(), hand(X, y, w), rtol=1e-10), name
+            t = {"hand": [], "gradcli": []}
+            for _ in range(repeats):
+                for k, fn in (("hand", lambda: hand(X, y, w)), ("gradcli", ours)):
+                    s = time.perf_counter()
+                    fn()
+                    t[k].append(time.perf_counter() - s)
+            h, g = (statistics.median(t[k]) * 1000 for k in ("hand", "gradcli"))
+            print(f"| {name} | {m}×{n} | {h:.1f} | {g:.1f} | {g / h:.2f} |")
+    print()
+
+
+def _drop(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def _write(path: str, m: int, n: int) -> None:
+    header = {"descr": "<f8", "fortran_order": False, "shape": (m, n)}
+    rng = np.random.default_rng(1)
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_2_0(fh, header)
+        rows = max(1, (64 << 20) // (8 * n))
+        for start in range(0, m, rows):
+            fh.write(rng.normal(size=(min(rows, m - start), n)).tobytes())
+
+
+def _sequential_read(path: str) -> float:
+    _drop(path)
+    s = time.perf_counter()
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(64 << 20)
+        while fh.readinto(buf):
+            pass
+    return time.perf_counter() - s
+
+
+def _child(cmd: list[str]) -> tuple[float, int]:
+    """(seconds, peak RssAnon in bytes) of a child process."""
+    s = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("RssAnon:"):
+                        peak = max(peak, int(line.split()[1]) * 1024)
+        except OSError:
+            pass
+        time.sleep(0.02)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.read().decode())
+    return time.perf_counter() - s, peak
+
+
+def ooc_table(size_gb: float, n: int = 50) -> None:
+    m = max(2, int(size_gb * (1 << 30) // (8 * n)))
+    with tempfile.TemporaryDirectory(dir=os.environ.get("GRADCLI_BENCH_DIR")) as tmp:
+        X = os.path.join(tmp, "X.npy")
+        _write(X, m, n)
+        np.save(os.path.join(tmp, "y.npy"), (np.random.default_rng(2).random(m) < 0.5) * 1.0)
+        np.save(os.path.join(tmp, "w.npy"), np.full(n, 0.01))
+        read = _sequential_read(X)
+        print(f"## Out of core: X {m}×{n} float64, {os.path.getsize(X) / 2**30:.2f} GB on disk\n")
+        print("| run | seconds | × read | peak RssAnon MB |")
+        print("|---|---:|---:|---:|")
+        print(f"| one sequential read (64 MB chunks) | {read:.2f} | 1.00 | – |")
+        for name, (formula, _) in LOSSES.items():
+            _drop(X)
+            cmd = [sys.executable, "-m", "gradcli", "grad", formula, "--json", "-d", f"X={X}",
+                   "-d", f"y={os.path.join(tmp, 'y.npy')}", "-d", f"w={os.path.join(tmp, 'w.npy')}"]
+            secs, peak = _child(cmd)
+            print(f"| gradcli {name} gradient | {secs:.2f} | {secs / read:.2f} | {peak / 2**20:.0f} |")
+    print()
