@@ -444,12 +444,13 @@ class Compiled:
         f, base = self.evaluate(arrays, xp)
         return f, {d.wrt: d.to_layout(base[d.wrt]) for d in self.derivs}
 
-    def evaluate(self, arrays: dict, xp=None):
-        """(f, {wrt: derivative in its base layout: shape(f) + shape(x)})."""
+    def evaluate(self, arrays: dict, xp=None, progress=None):
+        """(f, {wrt: derivative in its base layout: shape(f) + shape(x)}); progress(rows done,
+        total) is called after each block when the data is evaluated in row blocks."""
         from .blocked import evaluate as evaluate_blocked  # in row blocks when that pays (blocked.py)
 
         wrt = {name for d in self.derivs for name in d.wrt.split(",")}
-        values = evaluate_blocked(self.program, arrays, wrt, xp, progress=self.__dict__.get("progress"))
+        values = evaluate_blocked(self.program, arrays, wrt, xp, progress=progress)
         f = _as_row(self.problem.target.ty, values[0])
         rest = iter(values[1:])
         out = {}
@@ -461,6 +462,12 @@ class Compiled:
             else:
                 out[d.wrt] = _by_vjp(self.fallback[d.wrt], d, arrays, xp)
         return f, out
+
+    def evaluation_note(self) -> str | None:
+        """How the last evaluation was cut into row blocks, or why not (None when the data was
+        too small to ask: see blocked.py)."""
+        plan = self.program.__dict__.get("_block_plan")
+        return plan.note() if plan is not None else None
 
     def check(self, arrays: dict, base: dict, fns: dict | None = None, on_step=None) -> dict:
         """{wrt: max relative error} of each derivative against central finite differences of
@@ -503,9 +510,9 @@ class Deferred:
         arrays = _float_arrays(arrays)
         return self.bound(arrays)(xp, **arrays)
 
-    def evaluate(self, arrays: dict, xp=None):
+    def evaluate(self, arrays: dict, xp=None, progress=None):
         arrays = _float_arrays(arrays)
-        return self.bound(arrays).evaluate(arrays, xp)
+        return self.bound(arrays).evaluate(arrays, xp, progress)
 
     def check(self, arrays: dict, base: dict, fns: dict | None = None, on_step=None) -> dict:
         arrays = _float_arrays(arrays)

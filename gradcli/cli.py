@@ -625,16 +625,19 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         sys.stdout.write(emit_code(emit, problem, derivs, fns, hessian))
         return
     f_value, d_values, checks = None, {}, {}
+    evaluation = None  # how the data was cut into row blocks (blocked.py), when it was asked
     if sources or random:
         compiled = problem.compile(fns, hessian=hessian, allow_nonfinite=allow_nonfinite)
         # a symbolic problem compiles lazily (no program yet): _numbers then says which shape is missing
         values = _numbers(sources, problem, derivs, random, seed, allow_nonfinite,
                           getattr(compiled, "program", None))
         try:
-            f_value, base = compiled.evaluate(values)
+            with _RowProgress(quiet=as_json) as rows_done:
+                f_value, base = compiled.evaluate(values, progress=rows_done)
         except GradcliError as err:
             raise _drawn(err, seed) if random and err.kind == "math" else err
         d_values = {d.wrt: d.to_layout(base[d.wrt]) for d in derivs}
+        evaluation = getattr(compiled, "evaluation_note", lambda: None)()
         if check:
             n_steps = sum(min(values[d.x.params[0]].size, 64) for d in derivs)
             data_size = sum(v.size for v in values.values())
@@ -662,6 +665,8 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         step_lines, step_records = derivation(problem, derivs, hessian, style)
     if as_json:
         doc = _document(problem, derivs, f_value, d_values, checks)
+        if evaluation:
+            doc["notes"].append({"kind": "evaluation", "message": evaluation, "symbol": None, "column": None})
         if step_records is not None:
             doc["steps"] = step_records
         for v in verdicts:
@@ -669,6 +674,8 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         sys.stdout.write(_json(doc) + "\n")
     else:
         _print_derivatives(problem, derivs, f_value, d_values, checks, style)
+        if evaluation:
+            _printer()(("note:", "yellow"), f" {evaluation}")
         if step_lines:
             from .output import Commented
 
@@ -765,6 +772,31 @@ class _NoProgress:
 
     def __exit__(self, *exc):
         return False
+
+
+class _RowProgress:
+    """Rows done of the total while data is evaluated in row blocks (blocked.py): a rich bar on
+    stderr when it is a terminal and the output is not --json, started at the first block."""
+
+    def __init__(self, quiet: bool):
+        self.on = not quiet and sys.stderr.isatty()
+        self.bar = self.task = None
+
+    def __enter__(self):
+        return self if self.on else None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from rich.progress import Progress
+
+            self.bar = Progress(console=_printer(stderr=True).console(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("rows", total=total)
+        self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _progress(steps: int, work: float = 0.0):

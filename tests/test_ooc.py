@@ -106,3 +106,37 @@ def test_zarr_without_the_extra_names_it(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gradcli", "grad", LSQ, "-d", "X=data.zarr"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "gradcli[dask]" in proc.stderr
+
+
+@pytest.mark.parametrize("formula, note", [
+    ("sum((X@w - y)^2) wrt w", "evaluated in blocks of rows (10 samples), the data read once"),
+    ("log(sum(exp(X@w))) + sum(y) wrt w", "the data read 2 times"),
+    ("sum(exp(X@X'))/100 + sum(y) + w'@w wrt w", "evaluated whole: a 10×10 product pairs samples"),
+])
+def test_json_says_how_the_data_was_evaluated(data, formula, note):
+    import json
+
+    tmp_path, X, y, w = data
+    proc = subprocess.run([sys.executable, "-m", "gradcli", "grad", formula, "-d", f"X={tmp_path / 'Xs'}",
+                           "-d", f"y={tmp_path / 'y.npy'}", "-d", f"w={tmp_path / 'w.npy'}", "--json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    notes = [n["message"] for n in doc["notes"] if n["kind"] == "evaluation"]
+    assert len(notes) == 1 and note in notes[0]
+    whole = gradcli.analyze(formula, shapes={"X": X.shape, "y": y.shape, "w": w.shape}).compile()
+    _, grads = whole(X=X, y=y, w=w)
+    np.testing.assert_allclose(doc["derivatives"][0]["value"], grads["w"], rtol=1e-9)
+
+
+def test_big_npy_loads_as_a_read_only_map(tmp_path, monkeypatch):
+    """Above data.MAP_BYTES a .npy is mapped, not read; below it is read as before."""
+    from gradcli import data
+
+    np.save(tmp_path / "X.npy", np.arange(12.0).reshape(6, 2))
+    src = data.open_npy(str(tmp_path / "X.npy"), "X")
+    assert not isinstance(src.load(), np.memmap)
+    monkeypatch.setattr(data, "MAP_BYTES", 8)
+    mapped = src.load()
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    np.testing.assert_array_equal(mapped, np.arange(12.0).reshape(6, 2))
