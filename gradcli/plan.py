@@ -2,7 +2,7 @@
 the rest computed once.
 
 The sample axis.  Among the symbols' leading dimensions, it is the one of the largest symbol
-that is not differentiated (the data); every symbol whose leading dimension has that size is
+that is not differentiated (the data; when every symbol is differentiated, the largest); every symbol whose leading dimension has that size is
 cut into blocks of rows along it (parameters never have it, and when one does by coincidence,
 slicing it with the data is still exact: the plan only changes how a value is computed).
 
@@ -74,7 +74,7 @@ class Plan:
 def sample_axis(roots: list[Expr], wrt: set[str]) -> tuple[int | None, dict]:
     """(m, {symbol: m}) for the symbols cut into row blocks, or (None, {})."""
     syms = {n.params[0]: n for n in topological(roots) if n.op == "sym" and n.ty.rank >= 1}
-    data = [n for name, n in syms.items() if name not in wrt]
+    data = [n for name, n in syms.items() if name not in wrt] or list(syms.values())
     if not data:
         return None, {}
     biggest = max(data, key=lambda n: (_entries(n.ty.dims), n.params[0]))

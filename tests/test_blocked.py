@@ -141,3 +141,20 @@ def test_large_in_memory_data_is_blocked_by_default(monkeypatch):
     assert calls == [16]  # at least 16 rows per block
     X, y, w = small["X"], small["y"], small["w"]
     np.testing.assert_allclose(grads["w"], -2 * X.T @ (y - X @ w), rtol=1e-12)
+
+
+@pytest.mark.parametrize("text, wrt", [
+    ("sum((X@w - y)^2) wrt w, y", {"w", "y"}),  # ∂f/∂y runs over the samples: filled block by block
+    ("tanh(X@w) wrt w", {"w"}),  # a Jacobian with a row per sample
+    ("sum(softplus(X@w)) wrt X, w", {"X", "w"}),
+])
+@pytest.mark.parametrize("rows", [1, 4])
+def test_results_over_the_samples_are_assembled(text, wrt, rows):
+    problem = gradcli.analyze(text, shapes={k: SHAPES[k] for k in "Xyw"})
+    compiled = problem.compile()
+    values = {k: v for k, v in _values(1).items() if k in problem.symbols}
+    whole = compiled.program.run(values)
+    cut = blocked.evaluate(compiled.program, values, wrt, block_rows=rows)
+    assert blocked.plan_for(compiled.program, wrt).splits
+    for a, b in zip(whole, cut):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12, atol=1e-14)
