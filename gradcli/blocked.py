@@ -54,6 +54,9 @@ def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
         return program.run(_whole(values), xp)
     row_bytes = sum(8 * _entries(getattr(values.get(n), "shape", (1, 1))[1:]) for n in plan.sliced)
     rows = block_rows or max(16, BLOCK_BYTES // max(row_bytes, 1))
+    chunk = max([getattr(values.get(n), "chunk_rows", 1) for n in plan.sliced], default=1)
+    if block_rows is None and chunk > 1:  # whole chunks of a zarr array, each decoded once
+        rows = max(1, rows // chunk) * chunk
     try:
         return Runner(plan, program.allow_nonfinite).run(values, rows, progress)
     except GradcliError as exc:

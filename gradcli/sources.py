@@ -125,6 +125,7 @@ class Zarr:
         if not hasattr(self.array, "shape") or self.array.dtype.kind not in "biuf" or not 1 <= len(self.array.shape) <= 2:
             raise data_error(f"{path}: not a numeric zarr array of rank 1 or 2")
         self.name, self.origin = name, path
+        self.chunk_rows = int(getattr(self.array, "chunks", (1,))[0] or 1)  # blocks are multiples
         self.shape = tuple(self.array.shape)
         self.nbytes = 8 * _entries(self.shape)
         self.ndim = len(self.shape)
@@ -132,7 +133,11 @@ class Zarr:
     def __getitem__(self, index):
         import numpy as np
 
-        return np.asarray(self.array[index], dtype=np.float64)
+        try:
+            return np.asarray(self.array[index], dtype=np.float64)
+        except Exception as exc:  # a damaged or missing chunk: zarr's or the codec's own error
+            raise data_error(f"{self.origin}: cannot read rows {index.start}…{index.stop} "
+                             f"({type(exc).__name__})") from None
 
     def read_all(self):
         return self[0:self.shape[0]]
