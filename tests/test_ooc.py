@@ -105,6 +105,11 @@ def test_zarr_without_the_extra_names_it(tmp_path):
     assert proc.returncode == 2 and "gradcli[dask]" in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize("formula, note", [
+    ("sum((X@w - y)^2) wrt w", "evaluated in blocks of rows (10 samples), the data read once"),
+    ("log(sum(exp(X@w))) + sum(y) wrt w", "the data read 2 times"),
+    ("sum(exp(X@X'))/100 + sum(y) + w'@w wrt w", "evaluated whole: a 10×10 product pairs samples"),
+])
 def test_json_says_how_the_data_was_evaluated(data, formula, note):
     import json
 
