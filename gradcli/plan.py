@@ -22,7 +22,7 @@ and the program runs whole.
 from __future__ import annotations
 
 from .expr import Expr, make_raw, topological
-from .record import record
+from .record import Factory, record
 from .shapes import Ty
 
 DIAG = "diag"
@@ -59,6 +59,7 @@ class Plan:
     row_roots: dict  # id(root) -> pass computing a per-block root (concatenated)
     passes: int
     reason: str = ""  # why not split ("" when it is)
+    nodes: list = Factory(default_factory=list)  # every node tagged: alive, so ids stay unique
 
     @property
     def splits(self) -> bool:
@@ -101,6 +102,7 @@ class _Planner:
         self.need: dict[int, int] = {}  # id -> passes that must finish before it can be computed
         self.reductions: list[Reduction] = []
         self.new: dict[int, Expr] = {}
+        self.seen: list[Expr] = []
 
     def plan(self, roots: list[Expr]) -> Plan:
         for n in topological(roots):
@@ -117,12 +119,14 @@ class _Planner:
         passes = max([red.passno for red in self.reductions] + list(row_roots.values()) + [0])
         if passes == 0:
             raise Unsplittable("nothing in the formula runs over the samples")
-        return Plan(new_roots, self.rows, self.sliced, self.m, self.reductions, row_roots, passes)
+        return Plan(new_roots, self.rows, self.sliced, self.m, self.reductions, row_roots, passes,
+                    nodes=self.seen + [r.part for r in self.reductions])
 
     # ------------------------------------------------------------------ one node
     def visit(self, n: Expr) -> Expr:
         if id(n) in self.need:  # rebuilt into a node already seen
             return self.new.get(id(n), n)
+        self.seen.append(n)  # alive while the plan is made: ids key every table here
         need = max((self.need.get(id(a), 0) for a in n.args), default=0)
         self.need[id(n)] = need
         if n.op == "sym":
