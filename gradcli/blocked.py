@@ -14,6 +14,8 @@ the program whole, so the message is the one a whole evaluation gives.
 
 from __future__ import annotations
 
+import mmap
+import os
 from typing import Any, Callable
 
 from .errors import GradcliError
@@ -57,12 +59,16 @@ def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
     chunk = max([getattr(values.get(n), "chunk_rows", 1) for n in plan.sliced], default=1)
     if block_rows is None and chunk > 1:  # whole chunks of a zarr array, each decoded once
         rows = max(1, rows // chunk) * chunk
+    runner = Runner(plan, program.allow_nonfinite)
     try:
-        return Runner(plan, program.allow_nonfinite).run(values, rows, progress)
+        return runner.run(values, rows, progress)
     except GradcliError as exc:
         if exc.kind == "data":  # a fault of the data (truncated, NaN): no second try
             raise
         return program.run(_whole(values), xp)
+    finally:
+        for reader in runner.readers.values():
+            reader.close()
 
 
 def _whole(values: dict) -> dict:
@@ -83,6 +89,7 @@ class Runner:
         self.boundary: dict[int, Expr] = {}  # id -> the symbol standing for a computed value
         self.values: dict[str, Any] = {}  # those symbols' values
         self.block_programs: dict[tuple, tuple] = {}
+        self.readers: dict[str, Any] = {}  # name -> sources.FileRows of a memory-mapped input
 
     def run(self, inputs: dict, rows: int, progress=None) -> list:
         plan = self.plan
@@ -128,13 +135,21 @@ class Runner:
         """Rows start:stop of an input as float64; out-of-core rows checked as they are read."""
         import numpy as np
 
-        from .sources import check_mapped
+        from .sources import FileRows, check_mapped
 
         if not out_of_core(source):
             return source[start:stop]
-        if isinstance(source, np.memmap):
-            check_mapped(source, slice(start, stop))
-        block = np.ascontiguousarray(source[start:stop], dtype=np.float64)
+        reader = self.readers.get(name)
+        if reader is None and isinstance(source, np.memmap) and isinstance(source.base, mmap.mmap) \
+                and source.flags.c_contiguous and hasattr(os, "preadv"):  # a whole file's map, not a view
+            reader = self.readers[name] = FileRows(source)
+        if reader is not None:
+            raw = reader.rows(start, stop, ahead=min(stop - start, self.plan.m - stop))
+        else:
+            if isinstance(source, np.memmap):
+                check_mapped(source, slice(start, stop))
+            raw = source[start:stop]
+        block = np.ascontiguousarray(raw, dtype=np.float64)  # the reader's buffer as it is, if float64
         if not self.allow_nonfinite and not _finite(block):
             from .errors import data_error
 

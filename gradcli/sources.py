@@ -81,6 +81,42 @@ def _map(path: str, offset: int, shape: tuple, dtype):
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
 
 
+class FileRows:
+    """Rows of a memory-mapped C-order .npy read with pread into one reused buffer instead of
+    through the map: large sequential reads, the next block announced to the kernel
+    (POSIX_FADV_WILLNEED) so that the disk works while the current block is computed, and a
+    file cut short seen as a short read (touching a map past its end is SIGBUS)."""
+
+    def __init__(self, arr):
+        self.path, self.offset, self.dtype = arr.filename, arr.offset, arr.dtype
+        self.shape = arr.shape
+        self.row_bytes = arr.itemsize * _entries(arr.shape[1:])
+        self.fd = os.open(self.path, os.O_RDONLY)
+        self.buffer = None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def rows(self, start: int, stop: int, ahead: int):
+        import numpy as np
+
+        begin, size = self.offset + start * self.row_bytes, (stop - start) * self.row_bytes
+        if ahead > 0 and hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(self.fd, begin + size, ahead * self.row_bytes, os.POSIX_FADV_WILLNEED)
+        if self.buffer is None or len(self.buffer) < size:
+            self.buffer = bytearray(size)
+        view = memoryview(self.buffer)[:size]
+        done = 0
+        while done < size:
+            got = os.preadv(self.fd, [view[done:]], begin + done)
+            if got <= 0:
+                raise data_error(f"{self.path}: truncated: the file ends before row "
+                                 f"{start + done // max(self.row_bytes, 1)} of {self.shape[0]}")
+            done += got
+        block = np.frombuffer(self.buffer, dtype=self.dtype, count=size // self.dtype.itemsize)
+        return block.reshape((stop - start,) + tuple(self.shape[1:]))
+
+
 def check_mapped(arr, rows: slice) -> None:
     """The same check for rows of a memory-mapped .npy before they are touched."""
     path = getattr(arr, "filename", None)

@@ -164,3 +164,19 @@ def test_zarr_array_is_read_in_blocks(tmp_path):
                            "-d", f"y={tmp_path / 'y.npy'}", "-d", f"w={tmp_path / 'w.npy'}"],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "cannot read rows" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("view", [slice(5, 45), slice(0, 50), slice(3, 50, 2)])
+def test_views_of_a_map_read_their_own_rows(tmp_path, view):
+    """A map of the whole file is read with pread; a view of one (rows 5…44, every other row)
+    through the map: each gives its own rows."""
+    rng = np.random.default_rng(6)
+    X, w = rng.normal(size=(50, 4)), rng.normal(size=4)
+    np.save(tmp_path / "X.npy", X)
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")[view]
+    m = Xm.shape[0]
+    y = rng.normal(size=m)
+    compiled = gradcli.analyze(LSQ, shapes={"X": (m, 4), "y": (m,), "w": (4,)}).compile()
+    out = blocked.evaluate(compiled.program, {"X": Xm, "y": y, "w": w}, {"w"}, block_rows=6)
+    Xv = X[view]
+    np.testing.assert_allclose(out[1], -2 * Xv.T @ (y - Xv @ w), rtol=1e-12)
