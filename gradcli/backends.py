@@ -119,7 +119,7 @@ class DaskBackend:
     """array-api-compat's dask namespace, lazy: see the module docstring."""
 
     lazy = True
-    WHOLE = frozenset({"inv", "det", "logdet", "adjT"})
+    WHOLE = frozenset({"inv", "det", "logdet", "adjT", "u1v1", "polar", "specnorm", "nucnorm"})
 
     def __init__(self, client: Any = None):
         import array_api_compat.dask.array as xp
@@ -136,11 +136,12 @@ class DaskBackend:
         import dask.array as da
 
         from .evaluate import _short
+        from .render import render
 
         dims = tuple(node.ty.dims)
-        where = _short(node)
+        names = tuple(render(a, "ascii") for a in node.args)  # for a warning's text
         task = dask.delayed(_whole_task, pure=True)
-        value = task(node.op, node.params, dims, op.fails, where, allow_nonfinite, *args)
+        value = task(node.op, node.params, dims, op.fails, _short(node), names, allow_nonfinite, *args)
         return da.from_delayed(value, shape=dims, dtype=float)
 
     def compute(self, roots: list, flags: list) -> tuple[list, list]:
@@ -151,7 +152,8 @@ class DaskBackend:
         import numpy as np
 
         with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's, in dask's threads
+            # numpy's own warnings, raised in dask's threads (where np.errstate does not reach)
+            warnings.filterwarnings("ignore", message=".*encountered in", category=RuntimeWarning)
             try:
                 if self.client is not None:
                     roots, flags = dask.compute(roots, flags, scheduler=self.client)
@@ -168,8 +170,8 @@ def _booleans(value: Any) -> Any:
     return bool(value)
 
 
-def _whole_task(op_name: str, params: tuple, dims: tuple, fails: str, where: str, allow_nonfinite: bool,
-                *arrays: Any) -> Any:
+def _whole_task(op_name: str, params: tuple, dims: tuple, fails: str, where: str, names: tuple,
+                allow_nonfinite: bool, *arrays: Any) -> Any:
     """One matrix function on numpy arrays, checked as the evaluator checks it (module level and
     free of formula objects, so that it pickles to a distributed worker)."""
     from types import SimpleNamespace
@@ -178,7 +180,7 @@ def _whole_task(op_name: str, params: tuple, dims: tuple, fails: str, where: str
 
     from .expr import OPS
 
-    stub = SimpleNamespace(op=op_name, params=params, ty=SimpleNamespace(dims=dims), args=())
+    stub = SimpleNamespace(op=op_name, params=params, ty=SimpleNamespace(dims=dims), args=names)
     hint = " (--allow-nonfinite gives IEEE results)"
     with np.errstate(all="ignore"):
         try:

@@ -13,6 +13,8 @@ tanh's own derivative expression, derived by the same rules as everything else.
 
 from __future__ import annotations
 
+import math
+
 from .record import record
 from typing import Any
 
@@ -288,6 +290,8 @@ def _short(node: Expr) -> str:
 
 def _finite_flag(xp, value):
     """Whether every entry is finite, as a (lazy) 0-d array."""
+    if isinstance(value, (int, float)):
+        return math.isfinite(value)
     return xp.all(xp.isfinite(value))
 
 
@@ -305,6 +309,8 @@ def _all_finite(xp, value) -> bool:
     when the entries' sum overflows: then the entries are looked at one by one), and it needs no
     temporary array: on a large Jacobian the check costs one read instead of a read, a boolean
     array and a second read."""
+    if isinstance(value, (int, float)):  # a constant root (an array API namespace takes no numbers)
+        return math.isfinite(value)
     if bool(xp.isfinite(xp.sum(value))):
         return True
     return bool(xp.all(xp.isfinite(value)))
