@@ -87,10 +87,11 @@ class Program:
 
     def _run_api(self, values: dict[str, Any], xp) -> list[Any]:
         """Any array API namespace: no in-place writes, Python numbers made arrays where a
-        function needs one.  A lazy namespace (`xp.lazy`) records each check as a lazy flag
-        instead of asking for a value (which would compute the graph up to there, once per
-        check): `xp.compute` then evaluates the roots and every flag together, and the failed
-        checks raise in evaluation order with the messages numpy's run gives."""
+        function needs one.  A lazy namespace (`xp.lazy`) records each check instead of asking
+        for a value (which would compute the graph up to there, once per check): `xp.compute`
+        evaluates the roots with one flag per check ("some entry is not finite") in one pass.
+        Only when a flag is up does a second pass look closer (were the arguments finite, NaN
+        or a pole?), so the failed checks raise in evaluation order with numpy's messages."""
         lazy = getattr(xp, "lazy", False)
         env: dict[int, Any] = {}
         keep = {id(r) for r in self.roots}
@@ -106,23 +107,25 @@ class Program:
                 if not self.allow_nonfinite:
                     self._check_overflow(xp, env, values)
                 return roots
-            overflow = [] if self.allow_nonfinite else [
-                (root, _finite_flag(xp, env[id(root)])) for root in self.roots
-                if not isinstance(env[id(root)], O.Deferred)]
-            inputs = [_finite_flag(xp, v) for v in values.values()] if overflow else []
-            flags = [c[2] for c in checks] + [f for _, f in overflow] + inputs
+            watched = [] if self.allow_nonfinite else [r for r in self.roots if not isinstance(env[id(r)], O.Deferred)]
+            flags = [_finite_flag(xp, c[2]) for c in checks] + [_finite_flag(xp, env[id(r)]) for r in watched]
             roots, flags = xp.compute(roots, flags)
-        for node, op, (finite, args_finite, nan, pole) in zip((c[0] for c in checks), (c[1] for c in checks),
-                                                             flags):
+            if all(flags):
+                return roots
+            failed = [c for c, ok in zip(checks, flags) if not ok]
+            details = [(_finite_flag(xp, c[2]), [_finite_flag(xp, a) for a in c[3]], xp.any(xp.isnan(c[2])),
+                        _any_pole(xp, c[2], c[3])) for c in failed]
+            inputs = [_finite_flag(xp, v) for v in values.values()]
+            _, (details, inputs) = xp.compute([], (details, inputs))
+        for (node, op, _, _), (finite, args_finite, nan, pole) in zip(failed, details):
             if not finite and all(args_finite):
                 cause = op.fails if (nan or pole or (node.op not in _POINTWISE_BINARY
                                                       and node.op not in O.ELEMENTWISE)) \
                     else "overflow (a value beyond float64's range)"
                 self._fail_or_warn(cause, node)
-        rest = flags[len(checks):]
-        if overflow and not all(rest[:len(overflow)]) and all(rest[len(overflow):]):
-            root = next(r for (r, _), ok in zip(overflow, rest) if not ok)
-            raise math_error(f"overflow (a value beyond float64's range) in {_short(root)} "
+        bad_roots = [r for r, ok in zip(watched, flags[len(checks):]) if not ok]
+        if bad_roots and all(inputs):
+            raise math_error(f"overflow (a value beyond float64's range) in {_short(bad_roots[0])} "
                              "(--allow-nonfinite gives IEEE results)")
         return roots
 
@@ -194,10 +197,7 @@ class Program:
                 return xp.full(node.ty.dims, float("nan"))
             raise math_error(f"{_what(op, exc)} in {_short(node)}") from None
         if op.fails and checks is not None:  # lazy: a flag computed with the results
-            real = [a for a in args if not isinstance(a, O.Deferred)]
-            checks.append((node, op, (_finite_flag(xp, out), [_finite_flag(xp, a) for a in real],
-                                      xp.any(xp.isnan(out)),
-                                      _any_pole(xp, out, real))))
+            checks.append((node, op, out, [a for a in args if not isinstance(a, O.Deferred)]))
             return out
         if op.fails and not _all_finite(xp, out) and all(_all_finite(xp, a) for a in args
                                                          if not isinstance(a, O.Deferred)):
