@@ -24,7 +24,7 @@ from .errors import GradcliError
 
 INSTALL = "pip install 'gradcli[dask]'"
 CHUNK_BYTES = 64 * 2**20  # the default chunk: about this many bytes of float64 rows
-CONNECT_TIMEOUT = 8  # seconds: an unreachable scheduler is an error within 10 s
+CONNECT_TIMEOUT = 5  # seconds: an unreachable scheduler is an error within 10 s
 
 
 class TaskError(Exception):
@@ -73,10 +73,11 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except (OSError, TimeoutError) as exc:
         raise GradcliError("data", f"--scheduler {address}: no dask scheduler answered within {timeout:g} s "
-                                   f"({reason})") from None
+                                   "(is `dask scheduler` running there?)") from None
+    except (ValueError, TypeError) as exc:  # not an address at all
+        raise GradcliError("usage", f"--scheduler {address}: {exc} (expected tcp://HOST:PORT)") from None
 
 
 def sample_rows(values: dict[str, Any]) -> int | None:

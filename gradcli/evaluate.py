@@ -98,7 +98,7 @@ class Program:
         checks: list | None = [] if lazy else None
         with _quiet(xp):
             for step, node in enumerate(self.order):
-                env[id(node)] = self._one(xp, node, env, values, checks)
+                env[id(node)] = self._one(xp, node, env, values, checks, api=True)
                 for a in node.args:
                     if self.last_use.get(id(a)) == step and id(a) not in keep:
                         env.pop(id(a), None)
@@ -171,7 +171,7 @@ class Program:
                 return ufunc(*args, out=a)
         return None
 
-    def _one(self, xp, node: Expr, env: dict, values: dict, checks: list | None = None) -> Any:
+    def _one(self, xp, node: Expr, env: dict, values: dict, checks: list | None = None, api: bool = False) -> Any:
         if node.op == "sym":
             name = node.params[0]
             if name not in values:
@@ -182,7 +182,7 @@ class Program:
         if id(node) in self.deferred:
             return O.Diag(args[0]) if node.op == "diagm" else O.Scaled(node.args[0].value, args[1])
         op = OPS[node.op]
-        if not O.is_numpy(xp):  # the standard's functions take arrays, not Python numbers
+        if api:  # the standard's functions take arrays, not Python numbers
             args = [xp.asarray(a, dtype=xp.float64) if isinstance(a, (int, float)) else a for a in args]
             if getattr(xp, "lazy", False) and node.op in xp.WHOLE:
                 return xp.whole(node, op, args, self.allow_nonfinite)
