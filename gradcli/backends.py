@@ -69,7 +69,8 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
 
     from distributed import Client
 
-    for name in ("distributed", "distributed.client", "distributed.comm"):  # our message, not their log
+    # our one-line messages, not their logs (asyncio's: the client's pending futures at Ctrl-C)
+    for name in ("distributed", "distributed.client", "distributed.comm", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return Client(address, timeout=timeout, set_as_default=False)

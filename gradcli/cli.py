@@ -710,9 +710,15 @@ def _evaluate_on(backend, compiled, values):
         return compiled.evaluate(values)
     from .backends import DaskBackend, connect, to_dask
 
+    import warnings
+
+    from dask.array import PerformanceWarning
+
     client = connect(scheduler) if scheduler else None
     try:
-        return compiled.evaluate(to_dask(values, chunk_rows), DaskBackend(client))
+        with warnings.catch_warnings():  # dask's advice on chunk counts: --chunk-rows is the user's choice
+            warnings.simplefilter("ignore", PerformanceWarning)
+            return compiled.evaluate(to_dask(values, chunk_rows), DaskBackend(client))
     finally:
         if client is not None:
             client.close(timeout=5)

@@ -173,12 +173,14 @@ def test_without_dask_the_option_names_the_extra(data, tmp_path):
     assert gradcli("grad", LOSSES["least squares"], "-d", data, env=env).returncode == 0
 
 
-def test_ctrl_c_during_a_dask_compute_exits_130_with_one_line(tmp_path):
+@pytest.mark.parametrize("where", ["local", "cluster"])
+def test_ctrl_c_during_a_dask_compute_exits_130_with_one_line(where, tmp_path, request):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "big.npz", X=rng.normal(size=(4000, 3)), y=np.ones(4000), theta=np.zeros(3))
+    scheduler = ["--scheduler", request.getfixturevalue("cluster")[0]] if where == "cluster" else []
     run = subprocess.Popen([sys.executable, "-m", "gradcli", "hess", LOSSES["logistic"], "-d", str(tmp_path / "big.npz"),
-                            "--backend", "dask", "--chunk-rows", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+                            "--backend", "dask", "--chunk-rows", "1", *scheduler], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
     time.sleep(4.0)  # imports done, the graph computing (it takes far longer than this)
     assert run.poll() is None
     run.send_signal(signal.SIGINT)
