@@ -542,7 +542,7 @@ def _derivative_command(hessian: bool):
         _run(as_json, lambda: _check_conflicts({
             "--json": as_json, "--emit": emit, "--emit code": code, "--latex": latex,
             "--check": check, "--random": random, "-o": out is not None, "--claim": bool(claim),
-            "--steps": steps, "--seed": seed is not None, "--tol": tol is not None}))
+            "--steps": steps, "--seed": seed is not None, "--tol": tol is not None, "--backend": backend is not None}))
         _run(as_json, lambda: _check_backend(backend, scheduler, chunk_rows))
         where = (backend or "numpy", scheduler, chunk_rows)
         _each_formula(formula, as_json, lambda text: _differentiate(
@@ -565,6 +565,7 @@ CONFLICTS = (
     ("--emit", "--claim", "--emit checks no claim"),
     ("--emit", "--steps", "--emit prints no derivation"),
     ("--latex", "--json", "the JSON document has every formula's LaTeX in its latex field"),
+    ("--emit", "--backend", "--emit computes no numbers"),
 )
 NEEDS = (("--seed", "--random"), ("--tol", "--check"))
 

@@ -194,3 +194,20 @@ def test_the_sample_axis_is_the_largest_inputs_first_axis():
     assert lazy["X"].chunks == ((3, 3, 3, 1), (4,)) and lazy["y"].chunks == ((3, 3, 3, 1),)
     assert lazy["w"].chunks == ((4,),) and lazy["A"].chunks == ((4,), (4,)) and lazy["c"] == 2.0
     assert default_chunk_rows({"X": np.zeros((10, 4))}, 10) == 64 * 2**20 // 32
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler does nothing without --backend dask"),
+    (["--chunk-rows", "10"], "--chunk-rows does nothing without --backend dask"),
+    (["--backend", "numpy", "--chunk-rows", "10"], "--chunk-rows does nothing without --backend dask"),
+    (["--backend", "gpu"], "--backend gpu: expected numpy or dask"),
+    (["--backend", "dask", "--emit", "numpy"], "--emit numpy and --backend cannot be used together"),
+])
+def test_backend_options_misused_are_usage_errors(args, message):
+    import subprocess
+    import sys
+
+    extra = [] if "--emit" in args else ["--random"]
+    r = subprocess.run([sys.executable, "-m", "gradcli", "grad", "x'@x wrt x", *extra, *args],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {message}") and r.stderr.count("\n") == 1
