@@ -454,6 +454,10 @@ class Compiled:
         f = _as_row(self.problem.target.ty, values[0])
         rest = iter(values[1:])
         out = {}
+        if self.fallback and xp is not None:  # tensors without a matrix formula: by numpy
+            import numpy as np
+
+            arrays, xp = {n: np.asarray(a, dtype=float) for n, a in arrays.items()}, None
         for d in self.derivs:
             if d.expr is not None:
                 out[d.wrt] = _as_array(next(rest), _base_dims(d))
@@ -523,7 +527,8 @@ def _float_arrays(arrays: dict) -> dict:
     """Lists and numbers as float arrays (the evaluator's input), arrays as they are."""
     import numpy as np
 
-    return {n: a if isinstance(a, np.ndarray) else np.asarray(a, dtype=float) for n, a in arrays.items()}
+    return {n: a if isinstance(a, np.ndarray) or hasattr(a, "__array_namespace__") or hasattr(a, "dask")
+            else np.asarray(a, dtype=float) for n, a in arrays.items()}  # another library's arrays stay
 
 
 def check_verdict(error: float, tol: float, allow_nonfinite: bool = False) -> dict:

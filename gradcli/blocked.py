@@ -21,6 +21,7 @@ from typing import Any, Callable
 from .errors import GradcliError
 from .evaluate import Program, compile_graph
 from .expr import Expr, make_raw, topological
+from .ops import is_numpy
 from .plan import DIAG, Plan, make_plan
 from .shapes import Ty
 
@@ -48,7 +49,7 @@ def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
     """The program's roots, in row blocks when that applies (see the module's docstring);
     `block_rows` forces blocking with that many rows (tests)."""
     streamed = any(out_of_core(v) for v in values.values())
-    if xp is not None and xp.__name__ != "numpy" or (block_rows is None and not streamed and sum(
+    if xp is not None and not is_numpy(xp) or (block_rows is None and not streamed and sum(
             getattr(v, "nbytes", 0) for v in values.values()) < MIN_BYTES):
         return program.run(values, xp)
     plan = plan_for(program, wrt)

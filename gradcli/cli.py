@@ -515,6 +515,15 @@ ClaimOpt = Annotated[Optional[list[str]], typer.Option("--claim", metavar="[NAME
                                                       help="Check a claimed derivative: EXPR (or NAME=EXPR per wrt "
                                                            "symbol, repeatable) is compared with the derivative on "
                                                            "random draws; exit 1 unless correct.")]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", metavar="numpy|dask",
+                                                  help="Where the numbers are computed: numpy (default) or dask "
+                                                       "(inputs chunked along their rows; needs gradcli[dask]).")]
+SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", metavar="ADDRESS",
+                                                     help="With --backend dask: a dask.distributed scheduler "
+                                                          "(tcp://HOST:PORT) instead of local threads.")]
+ChunkRowsOpt = Annotated[Optional[int], typer.Option("--chunk-rows", metavar="N",
+                                                     help="With --backend dask: rows per chunk (default: about "
+                                                          "64 MiB of the widest input per chunk).")]
 OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
                                                help="Write f.npy and d_<name>.npy (h_<name>.npy) into DIR.")]
 
@@ -526,18 +535,21 @@ def _derivative_command(hessian: bool):
                 fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = None, check: CheckOpt = False,
                 tol: TolOpt = None, layout: LayoutOpt = None, as_json: JsonOpt = False,
                 latex: LatexOpt = False, out: OutOpt = None, emit: EmitOpt = None,
-                allow_nonfinite: NonfiniteOpt = False, steps: StepsOpt = False, claim: ClaimOpt = None) -> None:
+                allow_nonfinite: NonfiniteOpt = False, steps: StepsOpt = False, claim: ClaimOpt = None,
+                backend: BackendOpt = None, scheduler: SchedulerOpt = None, chunk_rows: ChunkRowsOpt = None) -> None:
         code = emit if emit in ("numpy", "array-api") else None
         if emit not in (None, "latex") and code is None:
             _run(as_json, lambda: _usage(f"--emit {printable(emit)}: expected numpy, array-api or latex"))
         _run(as_json, lambda: _check_conflicts({
             "--json": as_json, "--emit": emit, "--emit code": code, "--latex": latex,
             "--check": check, "--random": random, "-o": out is not None, "--claim": bool(claim),
-            "--steps": steps, "--seed": seed is not None, "--tol": tol is not None}))
+            "--steps": steps, "--seed": seed is not None, "--tol": tol is not None, "--backend": backend is not None}))
+        _run(as_json, lambda: _check_backend(backend, scheduler, chunk_rows))
+        where = (backend or "numpy", scheduler, chunk_rows)
         _each_formula(formula, as_json, lambda text: _differentiate(
             text, wrt, shape_, data, fn, random, 0 if seed is None else seed, check,
             1e-5 if tol is None else tol, layout, as_json, latex, out, emit, allow_nonfinite,
-            hessian=hessian, steps=steps, claims=claim),
+            hessian=hessian, steps=steps, claims=claim, backend=where),
             single={"-o": out is not None, "--emit": emit is not None, "--claim": bool(claim)})
     return command
 
@@ -554,6 +566,7 @@ CONFLICTS = (
     ("--emit", "--claim", "--emit checks no claim"),
     ("--emit", "--steps", "--emit prints no derivation"),
     ("--latex", "--json", "the JSON document has every formula's LaTeX in its latex field"),
+    ("--emit", "--backend", "--emit computes no numbers"),
 )
 NEEDS = (("--seed", "--random"), ("--tol", "--check"))
 
@@ -601,7 +614,8 @@ def _drawn(err: GradcliError, seed: int) -> GradcliError:
 
 
 def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
-                   out_dir, emit, allow_nonfinite, hessian: bool, steps: bool = False, claims=None):
+                   out_dir, emit, allow_nonfinite, hessian: bool, steps: bool = False, claims=None,
+                   backend=("numpy", None, None)):
     from .api import analyze, check_verdict, derivation
 
     _check_tolerance(tol)
@@ -633,7 +647,7 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
                           getattr(compiled, "program", None))
         try:
             with _RowProgress(quiet=as_json) as rows_done:
-                f_value, base = compiled.evaluate(values, progress=rows_done)
+                f_value, base = _evaluate_on(backend, compiled, values, rows_done)
         except GradcliError as err:
             raise _drawn(err, seed) if random and err.kind == "math" else err
         d_values = {d.wrt: d.to_layout(base[d.wrt]) for d in derivs}
@@ -687,6 +701,36 @@ def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, lay
         _print_claims(verdicts)
     if any(not c["ok"] for c in checks.values()) or any(not v.ok for v in verdicts):
         raise typer.Exit(1)
+
+
+def _check_backend(backend, scheduler, chunk_rows) -> None:
+    if backend is None and scheduler is None and chunk_rows is None:
+        return
+    from .backends import check_backend
+
+    check_backend(backend or "numpy", scheduler, chunk_rows)
+
+
+def _evaluate_on(backend, compiled, values, progress=None):
+    """f and the derivatives in their base layout, on the chosen backend (README: Data of any
+    size): numpy here, or one dask graph computed once (on a cluster with --scheduler)."""
+    name, scheduler, chunk_rows = backend
+    if name == "numpy":
+        return compiled.evaluate(values, progress=progress)
+    from .backends import DaskBackend, connect, to_dask
+
+    import warnings
+
+    from dask.array import PerformanceWarning
+
+    client = connect(scheduler) if scheduler else None
+    try:
+        with warnings.catch_warnings():  # dask's advice on chunk counts: --chunk-rows is the user's choice
+            warnings.simplefilter("ignore", PerformanceWarning)
+            return compiled.evaluate(to_dask(values, chunk_rows), DaskBackend(client))
+    finally:
+        if client is not None:
+            client.close(timeout=5)
 
 
 def _print_derivatives(problem, derivs, f_value, d_values, checks, style):

@@ -1,14 +1,19 @@
-"""Typed graph → numbers, against an array namespace `xp` (numpy today).
+"""Typed graph → numbers, against an array namespace `xp`: numpy, or any array API library.
 
 `compile_graph` fixes an evaluation order once; running it evaluates each node of the DAG once,
 frees each intermediate after its last use (so a scalar gradient needs memory of a small
 multiple of the inputs, never a Jacobian), and turns a non-finite result of a partial operator
 (log, sqrt, /, inv, ...) computed from finite inputs into a `math` error naming the
-subexpression.  Abstract functions are bound to builtins here (`--fn h=tanh`): `h'(z)` becomes
+subexpression.  numpy keeps its fast paths (results written over dead temporaries); any other
+namespace runs the same operators in the array API standard's spelling, and a lazy one (dask)
+builds one graph whose checks are computed with f and the derivatives in one pass (`_run_api`).
+Abstract functions are bound to builtins here (`--fn h=tanh`): `h'(z)` becomes
 tanh's own derivative expression, derived by the same rules as everything else.
 """
 
 from __future__ import annotations
+
+import math
 
 from .record import record
 from typing import Any
@@ -52,8 +57,12 @@ class Program:
     allow_nonfinite: bool = False  # IEEE results (with a warning) instead of a math error
 
     def run(self, values: dict[str, Any], xp=None) -> list[Any]:
+        """The roots' values.  xp: numpy (the default), an array API namespace, or a backend of
+        `backends.py` (dask); with a lazy namespace the values come back computed (numpy)."""
         if xp is None:
             import numpy as xp  # the default array namespace
+        elif not O.is_numpy(xp):
+            return self._run_api(values, xp)
         env: dict[int, Any] = {}
         keep = {id(r) for r in self.roots}
         inputs = {id(v) for v in values.values()}
@@ -75,6 +84,57 @@ class Program:
             if not self.allow_nonfinite:
                 self._check_overflow(xp, env, values)
         return [env[id(r)] for r in self.roots]
+
+    def _run_api(self, values: dict[str, Any], xp) -> list[Any]:
+        """Any array API namespace: no in-place writes, Python numbers made arrays where a
+        function needs one.  A lazy namespace (`xp.lazy`) records each check instead of asking
+        for a value (which would compute the graph up to there, once per check): `xp.compute`
+        evaluates the roots with one flag per check ("some entry is not finite") in one pass.
+        Only when a flag is up does a second pass look closer (were the arguments finite, NaN
+        or a pole?), so the failed checks raise in evaluation order with numpy's messages."""
+        lazy = getattr(xp, "lazy", False)
+        env: dict[int, Any] = {}
+        keep = {id(r) for r in self.roots}
+        checks: list | None = [] if lazy else None
+        with _quiet(xp):
+            for step, node in enumerate(self.order):
+                env[id(node)] = self._one(xp, node, env, values, checks, api=True)
+                for a in node.args:
+                    if self.last_use.get(id(a)) == step and id(a) not in keep:
+                        env.pop(id(a), None)
+            roots = [env[id(r)] for r in self.roots]
+            if not lazy:
+                if not self.allow_nonfinite:
+                    self._check_overflow(xp, env, values)
+                return roots
+            watched = [] if self.allow_nonfinite else [r for r in self.roots if not isinstance(env[id(r)], O.Deferred)]
+            flags = [_finite_flag(xp, c[2]) for c in checks] + [_finite_flag(xp, env[id(r)]) for r in watched]
+            roots, flags = xp.compute(roots, flags)
+            if all(flags):
+                return roots
+            failed = [c for c, ok in zip(checks, flags) if not ok]
+            details = [(_finite_flag(xp, c[2]), [_finite_flag(xp, a) for a in c[3]], xp.any(xp.isnan(c[2])),
+                        _any_pole(xp, c[2], c[3])) for c in failed]
+            inputs = [_finite_flag(xp, v) for v in values.values()]
+            _, (details, inputs) = xp.compute([], (details, inputs))
+        for (node, op, _, _), (finite, args_finite, nan, pole) in zip(failed, details):
+            if not finite and all(args_finite):
+                cause = op.fails if (nan or pole or (node.op not in _POINTWISE_BINARY
+                                                      and node.op not in O.ELEMENTWISE)) \
+                    else "overflow (a value beyond float64's range)"
+                self._fail_or_warn(cause, node)
+        bad_roots = [r for r, ok in zip(watched, flags[len(checks):]) if not ok]
+        if bad_roots and all(inputs):
+            raise math_error(f"overflow (a value beyond float64's range) in {_short(bad_roots[0])} "
+                             "(--allow-nonfinite gives IEEE results)")
+        return roots
+
+    def _fail_or_warn(self, cause: str, node: Expr) -> None:
+        if not self.allow_nonfinite:
+            raise math_error(f"{cause} in {_short(node)} (--allow-nonfinite gives IEEE results)")
+        import warnings
+
+        warnings.warn(f"{cause} in {_short(node)}: the result has NaN or Inf", RuntimeWarning, stacklevel=3)
 
     def _check_overflow(self, xp, env: dict, values: dict) -> None:
         """Operators that can fail check themselves (`_one`); a sum or product of finite values
@@ -111,7 +171,7 @@ class Program:
                 return ufunc(*args, out=a)
         return None
 
-    def _one(self, xp, node: Expr, env: dict, values: dict) -> Any:
+    def _one(self, xp, node: Expr, env: dict, values: dict, checks: list | None = None, api: bool = False) -> Any:
         if node.op == "sym":
             name = node.params[0]
             if name not in values:
@@ -122,6 +182,10 @@ class Program:
         if id(node) in self.deferred:
             return O.Diag(args[0]) if node.op == "diagm" else O.Scaled(node.args[0].value, args[1])
         op = OPS[node.op]
+        if api:  # the standard's functions take arrays, not Python numbers
+            args = [xp.asarray(a, dtype=xp.float64) if isinstance(a, (int, float)) else a for a in args]
+            if getattr(xp, "lazy", False) and node.op in xp.WHOLE:
+                return xp.whole(node, op, args, self.allow_nonfinite)
         try:
             out = op.impl(xp, node, *args)
         except (ArithmeticError, ValueError) as exc:  # LinAlgError is a ValueError
@@ -132,6 +196,9 @@ class Program:
                               stacklevel=2)
                 return xp.full(node.ty.dims, float("nan"))
             raise math_error(f"{_what(op, exc)} in {_short(node)}") from None
+        if op.fails and checks is not None:  # lazy: a flag computed with the results
+            checks.append((node, op, out, [a for a in args if not isinstance(a, O.Deferred)]))
+            return out
         if op.fails and not _all_finite(xp, out) and all(_all_finite(xp, a) for a in args
                                                          if not isinstance(a, O.Deferred)):
             cause = _cause(xp, op, node, out, args)
@@ -221,11 +288,29 @@ def _short(node: Expr) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _finite_flag(xp, value):
+    """Whether every entry is finite, as a (lazy) 0-d array."""
+    if isinstance(value, (int, float)):
+        return math.isfinite(value)
+    return xp.all(xp.isfinite(value))
+
+
+def _any_pole(xp, out, args):
+    """Whether out is infinite where some argument is 0 (a pole, as `_cause` decides), lazily."""
+    infinite = xp.isinf(out)
+    flag = xp.any(infinite & (args[0] == 0)) if args else xp.any(infinite & False)
+    for a in args[1:]:
+        flag = flag | xp.any(infinite & (a == 0))
+    return flag
+
+
 def _all_finite(xp, value) -> bool:
     """Whether every entry is finite.  A sum is finite exactly when no entry is inf or nan (or
     when the entries' sum overflows: then the entries are looked at one by one), and it needs no
     temporary array: on a large Jacobian the check costs one read instead of a read, a boolean
     array and a second read."""
+    if isinstance(value, (int, float)):  # a constant root (an array API namespace takes no numbers)
+        return math.isfinite(value)
     if bool(xp.isfinite(xp.sum(value))):
         return True
     return bool(xp.all(xp.isfinite(value)))
@@ -235,7 +320,9 @@ class _quiet:
     """numpy's warnings would duplicate our own messages; silence them while evaluating."""
 
     def __init__(self, xp):
-        self.ctx = xp.errstate(all="ignore") if hasattr(xp, "errstate") else None
+        if not hasattr(xp, "errstate"):  # array-api-strict, dask, ... compute with numpy underneath
+            import numpy as xp
+        self.ctx = xp.errstate(all="ignore")
 
     def __enter__(self):
         if self.ctx:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .expr import Op, make, register
+from .ops import is_numpy as _is_numpy
 from .nondiff import tied, warn_nondifferentiable
 from .render import latex_function
 from .shaperules import _shape_err, same_shape, to_scalar
@@ -76,7 +77,8 @@ def _np_extreme_mask(sign: float, name: str) -> Impl:
         """Where a reaches its max (min); at a tie the weight is shared equally (the average of
         the tied entries' one-hot vectors, a subgradient) and a warning says so."""
         top = xp.max(a) if sign > 0 else xp.min(a)
-        mask = (xp.abs(a - top) <= 1e-12 * (float(abs(top)) or 1.0)) * 1.0
+        near = xp.abs(a - top) <= 1e-12 * (float(abs(top)) or 1.0)
+        mask = near * 1.0 if _is_numpy(xp) else xp.astype(near, a.dtype)
         count = xp.sum(mask)
         if count > 1:
             warn_nondifferentiable(f"{name}({{0}}) at a tie between {int(count)} entries", node.args[0],
@@ -103,12 +105,19 @@ register(Op("min", to_scalar, lambda xp, node, a: xp.min(a),
 def _np_prod_others(xp: Namespace, node: Expr, a: Array) -> Array:
     """∏_{j≠i} a_j for every i, from prefix and suffix products: exact where some a_j = 0, where
     prod(a)/a would divide zero by zero."""
-    flat = xp.reshape(a, (-1,)) if getattr(a, "ndim", 0) else xp.reshape(xp.asarray(a, dtype=float), (-1,))
-    ones = xp.ones((1,))
-    before = xp.concatenate([ones, xp.cumprod(flat)[:-1]])
-    after = xp.concatenate([xp.cumprod(flat[::-1])[:-1][::-1], ones])
-    out = before * after
+    flat = xp.reshape(a, (-1,)) if getattr(a, "ndim", 0) else xp.reshape(xp.asarray(a, dtype=xp.float64), (-1,))
+    out = _products_of_others(xp, flat)
     return xp.reshape(out, node.ty.dims) if node.ty.dims else out[0]
+
+
+def _products_of_others(xp: Namespace, flat: Array) -> Array:
+    """(∏_{j≠i} v_j)ᵢ of a vector v: prefix times suffix products, with no division."""
+    ones = xp.ones((1,), dtype=flat.dtype)
+    if _is_numpy(xp):  # numpy 1.x has cumprod and concatenate, not the standard's names
+        return xp.concatenate([ones, xp.cumprod(flat)[:-1]]) * xp.concatenate([xp.cumprod(flat[::-1])[:-1][::-1], ones])
+    before = xp.concat([ones, xp.cumulative_prod(flat)[:-1]])
+    after = xp.concat([xp.flip(xp.cumulative_prod(xp.flip(flat)))[1:], ones])
+    return before * after
 
 
 def _prod_others_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -155,7 +164,11 @@ def _np_polar(xp: Namespace, node: Expr, a: Array) -> Array:
     if not bool(xp.all(keep)):
         warn_nondifferentiable("||{0}||_* where the matrix is rank-deficient", node.args[0],
                                "U V' over the nonzero singular values (a subgradient)")
-    return (u[:, keep] @ vt[keep, :]) if not bool(xp.all(keep)) else u @ vt
+    if bool(xp.all(keep)):
+        return u @ vt
+    if _is_numpy(xp):
+        return u[:, keep] @ vt[keep, :]
+    return (u * xp.astype(keep, u.dtype)) @ vt  # the array API indexes by a mask only alone
 
 
 register(Op("u1v1", same_shape, _np_u1v1, vjp=(_second_derivative("||A||_2"),),
@@ -165,11 +178,15 @@ register(Op("polar", same_shape, _np_polar, vjp=(_second_derivative("||A||_*"),)
             notation=_fn_notation("polar"), emit="_polar({0})",
             rule="polar(A) = UVᵀ for the thin SVD A = UΣVᵀ"))
 
-register(Op("specnorm", _matrix_only("||·||_2"), lambda xp, node, a: xp.linalg.svd(a, compute_uv=False)[0],
+def _singular_values(xp: Namespace, a: Array) -> Array:
+    return xp.linalg.svd(a, compute_uv=False) if _is_numpy(xp) else xp.linalg.svdvals(a)
+
+
+register(Op("specnorm", _matrix_only("||·||_2"), lambda xp, node, a: _singular_values(xp, a)[0],
             vjp=(lambda node, G: mul(G, make("u1v1", node.args[0])),),
             notation=_norm_notation("₂", "_2", "_2"), emit="np.linalg.norm({0}, 2)",
             rule="d‖A‖₂ = ⟨u₁v₁ᵀ, dA⟩ (σ₁ = u₁ᵀAv₁, simple)"))
-register(Op("nucnorm", _matrix_only("||·||_*"), lambda xp, node, a: xp.sum(xp.linalg.svd(a, compute_uv=False)),
+register(Op("nucnorm", _matrix_only("||·||_*"), lambda xp, node, a: xp.sum(_singular_values(xp, a)),
             vjp=(lambda node, G: mul(G, make("polar", node.args[0])),),
             notation=_norm_notation("_*", "_*", "_*"), emit="np.linalg.norm({0}, 'nuc')",
             rule="d‖A‖_* = ⟨UVᵀ, dA⟩ (A = UΣVᵀ of full rank)"))
@@ -237,5 +254,12 @@ def _adj_t_notation(r: Renderer, node: Expr) -> tuple[str, float]:
 
 # Evaluation only, like `congruence`: the evaluator rewrites det(X)ᵖ·X⁻ᵀ (p ≥ 1) in a derivative
 # into det(X)ᵖ⁻¹·adjT(X); formulas never contain it, and it prints as det(X) X⁻ᵀ.
-register(Op("adjT", same_shape, lambda xp, node, a: adjugate_transpose(xp, a),
+def _np_adjugate_transpose(xp: Namespace, node: Expr, a: Array) -> Array:
+    if _is_numpy(xp):
+        return adjugate_transpose(xp, a)
+    u, s, vt = xp.linalg.svd(a)
+    return xp.linalg.det(u) * xp.linalg.det(vt) * ((u * _products_of_others(xp, s)[None, :]) @ vt)
+
+
+register(Op("adjT", same_shape, _np_adjugate_transpose,
             notation={"custom": _adj_t_notation}, emit="_adjugate_transpose(np, {0})"))

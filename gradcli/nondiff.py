@@ -15,11 +15,12 @@ if TYPE_CHECKING:
     from .expr import Array, Expr, Namespace
 
 
-def warn_nondifferentiable(where: str, arg: Expr, choice: str) -> None:
-    """where: a template whose {0} is the argument's text, e.g. "max({0}) at a tie"."""
+def warn_nondifferentiable(where: str, arg: Expr | str, choice: str) -> None:
+    """where: a template whose {0} is the argument's text, e.g. "max({0}) at a tie" (arg: the
+    argument, or its text already rendered: a dask task has no formula objects)."""
     from .render import render
 
-    text = render(arg, "ascii")
+    text = arg if isinstance(arg, str) else render(arg, "ascii")
     text = text if len(text) <= 50 else text[:47] + "..."
     warnings.warn(f"{where.format(text)}: not differentiable there; the derivative given is {choice}",
                   RuntimeWarning, stacklevel=2)
@@ -28,4 +29,4 @@ def warn_nondifferentiable(where: str, arg: Expr, choice: str) -> None:
 def tied(xp: Namespace, values: Array, top: Array) -> bool:
     """More than one entry of `values` equals the extreme `top` (to rounding)."""
     scale = float(abs(top)) or 1.0
-    return int(xp.sum(xp.abs(values - top) <= 1e-12 * scale)) > 1
+    return int(xp.count_nonzero(xp.abs(values - top) <= 1e-12 * scale)) > 1

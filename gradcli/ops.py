@@ -75,6 +75,28 @@ class Scaled(Deferred):
         self.c, self.z = c, z
 
 
+def is_numpy(xp: Namespace) -> bool:
+    """Whether xp is numpy itself: its fast paths (ufunc.outer, in-place writes, `np.diag`, the
+    numpy-1 names) are for numpy only; any other namespace gets the array API standard's spelling
+    (through array-api-compat for libraries that need a wrapper)."""
+    return getattr(xp, "__name__", "") == "numpy"
+
+
+def named(np_name: str, api_name: str) -> Impl:
+    """An element-wise function numpy spells `np_name` and the array API standard `api_name`
+    (numpy 1.x has only the first, array-api-strict only the second)."""
+    def impl(xp: Namespace, node: Expr, a: Array) -> Array:
+        return getattr(xp, np_name if is_numpy(xp) else api_name)(a)
+    return impl
+
+
+def diag_matrix(xp: Namespace, v: Array) -> Array:
+    """diag(v) as an n×n matrix (the array API standard has no `diag`)."""
+    if is_numpy(xp):
+        return xp.diag(v)
+    return v[:, None] * xp.eye(v.shape[0], dtype=v.dtype)
+
+
 def _np_add(xp: Namespace, node: Expr, a: Array, b: Array) -> Array:
     if isinstance(a, Scaled):
         a, b = b, a
@@ -89,12 +111,12 @@ def _np_matmul(xp: Namespace, node: Expr, a: Array, b: Array) -> Array:
     x, y = node.args
     if isinstance(a, Diag):
         if isinstance(b, Diag):
-            return xp.diag(a.d * b.d)
+            return diag_matrix(xp, a.d * b.d)
         return a.d[:, None] * b if b.ndim == 2 else a.d * b
     if isinstance(b, Diag):
         return a * b.d  # broadcasting along the last axis scales the columns (or a row)
     if x.ty.is_col and y.ty.is_row:
-        return xp.multiply.outer(a, b) if hasattr(xp, "multiply") else xp.outer(a, b)
+        return xp.multiply.outer(a, b) if is_numpy(xp) else a[:, None] * b[None, :]
     return a @ b
 
 
@@ -109,6 +131,8 @@ def _np_sum(xp: Namespace, node: Expr, a: Array) -> Array:
 
 def _np_logdet(xp: Namespace, node: Expr, a: Array) -> Array:
     sign, value = xp.linalg.slogdet(a)
+    if not is_numpy(xp):  # no branch on a value: a lazy array stays lazy
+        return xp.where(sign > 0, value, xp.full_like(value, float("nan")))
     if sign <= 0:
         return float("nan")
     return value
@@ -129,11 +153,13 @@ def _np_sigmoid(xp: Namespace, node: Expr, a: Array) -> Array:
 
 
 def _np_softplus(xp: Namespace, node: Expr, a: Array) -> Array:
-    return xp.logaddexp(0.0, a)
+    return xp.logaddexp(0.0, a) if is_numpy(xp) else xp.logaddexp(xp.zeros_like(a), a)
 
 
 def _np_fill(xp: Namespace, node: Expr, v: Array) -> Array:
-    return xp.full(node.ty.dims, v, dtype=float)
+    if is_numpy(xp):  # a writable array: later element-wise steps may write over it
+        return xp.full(node.ty.dims, v, dtype=float)
+    return xp.broadcast_to(xp.asarray(v, dtype=xp.float64), node.ty.dims)
 
 
 def _np_eye(xp: Namespace, node: Expr) -> Array:
@@ -152,11 +178,29 @@ def _np_numel(xp: Namespace, node: Expr) -> Array:
 
 
 def _np_diagm(xp: Namespace, node: Expr, v: Array) -> Array:
-    return xp.diag(v)
+    return diag_matrix(xp, v)
 
 
 def _np_diagv(xp: Namespace, node: Expr, a: Array) -> Array:
-    return xp.diagonal(a).copy()
+    return xp.diagonal(a).copy() if is_numpy(xp) else xp.linalg.diagonal(a)
+
+
+def _np_relu(xp: Namespace, node: Expr, a: Array) -> Array:
+    return xp.maximum(a, 0.0) if is_numpy(xp) else xp.maximum(a, xp.zeros_like(a))
+
+
+def _np_step(xp: Namespace, node: Expr, a: Array) -> Array:
+    return (a > 0) * 1.0 if is_numpy(xp) else xp.astype(a > 0, a.dtype)
+
+
+def _np_cbrt(xp: Namespace, node: Expr, a: Array) -> Array:
+    if hasattr(xp, "cbrt"):
+        return xp.cbrt(a)
+    return xp.sign(a) * xp.abs(a) ** (1.0 / 3.0)  # not in the array API standard
+
+
+def _np_trace(xp: Namespace, node: Expr, a: Array) -> Array:
+    return xp.trace(a) if is_numpy(xp) else xp.linalg.trace(a)
 
 
 # ----------------------------------------------------------------- the table
@@ -426,13 +470,13 @@ _elementwise("tanh", lambda xp, n, a: xp.tanh(a), lambda x, y: sub(one(), power(
              func("tanh", latex=r"\tanh"))
 _elementwise("sigmoid", _np_sigmoid, lambda x, y: mul(y, sub(one(), y)),
              func("σ", "sigmoid", r"\sigma"), emit="_sigmoid({0})")
-_elementwise("relu", lambda xp, n, a: xp.maximum(a, 0.0), lambda x, y: fn("step", x), emit="np.maximum({0}, 0.0)")
+_elementwise("relu", _np_relu, lambda x, y: fn("step", x), emit="np.maximum({0}, 0.0)")
 _elementwise("softplus", _np_softplus, lambda x, y: fn("sigmoid", x), emit="np.logaddexp(0.0, {0})")
 _elementwise("abs", lambda xp, n, a: xp.abs(a), lambda x, y: make("abs_slope", x),
              {"unicode": ("|{0}|", ATOM), "ascii": ("abs({0})", ATOM),
               "latex": (r"\left|{0}\right|", ATOM)})
 _elementwise("sign", lambda xp, n, a: xp.sign(a), lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0))
-_elementwise("step", lambda xp, n, a: (a > 0) * 1.0, lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0),
+_elementwise("step", _np_step, lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0),
              {"unicode": ("𝟙({0} > 0)", ATOM), "ascii": ("sign(relu({0}))", ATOM),
               "latex": (r"\mathbf{{1}}\left[{0} > 0\right]", ATOM)}, emit="({0} > 0) * 1.0")
 
@@ -465,19 +509,19 @@ _elementwise("sinh", lambda xp, n, a: xp.sinh(a), lambda x, y: fn("cosh", x),
              func("sinh", latex=r"\sinh"), fails="overflow in sinh")
 _elementwise("cosh", lambda xp, n, a: xp.cosh(a), lambda x, y: fn("sinh", x),
              func("cosh", latex=r"\cosh"), fails="overflow in cosh")
-_elementwise("arcsin", lambda xp, n, a: xp.arcsin(a),
+_elementwise("arcsin", named("arcsin", "asin"),
              lambda x, y: div(one(), fn("sqrt", sub(one(), power(x, const(2.0))))),
              func("arcsin", latex=r"\arcsin"), fails="arcsin of a value outside [−1, 1]")
-_elementwise("arccos", lambda xp, n, a: xp.arccos(a),
+_elementwise("arccos", named("arccos", "acos"),
              lambda x, y: neg(div(one(), fn("sqrt", sub(one(), power(x, const(2.0)))))),
              func("arccos", latex=r"\arccos"), fails="arccos of a value outside [−1, 1]")
-_elementwise("arctan", lambda xp, n, a: xp.arctan(a), lambda x, y: div(one(), add(one(), power(x, const(2.0)))),
+_elementwise("arctan", named("arctan", "atan"), lambda x, y: div(one(), add(one(), power(x, const(2.0)))),
              func("arctan", latex=r"\arctan"))
-_elementwise("arcsinh", lambda xp, n, a: xp.arcsinh(a),
+_elementwise("arcsinh", named("arcsinh", "asinh"),
              lambda x, y: div(one(), fn("sqrt", add(power(x, const(2.0)), one()))))
-_elementwise("arctanh", lambda xp, n, a: xp.arctanh(a), lambda x, y: div(one(), sub(one(), power(x, const(2.0)))),
+_elementwise("arctanh", named("arctanh", "atanh"), lambda x, y: div(one(), sub(one(), power(x, const(2.0)))),
              fails="arctanh of a value outside (−1, 1)")
-_elementwise("cbrt", lambda xp, n, a: xp.cbrt(a), lambda x, y: div(one(), mul(const(3.0), power(y, const(2.0)))),
+_elementwise("cbrt", _np_cbrt, lambda x, y: div(one(), mul(const(3.0), power(y, const(2.0)))),
              fails="division by zero")
 
 
@@ -669,7 +713,7 @@ def _inv_T(a: Expr) -> Expr:
     return T(make("inv", a))
 
 
-register(Op("tr", square_to("tr", lambda ty: SCALAR), lambda xp, node, a: xp.trace(a),
+register(Op("tr", square_to("tr", lambda ty: SCALAR), _np_trace,
             vjp=(lambda node, G: mul(G, eye(node.args[0].ty.dims[0])),),
             notation=func("tr", latex=r"\operatorname{tr}"), simplify=_simplify_tr,
             emit="np.trace({0})",
@@ -717,7 +761,7 @@ def _np_congruence(xp: Namespace, node: Expr, p: Array, w: Array) -> Array:
     """Pᵀ diag(w) P.  With w ≥ 0 it is BᵀB for B = diag(√w) P, and a product of a matrix with
     its own transpose is a symmetric rank-k update in BLAS: half the flops of a general product,
     and a result that is symmetric to the last bit.  Otherwise (Pᵀ w) P as written."""
-    if bool(xp.all(w >= 0)):
+    if is_numpy(xp) and bool(xp.all(w >= 0)):  # (a branch on values: numpy only, not lazily)
         b = xp.sqrt(w)[:, None] * p
         return b.T @ b
     return (p.T * w) @ p
