@@ -82,30 +82,47 @@ def _map(path: str, offset: int, shape: tuple, dtype):
 
 
 class FileRows:
-    """Rows of a memory-mapped C-order .npy read with pread into one reused buffer instead of
-    through the map: large sequential reads, the next block announced to the kernel
-    (POSIX_FADV_WILLNEED) so that the disk works while the current block is computed, and a
-    file cut short seen as a short read (touching a map past its end is SIGBUS)."""
+    """Rows of a memory-mapped C-order .npy read with pread instead of through the map: large
+    sequential reads, and a file cut short seen as a short read (touching a map past its end is
+    SIGBUS).  The next block is read by a helper thread into a second buffer while the current
+    one is computed on (pread and numpy's kernels both release the GIL), so the disk never waits
+    for the arithmetic: with the kernel's read-ahead alone (POSIX_FADV_WILLNEED one block ahead)
+    a 32 GB least-squares gradient took 1.42× one plain sequential read of the file.
+
+    The caller holds one block at a time: asking for the next block hands back the buffer of
+    the one before it to the reader (as with the single reused buffer this replaces)."""
 
     def __init__(self, arr):
         self.path, self.offset, self.dtype = arr.filename, arr.offset, arr.dtype
         self.shape = arr.shape
         self.row_bytes = arr.itemsize * _entries(arr.shape[1:])
         self.fd = os.open(self.path, os.O_RDONLY)
-        self.buffer = None
+        self.buffers: list[bytearray] = [bytearray(0), bytearray(0)]
+        self.pending = None  # (start, stop, buffer index, future) of the read ahead
+        self.pool = None
 
     def close(self) -> None:
-        os.close(self.fd)
+        try:
+            self._settle()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+            os.close(self.fd)
 
-    def rows(self, start: int, stop: int, ahead: int):
-        import numpy as np
+    def _settle(self):
+        """Wait for the read ahead (its error, if any, is the caller's only if it asks for it)."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            try:
+                pending[3].result()
+            except Exception:
+                pass
 
+    def _read(self, which: int, start: int, stop: int) -> None:
         begin, size = self.offset + start * self.row_bytes, (stop - start) * self.row_bytes
-        if ahead > 0 and hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(self.fd, begin + size, ahead * self.row_bytes, os.POSIX_FADV_WILLNEED)
-        if self.buffer is None or len(self.buffer) < size:
-            self.buffer = bytearray(size)
-        view = memoryview(self.buffer)[:size]
+        if len(self.buffers[which]) < size:
+            self.buffers[which] = bytearray(size)
+        view = memoryview(self.buffers[which])[:size]
         done = 0
         while done < size:
             got = os.preadv(self.fd, [view[done:]], begin + done)
@@ -113,7 +130,28 @@ class FileRows:
                 raise data_error(f"{self.path}: truncated: the file ends before row "
                                  f"{start + done // max(self.row_bytes, 1)} of {self.shape[0]}")
             done += got
-        block = np.frombuffer(self.buffer, dtype=self.dtype, count=size // self.dtype.itemsize)
+
+    def rows(self, start: int, stop: int, ahead: int):
+        import numpy as np
+
+        pending = self.pending
+        if pending is not None and pending[:2] == (start, stop):
+            self.pending = None
+            which = pending[2]
+            pending[3].result()  # the read's own error (a truncated file) is raised here
+        else:
+            self._settle()
+            which = 0
+            self._read(which, start, stop)
+        if ahead > 0:
+            if self.pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradcli-read")
+            other = 1 - which
+            self.pending = (stop, stop + ahead, other, self.pool.submit(self._read, other, stop, stop + ahead))
+        size = (stop - start) * self.row_bytes
+        block = np.frombuffer(self.buffers[which], dtype=self.dtype, count=size // self.dtype.itemsize)
         return block.reshape((stop - start,) + tuple(self.shape[1:]))
 
 
