@@ -28,23 +28,35 @@ def blocks_table(quick: bool, repeats: int) -> None:
 
     sizes = [(20000, 50), (4000, 100), (2000, 50)] if quick else [(1000000, 50), (200000, 100), (20000, 500)]
     print("## Blocked evaluation (median ms; × = gradcli / hand numpy, same run)\n")
-    print("| loss | X | hand numpy | gradcli | × |")
-    print("|---|---|---:|---:|---:|")
+    import gradcli.blocked as blocked
+
+    print("| loss | X | hand numpy | gradcli (default: whole) | × | gradcli in row blocks | × |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for m, n in sizes:
         rng = np.random.default_rng(0)
         X, y, w = rng.normal(size=(m, n)), (rng.random(m) < 0.5) * 1.0, rng.normal(size=n) / n
         for name, (formula, hand) in LOSSES.items():
             f = gradcli.analyze(formula, shapes={"X": (m, n), "y": (m,), "w": (n,)}).compile()
             ours = lambda: f(X=X, y=y, w=w)[1]["w"]  # noqa: E731
-            assert np.allclose(ours(), hand(X, y, w), rtol=1e-10), name
-            t = {"hand": [], "gradcli": []}
+
+            def in_blocks():
+                blocked.MIN_BYTES = 0
+                try:
+                    return ours()
+                finally:
+                    blocked.MIN_BYTES = default
+
+            default = blocked.MIN_BYTES
+            for fn in (ours, in_blocks):
+                assert np.allclose(fn(), hand(X, y, w), rtol=1e-10), name
+            t = {"hand": [], "gradcli": [], "blocks": []}
             for _ in range(repeats):
-                for k, fn in (("hand", lambda: hand(X, y, w)), ("gradcli", ours)):
+                for k, fn in (("hand", lambda: hand(X, y, w)), ("gradcli", ours), ("blocks", in_blocks)):
                     s = time.perf_counter()
                     fn()
                     t[k].append(time.perf_counter() - s)
-            h, g = (statistics.median(t[k]) * 1000 for k in ("hand", "gradcli"))
-            print(f"| {name} | {m}×{n} | {h:.1f} | {g:.1f} | {g / h:.2f} |")
+            h, g, b = (statistics.median(t[k]) * 1000 for k in ("hand", "gradcli", "blocks"))
+            print(f"| {name} | {m}×{n} | {h:.1f} | {g:.1f} | {g / h:.2f} | {b:.1f} | {b / h:.2f} |")
     print()
 
 
@@ -123,9 +135,7 @@ def _slice_check(tmp: str, X: str, m: int, n: int) -> str:
     hand numpy on that slice in memory: the largest relative difference of the gradients."""
     import json
 
-    import gradcli.blocked as blocked
-
-    rows = min(m, 2 * blocked.MIN_BYTES // (8 * n))
+    rows = min(m, (64 << 20) // (8 * n))
     part = np.load(X, mmap_mode="r")[:rows]
     y = np.load(os.path.join(tmp, "y.npy"))[:rows]
     w = np.load(os.path.join(tmp, "w.npy"))

@@ -5,8 +5,10 @@ the last one.
 
 When.  `evaluate` blocks when the plan splits and either an input is out of core (a memory-mapped
 `.npy`, a folder of shards, a zarr array: those are only ever read block by block) or the sliced
-inputs hold at least `MIN_BYTES` (below that the whole program is faster than a loop over
-blocks).  A block holds about `BLOCK_BYTES` of sliced input: a few MB, so that the block stays
+inputs hold at least `MIN_BYTES`.  `MIN_BYTES` is None by default: in memory, the program runs
+whole, because blocked evaluation measured 0.8–1.5× the whole one here (`python -m bench --part
+blocks`): each block runs through the evaluator's loop, and that cost eats what the cache saves.
+It stays for out-of-core data, where it is what bounds memory, and for callers that set it.  A block holds about `BLOCK_BYTES` of sliced input: a few MB, so that the block stays
 in the L2/L3 cache between the products that read it (`Xθ`, then `Xᵀr`).
 Errors.  A math error in a block (a log of a negative, an overflow) is reported by evaluating
 the program whole, so the message is the one a whole evaluation gives.
@@ -26,7 +28,7 @@ from .plan import DIAG, Plan, make_plan
 from .shapes import Ty
 
 BLOCK_BYTES = 4 << 20  # sliced input per block
-MIN_BYTES = 32 << 20  # in-memory inputs smaller than this are evaluated whole
+MIN_BYTES: int | None = None  # in-memory inputs at least this big are blocked (None: never)
 
 
 def plan_for(program: Program, wrt: set[str]) -> Plan:
@@ -49,8 +51,8 @@ def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
     """The program's roots, in row blocks when that applies (see the module's docstring);
     `block_rows` forces blocking with that many rows (tests)."""
     streamed = any(out_of_core(v) for v in values.values())
-    if xp is not None and not is_numpy(xp) or (block_rows is None and not streamed and sum(
-            getattr(v, "nbytes", 0) for v in values.values()) < MIN_BYTES):
+    if xp is not None and not is_numpy(xp) or (block_rows is None and not streamed and (
+            MIN_BYTES is None or sum(getattr(v, "nbytes", 0) for v in values.values()) < MIN_BYTES)):
         return program.run(values, xp)
     plan = plan_for(program, wrt)
     if not plan.splits:
