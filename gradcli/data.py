@@ -206,13 +206,20 @@ def open_npy(path: str, name: str) -> Source:
             fh.seek(offset)
             return _read_into(fh, shape, dtype, path)
 
+    return Source(name, path, shape, dtype, fortran, read, mapped=_mapper(path, offset, shape, dtype, fortran, read))
+
+
+def _mapper(path: str, offset: int, shape: tuple, dtype, fortran: bool, read):
+    """How a stored array (a .npy, or an uncompressed .npz member at its offset) is opened as a
+    read-only memory map; a 0-d array is simply read."""
+
     def mapped():
         if not shape:
             return read()
-        np = _np()
-        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+        return _np().memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                            order="F" if fortran else "C")
 
-    return Source(name, path, shape, dtype, fortran, read, mapped=mapped)
+    return mapped
 
 
 def open_stream(path: str, name: str) -> Source:
@@ -294,12 +301,8 @@ def _npz_source(path: str, key: str, info: zipfile.ZipInfo, name: str) -> Source
             except (zipfile.BadZipFile, ValueError, EOFError, RuntimeError):
                 raise data_error(f"{where}: damaged zip entry (bad CRC or data)") from None
 
-    def mapped():
-        if not shape:
-            return read()
-        np = _np()
-        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
-
+    # only a stored member lies in the file as it is in memory: a compressed one is read whole
+    mapped = _mapper(path, offset, shape, dtype, fortran, read) if stored else None
     return Source(name, path, shape, dtype, fortran, read, mapped=mapped)
 
 

@@ -180,3 +180,26 @@ def test_views_of_a_map_read_their_own_rows(tmp_path, view):
     out = blocked.evaluate(compiled.program, {"X": Xm, "y": y, "w": w}, {"w"}, block_rows=6)
     Xv = X[view]
     np.testing.assert_allclose(out[1], -2 * Xv.T @ (y - Xv @ w), rtol=1e-12)
+
+
+def test_a_big_compressed_npz_member_is_read_whole_not_mapped(tmp_path, capsys):
+    """Only a stored member lies in the file as it is in memory; a compressed one of memory-map
+    size must be decompressed, not mapped (it used to reach the map and fail inside gradcli)."""
+    from gradcli import data
+    from gradcli.cli import main
+
+    rng = np.random.default_rng(0)
+    X, y, w = rng.normal(size=(5000, 10)), rng.normal(size=5000), rng.normal(size=10)
+    np.savez_compressed(tmp_path / "c.npz", X=X, y=y, w=w)
+    old = data.MAP_BYTES
+    data.MAP_BYTES = 1024  # X (400 kB) is of memory-map size
+    try:
+        rc = main(["grad", "--json", "||y - X@w||^2 wrt w", "-d", str(tmp_path / "c.npz")])
+    finally:
+        data.MAP_BYTES = old
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    import json
+
+    got = np.array(json.loads(out)["derivatives"][0]["value"])
+    np.testing.assert_allclose(got, -2 * X.T @ (y - X @ w), rtol=1e-10)
