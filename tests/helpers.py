@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
 import gradcli
@@ -44,3 +46,13 @@ def fd_errors(text: str, shapes: dict | None = None, positive: bool = False, see
 
 def grad_text(text: str, style: str = "unicode", **kw) -> list[str]:
     return [d.text(style) for d in gradcli.analyze(text, **kw).derivatives()]
+
+
+def load_module(source: str, tmp_path, name: str = "generated"):
+    """Import generated code (--emit) from a file, as a user would."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -100,11 +100,12 @@ def test_every_sample_formula_evaluates_on_each_library(text, library):
 
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 SHAPES = {"a": (), "x": (3,), "y": (3,), "A": (3, 3), "D": (3, 3)}
+RANDOM_FORMULAS = st.one_of(formulas("s", 3), st.builds(lambda p: f"sum({p})", formulas("v", 3)),
+                            formulas("v", 2), formulas("m", 2))
 
 
 @SETTINGS
-@given(st.one_of(formulas("s", 3), st.builds(lambda p: f"sum({p})", formulas("v", 3)),
-                 formulas("v", 2), formulas("m", 2)), st.integers(0, 1000))
+@given(RANDOM_FORMULAS, st.integers(0, 1000))
 def test_random_formulas_under_array_api_strict(text, seed):
     names = sorted(s for s in SHAPES if s in _names(text))
     check_everywhere(f"{text} wrt {', '.join(names)}" if names else text, ["array-api-strict"], seed,
@@ -112,8 +113,7 @@ def test_random_formulas_under_array_api_strict(text, seed):
 
 
 @settings(max_examples=max(10, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.one_of(formulas("s", 3), st.builds(lambda p: f"sum({p})", formulas("v", 3)),
-                 formulas("v", 2), formulas("m", 2)), st.integers(0, 1000))
+@given(RANDOM_FORMULAS, st.integers(0, 1000))
 def test_random_formulas_under_dask(text, seed):
     names = sorted(s for s in SHAPES if s in _names(text))
     check_everywhere(f"{text} wrt {', '.join(names)}" if names else text, ["dask"], seed,

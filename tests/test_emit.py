@@ -1,7 +1,6 @@
 """`--emit numpy`: the generated module imports, and agrees with the evaluator (which the other
 tests check against finite differences) on gradients, Jacobians, tensors and Hessians."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,18 +10,9 @@ import pytest
 
 import gradcli
 from gradcli.emit import emit_numpy
-from helpers import random_data
+from helpers import load_module, random_data
 from test_derivatives import N, RULES, _names
 from test_jacobians import HESSIANS, JACOBIANS
-
-
-def load_module(source: str, tmp_path, name="generated"):
-    path = tmp_path / f"{name}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def compare(text, shapes, tmp_path, hessian=False, layout=None, fns=None, positive=False):

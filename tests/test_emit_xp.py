@@ -10,7 +10,6 @@ equal the evaluator's with h bound to the same builtin.
 """
 
 import glob
-import importlib.util
 import os
 
 import numpy as np
@@ -24,6 +23,7 @@ from gradcli.claimeval import size_sets
 from gradcli.draws import random_inputs
 from gradcli.emit import emit_module
 from gradcli.errors import GradcliError
+from helpers import load_module
 from test_derivatives import _names, formulas
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,15 +66,6 @@ def to_numpy(value):
         return np.asarray(value)
     except (TypeError, ValueError, RuntimeError):
         return np.from_dlpack(value)
-
-
-def load(source: str, tmp_path, name: str):
-    path = tmp_path / f"{name}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tanh_and_derivatives(tanh):
@@ -129,7 +120,7 @@ def _abstract(problem) -> set:
 def run_module(p, values, expected, hessian, library, tmp_path, dialect="array-api"):
     make, tanh = LIBRARIES[library]()
     derivs = p.hessians() if hessian else p.derivatives()
-    module = load(emit_module(p, derivs, {}, hessian, dialect), tmp_path,
+    module = load_module(emit_module(p, derivs, {}, hessian, dialect), tmp_path,
                   f"m_{dialect.replace('-', '_')}_{library.replace('-', '_')}_{int(hessian)}")
     fn = module.value_and_hess if hessian else module.value_and_grad
     functions = [tanh_and_derivatives(tanh)[: n] for n in getattr(module, "FUNCTIONS", {}).values()]

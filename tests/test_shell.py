@@ -2,7 +2,6 @@
 without numbers, repeated wrt names; --random's draws (scale, domain, seed) and the inputs.npz
 that -o saves; --emit array-api and abstract functions from the command line."""
 
-import importlib.util
 import io
 import json
 import sys
@@ -12,6 +11,7 @@ import pytest
 
 import gradcli
 from gradcli.cli import main
+from helpers import load_module
 
 
 def run(capsys, *args, stdin=None, monkeypatch=None):
@@ -182,20 +182,11 @@ def test_draws_are_seeded():
 
 
 # ----------------------------------------------------------------------------- --emit
-def _module(source: str, tmp_path, name: str):
-    path = tmp_path / f"{name}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("dialect", ["numpy", "array-api"])
 def test_emit_takes_an_unbound_abstract_function(capsys, tmp_path, dialect):
     rc, out, err = run(capsys, "grad", "0.5*sum((y - h(X@w))^2) wrt w", "--emit", dialect)
     assert rc == 0, err
-    module = _module(out, tmp_path, "m_" + dialect.replace("-", "_"))
+    module = load_module(out, tmp_path, "m_" + dialect.replace("-", "_"))
     assert module.FUNCTIONS == {"h": 2}
     rng = np.random.default_rng(0)
     X, y, w = rng.normal(size=(6, 3)), rng.normal(size=6), rng.normal(size=3)
@@ -214,7 +205,7 @@ def test_array_api_names_never_collide(capsys, tmp_path):
     text = "sum(h(xp*array_namespace)) + INPUTS*FUNCTIONS + h'@h + sum(lambda) wrt xp, h"
     rc, out, err = run(capsys, "grad", text, "--emit", "array-api")
     assert rc == 0, err
-    module = _module(out, tmp_path, "collide")
+    module = load_module(out, tmp_path, "collide")
     rng = np.random.default_rng(1)
     values = {"xp": rng.normal(size=3), "array_namespace": rng.normal(size=3), "INPUTS": 0.5, "FUNCTIONS": 1.5,
               "h": rng.normal(size=3), "lambda": 0.25}
