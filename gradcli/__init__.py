@@ -4,7 +4,8 @@ every symbol and derivative, and their numeric values.
 The pipeline, one module per stage:
     parse.py (text → syntax) → infer.py (shapes, typed graph) → differentiate.py (reverse mode)
     → render.py (unicode / ASCII / LaTeX) and evaluate.py (numbers, via an array namespace).
-ops.py is the table of operators: shape rule, derivative rule, numpy implementation, notation.
+operators/ is the registry of operators, a module per family: each operator's shape rule,
+derivative rule, numpy implementation and notation in one record.
 
 In Python: `gradcli.grad(formula, **arrays)` (and `hess`, `shape`, `check`) returns the
 derivatives keyed by the wrt names, shown rendered in Jupyter (gradcli.results); `analyze` gives
@@ -31,13 +32,11 @@ _HOMES = {"analyze": "api", "parse_dims": "api", "Problem": "api", "Derivative":
 def _load(module: str):
     import importlib
 
-    importlib.import_module(".ops", __name__)  # fills the operator table every stage reads
+    importlib.import_module(".operators", __name__)  # fills the operator table every stage reads
     return importlib.import_module("." + module, __name__)
 
 
 def __getattr__(name: str):
-    if name == "ops":  # `import gradcli` used to load the operator table as gradcli.ops
-        return _load("ops")
     if name not in _HOMES:
         raise AttributeError(f"module 'gradcli' has no attribute {name!r}")
     value = getattr(_load(_HOMES[name]), name)

@@ -17,7 +17,8 @@ from .record import record
 from numbers import Integral
 from typing import Any
 
-from . import ops as O
+from . import operators  # noqa: F401  (fills the operator registry)
+from . import simplify as S
 from .differentiate import SEED, gradients, index_notation, jacobian_formula, seed_for
 from .errors import GradcliError
 from .columns import as_scalar, fold_units, has_singleton, is_unit, squeeze, squeezed_symbol, squeezed_ty
@@ -117,7 +118,7 @@ class Derivative:
         expr = self.expr if self.expr is not None else self.squeezed
         if expr is None:
             return None
-        return O.T(expr) if self.transposes else expr
+        return S.T(expr) if self.transposes else expr
 
     def text(self, style: str = "unicode") -> str:
         """The matrix formula in the chosen layout, or '' where there is none."""
@@ -219,7 +220,7 @@ class Problem:
         return out + self._squeezed_note() + self._alike_names_note()
 
     def symbol(self, name: str) -> Expr:
-        return O.sym(name, self.typed.symbols[name].ty)
+        return S.sym(name, self.typed.symbols[name].ty)
 
     def text(self, style: str = "unicode") -> str:
         return render(self.expr, style)
@@ -555,7 +556,7 @@ def derivation(problem: Problem, derivs: list[Derivative], hessian: bool,
     lines, records = render_steps(problem.target, [grads[w].x for w in problem.wrt], style, numerator)
     for d in derivs:
         more, recs = render_steps(d.of, [d.x], style, numerator)
-        a = render(O.sym(d.wrt.partition(",")[0], d.f_ty), "unicode")
+        a = render(S.sym(d.wrt.partition(",")[0], d.f_ty), "unicode")
         lines += ["", f"{_label(d, 'unicode')}: the Jacobian of ∂f/∂{a} wrt {render(d.x, 'unicode')}"] + more
         records += [{**r, "block": d.wrt} for r in recs]
     return lines, records

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from .errors import GradcliError
 from .evaluate import Program, compile_graph
 from .expr import Expr, make_raw, topological
-from .ops import is_numpy
+from .operators.base import is_numpy
 from .plan import DIAG, Plan, make_plan
 from .shapes import Ty
 

@@ -180,7 +180,7 @@ def _fns(specs: list[str] | None) -> dict[str, str]:
     import difflib
 
     from .infer import BUILTINS
-    from .ops import ELEMENTWISE
+    from .operators import ELEMENTWISE
     from .parse import KEYWORDS, is_name
 
     out: dict[str, str] = {}

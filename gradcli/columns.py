@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from math import prod
 
-from . import ops as O
+from .operators import ELEMENTWISE
+from . import simplify as S
 from .expr import Expr, ShapeMsg, make, topological
 from .shapes import SCALAR, Ty, col
 
 # operators that act entry by entry, or reduce over all entries: indifferent to singleton axes
-_ENTRYWISE = set(O.ELEMENTWISE) | {"apply", "elemderiv", "pow"}
+_ENTRYWISE = set(ELEMENTWISE) | {"apply", "elemderiv", "pow"}
 _TOTALS = {"sqnorm", "norm2", "mean", "logsumexp"}
 
 
@@ -54,7 +55,7 @@ def has_singleton(ty: Ty) -> bool:
 
 def as_scalar(f: Expr) -> Expr:
     """The scalar a 1×1 f holds (f itself otherwise)."""
-    return O.summ(f) if is_unit(f.ty) else f
+    return S.summ(f) if is_unit(f.ty) else f
 
 
 def fold_units(root: Expr) -> Expr:
@@ -65,11 +66,11 @@ def fold_units(root: Expr) -> Expr:
         args = tuple(done[id(a)] for a in n.args)
         new = None
         if n.op == "numel" and all(isinstance(d, int) for d in n.params[0].dims):
-            new = O.const(float(prod(n.params[0].dims)))
+            new = S.const(float(prod(n.params[0].dims)))
         elif n.op in ("matmul", "mul") and len(args) == 2:
             for unit, other in (args, args[::-1]):
                 if unit.op == "fill" and all(d == 1 for d in unit.ty.full_dims) and n.ty == other.ty:
-                    new = O.mul(unit.args[0], other)
+                    new = S.mul(unit.args[0], other)
                     break
         if new is None:
             new = n if args == n.args else make(n.op, *args, params=n.params)
@@ -99,15 +100,15 @@ def squeeze(root: Expr) -> Expr | None:
 def squeezed_symbol(x: Expr) -> Expr:
     ty = squeezed_ty(x.ty)
     if ty.row:
-        return O.T(O.sym(x.params[0], col(ty.dims[0])))
-    return O.sym(x.params[0], ty)
+        return S.T(S.sym(x.params[0], col(ty.dims[0])))
+    return S.sym(x.params[0], ty)
 
 
 def _squeeze_node(n: Expr, args: tuple[Expr, ...]) -> Expr:
     if n.op == "sym":
         return squeezed_symbol(n)
     if n.op == "fill":
-        return O.fill(args[0], squeezed_ty(n.ty))
+        return S.fill(args[0], squeezed_ty(n.ty))
     if args == n.args and not has_singleton(n.ty):
         return n  # nothing below it changed
     if n.op in ("add", "mul", "div"):
@@ -118,10 +119,10 @@ def _squeeze_node(n: Expr, args: tuple[Expr, ...]) -> Expr:
     if n.op == "matmul":
         a, b = args
         if a.ty.is_scalar or b.ty.is_scalar:  # (n, 1) @ (1, 1): a scaling
-            return O.mul(a, b)
+            return S.mul(a, b)
         return make("matmul", a, b)
     if n.op == "T":
-        return O.T(args[0])
+        return S.T(args[0])
     if n.op in _ENTRYWISE or n.op in _TOTALS or (n.op == "sum" and n.params == (None, False)):
         return make(n.op, *args, params=n.params)
     raise _Unsqueezable

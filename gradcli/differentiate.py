@@ -1,15 +1,16 @@
 """Reverse-mode symbolic differentiation over the expression DAG.
 
 For a scalar f, the adjoint of f is 1; walking the graph from f back to the symbols, each node
-hands its adjoint to its arguments through its operator's `vjp` rules (ops.py), and adjoints
+hands its adjoint to its arguments through its operator's `vjp` rules (gradcli/operators/), and adjoints
 arriving at one node by several paths are added.  Because the graph is hash-consed, the result
 shares subexpressions with f and with itself: its size is linear in the size of f.
 """
 
 from __future__ import annotations
 
-from . import ops as O
-from .expr import Expr, topological
+from . import operators  # noqa: F401  (fills the operator registry)
+from . import simplify as S
+from .expr import OPS, Expr, topological
 
 
 def depends_on(root: Expr, names: set[str]) -> set[int]:
@@ -25,7 +26,7 @@ def adjoints(f: Expr, names: set[str], seed: Expr) -> dict[int, Expr]:
     """The adjoint ∂L/∂N of every node N of f that depends on the named symbols (L = ⟨seed, f⟩)."""
     dep = depends_on(f, names)
     adjoint: dict[int, Expr] = {id(f): seed}
-    with O.IN_DERIVATIVE:
+    with S.IN_DERIVATIVE:
         _propagate(f, dep, adjoint)
     return adjoint
 
@@ -35,13 +36,13 @@ def _propagate(f: Expr, dep: set[int], adjoint: dict[int, Expr]) -> None:
         G = adjoint.get(id(node))
         if G is None or not node.args:
             continue
-        rules = O.OPS[node.op].vjp
+        rules = OPS[node.op].vjp
         for i, arg in enumerate(node.args):
             if id(arg) not in dep:
                 continue
             contribution = rules[i](node, G)
             if id(arg) in adjoint:
-                adjoint[id(arg)] = O.add(adjoint[id(arg)], contribution)
+                adjoint[id(arg)] = S.add(adjoint[id(arg)], contribution)
             else:
                 adjoint[id(arg)] = contribution
 
@@ -52,17 +53,17 @@ def gradients(f: Expr, wrt: list[Expr], seed: Expr | None = None) -> list[Expr]:
     if seed is None:
         if not f.ty.is_scalar:
             raise ValueError("gradients needs a scalar f or a seed")
-        seed = O.const(1.0)
+        seed = S.const(1.0)
     adjoint = adjoints(f, {x.params[0] for x in wrt}, seed)
-    return [adjoint.get(id(x), O.zeros(x.ty)) for x in wrt]
+    return [adjoint.get(id(x), S.zeros(x.ty)) for x in wrt]
 
 
 def elementwise_derivative(name: str, order: int, x: Expr) -> Expr:
     """f⁽ᵏ⁾(x) for an element-wise builtin f, derived from f's own vjp rule."""
-    z = O.sym("\0z", x.ty)
-    g = O.fn(name, z)
+    z = S.sym("\0z", x.ty)
+    g = S.fn(name, z)
     for _ in range(order):
-        (g,) = gradients(O.summ(g) if not g.ty.is_scalar else g, [z])
+        (g,) = gradients(S.summ(g) if not g.ty.is_scalar else g, [z])
     return substitute(g, {"\0z": x})
 
 
@@ -85,7 +86,7 @@ SEED = "\0v"  # the name of the symbolic seed of a vector-Jacobian product
 
 
 def seed_for(f: Expr) -> Expr:
-    return O.sym(SEED, f.ty)
+    return S.sym(SEED, f.ty)
 
 
 def jacobian_formula(f: Expr, x: Expr) -> Expr | None:
@@ -102,7 +103,7 @@ def jacobian_formula(f: Expr, x: Expr) -> Expr | None:
     M = matrix_of(g, v)
     if M is None:
         return None
-    return O.T(M)  # g = M v = Jᵀ v, so J = Mᵀ (a row r gives the column rᵀ when x is a scalar)
+    return S.T(M)  # g = M v = Jᵀ v, so J = Mᵀ (a row r gives the column rᵀ when x is a scalar)
 
 
 def index_notation(f: Expr, x: Expr, style: str = "unicode") -> str | None:

@@ -8,7 +8,7 @@ lists the names it needs.  Every node of the DAG becomes one assignment, so shar
 subexpressions are computed once; each operator's numpy source comes from its `emit` entry in
 the operator table.  The module computes what `Problem.compile` does: the same target (a 1×1 f
 is the scalar it holds), the same rewrite of det(X)ᵖ·X⁻ᵀ into the adjugate, whose SVD kernel is
-copied from `linalg_ops` rather than written twice.
+copied from `operators.linalg` rather than written twice.
 
 Names: the code mixes the user's symbols with names of its own, and neither may shadow the
 other.  Every name gradcli makes up starts with `_` (`_t3`, `_J0`, `_seed`), which the grammar
@@ -33,7 +33,7 @@ import unicodedata
 from .errors import GradcliError
 from .evaluate import adjugates, bind_functions, deferred_nodes
 from .expr import OPS, Expr, topological
-from .linalg_ops import adjugate_transpose
+from .operators.linalg import adjugate_transpose
 from .render import render
 from .shapes import fmt_dims
 
@@ -364,7 +364,8 @@ def _bind_known(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
     unbound = {n.params[0] for n in topological(roots) if n.op == "apply"} - set(fns)
     if not unbound:
         return bind_functions(roots, fns)
-    from . import ops as O
+    from . import operators  # noqa: F401  (fills the operator registry)
+    from . import simplify as S
     from .differentiate import elementwise_derivative
     from .expr import make
 
@@ -373,7 +374,7 @@ def _bind_known(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
         args = tuple(done[id(a)] for a in n.args)
         if n.op == "apply" and n.params[0] in fns:
             name, order = n.params
-            new = O.fn(fns[name], args[0]) if order == 0 else elementwise_derivative(fns[name], order, args[0])
+            new = S.fn(fns[name], args[0]) if order == 0 else elementwise_derivative(fns[name], order, args[0])
         elif not n.args or all(a is b for a, b in zip(args, n.args)):
             new = n
         else:

@@ -18,7 +18,9 @@ import math
 from .record import record
 from typing import Any
 
-from . import ops as O
+from .operators import ELEMENTWISE
+from .operators.base import Deferred, Diag, Scaled, is_numpy
+from . import simplify as S
 from .differentiate import elementwise_derivative
 from .errors import GradcliError, data_error, math_error
 from .expr import OPS, Expr, make, make_raw, topological
@@ -37,7 +39,7 @@ def bind_functions(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
                 raise data_error(f"'{name}' is an abstract function: bind it for numbers with "
                                  f"--fn {name}=tanh (any element-wise builtin)")
             builtin = fns[name]
-            new = O.fn(builtin, args[0]) if order == 0 else elementwise_derivative(builtin, order, args[0])
+            new = S.fn(builtin, args[0]) if order == 0 else elementwise_derivative(builtin, order, args[0])
         elif not n.args:
             new = n
         else:
@@ -61,7 +63,7 @@ class Program:
         `backends.py` (dask); with a lazy namespace the values come back computed (numpy)."""
         if xp is None:
             import numpy as xp  # the default array namespace
-        elif not O.is_numpy(xp):
+        elif not is_numpy(xp):
             return self._run_api(values, xp)
         env: dict[int, Any] = {}
         keep = {id(r) for r in self.roots}
@@ -73,7 +75,7 @@ class Program:
                 out = reused if reused is not None else self._one(xp, node, env, values)
                 env[id(node)] = out
                 if reused is None and node.args and (  # wraps, is, or views an argument
-                        isinstance(out, O.Deferred) or getattr(out, "base", None) is not None
+                        isinstance(out, Deferred) or getattr(out, "base", None) is not None
                         or any(out is env[id(a)] for a in node.args)):
                     pinned.update(id(a) for a in node.args)
                     pinned.add(id(node))
@@ -107,7 +109,7 @@ class Program:
                 if not self.allow_nonfinite:
                     self._check_overflow(xp, env, values)
                 return roots
-            watched = [] if self.allow_nonfinite else [r for r in self.roots if not isinstance(env[id(r)], O.Deferred)]
+            watched = [] if self.allow_nonfinite else [r for r in self.roots if not isinstance(env[id(r)], Deferred)]
             flags = [_finite_flag(xp, c[2]) for c in checks] + [_finite_flag(xp, env[id(r)]) for r in watched]
             roots, flags = xp.compute(roots, flags)
             if all(flags):
@@ -120,7 +122,7 @@ class Program:
         for (node, op, _, _), (finite, args_finite, nan, pole) in zip(failed, details):
             if not finite and all(args_finite):
                 cause = op.fails if (nan or pole or (node.op not in _POINTWISE_BINARY
-                                                      and node.op not in O.ELEMENTWISE)) \
+                                                      and node.op not in ELEMENTWISE)) \
                     else "overflow (a value beyond float64's range)"
                 self._fail_or_warn(cause, node)
         bad_roots = [r for r, ok in zip(watched, flags[len(checks):]) if not ok]
@@ -143,7 +145,7 @@ class Program:
         can be most of the memory traffic of a run) are read only when a root is not finite."""
         for root in self.roots:
             value = env[id(root)]
-            if (not isinstance(value, O.Deferred) and not _all_finite(xp, value)
+            if (not isinstance(value, Deferred) and not _all_finite(xp, value)
                     and all(_all_finite(xp, v) for v in values.values())):
                 raise math_error(f"overflow (a value beyond float64's range) in {_short(root)} "
                                  "(--allow-nonfinite gives IEEE results)")
@@ -163,9 +165,9 @@ class Program:
                     and self.last_use.get(id(a_node)) == step and sum(x is a_node for x in node.args) == 1
                     and tuple(a.shape) == tuple(node.ty.dims) and a.dtype == xp.float64):
                 others = [b for b in args if b is not a]
-                if any(isinstance(b, O.Deferred) for b in others):
+                if any(isinstance(b, Deferred) for b in others):
                     b = others[0]
-                    if node.op != "add" or not isinstance(b, O.Scaled) or b.c != -1.0:
+                    if node.op != "add" or not isinstance(b, Scaled) or b.c != -1.0:
                         return None
                     return xp.subtract(a, b.z, out=a)
                 return ufunc(*args, out=a)
@@ -180,7 +182,7 @@ class Program:
             return values[name]
         args = [env[id(a)] for a in node.args]
         if id(node) in self.deferred:
-            return O.Diag(args[0]) if node.op == "diagm" else O.Scaled(node.args[0].value, args[1])
+            return Diag(args[0]) if node.op == "diagm" else Scaled(node.args[0].value, args[1])
         op = OPS[node.op]
         if api:  # the standard's functions take arrays, not Python numbers
             args = [xp.asarray(a, dtype=xp.float64) if isinstance(a, (int, float)) else a for a in args]
@@ -197,10 +199,10 @@ class Program:
                 return xp.full(node.ty.dims, float("nan"))
             raise math_error(f"{_what(op, exc)} in {_short(node)}") from None
         if op.fails and checks is not None:  # lazy: a flag computed with the results
-            checks.append((node, op, out, [a for a in args if not isinstance(a, O.Deferred)]))
+            checks.append((node, op, out, [a for a in args if not isinstance(a, Deferred)]))
             return out
         if op.fails and not _all_finite(xp, out) and all(_all_finite(xp, a) for a in args
-                                                         if not isinstance(a, O.Deferred)):
+                                                         if not isinstance(a, Deferred)):
             cause = _cause(xp, op, node, out, args)
             if not self.allow_nonfinite:
                 raise math_error(f"{cause} in {_short(node)} (--allow-nonfinite gives IEEE results)")
@@ -269,12 +271,12 @@ def _cause(xp, op, node: Expr, out, args) -> str:
     an argument outside its domain, an infinity where an argument is 0 is a pole (log 0, 1/0,
     0⁻¹) — both `op.fails` — and any other infinity a result beyond float64's range, an
     overflow (exp(1000), (10¹⁰⁰)⁴).  Matrix operators (inv, logdet) fail only by singularity."""
-    if node.op not in _POINTWISE_BINARY and node.op not in O.ELEMENTWISE:
+    if node.op not in _POINTWISE_BINARY and node.op not in ELEMENTWISE:
         return op.fails
     if bool(xp.any(xp.isnan(out))):
         return op.fails
     infinite = xp.isinf(out)
-    if any(bool(xp.any(infinite & (a == 0))) for a in args if not isinstance(a, O.Deferred)):
+    if any(bool(xp.any(infinite & (a == 0))) for a in args if not isinstance(a, Deferred)):
         return op.fails
     return "overflow (a value beyond float64's range)"
 
@@ -491,7 +493,7 @@ def _take_det(s: Expr, x: Expr) -> Expr | None:
     or None when s has no factor det(x)ᵖ with p ≥ 1."""
     p = _det_power(s, x)
     if p >= 1.0:
-        return O.const(1.0) if p == 1.0 else O.power(s.args[0], O.const(p - 1.0))
+        return S.const(1.0) if p == 1.0 else S.power(s.args[0], S.const(p - 1.0))
     if s.op == "mul" and s.args[0].ty.is_scalar and s.args[1].ty.is_scalar:
         for i in (0, 1):
             rest = _take_det(s.args[i], x)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from . import ops as O
+from . import operators  # noqa: F401  (fills the operator registry)
+from . import simplify as S
 from .differentiate import depends_on
 from .expr import Expr, make_raw, topological
 from .record import Factory, record
@@ -165,7 +166,7 @@ def _as_products(t: Term, r: Renderer) -> Term:
             outer = tuple(i for i in f1[2] if i != s) + tuple(i for i in f2[2] if i != s)
             if len(set(outer)) != len(outer):
                 continue  # a diagonal or a trace: left in index form
-            product = O.matmul(left, right)
+            product = S.matmul(left, right)
             text, _ = r.render(product)
             new: Entry = ("t", text if product.op == "sym" else f"({text})", outer, product)
             factors = [f for n, f in enumerate(factors) if n not in holders] + [new]
@@ -180,9 +181,9 @@ def _oriented(f: Entry, s: str, last: bool) -> Expr:
     a matrix transposed if needed, a vector as a row on the left and a column on the right."""
     e, idx = f[3], f[2]
     if len(idx) == 2:
-        return e if (idx[1] == s) == last else O.T(e)
-    col = e if e.ty.is_col else O.T(e)
-    return O.T(col) if last else col
+        return e if (idx[1] == s) == last else S.T(e)
+    col = e if e.ty.is_col else S.T(e)
+    return S.T(col) if last else col
 
 
 class IndexProgram:
@@ -321,7 +322,7 @@ def _index(e: Expr, idx: Indices, v: Expr, dep: set[int], fresh: Fresh, r: Rende
         live, other = (a, b) if id(a) in dep else (b, a)
         if id(other) in dep or (e.op == "div" and live is b):
             raise NoIndexForm
-        other = other if e.op == "mul" else O.div(O.const(1.0), other)
+        other = other if e.op == "mul" else S.div(S.const(1.0), other)
         return _times([_opaque(other, _align(other, idx), r)], rec(live, _align(live, idx)))
     if e.op == "matmul":
         ta, tb = a.ty, b.ty

@@ -16,7 +16,8 @@ import sys
 import warnings
 from .record import Factory, record
 
-from . import ops as O
+from .operators import ELEMENTWISE
+from . import simplify as S
 from .errors import GradcliError, parse_error, shape_error
 from .expr import OPS, Expr, ShapeMsg, make, make_raw
 from .ranks import decide_ranks, is_fixed
@@ -32,7 +33,7 @@ REDUCTIONS = {"mean": "mean", "logsumexp": "logsumexp", "softmax": "softmax", "t
               "det": "det", "logdet": "logdet", "inv": "inv", "max": "max", "min": "min", "prod": "prod",
               "u1v1": "u1v1", "polar": "polar", "ismax": "ismax", "ismin": "ismin"}
 NORM_FUNCTIONS = {"norm": "", "norm1": "1", "norm2": "2"}  # norm(a) is ||a||, norm1(a) ||a||_1, ...
-BUILTINS = (set(O.ELEMENTWISE) | set(REDUCTIONS) | set(NORM_FUNCTIONS)
+BUILTINS = (set(ELEMENTWISE) | set(REDUCTIONS) | set(NORM_FUNCTIONS)
             | {"sum", "dot", "outer", "diag", "eye", "ones", "zeros"})
 # numpy names with no function here, and what to write instead
 INSTEAD = {"transpose": "x' or x.T", "matmul": "a @ b", "power": "a^p", "pow": "a^p",
@@ -373,14 +374,14 @@ class _Builder:
             return self.raw("div", (total, count), (), node.col)
         args = tuple(self.build(a) for a in node.args)
         if node.deriv:
-            if name in BUILTINS and name not in O.ELEMENTWISE:
+            if name in BUILTINS and name not in ELEMENTWISE:
                 raise parse_error(f"{name}' is not defined: only element-wise functions have a derivative "
                                   "written f'(x)", node.col)
             arity(1)
-            if name in O.ELEMENTWISE:
+            if name in ELEMENTWISE:
                 return self.raw("elemderiv", args, (name, node.deriv), node.col)
             return self.raw("apply", args, (name, node.deriv), node.col)
-        if name in O.ELEMENTWISE:
+        if name in ELEMENTWISE:
             arity(1)
             return self.raw(name, args, (), node.col)
         if name in ("max", "min") and n == 2:
@@ -468,15 +469,15 @@ def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
             continue
         op = n.op
         if op == "sym":
-            new = O.sym(n.params[0], resolve(n.params[1]))
+            new = S.sym(n.params[0], resolve(n.params[1]))
         elif op == "const":
-            new = O.const(n.params[0])
+            new = S.const(n.params[0])
         elif op == "numel":
             new = make_raw("numel", (), (resolve(n.params[0]),))
         elif op == "eye":  # eye(n) takes the size n was unified with (A + eye(n), A: 3×3)
-            new = O.eye(resolve(n.ty).dims[0])
+            new = S.eye(resolve(n.ty).dims[0])
         elif op == "fill":  # ones(m, n) likewise
-            new = O.fill(done[id(n.args[0])], resolve(n.ty))
+            new = S.fill(done[id(n.args[0])], resolve(n.ty))
         else:
             new = make(op, *[done[id(a)] for a in n.args], params=n.params)
         done[key] = new

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import ops as O
+from . import operators  # noqa: F401  (fills the operator registry)
+from . import simplify as S
 from .differentiate import depends_on
-from .expr import Expr, make_raw
+from .expr import Expr, make, make_raw
 from .shapes import Ty
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def matrix_of(e: Expr, v: Expr) -> Expr | None:
         return None
     dep = depends_on(e, {v.params[0]})
     try:
-        with O.IN_DERIVATIVE:  # a derivative: its terms may be factored and cancelled
+        with S.IN_DERIVATIVE:  # a derivative: its terms may be factored and cancelled
             return _matrix(e, v, dep, _Memo())
     except NoMatrixForm:
         return None
@@ -96,7 +97,7 @@ class _Row:
 
 def _zero(e: Expr, v: Expr) -> Expr:
     n = v.ty.dims[0]
-    return O.zeros(Ty((n,), True) if e.ty.is_scalar else Ty((e.ty.dims[0], n)))
+    return S.zeros(Ty((n,), True) if e.ty.is_scalar else Ty((e.ty.dims[0], n)))
 
 
 def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: _Memo) -> Rule:
@@ -104,18 +105,18 @@ def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: _Memo) -> Rule:
     if id(e) not in dep:
         return _zero(e, v)
     if e is v:
-        return O.eye(v.ty.dims[0])
+        return S.eye(v.ty.dims[0])
     if e.op == "add":
         a, b = e.args
         if a.ty != b.ty:  # a broadcast sum: a scalar linear in v spread over a vector
             if a.ty.is_scalar and id(a) in dep:
-                return O.add(O.matmul(O.fill(O.const(1.0), e.ty), (yield a)), (yield b)) if id(b) in dep \
-                    else O.matmul(O.fill(O.const(1.0), e.ty), (yield a))
+                return S.add(S.matmul(S.fill(S.const(1.0), e.ty), (yield a)), (yield b)) if id(b) in dep \
+                    else S.matmul(S.fill(S.const(1.0), e.ty), (yield a))
             if b.ty.is_scalar and id(b) in dep:
-                return O.add((yield a), O.matmul(O.fill(O.const(1.0), e.ty), (yield b))) if id(a) in dep \
-                    else O.matmul(O.fill(O.const(1.0), e.ty), (yield b))
+                return S.add((yield a), S.matmul(S.fill(S.const(1.0), e.ty), (yield b))) if id(a) in dep \
+                    else S.matmul(S.fill(S.const(1.0), e.ty), (yield b))
             raise NoMatrixForm
-        return O.add((yield a), (yield b))
+        return S.add((yield a), (yield b))
     if e.op in ("mul", "div"):
         a, b = e.args
         live, other = (a, b) if id(a) in dep else (b, a)
@@ -123,24 +124,24 @@ def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: _Memo) -> Rule:
             raise NoMatrixForm  # not linear
         if e.op == "div" and live is b:
             raise NoMatrixForm
-        factor = other if e.op == "mul" else O.div(O.const(1.0), b)
+        factor = other if e.op == "mul" else S.div(S.const(1.0), b)
         if factor.ty.is_scalar:
             if live.ty.is_scalar and not e.ty.is_scalar:  # vector · (r v) = (vector r) v
-                return O.matmul(factor, (yield live))
-            return O.mul(factor, (yield live))
+                return S.matmul(factor, (yield live))
+            return S.mul(factor, (yield live))
         if live.ty.is_scalar:  # w · (r v): outer product w r
-            return O.matmul(factor, (yield live))
+            return S.matmul(factor, (yield live))
         if factor.ty == live.ty and live.ty.is_col:  # w ⊙ u = diag(w) u
-            return O.matmul(O.make("diagm", factor), (yield live))
+            return S.matmul(make("diagm", factor), (yield live))
         raise NoMatrixForm
     if e.op == "matmul":
         a, b = e.args
         if id(a) not in dep:
             if a.ty.is_matrix or a.ty.is_row:  # A u, or wᵀu
-                return O.matmul(a, (yield b))
+                return S.matmul(a, (yield b))
             raise NoMatrixForm
         if id(b) not in dep and a.ty.is_row and b.ty.is_col:  # uᵀw = wᵀu
-            return O.matmul(O.T(b), (yield _Row(a)))
+            return S.matmul(S.T(b), (yield _Row(a)))
         regrouped = _regrouped(a, b) if id(b) not in dep else None
         active = memo.regrouping
         if regrouped is not None and id(e) not in active:  # the simplifier may group it back
@@ -156,9 +157,9 @@ def _matrix_uncached(e: Expr, v: Expr, dep: set[int], memo: _Memo) -> Rule:
     if e.op == "T" and e.ty.is_col and a.ty.is_row:
         return (yield _Row(a))
     if e.op == "sum" and e.params == (None, False) and a.ty.is_col:
-        return O.T(O.summ((yield a), 0))
+        return S.T(S.summ((yield a), 0))
     if e.op == "fill" and a.ty.is_scalar:
-        return O.matmul(O.fill(O.const(1.0), e.ty), (yield a))
+        return S.matmul(S.fill(S.const(1.0), e.ty), (yield a))
     if e.op == "diagv" and a.op == "diagm":
         return (yield a.args[0])
     raise NoMatrixForm
@@ -169,12 +170,12 @@ def _regrouped(a: Expr, b: Expr) -> Expr | None:
     (PQ)b = P(Qb) — so x(dxᵀb) = x(bᵀdx) = (xbᵀ)dx —, (P + Q)b = Pb + Qb, (cP)b = c(Pb)."""
     if a.op == "matmul":
         p, q = a.args
-        inner = O.matmul(q, b)
-        return O.mul(inner, p) if inner.ty.is_scalar else O.matmul(p, inner)
+        inner = S.matmul(q, b)
+        return S.mul(inner, p) if inner.ty.is_scalar else S.matmul(p, inner)
     if a.op == "add" and a.args[0].ty == a.args[1].ty == a.ty:  # as written: not factored back
-        return make_raw("add", (O.matmul(a.args[0], b), O.matmul(a.args[1], b)))
+        return make_raw("add", (S.matmul(a.args[0], b), S.matmul(a.args[1], b)))
     if a.op == "mul" and a.args[0].ty.is_scalar:
-        return O.mul(a.args[0], O.matmul(a.args[1], b))
+        return S.mul(a.args[0], S.matmul(a.args[1], b))
     return None
 
 
@@ -183,5 +184,5 @@ def _row_to_col(row: Expr, v: Expr, dep: set[int], memo: _Memo) -> Rule:
     if row.op == "T":
         return (yield row.args[0])
     if row.op == "matmul" and id(row.args[1]) not in dep and row.args[0].ty.is_row:
-        return O.matmul(O.T(row.args[1]), (yield _Row(row.args[0])))
+        return S.matmul(S.T(row.args[1]), (yield _Row(row.args[0])))
     raise NoMatrixForm

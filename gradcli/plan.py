@@ -276,9 +276,9 @@ _UNARY_ELEMENTWISE = set()
 
 
 def _init_unary() -> None:
-    from . import ops as O
+    from .operators import ELEMENTWISE
 
-    _UNARY_ELEMENTWISE.update(O.ELEMENTWISE, ("abs_slope", "elemderiv"))
+    _UNARY_ELEMENTWISE.update(ELEMENTWISE, ("abs_slope", "elemderiv"))
 
 
 def _entries(dims: tuple) -> int:

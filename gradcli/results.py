@@ -76,7 +76,7 @@ def _results(formula, hessian, wrt, sizes, shapes, layout, fns, seed, arrays, fo
         raise GradcliError(err.kind, err.message.replace("contradicts -s ", "contradicts shapes ")) from None
     fns = dict(fns or {})
     from .infer import BUILTINS
-    from .ops import ELEMENTWISE
+    from .operators import ELEMENTWISE
 
     for name, builtin in fns.items():  # checked as --fn checks them, before they reach the graph
         if name in BUILTINS or builtin not in ELEMENTWISE:

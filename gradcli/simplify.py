@@ -3,7 +3,7 @@
 Every node is built through `make`, which first offers it to its operator's `simplify` hook: a
 rewrite that returns an equal, simpler expression (constants folded, scalar factors pulled to the
 front, transposes pushed onto the leaves, like terms collected, `AX + BX` factored).  The
-derivative rules in `ops.py` build their results with the constructors here (`add`, `mul`,
+derivative rules in `operators/` build their results with the constructors here (`add`, `mul`,
 `matmul`, `T`, ...), so what they produce is simplified as it is built.
 """
 

@@ -13,7 +13,8 @@ from itertools import chain, count
 
 from .record import record
 
-from . import ops as O
+from . import operators  # noqa: F401  (fills the operator registry)
+from . import simplify as S
 from .differentiate import adjoints, depends_on
 from .expr import OPS, Expr, topological
 from .render import Renderer, Verbatim, binding_prefix, pretty_name, render_with_bindings
@@ -50,7 +51,7 @@ class Derivation:
         free = (c for c in chain(NAMES, (f"z{i}" for i in count(1))) if c not in taken)
         self.named = {id(n): next(free) for n in self.order if not _trivial(n) or n is f}
         wrt_names = {x.params[0] for x in wrt}
-        self.seed = seed if seed is not None else O.const(1.0)
+        self.seed = seed if seed is not None else S.const(1.0)
         self.adj = adjoints(f, wrt_names, self.seed)
         self.dep = depends_on(f, wrt_names)
         direct: dict[int, list[Expr]] = {}
@@ -78,7 +79,7 @@ class Derivation:
                      self.users(n)) for n in self.order if id(n) in self.named]
 
     def gradient(self, x: Expr) -> Expr:
-        return self.adj.get(id(x), O.zeros(x.ty))
+        return self.adj.get(id(x), S.zeros(x.ty))
 
 
 def _order_word(order: int) -> str:
@@ -92,7 +93,7 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
     from which the Jacobian is read off."""
     taken = {n.params[0] for n in topological([f]) if n.op == "sym"}
     seed_name = next(n for n in ("V", "G", "S", "V0", "G0") if n not in taken)
-    seed = None if f.ty.is_scalar else O.sym(seed_name, f.ty)
+    seed = None if f.ty.is_scalar else S.sym(seed_name, f.ty)
     d = Derivation(f, wrt, seed)
     steps = d.steps()
     bound = dict(d.named)

@@ -295,7 +295,7 @@ def test_emitted_adjugate_is_the_evaluators_own_code(tmp_path):
     import inspect
     import textwrap
 
-    from gradcli.linalg_ops import adjugate_transpose
+    from gradcli.operators.linalg import adjugate_transpose
 
     p = gradcli.analyze("det(X) wrt X", shapes={"X": (3, 3)})
     source = emit_numpy(p, p.derivatives(), {}, False)

@@ -1,0 +1,14 @@
+"""The registry of operators, one record each (`expr.Op`), grouped by family, a module each:
+
+    structure.py    leaves (const, sym, numel), transpose, fill/expand, diag, eye
+    arithmetic.py   + * / ^ and the matrix product @
+    elementwise.py  exp, log, sin, sigmoid, relu, ... and a user's function h
+    reductions.py   sum, mean, logsumexp, the vector norms, max, min, prod (and softmax)
+    linalg.py       tr, det, logdet, inv, the matrix norms, evaluation-only rewrites
+
+Importing this package fills `expr.OPS`, which every later stage reads.  `base.py` holds what
+the families share (precedence of notation, notation helpers, numeric helpers).
+"""
+
+from . import structure, arithmetic, elementwise, reductions, linalg  # noqa: F401  (each registers its family)
+from .elementwise import ELEMENTWISE as ELEMENTWISE

@@ -1,0 +1,236 @@
+"""Arithmetic: +, element-wise * / ^ (numpy's broadcasting) and the matrix product @.
+
+Derivatives are vector-Jacobian products in the language of matrix differentials: if the
+adjoint of a node N is G (so that dL = ⟨G, dN⟩), `vjp[i](N, G)` is the adjoint of argument i.
+The rules build their results with the smart constructors of `simplify.py`, whose hooks keep
+results readable.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from ..expr import OPS, Op, ShapeMsg, register
+from ..shaperules import broadcast_shape, matmul_shape, pow_shape
+from ..shapes import SCALAR, STRICT, DimMismatch
+from ..simplify import (_simplify_add, _simplify_div, _simplify_matmul, _simplify_mul, _simplify_pow, T,
+                        const, div, fn, like, mm, mul, neg, power, scale, split_coef, sub, unbroadcast)
+from .base import ADD, ATOM, JUXT, MUL, NEG, POW, Diag, Scaled, diag_matrix, is_numpy
+
+if TYPE_CHECKING:
+    from ..expr import Array, Expr, Namespace
+    from ..render import Renderer
+
+
+def _np_add(xp: Namespace, node: Expr, a: Array, b: Array) -> Array:
+    if isinstance(a, Scaled):
+        a, b = b, a
+    if isinstance(b, Scaled):
+        if isinstance(a, Scaled):
+            a = a.c * a.z
+        return a - b.z if b.c == -1.0 else a + b.c * b.z
+    return a + b
+
+
+def _np_matmul(xp: Namespace, node: Expr, a: Array, b: Array) -> Array:
+    x, y = node.args
+    if isinstance(a, Diag):
+        if isinstance(b, Diag):
+            return diag_matrix(xp, a.d * b.d)
+        return a.d[:, None] * b if b.ndim == 2 else a.d * b
+    if isinstance(b, Diag):
+        return a * b.d  # broadcasting along the last axis scales the columns (or a row)
+    if x.ty.is_col and y.ty.is_row:
+        return xp.multiply.outer(a, b) if is_numpy(xp) else a[:, None] * b[None, :]
+    return a @ b
+
+
+def _vjp_add_a(node: Expr, G: Expr) -> Expr:
+    return unbroadcast(G, node.args[0].ty)
+
+
+def _vjp_add_b(node: Expr, G: Expr) -> Expr:
+    return unbroadcast(G, node.args[1].ty)
+
+
+def _add_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    """A chain a + b − c + … is written in one pass down its left spine (joined once)."""
+    terms = []
+    n = node
+    while n.op == "add" and (n is node or r.bound_name(n) is None):
+        terms.append(n.args[1])
+        n = n.args[0]
+    parts = [r.child(n, ADD)]
+    minus = " − " if r.style == "unicode" else " - "
+    for b in reversed(terms):
+        c, x = split_coef(b)
+        if b.is_const and b.value < 0:
+            c, x = b.value, const(1.0)
+        if c < 0:
+            parts.append(minus + r.child(scale(-c, x), ADD + 0.5))
+        else:
+            parts.append(" + " + r.child(b, ADD))  # a + (b + c) = a + b + c
+    return "".join(parts), ADD
+
+
+register(Op("add", broadcast_shape("+"), _np_add,
+            vjp=(_vjp_add_a, _vjp_add_b), notation={"custom": _add_notation},
+            simplify=_simplify_add,
+            emit=lambda c, n, a: c.add(n, a),
+            rule='d(A + B) = dA + dB (a broadcast operand gets the adjoint summed over the broadcast axes)'))
+
+
+def _mul_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    a, b = node.args
+    if a.ty.is_scalar or b.ty.is_scalar:  # scaling: 2x, a·x, −x
+        if a.is_const and a.value == -1.0:  # -(AB) = (-A)B: no parentheses needed for products
+            minus = "−" if r.style == "unicode" else "-"
+            return minus + r.child(b, NEG), NEG
+        sep = {"unicode": "·", "ascii": "*", "latex": r" \cdot "}[r.style]
+        if a.is_const and r.style != "ascii":
+            left = r.child(a, MUL)
+            right = r.child(b, MUL)  # c(XY) = (cX)Y: scaling needs no parentheses
+            sep = "" if (right[:1].isalpha() or right[:1] in "(‖\\") and not a.value < 0 or (
+                a.value < 0 and (right[:1].isalpha() or right[:1] in "(‖\\")) else sep
+            if r.style == "latex" and sep == "":
+                sep = " "
+            return left + sep + right, MUL
+        right = r.child(b, MUL if a.is_const else MUL + 0.5)  # c*(A@B) = (c*A)@B
+        return r.child(a, MUL) + sep + right, MUL
+    sep = {"unicode": " ⊙ ", "ascii": " * ", "latex": r" \odot "}[r.style]
+    return r.child(a, MUL) + sep + r.child(b, MUL + 0.5), MUL
+
+
+def _vjp_mul_a(node: Expr, G: Expr) -> Expr:
+    return unbroadcast(mul(G, node.args[1]), node.args[0].ty)
+
+
+def _vjp_mul_b(node: Expr, G: Expr) -> Expr:
+    return unbroadcast(mul(G, node.args[0]), node.args[1].ty)
+
+
+register(Op("mul", broadcast_shape("*"), lambda xp, node, a, b: a * b,
+            vjp=(_vjp_mul_a, _vjp_mul_b), notation={"custom": _mul_notation},
+            simplify=_simplify_mul,
+            emit="{0} * {1}",
+            rule='d(A ⊙ B) = dA ⊙ B + A ⊙ dB'))
+
+
+def _div_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    a, b = node.args
+    if r.style == "latex" and b.ty.is_scalar:
+        return rf"\frac{{{r.child(a, 0)}}}{{{r.child(b, 0)}}}", ATOM
+    # by an array: element-wise, A ⊘ B as in unicode (a fraction bar under a matrix reads as A B⁻¹)
+    sep = " / " if (b.ty.is_scalar or r.style == "ascii") else r" \oslash " if r.style == "latex" else " ⊘ "
+    # a juxtaposed product in a denominator is parenthesised: x / (xᵀAx), not x / xᵀAx
+    return r.child(a, MUL) + sep + r.child(b, MUL + 0.5 if r.style == "ascii" else POW), MUL
+
+
+register(Op("div", broadcast_shape("/"), lambda xp, node, a, b: a / b,
+            vjp=(lambda node, G: unbroadcast(div(G, node.args[1]), node.args[0].ty),
+                 lambda node, G: unbroadcast(neg(div(mul(G, node), node.args[1])), node.args[1].ty)),
+            notation={"custom": _div_notation}, simplify=_simplify_div,
+            fails="division by zero",
+            emit="{0} / {1}",
+            rule='d(A ⊘ B) = dA ⊘ B − A ⊙ dB ⊘ B²'))
+
+
+def _pow_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    a, b = node.args
+    base = r.child(a, POW + 0.5)
+    # A matrix's power is element-wise (numpy); plain X² / X⁻¹ would read as X·X / inv(X), so
+    # unicode and LaTeX write the Hadamard power X∘² / X^{\circ 2}.  ASCII is the language (X^2).
+    hadamard = a.ty.is_matrix
+    if r.style == "unicode" and b.is_const and float(b.value).is_integer() and -9 <= b.value <= 9:
+        sup = str(int(b.value)).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+        return base + ("∘" if hadamard else "") + sup, POW
+    if r.style == "latex":
+        return base + "^{" + (r"\circ " if hadamard else "") + r.child(b, 0) + "}", POW
+    if r.style == "unicode" and hadamard:
+        return base + "^∘" + r.child(b, POW), POW
+    return base + "^" + r.child(b, POW), POW
+
+
+def _vjp_pow_base(node: Expr, G: Expr) -> Expr:
+    a, b = node.args
+    if b.is_const:
+        return mul(G, mul(b, power(a, const(b.value - 1.0))))
+    return mul(G, mul(b, power(a, sub(b, const(1.0)))))
+
+
+def _vjp_pow_exp(node: Expr, G: Expr) -> Expr:
+    a, _ = node.args
+    return unbroadcast(mul(G, mul(node, fn("log", a))), SCALAR)
+
+
+register(Op("pow", pow_shape, lambda xp, node, a, b: a ** b,
+            vjp=(_vjp_pow_base, _vjp_pow_exp), notation={"custom": _pow_notation},
+            simplify=_simplify_pow, fails="power of a negative number or of zero",
+            emit="{0} ** {1}",
+            rule='d(Aᵖ) = p·Aᵖ⁻¹ ⊙ dA (element-wise chain rule)'))
+
+
+def _vjp_matmul_a(node: Expr, G: Expr) -> Expr:
+    a, b = node.args
+    return like(mm(G, T(b)), a.ty)
+
+
+def _vjp_matmul_b(node: Expr, G: Expr) -> Expr:
+    a, b = node.args
+    return like(mm(T(a), G), b.ty)
+
+
+_FUNC_WORD = re.compile(r"[A-Za-z]{2,}\(")
+
+
+def _rightmost(e: Expr) -> Expr:
+    while e.op == "matmul":
+        e = e.args[1]
+    return e
+
+
+def _ascii_chain(node: Expr) -> list[Expr] | None:
+    """The factors of a product chain F₁ @ F₂ @ … @ F_k, when writing it ungrouped means the same:
+    the language groups from the left, so no partial product F₁…F_j (j < k) may be a scalar
+    (xᵀy inside a chain is a scalar factor, which @ does not take)."""
+    factors = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.op == "matmul":
+            stack.extend(reversed(n.args))
+        else:
+            factors.append(n)
+    ty = factors[0].ty
+    for f in factors[1:-1]:
+        try:
+            ty = OPS["matmul"].shape(STRICT, (ty, f.ty), ())
+        except (ShapeMsg, DimMismatch):
+            return None
+        if ty.is_scalar:
+            return None
+    return factors
+
+
+def _matmul_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    a, b = node.args
+    if r.style == "ascii":  # as the grammar reads it: *, / and @ are one left-associative level
+        factors = _ascii_chain(node) if b.op == "matmul" else None
+        if factors is None:
+            return r.child(a, MUL) + " @ " + r.child(b, MUL + 0.5), MUL
+        return " @ ".join([r.child(factors[0], MUL)] + [r.child(f, MUL + 0.5) for f in factors[1:]]), MUL
+    left, right = r.child(a, JUXT), r.child(b, JUXT)
+    sep = "" if r.style == "unicode" else " "
+    if r.style == "unicode" and (left[-1:].isalnum() or left[-1:] in "ᵀ¹)") and right[:1].isalnum() and (
+            len(r.name(r.leaf_name(a)).rstrip("₀₁₂₃₄₅₆₇₈₉")) > 1 or
+            len(r.name(r.leaf_name(b)).rstrip("₀₁₂₃₄₅₆₇₈₉")) > 1 or _FUNC_WORD.match(right)
+            or (left.endswith(")") and _rightmost(a).op not in ("add", "mul", "div", "sym", "T"))):
+        sep = " "  # Xᵀ diag(…), W x_in: separate words, keep single letters together (XΘ)
+    return left + sep + right, JUXT
+
+
+register(Op("matmul", matmul_shape, _np_matmul, vjp=(_vjp_matmul_a, _vjp_matmul_b),
+            notation={"custom": _matmul_notation}, simplify=_simplify_matmul,
+            emit=lambda c, n, a: c.matmul(n, a),
+            rule='d(AB) = dA·B + A·dB and ⟨G, dA·B⟩ = ⟨GBᵀ, dA⟩, ⟨G, A·dB⟩ = ⟨AᵀG, dB⟩'))

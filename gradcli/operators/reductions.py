@@ -1,0 +1,207 @@
+"""Reductions to a scalar (sum, mean, logsumexp, the vector norms, max, min, prod) and the
+nodes their gradients are written with (softmax, the one-hot `ismax`/`ismin`, `prod_others`).
+
+Derivatives that exist only almost everywhere (max, min, the 1- and ∞-norms) give a subgradient
+where the function has no derivative, and warn (`nondiff.py`, README "Decisions").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..expr import Op, make, make_raw, register
+from ..nondiff import warn_nondifferentiable
+from ..shaperules import _shape_err, same_shape, sum_shape, to_scalar, vector_only
+from ..shapes import SCALAR, col, fmt
+from ..simplify import _simplify_sum, T, const, div, fill, fn, like, matmul, mul, sub, summ
+from .base import ATOM, MUL, POW, abs_slope, func, is_numpy, norm_notation, products_of_others, zero_vjp
+
+if TYPE_CHECKING:
+    from ..expr import Array, Expr, Impl, Namespace, Notation, Params, ShapeContext, ShapeRule
+    from ..render import Renderer
+    from ..shapes import Ty
+
+
+def _np_sum(xp: Namespace, node: Expr, a: Array) -> Array:
+    axis, keep = node.params
+    return xp.sum(a, axis=axis, keepdims=keep)
+
+
+def _np_softmax(xp: Namespace, node: Expr, a: Array) -> Array:
+    e = xp.exp(a - xp.max(a))
+    return e / xp.sum(e)
+
+
+def _np_logsumexp(xp: Namespace, node: Expr, a: Array) -> Array:
+    m = xp.max(a)
+    return m + xp.log(xp.sum(xp.exp(a - m)))
+
+
+def _vjp_sum(node: Expr, G: Expr) -> Expr:
+    a = node.args[0]
+    axis, keep = node.params
+    if axis is None:
+        return fill(G, a.ty)
+    return make("expand", G, params=(axis % a.ty.rank, keep, a.ty))
+
+
+def _sum_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    axis, keep = node.params
+    inner = r.child(node.args[0], 0)
+    if r.style == "latex":
+        return (r"\sum " if axis is None else rf"\sum_{{\mathrm{{axis}}={axis}}} ") + r.child(node.args[0], MUL + 0.5), MUL
+    if axis is None:
+        return f"sum({inner})", ATOM
+    if not keep:
+        return f"sum({inner}, {axis})", ATOM
+    a = node.args[0]
+    if r.style == "ascii":  # numpy's keepdims as a product with ones: 𝟙ᵀA, A𝟙
+        if a.ty.is_vector:
+            return f"{r.ones((1, a.ty.dims[0]))} @ {r.child(a, MUL + 0.5)}", MUL
+        if axis % 2 == 0:
+            return f"{r.ones((1, a.ty.dims[0]))} @ {r.child(a, MUL + 0.5)}", MUL
+        return f"{r.child(a, MUL)} @ {r.ones((a.ty.dims[1], 1))}", MUL
+    return f"sum({inner}, {axis}, keepdims)", ATOM
+
+
+register(Op("sum", sum_shape, _np_sum, vjp=(_vjp_sum,), notation={"custom": _sum_notation},
+            simplify=_simplify_sum,
+            emit=lambda c, n, a: f"np.sum({a[0]}, axis={n.params[0]}, keepdims={n.params[1]})" if n.params[0] is not None else f"np.sum({a[0]})",
+            rule='d sum(A) = ⟨𝟙, dA⟩'))
+
+
+register(Op("mean", to_scalar, lambda xp, node, a: xp.mean(a),
+            vjp=(lambda node, G: fill(div(G, make_raw("numel", (), (node.args[0].ty,))), node.args[0].ty),),
+            notation=func("mean"),
+            emit="np.mean({0})",
+            rule='d mean(A) = ⟨𝟙/N, dA⟩'))
+register(Op("logsumexp", to_scalar, _np_logsumexp,
+            vjp=(lambda node, G: mul(G, fn("exp", sub(node.args[0], node)))
+                 if not node.args[0].ty.is_vector else mul(G, fn("softmax", node.args[0])),),
+            notation=func("logsumexp"),
+            emit="_logsumexp({0})",
+            rule='d logsumexp(a) = ⟨softmax(a), da⟩'))
+
+
+def _vjp_softmax(node: Expr, G: Expr) -> Expr:
+    s = node  # d softmax: s ⊙ (G − sᵀG)
+    return sub(mul(s, G), mul(matmul(T(like(s, col(s.ty.dims[0]))), like(G, col(s.ty.dims[0]))), s))
+
+
+register(Op("softmax", vector_only("softmax", lambda ty: ty), _np_softmax,
+            vjp=(_vjp_softmax,), notation=func("softmax"),
+            emit="_softmax({0})",
+            rule='d softmax(v) = (diag(s) − ssᵀ) dv with s = softmax(v)'))
+
+
+def _norm_notation(sub_u: str, sub_l: str, sq: bool = False) -> Notation:
+    def render(r: Renderer, node: Expr) -> tuple[str, float]:
+        inner = r.child(node.args[0], 0)
+        if r.style == "unicode":
+            return "‖" + inner + "‖" + sub_u + ("²" if sq else ""), ATOM if not sq else POW
+        if r.style == "latex":
+            return r"\left\|" + inner + r"\right\|" + sub_l + ("^2" if sq else ""), ATOM if not sq else POW
+        if sub_u == "₁" and node.args[0].ty.is_matrix:  # entry-wise: not the induced ||A||_1
+            return "sum(abs(" + inner + "))", ATOM
+        return "||" + inner + "||" + ("_1" if sub_u == "₁" else "") + ("^2" if sq else ""), ATOM if not sq else POW
+    return {"custom": render}
+
+
+register(Op("norm2", to_scalar, lambda xp, node, a: xp.sqrt(xp.sum(a * a)),
+            vjp=(lambda node, G: mul(div(G, node), node.args[0]),),
+            notation=_norm_notation("", ""),
+            emit="np.sqrt(np.vdot({0}, {0}))",
+            rule='d‖A‖ = ⟨A/‖A‖, dA⟩'))
+register(Op("sqnorm", to_scalar, lambda xp, node, a: xp.sum(a * a),
+            vjp=(lambda node, G: mul(mul(const(2.0), G), node.args[0]),),
+            notation=_norm_notation("", "", sq=True),
+            emit="np.vdot({0}, {0})",
+            rule='d‖A‖² = ⟨2A, dA⟩'))
+register(Op("norm1", to_scalar, lambda xp, node, a: xp.sum(xp.abs(a)),
+            vjp=(lambda node, G: mul(G, make("abs_slope", node.args[0])),),
+            notation=_norm_notation("₁", "_1"),
+            emit="np.sum(np.abs({0}))",
+            rule='d‖A‖₁ = ⟨sign(A), dA⟩'))
+
+
+# ----------------------------------------------------------------- max, min, prod
+def _np_extreme_mask(sign: float, name: str) -> Impl:
+    def impl(xp: Namespace, node: Expr, a: Array) -> Array:
+        """Where a reaches its max (min); at a tie the weight is shared equally (the average of
+        the tied entries' one-hot vectors, a subgradient) and a warning says so."""
+        top = xp.max(a) if sign > 0 else xp.min(a)
+        near = xp.abs(a - top) <= 1e-12 * (float(abs(top)) or 1.0)
+        mask = near * 1.0 if is_numpy(xp) else xp.astype(near, a.dtype)
+        count = xp.sum(mask)
+        if count > 1:
+            warn_nondifferentiable(f"{name}({{0}}) at a tie between {int(count)} entries", node.args[0],
+                                   "the average over the tied entries (a subgradient)")
+        return mask / count
+    return impl
+
+
+for _name, _sign, _np in (("ismax", 1.0, "max"), ("ismin", -1.0, "min")):
+    register(Op(_name, same_shape, _np_extreme_mask(_sign, _np), vjp=(zero_vjp,),
+                notation=func(_name), emit=f"_{_name}({{0}})",
+                rule=f"d {_name}(a) = 0 (piecewise constant)"))
+
+register(Op("max", to_scalar, lambda xp, node, a: xp.max(a),
+            vjp=(lambda node, G: mul(G, make("ismax", node.args[0])),),
+            notation=func("max", latex=r"\max"), emit="np.max({0})",
+            rule="d max(a) = ⟨ismax(a), da⟩ (the one-hot vector of the maximum)"))
+register(Op("min", to_scalar, lambda xp, node, a: xp.min(a),
+            vjp=(lambda node, G: mul(G, make("ismin", node.args[0])),),
+            notation=func("min", latex=r"\min"), emit="np.min({0})",
+            rule="d min(a) = ⟨ismin(a), da⟩ (the one-hot vector of the minimum)"))
+
+
+def _np_prod_others(xp: Namespace, node: Expr, a: Array) -> Array:
+    """∏_{j≠i} a_j for every i, from prefix and suffix products: exact where some a_j = 0, where
+    prod(a)/a would divide zero by zero."""
+    flat = xp.reshape(a, (-1,)) if getattr(a, "ndim", 0) else xp.reshape(xp.asarray(a, dtype=xp.float64), (-1,))
+    out = products_of_others(xp, flat)
+    return xp.reshape(out, node.ty.dims) if node.ty.dims else out[0]
+
+
+def _prod_others_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    a = node.args[0]
+    if r.style == "latex":
+        return rf"\frac{{\prod {r.child(a, 7)}}}{{{r.child(a, 0)}}}", ATOM
+    sep = " / " if (a.ty.is_scalar or r.style == "ascii") else " ⊘ "
+    return f"prod({r.child(a, 0)}){sep}{r.child(a, 4)}", 2
+
+
+# The gradient of prod(a), printed prod(a) / a as textbooks write it, evaluated without the
+# division so that it is right where an entry is 0.
+register(Op("prod_others", same_shape, _np_prod_others,
+            vjp=(lambda node, G: _prod_others_second(node, G),),
+            notation={"custom": _prod_others_notation}, emit="_prod_others({0})",
+            rule="∂prod(a)/∂aᵢ = ∏_{j≠i} aⱼ"))
+
+
+def _prod_others_second(node: Expr, G: Expr) -> Expr:
+    from ..simplify import div, summ, sub
+
+    a = node.args[0]  # ∂/∂a_k of Σᵢ Gᵢ ∏_{j≠i} a_j = Σ_{i≠k} Gᵢ ∏_{j≠i,k} a_j, as (⟨G, p⟩ − G⊙p)/a
+    return div(sub(summ(mul(G, node)), mul(G, node)), a)
+
+
+register(Op("prod", to_scalar, lambda xp, node, a: xp.prod(a),
+            vjp=(lambda node, G: mul(G, make("prod_others", node.args[0])),),
+            notation=func("prod", latex=r"\prod"), emit="np.prod({0})",
+            rule="d prod(a) = ⟨prod(a) ⊘ a, da⟩"))
+
+
+def _vector_only(name: str) -> ShapeRule:
+    def rule(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+        if tys[0].is_matrix:
+            raise _shape_err(name, f"needs a vector, got matrix {getattr(ctx, 'show', fmt)(tys[0])}")
+        return SCALAR
+    return rule
+
+
+register(Op("norminf", _vector_only("||·||_inf"), lambda xp, node, a: xp.max(xp.abs(a)),
+            vjp=(lambda node, G: mul(mul(G, make("ismax", make("abs", node.args[0]))),
+                                     abs_slope(node.args[0])),),
+            notation=norm_notation("_∞", "_inf", r"_\infty"), emit="np.max(np.abs({0}))",
+            rule="‖v‖_∞ = max(|v|)"))

@@ -1,0 +1,182 @@
+"""Structure: the leaves (constants, symbols, sizes), transposition, the broadcasts `fill` and
+`expand` (the adjoints of the reductions), diagonal matrices and the identity.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..expr import Op, make, register
+from ..shaperules import square_to, to_scalar, vector_only
+from ..shapes import col, mat
+from ..simplify import _simplify_fill, _simplify_T, T, is_one, is_zero, like, summ
+from .base import ATOM, JUXT, MUL, NEG, POST, diag_matrix, func, is_numpy
+
+if TYPE_CHECKING:
+    from ..expr import Array, Expr, Namespace, Params, ShapeContext
+    from ..render import Renderer
+    from ..shapes import Ty
+
+
+def _np_T(xp: Namespace, node: Expr, a: Array) -> Array:
+    return a.T if a.ndim == 2 else a
+
+
+def _np_fill(xp: Namespace, node: Expr, v: Array) -> Array:
+    if is_numpy(xp):  # a writable array: later element-wise steps may write over it
+        return xp.full(node.ty.dims, v, dtype=float)
+    return xp.broadcast_to(xp.asarray(v, dtype=xp.float64), node.ty.dims)
+
+
+def _np_eye(xp: Namespace, node: Expr) -> Array:
+    return xp.eye(node.ty.dims[0])
+
+
+def _np_dim(xp: Namespace, node: Expr) -> Array:
+    return float(node.params[0])
+
+
+def _np_numel(xp: Namespace, node: Expr) -> Array:
+    n = 1
+    for d in node.params[0].dims:
+        n *= d
+    return float(n)
+
+
+def _np_diagm(xp: Namespace, node: Expr, v: Array) -> Array:
+    return diag_matrix(xp, v)
+
+
+def _np_diagv(xp: Namespace, node: Expr, a: Array) -> Array:
+    return xp.diagonal(a).copy() if is_numpy(xp) else xp.linalg.diagonal(a)
+
+
+# ----------------------------------------------------------------- the table
+def _sym_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+    ty: Ty = params[1]  # a symbol's (name, shape)
+    return ty
+
+
+def _const_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    v = node.value
+    text = f"{v:g}" if not float(v).is_integer() or abs(v) >= 1e16 else str(int(v))
+    if r.style == "ascii" and float(text) != v:
+        text = repr(v)  # the shortest text that reads back as exactly this number
+    if r.style == "latex" and "e" in text:
+        m, e = text.split("e")
+        text = rf"{m}\cdot 10^{{{int(e)}}}"
+    if r.style == "unicode":
+        text = text.replace("-", "−")
+    return text, (NEG if v < 0 else ATOM)
+
+
+register(Op("const", to_scalar, lambda xp, node: node.value,
+            notation={"custom": _const_notation},
+            emit=lambda c, n, a: c.literal(n.value)))
+register(Op("sym", _sym_shape, lambda xp, node: None,
+            notation={"custom": lambda r, node: (r.name(node.params[0]), ATOM)},
+            emit=lambda c, n, a: c.symbol(n.params[0])))
+register(Op("numel", to_scalar, _np_numel,
+            notation={"custom": lambda r, node: r.dims_product(node.params[0].dims)},
+            emit=lambda c, n, a: "float(" + " * ".join(c.dim(d) for d in n.params[0].dims) + ")"))
+
+
+def _T_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    (a,) = node.args
+    if a.op == "inv":
+        inner = r.child(a.args[0], POST + 0.5)
+        return inner + {"unicode": "⁻ᵀ", "ascii": "'", "latex": "^{-\\top}"}[r.style] if r.style != "ascii" \
+            else "inv(" + r.child(a.args[0], 0) + ")'", POST
+    mark = {"unicode": "ᵀ", "ascii": "'", "latex": "^\\top"}[r.style]
+    return r.child(a, POST + 0.5) + mark, POST
+
+
+register(Op("T", lambda ctx, tys, p: tys[0].transposed(), _np_T,
+            vjp=(lambda node, G: T(G),), notation={"custom": _T_notation},
+            simplify=_simplify_T,
+            emit=lambda c, n, a: f"{a[0]}.T" if n.ty.is_matrix else a[0],
+            rule='d(Aᵀ) = (dA)ᵀ and ⟨G, dAᵀ⟩ = ⟨Gᵀ, dA⟩'))
+
+
+def _expand_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+    ty: Ty = params[2]  # (axis, keepdims, the shape expanded to)
+    return ty
+
+
+def _np_expand_full(xp: Namespace, node: Expr, g: Array) -> Array:
+    axis, keep, ty = node.params
+    g = xp.asarray(g)  # the adjoint of a scalar may be a Python number (sum(x, 0) of a vector)
+    if not keep and g.ndim < len(ty.dims):
+        g = xp.expand_dims(g, axis)
+    return xp.broadcast_to(g, ty.dims)
+
+
+def _expand_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    axis, keep, ty = node.params
+    g = node.args[0]
+    if r.style == "ascii":  # copies of g along the axis: a product with ones, as numpy broadcasts
+        dims = ty.dims
+        if len(dims) == 2 and axis % 2 == 1 and not keep:  # g as a column: g𝟙ᵀ
+            column = r.child(g, MUL) if not g.ty.row else r.child(g, POST + 0.5) + "'"
+            return f"{column} @ {r.ones((dims[1],))}'", MUL
+        if len(dims) == 2 and axis % 2 == 0 and not keep:  # g as a row: 𝟙gᵀ
+            row = r.child(g, MUL + 0.5) if g.ty.row else r.child(g, POST + 0.5) + "'"
+            return f"{r.ones((dims[0],))} @ {row}", MUL
+        if len(dims) == 2 and axis % 2 == 1:  # g is (m, 1)
+            return f"{r.child(g, MUL)} @ {r.ones((1, dims[1]))}", MUL
+        if len(dims) == 2:  # g is (1, n)
+            return f"{r.ones((dims[0], 1))} @ {r.child(g, MUL + 0.5)}", MUL
+        return f"{r.child(g, MUL)}*{r.ones(dims)}", MUL  # a vector from a scalar (or (1,))
+    ones = "𝟙" if r.style == "unicode" else r"\mathbf{1}"
+    if axis == 0 and not keep:  # each row is Gᵀ: 𝟙Gᵀ
+        return ones + r.child(T(g), JUXT), JUXT
+    return r.child(g, JUXT) + ones + ("ᵀ" if r.style == "unicode" else r"^\top"), JUXT
+
+
+register(Op("expand", _expand_shape, _np_expand_full,
+            vjp=(lambda node, G: summ(G, node.params[0], node.params[1]),),
+            notation={"custom": _expand_notation},
+            emit=lambda c, n, a: c.expand(n, a),
+            rule='d expand(g) = expand(dg)'))
+
+
+def _fill_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    v = node.args[0]
+    if r.style == "ascii":  # ones(m, n) and zeros(m, n) carry the shape; a row is ones(n)'
+        ty = node.ty
+        word = "zeros" if is_zero(v) else "ones"
+        text = r.ones(ty.dims, word) + ("'" if ty.row else "")
+        if is_zero(v) or is_one(v):
+            return text, (POST if ty.row else ATOM)
+        return r.child(v, MUL) + "*" + text, MUL
+    ones = {"unicode": "𝟙", "latex": r"\mathbf{1}"}[r.style]
+    if node.ty.row:  # a row of ones is 𝟙ᵀ
+        ones += "ᵀ" if r.style == "unicode" else r"^\top"
+    if is_zero(v):
+        return "0", ATOM
+    if is_one(v):
+        return ones, ATOM
+    return r.child(v, MUL) + ("·" if r.style == "unicode" else r" \cdot ") + ones, MUL
+
+
+register(Op("fill", lambda ctx, tys, p: p[0], _np_fill,
+            vjp=(lambda node, G: summ(G),), notation={"custom": _fill_notation},
+            simplify=_simplify_fill,
+            emit=lambda c, n, a: f"np.full({c.shape(n.ty)}, {a[0]})",
+            rule='d(c𝟙) = dc·𝟙'))
+
+
+register(Op("diagm", vector_only("diag", lambda ty: mat(ty.dims[0], ty.dims[0])), _np_diagm,
+            vjp=(lambda node, G: like(make("diagv", G), node.args[0].ty),),
+            notation=func("diag", latex=r"\operatorname{diag}"),
+            emit="np.diag({0})",
+            rule='d diag(v) = diag(dv) and ⟨G, diag(dv)⟩ = ⟨diag(G), dv⟩'))
+register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), _np_diagv,
+            vjp=(lambda node, G: make("diagm", G),),
+            notation=func("diag", latex=r"\operatorname{diag}"),
+            emit="np.diagonal({0}).copy()",
+            rule='d diag(A) = diag(dA)'))
+
+register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), _np_eye,
+            notation={"custom": lambda r, node: (f"eye({node.params[0]})" if r.style == "ascii" else "I", ATOM)},
+            emit=lambda c, n, a: f"np.eye({c.dim(n.params[0])})"))
