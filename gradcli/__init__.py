@@ -8,8 +8,9 @@ operators/ is the registry of operators, a module per family: each operator's sh
 derivative rule, numpy implementation and notation in one record.
 
 In Python: `gradcli.grad(formula, **arrays)` (and `hess`, `shape`, `check`) returns the
-derivatives keyed by the wrt names, shown rendered in Jupyter (gradcli.results); `analyze` gives
-the pipeline's own objects (gradcli.api).
+derivatives keyed by the wrt names, shown rendered in Jupyter (gradcli.run makes them,
+gradcli.results holds them; the command line is a thin layer over the same calls); `analyze`
+gives the pipeline's own objects (gradcli.api).
 
 The names below are loaded on first use: importing the package costs nothing, so the command's
 entry point (gradcli.process) can install its signal handlers before anything heavy is imported.
@@ -19,13 +20,13 @@ import sys
 import types
 
 __version__ = "0.1.0"
-__all__ = ["grad", "hess", "shape", "check", "Results", "Result", "Steps", "analyze", "parse", "parse_dims",
+__all__ = ["grad", "hess", "shape", "check", "check_files", "Results", "Result", "Steps", "analyze", "parse", "parse_dims",
            "Problem", "Derivative", "Compiled", "GradcliError", "derivation", "emit_code", "__version__"]
 
 _HOMES = {"analyze": "api", "parse_dims": "api", "Problem": "api", "Derivative": "api",
           "Compiled": "api", "GradcliError": "errors", "derivation": "api", "emit_code": "api",
-          # the notebook-first API (gradcli.results): results keyed by wrt name, shown rendered
-          "grad": "results", "hess": "results", "shape": "results", "check": "results",
+          # the application (gradcli.run): one call a command, results keyed by wrt name (gradcli.results)
+          "grad": "run", "hess": "run", "shape": "run", "check": "run", "check_files": "run",
           "Results": "results", "Result": "results", "Steps": "results"}
 
 

@@ -306,7 +306,7 @@ class Problem:
         d.squeezed = formula
         if d.wrt not in [w for w, _, _ in self._notes]:
             used = {e.params[0] for e in symbols_of(formula)}
-            self._notes = self._notes + ((d.wrt, _label(d), used),)
+            self._notes = self._notes + ((d.wrt, derivative_symbol(d), used),)
 
     def _alike_names_note(self) -> list[Note]:
         """Different names that print alike (`theta` and `θ` are both θ; `W1` and `W_1` both W₁)
@@ -405,7 +405,7 @@ class Problem:
         return Compiled(self, program, derivs, fallback)
 
 
-def _label(d: Derivative, style: str = "ascii") -> str:
+def derivative_symbol(d: Derivative, style: str = "ascii") -> str:
     """∂f/∂x, ∂²f/∂x², ∂²f/∂x∂y: names as typed, or (unicode) in Greek with subscripts."""
     from .render import pretty_name
 
@@ -557,7 +557,7 @@ def derivation(problem: Problem, derivs: list[Derivative], hessian: bool,
     for d in derivs:
         more, recs = render_steps(d.of, [d.x], style, numerator)
         a = render(S.sym(d.wrt.partition(",")[0], d.f_ty), "unicode")
-        lines += ["", f"{_label(d, 'unicode')}: the Jacobian of ∂f/∂{a} wrt {render(d.x, 'unicode')}"] + more
+        lines += ["", f"{derivative_symbol(d, 'unicode')}: the Jacobian of ∂f/∂{a} wrt {render(d.x, 'unicode')}"] + more
         records += [{**r, "block": d.wrt} for r in recs]
     return lines, records
 

@@ -7,14 +7,21 @@ Exit codes (SPEC §2): 0 success; 1 invalid formula, data that does not fit, or 
 
 # No `from __future__ import annotations` here: typer reads the parameters' annotations, and as
 # strings each is eval'd and compiled again on every run (about 190 evals, ~5 ms a one-liner).
+import contextlib
 import re
 import sys
 import warnings
-from typing import Annotated, Any, Optional
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from .errors import GradcliError, OutputError, printable
+
+if TYPE_CHECKING:
+    from .results import Results
+    from .run import RunOptions
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -175,160 +182,26 @@ def _shapes(specs: list[str] | None) -> dict[str, tuple]:
 
 
 def _fns(specs: list[str] | None) -> dict[str, str]:
-    """--fn NAME=BUILTIN: NAME an abstract function's name (never a builtin: `--fn exp=log`
-    would silently change nothing), BUILTIN an element-wise builtin; a name bound once."""
-    import difflib
-
-    from .infer import BUILTINS
-    from .operators import ELEMENTWISE
-    from .parse import KEYWORDS, is_name
+    """--fn NAME=BUILTIN, each checked as it comes (gradcli.run.check_functions says what may be
+    bound to what), a name bound once."""
+    from .run import check_functions
+    from .spelling import CLI
 
     out: dict[str, str] = {}
     for spec in specs or []:
         name, sep, builtin = (part.strip() for part in spec.partition("="))
-        where = f"--fn {printable(spec)}"
         if not sep or not name or not builtin:
-            raise GradcliError("usage", f"{where}: expected NAME=BUILTIN, e.g. h=tanh")
-        if name in KEYWORDS:
-            raise GradcliError("usage", f"{where}: '{name}' is a keyword, not a function name")
-        if not is_name(name):
-            raise GradcliError("usage", f"{where}: '{printable(name)}' is not a function name (a letter, "
-                                        "then letters, digits or _)")
-        if name in BUILTINS:
-            raise GradcliError("usage", f"{where}: {name} is a builtin function; --fn binds an abstract "
-                                        "function such as h in h(z)")
-        if builtin not in ELEMENTWISE:
-            close = difflib.get_close_matches(builtin, ELEMENTWISE, n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise GradcliError("usage", f"{where}: '{printable(builtin)}' is not an element-wise builtin"
-                                        f"{hint} (one of {', '.join(ELEMENTWISE)})")
+            raise GradcliError("usage", f"--fn {printable(spec)}: expected NAME=BUILTIN, e.g. h=tanh")
+        check_functions({name: builtin}, CLI)
         if out.get(name, builtin) != builtin:
-            raise GradcliError("usage", f"{where}: {name} is already bound to {out[name]}")
+            raise GradcliError("usage", f"--fn {printable(spec)}: {name} is already bound to {out[name]}")
         out[name] = builtin
     return out
-
-
-def _warn_unused_functions(fns: dict[str, str], problem) -> None:
-    """A --fn whose name the formula never calls is most likely a typo: say so."""
-    import warnings
-
-    called = _called_names(problem.typed.formula.expr)
-    for name, builtin in fns.items():
-        if name not in called:
-            warnings.warn(f"--fn {name}={builtin}: the formula does not call {name}", UserWarning)
-
-
-def _called_names(root) -> set[str]:
-    """Names applied as functions anywhere in a parsed formula (no recursion: formulas nest
-    thousands deep)."""
-    from .syntax import Call, Node
-
-    names, todo = set(), [root]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, Call):
-            names.add(node.name)
-        for field in getattr(node, "_record_fields", ()):
-            value = getattr(node, field)
-            if isinstance(value, Node):
-                todo.append(value)
-            elif isinstance(value, tuple):
-                todo.extend(v for v in value if isinstance(v, Node))
-    return names
-
-
-def _check_tolerance(tol: float) -> None:
-    import math
-
-    if not (math.isfinite(tol) and tol >= 0):
-        raise GradcliError("usage", f"--tol {tol}: expected a finite number ≥ 0 (e.g. 1e-5)")
-
-
-def _load_data(specs: list[str] | None, text: str) -> dict:
-    """The -d options' headers only, {name: data.Source}: shapes before anything is allocated.
-    Of an .npz bound as a whole, only the members the formula names are looked at."""
-    from .data import open_sources
-
-    if not specs:
-        return {}
-    wanted = _symbol_names(text) if any("=" not in s for s in specs) else None
-    return open_sources(specs, wanted)
-
-
-def _symbol_names(text: str) -> set:
-    """Every name the formula uses as a symbol (wrt names included)."""
-    from .parse import parse
-    from .syntax import Sym
-
-    formula = parse(text)
-    names = {name for name, _ in formula.wrt}
-    stack = [formula.expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Sym):
-            names.add(node.name)
-        for child in (getattr(node, "left", None), getattr(node, "right", None), getattr(node, "operand", None),
-                      *getattr(node, "args", ())):
-            if child is not None:
-                stack.append(child)
-    return names
-
-
-def _numbers(sources: dict, problem, derivs, random: bool, seed: int, allow_nonfinite: bool,
-             program=None) -> dict:
-    """The arrays of a run: the data the formula uses and (--random) seeded arrays for the rest,
-    allocated only after checking that they, f, every derivative and the evaluation's largest
-    set of live intermediates (`peak_entries` of the compiled program) fit in memory."""
-    from .data import ensure_memory, load_values, random_shapes, random_values
-    from .evaluate import peak_entries
-
-    used = {n: sources[n] for n in problem.symbols if n in sources}
-    missing = {n: s.shape for n, s in problem.symbols.items() if n not in used} if random else {}
-    random_shapes(missing)
-    streamed = any(s.streams for s in used.values())  # read in row blocks: not in memory whole
-    parts = [(f"{n} ({s.origin})", s.entries) for n, s in used.items() if not s.streams]
-    parts += [(f"{n} (--random)", _entries(dims)) for n, dims in missing.items()]
-    parts += [(label, _entries(dims)) for label, dims in
-              [("f", problem.shape)] + [(_label(d), d.shape) for d in derivs]
-              if all(isinstance(x, int) for x in dims)]
-    peak = peak_entries(program) if program is not None else None
-    if peak is not None and not streamed:  # beyond the roots it ends with (f and the derivatives, counted above)
-        roots = sum(_entries(r.ty.dims) for r in program.roots)
-        parts.append(("intermediates", max(peak - roots, 0)))
-    ensure_memory(parts, estimate=peak is not None)
-    values = load_values(used, allow_nonfinite)
-    values.update(random_values(missing, seed, problem.expr))
-    return {n: values[n] for n in problem.symbols if n in values}
 
 
 def _count(n: int, noun: str) -> str:
     """`1 formula`, `2 formulas`, `0 expected failures`."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _entries(dims: tuple) -> int:
-    n = 1
-    for d in dims:
-        n *= d
-    return n
-
-
-def _jsonable(value: Any) -> Any:
-    import math
-
-    import numpy as np
-
-    if value is None:
-        return None
-    arr = np.asarray(value, dtype=float)
-    if arr.ndim == 0:
-        v = float(arr)
-        return v if math.isfinite(v) else None
-    return [_jsonable(v) for v in arr] if arr.ndim == 1 else [_jsonable(row) for row in arr]
-
-
-def _dims_json(dims: tuple) -> list:
-    return [d if isinstance(d, int) else str(d) for d in dims]
 
 
 def _fail(err: GradcliError, as_json: bool) -> None:
@@ -425,25 +298,23 @@ def _summary(value) -> str:
 def shape(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
           layout: LayoutOpt = None, as_json: JsonOpt = False) -> None:
     """Shape check only: every symbol's shape, the result's, each derivative's shape and layout."""
-    def body(text: str):
-        from .api import analyze
+    def body(text: str) -> None:
+        from .run import RunOptions, run
         from .shapes import fmt_dims
+        from .spelling import CLI
 
-        sources = _load_data(data, text)
-        problem = analyze(text, _shapes(shape_), wrt, layout,
-                          {k: v.shape for k, v in sources.items()})
-        derivs = problem.derivative_shapes()
+        results = run(text, RunOptions(formulas=False, evaluate=False, wrt=tuple(wrt or ()), shapes=_shapes(shape_),
+                                       data=tuple(data or ()), layout=layout, spelling=CLI))
         if as_json:
-            doc = _document(problem, derivs, None, {}, {}, formulas=False)
-            sys.stdout.write(_json(doc) + "\n")
+            sys.stdout.write(_json(results.to_json()) + "\n")
             return
-        out = _printer()
+        problem, out = results.problem, _printer()
         out(("f", "bold"), f" = {problem.text()}", (f"    shape {fmt_dims(problem.shape)}  "
                                                     f"({problem.expr.ty.kind()})", "dim"))
         out()
         _symbol_table(out, problem)
         _notes(out, problem)
-        for d in derivs:
+        for d in results.derivatives:
             out()
             out((f"∂f/∂{_pn(d.wrt)}", "bold"), f"  {d.kind}  shape {fmt_dims(d.shape)}",
                 (f"  ({_layout_note(d)})", "dim"))
@@ -454,43 +325,6 @@ def _pn(name: str) -> str:
     from .render import pretty_name
 
     return pretty_name(name, "unicode")
-
-
-def _document(problem, derivs, f_value, d_values: dict, checks: dict, formulas: bool = True) -> dict:
-    """The JSON document (SPEC §2).  Subexpressions the derivatives share are named once, as
-    in the human view: `bindings` lists {name, formula, latex, shape} in dependency order, each
-    binding a symbol of its own shape in the formulas after it (README: JSON output)."""
-    texts, latex, bindings = [""] * len(derivs), [""] * len(derivs), []
-    if formulas:
-        from .api import render_derivatives
-
-        nodes: list = []
-        ascii_bindings, texts = render_derivatives(derivs, "ascii", nodes)
-        latex_bindings, latex = render_derivatives(derivs, "latex")
-        bindings = [{"name": name, "formula": text, "latex": tex,
-                     "shape": _dims_json(node.ty.full_dims)}
-                    for (name, text), (_, tex), node in zip(ascii_bindings, latex_bindings, nodes)]
-    doc = {
-        "formula": problem.text("ascii"),
-        "shape": _dims_json(problem.shape),
-        "symbols": {n: {"shape": _dims_json(s.shape), "source": s.source}
-                    for n, s in problem.symbols.items()},
-        "value": _jsonable(f_value) if f_value is not None else None,
-        "derivatives": [],
-    }
-    for i, d in enumerate(derivs):
-        doc["derivatives"].append({
-            "wrt": d.wrt, "kind": d.kind,
-            "formula": (texts[i] or d.formula("ascii")) if formulas else None,
-            "latex": (latex[i] or d.formula("latex")) if formulas else None,
-            "shape": _dims_json(d.shape), "layout": d.layout,
-            "value": _jsonable(d_values[d.wrt]) if d.wrt in d_values else None,
-            "check": checks.get(d.wrt),
-        })
-    if formulas:
-        doc["bindings"] = bindings
-    doc["notes"] = [note.to_json() for note in problem.notes]
-    return doc
 
 
 # ----------------------------------------------------------------------------- grad, hess
@@ -528,8 +362,68 @@ OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
                                                help="Write f.npy and d_<name>.npy (h_<name>.npy) into DIR.")]
 
 
-def _derivative_command(hessian: bool):
-    """`grad` and `hess` share every option; they differ in what they differentiate."""
+@dataclass(frozen=True)
+class DerivativeOptions:
+    """What `grad` and `hess` were given, as typed (the command's parameters, packed once)."""
+
+    hessian: bool
+    wrt: Optional[list[str]] = None
+    shapes: Optional[list[str]] = None
+    data: Optional[list[str]] = None
+    fn: Optional[list[str]] = None
+    random: bool = False
+    seed: Optional[int] = None
+    check: bool = False
+    tol: Optional[float] = None
+    layout: Optional[str] = None
+    as_json: bool = False
+    latex: bool = False
+    out: Optional[str] = None
+    emit: Optional[str] = None
+    allow_nonfinite: bool = False
+    steps: bool = False
+    claim: Optional[list[str]] = None
+    backend: Optional[str] = None
+    scheduler: Optional[str] = None
+    chunk_rows: Optional[int] = None
+
+    def run_options(self) -> "RunOptions":
+        """The application's options: -s and --fn parsed, defaults put in, the CLI's spelling."""
+        from .run import RunOptions
+        from .spelling import CLI
+        from .values import Backend
+
+        return RunOptions(
+            order=2 if self.hessian else 1, wrt=tuple(self.wrt or ()), shapes=_shapes(self.shapes),
+            layout=self.layout, fns=_fns(self.fn), data=tuple(self.data or ()), evaluate=self.emit is None,
+            random=self.random, seed=0 if self.seed is None else self.seed, allow_nonfinite=self.allow_nonfinite,
+            check=self.check, tol=1e-5 if self.tol is None else self.tol, save=self.out,
+            claims=tuple(self.claim or ()), steps=self.steps,
+            backend=Backend(self.backend or "numpy", self.scheduler, self.chunk_rows),
+            progress=_Bars(quiet=self.as_json), spelling=CLI)
+
+    def conflicts(self) -> None:
+        """Usage errors of the options alone: --emit's value, pairs that conflict, the backend."""
+        emit = self.emit
+        code = emit if emit in ("numpy", "array-api") else None
+        if emit is not None and emit != "latex" and code is None:
+            _usage(f"--emit {printable(emit)}: expected numpy, array-api or latex")
+        _check_conflicts({
+            "--json": self.as_json, "--emit": emit, "--emit code": code, "--latex": self.latex,
+            "--check": self.check, "--random": self.random, "-o": self.out is not None, "--claim": bool(self.claim),
+            "--steps": self.steps, "--seed": self.seed is not None, "--tol": self.tol is not None,
+            "--backend": self.backend is not None})
+        if self.backend is not None or self.scheduler is not None or self.chunk_rows is not None:
+            from .spelling import CLI
+            from .values import Backend
+
+            Backend(self.backend or "numpy", self.scheduler, self.chunk_rows).check(CLI)
+
+
+def _derivative_command(hessian: bool) -> Callable[..., None]:
+    """`grad` and `hess` share every option; they differ in what they differentiate.  The
+    parameters are typer's declaration of the options: they are packed into one
+    DerivativeOptions at once."""
 
     def command(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data: DataOpt = None,
                 fn: FnOpt = None, random: RandomOpt = False, seed: SeedOpt = None, check: CheckOpt = False,
@@ -537,20 +431,11 @@ def _derivative_command(hessian: bool):
                 latex: LatexOpt = False, out: OutOpt = None, emit: EmitOpt = None,
                 allow_nonfinite: NonfiniteOpt = False, steps: StepsOpt = False, claim: ClaimOpt = None,
                 backend: BackendOpt = None, scheduler: SchedulerOpt = None, chunk_rows: ChunkRowsOpt = None) -> None:
-        code = emit if emit in ("numpy", "array-api") else None
-        if emit not in (None, "latex") and code is None:
-            _run(as_json, lambda: _usage(f"--emit {printable(emit)}: expected numpy, array-api or latex"))
-        _run(as_json, lambda: _check_conflicts({
-            "--json": as_json, "--emit": emit, "--emit code": code, "--latex": latex,
-            "--check": check, "--random": random, "-o": out is not None, "--claim": bool(claim),
-            "--steps": steps, "--seed": seed is not None, "--tol": tol is not None, "--backend": backend is not None}))
-        _run(as_json, lambda: _check_backend(backend, scheduler, chunk_rows))
-        where = (backend or "numpy", scheduler, chunk_rows)
-        _each_formula(formula, as_json, lambda text: _differentiate(
-            text, wrt, shape_, data, fn, random, 0 if seed is None else seed, check,
-            1e-5 if tol is None else tol, layout, as_json, latex, out, emit, allow_nonfinite,
-            hessian=hessian, steps=steps, claims=claim, backend=where),
-            single={"-o": out is not None, "--emit": emit is not None, "--claim": bool(claim)})
+        opts = DerivativeOptions(hessian, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
+                                 out, emit, allow_nonfinite, steps, claim, backend, scheduler, chunk_rows)
+        _run(as_json, opts.conflicts)
+        _each_formula(formula, as_json, lambda text: _differentiate(text, opts),
+                      single={"-o": out is not None, "--emit": emit is not None, "--claim": bool(claim)})
     return command
 
 
@@ -603,142 +488,51 @@ hess = app.command(
            "  gradcli hess \"x'@A@y wrt x, y\"   (the mixed blocks too)")(_derivative_command(hessian=True))
 
 
-def _drawn(err: GradcliError, seed: int) -> GradcliError:
-    """A math error on values --random drew: the draws respect the domains gradcli can see
-    (log, sqrt, logdet of a symbol), not every one a formula makes (log(x - 1)), so the message
-    says where the values came from and what to do instead."""
-    err.message += (f"; the values were drawn by --random (seed {seed}), which cannot meet every "
-                    "domain: give data with -d, or try another --seed")
-    err.args = (err.message,)
-    return err
+def _differentiate(text: str, opts: DerivativeOptions) -> None:
+    """One formula of `grad` / `hess`: one run of the application, printed."""
+    from .run import run
 
-
-def _differentiate(formula, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
-                   out_dir, emit, allow_nonfinite, hessian: bool, steps: bool = False, claims=None,
-                   backend=("numpy", None, None)):
-    from .api import analyze, check_verdict, derivation
-
-    _check_tolerance(tol)
-    fns = _fns(fn)
-    text = formula
-    sources = _load_data(data, text)
-    if out_dir is not None:
-        from .outputs import check_target
-
-        check_target(out_dir)
-        if not (sources or random):
-            raise GradcliError("usage", "-o needs numbers to write: give -d data or --random")
-    problem = analyze(text, _shapes(shape_), wrt, layout, {k: v.shape for k, v in sources.items()}, set(fns))
-    _warn_unused_functions(fns, problem)
-    if not problem.wrt:
-        raise GradcliError("usage", "nothing to differentiate: add 'wrt NAME' to the formula or --wrt NAME")
-    derivs = problem.hessians() if hessian else problem.derivatives()
-    if emit is not None:
-        from .api import emit_code
-
-        sys.stdout.write(emit_code(emit, problem, derivs, fns, hessian))
+    results = run(text, opts.run_options())
+    if opts.emit is not None:
+        sys.stdout.write(results.emit(opts.emit))
         return
-    f_value, d_values, checks = None, {}, {}
-    evaluation = None  # how the data was cut into row blocks (blocked.py), when it was asked
-    if sources or random:
-        compiled = problem.compile(fns, hessian=hessian, allow_nonfinite=allow_nonfinite)
-        # a symbolic problem compiles lazily (no program yet): _numbers then says which shape is missing
-        values = _numbers(sources, problem, derivs, random, seed, allow_nonfinite,
-                          getattr(compiled, "program", None))
-        try:
-            with _RowProgress(quiet=as_json) as rows_done:
-                f_value, base = _evaluate_on(backend, compiled, values, rows_done)
-        except GradcliError as err:
-            raise _drawn(err, seed) if random and err.kind == "math" else err
-        d_values = {d.wrt: d.to_layout(base[d.wrt]) for d in derivs}
-        evaluation = getattr(compiled, "evaluation_note", lambda: None)()
-        if check:
-            n_steps = sum(min(values[d.x.params[0]].size, 64) for d in derivs)
-            data_size = sum(v.size for v in values.values())
-            with _progress(n_steps, n_steps * data_size) as bar:
-                task = bar.add_task("finite differences", total=n_steps) if bar else None
-                errors = compiled.check(values, base, fns, on_step=(lambda: bar.advance(task)) if bar else None)
-            checks = {k: check_verdict(e, tol, allow_nonfinite) for k, e in errors.items()}
-        if out_dir is not None:
-            from .outputs import run_files, write_outputs
-
-            drawn = {n: values[n] for n in problem.symbols if n not in sources} if random else None
-            write_outputs(out_dir, run_files(f_value, d_values, hessian, drawn))
-    elif check:
-        raise GradcliError("usage", "--check needs numbers: give -d data or --random")
-    verdicts = []
-    if claims:
-        from .claims import check_claims, split_claims
-
-        verdicts = check_claims(text, split_claims(claims, [d.wrt for d in derivs]),
-                                {n: s.shape for n, s in problem.symbols.items()}, problem.wrt, layout,
-                                fns=fns, hessian=hessian, steps=steps)
-    style = "latex" if latex else "unicode"
-    step_lines, step_records = None, None
-    if steps:
-        step_lines, step_records = derivation(problem, derivs, hessian, style)
-    if as_json:
-        doc = _document(problem, derivs, f_value, d_values, checks)
-        if evaluation:
-            doc["notes"].append({"kind": "evaluation", "message": evaluation, "symbol": None, "column": None})
-        if step_records is not None:
-            doc["steps"] = step_records
-        for v in verdicts:
-            next(x for x in doc["derivatives"] if x["wrt"] == v.wrt)["claim"] = v.to_json()
-        sys.stdout.write(_json(doc) + "\n")
+    if opts.as_json:
+        sys.stdout.write(_json(results.to_json(steps=opts.steps)) + "\n")
     else:
-        _print_derivatives(problem, derivs, f_value, d_values, checks, style)
-        if evaluation:
-            _printer()(("note:", "yellow"), f" {evaluation}")
-        if step_lines:
-            from .output import Commented
-
-            out = Commented(_printer()) if latex else _printer()  # --latex: the derivation in comments
-            out()
-            out(("derivation (--steps):", "bold"))
-            for line in step_lines:
-                out(line)
-        _print_claims(verdicts)
-    if any(not c["ok"] for c in checks.values()) or any(not v.ok for v in verdicts):
+        _print_derivatives(results, "latex" if opts.latex else "unicode")
+        if results.evaluation:
+            _printer()(("note:", "yellow"), f" {results.evaluation}")
+        if opts.steps:
+            _print_steps(results, opts.latex)
+        _print_claims(results.claims)
+    if not (results.checks is None or results.checks.ok) or any(not v.ok for v in results.claims):
         raise typer.Exit(1)
 
 
-def _check_backend(backend, scheduler, chunk_rows) -> None:
-    if backend is None and scheduler is None and chunk_rows is None:
-        return
-    from .backends import check_backend
-
-    check_backend(backend or "numpy", scheduler, chunk_rows)
-
-
-def _evaluate_on(backend, compiled, values, progress=None):
-    """f and the derivatives in their base layout, on the chosen backend (README: Data of any
-    size): numpy here, or one dask graph computed once (on a cluster with --scheduler)."""
-    name, scheduler, chunk_rows = backend
-    if name == "numpy":
-        return compiled.evaluate(values, progress=progress)
-    from .backends import DaskBackend, connect, to_dask
-
-    import warnings
-
-    from dask.array import PerformanceWarning
-
-    client = connect(scheduler) if scheduler else None
-    try:
-        with warnings.catch_warnings():  # dask's advice on chunk counts: --chunk-rows is the user's choice
-            warnings.simplefilter("ignore", PerformanceWarning)
-            return compiled.evaluate(to_dask(values, chunk_rows), DaskBackend(client))
-    finally:
-        if client is not None:
-            client.close(timeout=5)
-
-
-def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
-    from .api import render_derivatives
-    from .shapes import fmt_dims
-
+def _print_steps(results: "Results", latex: bool) -> None:
     from .output import Commented
 
+    lines = results.derivation("latex" if latex else "unicode").lines
+    if not lines:
+        return
+    out: Any = Commented(_printer()) if latex else _printer()  # --latex: the derivation in comments
+    out()
+    out(("derivation (--steps):", "bold"))
+    for line in lines:
+        out(line)
+
+
+def _print_derivatives(results: "Results", style: str) -> None:
+    """f, its value, the symbols, the notes, each derivative (formula, shape, layout, value,
+    check) and the shared subexpressions, as a person reads them."""
+    from .api import render_derivatives
+    from .output import Commented
+    from .shapes import fmt_dims
+
+    problem, derivs = results.problem, results.derivatives
+    found = results.found()
+    f_value, d_values = found if found is not None else (None, {})
+    checks = results.checks if results.checks is not None else {}
     out = _printer()
     # --latex: every formula line is whole LaTeX, every other line a LaTeX comment
     note = Commented(out) if style == "latex" else out
@@ -773,12 +567,12 @@ def _print_derivatives(problem, derivs, f_value, d_values, checks, style):
             note(f"  value: {_summary(d_values[d.wrt])}")
         if d.wrt in checks:
             c = checks[d.wrt]
-            if c["max_rel_error"] is None:
+            if c.max_rel_error is None:
                 note("  check: nothing to compare (no entry where both the derivative and its finite "
                     "difference are finite)")
             else:
-                note(f"  check: max relative error {c['max_rel_error']:.2e} vs finite differences (",
-                    ("ok", "green") if c["ok"] else ("FAILED", "bold red"), ")")
+                note(f"  check: max relative error {c.max_rel_error:.2e} vs finite differences (",
+                     ("ok", "green") if c.ok else ("FAILED", "bold red"), ")")
     if bindings:
         out()
         note(("where", "bold"))
@@ -810,24 +604,13 @@ def _label(d) -> str:
     return f"∂f/∂{_pn(d.wrt)}"
 
 
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-class _RowProgress:
+class _Rows:
     """Rows done of the total while data is evaluated in row blocks (blocked.py): a rich bar on
-    stderr when it is a terminal and the output is not --json, started at the first block."""
+    stderr, started at the first block."""
 
-    def __init__(self, quiet: bool):
-        self.on = not quiet and sys.stderr.isatty()
-        self.bar = self.task = None
-
-    def __enter__(self):
-        return self if self.on else None
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.task: Any = None
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
@@ -838,19 +621,40 @@ class _RowProgress:
             self.task = self.bar.add_task("rows", total=total)
         self.bar.update(self.task, completed=done)
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         if self.bar is not None:
             self.bar.stop()
 
 
-def _progress(steps: int, work: float = 0.0):
-    """A progress bar on stderr for long checks (many steps, or steps over large arrays: each
-    step evaluates f twice), only when stderr is a terminal."""
-    if (steps < 200 and work < 2e7) or not sys.stderr.isatty():
-        return _NoProgress()
-    from rich.progress import Progress
+class _Bars:
+    """The run's progress (gradcli.values.Progress) as bars on stderr, only when it is a
+    terminal: rows evaluated (not under --json), and the steps of long checks (many steps, or
+    steps over large arrays: each step evaluates f twice)."""
 
-    return Progress(console=_printer(stderr=True).console(), transient=True)
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    @contextlib.contextmanager
+    def rows(self) -> Iterator[Optional[Callable[[int, int], None]]]:
+        if self.quiet or not sys.stderr.isatty():
+            yield None
+            return
+        rows = _Rows()
+        try:
+            yield rows
+        finally:
+            rows.stop()
+
+    @contextlib.contextmanager
+    def steps(self, total: int, work: float) -> Iterator[Optional[Callable[[], None]]]:
+        if (total < 200 and work < 2e7) or not sys.stderr.isatty():
+            yield None
+            return
+        from rich.progress import Progress
+
+        with Progress(console=_printer(stderr=True).console(), transient=True) as bar:
+            task = bar.add_task("finite differences", total=total)
+            yield lambda: bar.advance(task)
 
 
 # ----------------------------------------------------------------------------- check
@@ -863,10 +667,10 @@ def check_cmd(files: Annotated[list[str], typer.Argument(help="Text files (one f
                                                                "standard input.")],
               as_json: JsonOpt = False) -> None:
     """CI mode: shape-check every formula in FILES; report failures as file:line:column."""
-    def body():
-        from .checkfiles import check_paths
+    def body() -> None:
+        from .run import check_files
 
-        outcomes = check_paths(files)
+        outcomes = check_files(files)
         tally = _check_json(outcomes) if as_json else _check_report(outcomes)
         if tally.failed:
             raise typer.Exit(1)

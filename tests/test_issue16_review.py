@@ -76,7 +76,7 @@ def test_check_options_given_arrays_and_fns_checked():
     with pytest.raises(GradcliError, match="tol= is an option"):
         gradcli.check("sum(tol*x) wrt x", x=x, tol=x)
     for fns in ({"h": "os.system"}, {"exp": "log"}):  # was a KeyError from the operator table
-        with pytest.raises(GradcliError, match="element-wise builtin"):
+        with pytest.raises(GradcliError, match="builtin"):
             gradcli.grad("sum(h(x)) wrt x", fns=fns, x=x)
     assert list(gradcli.grad("sum(xy*x) wrt xy", wrt="xy", x=x, xy=x)) == ["xy"]  # not ['x', 'y']
 

@@ -82,7 +82,7 @@ def derivatives_of(text, kind, layout=None, shapes=SHAPES):
 
 
 def check_formula(text, kind, seed, layout=None):
-    from gradcli.cli import _document
+    from gradcli.document import document as _document
 
     names = sorted(s for s in SHAPES if s in _names(text))
     if not names:
@@ -254,7 +254,7 @@ def test_the_json_formula_reads_back_with_its_bindings(tmp_path):
 def test_json_of_a_deep_chain_is_linear_in_its_depth():
     import json
 
-    from gradcli.cli import _document
+    from gradcli.document import document as _document
 
     def size(depth):
         text = "x"
@@ -273,7 +273,7 @@ def test_json_of_a_deep_chain_is_linear_in_its_depth():
 
 
 def test_binding_names_never_collide_with_the_formulas_symbols():
-    from gradcli.cli import _document
+    from gradcli.document import document as _document
 
     p = gradcli.analyze("sum(tanh(tanh(tanh(tanh(tanh(W@z1 + z2)))))) wrt W, z1, z2",
                         shapes={"W": (4, 3), "z1": (3,), "z2": (4,)})

@@ -1,0 +1,354 @@
+"""The application: `gradcli.grad`, `hess`, `shape`, `check` and `check_files`, one call each with
+keyword arguments, for everything the command line can do.
+
+    >>> import numpy as np, gradcli
+    >>> r = gradcli.grad("||y - X@theta||^2 wrt theta", X=np.eye(3), y=np.ones(3), theta=np.zeros(3))
+    >>> r["theta"].formula, r["theta"].shape, r["theta"].value.tolist()
+    ('−2Xᵀ(y − Xθ)', (3,), [-2.0, -2.0, -2.0])
+
+Why: in a notebook one has arrays, not files and flags; the command line has files and flags.
+Both run `run(formula, RunOptions)` below (the CLI only parses its arguments into the keywords
+and prints the `Results`), so a Python user gets everything a command does: random draws
+(`random=True, seed=`), data files (`data=`), finite differences (`check=True, tol=`), the
+folder of arrays (`save=`), claims, the derivation (`.steps`), code (`.emit()`) and the JSON
+document (`.to_json()`).  Messages name the keywords; the CLI passes its own `Spelling`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any
+
+from .errors import GradcliError, printable
+from .results import Checks, Results
+from .spelling import PYTHON, Spelling
+from .values import Backend, Inputs, Progress, Quiet, drawn, evaluate_on, finite_differences, gather, \
+    open_data, save, translated
+
+if TYPE_CHECKING:
+    from .api import Problem
+    from .checkfiles import Outcome
+
+Dims = tuple[int | str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything one run is asked to do (what `grad`'s keywords and the CLI's options say)."""
+
+    order: int = 1  # 1: gradients and Jacobians; 2: the Hessian blocks
+    formulas: bool = True  # False: shapes only (gradcli.shape)
+    wrt: tuple[str, ...] = ()
+    shapes: Mapping[str, Dims] = field(default_factory=dict)  # declared shapes
+    sizes: Mapping[str, int] | None = None  # named dimensions no array fixes
+    layout: str | None = None
+    fns: Mapping[str, str] = field(default_factory=dict)  # abstract function → element-wise builtin
+    arrays: Mapping[str, Any] = field(default_factory=dict)  # float arrays by symbol name
+    data: tuple[str, ...] = ()  # NAME=FILE.npy, FILE.npz, NAME=NUMBER, NAME=folder/ (as -d)
+    evaluate: bool = True  # False: data gives shapes only (code is emitted, nothing computed)
+    random: bool = False
+    seed: int = 0
+    allow_nonfinite: bool = False
+    check: bool = False
+    tol: float = 1e-5
+    save: str | None = None  # a folder for f.npy, d_<x>.npy … (as -o)
+    claims: tuple[str, ...] = ()  # EXPR or NAME=EXPR (as --claim)
+    steps: bool = False  # claims report the chain of a product; to_json() has the derivation
+    backend: Backend = Backend()
+    progress: Progress = field(default_factory=Quiet)
+    spelling: Spelling = PYTHON
+
+
+# ----------------------------------------------------------------------------- the calls
+def grad(formula: str, values: Mapping[str, Any] | None = None, /, *, wrt: str | Sequence[str] | None = None,
+         sizes: Mapping[str, int] | None = None, shapes: Mapping[str, Any] | None = None,
+         layout: str | None = None, fns: Mapping[str, str] | None = None, seed: int = 0, order: int = 1,
+         data: str | Sequence[str] | Mapping[str, Any] | None = None, random: bool = False,
+         allow_nonfinite: bool = False, check: bool = False, tol: float = 1e-5, save: str | None = None,
+         claims: str | Sequence[str] | Mapping[str, str] | None = None, backend: str | None = None,
+         scheduler: str | None = None, chunk_rows: int | None = None, **arrays: Any) -> Results:
+    """The derivatives of `formula` with respect to its wrt symbols, keyed by name.
+
+    arrays (keywords, or the mapping after the formula): values of symbols by name (their shapes
+    bind the formula's dimensions); sizes: {"n": 3} for named dimensions no array fixes;
+    shapes: {"X": "m,n"} declared shapes; layout: gradient | numerator | denominator;
+    fns: {"h": "tanh"} binds abstract functions; order=2: the Hessian blocks (as `hess`);
+    data: {"X": "X.npy"}, "run.npz" or ["X=X.npy", …] (files, as the command's -d);
+    random=True: seeded draws (`seed`) for the symbols without values; allow_nonfinite: NaN/Inf
+    results instead of a math error; check=True: finite differences now (`.checks`, below `tol`);
+    save: a folder for f.npy and d_<x>.npy; claims: a claimed derivative ("EXPR" or
+    {"x": "EXPR"}; `.claims`); backend="dask" (with scheduler, chunk_rows)."""
+    keywords = dict(wrt=wrt, sizes=sizes, shapes=shapes, layout=layout, fns=fns, seed=seed, order=order,
+                    data=data, random=random, allow_nonfinite=allow_nonfinite, check=check, tol=tol,
+                    save=save, claims=claims, backend=backend, scheduler=scheduler, chunk_rows=chunk_rows)
+    return run(formula, options(formula, {**(values or {}), **arrays}, **keywords))
+
+
+def hess(formula: str, values: Mapping[str, Any] | None = None, /, **keywords: Any) -> Results:
+    """The Hessian blocks of a scalar `formula`, keyed "x" (∂²f/∂x²) and "x,y" (mixed); the
+    keywords of `grad`."""
+    return grad(formula, values, **{**keywords, "order": 2})
+
+
+def shape(formula: str, values: Mapping[str, Any] | None = None, /, *, wrt: str | Sequence[str] | None = None,
+          sizes: Mapping[str, int] | None = None, shapes: Mapping[str, Any] | None = None,
+          layout: str | None = None, fns: Mapping[str, str] | None = None,
+          data: str | Sequence[str] | Mapping[str, Any] | None = None, **arrays: Any) -> Results:
+    """Shapes only: every symbol's, f's and each derivative's (formulas are not built; data
+    files are read for their shapes only)."""
+    opts = options(formula, {**(values or {}), **arrays}, wrt=wrt, sizes=sizes, shapes=shapes, layout=layout,
+                   fns=fns, data=data)
+    return run(formula, _replace(opts, formulas=False, evaluate=False))
+
+
+def check(formula: str, values: Mapping[str, Any] | None = None, /, *, tol: float = 1e-5,
+          hessian: bool = False, **keywords: Any) -> Checks:
+    """Each derivative compared with central finite differences at the given arrays, the
+    symbols without one drawn as `random=True` draws them (seeded); the keywords of `grad`."""
+    _check_types(formula, tol=(tol, (Real,)), hessian=(hessian, (bool,)))
+    results = grad(formula, values, **{**keywords, "order": 2 if hessian else keywords.get("order", 1)})
+    return results.check(float(tol))
+
+
+def check_files(paths: Sequence[str]) -> Iterator[Outcome]:
+    """Shape-check every formula of text files, Markdown fences, folders or - (standard input),
+    lazily, as `gradcli check` does: one Outcome a formula (file, line, column, ok, message)."""
+    from .checkfiles import check_paths
+
+    return check_paths(list(paths))
+
+
+def _replace(opts: RunOptions, **changes: Any) -> RunOptions:
+    import dataclasses
+
+    return dataclasses.replace(opts, **changes)
+
+
+# ----------------------------------------------------------------------------- keywords → options
+def options(formula: str, arrays: Mapping[str, Any], **kw: Any) -> RunOptions:
+    """The keywords of `grad` checked and normalised (an option given something else than its
+    type is most likely an array for a symbol that shares its name: the message says so)."""
+    if not isinstance(formula, str):
+        raise TypeError(f"the formula must be a string, not {type(formula).__name__}")
+    none = type(None)
+    _check_types(formula, **{k: (kw.get(k), t) for k, t in {
+        "wrt": (str, list, tuple, none), "sizes": (Mapping, none), "shapes": (Mapping, none),
+        "layout": (str, none), "fns": (Mapping, none), "seed": (Integral,), "order": (Integral,),
+        "data": (str, list, tuple, Mapping, none), "random": (bool,), "allow_nonfinite": (bool,),
+        "check": (bool,), "tol": (Real,), "save": (str, none), "claims": (str, list, tuple, Mapping, none),
+        "backend": (str, none), "scheduler": (str, none), "chunk_rows": (Integral, none)}.items() if k in kw})
+    order = int(kw.get("order", 1))
+    if order not in (1, 2):
+        raise GradcliError("usage", f"order={order}: expected 1 (gradients, Jacobians) or 2 (Hessians)")
+    wrt = kw.get("wrt")
+    claims = kw.get("claims")
+    return RunOptions(
+        order=order, wrt=tuple([wrt] if isinstance(wrt, str) else wrt or ()),
+        shapes={n: _declared(n, s) for n, s in (kw.get("shapes") or {}).items()},
+        sizes=kw.get("sizes"), layout=kw.get("layout"), fns=dict(kw.get("fns") or {}),
+        arrays={n: _as_value(n, v) for n, v in arrays.items()}, data=_data_specs(kw.get("data")),
+        random=kw.get("random", False), seed=int(kw.get("seed", 0)), allow_nonfinite=kw.get("allow_nonfinite", False),
+        check=kw.get("check", False), tol=float(kw.get("tol", 1e-5)), save=kw.get("save"),
+        claims=(claims,) if isinstance(claims, str) else tuple(f"{n}={c}" for n, c in claims.items())
+        if isinstance(claims, Mapping) else tuple(claims or ()),
+        backend=Backend(kw.get("backend") or "numpy", kw.get("scheduler"), kw.get("chunk_rows")))
+
+
+def _check_types(formula: str, **options: tuple[Any, tuple[type, ...]]) -> None:
+    for name, (value, types) in options.items():
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise GradcliError("usage", f"{name}= is an option of gradcli.grad/hess/shape/check, not "
+                                        f"{type(value).__name__}; an array for a symbol named {name} goes in "
+                                        f"the mapping after the formula: grad({formula!r}, {{{name!r}: array}})")
+
+
+def _data_specs(data: str | Sequence[str] | Mapping[str, Any] | None) -> tuple[str, ...]:
+    """data= as the command's -d options: "run.npz", ["X=X.npy"], or {"X": "X.npy", "a": 2.0}."""
+    if data is None:
+        return ()
+    if isinstance(data, str):
+        return (data,)
+    if isinstance(data, Mapping):
+        return tuple(f"{n}={v}" for n, v in data.items())
+    return tuple(str(s) for s in data)
+
+
+def _declared(name: str, dims: Any) -> Dims:
+    """A declared shape: "m,n" / "3x2" as -s takes it, or a tuple of sizes and dimension names."""
+    from .api import parse_dims
+
+    if isinstance(dims, str):
+        return tuple(parse_dims(dims))
+    entries = tuple(dims) if isinstance(dims, (tuple, list)) else None
+    if entries is None or len(entries) > 2 or not all(
+            (isinstance(d, Integral) and not isinstance(d, bool) and int(d) >= 1)
+            or (isinstance(d, str) and d.isidentifier()) for d in entries):
+        raise GradcliError("usage", f"shapes: {name} = {dims!r} is not a shape (a string such as 'm,n' or '3x2', or "
+                                    "a tuple of at most 2 positive sizes and dimension names)")
+    return tuple(int(d) if isinstance(d, Integral) else str(d) for d in entries)
+
+
+def _as_value(name: str, value: Any) -> Any:
+    """An array given for a symbol, checked as data files are: numbers (float, int or bool;
+    complex would lose its imaginary part), a scalar, vector or matrix, finite."""
+    import numpy as np
+
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise GradcliError("data", f"{name}: dtype {arr.dtype.name} is not numeric (need float, int or bool)")
+    if arr.ndim > 2:
+        raise GradcliError("data", f"{name}: {arr.ndim}-d arrays are not supported (scalars, vectors and "
+                                   "matrices only)")
+    arr = arr.astype(float)
+    if not np.all(np.isfinite(arr)):
+        raise GradcliError("data", f"{name} contains NaN or Inf")
+    return arr
+
+
+def check_tolerance(tol: float, spelling: Spelling) -> None:
+    if not (math.isfinite(tol) and tol >= 0):
+        raise GradcliError("usage", f"{spelling.tolerance(tol)}: expected a finite number ≥ 0 (e.g. 1e-5)")
+
+
+def check_functions(fns: Mapping[str, str], spelling: Spelling) -> dict[str, str]:
+    """Each abstract function bound to an element-wise builtin: the name never a builtin's or
+    a keyword (`exp=log` would silently change nothing), the builtin an element-wise one."""
+    from .infer import BUILTINS
+    from .operators import ELEMENTWISE
+    from .parse import KEYWORDS, is_name
+
+    for name, builtin in fns.items():
+        where = spelling.fn(name, builtin)
+        if not isinstance(name, str) or not isinstance(builtin, str):
+            raise GradcliError("usage", f"{where}: expected a function name and a builtin's name (strings)")
+        if name in KEYWORDS:
+            raise GradcliError("usage", f"{where}: '{name}' is a keyword, not a function name")
+        if not is_name(name):
+            raise GradcliError("usage", f"{where}: '{printable(name)}' is not a function name (a letter, "
+                                        "then letters, digits or _)")
+        if name in BUILTINS:
+            raise GradcliError("usage", f"{where}: {name} is a builtin function; {spelling.fns} binds an "
+                                        "abstract function such as h in h(z)")
+        if builtin not in ELEMENTWISE:
+            close = difflib.get_close_matches(builtin, ELEMENTWISE, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise GradcliError("usage", f"{where}: '{printable(builtin)}' is not an element-wise builtin"
+                                        f"{hint} (one of {', '.join(ELEMENTWISE)})")
+    return dict(fns)
+
+
+def _warn_unused_functions(fns: Mapping[str, str], problem: Problem, spelling: Spelling) -> None:
+    """A bound function the formula never calls is most likely a typo: say so."""
+    called = _called_names(problem.typed.formula.expr)
+    for name, builtin in fns.items():
+        if name not in called:
+            warnings.warn(f"{spelling.fn(name, builtin)}: the formula does not call {name}", UserWarning)
+
+
+def _called_names(root: Any) -> set[str]:
+    """Names applied as functions anywhere in a parsed formula (no recursion: formulas nest
+    thousands deep)."""
+    from .syntax import Call, Node
+
+    names: set[str] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, Call):
+            names.add(node.name)
+        for name in getattr(node, "_record_fields", ()):
+            value = getattr(node, name)
+            if isinstance(value, Node):
+                todo.append(value)
+            elif isinstance(value, tuple):
+                todo.extend(v for v in value if isinstance(v, Node))
+    return names
+
+
+# ----------------------------------------------------------------------------- the run
+def run(formula: str, o: RunOptions) -> Results:
+    """Analyse, differentiate and (with numbers) evaluate, check, save and judge claims, in the
+    order the command line has always done it (so its failures come in the same order)."""
+    from .api import analyze
+
+    s = o.spelling
+    check_tolerance(o.tol, s)
+    o.backend.check(s)
+    fns = check_functions(o.fns, s)
+    sources = open_data(o.data, formula, s)
+    numbers = bool(sources or o.random or o.arrays) and o.evaluate
+    if o.save is not None:
+        from .outputs import check_target
+
+        with translated(s):
+            check_target(o.save)
+        if not numbers:
+            raise GradcliError("usage", f"{s.save} needs numbers to write: give {s.data} or {s.random}")
+    data_shapes = {k: tuple(v.shape) for k, v in sources.items()}
+    if o.arrays:
+        from .data import check_declared_shapes
+
+        with translated(s):  # an array's shape must agree with a declared one, as data files
+            check_declared_shapes(dict(o.shapes), {n: v.shape for n, v in o.arrays.items()})
+    problem = analyze(formula, dict(o.shapes), list(o.wrt), o.layout, data_shapes, set(fns))
+    if o.arrays or o.sizes:
+        problem = problem.bind(dict(o.arrays), dict(o.sizes) if o.sizes is not None else None)
+    _warn_unused_functions(fns, problem, s)
+    if not problem.wrt and o.formulas:
+        raise GradcliError("usage", f"nothing to differentiate: add 'wrt NAME' to the formula or {s.wrt}")
+    inputs = Inputs(o.arrays, sources, o.random, o.seed, o.allow_nonfinite)
+    results = Results(problem, inputs, fns, o.order == 2, o.formulas)
+    if not o.formulas:
+        return results
+    if numbers and (sources or o.random or o.check or o.save is not None):
+        _compute(results, o)
+    elif o.check:
+        raise GradcliError("usage", f"{s.check} needs numbers: give {s.data} or {s.random}")
+    if o.claims:
+        _claims(formula, results, o)
+    return results
+
+
+def _compute(results: Results, o: RunOptions) -> None:
+    """The values, in order: memory checked, arrays loaded or drawn, f and the derivatives
+    evaluated, finite differences (check), the folder written (save)."""
+    from .api import check_verdict
+
+    problem, derivs, s = results.problem, results.derivatives, o.spelling
+    compiled = problem.compile(results.fns, hessian=results.hessian, allow_nonfinite=o.allow_nonfinite)
+    # a symbolic problem compiles lazily (no program yet): gather then says which shape is missing
+    values = gather(problem, derivs, results.inputs, s, getattr(compiled, "program", None))
+    try:
+        with o.progress.rows() as rows_done:
+            f_value, base = evaluate_on(o.backend, compiled, values, rows_done)
+    except GradcliError as err:
+        raise drawn(err, o.seed, s) if o.random and err.kind == "math" else err
+    results.computed(f_value, {d.wrt: d.to_layout(base[d.wrt]) for d in derivs},
+                     getattr(compiled, "evaluation_note", lambda: None)())
+    if o.check:
+        errors = finite_differences(compiled, derivs, values, base, results.fns, o.progress)
+        results.checks = Checks.of({k: check_verdict(e, o.tol, o.allow_nonfinite) for k, e in errors.items()},
+                                   o.tol)
+    if o.save is not None:
+        inputs = results.inputs
+        drawn_arrays = ({n: values[n] for n in problem.symbols if n not in inputs.sources and n not in inputs.arrays}
+                        if o.random else None)
+        found = results.found()
+        assert found is not None
+        save(o.save, found[0], found[1], results.hessian, drawn_arrays, s)
+
+
+def _claims(formula: str, results: Results, o: RunOptions) -> None:
+    from .claims import check_claims, split_claims
+
+    problem = results.problem
+    with translated(o.spelling):
+        claims = split_claims(list(o.claims), [d.wrt for d in results.derivatives])
+    results.claims = check_claims(formula, claims, {n: s.shape for n, s in problem.symbols.items()},
+                                  problem.wrt, o.layout, fns=dict(results.fns), hessian=results.hessian,
+                                  steps=o.steps)
