@@ -11,15 +11,20 @@ import contextlib
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 
 from .errors import GradcliError, OutputError, printable
 
 if TYPE_CHECKING:
+    from .api import Derivative, Problem
+    from .shapes import Dim
+    from .checkfiles import Outcome
+    from .claims import Verdict
+    from .output import Printer
     from .results import Results
     from .run import RunOptions
 
@@ -43,7 +48,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdo
 LatexOpt = Annotated[bool, typer.Option("--latex", help="Print formulas as LaTeX.")]
 
 
-def _json(doc) -> str:
+def _json(doc: Any) -> str:
     import json  # only --json output needs it
 
     return json.dumps(doc)
@@ -75,7 +80,7 @@ def main_callback(version: Annotated[bool, typer.Option("--version", callback=_v
 
 
 # ----------------------------------------------------------------------------- helpers
-def _printer(stderr: bool = False):
+def _printer(stderr: bool = False) -> "Printer":
     from .output import Printer
 
     return Printer(stderr)
@@ -104,7 +109,8 @@ def _stdin_formulas() -> list[tuple[int, str]]:
     return formulas
 
 
-def _each_formula(formula: str, as_json: bool, answer, single: dict | None = None) -> None:
+def _each_formula(formula: str, as_json: bool, answer: Callable[[str], None],
+                 single: dict[str, bool] | None = None) -> None:
     """Answer FORMULA, or (FORMULA `-`) every formula on standard input in turn: with --json one
     document a line (JSON Lines), else the answers separated by a blank line; the exit status is
     the worst of them.  `single` names options ({option: given}) that write one thing per run and
@@ -129,7 +135,7 @@ def _each_formula(formula: str, as_json: bool, answer, single: dict | None = Non
         raise typer.Exit(worst)
 
 
-def _numbered(line: int, answer, text: str) -> None:
+def _numbered(line: int, answer: Callable[[str], None], text: str) -> None:
     """An answer whose error says which line of standard input it is about (line 0: the one
     formula, nothing to say)."""
     try:
@@ -143,7 +149,7 @@ def _numbered(line: int, answer, text: str) -> None:
         raise
 
 
-def _usage(message: str):
+def _usage(message: str) -> NoReturn:
     raise GradcliError("usage", message)
 
 
@@ -160,13 +166,13 @@ def _read_stdin(what: str) -> str:
     if isinstance(data, str):
         return data.removeprefix("\ufeff")
     try:
-        return data.decode("utf-8").removeprefix("\ufeff")
+        return str(data.decode("utf-8")).removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise GradcliError("parse", f"standard input is not UTF-8 text (byte 0x{data[exc.start]:02x} "
                                     f"at offset {exc.start})") from None
 
 
-def _shapes(specs: list[str] | None) -> dict[str, tuple]:
+def _shapes(specs: list[str] | None) -> dict[str, "tuple[Dim, ...]"]:
     from .api import parse_dims
     from .parse import is_name
 
@@ -216,14 +222,14 @@ def _fail(err: GradcliError, as_json: bool) -> None:
     raise typer.Exit(code)
 
 
-def _print_warnings(caught) -> None:
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
     """Each distinct warning once (finite differences evaluate f a hundred times)."""
     err = _printer(stderr=True)
     for message in dict.fromkeys(str(w.message) for w in caught):
         err(("warning:", "yellow"), f" {message}")
 
 
-def _run(as_json: bool, body) -> None:
+def _run(as_json: bool, body: Callable[[], None]) -> None:
     """Run a command body, turning every error into one message and an exit code."""
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -247,7 +253,7 @@ def _run(as_json: bool, body) -> None:
                                        "this formula"), as_json)
 
 
-def _symbol_table(out, problem) -> None:
+def _symbol_table(out: Any, problem: "Problem") -> None:
     from .render import pretty_name
     from .shapes import fmt_dims
 
@@ -256,13 +262,13 @@ def _symbol_table(out, problem) -> None:
                for name, info in problem.symbols.items()])
 
 
-def _notes(out, problem) -> None:
+def _notes(out: Any, problem: "Problem") -> None:
     """SPEC §1: what the shapes alone do not say (a broadcast undeclared symbol, a 1×1 f)."""
     for note in problem.notes:
         out(("note:", "yellow"), f" {note.message}")
 
 
-def _layout_note(d) -> str:
+def _layout_note(d: "Derivative") -> str:
     from .render import pretty_name
 
     x = pretty_name(d.wrt, "unicode")
@@ -280,7 +286,7 @@ def _layout_note(d) -> str:
             "denominator": "denominator layout: shape(x) + shape(f)"}[d.layout]
 
 
-def _summary(value) -> str:
+def _summary(value: Any) -> str:
     import numpy as np
 
     arr = np.asarray(value, dtype=float)
@@ -456,7 +462,7 @@ CONFLICTS = (
 NEEDS = (("--seed", "--random"), ("--tol", "--check"))
 
 
-def _check_conflicts(given: dict) -> None:
+def _check_conflicts(given: dict[str, Any]) -> None:
     """A usage error (exit 2) naming both options of the first conflict among those given
     (`--emit` by its value: "--emit numpy and --json cannot be used together")."""
     def label(key: str) -> str:
@@ -580,13 +586,13 @@ def _print_derivatives(results: "Results", style: str) -> None:
             out(f"  {name} = {t}")
 
 
-def _latex_label(d) -> str:
+def _latex_label(d: "Derivative") -> str:
     from .latexdoc import derivative_label
 
     return derivative_label(d)
 
 
-def _print_claims(verdicts) -> None:
+def _print_claims(verdicts: list["Verdict"]) -> None:
     """One verdict line per claimed derivative (with --steps, the chain of a product claim)."""
     out = _printer()
     for v in verdicts:
@@ -596,7 +602,7 @@ def _print_claims(verdicts) -> None:
             out(f"  {line}")
 
 
-def _label(d) -> str:
+def _label(d: "Derivative") -> str:
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
         b = b or a
@@ -678,16 +684,16 @@ def check_cmd(files: Annotated[list[str], typer.Argument(help="Text files (one f
 
 
 class _Tally:
-    def __init__(self):
+    def __init__(self) -> None:
         self.checked = self.failed = self.expected_failures = 0
 
-    def add(self, outcome) -> None:
+    def add(self, outcome: "Outcome") -> None:
         self.checked += 1
         self.failed += not outcome.ok
         self.expected_failures += outcome.expected_failure
 
 
-def _location(o, column=None) -> str:
+def _location(o: "Outcome", column: int | None = None) -> str:
     return f"{printable(o.entry.path)}:{o.entry.line}:{column or o.column or o.entry.col}:"
 
 
@@ -697,7 +703,7 @@ def _excerpt(text: str, column: int) -> str:
     return printable(excerpt(text, column)[0])
 
 
-def _check_report(outcomes) -> _Tally:
+def _check_report(outcomes: Iterable["Outcome"]) -> _Tally:
     """Failures on stderr as they are found (with any warnings, at their line); the count on
     stdout at the end."""
     tally, err = _Tally(), _printer(stderr=True)
@@ -714,7 +720,7 @@ def _check_report(outcomes) -> _Tally:
     return tally
 
 
-def _check_json(outcomes) -> _Tally:
+def _check_json(outcomes: Iterable["Outcome"]) -> _Tally:
     """One JSON document, written as the results come (its size is the files' size): the
     results first, the counts last.  A file that cannot be read half-way still leaves a valid
     document, with an `error` object beside the results so far."""
@@ -739,16 +745,16 @@ def _check_json(outcomes) -> _Tally:
 
 
 # ----------------------------------------------------------------------------- entry point
-def _click_exceptions():
+def _click_exceptions() -> Any:
     """typer ≥ 0.2x carries its own copy of click; older releases use click itself."""
     try:
         from typer._click import exceptions
     except ImportError:  # pragma: no cover - depends on the installed typer
-        from click import exceptions
+        from click import exceptions  # type: ignore[no-redef]
     return exceptions
 
 
-def _present(module, name: str) -> tuple:
+def _present(module: Any, name: str) -> tuple[type[BaseException], ...]:
     cls = getattr(module, name, None)
     return (cls,) if cls is not None else ()
 
@@ -784,14 +790,16 @@ class _Interrupt(BaseException):
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: usage errors exit 2 (with a JSON error under --json)."""
     ce = _click_exceptions()
+    exits: tuple[type[BaseException], ...] = (typer.Exit, *_present(ce, "Exit"))
+    aborts: tuple[type[BaseException], ...] = (typer.Abort, *_present(ce, "Abort"))
     args = _formula_after_dashes(list(sys.argv[1:] if argv is None else argv))
     try:
         rc = app(args=args, standalone_mode=False, prog_name="gradcli")
     except _Interrupt as wrapped:
         raise wrapped.interrupt from None
-    except (typer.Exit, *_present(ce, "Exit")) as exc:
+    except exits as exc:
         return getattr(exc, "exit_code", 0)
-    except (typer.Abort, *_present(ce, "Abort")):
+    except aborts:
         return 1
     except ce.UsageError as exc:
         if getattr(exc, "ctx", None) is not None and type(exc).__name__ == "NoArgsIsHelpError":
@@ -810,5 +818,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ce.ClickException as exc:
         _error_lines(f"error: {exc.format_message()}")
-        return exc.exit_code
+        return int(exc.exit_code)
     return rc if isinstance(rc, int) else 0

@@ -10,12 +10,17 @@ same whole-equation LaTeX that `--latex` prints (latexdoc), inside `$$ … $$`.
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING, Any
 
 from .latexdoc import derivative_label, _name as latex_name, _shape as latex_shape
 from .shapes import fmt_dims
 
+if TYPE_CHECKING:
+    from .api import Derivative, Problem
+    from .results import Result, Results
 
-def _ascii_label(d) -> str:
+
+def _ascii_label(d: Derivative) -> str:
     """df/dtheta, d2f/dx2, d2f/dxdy: a label typed as the formulas are (ASCII)."""
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
@@ -23,7 +28,7 @@ def _ascii_label(d) -> str:
     return f"df/d{d.wrt}"
 
 
-def _summary(value) -> str:
+def _summary(value: Any) -> str:
     import numpy as np
 
     arr = np.asarray(value, dtype=float)
@@ -35,7 +40,7 @@ def _summary(value) -> str:
 
 
 # ------------------------------------------------------------------------------- plain text
-def result_text(r) -> str:
+def result_text(r: Result) -> str:
     """`df/dtheta = -2*X' @ (y - X @ theta)    # gradient, shape (n,)`: the formula in gradcli's
     own language, which reads back in."""
     d = r.derivative
@@ -49,7 +54,7 @@ def result_text(r) -> str:
     return out if value is None else out + f"\n  value: {_summary(value)}"
 
 
-def results_text(rs) -> str:
+def results_text(rs: Results) -> str:
     p = rs.problem
     lines = [f"f = {p.text('ascii')}    # shape {fmt_dims(p.shape)}"
              + (f", value {_summary(rs.value)}" if rs.value is not None else ""),
@@ -68,13 +73,13 @@ def _aligned(equations: list[str]) -> str:
     return "$$\n\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}\n$$"
 
 
-def _symbol_array(problem) -> str:
+def _symbol_array(problem: Problem) -> str:
     rows = [rf"{latex_name(n)} & {latex_shape(s.shape)} & \text{{{s.source}}}" for n, s in problem.symbols.items()]
     return ("$$\n\\begin{array}{lll}\n\\text{symbol} & \\text{shape} & \\text{source} \\\\ \\hline\n"
             + " \\\\\n".join(rows) + "\n\\end{array}\n$$")
 
 
-def _equations(rs) -> list[str]:
+def _equations(rs: Results) -> list[str]:
     """f, every derivative (a whole equation each) and the shared subexpressions they name."""
     from .api import render_derivatives
 
@@ -89,20 +94,20 @@ def _equations(rs) -> list[str]:
     return eqs + [rf"\text{{where }} {name} = {text}" for name, text in bindings]
 
 
-def results_latex(rs) -> str:
+def results_latex(rs: Results) -> str:
     return _aligned(_equations(rs)) + "\n" + _symbol_array(rs.problem)
 
 
-def result_latex(r) -> str:
+def result_latex(r: Result) -> str:
     eq = r.latex or rf"{derivative_label(r.derivative)} \in \mathbb{{R}}^{{{latex_shape(r.shape)}}}"
     return _aligned([eq])
 
 
-def problem_latex(problem) -> str:
+def problem_latex(problem: Problem) -> str:
     return _aligned([f"f = {problem.text('latex')}"]) + "\n" + _symbol_array(problem)
 
 
-def derivative_latex(d) -> str:
+def derivative_latex(d: Derivative) -> str:
     text = d.text("latex")
     eq = f"{derivative_label(d)} = {text}" if text else d.formula("latex")
     return _aligned([eq or rf"{derivative_label(d)}"])
@@ -114,12 +119,12 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells)
 
 
-def _symbols_md(problem) -> str:
+def _symbols_md(problem: Problem) -> str:
     return _md_table(["symbol", "shape", "source"],
                      [[f"${latex_name(n)}$", f"`{fmt_dims(s.shape)}`", s.source] for n, s in problem.symbols.items()])
 
 
-def _derivatives_rows(rs) -> list[list[str]]:
+def _derivatives_rows(rs: Results) -> list[list[str]]:
     rows = []
     for r in rs.values():
         value = r.value
@@ -128,7 +133,7 @@ def _derivatives_rows(rs) -> list[list[str]]:
     return rows
 
 
-def results_markdown(rs) -> str:
+def results_markdown(rs: Results) -> str:
     f_value = rs.value
     parts = [_aligned(_equations(rs)), "",
              f"f has shape `{fmt_dims(rs.shape)}`" + (f", value {_summary(f_value)}" if f_value is not None else ""),
@@ -137,13 +142,13 @@ def results_markdown(rs) -> str:
     return "\n".join(parts)
 
 
-def result_markdown(r) -> str:
+def result_markdown(r: Result) -> str:
     value = r.value
     tail = f"{r.kind}, shape `{fmt_dims(r.shape)}`, {r.layout} layout"
     return result_latex(r) + "\n\n" + tail + ("" if value is None else f"; value {_summary(value)}")
 
 
-def problem_markdown(problem) -> str:
+def problem_markdown(problem: Problem) -> str:
     return _aligned([f"f = {problem.text('latex')}"]) + f"\n\nf has shape `{fmt_dims(problem.shape)}`\n\n" \
         + _symbols_md(problem)
 
@@ -155,7 +160,7 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def results_html(rs) -> str:
+def results_html(rs: Results) -> str:
     """The equations (typeset by the notebook's MathJax/KaTeX) and two tables."""
     symbols = [[html.escape(f"${latex_name(n)}$"), f"<code>{html.escape(fmt_dims(s.shape))}</code>",
                 html.escape(s.source)] for n, s in rs.problem.symbols.items()]
@@ -169,7 +174,7 @@ def results_html(rs) -> str:
             + _html_table(["derivative", "kind", "shape", "layout", "value"], derivs) + "</div>")
 
 
-def result_html(r) -> str:
+def result_html(r: Result) -> str:
     value = r.value
     return ("<div class='gradcli'>" + html.escape(result_latex(r))
             + f"<p>{html.escape(r.kind)}, shape <code>{html.escape(fmt_dims(r.shape))}</code>, "

@@ -15,6 +15,7 @@ from .render import latex_subscript, pretty_name
 
 if TYPE_CHECKING:
     from .api import Derivative, Problem
+    from .shapes import Dim
 
 PACKAGES = ("amsmath", "amssymb")
 
@@ -79,7 +80,7 @@ def equations(problem: Problem, derivs: list[Derivative]) -> tuple[list[str], li
     return lines, [f"{name} = {text}" for name, text in bindings]
 
 
-def _shape(dims: tuple[int | str, ...]) -> str:
+def _shape(dims: tuple[Dim, ...]) -> str:
     """(m, n) as LaTeX: a scalar is `()`, names set in math italics."""
     if not dims:
         return r"\text{scalar}"

@@ -28,7 +28,9 @@ import os
 import signal
 import stat
 import threading
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, BinaryIO
 
 from .errors import GradcliError
 
@@ -48,7 +50,8 @@ def _usage(message: str) -> GradcliError:
 INPUTS_FILE = "inputs.npz"
 
 
-def run_files(f_value, derivatives: dict, hessian: bool, inputs: dict | None = None) -> dict:
+def run_files(f_value: Any, derivatives: dict[str, Any], hessian: bool,
+              inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """{file name: array} for one run: f.npy and d_<x>.npy, or h_<x>.npy / h_<x>,<y>.npy; with
     `inputs` (the arrays --random drew) also inputs.npz, {symbol: array}."""
     prefix = "h_" if hessian else "d_"
@@ -117,7 +120,7 @@ def _write_error(out_dir: str, exc: OSError) -> GradcliError:
 
 
 # ----------------------------------------------------------------------------- writing
-def write_outputs(out_dir: str, files: dict) -> list[str]:
+def write_outputs(out_dir: str, files: dict[str, Any]) -> list[str]:
     """Write {file name: array} into out_dir as described in the module docstring; returns the
     paths written.  On any failure no target has changed and no temporary file is left."""
     target = _make_folder(out_dir)
@@ -146,7 +149,7 @@ def write_outputs(out_dir: str, files: dict) -> list[str]:
             else:
                 signal.raise_signal(sig.signum)  # SIG_DFL: the signal's own end
         except BaseException as exc:  # its KeyboardInterrupt: the one final message says where
-            exc.detail = f"while writing to {out_dir}: no file there was changed"
+            exc.detail = f"while writing to {out_dir}: no file there was changed"  # type: ignore[attr-defined]
             raise
         raise output_error(f"-o {out_dir}: interrupted; no file there was changed") from None
     finally:
@@ -160,7 +163,8 @@ def _mkdtemp(target: str) -> str:
     return tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=target)
 
 
-def _commit(out_dir: str, target: str, temp: str, names: list[str], held) -> None:
+def _commit(out_dir: str, target: str, temp: str, names: list[str],
+            held: Callable[[], AbstractContextManager[None]]) -> None:
     """Rename every file into place under the folder's lock, with interrupts held back: all of
     them or (a target that is a folder) none."""
     dir_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
@@ -194,7 +198,7 @@ def _commit(out_dir: str, target: str, temp: str, names: list[str], held) -> Non
         os.close(dir_fd)  # closing the descriptor releases the lock
 
 
-def _write_npy(path: str, value) -> None:
+def _write_npy(path: str, value: Any) -> None:
     """A .npy file written in chunks to a new file (O_EXCL | O_NOFOLLOW), then fsync'ed."""
     import numpy as np
 
@@ -205,14 +209,14 @@ def _write_npy(path: str, value) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o666)
     with os.fdopen(fd, "wb") as fh:
         fmt.write_array_header_1_0(fh, fmt.header_data_from_array_1_0(arr))
-        raw = memoryview(arr if arr.flags.c_contiguous else arr.T).cast("B")
+        raw = memoryview(arr if arr.flags.c_contiguous else arr.T).cast("B")  # type: ignore[arg-type]
         for start in range(0, len(raw), CHUNK):
             _write_chunk(fh, raw[start:start + CHUNK])
         fh.flush()
         getattr(os, "fdatasync", os.fsync)(fh.fileno())  # the data is on disk before the rename
 
 
-def _write_npz(path: str, arrays: dict) -> None:
+def _write_npz(path: str, arrays: dict[str, Any]) -> None:
     """An uncompressed .npz (what np.savez writes: one `<name>.npy` member per array) written to a
     new file like `_write_npy`, then fsync'ed.  Written member by member, not by np.savez, whose
     own keyword arguments (`file`, `allow_pickle`) would clash with symbols of those names."""
@@ -233,7 +237,7 @@ def _write_npz(path: str, arrays: dict) -> None:
         getattr(os, "fdatasync", os.fsync)(fh.fileno())
 
 
-def _write_chunk(fh, data) -> None:
+def _write_chunk(fh: BinaryIO, data: memoryview) -> None:
     fh.write(data)
 
 
@@ -279,7 +283,7 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
-def _interrupts_raise():
+def _interrupts_raise() -> Iterator[Callable[[], AbstractContextManager[None]]]:
     """While writing, SIGINT and SIGTERM raise _Interrupted (so the temporary files are removed
     before the signal goes on to its usual handler).  Yields `held`, a context manager that
     holds both signals back for the renames; the previous handlers are back in place before
@@ -288,7 +292,7 @@ def _interrupts_raise():
         yield _nothing
         return
 
-    def raise_interrupted(signum, frame):
+    def raise_interrupted(signum: int, frame: Any) -> None:
         raise _Interrupted(signum)
 
     # a signal the caller ignores (nohup, a background job) stays ignored
@@ -296,7 +300,7 @@ def _interrupts_raise():
                 if signal.getsignal(s) not in (signal.SIG_IGN, None)}
     restored = False
 
-    def restore():
+    def restore() -> None:
         nonlocal restored
         if not restored:
             for s, handler in previous.items():
@@ -304,7 +308,7 @@ def _interrupts_raise():
             restored = True
 
     @contextmanager
-    def held():
+    def held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             yield
@@ -319,12 +323,12 @@ def _interrupts_raise():
 
 
 @contextmanager
-def _nothing():
+def _nothing() -> Iterator[None]:
     yield
 
 
 # ----------------------------------------------------------------------------- reading
-def read_outputs(out_dir: str) -> dict:
+def read_outputs(out_dir: str) -> dict[str, Any]:
     """{file stem: array} of the gradcli files in out_dir, read under a shared lock on the
     folder, so that all of them come from one run."""
     import numpy as np

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import GradcliError
 from .spelling import PYTHON
-from .values import Inputs, gather
+from .values import Inputs, gather, translated
 
 if TYPE_CHECKING:
     from .api import Derivative, Problem
@@ -103,8 +103,9 @@ class Results(Mapping[str, "Result"]):
         if self._values is None:
             if not self._formulas or any(n not in self.arrays for n in self.problem.symbols):
                 return None
-            f, base = self.problem.compile(self.fns, hessian=self.hessian,
-                                           allow_nonfinite=self.inputs.allow_nonfinite).evaluate(dict(self.arrays))
+            with translated(PYTHON):  # only Python asks lazily
+                f, base = self.problem.compile(self.fns, hessian=self.hessian,
+                                               allow_nonfinite=self.inputs.allow_nonfinite).evaluate(dict(self.arrays))
             self._values = (f, {d.wrt: d.to_layout(base[d.wrt]) for d in self.derivatives})
         return self._values
 
@@ -123,11 +124,12 @@ class Results(Mapping[str, "Result"]):
                                        f"{'has' if len(unsized) == 1 else 'have'} none (pass arrays, or "
                                        f"sizes={{{', '.join(repr(u) + ': 3' for u in unsized)}}})")
         allow = self.inputs.allow_nonfinite
-        compiled = self.problem.compile(self.fns, hessian=self.hessian, allow_nonfinite=allow)
-        values = gather(self.problem, self.derivatives, dataclasses.replace(self.inputs, random=True), PYTHON,
-                        getattr(compiled, "program", None))
-        _, base = compiled.evaluate(values)
-        errors = compiled.check(values, base, self.fns)
+        with translated(PYTHON):
+            compiled = self.problem.compile(self.fns, hessian=self.hessian, allow_nonfinite=allow)
+            values = gather(self.problem, self.derivatives, dataclasses.replace(self.inputs, random=True), PYTHON,
+                            getattr(compiled, "program", None))
+            _, base = compiled.evaluate(values)
+            errors = compiled.check(values, base, self.fns)
         return Checks.of({k: check_verdict(e, tol, allow) for k, e in errors.items()}, tol)
 
     @property

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import GradcliError, printable
 from .results import Checks, Results
+from .shapes import Dim
 from .spelling import PYTHON, Spelling
 from .values import Backend, Inputs, Progress, Quiet, drawn, evaluate_on, finite_differences, gather, \
     open_data, save, translated
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from .api import Problem
     from .checkfiles import Outcome
 
-Dims = tuple[int | str, ...]
+Dims = tuple[Dim, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,8 @@ def check_files(paths: Sequence[str]) -> Iterator[Outcome]:
     lazily, as `gradcli check` does: one Outcome a formula (file, line, column, ok, message)."""
     from .checkfiles import check_paths
 
-    return check_paths(list(paths))
+    outcomes: Iterator[Outcome] = check_paths(list(paths))
+    return outcomes
 
 
 def _replace(opts: RunOptions, **changes: Any) -> RunOptions:
@@ -306,7 +308,8 @@ def run(formula: str, o: RunOptions) -> Results:
     if not o.formulas:
         return results
     if numbers and (sources or o.random or o.check or o.save is not None):
-        _compute(results, o)
+        with translated(s):  # the evaluator's advice names flags (--allow-nonfinite)
+            _compute(results, o)
     elif o.check:
         raise GradcliError("usage", f"{s.check} needs numbers: give {s.data} or {s.random}")
     if o.claims:

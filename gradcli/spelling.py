@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from .errors import GradcliError
 
-# a flag as a whole word: `-d x=1`, `--backend dask`; never the `-d` of "3-d arrays"
-_FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z-]*[a-z]|-[a-z])(?![\w-])")
+# a flag as a whole word: `-d x=1`, `(--allow-nonfinite …)`; never the `-d` of "3-d arrays", nor
+# a negated symbol in a formula (`exp(-s)`): a one-letter flag starts the message or follows a space
+_FLAG = re.compile(r"(?:(?<![\w-])--[a-z][a-z-]*[a-z]|(?:^|(?<= ))-[a-z])(?![\w-])")
 KEYWORDS = {"-d": "data", "-o": "save", "-s": "shapes", "--fn": "fns", "--random": "random=True",
             "--seed": "seed", "--tol": "tol", "--check": "check=True", "--claim": "claims",
             "--wrt": "wrt", "--layout": "layout", "--backend": "backend", "--scheduler": "scheduler",
@@ -49,12 +50,12 @@ class Spelling:
     def translate(self, err: GradcliError) -> GradcliError:
         """The error in this caller's words (flags named by their keywords for Python)."""
         if not self.flags:
-            err.message = _FLAG.sub(lambda m: KEYWORDS.get(m.group(1), m.group(1)), err.message)
+            err.message = _FLAG.sub(lambda m: KEYWORDS.get(m.group(0), m.group(0)), err.message)
             err.args = (err.message,)
         return err
 
     def warning(self, message: str) -> str:
-        return message if self.flags else _FLAG.sub(lambda m: KEYWORDS.get(m.group(1), m.group(1)), message)
+        return message if self.flags else _FLAG.sub(lambda m: KEYWORDS.get(m.group(0), m.group(0)), message)
 
 
 PYTHON = Spelling()

@@ -165,7 +165,8 @@ def evaluate_on(backend: Backend, compiled: Compiled | Deferred, values: dict[st
     """f and the derivatives in their base layout, on the chosen backend (README: Data of any
     size): numpy here, or one dask graph computed once (on a cluster with a scheduler)."""
     if backend.name == "numpy":
-        return compiled.evaluate(values, progress=progress)
+        f, derivatives = compiled.evaluate(values, progress=progress)
+        return f, dict(derivatives)
     from dask.array import PerformanceWarning
 
     from .backends import DaskBackend, connect, to_dask
@@ -174,7 +175,8 @@ def evaluate_on(backend: Backend, compiled: Compiled | Deferred, values: dict[st
     try:
         with warnings.catch_warnings():  # dask's advice on chunk counts: chunk_rows is the user's choice
             warnings.simplefilter("ignore", PerformanceWarning)
-            return compiled.evaluate(to_dask(values, backend.chunk_rows), DaskBackend(client))
+            f, derivatives = compiled.evaluate(to_dask(values, backend.chunk_rows), DaskBackend(client))
+            return f, dict(derivatives)
     finally:
         if client is not None:
             client.close(timeout=5)

@@ -1,0 +1,156 @@
+"""A derivative as gradcli computes it: ∂f/∂x or a Hessian block, its shape in a layout, its
+formula (matrix notation, else index notation), and how a value is laid out.
+
+Why a module of its own: the derivative record is read by every front (printing, JSON, LaTeX,
+claims, emitted code) and depends on nothing but expressions and their notation, so it sits
+below the problem that makes it (gradcli.api).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import operators  # noqa: F401  (fills the operator registry)
+from . import simplify as S
+from .differentiate import index_notation
+from .expr import Expr
+from .record import record
+from .render import render
+from .shapes import Dim, Ty
+from .errors import GradcliError
+
+LAYOUTS = ("gradient", "numerator", "denominator")
+
+
+def derivative_dims(f_ty: Ty, x_ty: Ty, layout: str) -> tuple[Dim, ...]:
+    """SPEC §1: gradient = shape of x; Jacobian = shape(f) + shape(x) (numerator)."""
+    if f_ty.is_scalar:
+        if layout == "numerator":
+            if x_ty.is_vector:
+                return (1, x_ty.dims[0])
+            return tuple(reversed(x_ty.dims))
+        return x_ty.dims
+    if layout == "denominator":
+        return x_ty.dims + f_ty.full_dims
+    return f_ty.full_dims + x_ty.dims
+
+
+def default_layout(f_ty: Ty, layout: str | None) -> str:
+    if layout is None or (layout == "gradient" and not f_ty.is_scalar):
+        return "gradient" if f_ty.is_scalar else "numerator"
+    if layout not in LAYOUTS:
+        raise GradcliError("usage", f"unknown layout '{layout}' (gradient, numerator, denominator)")
+    return layout
+
+
+@record
+class Derivative:
+    """∂f/∂x (or a Hessian block ∂²f/∂x∂y): its expression, shape in the chosen layout, kind.
+
+    `expr` is in the base layout — the shape of x for a gradient, shape(f) + shape(x) for a
+    Jacobian or Hessian — or None where no matrix formula exists (tensors): then the value is
+    computed numerically from vector-Jacobian products, one per entry of f.
+    """
+
+    wrt: str
+    kind: str  # gradient | jacobian | hessian
+    shape: tuple[Dim, ...]
+    layout: str
+    expr: Expr | None
+    x_ty: Ty
+    f_ty: Ty  # the differentiated expression's shape (the gradient's, for a Hessian)
+    of: Expr  # the expression differentiated (f, or a gradient for a Hessian)
+    x: Expr  # the symbol it is differentiated by
+    squeezed: Expr | None = None  # where expr is None: the formula with singleton axes dropped
+
+    @property
+    def transposes(self) -> bool:
+        """Whether the chosen layout is the transpose of the base one."""
+        if self.kind == "gradient":
+            return self.layout == "numerator" and not self.x_ty.is_scalar
+        return self.layout == "denominator" and not self.f_ty.is_scalar and not self.x_ty.is_scalar
+
+    def shown(self) -> Expr | None:
+        """The expression in the chosen layout (the squeezed one where only that exists)."""
+        expr = self.expr if self.expr is not None else self.squeezed
+        if expr is None:
+            return None
+        return S.T(expr) if self.transposes else expr
+
+    def text(self, style: str = "unicode") -> str:
+        """The matrix formula in the chosen layout, or '' where there is none."""
+        shown = self.shown()
+        return "" if shown is None else render(shown, style)
+
+    def index_text(self, style: str = "unicode") -> str | None:
+        """The right-hand side of the index notation (indices i, j of f and k, l of x, whatever
+        the layout), for tensor derivatives."""
+        return index_notation(self.of, self.x, style)
+
+    def formula(self, style: str = "unicode") -> str | None:
+        """What to print: the matrix formula, else `J[i,j,k] = ...` in index notation (in LaTeX
+        `\\frac{\\partial f_{i}}{\\partial X_{jk}} = …`, subscripts for indices)."""
+        text = self.text(style)
+        if text:
+            return text
+        index = self.index_text(style)
+        if index is None:
+            return None
+        if style == "latex":  # a whole equation, one entry of the tensor on the left
+            from .latexdoc import indexed_label
+
+            return f"{indexed_label(self)} = {index}"
+        return f"[{','.join(self.index_names())}] = {index}"
+
+    def index_names(self) -> list[str]:
+        """The indices of the printed J[…], in the order of the value's axes: f's then x's in
+        numerator layout, x's then f's in denominator layout (J[k,l,i,j] = ∂f_ij/∂x_kl).  A row
+        vector's leading axis has the one index 0: J[0,i,k] = ∂fᵢ/∂xₖ."""
+        from .indexform import F_INDEX, X_INDEX
+
+        f_names = ["0"] * bool(self.f_ty.row) + list(F_INDEX[:len(self.f_ty.dims)])
+        x_names = list(X_INDEX[:len(self.x_ty.dims)])
+        return x_names + f_names if self.transposes else f_names + x_names
+
+    def __repr__(self) -> str:
+        formula = self.formula("ascii")
+        return (f"Derivative({self.wrt}: {formula if formula is not None else 'no matrix formula'}; "
+                f"{self.kind} {fmt_shape(self.shape)}, {self.layout} layout)")
+
+    def _repr_latex_(self) -> str:
+        from .display import derivative_latex
+
+        return derivative_latex(self)
+
+    def base_dims(self) -> tuple[Dim, ...]:
+        """The value's shape in the base layout: x's for a gradient, shape(f) + shape(x) else."""
+        if self.kind == "gradient":
+            return tuple(self.x_ty.dims)
+        return tuple(self.f_ty.full_dims) + tuple(self.x_ty.dims)
+
+    def to_layout(self, value: Any) -> Any:
+        """Numeric value, rearranged from the base layout into this derivative's layout."""
+        if not self.transposes:
+            return value
+        if self.kind == "gradient":
+            return value.reshape(1, -1) if value.ndim == 1 else value.T
+        kf = len(self.f_ty.full_dims)
+        return value.transpose(list(range(kf, value.ndim)) + list(range(kf)))
+
+
+def derivative_symbol(d: Derivative, style: str = "ascii") -> str:
+    """∂f/∂x, ∂²f/∂x², ∂²f/∂x∂y: names as typed, or (unicode) in Greek with subscripts."""
+    from .render import pretty_name
+
+    def name(n: str) -> str:
+        return pretty_name(n, style) if style == "unicode" else n
+    if d.kind == "hessian":
+        a, _, b = d.wrt.partition(",")
+        return f"∂²f/∂{name(a)}∂{name(b)}" if b and b != a else f"∂²f/∂{name(a)}²"
+    return f"∂f/∂{name(d.wrt)}"
+
+
+def fmt_shape(dims: tuple[Dim, ...]) -> str:
+    from .shapes import fmt_dims
+
+    return fmt_dims(dims)
