@@ -225,7 +225,7 @@ def check_functions(fns: Mapping[str, str], spelling: Spelling) -> dict[str, str
     from .parse import KEYWORDS, is_name
 
     for name, builtin in fns.items():
-        where = spelling.fn(name, builtin)
+        where = printable(spelling.fn(name, builtin))
         if not isinstance(name, str) or not isinstance(builtin, str):
             raise GradcliError("usage", f"{where}: expected a function name and a builtin's name (strings)")
         if name in KEYWORDS:
@@ -297,9 +297,10 @@ def run(formula: str, o: RunOptions) -> Results:
 
         with translated(s):  # an array's shape must agree with a declared one, as data files
             check_declared_shapes(dict(o.shapes), {n: v.shape for n, v in o.arrays.items()})
-    problem = analyze(formula, dict(o.shapes), list(o.wrt), o.layout, data_shapes, set(fns))
-    if o.arrays or o.sizes:
-        problem = problem.bind(dict(o.arrays), dict(o.sizes) if o.sizes is not None else None)
+    with translated(s):  # the shape checker's advice names flags (--fn h=tanh)
+        problem = analyze(formula, dict(o.shapes), list(o.wrt), o.layout, data_shapes, set(fns))
+        if o.arrays or o.sizes:
+            problem = problem.bind(dict(o.arrays), dict(o.sizes) if o.sizes is not None else None)
     _warn_unused_functions(fns, problem, s)
     if not problem.wrt and o.formulas:
         raise GradcliError("usage", f"nothing to differentiate: add 'wrt NAME' to the formula or {s.wrt}")
