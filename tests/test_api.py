@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
 
 import gradcli
 from gradcli import cli
@@ -18,6 +21,7 @@ from gradcli.cli import main
 from gradcli.errors import GradcliError
 
 from helpers import load_module
+from test_derivatives import _names, formulas
 
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z-]*|-[a-z])(?![\w-])")
 
@@ -177,3 +181,35 @@ def test_cli_functions_take_an_options_object_not_long_parameter_lists():
             and fn.__name__ != "command"]
     assert long == []
     assert len(inspect.signature(cli._differentiate).parameters) <= 2
+
+
+# ----------------------------------------------------------------------------- random formulas
+EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "200"))
+SHAPES = {"a": (), "x": (3,), "y": (3,), "A": (3, 3), "D": (3, 3)}
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(formulas("s", 2), formulas("v", 2), formulas("m", 2)), st.integers(0, 10_000), st.booleans())
+def test_the_cli_and_the_api_agree_on_random_formulas(formula, seed, steps):
+    """The same document, or the same kind of error, for any formula: the CLI adds nothing."""
+    import contextlib
+    import io
+
+    names = sorted(n for n in SHAPES if n in _names(formula))
+    assume(names)
+    text = f"{formula} wrt {', '.join(names)}"
+    args = [a for n in names for a in ("-s", f"{n}={'x'.join(map(str, SHAPES[n])) or 'scalar'}")]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["grad", text, *args, "--random", "--seed", str(seed), "--allow-nonfinite", "--json"]
+                  + ["--steps"] * steps)
+    doc = json.loads(out.getvalue())
+    try:
+        results = gradcli.grad(text, shapes={n: SHAPES[n] for n in names}, random=True, seed=seed,
+                               allow_nonfinite=True)
+    except GradcliError as caught:
+        event(f"error: {caught.kind}")
+        assert rc != 0 and doc["error"]["kind"] == caught.kind
+        return
+    event("the same document")
+    assert rc == 0 and doc == json.loads(json.dumps(results.to_json(steps=steps)))
