@@ -12,12 +12,12 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 
 from .errors import GradcliError, OutputError, printable
+from .record import record
 
 if TYPE_CHECKING:
     from .api import Derivative, Problem
@@ -368,7 +368,7 @@ OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
                                                help="Write f.npy and d_<name>.npy (h_<name>.npy) into DIR.")]
 
 
-@dataclass(frozen=True)
+@record
 class DerivativeOptions:
     """What `grad` and `hess` were given, as typed (the command's parameters, packed once)."""
 

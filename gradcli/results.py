@@ -14,7 +14,6 @@ same for Python and the command line: the CLI prints these objects, and `--json`
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +125,7 @@ class Results(Mapping[str, "Result"]):
         allow = self.inputs.allow_nonfinite
         with translated(PYTHON):
             compiled = self.problem.compile(self.fns, hessian=self.hessian, allow_nonfinite=allow)
-            values = gather(self.problem, self.derivatives, dataclasses.replace(self.inputs, random=True), PYTHON,
+            values = gather(self.problem, self.derivatives, Inputs(self.inputs.arrays, self.inputs.sources, True, self.inputs.seed, allow), PYTHON,
                             getattr(compiled, "program", None))
             _, base = compiled.evaluate(values)
             errors = compiled.check(values, base, self.fns)

@@ -20,11 +20,11 @@ import difflib
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from numbers import Integral, Real
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import GradcliError, printable
+from .record import Factory, record
 from .results import Checks, Results
 from .shapes import Dim
 from .spelling import PYTHON, Spelling
@@ -38,18 +38,18 @@ if TYPE_CHECKING:
 Dims = tuple[Dim, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunOptions:
     """Everything one run is asked to do (what `grad`'s keywords and the CLI's options say)."""
 
     order: int = 1  # 1: gradients and Jacobians; 2: the Hessian blocks
     formulas: bool = True  # False: shapes only (gradcli.shape)
     wrt: tuple[str, ...] = ()
-    shapes: Mapping[str, Dims] = field(default_factory=dict)  # declared shapes
+    shapes: Mapping[str, Dims] = Factory(default_factory=dict)  # declared shapes
     sizes: Mapping[str, int] | None = None  # named dimensions no array fixes
     layout: str | None = None
-    fns: Mapping[str, str] = field(default_factory=dict)  # abstract function → element-wise builtin
-    arrays: Mapping[str, Any] = field(default_factory=dict)  # float arrays by symbol name
+    fns: Mapping[str, str] = Factory(default_factory=dict)  # abstract function → element-wise builtin
+    arrays: Mapping[str, Any] = Factory(default_factory=dict)  # float arrays by symbol name
     data: tuple[str, ...] = ()  # NAME=FILE.npy, FILE.npz, NAME=NUMBER, NAME=folder/ (as -d)
     evaluate: bool = True  # False: data gives shapes only (code is emitted, nothing computed)
     random: bool = False
@@ -61,8 +61,9 @@ class RunOptions:
     claims: tuple[str, ...] = ()  # EXPR or NAME=EXPR (as --claim)
     steps: bool = False  # claims report the chain of a product; to_json() has the derivation
     backend: Backend = Backend()
-    progress: Progress = field(default_factory=Quiet)
+    progress: Progress = Factory(default_factory=Quiet)
     spelling: Spelling = PYTHON
+    _record_fields: ClassVar[tuple[str, ...]]  # set by @record: the fields, in order
 
 
 # ----------------------------------------------------------------------------- the calls
@@ -126,9 +127,7 @@ def check_files(paths: Sequence[str]) -> Iterator[Outcome]:
 
 
 def _replace(opts: RunOptions, **changes: Any) -> RunOptions:
-    import dataclasses
-
-    return dataclasses.replace(opts, **changes)
+    return RunOptions(**{**{name: getattr(opts, name) for name in opts._record_fields}, **changes})
 
 
 # ----------------------------------------------------------------------------- keywords → options

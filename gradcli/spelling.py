@@ -12,9 +12,8 @@ Python callers, one token at a time (`-o DIR: …` becomes `save DIR: …`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
 from .errors import GradcliError
+from .record import record
 
 # a flag as a whole word: `-d x=1`, `(--allow-nonfinite …)`; never the `-d` of "3-d arrays", nor
 # a negated symbol in a formula (`exp(-s)`): a one-letter flag starts the message or follows a space
@@ -25,7 +24,7 @@ KEYWORDS = {"-d": "data", "-o": "save", "-s": "shapes", "--fn": "fns", "--random
             "--chunk-rows": "chunk_rows", "--allow-nonfinite": "allow_nonfinite=True"}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Spelling:
     """The words messages use for options; templates take `{name}`, `{builtin}`, `{value}`."""
 

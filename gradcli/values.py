@@ -12,10 +12,10 @@ import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import GradcliError
+from .record import record
 from .spelling import Spelling
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class Quiet:
         return nullcontext(None)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Backend:
     """Where the numbers are computed: numpy here, or dask (on a cluster with a scheduler)."""
 
@@ -52,7 +52,7 @@ class Backend:
     chunk_rows: int | None = None
 
     def check(self, spelling: Spelling) -> None:
-        if self == Backend():
+        if (self.name, self.scheduler, self.chunk_rows) == ("numpy", None, None):
             return
         from .backends import check_backend
 
@@ -107,7 +107,7 @@ def entries(dims: Sequence[object]) -> int:
     return n
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Inputs:
     """Where a run's arrays come from: given arrays, data files, seeded draws for the rest."""
 
