@@ -53,9 +53,6 @@ class Spelling:
             err.args = (err.message,)
         return err
 
-    def warning(self, message: str) -> str:
-        return message if self.flags else _FLAG.sub(lambda m: KEYWORDS.get(m.group(0), m.group(0)), message)
-
 
 PYTHON = Spelling()
 CLI = Spelling(wrt="--wrt NAME", fns="--fn", fn_item="--fn {name}={builtin}", tol="--tol {value}",

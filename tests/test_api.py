@@ -213,3 +213,17 @@ def test_the_cli_and_the_api_agree_on_random_formulas(formula, seed, steps):
         return
     event("the same document")
     assert rc == 0 and doc == json.loads(json.dumps(results.to_json(steps=steps)))
+
+
+@pytest.mark.parametrize("message, python", [
+    ("-o out: exists and is not a folder", "save out: exists and is not a folder"),
+    ("log of 0 in log(x) (--allow-nonfinite gives IEEE results)", "log of 0 in log(x) (allow_nonfinite=True gives IEEE results)"),
+    ("give -s x=... or data", "give shapes x=... or data"),
+    ("x: 3-d arrays are not supported", "x: 3-d arrays are not supported"),  # not a flag
+    ("log of a negative entry in exp(-s) - d", "log of a negative entry in exp(-s) - d"),  # a formula
+])
+def test_messages_of_the_stages_below_are_translated_for_python_only(message, python):
+    from gradcli.spelling import CLI, PYTHON
+
+    assert PYTHON.translate(GradcliError("data", message)).message == python
+    assert CLI.translate(GradcliError("data", message)).message == message
