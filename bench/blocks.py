@@ -23,40 +23,70 @@ LOSSES = {"least squares": ("sum((X@w - y)^2) wrt w",
                        lambda X, y, w: X.T @ (0.5 * (np.tanh(0.5 * (X @ w)) + 1.0) - y))}
 
 
-def blocks_table(quick: bool, repeats: int) -> None:
-    import gradcli
+def hand_blocked(loss: str, X, y, w, block_bytes: int):
+    """The ceiling: the same gradient written by hand over row blocks of `block_bytes` of X,
+    Xθ and Xᵀr computed while the block is in cache, every temporary preallocated."""
+    m, n = X.shape
+    rows = max(16, block_bytes // (8 * n))
+    g, t, r = np.zeros(n), np.empty(n), np.empty(rows)
+    for start in range(0, m, rows):
+        stop = min(m, start + rows)
+        Xb, rb = X[start:stop], r[:stop - start]
+        np.matmul(Xb, w, out=rb)
+        if loss == "logistic":  # σ(Xθ) − y
+            np.multiply(rb, 0.5, out=rb)
+            np.tanh(rb, out=rb)
+            np.add(rb, 1.0, out=rb)
+            np.multiply(rb, 0.5, out=rb)
+        np.subtract(rb, y[start:stop], out=rb)
+        np.matmul(Xb.T, rb, out=t)
+        g += t
+    return 2 * g if loss == "least squares" else g
 
-    sizes = [(20000, 50), (4000, 100), (2000, 50)] if quick else [(1000000, 50), (200000, 100), (20000, 500)]
-    print("## Blocked evaluation (median ms; × = gradcli / hand numpy, same run)\n")
+
+def blocks_table(quick: bool, repeats: int) -> None:
+    """Interleaved runs in one process (hand, hand in blocks, gradcli's default, gradcli whole,
+    gradcli in blocks, then again), medians: fair on a machine other work shares."""
+    import gradcli
     import gradcli.blocked as blocked
 
-    print("| loss | X | hand numpy | gradcli (default: whole) | × | gradcli in row blocks | × |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    sizes = [(20000, 50), (4000, 100), (2000, 50)] if quick else [(1000000, 50), (200000, 100), (20000, 500)]
+    default = blocked.MIN_BYTES
+    size = blocked.block_bytes()
+    print(f"## Blocked evaluation (median ms of {repeats} interleaved runs; × = / hand numpy, same run; "
+          f"blocks of {size >> 10} KB of X)\n")
+    print("| loss | X | hand numpy | hand numpy in row blocks | × | gradcli (default) | × "
+          "| gradcli whole | × | gradcli in row blocks | × |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for m, n in sizes:
         rng = np.random.default_rng(0)
         X, y, w = rng.normal(size=(m, n)), (rng.random(m) < 0.5) * 1.0, rng.normal(size=n) / n
         for name, (formula, hand) in LOSSES.items():
             f = gradcli.analyze(formula, shapes={"X": (m, n), "y": (m,), "w": (n,)}).compile()
-            ours = lambda: f(X=X, y=y, w=w)[1]["w"]  # noqa: E731
 
-            def in_blocks():
-                blocked.MIN_BYTES = 0
+            def ours(min_bytes):
+                blocked.MIN_BYTES = min_bytes
                 try:
-                    return ours()
+                    return f(X=X, y=y, w=w)[1]["w"]
                 finally:
                     blocked.MIN_BYTES = default
 
-            default = blocked.MIN_BYTES
-            for fn in (ours, in_blocks):
+            runs = {"hand": lambda: hand(X, y, w),
+                    "hand blocks": lambda: hand_blocked(name, X, y, w, size),
+                    "default": lambda: ours(default), "whole": lambda: ours(None),
+                    "blocks": lambda: ours(0)}
+            for fn in runs.values():
                 assert np.allclose(fn(), hand(X, y, w), rtol=1e-10), name
-            t = {"hand": [], "gradcli": [], "blocks": []}
+            t: dict = {k: [] for k in runs}
             for _ in range(repeats):
-                for k, fn in (("hand", lambda: hand(X, y, w)), ("gradcli", ours), ("blocks", in_blocks)):
+                for k, fn in runs.items():
                     s = time.perf_counter()
                     fn()
                     t[k].append(time.perf_counter() - s)
-            h, g, b = (statistics.median(t[k]) * 1000 for k in ("hand", "gradcli", "blocks"))
-            print(f"| {name} | {m}×{n} | {h:.1f} | {g:.1f} | {g / h:.2f} | {b:.1f} | {b / h:.2f} |")
+            ms = {k: statistics.median(v) * 1000 for k, v in t.items()}
+            cells = " | ".join(f"{ms[k]:.1f} | {ms[k] / ms['hand']:.2f}"
+                               for k in ("hand blocks", "default", "whole", "blocks"))
+            print(f"| {name} | {m}×{n} | {ms['hand']:.1f} | {cells} |", flush=True)
     print()
 
 

@@ -27,7 +27,8 @@ from .operators.base import is_numpy
 from .plan import DIAG, Plan, make_plan
 from .shapes import Ty
 
-BLOCK_BYTES = 4 << 20  # sliced input per block
+BLOCK_BYTES: int | None = None  # sliced input per block (None: from the L2 cache's size, `block_bytes`)
+READ_BYTES = 16 << 20  # out-of-core rows read at once (then cut into blocks)
 MIN_BYTES: int | None = None  # in-memory inputs at least this big are blocked (None: never)
 
 
@@ -46,10 +47,26 @@ def out_of_core(value: Any) -> bool:
     return isinstance(value, np.memmap) or getattr(value, "streamed", False)
 
 
+def block_bytes() -> int:
+    """Sliced input per block: `BLOCK_BYTES`, or else the size of one core's L2 cache (1 MB when
+    the system does not say), so that a block stays in cache between the products that read it.
+    Measured here (`python -m bench --part blocks`): 0.5–2 MB blocks were fastest; from about 3.5
+    MB OpenBLAS runs each block's matrix-vector product on several threads, a cost per block."""
+    if BLOCK_BYTES is not None:
+        return BLOCK_BYTES
+    try:
+        size = os.sysconf("SC_LEVEL2_CACHE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        size = 0
+    return min(max(size, 256 << 10), 2 << 20) if size > 0 else 1 << 20
+
+
 def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
              block_rows: int | None = None, progress: Callable[[int, int], None] | None = None) -> list:
     """The program's roots, in row blocks when that applies (see the module's docstring);
     `block_rows` forces blocking with that many rows (tests)."""
+    from .kernel import NonFinite
+
     streamed = any(out_of_core(v) for v in values.values())
     if xp is not None and not is_numpy(xp) or (block_rows is None and not streamed and (
             MIN_BYTES is None or sum(getattr(v, "nbytes", 0) for v in values.values()) < MIN_BYTES)):
@@ -58,13 +75,16 @@ def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
     if not plan.splits:
         return program.run(_whole(values), xp)
     row_bytes = sum(8 * _entries(getattr(values.get(n), "shape", (1, 1))[1:]) for n in plan.sliced)
-    rows = block_rows or max(16, BLOCK_BYTES // max(row_bytes, 1))
+    rows = block_rows or max(16, block_bytes() // max(row_bytes, 1))
     chunk = max([getattr(values.get(n), "chunk_rows", 1) for n in plan.sliced], default=1)
     if block_rows is None and chunk > 1:  # whole chunks of a zarr array, each decoded once
         rows = max(1, rows // chunk) * chunk
+    read = rows * max(1, READ_BYTES // max(rows * row_bytes, 1)) if streamed else plan.m
     runner = Runner(plan, program.allow_nonfinite)
     try:
-        return runner.run(values, rows, progress)
+        return runner.run(values, rows, progress, read)
+    except NonFinite:  # a failing operator in a block: the whole evaluation says where
+        return program.run(_whole(values), xp)
     except GradcliError as exc:
         if exc.kind == "data":  # a fault of the data (truncated, NaN): no second try
             raise
@@ -91,51 +111,65 @@ class Runner:
         self.reduced = {id(r.node) for r in plan.reductions}
         self.boundary: dict[int, Expr] = {}  # id -> the symbol standing for a computed value
         self.values: dict[str, Any] = {}  # those symbols' values
-        self.block_programs: dict[tuple, tuple] = {}
+        self.block_graphs: dict[int, tuple] = {}  # pass -> (boundary symbols, roots over b rows)
+        self.kernels: dict[tuple, Any] = {}  # (pass, rows) -> kernel.Kernel
         self.readers: dict[str, Any] = {}  # name -> sources.FileRows of a memory-mapped input
 
-    def run(self, inputs: dict, rows: int, progress=None) -> list:
+    def run(self, inputs: dict, rows: int, progress=None, read: int | None = None) -> list:
+        """Each pass: `read` rows of every sliced input at a time (all of them when in memory:
+        slices are views), cut into blocks of `rows` that the pass's kernel runs on."""
+        import numpy as np
+
         plan = self.plan
         m = plan.m
+        read = max(rows, read or m)
         roots = plan.roots
         results: dict[int, Any] = {}
         fixed = {n: v for n, v in inputs.items() if n not in plan.sliced}
-        for passno in range(1, plan.passes + 1):
-            reds = [r for r in plan.reductions if r.passno == passno]
-            row_roots = [r for r in roots if plan.row_roots.get(id(r)) == passno]
-            acc: dict[int, Any] = {}
-            for r in row_roots:
-                results[id(r)] = _empty(r.ty.dims)
-            for start in range(0, m, rows):
-                stop = min(m, start + rows)
-                names, program = self._block_program(passno, [r.part for r in reds] + row_roots, stop - start)
+        streamed = [n for n in plan.sliced if out_of_core(inputs[n])]
+        with np.errstate(all="ignore"):
+            for passno in range(1, plan.passes + 1):
+                reds = [r for r in plan.reductions if r.passno == passno]
+                row_roots = [r for r in roots if plan.row_roots.get(id(r)) == passno]
+                for r in row_roots:
+                    results[id(r)] = _empty(r.ty.dims)
+                names = self._block_graph(passno, [r.part for r in reds] + row_roots)[0]
                 vals = dict(fixed)
                 vals.update(self._boundary_values(names, fixed))
-                for n in plan.sliced:
-                    vals[n] = self._block(n, inputs[n], start, stop)
-                out = program.run(vals)
-                for r, v in zip(reds, out):
-                    acc[id(r.node)] = v if id(r.node) not in acc else _combine(r.combine, acc[id(r.node)], v)
-                for r, v in zip(row_roots, out[len(reds):]):
-                    index = [slice(None)] * r.ty.rank
-                    index[plan.rows[id(r)]] = slice(start, stop)
-                    results[id(r)][tuple(index)] = v
-                if progress is not None:
-                    progress((passno - 1) * m + stop, plan.passes * m)
-            for r in reds:
-                self.values[self._symbol(r.node).params[0]] = _finish(r, acc[id(r.node)])
-        once = [r for r in roots if id(r) not in results]
-        if once:
-            program = self._once_program(once)
-            for r, v in zip(once, program.run({**fixed, **self.values})):
-                results[id(r)] = v
+                acc: list[Any] = [None] * len(reds)
+                for first in range(0, m, read):
+                    last = min(m, first + read)
+                    chunks = {n: self._block(n, inputs[n], first, last) for n in plan.sliced}
+                    for start in range(first, last, rows):
+                        stop = min(last, start + rows)
+                        for n, c in chunks.items():
+                            vals[n] = c[start - first:stop - first]
+                        for n in streamed:
+                            self._check_finite(n, inputs[n], vals[n], start, stop)
+                        out = self._kernel(passno, stop - start)(vals)
+                        for k, r in enumerate(reds):
+                            acc[k] = _fold(r.combine, acc[k], out[k])
+                        for r, v in zip(row_roots, out[len(reds):]):
+                            index = [slice(None)] * r.ty.rank
+                            index[plan.rows[id(r)]] = slice(start, stop)
+                            results[id(r)][tuple(index)] = v
+                        if progress is not None:
+                            progress((passno - 1) * m + stop, plan.passes * m)
+                for r, a in zip(reds, acc):
+                    self.values[self._symbol(r.node).params[0]] = _finish(r, a)
+            once = [r for r in roots if id(r) not in results]
+            if once:
+                program = self._once_program(once)
+                for r, v in zip(once, program.run({**fixed, **self.values})):
+                    results[id(r)] = v
         out = [results[id(r)] for r in roots]
         if not self.allow_nonfinite and not all(_finite(v) for v in out):
             raise GradcliError("math", "overflow")  # the whole evaluation says where
         return out
 
     def _block(self, name: str, source, start: int, stop: int):
-        """Rows start:stop of an input as float64; out-of-core rows checked as they are read."""
+        """Rows start:stop of an input as float64 (out-of-core rows are checked as they are
+        computed on, block by block: `_check_finite`)."""
         import numpy as np
 
         from .sources import FileRows, check_mapped
@@ -152,13 +186,15 @@ class Runner:
             if isinstance(source, np.memmap):
                 check_mapped(source, slice(start, stop))
             raw = source[start:stop]
-        block = np.ascontiguousarray(raw, dtype=np.float64)  # the reader's buffer as it is, if float64
+        return np.ascontiguousarray(raw, dtype=np.float64)  # the reader's buffer as it is, if float64
+
+    def _check_finite(self, name: str, source, block, start: int, stop: int) -> None:
+        """Out-of-core rows: NaN or Inf is the data's fault (in memory, data.py checked it)."""
         if not self.allow_nonfinite and not _finite(block):
             from .errors import data_error
 
             raise data_error(f"{name} ({getattr(source, 'filename', None) or getattr(source, 'origin', '')}) "
                              f"contains NaN or Inf (in rows {start}…{stop - 1}); pass --allow-nonfinite to use it")
-        return block
 
     # ------------------------------------------------------------ programs
     def _symbol(self, node: Expr) -> Expr:
@@ -191,28 +227,40 @@ class Runner:
         program.allow_nonfinite = self.allow_nonfinite
         return program
 
-    def _block_program(self, passno: int, roots: list[Expr], b: int):
-        key = (passno, b)
-        if key not in self.block_programs:
+    def _block_graph(self, passno: int, roots: list[Expr]) -> tuple:
+        """(boundary symbols the pass needs, a function of b giving its roots over b rows)."""
+        if passno not in self.block_graphs:
             plan = self.plan
-            done: dict[int, Expr] = {}
             needed: dict[str, Expr] = {}
             parts = {id(r.part) for r in plan.reductions if r.passno == passno}
             for n in topological(roots):
-                axis = plan.rows.get(id(n))
-                if axis is not None or id(n) in parts:
-                    args = tuple(done[id(a)] for a in n.args)
-                    done[id(n)] = make_raw(n.op, args, _block_params(n, axis, b))
-                elif not n.args or n.op == "sym":
-                    done[id(n)] = n
-                else:
-                    s = self._symbol(n)
-                    needed[s.params[0]] = n
-                    done[id(n)] = s
-            program = compile_graph([done[id(r)] for r in roots])
-            program.allow_nonfinite = self.allow_nonfinite
-            self.block_programs[key] = (list(needed.items()), program)
-        return self.block_programs[key]
+                if plan.rows.get(id(n)) is None and id(n) not in parts and n.args and n.op != "sym":
+                    needed[self._symbol(n).params[0]] = n
+
+            def over(b: int) -> list[Expr]:
+                done: dict[int, Expr] = {}
+                for n in topological(roots):
+                    axis = plan.rows.get(id(n))
+                    if axis is not None or id(n) in parts:
+                        args = tuple(done[id(a)] for a in n.args)
+                        done[id(n)] = make_raw(n.op, args, _block_params(n, axis, b))
+                    elif not n.args or n.op == "sym":
+                        done[id(n)] = n
+                    else:
+                        done[id(n)] = self._symbol(n)
+                return [done[id(r)] for r in roots]
+            self.block_graphs[passno] = (list(needed.items()), over)
+        return self.block_graphs[passno]
+
+    def _kernel(self, passno: int, b: int):
+        """The pass's block program for b rows, compiled once (kernel.py)."""
+        kernel = self.kernels.get((passno, b))
+        if kernel is None:
+            from .kernel import Kernel
+
+            program = compile_graph(self.block_graphs[passno][1](b))
+            kernel = self.kernels[passno, b] = Kernel(program, self.allow_nonfinite)
+        return kernel
 
 
 def _block_params(n: Expr, axis, b: int) -> tuple:
@@ -236,12 +284,16 @@ def _cut(ty: Ty, axis: int, b: int) -> Ty:
     return Ty(tuple(dims), ty.row)
 
 
-def _combine(how: str, a, b):
+def _fold(how: str, acc, value):
+    """acc combined with a block's value (which lives in the kernel's buffers: copied first)."""
     import numpy as np
 
-    if how == "add":
-        return a + b
-    return {"max": np.maximum, "min": np.minimum, "logaddexp": np.logaddexp}[how](a, b)
+    if acc is None:
+        return value.copy() if isinstance(value, np.ndarray) else value
+    ufunc = {"add": np.add, "max": np.maximum, "min": np.minimum, "logaddexp": np.logaddexp}[how]
+    if isinstance(acc, np.ndarray) and acc.ndim:
+        return ufunc(acc, value, out=acc)
+    return ufunc(acc, value)
 
 
 def _finish(r, value):
@@ -252,12 +304,6 @@ def _finish(r, value):
     if r.finish == "sqrt":
         return np.sqrt(value)
     return value
-
-
-def _as_array(block):
-    import numpy as np
-
-    return np.asarray(block)
 
 
 def _empty(dims: tuple):
