@@ -1,15 +1,17 @@
 """Run a `plan.Plan` over row blocks: each pass reads every sliced input once, block by block,
-evaluates the per-block program on the block and folds its partial results into the
-reductions; what has no sample axis is computed once, before the pass that needs it or after
-the last one.
+runs the per-block program on the block (compiled once into a `kernel.Kernel`) and folds its
+partial results into the reductions; what has no sample axis is computed once, before the pass
+that needs it or after the last one.
 
 When.  `evaluate` blocks when the plan splits and either an input is out of core (a memory-mapped
-`.npy`, a folder of shards, a zarr array: those are only ever read block by block) or the sliced
-inputs hold at least `MIN_BYTES`.  `MIN_BYTES` is None by default: in memory, the program runs
-whole, because blocked evaluation measured 0.8–1.5× the whole one here (`python -m bench --part
-blocks`): each block runs through the evaluator's loop, and that cost eats what the cache saves.
-It stays for out-of-core data, where it is what bounds memory, and for callers that set it.  A block holds about `BLOCK_BYTES` of sliced input: a few MB, so that the block stays
-in the L2/L3 cache between the products that read it (`Xθ`, then `Xᵀr`).
+`.npy`, a folder of shards, a zarr array: those are only ever read block by block) or, in
+memory, where blocks measured faster than the whole evaluation (`python -m bench --part blocks`;
+`pays_in_memory`): the inputs hold at least `MIN_BYTES` (32 MB: beyond a last-level cache, so
+that the whole evaluation's second product over X reads memory again), the data is read once,
+and every reduction is a scalar or a vector (Xᵀr: memory-bound work; a Hessian's XᵀDX is a
+matrix product bound by arithmetic, which smaller blocks only slow down, and a second pass
+over the data costs what one saves).  A block holds `block_bytes()` of sliced input: about an
+L2 cache, so that the block stays in cache between the products that read it (`Xθ`, then `Xᵀr`).
 Errors.  A math error in a block (a log of a negative, an overflow) is reported by evaluating
 the program whole, so the message is the one a whole evaluation gives.
 """
@@ -29,15 +31,14 @@ from .shapes import Ty
 
 BLOCK_BYTES: int | None = None  # sliced input per block (None: from the L2 cache's size, `block_bytes`)
 READ_BYTES = 16 << 20  # out-of-core rows read at once (then cut into blocks)
-MIN_BYTES: int | None = None  # in-memory inputs at least this big are blocked (None: never)
+MIN_BYTES: int | None = 32 << 20  # in-memory inputs at least this big are blocked where it pays (None: never)
 
 
 def plan_for(program: Program, wrt: set[str]) -> Plan:
     """The program's plan, made once (kept on the program)."""
-    plan = program.__dict__.get("_block_plan")
+    plan = program.__dict__.get("_plan")
     if plan is None:
-        plan = make_plan(program.roots, wrt)
-        program.__dict__["_block_plan"] = plan
+        plan = program.__dict__["_plan"] = make_plan(program.roots, wrt)
     return plan
 
 
@@ -61,6 +62,12 @@ def block_bytes() -> int:
     return min(max(size, 256 << 10), 2 << 20) if size > 0 else 1 << 20
 
 
+def pays_in_memory(plan: Plan) -> bool:
+    """Whether blocks beat the whole evaluation on in-memory data (the module's docstring)."""
+    return plan.passes == 1 and all(_entries(r.node.ty.dims) <= max(r.node.ty.dims, default=1)
+                                    for r in plan.reductions)
+
+
 def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
              block_rows: int | None = None, progress: Callable[[int, int], None] | None = None) -> list:
     """The program's roots, in row blocks when that applies (see the module's docstring);
@@ -68,10 +75,14 @@ def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
     from .kernel import NonFinite
 
     streamed = any(out_of_core(v) for v in values.values())
-    if xp is not None and not is_numpy(xp) or (block_rows is None and not streamed and (
-            MIN_BYTES is None or sum(getattr(v, "nbytes", 0) for v in values.values()) < MIN_BYTES)):
+    chosen = block_rows is not None or streamed
+    big = MIN_BYTES is not None and sum(getattr(v, "nbytes", 0) for v in values.values()) >= MIN_BYTES
+    if xp is not None and not is_numpy(xp) or not (chosen or big) or not chosen and (
+            plan_for(program, wrt).splits and not pays_in_memory(plan_for(program, wrt))):
+        program.__dict__.pop("_block_plan", None)  # not asked: no note
         return program.run(values, xp)
     plan = plan_for(program, wrt)
+    program.__dict__["_block_plan"] = plan  # the note of this evaluation (api.Compiled.evaluation_note)
     if not plan.splits:
         return program.run(_whole(values), xp)
     row_bytes = sum(8 * _entries(getattr(values.get(n), "shape", (1, 1))[1:]) for n in plan.sliced)
@@ -80,7 +91,11 @@ def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
     if block_rows is None and chunk > 1:  # whole chunks of a zarr array, each decoded once
         rows = max(1, rows // chunk) * chunk
     read = rows * max(1, READ_BYTES // max(rows * row_bytes, 1)) if streamed else plan.m
-    runner = Runner(plan, program.allow_nonfinite)
+    idle = program.__dict__.setdefault("_block_runners", [])  # compiled kernels kept for the next call
+    try:
+        runner = idle.pop()
+    except IndexError:
+        runner = Runner(plan, program.allow_nonfinite)
     try:
         return runner.run(values, rows, progress, read)
     except NonFinite:  # a failing operator in a block: the whole evaluation says where
@@ -92,6 +107,9 @@ def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
     finally:
         for reader in runner.readers.values():
             reader.close()
+        runner.readers, runner.values = {}, {}
+        if runner.allow_nonfinite == program.allow_nonfinite:
+            idle.append(runner)
 
 
 def _whole(values: dict) -> dict:
@@ -106,6 +124,10 @@ def _whole(values: dict) -> dict:
 
 
 class Runner:
+    """Runs a plan; what it compiles (block kernels, the programs computed once) is kept for
+    the next evaluation of the same program, whose runner it becomes (one evaluation at a time:
+    a kernel's buffers are its own)."""
+
     def __init__(self, plan: Plan, allow_nonfinite: bool):
         self.plan, self.allow_nonfinite = plan, allow_nonfinite
         self.reduced = {id(r.node) for r in plan.reductions}
@@ -113,6 +135,7 @@ class Runner:
         self.values: dict[str, Any] = {}  # those symbols' values
         self.block_graphs: dict[int, tuple] = {}  # pass -> (boundary symbols, roots over b rows)
         self.kernels: dict[tuple, Any] = {}  # (pass, rows) -> kernel.Kernel
+        self.once: dict[tuple, Program] = {}  # ids of targets -> their program
         self.readers: dict[str, Any] = {}  # name -> sources.FileRows of a memory-mapped input
 
     def run(self, inputs: dict, rows: int, progress=None, read: int | None = None) -> list:
@@ -214,6 +237,12 @@ class Runner:
 
     def _once_program(self, targets: list[Expr]) -> Program:
         """Nodes without a sample axis, the reductions they use standing as symbols."""
+        key = tuple(id(t) for t in targets)
+        if key not in self.once:
+            self.once[key] = self._compile_once(targets)
+        return self.once[key]
+
+    def _compile_once(self, targets: list[Expr]) -> Program:
         done: dict[int, Expr] = {}
         for n in topological(targets):
             if id(n) in self.reduced:

@@ -61,11 +61,14 @@ def _blocked_vs_whole(text: str, hessian: bool, rows: int) -> bool:
     values = {k: v for k, v in _values().items() if k in problem.symbols}
     whole = compiled.program.run(values)
     cut = blocked.evaluate(compiled.program, values, set(wrt), block_rows=rows)
-    for a, b in zip(whole, cut):
-        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    # again: the kernels compiled by the first call run every block (kernel.py), their buffers reused
+    again = blocked.evaluate(compiled.program, values, set(wrt), block_rows=rows)
+    for a, b, c in zip(whole, cut, again):
+        a, b, c = (np.asarray(x, dtype=float) for x in (a, b, c))
         scale = np.max(np.abs(a), initial=1.0)
-        assert a.shape == b.shape
+        assert a.shape == b.shape == c.shape
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12 * scale, err_msg=text)
+        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12 * scale, err_msg=text)
     return blocked.plan_for(compiled.program, set(wrt)).splits
 
 
@@ -158,3 +161,88 @@ def test_results_over_the_samples_are_assembled(text, wrt, rows):
     assert blocked.plan_for(compiled.program, wrt).splits
     for a, b in zip(whole, cut):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12, atol=1e-14)
+
+
+def _least_squares(m=M):
+    problem = gradcli.analyze("sum((X@w - y)^2) + sum(softplus(X@w)) wrt w",
+                              shapes={"X": (m, N), "y": (m,), "w": (N,)})
+    return problem.compile()
+
+
+def test_blocks_run_a_compiled_kernel_not_the_evaluator(monkeypatch):
+    """Each block size's program is compiled once; blocks never go through `Program.run` (whose
+    walk of the graph per block cost what the cache saved)."""
+    from gradcli.evaluate import Program
+
+    compiled = _least_squares(40)
+    rng = np.random.default_rng(3)
+    values = {"X": rng.normal(size=(40, N)), "y": rng.normal(size=40), "w": rng.normal(size=N)}
+    runs = []
+    real = Program.run
+    monkeypatch.setattr(Program, "run", lambda self, *a, **k: runs.append(self) or real(self, *a, **k))
+    out = blocked.evaluate(compiled.program, values, {"w"}, block_rows=3)
+    assert len(runs) <= 2  # what is computed once (the gradient's 2·, the sum of the parts)
+    X, y, w = values["X"], values["y"], values["w"]
+    want = 2 * X.T @ (X @ w - y) + X.T @ (0.5 * (np.tanh(0.5 * (X @ w)) + 1.0))
+    np.testing.assert_allclose(out[1], want, rtol=1e-12)
+
+
+def test_results_do_not_share_the_kernels_buffers():
+    """A later evaluation reuses the kernels' buffers; what an earlier one returned is unchanged."""
+    problem = gradcli.analyze("sum(softplus(X@w)) wrt X, w", shapes={k: SHAPES[k] for k in "Xw"})
+    compiled = problem.compile()
+    rng = np.random.default_rng(4)
+    first = {"X": rng.normal(size=(M, N)), "w": rng.normal(size=N)}
+    second = {"X": rng.normal(size=(M, N)), "w": rng.normal(size=N)}
+    out = blocked.evaluate(compiled.program, first, {"X", "w"}, block_rows=2)
+    kept = [np.array(v, copy=True) for v in out]
+    blocked.evaluate(compiled.program, second, {"X", "w"}, block_rows=2)
+    for a, b in zip(out, kept):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(out, compiled.program.run(first)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_math_error_in_a_later_block_is_the_whole_evaluations():
+    """log of a negative in the 6th row (the kernel's fast steps, not its first block): the
+    error a whole evaluation gives, not a blocked result."""
+    problem = gradcli.analyze("sum(log(X@w)) wrt w", shapes={k: SHAPES[k] for k in "Xw"})
+    compiled = problem.compile()
+    X, w = np.ones((M, N)), np.ones(N)
+    X[5] = -1.0
+    with pytest.raises(gradcli.GradcliError) as whole:
+        compiled.program.run({"X": X, "w": w})
+    with pytest.raises(gradcli.GradcliError) as cut:
+        blocked.evaluate(compiled.program, {"X": X, "w": w}, {"w"}, block_rows=2)
+    assert str(cut.value) == str(whole.value) and cut.value.kind == "math"
+
+
+@pytest.mark.parametrize("text, hessian, pays", [
+    ("sum((X@w - y)^2)", False, True),
+    ("sum(softplus(X@w) - y*(X@w))", False, True),
+    ("sum(softplus(X@w) - y*(X@w))", True, False),  # XᵀDX: a matrix product, bound by arithmetic
+    ("-y'@log(softmax(X@w))", False, False),  # the data read twice
+])
+def test_in_memory_blocks_where_they_measured_faster(monkeypatch, text, hessian, pays):
+    calls = []
+    real = blocked.Runner.run
+    monkeypatch.setattr(blocked.Runner, "run", lambda self, *a, **k: calls.append(a[1]) or real(self, *a, **k))
+    monkeypatch.setattr(blocked, "MIN_BYTES", 1)
+    problem = gradcli.analyze(f"{text} wrt w", shapes={k: SHAPES[k] for k in "Xyw"})
+    compiled = problem.compile(hessian=hessian)
+    values = {k: v for k, v in _values().items() if k in "Xyw"}
+    compiled(**values)
+    assert bool(calls) == pays
+    assert (compiled.evaluation_note() is not None) == pays
+
+
+def test_block_size_follows_the_cache_and_the_row_width(monkeypatch):
+    calls = []
+    real = blocked.Runner.run
+    monkeypatch.setattr(blocked.Runner, "run", lambda self, *a, **k: calls.append(a[1]) or real(self, *a, **k))
+    monkeypatch.setattr(blocked, "MIN_BYTES", 1)
+    monkeypatch.setattr(blocked.os, "sysconf", lambda name: 512 << 10)  # a 512 KB L2 cache
+    compiled = _least_squares(5000)
+    rng = np.random.default_rng(5)
+    compiled(X=rng.normal(size=(5000, N)), y=rng.normal(size=5000), w=rng.normal(size=N))
+    assert calls == [(512 << 10) // (8 * (N + 1))]  # a row of X and an entry of y in each row
