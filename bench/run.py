@@ -323,7 +323,7 @@ def main(argv=None) -> int:
     if args.part == "ooc":  # never part of "all": it writes N GB to disk
         from bench.blocks import ooc_table
 
-        ooc_table(args.size_gb)
+        ooc_table(args.size_gb, rounds=args.repeats or 1)
     return 0
 
 
