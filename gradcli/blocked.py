@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import GradcliError
 from .evaluate import Program, compile_graph
@@ -28,6 +28,12 @@ from .expr import Expr, make_raw, topological
 from .operators.base import is_numpy
 from .plan import DIAG, Plan, make_plan
 from .shapes import Ty
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+    from .plan import Reduction
+
+BlockGraph = tuple[list[tuple[str, Expr]], Callable[[int], list[Expr]]]  # boundary symbols, roots over b rows
 
 BLOCK_BYTES: int | None = None  # sliced input per block (None: from the L2 cache's size, `block_bytes`)
 # out-of-core rows read at once, then cut into blocks: the reads of the sequential read gradcli
@@ -70,8 +76,8 @@ def pays_in_memory(plan: Plan) -> bool:
                                     for r in plan.reductions)
 
 
-def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
-             block_rows: int | None = None, progress: Callable[[int, int], None] | None = None) -> list:
+def evaluate(program: Program, values: dict[str, Any], wrt: set[str], xp: Any = None,
+             block_rows: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[Any]:
     """The program's roots, in row blocks when that applies (see the module's docstring);
     `block_rows` forces blocking with that many rows (tests)."""
     from .kernel import NonFinite
@@ -93,7 +99,7 @@ def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
     if block_rows is None and chunk > 1:  # whole chunks of a zarr array, each decoded once
         rows = max(1, rows // chunk) * chunk
     read = rows * max(1, READ_BYTES // max(rows * row_bytes, 1)) if streamed else plan.m
-    idle = program.__dict__.setdefault("_block_runners", [])  # compiled kernels kept for the next call
+    idle: list[Runner] = program.__dict__.setdefault("_block_runners", [])  # compiled kernels kept for the next call
     try:
         runner = idle.pop()
     except IndexError:
@@ -114,14 +120,14 @@ def evaluate(program: Program, values: dict, wrt: set[str], xp=None,
             idle.append(runner)
 
 
-def _whole(values: dict) -> dict:
+def _whole(values: dict[str, Any]) -> dict[str, Any]:
     """Out-of-core sources as arrays (a memory map is one already)."""
     import numpy as np
 
     from .data import _check_values
 
     return {n: (v.read_all() if hasattr(v, "read_all") else
-                _check_values(n, v, v.filename, True, np) if isinstance(v, np.memmap) else v)
+                _check_values(n, v, v.filename or n, True, np) if isinstance(v, np.memmap) else v)
             for n, v in values.items()}
 
 
@@ -135,12 +141,13 @@ class Runner:
         self.reduced = {id(r.node) for r in plan.reductions}
         self.boundary: dict[int, Expr] = {}  # id -> the symbol standing for a computed value
         self.values: dict[str, Any] = {}  # those symbols' values
-        self.block_graphs: dict[int, tuple] = {}  # pass -> (boundary symbols, roots over b rows)
-        self.kernels: dict[tuple, Any] = {}  # (pass, rows) -> kernel.Kernel
-        self.once: dict[tuple, Program] = {}  # ids of targets -> their program
+        self.block_graphs: dict[int, BlockGraph] = {}  # pass -> its block program
+        self.kernels: dict[tuple[int, int], Kernel] = {}  # (pass, rows) -> that program compiled
+        self.once: dict[tuple[int, ...], Program] = {}  # ids of targets -> their program
         self.readers: dict[str, Any] = {}  # name -> sources.FileRows of a memory-mapped input
 
-    def run(self, inputs: dict, rows: int, progress=None, read: int | None = None) -> list:
+    def run(self, inputs: dict[str, Any], rows: int, progress: Callable[[int, int], None] | None = None,
+            read: int | None = None) -> list[Any]:
         """Each pass: `read` rows of every sliced input at a time (all of them when in memory:
         slices are views), cut into blocks of `rows` that the pass's kernel runs on."""
         import numpy as np
@@ -192,7 +199,7 @@ class Runner:
             raise GradcliError("math", "overflow")  # the whole evaluation says where
         return out
 
-    def _block(self, name: str, source, start: int, stop: int):
+    def _block(self, name: str, source: Any, start: int, stop: int) -> Any:
         """Rows start:stop of an input as float64 (out-of-core rows are checked as they are
         computed on, block by block: `_check_finite`)."""
         import numpy as np
@@ -213,7 +220,7 @@ class Runner:
             raw = source[start:stop]
         return np.ascontiguousarray(raw, dtype=np.float64)  # the reader's buffer as it is, if float64
 
-    def _check_finite(self, name: str, source, block, start: int, stop: int) -> None:
+    def _check_finite(self, name: str, source: Any, block: Any, start: int, stop: int) -> None:
         """Out-of-core rows: NaN or Inf is the data's fault (in memory, data.py checked it)."""
         if not self.allow_nonfinite and not _finite(block):
             from .errors import data_error
@@ -228,7 +235,7 @@ class Runner:
             self.boundary[id(node)] = make_raw("sym", (), (name, node.ty))
         return self.boundary[id(node)]
 
-    def _boundary_values(self, names: list, fixed: dict) -> dict:
+    def _boundary_values(self, names: list[tuple[str, Expr]], fixed: dict[str, Any]) -> dict[str, Any]:
         """Values with no sample axis a block program needs, computed once per pass."""
         missing = [(n, node) for n, node in names if n not in self.values]
         if missing:
@@ -258,7 +265,7 @@ class Runner:
         program.allow_nonfinite = self.allow_nonfinite
         return program
 
-    def _block_graph(self, passno: int, roots: list[Expr]) -> tuple:
+    def _block_graph(self, passno: int, roots: list[Expr]) -> BlockGraph:
         """(boundary symbols the pass needs, a function of b giving its roots over b rows)."""
         if passno not in self.block_graphs:
             plan = self.plan
@@ -283,7 +290,7 @@ class Runner:
             self.block_graphs[passno] = (list(needed.items()), over)
         return self.block_graphs[passno]
 
-    def _kernel(self, passno: int, b: int):
+    def _kernel(self, passno: int, b: int) -> Kernel:
         """The pass's block program for b rows, compiled once (kernel.py)."""
         kernel = self.kernels.get((passno, b))
         if kernel is None:
@@ -294,9 +301,9 @@ class Runner:
         return kernel
 
 
-def _block_params(n: Expr, axis, b: int) -> tuple:
+def _block_params(n: Expr, axis: object, b: int) -> tuple[Any, ...]:
     """n's settings with the sample axis of a shape it carries cut to b rows."""
-    if axis is None or axis == DIAG:
+    if not isinstance(axis, int):  # no sample axis, or diag(v) over the samples
         return n.params
     if n.op == "sym":
         name, ty = n.params
@@ -315,7 +322,7 @@ def _cut(ty: Ty, axis: int, b: int) -> Ty:
     return Ty(tuple(dims), ty.row)
 
 
-def _fold(how: str, acc, value):
+def _fold(how: str, acc: Any, value: Any) -> Any:
     """acc combined with a block's value (which lives in the kernel's buffers: copied first)."""
     import numpy as np
 
@@ -327,7 +334,7 @@ def _fold(how: str, acc, value):
     return ufunc(acc, value)
 
 
-def _finish(r, value):
+def _finish(r: Reduction, value: Any) -> Any:
     import numpy as np
 
     if r.finish == "mean":
@@ -337,13 +344,13 @@ def _finish(r, value):
     return value
 
 
-def _empty(dims: tuple):
+def _empty(dims: tuple[Any, ...]) -> Any:
     import numpy as np
 
     return np.empty(dims)
 
 
-def _finite(v) -> bool:
+def _finite(v: Any) -> bool:
     """Whether every entry is finite: a finite sum says so in one pass with no temporary (the
     entries are looked at one by one only when the sum is not: a NaN, or finite values whose
     sum overflows)."""
@@ -352,7 +359,7 @@ def _finite(v) -> bool:
     return bool(np.isfinite(np.add.reduce(v, axis=None))) or bool(np.all(np.isfinite(v)))
 
 
-def _entries(dims: tuple) -> int:
+def _entries(dims: tuple[Any, ...]) -> int:
     n = 1
     for d in dims:
         n *= d

@@ -217,8 +217,8 @@ def _sqnorm(a: np.ndarray) -> Any:
     return np.dot(flat, flat)
 
 
-def _sigmoid(buf: np.ndarray) -> Callable[[Any], np.ndarray]:
-    def call(a: Any) -> np.ndarray:  # 0.5·(tanh(0.5a) + 1), the operator's own formula
+def _sigmoid(buf: np.ndarray) -> Callable[[Any], Any]:
+    def call(a: Any) -> Any:  # 0.5·(tanh(0.5a) + 1), the operator's own formula
         np.multiply(a, 0.5, out=buf)
         np.tanh(buf, out=buf)
         np.add(buf, 1.0, out=buf)
@@ -226,12 +226,12 @@ def _sigmoid(buf: np.ndarray) -> Callable[[Any], np.ndarray]:
     return call
 
 
-def _softplus(buf: np.ndarray) -> Callable[[Any], np.ndarray]:
+def _softplus(buf: np.ndarray) -> Callable[[Any], Any]:
     """log(1 + eˣ) = max(x, 0) + log1p(e^−|x|): numpy's own formula for logaddexp(0, x), spelled
     in ufuncs that have vector loops (numpy's logaddexp has none: it measured 13× slower)."""
     scratch = np.empty_like(buf)
 
-    def call(a: Any) -> np.ndarray:
+    def call(a: Any) -> Any:
         np.maximum(a, 0.0, out=scratch)
         np.absolute(a, out=buf)
         np.negative(buf, out=buf)
@@ -241,8 +241,8 @@ def _softplus(buf: np.ndarray) -> Callable[[Any], np.ndarray]:
     return call
 
 
-def _pow(buf: np.ndarray) -> Callable[[Any, Any], np.ndarray]:
-    def call(a: Any, b: Any) -> np.ndarray:
+def _pow(buf: np.ndarray) -> Callable[[Any, Any], Any]:
+    def call(a: Any, b: Any) -> Any:
         if isinstance(b, float) and b == 2.0:
             return np.multiply(a, a, out=buf)
         return np.power(a, b, out=buf)
