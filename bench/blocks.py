@@ -9,6 +9,7 @@ sequential read and each gradcli run start after another DONTNEED, so each reads
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -46,7 +47,8 @@ def hand_blocked(loss: str, X, y, w, block_bytes: int):
 
 def blocks_table(quick: bool, repeats: int) -> None:
     """Interleaved runs in one process (hand, hand in blocks, gradcli's default, gradcli whole,
-    gradcli in blocks, then again), medians: fair on a machine other work shares."""
+    gradcli in blocks, in a shuffled order each round), medians: fair on a machine other work
+    shares."""
     import gradcli
     import gradcli.blocked as blocked
 
@@ -78,8 +80,12 @@ def blocks_table(quick: bool, repeats: int) -> None:
             for fn in runs.values():
                 assert np.allclose(fn(), hand(X, y, w), rtol=1e-10), name
             t: dict = {k: [] for k in runs}
+            order = list(runs)
+            shuffle = random.Random(0).shuffle
             for _ in range(repeats):
-                for k, fn in runs.items():
+                shuffle(order)  # each run follows each other as often: after a threaded BLAS call
+                for k in order:  # OpenBLAS's threads spin a while, slowing whatever comes next
+                    fn = runs[k]
                     s = time.perf_counter()
                     fn()
                     t[k].append(time.perf_counter() - s)

@@ -169,6 +169,7 @@ class Runner:
                 vals = dict(fixed)
                 vals.update(self._boundary_values(names, fixed))
                 acc: list[Any] = [None] * len(reds)
+                folds = list(enumerate(_folder(r.combine) for r in reds))
                 for first in range(0, m, read):
                     last = min(m, first + read)
                     chunks = {n: self._block(n, inputs[n], first, last) for n in plan.sliced}
@@ -179,8 +180,8 @@ class Runner:
                         for n in streamed:
                             self._check_finite(n, inputs[n], vals[n], start, stop)
                         out = self._kernel(passno, stop - start)(vals)
-                        for k, r in enumerate(reds):
-                            acc[k] = _fold(r.combine, acc[k], out[k])
+                        for k, fold in folds:
+                            acc[k] = fold(acc[k], out[k])
                         for r, v in zip(row_roots, out[len(reds):]):
                             index = [slice(None)] * r.ty.rank
                             index[plan.rows[id(r)]] = slice(start, stop)
@@ -322,16 +323,23 @@ def _cut(ty: Ty, axis: int, b: int) -> Ty:
     return Ty(tuple(dims), ty.row)
 
 
-def _fold(how: str, acc: Any, value: Any) -> Any:
-    """acc combined with a block's value (which lives in the kernel's buffers: copied first)."""
+def _folder(how: str) -> Callable[[Any, Any], Any]:
+    """fold(acc, a block's value) -> acc combined with it: arrays in place, the first value
+    copied (it lives in the kernel's buffers, which the next block writes over)."""
+    import operator
+
     import numpy as np
 
-    if acc is None:
-        return value.copy() if isinstance(value, np.ndarray) else value
     ufunc = {"add": np.add, "max": np.maximum, "min": np.minimum, "logaddexp": np.logaddexp}[how]
-    if isinstance(acc, np.ndarray) and acc.ndim:
-        return ufunc(acc, value, out=acc)
-    return ufunc(acc, value)
+    scalar = operator.add if how == "add" else ufunc
+
+    def fold(acc: Any, value: Any) -> Any:
+        if acc is None:
+            return value.copy() if isinstance(value, np.ndarray) else value
+        if isinstance(acc, np.ndarray) and acc.ndim:
+            return ufunc(acc, value, out=acc)
+        return scalar(acc, value)
+    return fold
 
 
 def _finish(r: Reduction, value: Any) -> Any:
