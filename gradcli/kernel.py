@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import ops as O
+from .operators.base import Deferred, Diag, Scaled
 from .evaluate import Program
 from .expr import OPS, Expr
 
@@ -98,9 +98,9 @@ class Kernel:
         """The step as the evaluator computes it (`Program._one`), deferred factors included."""
         if id(node) in self.program.deferred:
             if node.op == "diagm":
-                return O.Diag
+                return Diag
             c = node.args[0].value
-            return lambda _c, z: O.Scaled(c, z)
+            return lambda _c, z: Scaled(c, z)
         op = OPS[node.op]
         if node.op == "const":
             value = op.impl(np, node)
@@ -150,7 +150,7 @@ class Kernel:
                 else:
                     free.remove(buf)
             owner[out] = buf
-            if isinstance(arg_values[-1], O.Scaled):  # a − 1·z: read z where it is (its buffer is pinned)
+            if isinstance(arg_values[-1], Scaled):  # a − 1·z: read z where it is (its buffer is pinned)
                 args = (args[0], self.slot[id(nodes[args[1]].args[1])])
             steps.append((fast(buffers[buf]), args, out, check))
             free.extend(owner[a] for a in dying)
@@ -170,7 +170,7 @@ def _live(steps: list[Step], roots: set[int]) -> list[Step]:
 def _fresh(value: Any, args: list[Any]) -> bool:
     """Whether a step's result is an array of its own (not a view of, or a wrapper around, an
     argument's array)."""
-    if isinstance(value, O.Deferred):
+    if isinstance(value, Deferred):
         return False
     return getattr(value, "base", None) is None and not any(value is a for a in args)
 
@@ -195,8 +195,8 @@ def _fast(node: Expr, args: list[Any], value: Any) -> Callable[[np.ndarray], Cal
     op = node.op
     if not (isinstance(value, np.ndarray) and value.dtype == np.float64 and value.ndim >= 1):
         return None
-    if any(isinstance(a, O.Deferred) for a in args):
-        if op == "add" and isinstance(args[1], O.Scaled) and args[1].c == -1.0 and isinstance(args[0], np.ndarray):
+    if any(isinstance(a, Deferred) for a in args):
+        if op == "add" and isinstance(args[1], Scaled) and args[1].c == -1.0 and isinstance(args[0], np.ndarray):
             return lambda buf: lambda a, z: np.subtract(a, z, out=buf)
         return None
     if not all(isinstance(a, (np.ndarray, float, int, np.floating)) for a in args):
@@ -261,7 +261,7 @@ _FAST_ELEMENTWISE: dict[str, Callable[[np.ndarray], Callable[..., Any]]] = {
 
 def _finite(value: Any) -> bool:
     """Whether every entry is finite (a finite sum says so in one pass over a cached block)."""
-    if isinstance(value, O.Deferred):
+    if isinstance(value, Deferred):
         return True
     total = np.sum(value)
     return bool(np.isfinite(total)) or bool(np.all(np.isfinite(value)))
