@@ -67,7 +67,9 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
     """A distributed Client, or a data error (exit 1) when no scheduler answers in time."""
     import logging
 
-    from distributed import Client
+    from distributed import Client as _Client
+
+    Client: Any = _Client  # dask's functions carry no annotations
 
     # our one-line messages, not their logs (asyncio's: the client's pending futures at Ctrl-C)
     for name in ("distributed", "distributed.client", "distributed.comm", "asyncio"):
@@ -100,7 +102,9 @@ def default_chunk_rows(values: dict[str, Any], rows: int) -> int:
 def to_dask(values: dict[str, Any], chunk_rows: int | None = None) -> dict[str, Any]:
     """The inputs as dask arrays: chunked along the sample axis where they have it, whole
     otherwise (numbers stay numbers)."""
-    import dask.array as da
+    import dask.array as _da
+
+    da: Any = _da  # untyped
 
     rows = sample_rows(values)
     if rows is None:
@@ -132,12 +136,15 @@ class DaskBackend:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._xp, name)
 
-    def whole(self, node: Any, op: Any, args: list, allow_nonfinite: bool) -> Any:
+    def whole(self, node: Any, op: Any, args: list[Any], allow_nonfinite: bool) -> Any:
         """node's value computed by numpy in one task on its whole arguments."""
-        import dask
-        import dask.array as da
+        import dask as _dask
+        import dask.array as _da
 
         from .evaluate import _short
+
+        dask: Any = _dask  # untyped
+        da: Any = _da
         from .render import render
 
         dims = tuple(node.ty.dims)
@@ -146,12 +153,14 @@ class DaskBackend:
         value = task(node.op, node.params, dims, op.fails, _short(node), names, allow_nonfinite, *args)
         return da.from_delayed(value, shape=dims, dtype=float)
 
-    def compute(self, roots: list, flags: list) -> tuple[list, list]:
+    def compute(self, roots: list[Any], flags: list[Any]) -> tuple[list[Any], Any]:
         """Roots and check flags in one pass; the flags as Python booleans."""
         import warnings
 
-        import dask
+        import dask as _dask
         import numpy as np
+
+        dask: Any = _dask  # untyped
 
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             # numpy's own warnings, raised in dask's threads (where np.errstate does not reach)
@@ -172,7 +181,7 @@ def _booleans(value: Any) -> Any:
     return bool(value)
 
 
-def _whole_task(op_name: str, params: tuple, dims: tuple, fails: str, where: str, names: tuple,
+def _whole_task(op_name: str, params: tuple[Any, ...], dims: tuple[int, ...], fails: str, where: str, names: tuple[str, ...],
                 allow_nonfinite: bool, *arrays: Any) -> Any:
     """One matrix function on numpy arrays, checked as the evaluator checks it (module level and
     free of formula objects, so that it pickles to a distributed worker)."""

@@ -26,7 +26,7 @@ from .errors import GradcliError
 from .evaluate import Program, compile_graph
 from .expr import Expr, make_raw, topological
 from .operators.base import is_numpy
-from .plan import DIAG, Plan, make_plan
+from .plan import Plan, int_axis, make_plan
 from .shapes import Ty
 
 if TYPE_CHECKING:
@@ -72,8 +72,7 @@ def block_bytes() -> int:
 
 def pays_in_memory(plan: Plan) -> bool:
     """Whether blocks beat the whole evaluation on in-memory data (the module's docstring)."""
-    return plan.passes == 1 and all(_entries(r.node.ty.dims) <= max(r.node.ty.dims, default=1)
-                                    for r in plan.reductions)
+    return plan.passes == 1 and all(sum(d != 1 for d in r.node.ty.dims) <= 1 for r in plan.reductions)
 
 
 def evaluate(program: Program, values: dict[str, Any], wrt: set[str], xp: Any = None,
@@ -106,12 +105,12 @@ def evaluate(program: Program, values: dict[str, Any], wrt: set[str], xp: Any = 
         runner = Runner(plan, program.allow_nonfinite)
     try:
         return runner.run(values, rows, progress, read)
-    except NonFinite:  # a failing operator in a block: the whole evaluation says where
-        return program.run(_whole(values), xp)
     except GradcliError as exc:
         if exc.kind == "data":  # a fault of the data (truncated, NaN): no second try
             raise
         return program.run(_whole(values), xp)
+    except (NonFinite, ArithmeticError, ValueError):  # an operator failed in a block (numpy's
+        return program.run(_whole(values), xp)  # own error): the whole evaluation says where
     finally:
         for reader in runner.readers.values():
             reader.close()
@@ -182,14 +181,14 @@ class Runner:
                         out = self._kernel(passno, stop - start)(vals)
                         for k, fold in folds:
                             acc[k] = fold(acc[k], out[k])
-                        for r, v in zip(row_roots, out[len(reds):]):
-                            index = [slice(None)] * r.ty.rank
-                            index[plan.rows[id(r)]] = slice(start, stop)
-                            results[id(r)][tuple(index)] = v
+                        for root, v in zip(row_roots, out[len(reds):]):
+                            index = [slice(None)] * root.ty.rank
+                            index[int_axis(plan.rows[id(root)])] = slice(start, stop)
+                            results[id(root)][tuple(index)] = v
                         if progress is not None:
                             progress((passno - 1) * m + stop, plan.passes * m)
-                for r, a in zip(reds, acc):
-                    self.values[self._symbol(r.node).params[0]] = _finish(r, a)
+                for red, a in zip(reds, acc):
+                    self.values[self._symbol(red.node).params[0]] = _finish(red, a)
             once = [r for r in roots if id(r) not in results]
             if once:
                 program = self._once_program(once)

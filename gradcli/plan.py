@@ -21,11 +21,14 @@ and the program runs whole.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .expr import Expr, make_raw, topological
 from .record import Factory, record
 from .shapes import Ty
 
 DIAG = "diag"
+Tag = int | str  # a node's sample axis, or DIAG
 ELEMENTWISE_BINARY = ("add", "mul", "div", "pow")
 # reductions of a whole value to a scalar: (per-block operator, combine, finish)
 SCALAR_REDUCTIONS = {"sum": ("sum", "add", None), "sqnorm": ("sqnorm", "add", None),
@@ -52,14 +55,14 @@ class Reduction:
 @record
 class Plan:
     roots: list[Expr]  # the program's roots, softmax over rows rewritten
-    rows: dict  # id -> sample axis of a per-block node (an int or DIAG)
-    sliced: dict  # symbol name -> size of its sample axis (axis 0)
+    rows: dict[int, Tag]  # id -> sample axis of a per-block node (an int or DIAG)
+    sliced: dict[str, int]  # symbol name -> size of its sample axis (axis 0)
     m: int  # the number of samples
-    reductions: list  # of Reduction, in evaluation order
-    row_roots: dict  # id(root) -> pass computing a per-block root (concatenated)
+    reductions: list[Reduction]  # in evaluation order
+    row_roots: dict[int, int]  # id(root) -> pass computing a per-block root (concatenated)
     passes: int
     reason: str = ""  # why not split ("" when it is)
-    nodes: list = Factory(default_factory=list)  # every node tagged: alive, so ids stay unique
+    nodes: list[Expr] = Factory(default_factory=list)  # every node tagged: alive, so ids stay unique
 
     @property
     def splits(self) -> bool:
@@ -72,7 +75,7 @@ class Plan:
         return f"evaluated in blocks of rows ({self.m} samples), the data read {reads}"
 
 
-def sample_axis(roots: list[Expr], wrt: set[str]) -> tuple[int | None, dict]:
+def sample_axis(roots: list[Expr], wrt: set[str]) -> tuple[int | None, dict[str, int]]:
     """(m, {symbol: m}) for the symbols cut into row blocks, or (None, {})."""
     syms = {n.params[0]: n for n in topological(roots) if n.op == "sym" and n.ty.rank >= 1}
     data = [n for name, n in syms.items() if name not in wrt] or list(syms.values())
@@ -80,7 +83,7 @@ def sample_axis(roots: list[Expr], wrt: set[str]) -> tuple[int | None, dict]:
         return None, {}
     biggest = max(data, key=lambda n: (_entries(n.ty.dims), n.params[0]))
     m = biggest.ty.dims[0]
-    if m < 2:
+    if not isinstance(m, int) or m < 2:
         return None, {}
     return m, {name: m for name, n in syms.items() if n.ty.dims[0] == m}
 
@@ -96,9 +99,9 @@ def make_plan(roots: list[Expr], wrt: set[str]) -> Plan:
 
 
 class _Planner:
-    def __init__(self, m: int, sliced: dict):
+    def __init__(self, m: int, sliced: dict[str, int]):
         self.m, self.sliced = m, sliced
-        self.rows: dict[int, object] = {}  # id -> axis or DIAG (absent: no sample axis)
+        self.rows: dict[int, Tag] = {}  # id -> axis or DIAG (absent: no sample axis)
         self.need: dict[int, int] = {}  # id -> passes that must finish before it can be computed
         self.reductions: list[Reduction] = []
         self.new: dict[int, Expr] = {}
@@ -110,7 +113,7 @@ class _Planner:
             node = n if args == n.args else make_raw(n.op, args, n.params)
             self.new[id(n)] = self.visit(node)
         new_roots = [self.new[id(r)] for r in roots]
-        row_roots = {}
+        row_roots: dict[int, int] = {}
         for r in new_roots:
             if id(r) in self.rows:
                 if self.rows[id(r)] == DIAG:
@@ -148,20 +151,20 @@ class _Planner:
             out = self.visit_new(make_raw("exp", (shifted,)))
             self.new[id(n)] = out
             return out
-        axis = self._rows_of(n)
-        if axis is None:
+        tag = self._rows_of(n)
+        if tag is None:
             self._reduction(n)
         else:
-            self.rows[id(n)] = axis
+            self.rows[id(n)] = tag
         return n
 
     def visit_new(self, n: Expr) -> Expr:
         return self.visit(n)
 
-    def _uniform_axis(self, n: Expr):
+    def _uniform_axis(self, n: Expr) -> int | None:
         """A broadcast (c𝟙, 𝟙gᵀ) spanning m along an axis: the same in every block."""
         if n.op == "expand":
-            axis = n.params[0] % n.ty.rank
+            axis: int = n.params[0] % n.ty.rank
             return axis if n.ty.dims[axis] == self.m else None
         for i, d in enumerate(n.ty.dims):
             if d == self.m:
@@ -169,7 +172,7 @@ class _Planner:
         return None
 
     def _reduction(self, n: Expr) -> None:
-        a = n.args[0] if n.args else None
+        a = n.args[0]  # a reduction has an argument over the samples
         passno = self.need[id(n)] + 1
         if n.op in SCALAR_REDUCTIONS and self.rows.get(id(a)) not in (None, DIAG):
             part_op, combine, finish = SCALAR_REDUCTIONS[n.op]
@@ -179,10 +182,10 @@ class _Planner:
             self.need[id(part)] = self.need[id(a)]
         else:
             part, combine, finish = n, "add", None  # a contraction: checked in _rows_of
-        self.reductions.append(Reduction(n, part, combine, finish, _entries(a.ty.dims) if a else 1, passno))
+        self.reductions.append(Reduction(n, part, combine, finish, _entries(a.ty.dims), passno))
         self.need[id(n)] = passno
 
-    def _rows_of(self, n: Expr):
+    def _rows_of(self, n: Expr) -> Tag | None:
         """The sample axis of n's value (None for a sum over it), or Unsplittable."""
         op, args = n.op, n.args
         tags = [self.rows.get(id(a)) for a in args]
@@ -191,7 +194,7 @@ class _Planner:
         if op in ELEMENTWISE_BINARY or (len(args) == 1 and op in _UNARY_ELEMENTWISE):
             return self._elementwise(n, tags)
         if op == "T":
-            return tags[0] if tags[0] == DIAG or args[0].ty.rank < 2 else 1 - tags[0]
+            return tags[0] if not isinstance(tags[0], int) or args[0].ty.rank < 2 else 1 - tags[0]
         if op == "diagm":
             return DIAG
         if op == "diagv":
@@ -200,15 +203,15 @@ class _Planner:
             return 0
         if op == "sum":
             axis, keep = n.params
-            a = args[0]
-            if axis is None or axis % a.ty.rank == tags[0]:
+            a, t = args[0], int_axis(tags[0])
+            if axis is None or axis % a.ty.rank == t:
                 return None
             axis %= a.ty.rank
-            return tags[0] - 1 if (not keep and axis < tags[0]) else tags[0]
+            return t - 1 if (not keep and axis < t) else t
         if op == "expand":
             axis, keep, ty = n.params
             axis %= ty.rank
-            t = tags[0]
+            t = int_axis(tags[0])
             return t + 1 if (not keep and args[0].ty.rank < ty.rank and axis <= t) else t
         if op == "matmul":
             return self._matmul(n, tags)
@@ -220,13 +223,13 @@ class _Planner:
             return None
         raise Unsplittable(f"{op} is not separable along the sample axis")
 
-    def _elementwise(self, n: Expr, tags: list):
+    def _elementwise(self, n: Expr, tags: list[Tag | None]) -> int:
         out_rank = n.ty.rank
         axes = set()
         for a, t in zip(n.args, tags):
             shift = out_rank - a.ty.rank
             if t is not None:
-                axes.add(t + shift)
+                axes.add(int_axis(t) + shift)
         if len(axes) != 1:
             raise Unsplittable("values running over the samples along different axes are combined")
         axis = axes.pop()
@@ -236,7 +239,7 @@ class _Planner:
                 raise Unsplittable(f"a value of length {self.m} that is not data meets the samples")
         return axis
 
-    def _matmul(self, n: Expr, tags: list):
+    def _matmul(self, n: Expr, tags: list[Tag | None]) -> Tag | None:
         a, b = n.args
         ta, tb = (self._matrix_axis(x, t) for x, t in zip(n.args, tags))
         if ta == DIAG and tb == DIAG:
@@ -247,7 +250,7 @@ class _Planner:
                 raise Unsplittable(f"diag over the samples multiplies a {self.m}-row value that is not data")
             if (ta == DIAG and other != 0) or (tb == DIAG and other != 1):
                 raise Unsplittable("a rows×rows product")
-            return self._value_axis(n.ty, other)
+            return self._value_axis(n.ty, int_axis(other))
         contracted = ta == 1 and tb == 0
         outer = [x for x, want in ((ta, 0), (tb, 1)) if x == want]
         if (ta == 1) != (tb == 0):
@@ -261,7 +264,7 @@ class _Planner:
         return self._value_axis(n.ty, 0 if ta == 0 else 1)
 
     @staticmethod
-    def _matrix_axis(x: Expr, t):
+    def _matrix_axis(x: Expr, t: Tag | None) -> Tag | None:
         """The operand's sample axis as a matrix axis (a column is m×1, a row 1×m)."""
         if t is None or t == DIAG or x.ty.rank == 2:
             return t
@@ -272,7 +275,7 @@ class _Planner:
         return matrix_axis if ty.rank == 2 else 0
 
 
-_UNARY_ELEMENTWISE = set()
+_UNARY_ELEMENTWISE: set[str] = set()
 
 
 def _init_unary() -> None:
@@ -281,7 +284,14 @@ def _init_unary() -> None:
     _UNARY_ELEMENTWISE.update(ELEMENTWISE, ("abs_slope", "elemderiv"))
 
 
-def _entries(dims: tuple) -> int:
+def int_axis(tag: Tag | None) -> int:
+    """A sample axis that is a number here (diag over the samples was turned away before)."""
+    if not isinstance(tag, int):
+        raise Unsplittable("diag over the samples where an axis is needed")
+    return tag
+
+
+def _entries(dims: tuple[Any, ...]) -> int:
     n = 1
     for d in dims:
         n *= d

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from .errors import GradcliError, data_error
 
@@ -45,12 +46,13 @@ class Shards:
             if len(shape) == 0:
                 raise data_error(f"{path}: a shard must have rows (a vector or a matrix)")
             self.parts.append((path, offset, shape, dtype))
+        assert first is not None  # files is not empty
         self.rows = sum(p[2][0] for p in self.parts)
         self.shape = (self.rows,) + first[0]
         self.nbytes = 8 * self.rows * _entries(first[0])
         self.ndim = len(self.shape)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: slice) -> Any:
         import numpy as np
 
         start, stop, _ = index.indices(self.rows)
@@ -65,11 +67,11 @@ class Shards:
                 break
         return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
-    def read_all(self):
+    def read_all(self) -> Any:
         return self[0:self.rows]
 
 
-def _map(path: str, offset: int, shape: tuple, dtype):
+def _map(path: str, offset: int, shape: tuple[int, ...], dtype: Any) -> Any:
     """A read-only map of a shard, after checking the file still holds its data (a file cut
     short after it was opened would otherwise kill the process with SIGBUS)."""
     import numpy as np
@@ -92,14 +94,14 @@ class FileRows:
     The caller holds one block at a time: asking for the next block hands back the buffer of
     the one before it to the reader (as with the single reused buffer this replaces)."""
 
-    def __init__(self, arr):
+    def __init__(self, arr: Any):
         self.path, self.offset, self.dtype = arr.filename, arr.offset, arr.dtype
         self.shape = arr.shape
         self.row_bytes = arr.itemsize * _entries(arr.shape[1:])
         self.fd = os.open(self.path, os.O_RDONLY)
         self.buffers: list[bytearray] = [bytearray(0), bytearray(0)]
-        self.pending = None  # (start, stop, buffer index, future) of the read ahead
-        self.pool = None
+        self.pending: tuple[int, int, int, Any] | None = None  # (start, stop, buffer index, future) of the read ahead
+        self.pool: Any = None
 
     def close(self) -> None:
         try:
@@ -109,7 +111,7 @@ class FileRows:
                 self.pool.shutdown(wait=True)
             os.close(self.fd)
 
-    def _settle(self):
+    def _settle(self) -> None:
         """Wait for the read ahead (its error, if any, is the caller's only if it asks for it)."""
         pending, self.pending = self.pending, None
         if pending is not None:
@@ -131,7 +133,7 @@ class FileRows:
                                  f"{start + done // max(self.row_bytes, 1)} of {self.shape[0]}")
             done += got
 
-    def rows(self, start: int, stop: int, ahead: int):
+    def rows(self, start: int, stop: int, ahead: int) -> Any:
         import numpy as np
 
         pending = self.pending
@@ -155,7 +157,7 @@ class FileRows:
         return block.reshape((stop - start,) + tuple(self.shape[1:]))
 
 
-def check_mapped(arr, rows: slice) -> None:
+def check_mapped(arr: Any, rows: slice) -> None:
     """The same check for rows of a memory-mapped .npy before they are touched."""
     path = getattr(arr, "filename", None)
     if path is None:
@@ -169,8 +171,9 @@ def check_mapped(arr, rows: slice) -> None:
 
 
 def _check_numbering(folder: str, files: list[str]) -> None:
-    numbered = [re.fullmatch(r"(.*?)(\d+)\.npy", f) for f in files]
-    if not all(numbered) or len({m.group(1) for m in numbered}) != 1:
+    matches = [re.fullmatch(r"(.*?)(\d+)\.npy", f) for f in files]
+    numbered = [m for m in matches if m is not None]
+    if len(numbered) != len(files) or len({m.group(1) for m in numbered}) != 1:
         return  # plain name order
     numbers = sorted(int(m.group(2)) for m in numbered)
     width = len(numbered[0].group(2))
@@ -187,6 +190,7 @@ class Zarr:
     streamed = True
 
     def __init__(self, path: str, name: str):
+        self.array: Any
         try:
             import zarr
         except ImportError:
@@ -204,7 +208,7 @@ class Zarr:
         self.nbytes = 8 * _entries(self.shape)
         self.ndim = len(self.shape)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: slice) -> Any:
         import numpy as np
 
         try:
@@ -213,11 +217,11 @@ class Zarr:
             raise data_error(f"{self.origin}: cannot read rows {index.start}…{index.stop} "
                              f"({type(exc).__name__})") from None
 
-    def read_all(self):
+    def read_all(self) -> Any:
         return self[0:self.shape[0]]
 
 
-def _entries(dims: tuple) -> int:
+def _entries(dims: tuple[int, ...]) -> int:
     n = 1
     for d in dims:
         n *= d
