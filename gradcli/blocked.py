@@ -115,6 +115,8 @@ def evaluate(program: Program, values: dict[str, Any], wrt: set[str], xp: Any = 
         for reader in runner.readers.values():
             reader.close()
         runner.readers, runner.values = {}, {}
+        for kernel in runner.kernels.values():
+            kernel.release()  # the kept runner holds no block of the caller's data
         if runner.allow_nonfinite == program.allow_nonfinite:
             idle.append(runner)
 

@@ -61,6 +61,13 @@ class Kernel:
         self.symbols = [(n.params[0], self.slot[id(n)]) for n in order if n.op == "sym"]
         self.roots = [self.slot[id(r)] for r in program.roots]
         self.steps: list[Step] | None = None  # fixed by the first call
+        self.transient: list[int] = list(range(len(order)))  # slots that may hold the caller's data
+
+    def release(self) -> None:
+        """Drop what the last call left in the slots besides constants and the kernel's own
+        buffers: the inputs' blocks (views that keep a whole array or a read buffer alive)."""
+        for slot in self.transient:
+            self.env[slot] = None
 
     def __call__(self, values: dict[str, Any]) -> list[Any]:
         env = self.env
@@ -154,6 +161,8 @@ class Kernel:
                 args = (args[0], self.slot[id(nodes[args[1]].args[1])])
             steps.append((fast(buffers[buf]), args, out, check))
             free.extend(owner[a] for a in dying)
+        kept = set(owner) | {self.slot[id(n)] for n in program.order if n.op == "const"}
+        self.transient = [i for i in range(len(env)) if i not in kept]
         return _live(steps, set(self.roots))
 
 

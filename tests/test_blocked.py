@@ -246,3 +246,21 @@ def test_block_size_follows_the_cache_and_the_row_width(monkeypatch):
     rng = np.random.default_rng(5)
     compiled(X=rng.normal(size=(5000, N)), y=rng.normal(size=5000), w=rng.normal(size=N))
     assert calls == [(512 << 10) // (8 * (N + 1))]  # a row of X and an entry of y in each row
+
+
+def test_the_kept_kernels_hold_no_data(monkeypatch):
+    """The runner kept for the next call does not keep the caller's arrays alive."""
+    import gc
+    import weakref
+
+    monkeypatch.setattr(blocked, "MIN_BYTES", 1)
+    compiled = _least_squares(40)
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(40, N))
+    gone = weakref.ref(X)
+    for _ in range(2):  # the first call traces, the second runs the compiled steps
+        compiled(X=X, y=rng.normal(size=40), w=rng.normal(size=N))
+    assert compiled.evaluation_note().startswith("evaluated in blocks")
+    del X
+    gc.collect()
+    assert gone() is None
