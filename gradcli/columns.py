@@ -19,14 +19,11 @@ from __future__ import annotations
 
 from math import prod
 
-from .operators import ELEMENTWISE
+from . import operators  # noqa: F401  (fills the operator registry)
 from . import simplify as S
-from .expr import Expr, ShapeMsg, make, topological
+from .expr import OPS, Expr, ShapeMsg, make, topological
 from .shapes import SCALAR, Ty, col
 
-# operators that act entry by entry, or reduce over all entries: indifferent to singleton axes
-_ENTRYWISE = set(ELEMENTWISE) | {"apply", "elemderiv", "pow"}
-_TOTALS = {"sqnorm", "norm2", "mean", "logsumexp"}
 
 
 def is_unit(ty: Ty) -> bool:
@@ -111,7 +108,8 @@ def _squeeze_node(n: Expr, args: tuple[Expr, ...]) -> Expr:
         return S.fill(args[0], squeezed_ty(n.ty))
     if args == n.args and not has_singleton(n.ty):
         return n  # nothing below it changed
-    if n.op in ("add", "mul", "div"):
+    op = OPS[n.op]
+    if op.entrywise and len(args) == 2:  # +, ⊙, ⊘, ^
         a, b = args
         if a.ty != b.ty and not (a.ty.is_scalar or b.ty.is_scalar):
             raise _Unsqueezable  # a column broadcast across a matrix has no vector form here
@@ -123,6 +121,7 @@ def _squeeze_node(n: Expr, args: tuple[Expr, ...]) -> Expr:
         return make("matmul", a, b)
     if n.op == "T":
         return S.T(args[0])
-    if n.op in _ENTRYWISE or n.op in _TOTALS or (n.op == "sum" and n.params == (None, False)):
+    # entry by entry, or a scalar of all the entries: indifferent to singleton axes
+    if op.entrywise or (op.total if isinstance(op.total, bool) else op.total(n)):
         return make(n.op, *args, params=n.params)
     raise _Unsqueezable

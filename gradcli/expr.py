@@ -19,6 +19,7 @@ from .record import Factory, record
 from .shapes import STRICT, DimMismatch, Ty
 
 if TYPE_CHECKING:  # the types of an operator's parts, for checkers only (nothing imported at run time)
+    from collections.abc import Generator
     from typing import Protocol, TypeAlias
 
     from .emit import Codegen
@@ -47,9 +48,73 @@ if TYPE_CHECKING:  # the types of an operator's parts, for checkers only (nothin
     Simplify: TypeAlias = Callable[[tuple["Expr", ...], Params], "Expr | None"]
     Emit: TypeAlias = "str | Callable[[Codegen, Expr, list[str]], str] | None"
 
+    class CallContext(Protocol):
+        """What a call rule asks of the shape inferrer: the typed node of an operand, a node
+        built and shape-checked at a column, a dimension or an axis written as an argument."""
+
+        def build(self, node: Any) -> Expr: ...
+        def raw(self, op: str, args: tuple[Expr, ...], params: Params, col: int) -> Expr: ...
+        def dim(self, name: str, arg: Any) -> Dim: ...
+        def axis(self, call: Any, a: Expr) -> int | None: ...
+        def show(self, ty: Ty) -> str: ...
+
+    # (the inferrer, the syntax.Call) → the typed node, for a call whose arguments are not
+    # simply its operands (an axis, dimensions, an operator chosen by the operand's shape)
+    CallRule: TypeAlias = Callable[[CallContext, Any], "Expr"]
+    # is the node symmetric: yields the subexpressions whose symmetry it needs, returns its own
+    SymmetryRule: TypeAlias = Callable[["Expr"], Generator["Expr", bool, bool]]
+
+    class MatrixContext(Protocol):
+        """What a matrix-form rule asks of `linearize`: the seed v, whether a node depends on
+        it, and the regrouping of a product the simplifier may undo."""
+
+        v: Expr
+        def live(self, e: Expr) -> bool: ...
+        def regroup(self, e: Expr, regrouped: Expr) -> Generator["Expr | Row", Expr, Expr]: ...
+
+    # (context, node linear in v) → M with node = M v: a generator that yields the nodes (or
+    # `Row`s) whose matrices it needs and is sent them; raises NoMatrixForm
+    MatrixRule: TypeAlias = Callable[[MatrixContext, "Expr"], Generator["Expr | Row", "Expr", "Expr"]]
+    Indices: TypeAlias = tuple[str, ...]
+
+    class IndexContext(Protocol):
+        """What an index-notation rule asks of `indexform` (terms are sums of products of
+        entries, Kronecker deltas and summed indices)."""
+
+        def of(self, e: Expr, idx: Indices) -> list[Any]: ...  # the terms of e[idx]
+        def live(self, e: Expr) -> bool: ...
+        def fresh(self, size: Dim) -> str: ...  # a new summation index over size
+        def summed(self, terms: list[Any], indices: Indices) -> list[Any]: ...
+        def times(self, a: list[Any], b: list[Any]) -> list[Any]: ...
+        def opaque(self, e: Expr, idx: Indices) -> list[Any]: ...  # e[idx] as one factor
+        def delta(self, i: str, j: str) -> list[Any]: ...
+        def align(self, e: Expr, idx: Indices) -> Indices: ...  # a broadcast operand's indices
+        def bounded(self, terms: list[Any]) -> list[Any]: ...  # raises TooLarge past a size
+
+    # (context, node depending on the seed, its indices) → its terms; raises NoIndexForm
+    IndexRule: TypeAlias = Callable[[IndexContext, "Expr", Indices], list[Any]]
+
 
 class ShapeMsg(Exception):
     """Raised by a shape rule: the message names the operator and both shapes."""
+
+
+class NoMatrixForm(Exception):
+    """Raised by a matrix-form rule: the node, linear in the seed, has no matrix M with node = M v
+    here (a matrix-valued intermediate, a product of two dependent factors)."""
+
+
+class NoIndexForm(Exception):
+    """Raised by an index-notation rule: the node has no index form gradcli writes."""
+
+
+class Row:
+    """A matrix-form rule's request: the column that this row, linear in the seed, reads as."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: Expr):
+        self.row = row
 
 
 @record
@@ -64,6 +129,29 @@ class Op:
     fails: what to say when impl gives a non-finite value from finite inputs (math error)
     emit: numpy source for the node (`--emit numpy`): a template over the arguments' names,
           "np.exp({0})", or callable(codegen, node, args) -> str
+    rule: the differential rule, as `--steps` shows it
+
+    The language (how a formula calls it; no `names`: only derivatives build it):
+    names        the function names a formula calls it by (`tr`, `trace`)
+    arity        the numbers of arguments a call may have
+    call(ctx, syntax_call) -> Expr   builds the node when the arguments are not just operands
+    axis         takes an axis as its second argument (`sum(A, 0)`, `mean(A, axis=1)`)
+    dims         its arguments are dimensions, not expressions (`eye(n)`, `ones(m, n)`)
+    hint         said when a call has the wrong number of arguments
+    listed       offered when an unknown name is close to it (internal names are not)
+
+    What the later stages read instead of lists of names:
+    entrywise    each entry of the value is a function of the same entry of each argument (a
+                 scalar broadcast): keeps a matrix symmetric, indifferent to singleton axes;
+                 a one-argument entrywise record with `names` is an element-wise builtin
+    total        a scalar of all the entries whatever their layout (‖A‖², mean)
+    symmetric(node)   generator: symmetric when square? (default: entrywise rule, else no)
+    matrix(ctx, node) generator: the matrix M of a node linear in the seed (linearize.py)
+    row(ctx, node)    generator: for a row r linear in the seed, the M with rᵀ = M v
+    index(ctx, node, idx) → terms: the node's entries in index notation (indexform.py)
+    trivial(node) → bool: not worth a name of its own in `--steps` (True: never)
+    domain       where the registry's tests draw its argument: "any", "positive", "unit"
+                 (|x| < 1), "spd" (symmetric positive definite), "distinct" (no ties, no zeros)
     """
 
     name: str
@@ -74,14 +162,32 @@ class Op:
     simplify: Simplify | None = None
     fails: str = ""
     emit: Emit = None
-    rule: str = ""  # the differential rule, as `--steps` shows it
+    rule: str = ""
+    names: tuple[str, ...] = ()
+    arity: tuple[int, ...] = (1,)
+    call: CallRule | None = None
+    axis: bool = False
+    dims: bool = False
+    hint: str = ""
+    listed: bool = True
+    entrywise: bool = False
+    total: bool | Callable[[Expr], bool] = False
+    symmetric: SymmetryRule | None = None
+    matrix: MatrixRule | None = None
+    row: MatrixRule | None = None
+    index: IndexRule | None = None
+    trivial: bool | Callable[[Expr], bool] = False
+    domain: str = "any"
 
 
 OPS: dict[str, Op] = {}
+CALLS: dict[str, Op] = {}  # a function name a formula may call → its operator
 
 
 def register(op: Op) -> Op:
     OPS[op.name] = op
+    for name in op.names:
+        CALLS[name] = op
     return op
 
 

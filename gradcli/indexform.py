@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from . import operators  # noqa: F401  (fills the operator registry)
 from . import simplify as S
 from .differentiate import depends_on
-from .expr import Expr, make_raw, topological
+from .expr import OPS, Expr, NoIndexForm, make_raw, topological
 from .record import Factory, record
 from .render import Renderer
 from .shapes import Ty
@@ -37,10 +37,6 @@ if TYPE_CHECKING:
 F_INDEX = ("i", "j")
 X_INDEX = ("k", "l")
 H_X_INDEX = ("p", "q")  # the second variable's indices when f is a gradient of a matrix (4 indices)
-
-
-class NoIndexForm(Exception):
-    pass
 
 
 class TooLarge(NoIndexForm):
@@ -71,7 +67,7 @@ def _derive(g: Expr, v: Expr, f_dims: tuple[Dim, ...], x_dims: tuple[Dim, ...],
     try:
         if _dependent_depth(g, dep) > MAX_DEPTH:
             raise TooLarge
-        terms = _index(g, x_idx, v, dep, fresh, Renderer(style))
+        terms = _Indexing(v, dep, fresh, Renderer(style)).of(g, x_idx)
         return [_contract(_seed_to_delta(t, f_idx)) for t in terms], f_idx, x_idx, fresh
     except NoIndexForm:
         return None
@@ -300,79 +296,55 @@ def _align(arg: Expr, out_idx: Indices) -> Indices:
     return out_idx[len(out_idx) - len(dims):]
 
 
-def _index(e: Expr, idx: Indices, v: Expr, dep: set[int], fresh: Fresh, r: Renderer) -> list[Term]:
-    if e is v:
-        return [Term(1.0, [("v", idx)])]
-    if id(e) not in dep:
-        return [_opaque(e, idx, r)]
+class _Indexing:
+    """One index-notation walk (the `IndexContext` the operators' rules are given): the seed,
+    the nodes that depend on it (by id), the summation indices drawn, the renderer of opaque
+    factors."""
 
-    def rec(x: Expr, ix: Indices) -> list[Term]:
-        return _index(x, ix, v, dep, fresh, r)
+    __slots__ = ("v", "dep", "names", "r")
 
-    if e.op in ("add", "mul", "div", "matmul"):
-        a, b = e.args
-    else:  # the one argument of the operators below (e itself for a leaf: never read)
-        a = b = e.args[0] if e.args else e
-    if e.op == "add":
-        out = [t for x in (a, b) if id(x) in dep for t in rec(x, _align(x, idx))]
-        if len(out) > MAX_TERMS:
-            raise TooLarge
-        return out
-    if e.op in ("mul", "div"):
-        live, other = (a, b) if id(a) in dep else (b, a)
-        if id(other) in dep or (e.op == "div" and live is b):
+    def __init__(self, v: Expr, dep: set[int], names: Fresh, r: Renderer):
+        self.v, self.dep, self.names, self.r = v, dep, names, r
+
+    def of(self, e: Expr, idx: Indices) -> list[Term]:
+        """The terms of e[idx], by the rule of e's operator."""
+        if e is self.v:
+            return [Term(1.0, [("v", idx)])]
+        if id(e) not in self.dep:
+            return [_opaque(e, idx, self.r)]
+        rule = OPS[e.op].index
+        if rule is None:
             raise NoIndexForm
-        other = other if e.op == "mul" else S.div(S.const(1.0), other)
-        return _times([_opaque(other, _align(other, idx), r)], rec(live, _align(live, idx)))
-    if e.op == "matmul":
-        ta, tb = a.ty, b.ty
-        s = fresh.name(tb.dims[0])
-        ia: Indices
-        ib: Indices
-        if ta.is_matrix and tb.is_matrix:
-            ia, ib = (idx[0], s), (s, idx[1])
-        elif ta.is_matrix:  # matrix @ column
-            ia, ib = (idx[0], s), (s,)
-        elif tb.is_matrix:  # row @ matrix
-            ia, ib = (s,), (s, idx[0])
-        elif ta.is_row and tb.is_col:
-            ia, ib = (s,), (s,)
-        else:  # column @ row: an outer product, nothing summed
-            return _times(rec(a, (idx[0],)), rec(b, (idx[1],)))
-        out = _times(rec(a, ia), rec(b, ib))
-        for t in out:
-            t.sums.append(s)
-        return out
-    if e.op == "T":
-        return rec(a, (idx[1], idx[0]) if len(idx) == 2 else idx)
-    if e.op == "sum":
-        axis, keep = e.params
-        if axis is None:
-            inner = tuple(fresh.name(d) for d in a.ty.dims)
-            out = rec(a, inner)
-            for t in out:
-                t.sums.extend(inner)
-            return out
-        s = fresh.name(a.ty.dims[axis])
-        with_s = list(idx)
-        if keep:
-            with_s[axis] = s
-        else:
-            with_s.insert(axis, s)
-        out = rec(a, tuple(with_s))
-        for t in out:
-            t.sums.append(s)
-        return out
-    if e.op == "fill":
-        return rec(a, ())
-    if e.op == "expand":
-        axis, keep, _ = e.params
-        return rec(a, tuple(ix for n, ix in enumerate(idx) if n != axis) if not keep else idx)
-    if e.op == "diagm":
-        return _times([Term(1.0, [("d", idx[0], idx[1])])], rec(a, (idx[0],)))
-    if e.op == "diagv":
-        return rec(a, (idx[0], idx[0]))
-    raise NoIndexForm
+        terms: list[Term] = rule(self, e, idx)
+        return terms
+
+    def live(self, e: Expr) -> bool:
+        return id(e) in self.dep
+
+    def fresh(self, size: Dim) -> str:
+        return self.names.name(size)
+
+    def summed(self, terms: list[Term], indices: Indices) -> list[Term]:
+        for t in terms:
+            t.sums.extend(indices)
+        return terms
+
+    def times(self, a: list[Term], b: list[Term]) -> list[Term]:
+        return _times(a, b)
+
+    def opaque(self, e: Expr, idx: Indices) -> list[Term]:
+        return [_opaque(e, idx, self.r)]
+
+    def delta(self, i: str, j: str) -> list[Term]:
+        return [Term(1.0, [("d", i, j)])]
+
+    def align(self, e: Expr, idx: Indices) -> Indices:
+        return _align(e, idx)
+
+    def bounded(self, terms: list[Term]) -> list[Term]:
+        if len(terms) > MAX_TERMS:
+            raise TooLarge
+        return terms
 
 
 def _seed_to_delta(t: Term, f_idx: Indices) -> Term:

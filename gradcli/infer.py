@@ -17,9 +17,10 @@ import warnings
 from .record import Factory, record
 
 from .operators import ELEMENTWISE
+from .operators.reductions import norm_operator
 from . import simplify as S
 from .errors import GradcliError, parse_error, shape_error
-from .expr import OPS, Expr, ShapeMsg, make, make_raw
+from .expr import CALLS, OPS, Expr, ShapeMsg, make, make_raw
 from .ranks import decide_ranks, is_fixed
 from .shapes import SCALAR, DimMismatch, DimVar, Ty, Unifier, fmt_dims
 from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
@@ -29,25 +30,11 @@ SCALAR_NAMES = set("abcdefg") | {"alpha", "beta", "gamma", "delta", "eps", "lam"
 DIM_LETTERS = ["m", "n", "k", "p", "q", "r", "s", "t", "u", "v", "w", "l", "j"]
 SOURCES = ("data", "option", "where", "assumed")  # priority order
 
-REDUCTIONS = {"mean": "mean", "logsumexp": "logsumexp", "softmax": "softmax", "tr": "tr", "trace": "tr",
-              "det": "det", "logdet": "logdet", "inv": "inv", "max": "max", "min": "min", "prod": "prod",
-              "u1v1": "u1v1", "polar": "polar", "ismax": "ismax", "ismin": "ismin"}
-NORM_FUNCTIONS = {"norm": "", "norm1": "1", "norm2": "2"}  # norm(a) is ||a||, norm1(a) ||a||_1, ...
-BUILTINS = (set(ELEMENTWISE) | set(REDUCTIONS) | set(NORM_FUNCTIONS)
-            | {"sum", "dot", "outer", "diag", "eye", "ones", "zeros"})
+BUILTINS = set(CALLS)  # every function name a formula may call (the registry's `names`)
 # numpy names with no function here, and what to write instead
 INSTEAD = {"transpose": "x' or x.T", "matmul": "a @ b", "power": "a^p", "pow": "a^p",
            "ln": "log(x)", "norm_fro": "||A||_F", "vec": "a matrix as a vector is not supported; "
            "write the formula with matrix products", "inverse": "inv(A)", "trans": "x' or x.T"}
-
-
-def _norm_op(kind: str, ty: Ty) -> str:
-    """The operator numpy's norm(a, ord) computes: for vectors 2 (default), 1, inf; for matrices
-    Frobenius (default, F), 2 spectral, * nuclear, 1 and inf induced (largest column/row sum)."""
-    if ty.is_matrix:
-        return {"": "norm2", "F": "norm2", "2": "specnorm", "*": "nucnorm", "1": "opnorm1",
-                "inf": "opnorminf"}[kind]
-    return {"1": "norm1", "inf": "norminf"}.get(kind, "norm2")
 
 
 def _is_abstract_name(name: str) -> bool:
@@ -66,7 +53,7 @@ def unknown_function(name: str, col: int) -> GradcliError:
         if instead.startswith("a matrix"):  # no equivalent: say so, and no --fn suggestion
             return parse_error(f"unknown function '{name}': {instead}", col)
         return parse_error(f"unknown function '{name}'; write {instead} ({abstract})", col)
-    known = sorted(BUILTINS - {"ismax", "ismin", "u1v1", "polar"})
+    known = sorted(c for c, op in CALLS.items() if op.listed)
     lowered = {k.lower(): k for k in known}
     close = [lowered[name.lower()]] if name.lower() in lowered else difflib.get_close_matches(
         name, known, n=3, cutoff=0.6)
@@ -308,114 +295,69 @@ class _Builder:
             return self.raw("T", (self.build(node.operand),), (), node.col)
         if isinstance(node, Norm):
             a = self.build(node.operand)
-            return self.raw(_norm_op(node.kind, a.ty), (a,), (), node.col)
+            return self.raw(norm_operator(node.kind, a.ty), (a,), (), node.col)
         if isinstance(node, Call):
             return self.call(node)
         raise AssertionError(f"unknown syntax node {node!r}")
 
     def call(self, node: Call) -> Expr:
+        """A function call, dispatched from the registry: the operator a formula calls by this
+        name (its arity, its axis and its own call rule are in its record), else an abstract
+        function h(x)."""
         name, n = node.name, len(node.args)
-
-        def arity(*allowed):
-            if n not in allowed:
-                want = " or ".join(str(k) for k in allowed)
-                hint = ""
-                if name in ("norm", "norm1", "norm2") and n == 2:  # numpy's norm(A, ord)
-                    hint = ": numpy's norm(a, ord) is written ||a||_ord here (_1, _2, _inf, _F, _*)"
-                raise shape_error(f"{name} takes {want} argument{'s' if allowed != (1,) else ''}, got {n}"
-                                  f"{hint}", node.col)
-
-        if name == "eye":
-            arity(1)
-            (arg,) = node.args
-            if isinstance(arg, Num) and arg.value.is_integer() and arg.value > 0:
-                dim = int(arg.value)
-            elif isinstance(arg, Sym):
-                dim = arg.name
-                self.ctx.rigid.add(dim)
-                self.ctx._names = None
-            else:
-                raise shape_error("eye takes a dimension: eye(3) or eye(n)", node.col)
-            return Expr("eye", (), (dim,), Ty((dim, dim)))
-        if name in ("ones", "zeros"):  # numpy's ones(m) / ones((m, n)), the shape as arguments
-            arity(1, 2)
-            dims = tuple(self._dim(name, a) for a in node.args)
-            return Expr("fill", (Expr("const", (), (1.0 if name == "ones" else 0.0,), SCALAR),),
-                        (Ty(dims),), Ty(dims))
-        if name not in BUILTINS and not _is_abstract_name(name) and name not in self.functions:
+        op = CALLS.get(name)
+        if op is None and not _is_abstract_name(name) and name not in self.functions:
             raise unknown_function(name, node.col)
         keywords = [a for a in node.args if isinstance(a, Keyword)]
-        if keywords and (name not in ("sum", "mean") or keywords[0].name != "axis"
+        if keywords and (op is None or not op.axis or keywords[0].name != "axis"
                          or node.args.index(keywords[0]) != 1):
             k = keywords[0]
-            what = f"'{k.name}'" + (" (sum and mean take axis=)" if name in ("sum", "mean") else
-                                    f" ({name} takes no axis)" if name in REDUCTIONS else "")
+            takers = " and ".join(c for c, o in CALLS.items() if o.axis)
+            what = f"'{k.name}'" + ("" if op is None else f" ({takers} take axis=)" if op.axis else
+                                    f" ({name} takes no axis)")
             raise parse_error(f"{name}: unexpected keyword argument {what}", k.col)
-        if name == "sum" or (name == "mean" and n == 2):
-            arity(1, 2)
-            a = self.build(node.args[0])
-            axis = None
-            if n == 2:
-                ax = node.args[1]
-                ax = ax.value if isinstance(ax, Keyword) else ax
-                neg = isinstance(ax, Unary) and ax.op == "-" and isinstance(ax.operand, Num)
-                num = ax.operand if neg else ax
-                if not isinstance(num, Num) or not num.value.is_integer():
-                    raise shape_error(f"{name}: the axis must be an integer (0 or 1)", ax.col)
-                axis = int(num.value) * (-1 if neg else 1)
-            if axis is not None and not -a.ty.rank <= axis < a.ty.rank:
-                raise shape_error(f"{name}: axis {axis} is out of range for {a.ty.kind()} "
-                                  f"{self.ctx.show(a.ty)}", node.args[1].col)
-            total = self.raw("sum", (a,), (axis, False), node.col)
-            if name == "sum":
-                return total
-            # numpy's mean(A, axis): the sum along the axis over that axis' length
-            count = Expr("numel", (), (Ty((a.ty.dims[axis % a.ty.rank],)),), SCALAR)
-            return self.raw("div", (total, count), (), node.col)
+        if node.deriv and op is not None and op.name not in ELEMENTWISE:
+            raise parse_error(f"{name}' is not defined: only element-wise functions have a derivative "
+                              "written f'(x)", node.col)
+        allowed = op.arity if op is not None else (1,)
+        if n not in allowed and (op is not None or node.deriv):
+            want = " or ".join(str(k) for k in allowed)
+            hint = f": {op.hint}" if op is not None and op.hint else ""
+            raise shape_error(f"{name} takes {want} argument{'s' if allowed != (1,) else ''}, got {n}{hint}",
+                              node.col)
+        if op is not None and op.call is not None:
+            return op.call(self, node)
         args = tuple(self.build(a) for a in node.args)
-        if node.deriv:
-            if name in BUILTINS and name not in ELEMENTWISE:
-                raise parse_error(f"{name}' is not defined: only element-wise functions have a derivative "
-                                  "written f'(x)", node.col)
-            arity(1)
-            if name in ELEMENTWISE:
-                return self.raw("elemderiv", args, (name, node.deriv), node.col)
-            return self.raw("apply", args, (name, node.deriv), node.col)
-        if name in ELEMENTWISE:
-            arity(1)
-            return self.raw(name, args, (), node.col)
-        if name in ("max", "min") and n == 2:
-            largest = name == "max"
-            raise shape_error(f"{name}(a) is the {'largest' if largest else 'smallest'} entry of a "
-                              f"(numpy's {name} without an axis; along an axis it is not supported); "
-                              f"for numpy's {'maximum' if largest else 'minimum'}(x, 0) write "
-                              f"{'relu(x)' if largest else '-relu(-x)'}", node.col)
-        if name in REDUCTIONS:
-            arity(1)
-            return self.raw(REDUCTIONS[name], args, (), node.col)
-        if name in NORM_FUNCTIONS:
-            arity(1)
-            return self.raw(_norm_op(NORM_FUNCTIONS[name], args[0].ty), args, (), node.col)
-        if name in ("dot", "outer"):
-            arity(2)
-            for a in args:
-                if not a.ty.is_vector:
-                    raise shape_error(f"{name}: needs two vectors, got {a.ty.kind()} {self.ctx.show(a.ty)}",
-                                      node.col)
-            cols = tuple(self.raw("T", (a,), (), node.col) if a.ty.row else a for a in args)
-            if name == "dot":
-                return self.raw("matmul", (self.raw("T", (cols[0],), (), node.col), cols[1]), (), node.col)
-            return self.raw("matmul", (cols[0], self.raw("T", (cols[1],), (), node.col)), (), node.col)
-        if name == "diag":
-            arity(1)
-            return self.raw("diagm" if args[0].ty.is_vector else "diagv", args, (), node.col)
+        if op is not None:
+            if node.deriv:
+                return self.raw("elemderiv", args, (op.name, node.deriv), node.col)
+            return self.raw(op.name, args, (), node.col)
         if n != 1:
             raise shape_error(f"unknown function '{name}' with {n} arguments: abstract functions "
                               "take exactly one argument", node.col)
-        return self.raw("apply", args, (name, 0), node.col)
+        return self.raw("apply", args, (name, node.deriv), node.col)
 
+    # -- what a call rule asks (expr.CallContext)
+    def show(self, ty: Ty) -> str:
+        return self.ctx.show(ty)
 
-    def _dim(self, name: str, arg: Node):
+    def axis(self, node: Call, a: Expr) -> int | None:
+        """The axis written as a call's second argument (`sum(A, 0)`, `mean(A, axis=-1)`)."""
+        if len(node.args) < 2:
+            return None
+        ax = node.args[1]
+        ax = ax.value if isinstance(ax, Keyword) else ax
+        neg = isinstance(ax, Unary) and ax.op == "-" and isinstance(ax.operand, Num)
+        num = ax.operand if neg else ax
+        if not isinstance(num, Num) or not num.value.is_integer():
+            raise shape_error(f"{node.name}: the axis must be an integer (0 or 1)", ax.col)
+        axis = int(num.value) * (-1 if neg else 1)
+        if not -a.ty.rank <= axis < a.ty.rank:
+            raise shape_error(f"{node.name}: axis {axis} is out of range for {a.ty.kind()} "
+                              f"{self.ctx.show(a.ty)}", node.args[1].col)
+        return axis
+
+    def dim(self, name: str, arg: Node):
         """A dimension argument: a positive integer or a dimension name (eye(n), ones(m, n))."""
         if isinstance(arg, Num) and arg.value.is_integer() and arg.value > 0:
             return int(arg.value)
@@ -427,16 +369,17 @@ class _Builder:
 
 
 def _built_children(node: Node) -> tuple:
-    """The subtrees `_Builder` builds as expressions, left to right (not eye's dimension, nor
-    the axis of sum and mean)."""
+    """The subtrees `_Builder` builds as expressions, left to right (not the dimensions of eye(n)
+    and ones(m, n), nor the axis of sum(A, 0): the operator's record says)."""
     if isinstance(node, Binary):
         return (node.left, node.right)
     if isinstance(node, (Unary, Transpose, Norm)):
         return (node.operand,)
     if isinstance(node, Call):
-        if node.name in ("eye", "ones", "zeros"):  # dimensions, not expressions
+        op = CALLS.get(node.name)
+        if op is not None and op.dims:  # dimensions, not expressions
             return ()
-        if node.name == "sum" or (node.name == "mean" and len(node.args) == 2):
+        if op is not None and op.axis:  # the operand, not the axis
             return node.args[:1]
         return tuple(a for a in node.args if not isinstance(a, Keyword))
     return ()

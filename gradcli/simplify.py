@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Generator
 from typing import Callable, Optional
 
-from .expr import Expr, NonFiniteConstant, make, make_raw
+from .expr import OPS, Expr, NonFiniteConstant, make, make_raw
 from .shaperules import broadcast_shape, matmul_shape, sum_shape
 from .shapes import STRICT, Ty, fmt
 
@@ -732,8 +733,6 @@ def _simplify_matmul(args, params) -> Optional[Expr]:
     return None
 
 
-_SYMMETRY_PRESERVING = {"exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "softplus",
-                       "abs", "sign", "inv"}
 _symmetric_memo: "weakref.WeakKeyDictionary[Expr, bool]" = weakref.WeakKeyDictionary()
 
 
@@ -798,54 +797,70 @@ def _matmul_factors(e: Expr, out: list) -> list | None:
     return out
 
 
-def _symmetric(e: Expr):
-    """The symmetry rules for one node, as a generator: it yields each subexpression whose
-    symmetry it needs (is_symmetric sends the answer back) and returns its own."""
-    if e.op in ("eye", "diagm", "fill"):
-        return True
-    if e.op == "T" or e.op in _SYMMETRY_PRESERVING:
-        return (yield e.args[0])
-    if e.op in ("mul", "div") and e.args[1].ty.is_scalar:
-        return (yield e.args[0])
-    if e.op == "mul" and e.args[0].ty.is_scalar:
-        return (yield e.args[1])
-    if e.op in ("mul", "add") and e.args[0].ty == e.args[1].ty == e.ty:
-        if (yield e.args[0]) and (yield e.args[1]):
-            return True
-    if e.op == "pow":
-        return (yield e.args[0])
-    if e.op == "matmul":  # F₁F₂…F_k with F_i = F_{k+1−i}ᵀ (and a symmetric middle factor)
-        fs = _matmul_factors(e, [])
-        if fs is None:
+def _symmetric(e: Expr) -> Generator[Expr, bool, bool]:
+    """The symmetry rule of e's operator, as a generator: it yields each subexpression whose
+    symmetry it needs (is_symmetric sends the answer back) and returns its own.  An operator
+    without a rule of its own is symmetric when it acts entry by entry on symmetric operands
+    (scalars broadcast); otherwise not known to be."""
+    op = OPS[e.op]
+    if op.symmetric is not None:
+        return (yield from op.symmetric(e))
+    if not op.entrywise:
+        return False
+    for a in e.args:
+        if not a.ty.is_scalar and not (yield a):
             return False
-        k = len(fs)
-        for i in range(k // 2):
-            if not (yield from _transpose_pair(fs[i], fs[k - 1 - i])):
-                return False
-        return k % 2 == 0 or (yield fs[k // 2])
-    if e.op == "add":  # every term is symmetric or meets its own transpose once: A + Aᵀ
-        terms: list = []
-        if not _terms(e, e.ty, terms) or terms == [e]:  # a long sum, or a broadcast one
-            return False
-        unmatched = []
-        for t in terms:
-            if not (yield t):
-                unmatched.append(t)
-        while unmatched:
-            t = unmatched.pop()
-            partner = None
-            for i, u in enumerate(unmatched):
-                if (yield from _transpose_pair(t, u)):
-                    partner = i
-                    break
-            if partner is None:
-                return False
-            unmatched.pop(partner)
-        return True
-    return False
+    return True
 
 
-def _transpose_pair(a: Expr, b: Expr):
+def always_symmetric(e: Expr) -> Generator[Expr, bool, bool]:
+    """The symmetry rule of a node symmetric whenever square (I, diag(v), c𝟙)."""
+    return True
+    yield e  # a generator, like every rule
+
+
+def symmetric_as_argument(e: Expr) -> Generator[Expr, bool, bool]:
+    """The symmetry rule of an operator that keeps its argument's symmetry (Aᵀ, A⁻¹)."""
+    return (yield e.args[0])
+
+
+def symmetric_product(e: Expr) -> Generator[Expr, bool, bool]:
+    """F₁F₂…F_k with F_i = F_{k+1−i}ᵀ (and a symmetric middle factor): PᵀP, PᵀSP."""
+    fs = _matmul_factors(e, [])
+    if fs is None:
+        return False
+    k = len(fs)
+    for i in range(k // 2):
+        if not (yield from _transpose_pair(fs[i], fs[k - 1 - i])):
+            return False
+    return k % 2 == 0 or (yield fs[k // 2])
+
+
+def symmetric_sum(e: Expr) -> Generator[Expr, bool, bool]:
+    """Every term is symmetric or meets its own transpose once: A + Aᵀ."""
+    if e.args[0].ty == e.args[1].ty == e.ty and (yield e.args[0]) and (yield e.args[1]):
+        return True
+    terms: list[Expr] = []
+    if not _terms(e, e.ty, terms) or terms == [e]:  # a long sum, or a broadcast one
+        return False
+    unmatched = []
+    for t in terms:
+        if not (yield t):
+            unmatched.append(t)
+    while unmatched:
+        t = unmatched.pop()
+        partner = None
+        for i, u in enumerate(unmatched):
+            if (yield from _transpose_pair(t, u)):
+                partner = i
+                break
+        if partner is None:
+            return False
+        unmatched.pop(partner)
+    return True
+
+
+def _transpose_pair(a: Expr, b: Expr) -> Generator[Expr, bool, bool]:
     """is_transpose_pair, as a step of `_symmetric`."""
     if (a.op == "T" and a.args[0] is b) or (b.op == "T" and b.args[0] is a):
         return True

@@ -33,12 +33,12 @@ class Step:
 
 
 def _trivial(n: Expr) -> bool:
-    """Nodes not worth a name of their own: leaves, −x and c·x, transposed leaves, fills."""
-    if not n.args or n.op in ("fill", "eye"):
+    """Nodes not worth a name of their own: leaves, and what their operator's record says
+    (−x and c·x, transposed leaves, fills)."""
+    if not n.args:
         return True
-    if n.op == "mul" and n.args[0].is_const:
-        return True
-    return n.op == "T" and not n.args[0].args
+    trivial = OPS[n.op].trivial
+    return trivial if isinstance(trivial, bool) else trivial(n)
 
 
 class Derivation:

@@ -10,5 +10,9 @@ Importing this package fills `expr.OPS`, which every later stage reads.  `base.p
 the families share (precedence of notation, notation helpers, numeric helpers).
 """
 
+from ..expr import OPS
 from . import structure, arithmetic, elementwise, reductions, linalg  # noqa: F401  (each registers its family)
-from .elementwise import ELEMENTWISE as ELEMENTWISE
+
+# The element-wise builtins (`--fn h=tanh` binds h to one of them, `exp'(x)` is defined): every
+# one-argument entry-wise operator a formula can call by name, in the order registered.
+ELEMENTWISE = tuple(op.name for op in OPS.values() if op.entrywise and op.names and op.arity == (1,))

@@ -11,15 +11,25 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ..expr import OPS, Op, ShapeMsg, register
+from .. import simplify as S
+from ..errors import shape_error
+from ..expr import OPS, NoIndexForm, NoMatrixForm, Op, Row, ShapeMsg, make, make_raw, register
 from ..shaperules import broadcast_shape, matmul_shape, pow_shape
 from ..shapes import SCALAR, STRICT, DimMismatch
 from ..simplify import (_simplify_add, _simplify_div, _simplify_matmul, _simplify_mul, _simplify_pow, T,
-                        const, div, fn, like, mm, mul, neg, power, scale, split_coef, sub, unbroadcast)
+                        const, div, fn, like, mm, mul, neg, power, scale, split_coef, sub, symmetric_product,
+                        symmetric_sum, unbroadcast)
 from .base import ADD, ATOM, JUXT, MUL, NEG, POW, Diag, Scaled, diag_matrix, is_numpy
 
 if TYPE_CHECKING:
-    from ..expr import Array, Expr, Namespace
+    from collections.abc import Generator
+    from typing import Any, TypeAlias
+
+    from ..expr import Array, CallContext, Expr, IndexContext, Indices, MatrixContext, Namespace
+    from ..syntax import Call
+
+    MatrixSteps: TypeAlias = Generator["Expr | Row", Expr, Expr]
+    Terms: TypeAlias = list[Any]
     from ..render import Renderer
 
 
@@ -74,11 +84,126 @@ def _add_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return "".join(parts), ADD
 
 
+# ----------------------------------------------------------------- matrix forms (linearize.py)
+# Each rule reads the matrix M of a node linear in the seed v (node = M v), as a generator that
+# yields the operands whose matrices it needs; `ctx.live(x)`: x depends on v.
+def _matrix_add(c: MatrixContext, e: Expr) -> MatrixSteps:
+    a, b = e.args
+    if a.ty == b.ty:
+        return S.add((yield a), (yield b))
+    ones = S.fill(const(1.0), e.ty)  # a broadcast sum: a scalar linear in v spread over a vector
+    if a.ty.is_scalar and c.live(a):
+        return S.add(S.matmul(ones, (yield a)), (yield b)) if c.live(b) else S.matmul(ones, (yield a))
+    if b.ty.is_scalar and c.live(b):
+        return S.add((yield a), S.matmul(ones, (yield b))) if c.live(a) else S.matmul(ones, (yield b))
+    raise NoMatrixForm
+
+
+def _matrix_scaled(c: MatrixContext, e: Expr) -> MatrixSteps:
+    """w ⊙ u = diag(w) u, c·u, u / c: a product or quotient with one factor free of v."""
+    a, b = e.args
+    live, other = (a, b) if c.live(a) else (b, a)
+    if c.live(other) or (e.op == "div" and live is b):
+        raise NoMatrixForm  # not linear
+    factor = other if e.op == "mul" else S.div(const(1.0), b)
+    if factor.ty.is_scalar:
+        if live.ty.is_scalar and not e.ty.is_scalar:  # vector · (r v) = (vector r) v
+            return S.matmul(factor, (yield live))
+        return S.mul(factor, (yield live))
+    if live.ty.is_scalar:  # w · (r v): outer product w r
+        return S.matmul(factor, (yield live))
+    if factor.ty == live.ty and live.ty.is_col:
+        return S.matmul(make("diagm", factor), (yield live))
+    raise NoMatrixForm
+
+
+def _matrix_matmul(c: MatrixContext, e: Expr) -> MatrixSteps:
+    a, b = e.args
+    if not c.live(a):
+        if a.ty.is_matrix or a.ty.is_row:  # A u, or wᵀu
+            return S.matmul(a, (yield b))
+        raise NoMatrixForm
+    if not c.live(b) and a.ty.is_row and b.ty.is_col:  # uᵀw = wᵀu
+        return S.matmul(T(b), (yield Row(a)))
+    regrouped = _regrouped(a, b) if not c.live(b) else None
+    if regrouped is None:
+        raise NoMatrixForm
+    return (yield from c.regroup(e, regrouped))
+
+
+def _row_matmul(c: MatrixContext, e: Expr) -> MatrixSteps:
+    """(uᵀA)ᵀ = Aᵀu: a row linear in v times a matrix free of it."""
+    a, b = e.args
+    if c.live(b) or not a.ty.is_row:
+        raise NoMatrixForm
+    return S.matmul(T(b), (yield Row(a)))
+
+
+def _regrouped(a: Expr, b: Expr) -> Expr | None:
+    """A b, with A depending on v and b not, regrouped so that v ends up on the right:
+    (PQ)b = P(Qb) — so x(dxᵀb) = x(bᵀdx) = (xbᵀ)dx —, (P + Q)b = Pb + Qb, (cP)b = c(Pb)."""
+    if a.op == "matmul":
+        p, q = a.args
+        inner = S.matmul(q, b)
+        return S.mul(inner, p) if inner.ty.is_scalar else S.matmul(p, inner)
+    if a.op == "add" and a.args[0].ty == a.args[1].ty == a.ty:  # as written: not factored back
+        return make_raw("add", (S.matmul(a.args[0], b), S.matmul(a.args[1], b)))
+    if a.op == "mul" and a.args[0].ty.is_scalar:
+        return S.mul(a.args[0], S.matmul(a.args[1], b))
+    return None
+
+
+# ----------------------------------------------------------------- index notation (indexform.py)
+def _index_add(c: IndexContext, e: Expr, idx: Indices) -> Terms:
+    return c.bounded([t for x in e.args if c.live(x) for t in c.of(x, c.align(x, idx))])
+
+
+def _index_scaled(c: IndexContext, e: Expr, idx: Indices) -> Terms:
+    a, b = e.args
+    live, other = (a, b) if c.live(a) else (b, a)
+    if c.live(other) or (e.op == "div" and live is b):
+        raise NoIndexForm
+    other = other if e.op == "mul" else S.div(const(1.0), other)
+    return c.times(c.opaque(other, c.align(other, idx)), c.of(live, c.align(live, idx)))
+
+
+def _index_matmul(c: IndexContext, e: Expr, idx: Indices) -> Terms:
+    a, b = e.args
+    ta, tb = a.ty, b.ty
+    s = c.fresh(tb.dims[0])  # (drawn for an outer product too: the names of the indices that follow)
+    if ta.is_col and tb.is_row:  # an outer product, nothing summed
+        return c.times(c.of(a, (idx[0],)), c.of(b, (idx[1],)))
+    ia: Indices
+    ib: Indices
+    if ta.is_matrix and tb.is_matrix:
+        ia, ib = (idx[0], s), (s, idx[1])
+    elif ta.is_matrix:  # matrix @ column
+        ia, ib = (idx[0], s), (s,)
+    elif tb.is_matrix:  # row @ matrix
+        ia, ib = (s,), (s, idx[0])
+    else:  # row @ column
+        ia, ib = (s,), (s,)
+    return c.summed(c.times(c.of(a, ia), c.of(b, ib)), (s,))
+
+
+def _call_product(b: CallContext, call: Call) -> Expr:
+    """dot(u, v) = uᵀv and outer(u, v) = uvᵀ, of two vectors however they are oriented."""
+    args = [b.build(a) for a in call.args]
+    for a in args:
+        if not a.ty.is_vector:
+            raise shape_error(f"{call.name}: needs two vectors, got {a.ty.kind()} {b.show(a.ty)}", call.col)
+    cols = [b.raw("T", (a,), (), call.col) if a.ty.row else a for a in args]
+    if call.name == "dot":
+        return b.raw("matmul", (b.raw("T", (cols[0],), (), call.col), cols[1]), (), call.col)
+    return b.raw("matmul", (cols[0], b.raw("T", (cols[1],), (), call.col)), (), call.col)
+
+
 register(Op("add", broadcast_shape("+"), _np_add,
             vjp=(_vjp_add_a, _vjp_add_b), notation={"custom": _add_notation},
             simplify=_simplify_add,
             emit=lambda c, n, a: c.add(n, a),
-            rule='d(A + B) = dA + dB (a broadcast operand gets the adjoint summed over the broadcast axes)'))
+            rule='d(A + B) = dA + dB (a broadcast operand gets the adjoint summed over the broadcast axes)',
+            entrywise=True, symmetric=symmetric_sum, matrix=_matrix_add, index=_index_add))
 
 
 def _mul_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -114,7 +239,9 @@ register(Op("mul", broadcast_shape("*"), lambda xp, node, a, b: a * b,
             vjp=(_vjp_mul_a, _vjp_mul_b), notation={"custom": _mul_notation},
             simplify=_simplify_mul,
             emit="{0} * {1}",
-            rule='d(A ⊙ B) = dA ⊙ B + A ⊙ dB'))
+            rule='d(A ⊙ B) = dA ⊙ B + A ⊙ dB',
+            entrywise=True, matrix=_matrix_scaled, index=_index_scaled,
+            trivial=lambda n: n.args[0].is_const))  # −x and 2x need no name of their own
 
 
 def _div_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -133,7 +260,8 @@ register(Op("div", broadcast_shape("/"), lambda xp, node, a, b: a / b,
             notation={"custom": _div_notation}, simplify=_simplify_div,
             fails="division by zero",
             emit="{0} / {1}",
-            rule='d(A ⊘ B) = dA ⊘ B − A ⊙ dB ⊘ B²'))
+            rule='d(A ⊘ B) = dA ⊘ B − A ⊙ dB ⊘ B²',
+            entrywise=True, matrix=_matrix_scaled, index=_index_scaled))
 
 
 def _pow_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -168,7 +296,8 @@ register(Op("pow", pow_shape, lambda xp, node, a, b: a ** b,
             vjp=(_vjp_pow_base, _vjp_pow_exp), notation={"custom": _pow_notation},
             simplify=_simplify_pow, fails="power of a negative number or of zero",
             emit="{0} ** {1}",
-            rule='d(Aᵖ) = p·Aᵖ⁻¹ ⊙ dA (element-wise chain rule)'))
+            rule='d(Aᵖ) = p·Aᵖ⁻¹ ⊙ dA (element-wise chain rule)',
+            entrywise=True))
 
 
 def _vjp_matmul_a(node: Expr, G: Expr) -> Expr:
@@ -233,4 +362,6 @@ def _matmul_notation(r: Renderer, node: Expr) -> tuple[str, float]:
 register(Op("matmul", matmul_shape, _np_matmul, vjp=(_vjp_matmul_a, _vjp_matmul_b),
             notation={"custom": _matmul_notation}, simplify=_simplify_matmul,
             emit=lambda c, n, a: c.matmul(n, a),
-            rule='d(AB) = dA·B + A·dB and ⟨G, dA·B⟩ = ⟨GBᵀ, dA⟩, ⟨G, A·dB⟩ = ⟨AᵀG, dB⟩'))
+            rule='d(AB) = dA·B + A·dB and ⟨G, dA·B⟩ = ⟨GBᵀ, dA⟩, ⟨G, A·dB⟩ = ⟨AᵀG, dB⟩',
+            names=("dot", "outer"), arity=(2,), call=_call_product,
+            symmetric=symmetric_product, matrix=_matrix_matmul, row=_row_matmul, index=_index_matmul))

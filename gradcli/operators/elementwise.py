@@ -42,14 +42,18 @@ def _np_cbrt(xp: Namespace, node: Expr, a: Array) -> Array:
     return xp.sign(a) * xp.abs(a) ** (1.0 / 3.0)  # not in the array API standard
 
 
-# element-wise functions: name, numpy, derivative f'(x) (as an expression in x and f(x)), notation
+# element-wise functions: name, numpy, derivative f'(x) (as an expression in x and f(x)), notation;
+# `domain` where the registry's tests draw the argument, `by_name` False for a function only
+# derivatives build (a formula cannot call it by name)
 def _elementwise(name: str, impl: Impl, deriv: Callable[[Expr, Expr], Expr], notation: Notation | None = None,
-                 simplify: Simplify | None = None, fails: str = "", emit: Emit = None) -> None:
+                 simplify: Simplify | None = None, fails: str = "", emit: Emit = None, domain: str = "any",
+                 by_name: bool = True) -> None:
     def vjp(node: Expr, G: Expr) -> Expr:
         return mul(G, deriv(node.args[0], node))
     register(Op(name, same_shape, impl, vjp=(vjp,), notation=notation or func(name),
                 simplify=simplify, fails=fails, emit=emit or f"np.{name}({{0}})",
-                rule=f"d {name}(A) = {name}'(A) ⊙ dA (element-wise chain rule)"))
+                rule=f"d {name}(A) = {name}'(A) ⊙ dA (element-wise chain rule)",
+                names=(name,) if by_name else (), entrywise=True, domain=domain))
 
 
 def one() -> Expr:
@@ -59,11 +63,11 @@ def one() -> Expr:
 _elementwise("exp", lambda xp, n, a: xp.exp(a), lambda x, y: y, simplify=_fold(math.exp),
              fails="overflow in exp")
 _elementwise("log", lambda xp, n, a: xp.log(a), lambda x, y: div(one(), x),
-             simplify=_simplify_log, fails="log of a value that is not positive")
+             simplify=_simplify_log, fails="log of a value that is not positive", domain="positive")
 _elementwise("sqrt", lambda xp, n, a: xp.sqrt(a), lambda x, y: div(const(0.5), y), simplify=_simplify_sqrt,
              notation={"unicode": ("√({0})", ATOM), "ascii": ("sqrt({0})", ATOM),
                        "latex": (r"\sqrt{{{0}}}", ATOM)},
-             fails="sqrt of a negative value")
+             fails="sqrt of a negative value", domain="positive")
 _elementwise("sin", lambda xp, n, a: xp.sin(a), lambda x, y: fn("cos", x), func("sin", latex=r"\sin"))
 _elementwise("cos", lambda xp, n, a: xp.cos(a), lambda x, y: neg(fn("sin", x)), func("cos", latex=r"\cos"))
 _elementwise("tan", lambda xp, n, a: xp.tan(a), lambda x, y: add(one(), power(y, const(2.0))),
@@ -80,7 +84,7 @@ _elementwise("abs", lambda xp, n, a: xp.abs(a), lambda x, y: make("abs_slope", x
 _elementwise("sign", lambda xp, n, a: xp.sign(a), lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0))
 _elementwise("step", _np_step, lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0),
              {"unicode": ("𝟙({0} > 0)", ATOM), "ascii": ("sign(relu({0}))", ATOM),
-              "latex": (r"\mathbf{{1}}\left[{0} > 0\right]", ATOM)}, emit="({0} > 0) * 1.0")
+              "latex": (r"\mathbf{{1}}\left[{0} > 0\right]", ATOM)}, emit="({0} > 0) * 1.0", by_name=False)
 
 
 # numpy's other smooth element-wise functions.  square and reciprocal are spelled x² and 1/x as
@@ -98,32 +102,32 @@ def _ln(base: float) -> Expr:
 _elementwise("square", lambda xp, n, a: a * a, lambda x, y: mul(const(2.0), x), simplify=_as_power(2.0),
              emit="np.square({0})")
 _elementwise("reciprocal", lambda xp, n, a: 1.0 / a, lambda x, y: neg(power(x, const(-2.0))),
-             simplify=_as_power(-1.0), fails="division by zero", emit="1.0 / {0}")
+             simplify=_as_power(-1.0), fails="division by zero", emit="1.0 / {0}", domain="distinct")
 _elementwise("log1p", lambda xp, n, a: xp.log1p(a), lambda x, y: div(one(), add(one(), x)),
-             fails="log1p of a value ≤ −1")
+             fails="log1p of a value ≤ −1", domain="positive")
 _elementwise("expm1", lambda xp, n, a: xp.expm1(a), lambda x, y: fn("exp", x), fails="overflow in expm1")
 _elementwise("log2", lambda xp, n, a: xp.log2(a), lambda x, y: div(one(), mul(_ln(2.0), x)),
-             func("log2", latex=r"\log_2"), fails="log2 of a value that is not positive")
+             func("log2", latex=r"\log_2"), fails="log2 of a value that is not positive", domain="positive")
 _elementwise("log10", lambda xp, n, a: xp.log10(a), lambda x, y: div(one(), mul(_ln(10.0), x)),
-             func("log10", latex=r"\log_{10}"), fails="log10 of a value that is not positive")
+             func("log10", latex=r"\log_{10}"), fails="log10 of a value that is not positive", domain="positive")
 _elementwise("sinh", lambda xp, n, a: xp.sinh(a), lambda x, y: fn("cosh", x),
              func("sinh", latex=r"\sinh"), fails="overflow in sinh")
 _elementwise("cosh", lambda xp, n, a: xp.cosh(a), lambda x, y: fn("sinh", x),
              func("cosh", latex=r"\cosh"), fails="overflow in cosh")
 _elementwise("arcsin", named("arcsin", "asin"),
              lambda x, y: div(one(), fn("sqrt", sub(one(), power(x, const(2.0))))),
-             func("arcsin", latex=r"\arcsin"), fails="arcsin of a value outside [−1, 1]")
+             func("arcsin", latex=r"\arcsin"), fails="arcsin of a value outside [−1, 1]", domain="unit")
 _elementwise("arccos", named("arccos", "acos"),
              lambda x, y: neg(div(one(), fn("sqrt", sub(one(), power(x, const(2.0)))))),
-             func("arccos", latex=r"\arccos"), fails="arccos of a value outside [−1, 1]")
+             func("arccos", latex=r"\arccos"), fails="arccos of a value outside [−1, 1]", domain="unit")
 _elementwise("arctan", named("arctan", "atan"), lambda x, y: div(one(), add(one(), power(x, const(2.0)))),
              func("arctan", latex=r"\arctan"))
 _elementwise("arcsinh", named("arcsinh", "asinh"),
              lambda x, y: div(one(), fn("sqrt", add(power(x, const(2.0)), one()))))
 _elementwise("arctanh", named("arctanh", "atanh"), lambda x, y: div(one(), sub(one(), power(x, const(2.0)))),
-             fails="arctanh of a value outside (−1, 1)")
+             fails="arctanh of a value outside (−1, 1)", domain="unit")
 _elementwise("cbrt", _np_cbrt, lambda x, y: div(one(), mul(const(3.0), power(y, const(2.0)))),
-             fails="division by zero")
+             fails="division by zero", domain="distinct")
 
 
 def _np_abs_slope(xp: Namespace, node: Expr, a: Array) -> Array:
@@ -141,7 +145,7 @@ def _np_abs_slope(xp: Namespace, node: Expr, a: Array) -> Array:
 register(Op("abs_slope", same_shape, _np_abs_slope,
             vjp=(lambda node, G: zeros(node.ty) if not node.ty.is_scalar else const(0.0),),
             notation=func("sign"), emit="np.sign({0})",
-            rule="d sign(A) = 0"))
+            rule="d sign(A) = 0", entrywise=True))
 
 def _apply_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     name, order = node.params
@@ -153,18 +157,9 @@ register(Op("apply", same_shape, lambda xp, node, a: None,
             vjp=(lambda node, G: mul(G, make("apply", node.args[0],
                                              params=(node.params[0], node.params[1] + 1))),),
             notation={"custom": _apply_notation},
-            rule="d h(A) = h'(A) ⊙ dA (element-wise chain rule)"))
+            rule="d h(A) = h'(A) ⊙ dA (element-wise chain rule)", entrywise=True))
 
 
-def derivative_of_elementwise(name: str, x: Expr) -> Expr:
-    """f'(x) for an element-wise builtin f, from its own derivative rule (used to evaluate h')."""
-    node = fn(name, x)
-    ones = fill(const(1.0), x.ty) if not x.ty.is_scalar else const(1.0)
-    return OPS[name].vjp[0](node, ones)
-
-ELEMENTWISE = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "softplus",
-               "abs", "sign", "square", "reciprocal", "log1p", "expm1", "log2", "log10", "sinh", "cosh",
-               "arcsin", "arccos", "arctan", "arcsinh", "arctanh", "cbrt")
 
 
 def _simplify_elemderiv(args: tuple[Expr, ...], params: Params) -> Expr | None:
@@ -175,4 +170,4 @@ def _simplify_elemderiv(args: tuple[Expr, ...], params: Params) -> Expr | None:
 
 
 register(Op("elemderiv", same_shape, lambda xp, node, a: None,
-            notation=func("elemderiv"), simplify=_simplify_elemderiv))
+            notation=func("elemderiv"), simplify=_simplify_elemderiv, entrywise=True))

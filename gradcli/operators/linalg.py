@@ -15,7 +15,8 @@ from ..expr import Op, make, register
 from ..nondiff import tied, warn_nondifferentiable
 from ..shaperules import _shape_err, same_shape, square_to
 from ..shapes import SCALAR, fmt, mat
-from ..simplify import _simplify_det, _simplify_inv, _simplify_logdet, _simplify_tr, T, eye, matmul, mul, neg
+from ..simplify import (_simplify_det, _simplify_inv, _simplify_logdet, _simplify_tr, T, eye, matmul, mul, neg,
+                        symmetric_as_argument)
 from .base import ADD, ATOM, JUXT, MUL, POST, abs_slope, func, is_numpy, norm_notation, products_of_others
 
 if TYPE_CHECKING:
@@ -62,18 +63,18 @@ register(Op("tr", square_to("tr", lambda ty: SCALAR), _np_trace,
             vjp=(lambda node, G: mul(G, eye(node.args[0].ty.dims[0])),),
             notation=func("tr", latex=r"\operatorname{tr}"), simplify=_simplify_tr,
             emit="np.trace({0})",
-            rule='d tr(A) = ⟨I, dA⟩'))
+            rule='d tr(A) = ⟨I, dA⟩', names=("tr", "trace")))
 register(Op("det", square_to("det", lambda ty: SCALAR), lambda xp, node, a: xp.linalg.det(a),
             vjp=(lambda node, G: mul(mul(G, node), _inv_T(node.args[0])),),
             notation=func("det", latex=r"\det"), simplify=_simplify_det,
             emit="np.linalg.det({0})",
-            rule='d det(A) = det(A)·⟨A⁻ᵀ, dA⟩'))
+            rule='d det(A) = det(A)·⟨A⁻ᵀ, dA⟩', names=("det",)))
 register(Op("logdet", square_to("logdet", lambda ty: SCALAR), _np_logdet,
             vjp=(lambda node, G: mul(G, _inv_T(node.args[0])),),
             notation=func("logdet", latex=r"\log\det"), simplify=_simplify_logdet,
             fails="logdet of a matrix whose determinant is not positive",
             emit="_logdet({0})",
-            rule='d log det(A) = ⟨A⁻ᵀ, dA⟩'))
+            rule='d log det(A) = ⟨A⁻ᵀ, dA⟩', names=("logdet",), domain="spd"))
 
 
 def _inv_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -91,7 +92,8 @@ register(Op("inv", square_to("inv", lambda ty: ty), _np_inv,
             notation={"custom": _inv_notation}, simplify=_simplify_inv,
             fails="inverse of a singular matrix",
             emit="np.linalg.inv({0})",
-            rule='d(A⁻¹) = −A⁻¹ dA A⁻¹ and ⟨G, −A⁻¹dA A⁻¹⟩ = ⟨−A⁻ᵀGA⁻ᵀ, dA⟩'))
+            rule='d(A⁻¹) = −A⁻¹ dA A⁻¹ and ⟨G, −A⁻¹dA A⁻¹⟩ = ⟨−A⁻ᵀGA⁻ᵀ, dA⟩',
+            names=("inv",), symmetric=symmetric_as_argument, domain="spd"))
 
 def _np_congruence(xp: Namespace, node: Expr, p: Array, w: Array) -> Array:
     """Pᵀ diag(w) P.  With w ≥ 0 it is BᵀB for B = diag(√w) P, and a product of a matrix with
@@ -148,10 +150,10 @@ def _np_polar(xp: Namespace, node: Expr, a: Array) -> Array:
 
 register(Op("u1v1", same_shape, _np_u1v1, vjp=(_second_derivative("||A||_2"),),
             notation=func("u1v1"), emit="_u1v1({0})",
-            rule="u1v1(A) = u₁v₁ᵀ for the largest singular value σ₁ = u₁ᵀAv₁"))
+            rule="u1v1(A) = u₁v₁ᵀ for the largest singular value σ₁ = u₁ᵀAv₁", names=("u1v1",), listed=False))
 register(Op("polar", same_shape, _np_polar, vjp=(_second_derivative("||A||_*"),),
             notation=func("polar"), emit="_polar({0})",
-            rule="polar(A) = UVᵀ for the thin SVD A = UΣVᵀ"))
+            rule="polar(A) = UVᵀ for the thin SVD A = UΣVᵀ", names=("polar",), listed=False))
 
 def _singular_values(xp: Namespace, a: Array) -> Array:
     return xp.linalg.svd(a, compute_uv=False) if is_numpy(xp) else xp.linalg.svdvals(a)

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..expr import Op, make, make_raw, register
+from ..expr import NoMatrixForm, Op, make, make_raw, register
 from ..nondiff import warn_nondifferentiable
 from ..shaperules import _shape_err, same_shape, sum_shape, to_scalar, vector_only
-from ..shapes import SCALAR, col, fmt
+from ..shapes import SCALAR, Ty, col, fmt
 from ..simplify import _simplify_sum, T, const, div, fill, fn, like, matmul, mul, sub, summ
 from .base import ATOM, MUL, POW, abs_slope, func, is_numpy, norm_notation, products_of_others, zero_vjp
 
 if TYPE_CHECKING:
-    from ..expr import Array, Expr, Impl, Namespace, Notation, Params, ShapeContext, ShapeRule
+    from collections.abc import Generator
+    from typing import Any
+
+    from ..expr import (Array, CallContext, Expr, Impl, IndexContext, Indices, MatrixContext, Namespace, Notation,
+                        Params, Row, ShapeContext, ShapeRule)
     from ..render import Renderer
-    from ..shapes import Ty
+    from ..syntax import Call
 
 
 def _np_sum(xp: Namespace, node: Expr, a: Array) -> Array:
@@ -35,6 +39,65 @@ def _np_softmax(xp: Namespace, node: Expr, a: Array) -> Array:
 def _np_logsumexp(xp: Namespace, node: Expr, a: Array) -> Array:
     m = xp.max(a)
     return m + xp.log(xp.sum(xp.exp(a - m)))
+
+
+# ----------------------------------------------------------------- how a formula calls them
+_NORM_HINT = "numpy's norm(a, ord) is written ||a||_ord here (_1, _2, _inf, _F, _*)"
+
+
+def norm_operator(kind: str, ty: Ty) -> str:
+    """The operator numpy's norm(a, ord) computes: for vectors 2 (default), 1, inf; for matrices
+    Frobenius (default, F), 2 spectral, * nuclear, 1 and inf induced (largest column/row sum)."""
+    if ty.is_matrix:
+        return {"": "norm2", "F": "norm2", "2": "specnorm", "*": "nucnorm", "1": "opnorm1",
+                "inf": "opnorminf"}[kind]
+    return {"1": "norm1", "inf": "norminf"}.get(kind, "norm2")
+
+
+def _call_norm(b: CallContext, call: Call) -> Expr:
+    """norm(a) is ||a||, norm2(a) ||a||_2 and norm1(a) ||a||_1: which operator, the shape says."""
+    a = b.build(call.args[0])
+    kind = {"norm": "", "norm1": "1", "norm2": "2"}[call.name]
+    return b.raw(norm_operator(kind, a.ty), (a,), (), call.col)
+
+
+def _call_sum(b: CallContext, call: Call) -> Expr:
+    """sum(A), and numpy's sum(A, axis) (an integer, or axis=...)."""
+    a = b.build(call.args[0])
+    return b.raw("sum", (a,), (b.axis(call, a), False), call.col)
+
+
+def _call_mean(b: CallContext, call: Call) -> Expr:
+    """mean(A); numpy's mean(A, axis) is the sum along the axis over that axis' length."""
+    a = b.build(call.args[0])
+    axis = b.axis(call, a)
+    if axis is None:
+        return b.raw("mean", (a,), (), call.col)
+    total = b.raw("sum", (a,), (axis, False), call.col)
+    count = b.raw("numel", (), (Ty((a.ty.dims[axis % a.ty.rank],)),), call.col)
+    return b.raw("div", (total, count), (), call.col)
+
+
+# ----------------------------------------------------------------- matrix and index forms
+def _matrix_sum(c: MatrixContext, e: Expr) -> Generator["Expr | Row", Expr, Expr]:
+    if e.params != (None, False) or not e.args[0].ty.is_col:
+        raise NoMatrixForm
+    return T(summ((yield e.args[0]), 0))  # sum(u) = 𝟙ᵀu
+
+
+def _index_sum(c: IndexContext, e: Expr, idx: Indices) -> list[Any]:
+    a = e.args[0]
+    axis, keep = e.params
+    if axis is None:
+        inner = tuple(c.fresh(d) for d in a.ty.dims)
+        return c.summed(c.of(a, inner), inner)
+    s = c.fresh(a.ty.dims[axis])
+    with_s = list(idx)
+    if keep:
+        with_s[axis] = s
+    else:
+        with_s.insert(axis, s)
+    return c.summed(c.of(a, tuple(with_s)), (s,))
 
 
 def _vjp_sum(node: Expr, G: Expr) -> Expr:
@@ -67,20 +130,24 @@ def _sum_notation(r: Renderer, node: Expr) -> tuple[str, float]:
 register(Op("sum", sum_shape, _np_sum, vjp=(_vjp_sum,), notation={"custom": _sum_notation},
             simplify=_simplify_sum,
             emit=lambda c, n, a: f"np.sum({a[0]}, axis={n.params[0]}, keepdims={n.params[1]})" if n.params[0] is not None else f"np.sum({a[0]})",
-            rule='d sum(A) = ⟨𝟙, dA⟩'))
+            rule='d sum(A) = ⟨𝟙, dA⟩',
+            names=("sum",), arity=(1, 2), axis=True, call=_call_sum, total=lambda n: n.params == (None, False),
+            matrix=_matrix_sum, index=_index_sum))
 
 
 register(Op("mean", to_scalar, lambda xp, node, a: xp.mean(a),
             vjp=(lambda node, G: fill(div(G, make_raw("numel", (), (node.args[0].ty,))), node.args[0].ty),),
             notation=func("mean"),
             emit="np.mean({0})",
-            rule='d mean(A) = ⟨𝟙/N, dA⟩'))
+            rule='d mean(A) = ⟨𝟙/N, dA⟩',
+            names=("mean",), arity=(1, 2), axis=True, call=_call_mean, total=True))
 register(Op("logsumexp", to_scalar, _np_logsumexp,
             vjp=(lambda node, G: mul(G, fn("exp", sub(node.args[0], node)))
                  if not node.args[0].ty.is_vector else mul(G, fn("softmax", node.args[0])),),
             notation=func("logsumexp"),
             emit="_logsumexp({0})",
-            rule='d logsumexp(a) = ⟨softmax(a), da⟩'))
+            rule='d logsumexp(a) = ⟨softmax(a), da⟩',
+            names=("logsumexp",), total=True))
 
 
 def _vjp_softmax(node: Expr, G: Expr) -> Expr:
@@ -91,7 +158,8 @@ def _vjp_softmax(node: Expr, G: Expr) -> Expr:
 register(Op("softmax", vector_only("softmax", lambda ty: ty), _np_softmax,
             vjp=(_vjp_softmax,), notation=func("softmax"),
             emit="_softmax({0})",
-            rule='d softmax(v) = (diag(s) − ssᵀ) dv with s = softmax(v)'))
+            rule='d softmax(v) = (diag(s) − ssᵀ) dv with s = softmax(v)',
+            names=("softmax",)))
 
 
 def _norm_notation(sub_u: str, sub_l: str, sq: bool = False) -> Notation:
@@ -111,17 +179,19 @@ register(Op("norm2", to_scalar, lambda xp, node, a: xp.sqrt(xp.sum(a * a)),
             vjp=(lambda node, G: mul(div(G, node), node.args[0]),),
             notation=_norm_notation("", ""),
             emit="np.sqrt(np.vdot({0}, {0}))",
-            rule='d‖A‖ = ⟨A/‖A‖, dA⟩'))
+            rule='d‖A‖ = ⟨A/‖A‖, dA⟩',
+            names=("norm", "norm2"), call=_call_norm, hint=_NORM_HINT, total=True))
 register(Op("sqnorm", to_scalar, lambda xp, node, a: xp.sum(a * a),
             vjp=(lambda node, G: mul(mul(const(2.0), G), node.args[0]),),
             notation=_norm_notation("", "", sq=True),
             emit="np.vdot({0}, {0})",
-            rule='d‖A‖² = ⟨2A, dA⟩'))
+            rule='d‖A‖² = ⟨2A, dA⟩', total=True))
 register(Op("norm1", to_scalar, lambda xp, node, a: xp.sum(xp.abs(a)),
             vjp=(lambda node, G: mul(G, make("abs_slope", node.args[0])),),
             notation=_norm_notation("₁", "_1"),
             emit="np.sum(np.abs({0}))",
-            rule='d‖A‖₁ = ⟨sign(A), dA⟩'))
+            rule='d‖A‖₁ = ⟨sign(A), dA⟩',
+            names=("norm1",), call=_call_norm, hint=_NORM_HINT))
 
 
 # ----------------------------------------------------------------- max, min, prod
@@ -143,16 +213,20 @@ def _np_extreme_mask(sign: float, name: str) -> Impl:
 for _name, _sign, _np in (("ismax", 1.0, "max"), ("ismin", -1.0, "min")):
     register(Op(_name, same_shape, _np_extreme_mask(_sign, _np), vjp=(zero_vjp,),
                 notation=func(_name), emit=f"_{_name}({{0}})",
-                rule=f"d {_name}(a) = 0 (piecewise constant)"))
+                rule=f"d {_name}(a) = 0 (piecewise constant)", names=(_name,), listed=False))
 
 register(Op("max", to_scalar, lambda xp, node, a: xp.max(a),
             vjp=(lambda node, G: mul(G, make("ismax", node.args[0])),),
             notation=func("max", latex=r"\max"), emit="np.max({0})",
-            rule="d max(a) = ⟨ismax(a), da⟩ (the one-hot vector of the maximum)"))
+            rule="d max(a) = ⟨ismax(a), da⟩ (the one-hot vector of the maximum)", names=("max",),
+            hint="max(a) is the largest entry of a (numpy's max without an axis; along an axis it is not "
+                 "supported); for numpy's maximum(x, 0) write relu(x)", domain="distinct"))
 register(Op("min", to_scalar, lambda xp, node, a: xp.min(a),
             vjp=(lambda node, G: mul(G, make("ismin", node.args[0])),),
             notation=func("min", latex=r"\min"), emit="np.min({0})",
-            rule="d min(a) = ⟨ismin(a), da⟩ (the one-hot vector of the minimum)"))
+            rule="d min(a) = ⟨ismin(a), da⟩ (the one-hot vector of the minimum)", names=("min",),
+            hint="min(a) is the smallest entry of a (numpy's min without an axis; along an axis it is not "
+                 "supported); for numpy's minimum(x, 0) write -relu(-x)", domain="distinct"))
 
 
 def _np_prod_others(xp: Namespace, node: Expr, a: Array) -> Array:
@@ -189,7 +263,7 @@ def _prod_others_second(node: Expr, G: Expr) -> Expr:
 register(Op("prod", to_scalar, lambda xp, node, a: xp.prod(a),
             vjp=(lambda node, G: mul(G, make("prod_others", node.args[0])),),
             notation=func("prod", latex=r"\prod"), emit="np.prod({0})",
-            rule="d prod(a) = ⟨prod(a) ⊘ a, da⟩"))
+            rule="d prod(a) = ⟨prod(a) ⊘ a, da⟩", names=("prod",), domain="distinct"))
 
 
 def _vector_only(name: str) -> ShapeRule:

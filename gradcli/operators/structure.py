@@ -6,16 +6,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..expr import Op, make, register
+from ..errors import shape_error
+from ..expr import NoMatrixForm, Op, Row, make, register
 from ..shaperules import square_to, to_scalar, vector_only
-from ..shapes import col, mat
-from ..simplify import _simplify_fill, _simplify_T, T, is_one, is_zero, like, summ
+from ..shapes import Ty, col, mat
+from ..simplify import (_simplify_fill, _simplify_T, T, always_symmetric, const, fill, is_one, is_zero, like,
+                        matmul, summ, symmetric_as_argument)
+from ..syntax import Num, Sym
 from .base import ATOM, JUXT, MUL, NEG, POST, diag_matrix, func, is_numpy
 
 if TYPE_CHECKING:
-    from ..expr import Array, Expr, Namespace, Params, ShapeContext
+    from collections.abc import Generator
+    from typing import Any, TypeAlias
+
+    from ..expr import Array, CallContext, Expr, IndexContext, Indices, MatrixContext, Namespace, Params, ShapeContext
     from ..render import Renderer
-    from ..shapes import Ty
+    from ..syntax import Call
+
+    MatrixSteps: TypeAlias = Generator["Expr | Row", Expr, Expr]
+    Terms: TypeAlias = list[Any]
 
 
 def _np_T(xp: Namespace, node: Expr, a: Array) -> Array:
@@ -70,6 +79,55 @@ def _const_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return text, (NEG if v < 0 else ATOM)
 
 
+# ----------------------------------------------------------------- how a formula calls them
+def _call_fill(b: CallContext, call: Call) -> Expr:
+    """numpy's ones(m) / ones(m, n) and zeros: the shape as arguments."""
+    dims = tuple(b.dim(call.name, a) for a in call.args)
+    value = b.raw("const", (), (1.0 if call.name == "ones" else 0.0,), call.col)
+    return b.raw("fill", (value,), (Ty(dims),), call.col)
+
+
+def _call_eye(b: CallContext, call: Call) -> Expr:
+    (arg,) = call.args
+    if not (isinstance(arg, Sym) or isinstance(arg, Num) and arg.value.is_integer() and arg.value > 0):
+        raise shape_error("eye takes a dimension: eye(3) or eye(n)", call.col)
+    return b.raw("eye", (), (b.dim("eye", arg),), call.col)
+
+
+def _call_diag(b: CallContext, call: Call) -> Expr:
+    """numpy's diag: the diagonal matrix of a vector, the diagonal of a matrix."""
+    a = b.build(call.args[0])
+    return b.raw("diagm" if a.ty.is_vector else "diagv", (a,), (), call.col)
+
+
+# ----------------------------------------------------------------- matrix and index forms
+def _matrix_T(c: MatrixContext, e: Expr) -> MatrixSteps:
+    if e.ty.is_col and e.args[0].ty.is_row:
+        return (yield Row(e.args[0]))
+    raise NoMatrixForm
+
+
+def _row_T(c: MatrixContext, e: Expr) -> MatrixSteps:
+    return (yield e.args[0])  # (uᵀ)ᵀ = u
+
+
+def _matrix_fill(c: MatrixContext, e: Expr) -> MatrixSteps:
+    if not e.args[0].ty.is_scalar:
+        raise NoMatrixForm
+    return matmul(fill(const(1.0), e.ty), (yield e.args[0]))
+
+
+def _matrix_diagv(c: MatrixContext, e: Expr) -> MatrixSteps:
+    if e.args[0].op != "diagm":  # diag(diag(u)) = u
+        raise NoMatrixForm
+    return (yield e.args[0].args[0])
+
+
+def _index_expand(c: IndexContext, e: Expr, idx: Indices) -> Terms:
+    axis, keep, _ = e.params
+    return c.of(e.args[0], tuple(ix for n, ix in enumerate(idx) if n != axis) if not keep else idx)
+
+
 register(Op("const", to_scalar, lambda xp, node: node.value,
             notation={"custom": _const_notation},
             emit=lambda c, n, a: c.literal(n.value)))
@@ -95,7 +153,10 @@ register(Op("T", lambda ctx, tys, p: tys[0].transposed(), _np_T,
             vjp=(lambda node, G: T(G),), notation={"custom": _T_notation},
             simplify=_simplify_T,
             emit=lambda c, n, a: f"{a[0]}.T" if n.ty.is_matrix else a[0],
-            rule='d(Aᵀ) = (dA)ᵀ and ⟨G, dAᵀ⟩ = ⟨Gᵀ, dA⟩'))
+            rule='d(Aᵀ) = (dA)ᵀ and ⟨G, dAᵀ⟩ = ⟨Gᵀ, dA⟩',
+            symmetric=symmetric_as_argument, matrix=_matrix_T, row=_row_T,
+            index=lambda c, e, idx: c.of(e.args[0], (idx[1], idx[0]) if len(idx) == 2 else idx),
+            trivial=lambda n: not n.args[0].args))  # a transposed leaf needs no name
 
 
 def _expand_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
@@ -137,7 +198,8 @@ register(Op("expand", _expand_shape, _np_expand_full,
             vjp=(lambda node, G: summ(G, node.params[0], node.params[1]),),
             notation={"custom": _expand_notation},
             emit=lambda c, n, a: c.expand(n, a),
-            rule='d expand(g) = expand(dg)'))
+            rule='d expand(g) = expand(dg)',
+            index=_index_expand))
 
 
 def _fill_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -163,20 +225,26 @@ register(Op("fill", lambda ctx, tys, p: p[0], _np_fill,
             vjp=(lambda node, G: summ(G),), notation={"custom": _fill_notation},
             simplify=_simplify_fill,
             emit=lambda c, n, a: f"np.full({c.shape(n.ty)}, {a[0]})",
-            rule='d(c𝟙) = dc·𝟙'))
+            rule='d(c𝟙) = dc·𝟙',
+            names=("ones", "zeros"), arity=(1, 2), dims=True, call=_call_fill, trivial=True,
+            symmetric=always_symmetric, matrix=_matrix_fill, index=lambda c, e, idx: c.of(e.args[0], ())))
 
 
 register(Op("diagm", vector_only("diag", lambda ty: mat(ty.dims[0], ty.dims[0])), _np_diagm,
             vjp=(lambda node, G: like(make("diagv", G), node.args[0].ty),),
             notation=func("diag", latex=r"\operatorname{diag}"),
             emit="np.diag({0})",
-            rule='d diag(v) = diag(dv) and ⟨G, diag(dv)⟩ = ⟨diag(G), dv⟩'))
+            rule='d diag(v) = diag(dv) and ⟨G, diag(dv)⟩ = ⟨diag(G), dv⟩',
+            names=("diag",), call=_call_diag, symmetric=always_symmetric,
+            index=lambda c, e, idx: c.times(c.delta(idx[0], idx[1]), c.of(e.args[0], (idx[0],)))))
 register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), _np_diagv,
             vjp=(lambda node, G: make("diagm", G),),
             notation=func("diag", latex=r"\operatorname{diag}"),
             emit="np.diagonal({0}).copy()",
-            rule='d diag(A) = diag(dA)'))
+            rule='d diag(A) = diag(dA)',
+            matrix=_matrix_diagv, index=lambda c, e, idx: c.of(e.args[0], (idx[0], idx[0]))))
 
 register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), _np_eye,
             notation={"custom": lambda r, node: (f"eye({node.params[0]})" if r.style == "ascii" else "I", ATOM)},
-            emit=lambda c, n, a: f"np.eye({c.dim(n.params[0])})"))
+            emit=lambda c, n, a: f"np.eye({c.dim(n.params[0])})",
+            names=("eye",), dims=True, call=_call_eye, trivial=True, symmetric=always_symmetric))
