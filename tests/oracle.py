@@ -72,6 +72,19 @@ def _logsumexp(a):
     return m + anp.log(anp.sum(anp.exp(a - m)))
 
 
+# every other function a formula may call (sum and mean, which take an axis, are read above)
+FUNCTIONS = {
+    "sum": anp.sum, "mean": anp.mean, "logsumexp": _logsumexp, "softmax": _softmax,
+    "norm": lambda v: _norm(v, ""), "norm2": lambda v: _norm(v, "2"),
+    "norm1": lambda v: _norm(v, "1"), "tr": anp.trace, "trace": anp.trace,
+    "max": anp.max, "min": anp.min, "prod": anp.prod, "u1v1": _u1v1, "polar": _polar,
+    "ismax": _ismax, "ismin": lambda a: _ismax(-a),
+    "det": anp.linalg.det, "logdet": lambda a: anp.linalg.slogdet(a)[1], "inv": anp.linalg.inv,
+    "diag": anp.diag, "dot": anp.dot, "outer": anp.outer,
+}
+DIMENSION_FUNCTIONS = {"eye": anp.eye, "ones": anp.ones, "zeros": anp.zeros}
+
+
 def translate(text: str, fns: dict | None = None):
     """A function of a dict of arrays computing the formula (the wrt/where clauses are ignored)."""
     tree = parse(text).expr
@@ -125,21 +138,12 @@ def translate(text: str, fns: dict | None = None):
                 return ELEMENTWISE[name](args[0]), False
             if name in ("sum", "mean"):
                 reduce = anp.sum if name == "sum" else anp.mean
-                axis = node.args[1].value if len(args) == 2 and isinstance(node.args[1], Keyword) else \
-                    node.args[1] if len(args) == 2 else None
-                return (reduce(args[0]) if axis is None else reduce(args[0], axis=int(axis.value))), False
-            table = {
-                "mean": anp.mean, "logsumexp": _logsumexp, "softmax": _softmax,
-                "norm": lambda v: _norm(v, ""), "norm2": lambda v: _norm(v, "2"),
-                "norm1": lambda v: _norm(v, "1"), "tr": anp.trace, "trace": anp.trace,
-                "max": anp.max, "min": anp.min, "prod": anp.prod, "u1v1": _u1v1, "polar": _polar,
-                "ismax": _ismax, "ismin": lambda a: _ismax(-a),
-                "det": anp.linalg.det, "logdet": lambda a: anp.linalg.slogdet(a)[1], "inv": anp.linalg.inv,
-                "diag": anp.diag, "dot": anp.dot, "outer": anp.outer,
-            }
-            if name == "eye":
-                return anp.eye(int(node.args[0].value)), False
-            return table[name](*args), False
+                # the axis evaluated as the number it is (axis=1, -1)
+                return (reduce(args[0]) if len(args) == 1 else reduce(args[0], axis=int(args[1]))), False
+            if name in DIMENSION_FUNCTIONS:  # eye(3), ones(3, 4): dimensions as arguments
+                dims = tuple(int(a.value) for a in node.args)
+                return DIMENSION_FUNCTIONS[name](dims[0] if name == "eye" else dims), False
+            return FUNCTIONS[name](*args), False
         raise TypeError(node)
 
     return lambda env: ev(tree, env)[0]

@@ -25,11 +25,12 @@ if TYPE_CHECKING:
     from ..shapes import Ty
 
 
-def _matrix_only(name: str) -> ShapeRule:
+def _matrix_only(name: str, same: bool = False) -> ShapeRule:
+    """A function of a matrix only: a scalar of it, or (same) a matrix of its shape."""
     def rule(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
         if not tys[0].is_matrix:
             raise _shape_err(name, f"needs a matrix, got {tys[0].kind()} {getattr(ctx, 'show', fmt)(tys[0])}")
-        return SCALAR
+        return tys[0] if same else SCALAR
     return rule
 
 
@@ -148,10 +149,10 @@ def _np_polar(xp: Namespace, node: Expr, a: Array) -> Array:
     return (u * xp.astype(keep, u.dtype)) @ vt  # the array API indexes by a mask only alone
 
 
-register(Op("u1v1", same_shape, _np_u1v1, vjp=(_second_derivative("||A||_2"),),
+register(Op("u1v1", _matrix_only("u1v1", same=True), _np_u1v1, vjp=(_second_derivative("||A||_2"),),
             notation=func("u1v1"), emit="_u1v1({0})",
             rule="u1v1(A) = u₁v₁ᵀ for the largest singular value σ₁ = u₁ᵀAv₁", names=("u1v1",), listed=False))
-register(Op("polar", same_shape, _np_polar, vjp=(_second_derivative("||A||_*"),),
+register(Op("polar", _matrix_only("polar", same=True), _np_polar, vjp=(_second_derivative("||A||_*"),),
             notation=func("polar"), emit="_polar({0})",
             rule="polar(A) = UVᵀ for the thin SVD A = UΣVᵀ", names=("polar",), listed=False))
 

@@ -136,7 +136,7 @@ register(Op("sym", _sym_shape, lambda xp, node: None,
             emit=lambda c, n, a: c.symbol(n.params[0])))
 register(Op("numel", to_scalar, _np_numel,
             notation={"custom": lambda r, node: r.dims_product(node.params[0].dims)},
-            emit=lambda c, n, a: "float(" + " * ".join(c.dim(d) for d in n.params[0].dims) + ")"))
+            emit=lambda c, n, a: "float(" + (" * ".join(c.dim(d) for d in n.params[0].dims) or "1") + ")"))
 
 
 def _T_notation(r: Renderer, node: Expr) -> tuple[str, float]:

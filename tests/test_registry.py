@@ -1,0 +1,268 @@
+"""Tests generated from the operator registry (as JAX's LAX_GRAD_OPS table is): every operator a
+formula can call, on every argument shape its shape rule accepts, first and second order, by
+the evaluator and by `--emit numpy`, against HIPS autograd applied to the independent
+translation of the same formula (tests/oracle.py: nothing of gradcli's operator table).
+
+A new operator is tested here as soon as it is registered with `names`; the completeness tests
+fail until it has an oracle entry, a test domain, numpy source for `--emit`, and a notation in
+every style, and until each operator only derivatives build is reached by some tested formula.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+autograd = pytest.importorskip("autograd")
+
+import gradcli  # noqa: E402
+from gradcli import operators  # noqa: E402,F401  (fills the registry)
+from gradcli.emit import emit_numpy  # noqa: E402
+from gradcli.errors import GradcliError  # noqa: E402
+from gradcli.expr import CALLS, OPS, topological  # noqa: E402
+from helpers import load_module  # noqa: E402
+from oracle import DIMENSION_FUNCTIONS, FUNCTIONS, translate  # noqa: E402
+from oracle import ELEMENTWISE as ORACLE_ELEMENTWISE  # noqa: E402
+
+# the argument shapes every operator is tried on; its shape rule decides which it takes
+SHAPES = {"scalar": (), "vector": (3,), "matrix": (3, 4), "square": (3, 3)}
+STYLES = ("unicode", "ascii", "latex")
+
+
+def draw(domain: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    """A value from an operator's test domain (its record's `domain`)."""
+    if domain == "positive":
+        return rng.uniform(0.5, 2.0, size=shape)
+    if domain == "unit":
+        return rng.uniform(-0.8, 0.8, size=shape)
+    if domain == "distinct":  # away from 0 and from each other: no kinks, no ties
+        n = int(np.prod(shape)) if shape else 1
+        magnitudes = rng.permutation(np.linspace(0.5, 2.0, n))
+        return np.reshape(rng.choice([-1.0, 1.0], size=n) * magnitudes, shape)
+    if domain == "spd":
+        if len(shape) != 2 or shape[0] != shape[1]:
+            return rng.uniform(0.5, 2.0, size=shape)
+        b = rng.normal(size=shape)
+        return b @ b.T + shape[0] * np.eye(shape[0])
+    assert domain == "any", domain
+    return rng.normal(size=shape)
+
+
+def _calls(name: str, op) -> list[tuple[str, dict]]:
+    """The calls of one function name to test, each with its arguments' shapes."""
+    if op.dims:  # ones(3, 4), eye(3): dimensions, no operand; added to an operand X
+        out = []
+        for shape in SHAPES.values():
+            for dims in {shape, shape[:1]}:
+                if dims and len(dims) in op.arity:
+                    out.append((f"X + {name}({', '.join(map(str, dims))})", {"X": shape}))
+        return out
+    if op.arity == (2,):
+        return [(f"{name}(X, Y)", {"X": SHAPES["vector"], "Y": SHAPES["vector"]})]
+    out = [(f"{name}(X)", {"X": shape}) for shape in SHAPES.values()]
+    if op.axis:
+        out += [(f"{name}(X, {axis})", {"X": SHAPES["matrix"]}) for axis in (0, 1, -1)]
+    return out
+
+
+def _cases():
+    for name, op in CALLS.items():
+        for call, shapes in _calls(name, op):
+            try:
+                gradcli.analyze(call, data_shapes=shapes)
+            except GradcliError:
+                continue  # a shape this operator does not take
+            yield pytest.param(name, call, shapes, id=f"{call}-{'x'.join(map(str, shapes['X'])) or 'scalar'}")
+
+
+CASES = list(_cases())
+
+
+def _problem(name: str, call: str, shapes: dict, seed: int = 0):
+    """sum(W ⊙ call): every entry of the result weighted differently, so that a derivative
+    right on the diagonal only, or up to a transpose, is caught."""
+    rng = np.random.default_rng(seed)
+    domain = CALLS[name].domain
+    values = {v: draw(domain, s, rng) for v, s in shapes.items()}
+    result = np.asarray(translate(call)(values))
+    values["W"] = rng.normal(size=result.shape)
+    text = f"sum(W * ({call}))"
+    wrt = sorted(shapes)
+    problem = gradcli.analyze(f"{text} wrt {', '.join(wrt)}",
+                              data_shapes={k: np.shape(v) for k, v in values.items()})
+    return problem, text, values, wrt
+
+
+def _expected(text: str, values: dict, a: str, b: str | None):
+    f = translate(text)
+
+    def along(name, base):
+        return lambda x: f({**base, name: x})
+    if b is None:
+        return autograd.grad(along(a, values))(values[a])
+
+    def grad_a(vals):
+        return autograd.grad(along(a, vals))(vals[a])
+    return autograd.jacobian(lambda y: grad_a({**values, b: y}))(values[b])
+
+
+def _agree(got, expected) -> bool:
+    got, expected = np.asarray(got, float), np.asarray(expected, float)
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0)))
+    return got.shape == expected.shape and float(np.max(np.abs(got - expected), initial=0)) <= 1e-7 * scale
+
+
+def _unavailable(err: GradcliError, name: str, order: int) -> bool:
+    """The documented limit: an SVD-based first derivative (‖A‖₂, ‖A‖_*, written with u1v1 and
+    polar) has no derivative of its own."""
+    return (err.kind == "math" and "second derivative" in err.message and "not available" in err.message
+            and (order == 2 or name in ("u1v1", "polar")))
+
+
+@pytest.mark.parametrize("name, call, shapes", CASES)
+@pytest.mark.parametrize("order", [1, 2])
+def test_derivative_matches_autograd(name, call, shapes, order):
+    problem, text, values, wrt = _problem(name, call, shapes)
+    try:
+        compiled = problem.compile(hessian=order == 2)
+        f, derivs = compiled(**values)
+    except GradcliError as err:
+        if _unavailable(err, name, order):
+            return
+        raise
+    assert _agree(f, translate(text)(values)), (text, f)
+    assert derivs, text
+    for d in compiled.derivs:
+        a, _, b = d.wrt.partition(",")
+        expected = _expected(text, values, a, (b or a) if order == 2 else None)
+        assert _agree(derivs[d.wrt], expected), (text, d.wrt, derivs[d.wrt], expected)
+
+
+@pytest.mark.parametrize("name, call, shapes", CASES)
+@pytest.mark.parametrize("order", [1, 2])
+def test_emitted_derivative_matches_autograd(name, call, shapes, order, tmp_path):
+    problem, text, values, wrt = _problem(name, call, shapes, seed=1)
+    try:
+        derivs = problem.hessians() if order == 2 else problem.derivatives()
+        source = emit_numpy(problem, derivs, {}, order == 2)
+    except GradcliError as err:
+        if _unavailable(err, name, order):
+            return
+        raise
+    module = load_module(source, tmp_path, name=f"registry_{order}")
+    f, got = (module.value_and_hess if order == 2 else module.value_and_grad)(**values)
+    assert _agree(f, translate(text)(values)), (text, f)
+    for key, value in got.items():
+        a, _, b = key.partition(",")
+        expected = _expected(text, values, a, (b or a) if order == 2 else None)
+        assert _agree(value, expected), (text, key, value, expected)
+
+
+# ----------------------------------------------------------------- completeness
+def test_every_callable_operator_is_tested_on_some_shape():
+    tested = {c.values[0] for c in CASES}
+    assert tested == set(CALLS), sorted(set(CALLS) - tested)
+
+
+def test_every_callable_operator_has_an_oracle_entry():
+    known = set(ORACLE_ELEMENTWISE) | set(FUNCTIONS) | set(DIMENSION_FUNCTIONS)
+    assert set(CALLS) <= known, sorted(set(CALLS) - known)
+
+
+def test_every_operator_has_a_known_test_domain():
+    domains = {"any", "positive", "unit", "spd", "distinct"}
+    assert {op.name for op in OPS.values() if op.domain not in domains} == set()
+
+
+# operators without numpy source: never in a DAG that --emit writes (`apply` is bound to a
+# builtin by --fn first, `elemderiv` rewrites itself into the builtin's derivative when built,
+# `congruence` is made by the evaluator's own rewriting)
+NOT_EMITTED = {"apply", "elemderiv", "congruence"}
+
+
+def test_every_operator_has_numpy_source_for_emit():
+    missing = {name for name, op in OPS.items() if op.emit is None} - NOT_EMITTED
+    assert missing == set(), sorted(missing)
+
+
+def test_every_operator_has_a_notation_in_every_style():
+    for name, op in OPS.items():
+        assert "custom" in op.notation or set(STYLES) <= set(op.notation), name
+
+
+# operators a formula cannot call, and a formula whose derivatives (order 1 or 2) build each one
+REACHED_BY = {
+    "const": ("sum(W * (X + 1))", 1), "sym": ("sum(W * exp(X))", 1), "numel": ("mean(X)", 1),
+    "T": ("sum(W * (X @ X' @ W))", 1), "expand": ("sum(W * sum(A, 1))", 1), "fill": ("sum(X)", 1),
+    "add": ("sum(W * (X + 1))", 1), "mul": ("sum(W * X * X)", 1), "div": ("sum(W * log(X))", 1),
+    "pow": ("sum(W * X^3)", 1), "matmul": ("sum(W * (X @ X' @ W))", 1), "step": ("sum(W * relu(X))", 1),
+    "abs_slope": ("sum(W * abs(X))", 1), "apply": ("sum(W * h(X))", 1),
+    "elemderiv": None,  # built by `exp'(x)` and rewritten into the derivative when built
+    "sqnorm": ("||X||^2", 1), "norm1": ("||X||_1", 1), "ismax": ("max(X)", 1), "ismin": ("min(X)", 1),
+    "prod_others": ("prod(X)", 2), "norminf": ("||X||_inf", 1), "u1v1": ("||A||_2", 1),
+    "polar": ("||A||_*", 1), "specnorm": ("||A||_2", 1), "nucnorm": ("||A||_*", 1),
+    "opnorm1": ("||A||_1", 1), "opnorminf": ("||A||_inf", 1), "diagv": ("sum(W * diag(diag(X)))", 1),
+    "congruence": None,  # the evaluator's rewriting of Pᵀ diag(w) P (tests/test_memory.py)
+    "adjT": None,  # the evaluator's rewriting of det(X)·X⁻ᵀ (tests/test_emit.py, det at rank n − 1)
+}
+INTERNAL = sorted(name for name in OPS if name not in {op.name for op in CALLS.values()})
+
+
+def test_every_internal_operator_has_a_formula_that_reaches_it():
+    assert set(INTERNAL) <= set(REACHED_BY), sorted(set(INTERNAL) - set(REACHED_BY))
+
+
+@pytest.mark.parametrize("name", [n for n in INTERNAL if REACHED_BY.get(n)])
+def test_internal_operator_is_reached_and_right(name):
+    text, order = REACHED_BY[name]
+    shapes = {"X": (3,), "W": (3,), "A": (3, 4)}
+    wrt = [s for s in ("X", "A") if s in text]
+    p = gradcli.analyze(f"{text} wrt {', '.join(wrt)}", data_shapes={s: shapes[s] for s in shapes if s in text})
+    derivs = p.hessians() if order == 2 else p.derivatives()
+    found = {n.op for n in topological([p.typed.expr] + [d.expr for d in derivs if d.expr is not None])}
+    assert name in found, (name, text, sorted(found))
+    if "h(" in text:
+        return  # an abstract function has no numbers
+    rng = np.random.default_rng(2)
+    values = {s: draw("distinct", shapes[s], rng) for s in shapes if s in text}
+    values = {s: np.abs(v) if s == "X" else v for s, v in values.items()}  # log(X): positive, distinct
+    compiled = p.compile(hessian=order == 2)
+    _, got = compiled(**values)
+    for d in compiled.derivs:
+        a, _, b = d.wrt.partition(",")
+        expected = _expected(text, values, a, (b or a) if order == 2 else None)
+        assert _agree(got[d.wrt], expected), (text, d.wrt, got[d.wrt], expected)
+
+
+def test_derived_name_lists_follow_the_registry():
+    """The element-wise builtins (--fn, f'(x)) and the callable names are read off the records:
+    no list elsewhere to keep in step."""
+    from gradcli.infer import BUILTINS
+    from gradcli.operators import ELEMENTWISE
+
+    assert BUILTINS == set(CALLS)
+    assert set(ELEMENTWISE) == {n for n, op in CALLS.items() if op.entrywise and op.arity == (1,)}
+    assert all(OPS[n].names == (n,) for n in ELEMENTWISE)
+
+
+@pytest.mark.parametrize("name", sorted({op.name for op in OPS.values() if op.entrywise and len(op.arity) == 1
+                                         and op.arity == (1,) and op.names}))
+def test_an_entrywise_function_of_a_symmetric_matrix_is_known_symmetric(name):
+    """Read off the record (`entrywise`), not a list of names: f(XᵀX) is symmetric for every
+    element-wise f, so its transpose prints as itself."""
+    from gradcli import simplify as S
+    from gradcli.shapes import mat
+
+    X = S.sym("X", mat(4, 3))
+    gram = S.matmul(S.T(X), X)
+    assert S.is_symmetric(S.fn(name, gram))
+    assert not S.is_symmetric(S.fn(name, S.sym("Y", mat(3, 3))))
+
+
+@pytest.mark.parametrize("text", ["u1v1(x)", "polar(x)", "u1v1(a)"])
+def test_svd_helpers_take_a_matrix_only(text):
+    with pytest.raises(GradcliError) as info:
+        gradcli.analyze(text, data_shapes={"x": (3,), "a": ()})
+    assert info.value.kind == "shape" and "needs a matrix" in info.value.message
