@@ -35,7 +35,7 @@ from .evaluate import adjugates, bind_functions, deferred_nodes
 from .expr import OPS, Expr, topological
 from .operators.linalg import adjugate_transpose
 from .render import render
-from .shapes import fmt_dims
+from .shapes import DimProduct, fmt_dims
 
 HELPERS = '''
 
@@ -211,6 +211,8 @@ class Codegen:
     def dim(self, d) -> str:
         if isinstance(d, int):
             return str(d)
+        if isinstance(d, DimProduct):  # kron's m*p
+            return "(" + " * ".join(self.dim(f) for f in d.factors) + ")"
         if d not in self.dims:
             raise GradcliError("data", f"dimension '{d}' is not the size of any input")
         return self.dims[d]

@@ -22,7 +22,7 @@ from . import simplify as S
 from .errors import GradcliError, parse_error, shape_error
 from .expr import CALLS, OPS, Expr, ShapeMsg, make, make_raw
 from .ranks import decide_ranks, is_fixed
-from .shapes import SCALAR, DimMismatch, DimVar, Ty, Unifier, fmt_dims
+from .shapes import SCALAR, DimMismatch, DimProduct, DimVar, Ty, Unifier, fmt_dims, product
 from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
 
 SCALAR_NAMES = set("abcdefg") | {"alpha", "beta", "gamma", "delta", "eps", "lam", "lambda", "mu",
@@ -33,8 +33,8 @@ SOURCES = ("data", "option", "where", "assumed")  # priority order
 BUILTINS = set(CALLS)  # every function name a formula may call (the registry's `names`)
 # numpy names with no function here, and what to write instead
 INSTEAD = {"transpose": "x' or x.T", "matmul": "a @ b", "power": "a^p", "pow": "a^p",
-           "ln": "log(x)", "norm_fro": "||A||_F", "vec": "a matrix as a vector is not supported; "
-           "write the formula with matrix products", "inverse": "inv(A)", "trans": "x' or x.T"}
+           "ln": "log(x)", "norm_fro": "||A||_F", "inverse": "inv(A)", "trans": "x' or x.T",
+           "reshape": "a matrix reshaped is not supported beyond vec(X) and its inverse unvec"}
 
 
 def _is_abstract_name(name: str) -> bool:
@@ -154,6 +154,8 @@ class _Ctx:
         root = self.find(d)
         if isinstance(root, DimVar):
             return self.names().get(root, "?")
+        if isinstance(root, DimProduct):  # kron's m*p
+            return "*".join(self.show_dim(f) for f in root.factors)
         return str(root)
 
     def show(self, ty: Ty) -> str:
@@ -174,6 +176,8 @@ class _Ctx:
             dims = []
             for d in ty.dims:
                 root = find(d)
+                if isinstance(root, DimProduct):  # kron's m*p: each factor named
+                    root = product(*(names.get(f, f) for f in root.factors))
                 dims.append(names.get(root, root))
             out = self._resolved[ty] = Ty(tuple(dims), ty.row)
         return out

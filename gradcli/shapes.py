@@ -25,7 +25,63 @@ class DimVar:
         return f"?{self.order}"
 
 
-Dim = Union[int, str, DimVar]
+class DimProduct:
+    """A dimension that is the product of others: kron(A, B) is (m·p, n·q), vec(X) is (m·n,).
+    Made by `product`, which multiplies the integers out, so that a product of known sizes is
+    the int it is; compared by its factors."""
+
+    __slots__ = ("factors", "_hash")
+
+    def __init__(self, factors: tuple["Dim", ...]):
+        self.factors = factors
+        self._hash = hash(("*",) + factors)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is DimProduct and self.factors == other.factors
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __str__(self) -> str:
+        return "*".join(fmt_dim(f) for f in self.factors)
+
+    __repr__ = __str__
+
+
+Dim = Union[int, str, DimVar, DimProduct]
+
+
+def product(*dims: Dim) -> Dim:
+    """d₁·d₂·…: an int when every factor is known, else a DimProduct (a lone factor itself)."""
+    known, rest = 1, []
+    for d in dims:
+        for f in (d.factors if isinstance(d, DimProduct) else (d,)):
+            if isinstance(f, int):
+                known *= f
+            else:
+                rest.append(f)
+    if not rest:
+        return known
+    if known != 1:
+        rest.insert(0, known)
+    return rest[0] if len(rest) == 1 else DimProduct(tuple(rest))
+
+
+def quotient(d: Dim, by: Dim) -> Dim | None:
+    """d / by when it is exact from the structure (12 / 3, m·p / p), else None."""
+    if d == by:
+        return 1
+    if isinstance(d, int) and isinstance(by, int):
+        return d // by if by and d % by == 0 else None
+    factors = list(d.factors) if isinstance(d, DimProduct) else [d]
+    for f in (by.factors if isinstance(by, DimProduct) else (by,)):
+        if f in factors:
+            factors.remove(f)
+        elif isinstance(f, int) and factors and isinstance(factors[0], int) and factors[0] % f == 0:
+            factors[0] //= f
+        else:
+            return None
+    return product(*factors)
 
 
 class Ty:
@@ -141,6 +197,8 @@ class Unifier:
             root = self.parent[root]
         while d in self.parent and self.parent[d] is not root and self.parent[d] != root:
             self.parent[d], d = root, self.parent[d]
+        if isinstance(root, DimProduct):  # its factors may be known by now
+            return product(*(self.find(f) for f in root.factors))
         return root
 
     def same(self, a: Dim, b: Dim) -> None:
@@ -155,6 +213,13 @@ class Unifier:
             self.parent[ra] = rb
         elif isinstance(rb, str) and isinstance(ra, int):
             self.parent[rb] = ra
+        elif (isinstance(ra, DimProduct) and isinstance(rb, DimProduct)
+              and len(ra.factors) == len(rb.factors)):  # m·p = n·q where m = n and p = q
+            try:
+                for x, y in zip(ra.factors, rb.factors):
+                    self.same(x, y)
+            except DimMismatch:
+                raise DimMismatch(ra, rb) from None
         else:
             raise DimMismatch(ra, rb)
 

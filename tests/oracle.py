@@ -72,6 +72,21 @@ def _logsumexp(a):
     return m + anp.log(anp.sum(anp.exp(a - m)))
 
 
+def _kron(a, b):
+    (m, n), (p, q) = anp.shape(a), anp.shape(b)
+    return anp.reshape(a[:, None, :, None] * b[None, :, None, :], (m * p, n * q))
+
+
+def _kron_a(g, b):  # Σ_kl G[(i,k),(j,l)] B[k,l]
+    (p, q), (r, c) = anp.shape(b), anp.shape(g)
+    return anp.einsum("ikjl,kl->ij", anp.reshape(g, (r // p, p, c // q, q)), b)
+
+
+def _kron_b(g, a):  # Σ_ij G[(i,k),(j,l)] A[i,j]
+    (m, n), (r, c) = anp.shape(a), anp.shape(g)
+    return anp.einsum("ikjl,ij->kl", anp.reshape(g, (m, r // m, n, c // n)), a)
+
+
 # every other function a formula may call (sum and mean, which take an axis, are read above)
 FUNCTIONS = {
     "sum": anp.sum, "mean": anp.mean, "logsumexp": _logsumexp, "softmax": _softmax,
@@ -81,6 +96,9 @@ FUNCTIONS = {
     "ismax": _ismax, "ismin": lambda a: _ismax(-a),
     "det": anp.linalg.det, "logdet": lambda a: anp.linalg.slogdet(a)[1], "inv": anp.linalg.inv,
     "diag": anp.diag, "dot": anp.dot, "outer": anp.outer,
+    "kron": _kron, "kron_a": _kron_a, "kron_b": _kron_b,
+    "vec": lambda a: anp.reshape(anp.transpose(a), (-1,)),  # the columns stacked
+    "unvec": lambda g, m: anp.transpose(anp.reshape(g, (-1, int(m)))),
 }
 DIMENSION_FUNCTIONS = {"eye": anp.eye, "ones": anp.ones, "zeros": anp.zeros}
 

@@ -180,7 +180,7 @@ def test_an_abstract_function_binds_to_the_new_builtins(name):
     ("sqaure(x)", 1, "did you mean square"),
     ("sum(exp(x)) + sofmax(x)'@y", 15, "did you mean softmax"),
     ("transpose(x)@y", 1, "write x' or x.T"),
-    ("vec(X)", 1, "not supported"),
+    ("reshape(X)", 1, "not supported"),
     ("logg(x)", 1, "did you mean log"),
     ("activation(x)", 1, "--fn activation=tanh"),
 ])

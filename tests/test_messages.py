@@ -27,7 +27,7 @@ def test_numpys_norm_with_an_order_points_to_the_subscript(capsys):
 
 
 def test_a_function_with_no_equivalent_gets_no_contradicting_hint(capsys):
-    rc, err = error_of(capsys, "vec(X) wrt X")
+    rc, err = error_of(capsys, "reshape(X) wrt X")
     assert rc == 1 and "not supported" in err["message"] and "--fn" not in err["message"]
     assert err["message"].count("(") <= 1
 

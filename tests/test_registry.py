@@ -50,6 +50,10 @@ def draw(domain: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
     return rng.normal(size=shape)
 
 
+# functions with an argument that is a setting, not an operand
+SETTINGS_CALLS = {"unvec": [("unvec(X, 3)", {"X": (12,)}), ("unvec(X, 1)", {"X": (3,)})]}
+
+
 def _calls(name: str, op) -> list[tuple[str, dict]]:
     """The calls of one function name to test, each with its arguments' shapes."""
     if op.dims:  # ones(3, 4), eye(3): dimensions, no operand; added to an operand X
@@ -59,8 +63,10 @@ def _calls(name: str, op) -> list[tuple[str, dict]]:
                 if dims and len(dims) in op.arity:
                     out.append((f"X + {name}({', '.join(map(str, dims))})", {"X": shape}))
         return out
-    if op.arity == (2,):
-        return [(f"{name}(X, Y)", {"X": SHAPES["vector"], "Y": SHAPES["vector"]})]
+    if name in SETTINGS_CALLS:
+        return SETTINGS_CALLS[name]
+    if op.arity == (2,):  # pairs of vectors, of matrices, of a matrix and its divisor's shape
+        return [(f"{name}(X, Y)", {"X": x, "Y": y}) for x, y in (((3,), (3,)), ((3, 4), (2, 3)), ((6, 4), (3, 2)))]
     out = [(f"{name}(X)", {"X": shape}) for shape in SHAPES.values()]
     if op.axis:
         out += [(f"{name}(X, {axis})", {"X": SHAPES["matrix"]}) for axis in (0, 1, -1)]
@@ -74,7 +80,8 @@ def _cases():
                 gradcli.analyze(call, data_shapes=shapes)
             except GradcliError:
                 continue  # a shape this operator does not take
-            yield pytest.param(name, call, shapes, id=f"{call}-{'x'.join(map(str, shapes['X'])) or 'scalar'}")
+            ident = "-".join("x".join(map(str, s)) or "scalar" for s in shapes.values())
+            yield pytest.param(name, call, shapes, id=f"{call}-{ident}")
 
 
 CASES = list(_cases())

@@ -9,18 +9,18 @@ the function has no derivative they give a subgradient and warn (`nondiff.py`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..expr import Op, make, register
 from ..nondiff import tied, warn_nondifferentiable
 from ..shaperules import _shape_err, same_shape, square_to
-from ..shapes import SCALAR, fmt, mat
-from ..simplify import (_simplify_det, _simplify_inv, _simplify_logdet, _simplify_tr, T, eye, matmul, mul, neg,
+from ..shapes import SCALAR, STRICT, fmt, mat, product, quotient
+from ..simplify import (_simplify_det, _simplify_inv, _simplify_logdet, _simplify_tr, T, eye, fill, matmul, mul, neg, summ,
                         symmetric_as_argument)
 from .base import ADD, ATOM, JUXT, MUL, POST, abs_slope, func, is_numpy, norm_notation, products_of_others
 
 if TYPE_CHECKING:
-    from ..expr import Array, Expr, Namespace, Params, ShapeContext, ShapeRule, Vjp
+    from ..expr import Array, Expr, Namespace, Params, ShapeContext, ShapeRule, Vjp, Notation, Simplify
     from ..render import Renderer
     from ..shapes import Ty
 
@@ -226,3 +226,94 @@ def _np_adjugate_transpose(xp: Namespace, node: Expr, a: Array) -> Array:
 
 register(Op("adjT", same_shape, _np_adjugate_transpose,
             notation={"custom": _adj_t_notation}, emit="_adjugate_transpose(np, {0})"))
+
+
+# ----------------------------------------------------------------- the Kronecker product
+# kron(A, B) for A (m, n) and B (p, q) is the (m·p, n·q) block matrix [A_ij B]: its shape is a
+# product of dimensions (shapes.DimProduct).  Its adjoints are the two contractions of a
+# (m·p, n·q) matrix G against one factor, kron_a(G, B)_ij = Σ_kl G_(ik),(jl) B_kl and
+# kron_b(G, A)_kl = Σ_ij G_(ik),(jl) A_ij, each linear in both arguments, so the three close
+# under differentiation (Hessians too).
+def _two_matrices(name: str, a: Ty, b: Ty, show: Callable[[Ty], str]) -> None:
+    if not (a.is_matrix and b.is_matrix):
+        raise _shape_err(name, f"needs two matrices, got {a.kind()} {show(a)} and {b.kind()} {show(b)}")
+
+
+def _kron_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+    a, b = tys
+    _two_matrices("kron", a, b, getattr(ctx, "show", fmt))
+    return mat(product(a.dims[0], b.dims[0]), product(a.dims[1], b.dims[1]))
+
+
+def _contraction_shape(name: str) -> ShapeRule:
+    """kron_a(G, B) is G's rows and columns divided by B's; kron_b(G, A) by A's."""
+    def rule(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+        g, f = tys
+        show = getattr(ctx, "show", fmt)
+        _two_matrices(name, g, f, show)
+        rows, cols = (quotient(ctx.find(d), ctx.find(e)) for d, e in zip(g.dims, f.dims))
+        if rows is None or cols is None:
+            raise _shape_err(name, f"needs a matrix whose sizes are multiples of {show(f)}'s, got {show(g)}")
+        return mat(rows, cols)
+    return rule
+
+
+def _simplify_contraction(name: str) -> Simplify:
+    """A constant G contracts to a constant: kron_a(c𝟙, B) = c·sum(B)𝟙 (∂ sum(A ⊗ B)/∂A)."""
+    def hook(args: tuple[Expr, ...], params: Params) -> Expr | None:
+        g, f = args
+        if g.op != "fill":
+            return None
+        return fill(mul(g.args[0], summ(f)), _contraction_shape(name)(STRICT, (g.ty, f.ty), ()))
+    return hook
+
+
+def _np_kron(xp: Namespace, node: Expr, a: Array, b: Array) -> Array:
+    if is_numpy(xp):
+        return xp.kron(a, b)
+    (m, n), (p, q) = a.shape, b.shape
+    return xp.reshape(a[:, None, :, None] * b[None, :, None, :], (m * p, n * q))
+
+
+def _np_kron_a(xp: Namespace, node: Expr, g: Array, b: Array) -> Array:
+    (p, q), (r, c) = b.shape, g.shape
+    return xp.sum(xp.reshape(g, (r // p, p, c // q, q)) * b[None, :, None, :], axis=(1, 3))
+
+
+def _np_kron_b(xp: Namespace, node: Expr, g: Array, a: Array) -> Array:
+    (m, n), (r, c) = a.shape, g.shape
+    return xp.sum(xp.reshape(g, (m, r // m, n, c // n)) * a[:, None, :, None], axis=(0, 2))
+
+
+def _kron_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    a, b = node.args
+    if r.style == "ascii":
+        return f"kron({r.child(a, 0)}, {r.child(b, 0)})", ATOM
+    sep = " ⊗ " if r.style == "unicode" else r" \otimes "
+    return r.child(a, MUL + 0.5) + sep + r.child(b, MUL + 0.5), MUL
+
+
+def _call_notation(name: str) -> Notation:
+    latex = r"\operatorname{" + name.replace("_", r"\_") + "}"
+    latex = latex.replace("{", "{{").replace("}", "}}")
+    return {"unicode": (name + "({0}, {1})", ATOM), "ascii": (name + "({0}, {1})", ATOM),
+            "latex": (latex + r"\left({0}, {1}\right)", ATOM)}
+
+
+register(Op("kron", _kron_shape, _np_kron,
+            vjp=(lambda node, G: make("kron_a", G, node.args[1]), lambda node, G: make("kron_b", G, node.args[0])),
+            notation={"custom": _kron_notation}, emit="np.kron({0}, {1})",
+            rule="d(A ⊗ B) = dA ⊗ B + A ⊗ dB and ⟨G, dA ⊗ B⟩ = ⟨kron_a(G, B), dA⟩, ⟨G, A ⊗ dB⟩ = ⟨kron_b(G, A), dB⟩",
+            names=("kron",), arity=(2,)))
+register(Op("kron_a", _contraction_shape("kron_a"), _np_kron_a,
+            vjp=(lambda node, H: make("kron", H, node.args[1]), lambda node, H: make("kron_b", node.args[0], H)),
+            notation=_call_notation("kron_a"), simplify=_simplify_contraction("kron_a"),
+            emit='np.einsum("ikjl,kl->ij", {0}.reshape(-1, {1}.shape[0], {0}.shape[1] // {1}.shape[1], {1}.shape[1]), {1})',
+            rule="kron_a(G, B)ᵢⱼ = Σₖₗ G₍ᵢₖ₎₍ⱼₗ₎ Bₖₗ (linear in G and in B)",
+            names=("kron_a",), arity=(2,), listed=False))
+register(Op("kron_b", _contraction_shape("kron_b"), _np_kron_b,
+            vjp=(lambda node, H: make("kron", node.args[1], H), lambda node, H: make("kron_a", node.args[0], H)),
+            notation=_call_notation("kron_b"), simplify=_simplify_contraction("kron_b"),
+            emit='np.einsum("ikjl,ij->kl", {0}.reshape({1}.shape[0], -1, {1}.shape[1], {0}.shape[1] // {1}.shape[1]), {1})',
+            rule="kron_b(G, A)ₖₗ = Σᵢⱼ G₍ᵢₖ₎₍ⱼₗ₎ Aᵢⱼ (linear in G and in A)",
+            names=("kron_b",), arity=(2,), listed=False))

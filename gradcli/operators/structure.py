@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import shape_error
 from ..expr import NoMatrixForm, Op, Row, make, register
-from ..shaperules import square_to, to_scalar, vector_only
-from ..shapes import Ty, col, mat
+from ..shaperules import _shape_err, square_to, to_scalar, vector_only
+from ..shapes import Ty, col, fmt, mat, product, quotient
 from ..simplify import (_simplify_fill, _simplify_T, T, always_symmetric, const, fill, is_one, is_zero, like,
                         matmul, summ, symmetric_as_argument)
 from ..syntax import Num, Sym
@@ -248,3 +248,59 @@ register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), _np_eye,
             notation={"custom": lambda r, node: (f"eye({node.params[0]})" if r.style == "ascii" else "I", ATOM)},
             emit=lambda c, n, a: f"np.eye({c.dim(n.params[0])})",
             names=("eye",), dims=True, call=_call_eye, trivial=True, symmetric=always_symmetric))
+
+
+# ----------------------------------------------------------------- vec and its inverse
+# vec(X) stacks the columns of an (m, n) matrix into one (m·n,) vector, as textbooks do
+# (vec(AXB) = (Bᵀ ⊗ A) vec(X)); its adjoint puts a vector back into m rows: unvec(g, m).
+def _vec_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+    (a,) = tys
+    if not a.is_matrix:
+        raise _shape_err("vec", f"needs a matrix, got {a.kind()} {getattr(ctx, 'show', fmt)(a)}")
+    return col(product(a.dims[0], a.dims[1]))
+
+
+def _unvec_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+    (g,), rows = tys, params[0]
+    show = getattr(ctx, "show", fmt)
+    cols = quotient(ctx.find(g.dims[0]), ctx.find(rows)) if g.is_col else None
+    if cols is None:
+        raise _shape_err("unvec", f"needs a column vector whose length is a multiple of {rows}, got "
+                                  f"{g.kind()} {show(g)}")
+    return mat(rows, cols)
+
+
+def _np_vec(xp: Namespace, node: Expr, a: Array) -> Array:
+    return xp.reshape(a.T, (-1,)) if is_numpy(xp) else xp.reshape(xp.permute_dims(a, (1, 0)), (-1,))
+
+
+def _np_unvec(xp: Namespace, node: Expr, g: Array) -> Array:
+    rows = node.ty.dims[0] if isinstance(node.ty.dims[0], int) else g.shape[0] // node.ty.dims[1]
+    m = xp.reshape(g, (-1, rows))
+    return m.T if is_numpy(xp) else xp.permute_dims(m, (1, 0))
+
+
+def _call_unvec(b: CallContext, call: Call) -> Expr:
+    """unvec(g, m): the (m, n) matrix whose columns are g's consecutive pieces of length m."""
+    g = b.build(call.args[0])
+    return b.raw("unvec", (g,), (b.dim("unvec", call.args[1]),), call.col)
+
+
+def _unvec_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    rows = str(node.params[0])
+    if r.style == "latex":
+        return rf"\operatorname{{unvec}}\left({r.child(node.args[0], 0)}, {rows}\right)", ATOM
+    return f"unvec({r.child(node.args[0], 0)}, {rows})", ATOM
+
+
+register(Op("vec", _vec_shape, _np_vec,
+            vjp=(lambda node, G: make("unvec", G, params=(node.args[0].ty.dims[0],)),),
+            notation=func("vec", latex=r"\operatorname{vec}"), emit="{0}.T.reshape(-1)",
+            rule="d vec(A) = vec(dA) and ⟨g, vec(dA)⟩ = ⟨unvec(g, m), dA⟩",
+            names=("vec",)))
+register(Op("unvec", _unvec_shape, _np_unvec,
+            vjp=(lambda node, H: make("vec", H),),
+            notation={"custom": _unvec_notation},
+            emit=lambda c, n, a: f"{a[0]}.reshape(-1, {c.dim(n.params[0])}).T",
+            rule="d unvec(g, m) = unvec(dg, m)",
+            names=("unvec",), arity=(2,), call=_call_unvec))
