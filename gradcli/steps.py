@@ -10,6 +10,7 @@ states the Jacobian a product-of-Jacobians derivation would need, and where that
 from __future__ import annotations
 
 from itertools import chain, count
+from typing import Any
 
 from .record import record
 
@@ -27,9 +28,9 @@ NAMES = "abcdefghijklmnopqrstuvwxyz"
 class Step:
     name: str
     expr: Expr
-    shape: tuple
+    shape: tuple[Any, ...]
     adjoint: Expr | None  # ∂L/∂node, None where the node does not depend on a wrt symbol
-    users: list  # the named nodes whose rules pass the adjoint down to this one
+    users: list[Expr]  # the named nodes whose rules pass the adjoint down to this one
 
 
 def _trivial(n: Expr) -> bool:
@@ -87,7 +88,7 @@ def _order_word(order: int) -> str:
 
 
 def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
-                 numerator: bool = False) -> tuple[list[str], list[dict]]:
+                 numerator: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
     """Lines for the terminal, and the JSON `steps` list (one record per named intermediate).
     For a non-scalar f the derivation is of L = ⟨V, f⟩ for a seed V of f's shape: ∂L/∂x = JᵀV,
     from which the Jacobian is read off."""
@@ -189,7 +190,7 @@ class AdjointNames:
 
     MIN_LEN = 24  # ASCII characters, as for the `z₁ = …` bindings of the main output
 
-    def __init__(self, forward: dict, style: str, roots: list[Expr], prefix: str):
+    def __init__(self, forward: dict[Any, Any], style: str, roots: list[Expr], prefix: str):
         self.forward = forward
         self.style = style
         # forward names by id, adjoint and shared names by node: one table per spelling
@@ -240,7 +241,7 @@ class AdjointNames:
         before it (the records take them with `where_record`)."""
         return [f"  where {name} = {text}" for name, text, _, _ in self.pending]
 
-    def where_record(self) -> dict:
+    def where_record(self) -> dict[str, Any]:
         found = {"where": [{"name": n, "expression": t} for _, _, n, t in self.pending]} if self.pending else {}
         self.pending = []
         return found
@@ -252,7 +253,7 @@ class AdjointNames:
         self.ascii_names[adjoint] = Verbatim(f"dL/d{name}")
 
 
-def own_step(node: Expr, bound: dict, style: str) -> str:
+def own_step(node: Expr, bound: dict[Any, Any], style: str) -> str:
     """node's own definition: its operator applied to its arguments' names (node itself
     unnamed).  The name is lifted for the call rather than the table copied, so a derivation
     of 100,000 steps stays linear."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from ..errors import GradcliError
 from ..expr import Op, make, register
 from ..nondiff import tied, warn_nondifferentiable
 from ..shaperules import _shape_err, same_shape, square_to
@@ -36,8 +37,6 @@ def _matrix_only(name: str, same: bool = False) -> ShapeRule:
 
 def _second_derivative(what: str) -> Vjp:
     def vjp(node: Expr, G: Expr) -> Expr:
-        from ..errors import GradcliError
-
         raise GradcliError("math", f"the second derivative of {what} is not available (its first "
                                    "derivative is a function of the SVD)")
     return vjp
