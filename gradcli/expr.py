@@ -136,7 +136,8 @@ class Op:
     arity        the numbers of arguments a call may have
     call(ctx, syntax_call) -> Expr   builds the node when the arguments are not just operands
     axis         takes an axis as its second argument (`sum(A, 0)`, `mean(A, axis=1)`)
-    dims         its arguments are dimensions, not expressions (`eye(n)`, `ones(m, n)`)
+    operands     how many leading arguments are expressions, the rest settings (0 for
+                 `eye(n)` and `ones(m, n)`, 1 for `sum(A, axis)` and `unvec(g, m)`); None: all
     hint         said when a call has the wrong number of arguments
     listed       offered when an unknown name is close to it (internal names are not)
 
@@ -167,7 +168,7 @@ class Op:
     arity: tuple[int, ...] = (1,)
     call: CallRule | None = None
     axis: bool = False
-    dims: bool = False
+    operands: int | None = None
     hint: str = ""
     listed: bool = True
     entrywise: bool = False

@@ -133,6 +133,12 @@ class _Ctx:
     def find(self, d):
         return self.unifier.find(d)
 
+    def fresh_dim(self) -> DimVar:
+        """A new unknown dimension a shape rule needs (the other factor of a product)."""
+        d = DimVar()
+        self.order.append(d)
+        return d
+
     def names(self) -> dict:
         """Names for the unknown dimensions (cached until the next unification)."""
         if self._names is None or self._names_len != len(self.order):
@@ -381,10 +387,8 @@ def _built_children(node: Node) -> tuple:
         return (node.operand,)
     if isinstance(node, Call):
         op = CALLS.get(node.name)
-        if op is not None and op.dims:  # dimensions, not expressions
-            return ()
-        if op is not None and op.axis:  # the operand, not the axis
-            return node.args[:1]
+        if op is not None and op.operands is not None:  # then settings: an axis, dimensions
+            return node.args[:op.operands]
         return tuple(a for a in node.args if not isinstance(a, Keyword))
     return ()
 

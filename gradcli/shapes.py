@@ -67,6 +67,19 @@ def product(*dims: Dim) -> Dim:
     return rest[0] if len(rest) == 1 else DimProduct(tuple(rest))
 
 
+def divide(ctx: object, d: Dim, by: Dim) -> Dim | None:
+    """d / by in a shape rule: exact from the structure (`quotient`), or, while shapes are
+    inferred and d is still unknown, a new unknown k with d = by·k (the unifier's `fresh_dim`)."""
+    find = getattr(ctx, "find")
+    d, by = find(d), find(by)
+    out = quotient(d, by)
+    fresh = getattr(ctx, "fresh_dim", None)
+    if out is None and isinstance(d, DimVar) and fresh is not None:
+        out = fresh()
+        getattr(ctx, "same")(d, product(by, out))
+    return out
+
+
 def quotient(d: Dim, by: Dim) -> Dim | None:
     """d / by when it is exact from the structure (12 / 3, m·p / p), else None."""
     if d == by:

@@ -89,3 +89,14 @@ def test_emitted_module_computes_product_sizes_from_its_inputs(tmp_path):
         W4 = W.reshape(m, k, n, q)
         assert np.allclose(d["A"], np.einsum("ikjl,kl->ij", W4, B) + x.reshape(n, m).T)
         assert np.allclose(d["B"], np.einsum("ikjl,ij->kl", W4, A))
+
+
+def test_an_unknown_length_becomes_the_product_a_division_needs():
+    """unvec(x, m) and kron_a(W, B) read back from printed derivatives: the unknown sizes are
+    inferred as products, and the dimension argument m is no symbol."""
+    p = gradcli.analyze("unvec(x, m)' @ y")
+    assert set(p.symbols) == {"x", "y"}
+    assert p.symbols["x"].shape == (product("m", p.typed.expr.ty.dims[0]),)
+    p = gradcli.analyze("kron_a(W, B) + A")
+    (r, c), (b0, b1), (a0, a1) = (p.symbols[s].shape for s in "WBA")
+    assert (r, c) == (product(b0, a0), product(b1, a1))

@@ -56,7 +56,7 @@ SETTINGS_CALLS = {"unvec": [("unvec(X, 3)", {"X": (12,)}), ("unvec(X, 1)", {"X":
 
 def _calls(name: str, op) -> list[tuple[str, dict]]:
     """The calls of one function name to test, each with its arguments' shapes."""
-    if op.dims:  # ones(3, 4), eye(3): dimensions, no operand; added to an operand X
+    if op.operands == 0:  # ones(3, 4), eye(3): dimensions, no operand; added to an operand X
         out = []
         for shape in SHAPES.values():
             for dims in {shape, shape[:1]}:

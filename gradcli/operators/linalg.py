@@ -15,7 +15,7 @@ from ..errors import GradcliError
 from ..expr import Op, make, register
 from ..nondiff import tied, warn_nondifferentiable
 from ..shaperules import _shape_err, same_shape, square_to
-from ..shapes import SCALAR, STRICT, fmt, mat, product, quotient
+from ..shapes import SCALAR, STRICT, divide, fmt, mat, product
 from ..simplify import (_simplify_det, _simplify_inv, _simplify_logdet, _simplify_tr, T, eye, fill, matmul, mul, neg, summ,
                         symmetric_as_argument)
 from .base import ADD, ATOM, JUXT, MUL, POST, abs_slope, func, is_numpy, norm_notation, products_of_others
@@ -250,7 +250,7 @@ def _contraction_shape(name: str) -> ShapeRule:
         g, f = tys
         show = getattr(ctx, "show", fmt)
         _two_matrices(name, g, f, show)
-        rows, cols = (quotient(ctx.find(d), ctx.find(e)) for d, e in zip(g.dims, f.dims))
+        rows, cols = (divide(ctx, d, e) for d, e in zip(g.dims, f.dims))
         if rows is None or cols is None:
             raise _shape_err(name, f"needs a matrix whose sizes are multiples of {show(f)}'s, got {show(g)}")
         return mat(rows, cols)

@@ -131,7 +131,7 @@ register(Op("sum", sum_shape, _np_sum, vjp=(_vjp_sum,), notation={"custom": _sum
             simplify=_simplify_sum,
             emit=lambda c, n, a: f"np.sum({a[0]}, axis={n.params[0]}, keepdims={n.params[1]})" if n.params[0] is not None else f"np.sum({a[0]})",
             rule='d sum(A) = ⟨𝟙, dA⟩',
-            names=("sum",), arity=(1, 2), axis=True, call=_call_sum, total=lambda n: n.params == (None, False),
+            names=("sum",), arity=(1, 2), axis=True, operands=1, call=_call_sum, total=lambda n: n.params == (None, False),
             matrix=_matrix_sum, index=_index_sum))
 
 
@@ -140,7 +140,7 @@ register(Op("mean", to_scalar, lambda xp, node, a: xp.mean(a),
             notation=func("mean"),
             emit="np.mean({0})",
             rule='d mean(A) = ⟨𝟙/N, dA⟩',
-            names=("mean",), arity=(1, 2), axis=True, call=_call_mean, total=True))
+            names=("mean",), arity=(1, 2), axis=True, operands=1, call=_call_mean, total=True))
 register(Op("logsumexp", to_scalar, _np_logsumexp,
             vjp=(lambda node, G: mul(G, fn("exp", sub(node.args[0], node)))
                  if not node.args[0].ty.is_vector else mul(G, fn("softmax", node.args[0])),),

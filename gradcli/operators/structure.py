@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..errors import shape_error
 from ..expr import NoMatrixForm, Op, Row, make, register
 from ..shaperules import _shape_err, square_to, to_scalar, vector_only
-from ..shapes import Ty, col, fmt, mat, product, quotient
+from ..shapes import Ty, col, divide, fmt, mat, product
 from ..simplify import (_simplify_fill, _simplify_T, T, always_symmetric, const, fill, is_one, is_zero, like,
                         matmul, summ, symmetric_as_argument)
 from ..syntax import Num, Sym
@@ -226,7 +226,7 @@ register(Op("fill", lambda ctx, tys, p: p[0], _np_fill,
             simplify=_simplify_fill,
             emit=lambda c, n, a: f"np.full({c.shape(n.ty)}, {a[0]})",
             rule='d(c𝟙) = dc·𝟙',
-            names=("ones", "zeros"), arity=(1, 2), dims=True, call=_call_fill, trivial=True,
+            names=("ones", "zeros"), arity=(1, 2), operands=0, call=_call_fill, trivial=True,
             symmetric=always_symmetric, matrix=_matrix_fill, index=lambda c, e, idx: c.of(e.args[0], ())))
 
 
@@ -247,7 +247,7 @@ register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), _np_diagv,
 register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), _np_eye,
             notation={"custom": lambda r, node: (f"eye({node.params[0]})" if r.style == "ascii" else "I", ATOM)},
             emit=lambda c, n, a: f"np.eye({c.dim(n.params[0])})",
-            names=("eye",), dims=True, call=_call_eye, trivial=True, symmetric=always_symmetric))
+            names=("eye",), operands=0, call=_call_eye, trivial=True, symmetric=always_symmetric))
 
 
 # ----------------------------------------------------------------- vec and its inverse
@@ -263,7 +263,7 @@ def _vec_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
 def _unvec_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
     (g,), rows = tys, params[0]
     show = getattr(ctx, "show", fmt)
-    cols = quotient(ctx.find(g.dims[0]), ctx.find(rows)) if g.is_col else None
+    cols = divide(ctx, g.dims[0], rows) if g.is_col else None
     if cols is None:
         raise _shape_err("unvec", f"needs a column vector whose length is a multiple of {rows}, got "
                                   f"{g.kind()} {show(g)}")
@@ -303,4 +303,4 @@ register(Op("unvec", _unvec_shape, _np_unvec,
             notation={"custom": _unvec_notation},
             emit=lambda c, n, a: f"{a[0]}.reshape(-1, {c.dim(n.params[0])}).T",
             rule="d unvec(g, m) = unvec(dg, m)",
-            names=("unvec",), arity=(2,), call=_call_unvec))
+            names=("unvec",), arity=(2,), operands=1, call=_call_unvec))
