@@ -288,6 +288,19 @@ class _InDerivative:
 
 IN_DERIVATIVE = _InDerivative()
 
+
+class AsWritten:
+    """Simplification as for a user's formula (no derivative-only rewrites), whatever the caller
+    is in the middle of: shape inference builds a formula's graph when it is first asked for,
+    which may be inside a derivative."""
+
+    def __enter__(self) -> None:
+        self.saved = (_InDerivative.on, _Distributing.on)
+        _InDerivative.on = _Distributing.on = False
+
+    def __exit__(self, *exc: object) -> None:
+        _InDerivative.on, _Distributing.on = self.saved
+
 MAX_FLAT_TERMS = 12  # longer sums are left as written (keeps 100,000-term sums linear)
 _long_sums: "weakref.WeakSet[Expr]" = weakref.WeakSet()  # sums known to have more terms
 
