@@ -148,6 +148,9 @@ class Typed:
         return f"Typed({self.formula.text!r}: {fmt(self.ty)})"
 
 
+_BINARY_OPS = {"+": "add", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}  # "-" is built as + (−1)·
+
+
 def _warn_star(col: int) -> None:
     """matrixcalculus.org and most papers write x'*A*x for a quadratic form; with numpy's `*` that
     broadcasts a row over a matrix and is almost never what was meant.  Legal, so a warning."""
@@ -240,6 +243,7 @@ class _Builder:
         self._made: dict[tuple, Expr] = {}
         self._consts: dict[tuple, Expr] = {}
         self._syms: dict[str, Expr] = {}
+        self._stretched_seen: set[tuple[str, Expr, Expr]] = set()
 
     # -- nodes with unresolved dims (pass 1)
     def raw(self, op: str, args: tuple, params: tuple, col: int) -> Expr:
@@ -290,7 +294,7 @@ class _Builder:
         """SPEC: the operands of + and - have the same shape (unless one is a literal or declared):
         where broadcasting would stretch a 1 against an unknown dimension, the unknown is 1 too
         (b in A@x - b with x: (n, 1) is (m, 1), not (m, k))."""
-        if a.rank != b.rank or a.row != b.row:
+        if a is b or len(a.dims) != len(b.dims) or a.row != b.row:
             return
         for x, y in zip(a.dims, b.dims):
             x, y = self.ctx.find(x), self.ctx.find(y)
@@ -299,6 +303,9 @@ class _Builder:
 
     def symbol(self, node: Sym) -> Expr:
         name = node.name
+        found = self._syms.get(name)
+        if found is not None:
+            return found
         if name not in self.symbols:
             self.columns[name] = node.col
             if name in self.declared:
@@ -315,6 +322,15 @@ class _Builder:
             self.symbols[name] = (ty, source)
             self._syms[name] = Expr("sym", (), (name, ty), ty)
         return self._syms[name]
+
+    def _stretch(self, op: str, col: int, a: Expr, b: Expr, out: Expr) -> None:
+        """Remember an element-wise operator for the broadcast notes: the first of each (its
+        operands are shared nodes, so a repeated term would only repeat what its first place
+        says, at a later column that no note would name)."""
+        key = (op, a, b)
+        if key not in self._stretched_seen:
+            self._stretched_seen.add(key)
+            self.stretched.append((op, col, (a, b), out.ty))
 
     def build(self, node: Node) -> Expr:
         """The typed node of a syntax node.  Its subtrees are built first, children before
@@ -347,14 +363,14 @@ class _Builder:
                     err.message = "-" + err.message[1:] if err.message.startswith("+:") else err.message
                     err.args = (err.message,)
                     raise
-                self.stretched.append(("-", node.col, (a, b), out.ty))
+                self._stretch("-", node.col, a, b, out)
                 return out
-            op = {"+": "add", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}[node.op]
+            op = _BINARY_OPS[node.op]
             if op == "mul" and ((a.ty.row and b.ty.is_matrix) or (b.ty.row and a.ty.is_matrix)):
                 _warn_star(node.col)
             out = self.raw(op, (a, b), (), node.col)
             if op in ("add", "mul", "div"):
-                self.stretched.append((node.op, node.col, (a, b), out.ty))
+                self._stretch(node.op, node.col, a, b, out)
             return out
         if isinstance(node, Unary):
             a = self.build(node.operand)
