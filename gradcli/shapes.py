@@ -9,7 +9,7 @@ anything and are named m, n, k, ... at the end, in order of first appearance).
 from __future__ import annotations
 
 from itertools import count
-from typing import Callable, Union
+from typing import Callable, NoReturn, Union
 
 
 class DimVar:
@@ -36,15 +36,15 @@ class Ty:
     row: bool
     _hash: int
 
-    def __init__(self, dims: tuple, row: bool = False):
+    def __init__(self, dims: tuple[Dim, ...], row: bool = False):
         object.__setattr__(self, "dims", tuple(dims))
         object.__setattr__(self, "row", bool(row))
         object.__setattr__(self, "_hash", hash((self.dims, self.row)))
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError("Ty is immutable")
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return self is other or (type(other) is Ty and self._hash == other._hash  # unequal: usually
                                  and self.dims == other.dims and self.row == other.row)  # one compare
 
@@ -86,7 +86,7 @@ class Ty:
         return self
 
     @property
-    def full_dims(self) -> tuple:
+    def full_dims(self) -> tuple[Dim, ...]:
         """The shape a user reads: a row vector is (1, n)."""
         return (1, *self.dims) if self.row else self.dims
 
@@ -112,7 +112,7 @@ def fmt_dim(d: Dim) -> str:
     return repr(d) if isinstance(d, DimVar) else str(d)
 
 
-def fmt_dims(dims: tuple) -> str:
+def fmt_dims(dims: tuple[Dim, ...]) -> str:
     """numpy-style tuple text: (), (n,), (m, n)."""
     if len(dims) == 1:
         return f"({fmt_dim(dims[0])},)"
@@ -133,7 +133,7 @@ class Unifier:
     """Union-find over dimensions; the representative prefers int > name > variable."""
 
     def __init__(self) -> None:
-        self.parent: dict = {}
+        self.parent: dict[Dim, Dim] = {}
 
     def find(self, d: Dim) -> Dim:
         root = d
