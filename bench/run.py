@@ -415,21 +415,57 @@ def size_cases(quick: bool) -> list[tuple[str, list[str], str | None]]:
     bodies = ["x'@A@x", "||y - X@theta||^2", "sum(tanh(W@x + b))", "sum(exp(A@x))", "x'@x", "tr(A@X@B)"]
     distinct.write_text("\n".join(f"{bodies[i % len(bodies)]} + {i}*c" for i in range(lines)) + "\n")
     g = [sys.executable, "-m", "gradcli"]
+    markdown = []
+    for mb in (0.5, 2) if quick else (1.25, 5):  # the same file at 4× the size: time should be 4×
+        path = tmp / f"formulas-{mb}MB.md"
+        _markdown_of_formulas(path, int(mb * 1e6), bodies)
+        markdown.append((f"check, Markdown file of {mb:g} MB", g + ["check", str(path)], None))
     return [
         (f"grad, sum(tanh(…x…)) {depth} deep", g + ["grad", f"sum({nested}) wrt x"], None),
         (f"grad --json, {depth} deep", g + ["grad", "--json", f"sum({nested}) wrt x"], None),
         (f"hess, {depth} deep", g + ["hess", f"sum({nested}) wrt x"], None),
         (f"grad --steps, {depth} deep", g + ["grad", "--steps", f"sum({nested}) wrt x"], None),
+        (f"hess --steps, {depth} deep", g + ["hess", "--steps", f"sum({nested}) wrt x"], None),
         (f"grad, {terms:,}-term sum", g + ["grad", "-", "--wrt", "x"], long_sum),
         (f"check, {lines:,} formulas (samples repeated)", g + ["check", str(repeated)], None),
         (f"check, {lines:,} distinct formulas", g + ["check", str(distinct)], None),
+        *markdown,
     ]
+
+
+def _markdown_of_formulas(path: Path, size: int, bodies: list[str]) -> None:
+    """A Markdown file of about `size` bytes: sections of prose, each with a ```gradcli fence of
+    five distinct formulas (some with expected shapes), as documentation holds them."""
+    prose = ("The least-squares gradient below is checked on every commit; each formula states "
+             "its shape where the text relies on it.\n")
+    with open(path, "w", encoding="utf-8") as out:
+        written, i = 0, 0
+        while written < size:
+            block = [f"## Section {i // 5}\n\n", prose * 3, "\n```gradcli\n"]
+            for _ in range(5):
+                expect = "  => ()" if i % 6 in (0, 1, 3, 4) else ""
+                block.append(f"{bodies[i % len(bodies)]} + {i}*c{expect}\n")
+                i += 1
+            block.append("```\n\n")
+            text = "".join(block)
+            out.write(text)
+            written += len(text.encode())
+
+
+def _size_goal(label: str) -> str:
+    """Issue 14's goal for a case: 2 s and 500 MB for big formulas, 10 s for a check file of
+    100,000 formulas, time linear in size for Markdown files (compare the two sizes)."""
+    if label.startswith("check, Markdown"):
+        return "linear"
+    if label.startswith("check"):
+        return "10 s" if "distinct" in label else "–"
+    return "2 s, 500 MB"
 
 
 def sizes_table(quick: bool) -> None:
     print("\n## Big formulas and check files (one run each, whole process)\n")
-    print("| case | seconds | peak RSS MB | exit |")
-    print("|---|---:|---:|---:|")
+    print("| case | seconds | peak RSS MB | exit | goal |")
+    print("|---|---:|---:|---:|---|")
     for label, cmd, stdin_text in size_cases(quick):
         wall, mb, rc = _run_measured(cmd, stdin_text)
-        print(f"| {label} | {wall:.2f} | {mb:.0f} | {rc} |", flush=True)
+        print(f"| {label} | {wall:.2f} | {mb:.0f} | {rc} | {_size_goal(label)} |", flush=True)

@@ -92,7 +92,7 @@ class Problem:
 
     @property
     def shape(self) -> tuple[Dim, ...]:
-        return tuple(self.expr.ty.full_dims)
+        return tuple(self.typed.ty.full_dims)
 
     @property
     def wrt(self) -> list[str]:
@@ -368,7 +368,7 @@ def analyze(text: str, shapes: Mapping[str, tuple[Dim, ...]] | None = None, wrt:
         raise err.with_text(text)
     problem = Problem(typed, layout)
     problem._functions = frozenset(functions)
-    default_layout(typed.expr.ty, layout)  # validate early
+    default_layout(typed.ty, layout)  # validate early
     return problem
 
 

@@ -25,7 +25,9 @@ import re
 import sys
 from pathlib import Path
 
-from .api import analyze, fmt_shape, parse_dims
+from .api import analyze, default_layout, derivative_dims, fmt_shape, parse_dims
+from .columns import is_unit
+from .shapes import SCALAR
 from .claims import check_file_claim, is_claim
 from .errors import GradcliError, printable
 from .record import Factory, record
@@ -335,12 +337,23 @@ def _split_top(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+def _shapes(problem) -> tuple[tuple, dict[str, tuple]]:
+    """f's shape and each derivative's (default layout), from the shapes alone: what
+    `Problem.derivative_shapes` says, without building the formula's simplified graph, which
+    a check never prints (SPEC §1: a 1×1 f is differentiated as the scalar it holds)."""
+    f_ty = problem.typed.ty
+    target = SCALAR if is_unit(f_ty) else f_ty
+    layout = default_layout(target, None)
+    return f_ty.full_dims, {name: derivative_dims(target, problem.typed.symbols[name].ty, layout)
+                            for name in problem.wrt}
+
+
 def check_entry(entry: Entry, analyses=None) -> Outcome:
     expect = entry.expect
     wants_error = expect is not None and re.match(r"^error\b", expect) is not None
     try:
         problem = (analyses or analyze)(entry.text)
-        derivs = {d.wrt: d for d in problem.derivative_shapes()}
+        shape, derivs = _shapes(problem)
     except GradcliError as err:
         col = entry.col + (err.column - 1 if err.column else 0)
         if wants_error:
@@ -352,8 +365,8 @@ def check_entry(entry: Entry, analyses=None) -> Outcome:
         return Outcome(entry, False, err.message, col)
     if wants_error:
         return Outcome(entry, False, "expected an error, but the formula is well-shaped "
-                                     f"(result {fmt_shape(problem.shape)})", entry.col)
-    details = {"shape": list(problem.shape), "derivatives": {k: list(d.shape) for k, d in derivs.items()}}
+                                     f"(result {fmt_shape(shape)})", entry.col)
+    details = {"shape": list(shape), "derivatives": {k: list(d) for k, d in derivs.items()}}
     if expect is None:
         return Outcome(entry, True, details=details)
     try:
@@ -371,9 +384,9 @@ def check_entry(entry: Entry, analyses=None) -> Outcome:
                     if failed:
                         return Outcome(entry, False, failed[0], failed[1], details=details)
                     continue
-                what, got, want = f"∂f/∂{name}", derivs[name].shape, _norm_shape(spec)
+                what, got, want = f"∂f/∂{name}", derivs[name], _norm_shape(spec)
             else:
-                what, got, want = "result", problem.shape, _norm_shape(item)
+                what, got, want = "result", shape, _norm_shape(item)
             why = renaming.conflict(got, want)
             if why is not None:
                 return Outcome(entry, False, _mismatch(what, got, want, why), entry.expect_col)
@@ -406,7 +419,7 @@ class Analyses:
                 warnings.simplefilter("always")
                 try:
                     result = analyze(text)
-                    result.derivative_shapes()  # fails here rather than inside the comparisons
+                    _shapes(result)  # fails here rather than inside the comparisons
                 except GradcliError as err:
                     result = err
             hit = self._memo[text] = (result, [str(w.message) for w in caught])

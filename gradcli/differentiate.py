@@ -13,26 +13,34 @@ from . import simplify as S
 from .expr import OPS, Expr, topological
 
 
-def depends_on(root: Expr, names: set[str]) -> set[int]:
-    """ids of the nodes of root that depend on any of the named symbols."""
+def depends_on(root: Expr, names: set[str], order: list[Expr] | None = None) -> set[int]:
+    """ids of the nodes of root that depend on any of the named symbols (`order`: root's
+    `topological` order, when the caller has it)."""
     dep: set[int] = set()
-    for n in topological([root]):
-        if (n.op == "sym" and n.params[0] in names) or any(id(a) in dep for a in n.args):
-            dep.add(id(n))
+    for n in topological([root]) if order is None else order:
+        if n.op == "sym":
+            if n.params[0] in names:
+                dep.add(id(n))
+            continue
+        for a in n.args:  # a loop, not any(): a generator per node cost more than the test
+            if id(a) in dep:
+                dep.add(id(n))
+                break
     return dep
 
 
 def adjoints(f: Expr, names: set[str], seed: Expr) -> dict[int, Expr]:
     """The adjoint ∂L/∂N of every node N of f that depends on the named symbols (L = ⟨seed, f⟩)."""
-    dep = depends_on(f, names)
+    order = topological([f])  # one walk for both passes
+    dep = depends_on(f, names, order)
     adjoint: dict[int, Expr] = {id(f): seed}
     with S.IN_DERIVATIVE:
-        _propagate(f, dep, adjoint)
+        _propagate(order, dep, adjoint)
     return adjoint
 
 
-def _propagate(f: Expr, dep: set[int], adjoint: dict[int, Expr]) -> None:
-    for node in reversed(topological([f])):
+def _propagate(order: list[Expr], dep: set[int], adjoint: dict[int, Expr]) -> None:
+    for node in reversed(order):
         G = adjoint.get(id(node))
         if G is None or not node.args:
             continue

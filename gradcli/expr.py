@@ -286,21 +286,37 @@ def make_raw(op_name: str, args: tuple[Expr, ...], params: Params = ()) -> Expr:
 
 
 def topological(roots: list[Expr]) -> list[Expr]:
-    """Every node reachable from roots, each once, arguments before users (iterative)."""
+    """Every node reachable from roots, each once, arguments before users (iterative): the
+    post-order of a depth-first walk taking arguments left to right.  A node is marked when
+    first met and a leaf emitted at once, so each node costs one visit (no tuple per edge)."""
     order: list[Expr] = []
     seen: set[int] = set()
+    mark, emit = seen.add, order.append
     for root in roots:
-        stack = [(root, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            stack.extend((a, False) for a in reversed(node.args) if id(a) not in seen)
+        if id(root) in seen:
+            continue
+        mark(id(root))
+        nodes, places = [root], [0]
+        while nodes:
+            node = nodes[-1]
+            args = node.args
+            i = places[-1]
+            n = len(args)
+            while i < n:
+                a = args[i]
+                i += 1
+                if id(a) not in seen:
+                    mark(id(a))
+                    if a.args:
+                        places[-1] = i
+                        nodes.append(a)
+                        places.append(0)
+                        break
+                    emit(a)
+            else:
+                emit(node)
+                nodes.pop()
+                places.pop()
     return order
 
 

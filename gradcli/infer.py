@@ -12,6 +12,7 @@ through the smart constructors, which is where simplification happens.
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 import warnings
 from .record import Factory, record
@@ -20,9 +21,9 @@ from .operators import ELEMENTWISE
 from .operators.reductions import norm_operator
 from . import simplify as S
 from .errors import GradcliError, parse_error, shape_error
-from .expr import CALLS, OPS, Expr, ShapeMsg, make, make_raw
+from .expr import CALLS, OPS, Expr, ShapeMsg, make, make_raw, topological
 from .ranks import decide_ranks, is_fixed
-from .shapes import SCALAR, DimMismatch, DimProduct, DimVar, Ty, Unifier, fmt_dims, product
+from .shapes import SCALAR, DimMismatch, DimProduct, DimVar, Ty, Unifier, fmt, fmt_dims, product
 from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
 
 SCALAR_NAMES = set("abcdefg") | {"alpha", "beta", "gamma", "delta", "eps", "lam", "lambda", "mu",
@@ -94,16 +95,47 @@ class Note:
         return {"kind": self.kind, "message": self.message, "symbol": self.symbol, "column": self.column}
 
 
-@record
 class Typed:
-    """A shape-checked formula: its graph, symbols, and the wrt list."""
+    """A shape-checked formula: its graph, symbols, and the wrt list.
 
-    formula: Formula
-    expr: Expr
-    symbols: dict[str, Symbol]
-    wrt: list[str]
-    columns: dict[str, int] = Factory(dict)  # first column of each symbol
-    notes: list[Note] = Factory(list)
+    `ty` (f's shape) is known once shapes are checked; `expr`, the simplified graph (pass 2), is
+    built when first asked for: `gradcli check` needs shapes only, and building every formula's
+    graph was 40% of its time."""
+
+    def __init__(self, formula: Formula, ty: Ty, symbols: dict[str, Symbol], wrt: list[str],
+                 columns: dict[str, int], notes: list[Note], pending: tuple[Expr, _Ctx]):
+        self.formula = formula
+        self.ty = ty
+        self.symbols = symbols
+        self.wrt = wrt
+        self.columns = columns  # first column of each symbol
+        self.notes = notes
+        self._pending: tuple[Expr, _Ctx] | None = pending  # pass 1's graph and its unifier
+        self._expr: Expr | None = None
+
+    @property
+    def expr(self) -> Expr:
+        if self._expr is None:
+            assert self._pending is not None
+            from .simplify import AsWritten
+
+            limit = sys.getrecursionlimit()
+            try:
+                sys.setrecursionlimit(max(limit, 20000))
+                with AsWritten():
+                    self._expr = resolve_graph(*self._pending)
+            except RecursionError:
+                raise parse_error("the formula is nested too deeply") from None
+            finally:
+                sys.setrecursionlimit(limit)
+            self._pending = None
+        return self._expr
+
+    def __repr__(self) -> str:
+        return f"Typed({self.formula.text!r}: {fmt(self.ty)})"
+
+
+_BINARY_OPS = {"+": "add", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}  # "-" is built as + (−1)·
 
 
 def _warn_star(col: int) -> None:
@@ -200,15 +232,42 @@ class _Builder:
         self.columns: dict[str, int] = {}
         self.stretched: list[tuple] = []  # (operator, column, operand, result type): for notes
         self._built: dict[int, Expr] = {}  # id(syntax node) -> its typed node
+        # pass 1 builds each distinct node once: an operator on the same operands (identity)
+        # with the same settings is the same node, every occurrence of a symbol or a number is
+        # one node.  A shape rule applied again to operands it accepted before can only unify
+        # what is unified already, so a repeated term (the 50,000 `2*x` of a long sum) costs a
+        # look-up instead of a shape rule, and pass 2 rebuilds it once.
+        self._made: dict[tuple, Expr] = {}
+        self._consts: dict[tuple, Expr] = {}
+        self._syms: dict[str, Expr] = {}
+        self._stretched_seen: set[tuple[str, Expr, Expr]] = set()
 
     # -- nodes with unresolved dims (pass 1)
     def raw(self, op: str, args: tuple, params: tuple, col: int) -> Expr:
+        key = (op, args, params)
+        try:
+            found = self._made.get(key)
+        except TypeError:  # a setting that cannot be a key: build it afresh
+            key, found = None, None
+        if found is not None:
+            return found
         try:
             ty = OPS[op].shape(self.ctx, tuple([a.ty for a in args]), params)
         except ShapeMsg as exc:
             hint = self._default_scalar_hint(op, args, params) if "()" in str(exc) else ""
             raise shape_error(str(exc) + hint, col) from None
-        return Expr(op, args, params, ty)
+        out = Expr(op, args, params, ty)
+        if key is not None:
+            self._made[key] = out
+        return out
+
+    def const(self, value: float) -> Expr:
+        """The one pass-1 node of a number (0.0 and -0.0 are two)."""
+        key = (value, math.copysign(1.0, value))
+        out = self._consts.get(key)
+        if out is None:
+            out = self._consts[key] = Expr("const", (), (value,), SCALAR)
+        return out
 
     def _default_scalar_hint(self, op: str, args: tuple, params: tuple) -> str:
         """The Matrix Cookbook writes a, b, c, d for vectors; SPEC's defaults make them scalars.
@@ -232,7 +291,7 @@ class _Builder:
         """SPEC: the operands of + and - have the same shape (unless one is a literal or declared):
         where broadcasting would stretch a 1 against an unknown dimension, the unknown is 1 too
         (b in A@x - b with x: (n, 1) is (m, 1), not (m, k))."""
-        if a.rank != b.rank or a.row != b.row:
+        if a is b or len(a.dims) != len(b.dims) or a.row != b.row:
             return
         for x, y in zip(a.dims, b.dims):
             x, y = self.ctx.find(x), self.ctx.find(y)
@@ -241,6 +300,9 @@ class _Builder:
 
     def symbol(self, node: Sym) -> Expr:
         name = node.name
+        found = self._syms.get(name)
+        if found is not None:
+            return found
         if name not in self.symbols:
             self.columns[name] = node.col
             if name in self.declared:
@@ -253,8 +315,19 @@ class _Builder:
                     self.ctx.rigid.add(d)
                     self.ctx._names = None
                 self.ctx.order.append(d)
-            self.symbols[name] = (Ty(tuple(dims)), source)
-        return Expr("sym", (), (name, self.symbols[name][0]), self.symbols[name][0])
+            ty = Ty(tuple(dims))
+            self.symbols[name] = (ty, source)
+            self._syms[name] = Expr("sym", (), (name, ty), ty)
+        return self._syms[name]
+
+    def _stretch(self, op: str, col: int, a: Expr, b: Expr, out: Expr) -> None:
+        """Remember an element-wise operator for the broadcast notes: the first of each (its
+        operands are shared nodes, so a repeated term would only repeat what its first place
+        says, at a later column that no note would name)."""
+        key = (op, a, b)
+        if key not in self._stretched_seen:
+            self._stretched_seen.add(key)
+            self.stretched.append((op, col, (a, b), out.ty))
 
     def build(self, node: Node) -> Expr:
         """The typed node of a syntax node.  Its subtrees are built first, children before
@@ -272,7 +345,7 @@ class _Builder:
         if cls is Sym:
             return self.symbol(node)
         if cls is Num:
-            return Expr("const", (), (node.value,), SCALAR)
+            return self.const(node.value)
         if isinstance(node, Binary):
             built = self._built  # the operands were built just before (post-order)
             a = built.get(id(node.left)) or self.build(node.left)
@@ -280,27 +353,27 @@ class _Builder:
             if node.op in "+-" and not (is_fixed(node.left, self.declared) or is_fixed(node.right, self.declared)):
                 self._same_shape(a.ty, b.ty)
             if node.op == "-":
-                negated = self.raw("mul", (Expr("const", (), (-1.0,), SCALAR), b), (), node.col)
+                negated = self.raw("mul", (self.const(-1.0), b), (), node.col)
                 try:
                     out = self.raw("add", (a, negated), (), node.col)
                 except GradcliError as err:  # name the operator the user wrote
                     err.message = "-" + err.message[1:] if err.message.startswith("+:") else err.message
                     err.args = (err.message,)
                     raise
-                self.stretched.append(("-", node.col, (a, b), out.ty))
+                self._stretch("-", node.col, a, b, out)
                 return out
-            op = {"+": "add", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}[node.op]
+            op = _BINARY_OPS[node.op]
             if op == "mul" and ((a.ty.row and b.ty.is_matrix) or (b.ty.row and a.ty.is_matrix)):
                 _warn_star(node.col)
             out = self.raw(op, (a, b), (), node.col)
             if op in ("add", "mul", "div"):
-                self.stretched.append((node.op, node.col, (a, b), out.ty))
+                self._stretch(node.op, node.col, a, b, out)
             return out
         if isinstance(node, Unary):
             a = self.build(node.operand)
             if node.op == "+":
                 return a
-            return self.raw("mul", (Expr("const", (), (-1.0,), SCALAR), a), (), node.col)
+            return self.raw("mul", (self.const(-1.0), a), (), node.col)
         if isinstance(node, Transpose):
             return self.raw("T", (self.build(node.operand),), (), node.col)
         if isinstance(node, Norm):
@@ -401,23 +474,13 @@ def _postorder(root: Node) -> list:
 def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
     """Pass 2: rebuild with resolved dimensions through the simplifying constructors.
 
-    Pass 1 makes a fresh node for every syntax node (each occurrence of a symbol too), so its
-    graph is a tree, walked here as the reverse of a pre-order that takes the last operand
-    first: operands before users, without the visited set a DAG's walk needs.  A node met twice
-    all the same is built once (its first place in the order comes before all its users)."""
-    order = [root]
-    stack = [root]
-    pop, visit, push = stack.pop, order.append, stack.extend
-    while stack:
-        node = pop()
-        visit(node)
-        push(node.args)
+    Pass 1 builds each distinct node once, so its graph is a DAG: each node is rebuilt once,
+    operands before users (`topological`, iterative)."""
+    order = topological([root])
     done: dict[int, Expr] = {}
     resolve = ctx.resolve
-    for n in reversed(order):
+    for n in order:
         key = id(n)
-        if key in done:
-            continue
         op = n.op
         if op == "sym":
             new = S.sym(n.params[0], resolve(n.params[1]))
@@ -527,7 +590,6 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
                     raise shape_error(f"{name}: shape {b.ctx.show(hi)} from {b.symbols[name][1]} "
                                       f"contradicts {fmt_dims(dims)} from the {source} clause",
                                       b.columns.get(name)) from None
-        typed_root = resolve_graph(root, b.ctx)
     except RecursionError:
         raise parse_error("the formula is nested too deeply") from None
     finally:
@@ -541,4 +603,4 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
             raise GradcliError("shape", f"wrt: '{name}' does not appear in the formula",
                                cols.get(name), except_text)
     symbols = {name: Symbol(name, b.ctx.resolve(ty), source) for name, (ty, source) in b.symbols.items()}
-    return Typed(formula, typed_root, symbols, wrt, b.columns, _broadcast_notes(b))
+    return Typed(formula, b.ctx.resolve(root.ty), symbols, wrt, b.columns, _broadcast_notes(b), (root, b.ctx))

@@ -119,7 +119,40 @@ class Parser:
     def parse(self, text: str, builder: Any) -> Any:
         """Shift-reduce over the tokens with explicit stacks: no recursion, so nesting depth and
         formula length are bounded by memory only, and each token costs a few table look-ups.
-        A unit reduction (`?rule` with one child) only changes the state on top of the stack."""
+        A unit reduction (`?rule` with one child) only changes the state on top of the stack.
+        With one scanner (all the terminals in one alternation) the lexer runs inline, each
+        match continuing where the last ended; otherwise tokens come from `tokens`."""
+        if len(self.scanners) != 1:
+            return self._parse_tokens(self.tokens(text), builder)
+        return self._parse_tokens(self._inline_tokens(text), builder)
+
+    def _inline_tokens(self, text: str):
+        """What `tokens` yields, from one scanner walked by its own position."""
+        scan = self.scanners[0].scanner(text).match
+        ignore, multiline, n = self.ignore, "\n" in text, len(text)
+        pos, line, line_start = 0, 1, 0
+        new = str.__new__
+        last_pos, last_line, last_col = 0, 1, 1
+        while pos < n:
+            m = scan()
+            if m is None:
+                raise UnexpectedCharacters(pos, line, pos - line_start + 1)
+            type_ = m.lastgroup
+            start, pos = pos, m.end()
+            if type_ not in ignore:
+                tok = new(Token, m.group())
+                tok.type, tok.pos, tok.line, tok.column = type_, start, line, start - line_start + 1
+                last_pos, last_line, last_col = start, line, tok.column
+                yield tok
+            if multiline:
+                value = m.group()
+                newlines = value.count("\n")
+                if newlines:
+                    line += newlines
+                    line_start = start + value.rindex("\n") + 1
+        yield Token("$END", "", last_pos, last_line, last_col)  # where the last token was, as Lark
+
+    def _parse_tokens(self, tokens: Any, builder: Any) -> Any:
         states, end = self.states, self.end
         plan = self.__dict__.get("_plan")
         if plan is None:
@@ -128,7 +161,7 @@ class Parser:
         chains = self.__dict__.setdefault("_chains", {})
         state_stack, value_stack = [self.start], []
         push_state, push_value = state_stack.append, value_stack.append
-        for tok in self.tokens(text):
+        for tok in tokens:
             ttype = tok.type
             while True:
                 try:

@@ -45,6 +45,9 @@ def _abbreviated(text: str) -> str:
     return text if len(text) <= 24 else f"{text[:12]}…{text[-4:]} ({len(text)} characters)"
 
 
+_OPERATOR_SPELLINGS = {"**": "^", "−": "-", "⊙": "*", "·": "*", "⊘": "/"}  # -> the ASCII operator
+
+
 class _Builder:
     """One method per grammar alias (children inline, anonymous tokens dropped); each returns a
     `syntax` node."""
@@ -62,8 +65,8 @@ class _Builder:
         return Sym(tok.column, str(tok))
 
     def binary(self, left, op: Token, right):
-        sym = {"**": "^", "−": "-", "⊙": "*", "·": "*", "⊘": "/"}.get(str(op), str(op))
-        return Binary(op.column, sym, left, right)
+        text = str(op)
+        return Binary(op.column, _OPERATOR_SPELLINGS.get(text, text), left, right)
 
     def superscript(self, base, sup: Token):
         value = 2.0 if sup == "²" else 3.0

@@ -25,7 +25,7 @@ its usual message.
 from __future__ import annotations
 
 from itertools import product
-from typing import Callable
+from typing import Callable, Hashable
 
 from .syntax import Binary, Call, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
 
@@ -452,6 +452,13 @@ def decide_ranks(root: Node, declared: dict[str, int], default_rank: Callable[[s
 
 
 def _decide(root, declared, default_rank, kind_rule, context, order) -> dict[str, int]:
+    try:
+        classes = Classes(order, declared, default_rank, kind_rule, context)
+        if not classes.names:
+            return {}
+        return classes.decide()
+    except _Undecided:  # something use cannot satisfy: the search that sets operators aside
+        pass
     uses = Uses(root, declared, default_rank, kind_rule, context, order)
     if not uses.names:
         return {}
@@ -459,3 +466,237 @@ def _decide(root, declared, default_rank, kind_rule, context, order) -> dict[str
         return uses.decide()
     except Unsatisfiable:
         return {}
+
+
+class _Undecided(Exception):
+    """`Classes` met an operator no kinds satisfy: which one to set aside is `Uses`'s to say."""
+
+
+ALL_KINDS = tuple(KIND_RANK)
+
+
+class Classes:
+    """The search of `Uses` over classes of nodes that must have one kind, each constraint once.
+
+    The nodes of a `+` or `-` whose operands must have one kind (SPEC's rule), and whose result
+    then has that kind too, all have one set of kinds at every fixpoint of `Uses`'s
+    propagation; so do the occurrences of a symbol.  Here each such class is one variable
+    (union-find), and operators that say the same about the same classes are one constraint:
+    the 100,000 `+` of a long sum are no constraint at all, its 50,000 terms `k*x` one.  The
+    fixpoints, and so every decision, are those of `Uses` (the greatest arc-consistent sets do
+    not depend on how equal sets are represented); where no kind of a symbol is consistent,
+    `Uses` decides instead, since which operator to set aside depends on its order of work."""
+
+    def __init__(self, order: list[Node], declared: dict[str, int], default_rank: Callable[[str], int],
+                 kind_rule: KindRule, context: Hashable = None):
+        self.order = order
+        self.declared = declared
+        self.default_rank = default_rank
+        self.kind_rule = kind_rule
+        self.context = context
+        n = len(order)
+        parent = list(range(n))
+
+        def find(i: int) -> int:
+            root = i
+            while parent[root] != root:
+                root = parent[root]
+            while parent[i] != root:
+                parent[i], i = root, parent[i]
+            return root
+
+        domain: dict[int, frozenset] = {}  # a class's root -> its kinds (roots only, at the end)
+        first: dict[str, int] = {}  # column of each undeclared symbol's first occurrence
+        self.symbol_class: dict[str, int] = {}
+        # leaves of one fixed kind (numbers, declared symbols) are one class per kind: a set of
+        # one kind can only lose it, which fails the search wherever it happens
+        fixed: dict[frozenset, int] = {}
+        keeping: dict = {}  # signature -> the kinds a same-kind operator keeps, or None
+        operators: list[tuple[int, tuple, bool, list[int]]] = []  # (node, signature, same kind, kids)
+        done: list[int] = []
+        all_kinds = frozenset(KIND_RANK)
+        for i, node in enumerate(order):
+            cls = type(node)
+            if cls is Sym:
+                name = node.name
+                if name in declared:
+                    kinds = frozenset(RANK_KIND.get(declared[name], "M"))
+                    root = find(fixed.setdefault(kinds, i))
+                    parent[i] = root
+                    if root == i:
+                        domain[i] = kinds
+                else:
+                    if node.col < first.get(name, node.col + 1):
+                        first[name] = node.col
+                    root = find(self.symbol_class.setdefault(name, i))
+                    parent[i] = root
+                    if root == i:
+                        domain[i] = SYMBOL_KINDS
+            elif cls is Num:
+                root = find(fixed.setdefault(_SCALAR_KIND, i))
+                parent[i] = root
+                if root == i:
+                    domain[i] = _SCALAR_KIND
+            else:
+                count = _arity(node)
+                if not count:
+                    domain[i] = all_kinds
+                    done.append(i)
+                    continue
+                ks = done[-count:]
+                del done[-count:]
+                sig = _signature(node)
+                same = self._same_kind(node)
+                keeps = None
+                if same:
+                    if sig not in keeping:
+                        results = {k: self.result(i, sig, True, (k, k)) for k in KIND_RANK}
+                        keeping[sig] = (frozenset(k for k, r in results.items() if r == k)
+                                        if all(r in (k, None) for k, r in results.items()) else None)
+                    keeps = keeping[sig]
+                if keeps is None:
+                    domain[i] = all_kinds
+                    operators.append((i, sig, same, ks))
+                else:  # one class with its operands: no constraint of its own
+                    top = find(i)
+                    restricted = keeps
+                    for k in ks:
+                        other = find(k)
+                        if other != top:
+                            restricted = restricted & domain.pop(other)
+                            parent[other] = top
+                    domain[top] = restricted & domain.get(top, all_kinds)
+            done.append(i)
+        self.find = find
+        self.names = sorted(first, key=first.__getitem__)
+        self.domain = domain
+        self.constraints: list[tuple[int, tuple, bool, int, tuple[int, ...]]] = []
+        self.watch: dict[int, list[int]] = {}
+        known: set = set()
+        for i, sig, same, ks in operators:
+            key = (sig, same, find(i), tuple([find(k) for k in ks]))
+            if key in known:
+                continue
+            known.add(key)
+            index = len(self.constraints)
+            self.constraints.append((i, sig, same, key[2], key[3]))
+            for c in {key[2], *key[3]}:
+                self.watch.setdefault(c, []).append(index)
+        self.trail: list[tuple[int, frozenset]] = []
+        if any(not d for d in domain.values()):
+            raise _Undecided
+
+    def _same_kind(self, node: Node) -> bool:
+        return type(node) is Binary and node.op in "+-" and not (
+            is_fixed(node.left, self.declared) or is_fixed(node.right, self.declared))
+
+    def result(self, i: int, signature: tuple, same: bool, kinds: tuple) -> str | None:
+        if same and kinds[0] != kinds[1]:
+            return None
+        key = (signature, kinds, self.context)
+        if key not in _MEMO:
+            _MEMO[key] = self.kind_rule(*template(self.order[i], kinds))
+        return _MEMO[key]
+
+    def narrow(self, c: int, kinds: frozenset, queue: list) -> None:
+        old = self.domain[c]
+        if kinds == old:
+            return
+        if not kinds:
+            raise Unsatisfiable
+        self.trail.append((c, old))
+        self.domain[c] = kinds
+        queue.extend(self.watch.get(c, ()))
+
+    def revise(self, index: int, queue: list) -> None:
+        i, sig, same, c, kid_classes = self.constraints[index]
+        domain = self.domain
+        here = domain[c]
+        domains = tuple([domain[k] for k in kid_classes])
+        key = (sig, same, here, domains, self.context)
+        found = _REVISED.get(key)
+        if found is None:
+            results: set = set()
+            per_kid: list[set] = [set() for _ in kid_classes]
+            for kinds in product(*(sorted(d) for d in domains)):
+                r = self.result(i, sig, same, kinds)
+                if r is not None and r in here:
+                    results.add(r)
+                    for j, k in enumerate(kinds):
+                        per_kid[j].add(k)
+            found = _REVISED[key] = (frozenset(results), tuple(frozenset(ks) for ks in per_kid))
+        self.narrow(c, found[0] & domain[c], queue)
+        for k, ks in zip(kid_classes, found[1]):
+            self.narrow(k, ks & domain[k], queue)
+
+    def propagate(self, queue: list) -> None:
+        pending = set(queue)
+        queue = list(reversed(queue))
+        while queue:
+            index = queue.pop()
+            if index not in pending:
+                continue
+            pending.discard(index)
+            more: list = []
+            self.revise(index, more)
+            for j in more:
+                if j not in pending:
+                    pending.add(j)
+                    queue.append(j)
+
+    def undo(self, mark: int) -> None:
+        while len(self.trail) > mark:
+            c, old = self.trail.pop()
+            self.domain[c] = old
+
+    def kinds(self, name: str) -> frozenset:
+        return self.domain[self.find(self.symbol_class[name])]
+
+    def attempt(self, name: str, kind: str) -> bool:
+        mark = len(self.trail)
+        try:
+            queue: list = []
+            self.narrow(self.find(self.symbol_class[name]), frozenset(kind), queue)
+            self.propagate(queue)
+            return True
+        except Unsatisfiable:
+            self.undo(mark)
+            return False
+
+    def choose(self, name: str) -> None:
+        """As `Uses.choose`; no kind consistent: `_Undecided`."""
+        rank = self.default_rank(name)
+        groups: dict[int, list[str]] = {}
+        for k in sorted(self.kinds(name)):
+            groups.setdefault(abs(KIND_RANK[k] - rank), []).append(k)
+        for distance in sorted(groups):
+            group = groups[distance]
+            fits = []
+            for kind in group:
+                mark = len(self.trail)
+                if self.attempt(name, kind):
+                    if len(group) == 1:
+                        return
+                    fits.append(kind)
+                    self.undo(mark)
+            if len(fits) == 1:
+                self.attempt(name, fits[0])
+                return
+            if fits:
+                return
+        raise _Undecided
+
+    def decide(self) -> dict[str, int]:
+        try:
+            self.propagate(list(range(len(self.constraints))))
+        except Unsatisfiable:
+            raise _Undecided from None
+        for name in sorted(self.names, key=lambda s: DECISION_ORDER[self.default_rank(s)]):
+            if len(self.kinds(name)) > 1:
+                self.choose(name)
+        out = {}
+        for name in self.names:
+            kinds = self.kinds(name)
+            if len(kinds) == 1:
+                out[name] = KIND_RANK[next(iter(kinds))]
+        return out

@@ -245,6 +245,8 @@ def check_functions(fns: Mapping[str, str], spelling: Spelling) -> dict[str, str
 
 def _warn_unused_functions(fns: Mapping[str, str], problem: Problem, spelling: Spelling) -> None:
     """A bound function the formula never calls is most likely a typo: say so."""
+    if not fns:  # nothing to look for: a 100,000-term formula is not walked for nothing
+        return
     called = _called_names(problem.typed.formula.expr)
     for name, builtin in fns.items():
         if name not in called:

@@ -9,7 +9,7 @@ anything and are named m, n, k, ... at the end, in order of first appearance).
 from __future__ import annotations
 
 from itertools import count
-from typing import Callable, Union
+from typing import Callable, NoReturn, Union
 
 
 class DimVar:
@@ -53,7 +53,7 @@ Dim = Union[int, str, DimVar, DimProduct]
 
 def product(*dims: Dim) -> Dim:
     """d₁·d₂·…: an int when every factor is known, else a DimProduct (a lone factor itself)."""
-    known, rest = 1, []
+    known, rest = 1, []  # type: tuple[int, list[Dim]]
     for d in dims:
         for f in (d.factors if isinstance(d, DimProduct) else (d,)):
             if isinstance(f, int):
@@ -86,7 +86,7 @@ def quotient(d: Dim, by: Dim) -> Dim | None:
         return 1
     if isinstance(d, int) and isinstance(by, int):
         return d // by if by and d % by == 0 else None
-    factors = list(d.factors) if isinstance(d, DimProduct) else [d]
+    factors: list[Dim] = list(d.factors) if isinstance(d, DimProduct) else [d]
     for f in (by.factors if isinstance(by, DimProduct) else (by,)):
         if f in factors:
             factors.remove(f)
@@ -105,15 +105,15 @@ class Ty:
     row: bool
     _hash: int
 
-    def __init__(self, dims: tuple, row: bool = False):
+    def __init__(self, dims: tuple[Dim, ...], row: bool = False):
         object.__setattr__(self, "dims", tuple(dims))
         object.__setattr__(self, "row", bool(row))
         object.__setattr__(self, "_hash", hash((self.dims, self.row)))
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError("Ty is immutable")
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return self is other or (type(other) is Ty and self._hash == other._hash  # unequal: usually
                                  and self.dims == other.dims and self.row == other.row)  # one compare
 
@@ -155,7 +155,7 @@ class Ty:
         return self
 
     @property
-    def full_dims(self) -> tuple:
+    def full_dims(self) -> tuple[Dim, ...]:
         """The shape a user reads: a row vector is (1, n)."""
         return (1, *self.dims) if self.row else self.dims
 
@@ -181,7 +181,7 @@ def fmt_dim(d: Dim) -> str:
     return repr(d) if isinstance(d, DimVar) else str(d)
 
 
-def fmt_dims(dims: tuple) -> str:
+def fmt_dims(dims: tuple[Dim, ...]) -> str:
     """numpy-style tuple text: (), (n,), (m, n)."""
     if len(dims) == 1:
         return f"({fmt_dim(dims[0])},)"
@@ -202,7 +202,7 @@ class Unifier:
     """Union-find over dimensions; the representative prefers int > name > variable."""
 
     def __init__(self) -> None:
-        self.parent: dict = {}
+        self.parent: dict[Dim, Dim] = {}
 
     def find(self, d: Dim) -> Dim:
         root = d

@@ -289,6 +289,19 @@ class _InDerivative:
 
 IN_DERIVATIVE = _InDerivative()
 
+
+class AsWritten:
+    """Simplification as for a user's formula (no derivative-only rewrites), whatever the caller
+    is in the middle of: shape inference builds a formula's graph when it is first asked for,
+    which may be inside a derivative."""
+
+    def __enter__(self) -> None:
+        self.saved = (_InDerivative.on, _Distributing.on)
+        _InDerivative.on = _Distributing.on = False
+
+    def __exit__(self, *exc: object) -> None:
+        _InDerivative.on, _Distributing.on = self.saved
+
 MAX_FLAT_TERMS = 12  # longer sums are left as written (keeps 100,000-term sums linear)
 _long_sums: "weakref.WeakSet[Expr]" = weakref.WeakSet()  # sums known to have more terms
 
@@ -339,6 +352,8 @@ def _simplify_add(args, params) -> Optional[Expr]:
 
 def _simplify_add_once(args) -> Optional[Expr]:
     a, b = args
+    if _onto_long_sum(a, b):
+        return None
     if is_zero(a):
         return like_broadcast(b, a, b)
     if is_zero(b):
@@ -381,6 +396,22 @@ def _simplify_add_once(args) -> Optional[Expr]:
 
 
 _UNKNOWN = object()
+
+
+def _onto_long_sum(a: Expr, b: Expr) -> bool:
+    """Whether a + b is written as it is because a is a long sum (its first operand known long)
+    and b a term that nothing below applies to: not zero, not a multiple of a itself, and not
+    in a derivative (where terms distribute).  Every rule below then gives None, and a is a long
+    sum found in one step: a term added to a 100,000-term sum costs a few tests."""
+    if a.op != "add" or _InDerivative.on or b.op == "add" or b.is_const or b.op == "fill":
+        return False
+    first, second = a.args
+    if not (first.ty == a.ty and second.ty == a.ty and first in _long_sums):
+        return False
+    if split_coef(b)[1] is a:
+        return False
+    _long_sums.add(a)
+    return True
 
 
 def _settled(e: Expr) -> bool:

@@ -8,6 +8,8 @@ generic argument handling); `@record` keeps it and adds the repr.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from .record import record
 
 Dim = int | str
@@ -69,7 +71,7 @@ class Call(Node):
     args: tuple[Node, ...]
     deriv: int = 0  # h'(z) has deriv 1: the derivative of an abstract function
 
-    def __init__(self, col: int, name: str, args: tuple, deriv: int = 0):
+    def __init__(self, col: int, name: str, args: tuple[Node, ...], deriv: int = 0):
         self.col, self.name, self.args, self.deriv = col, name, args, deriv
 
 
@@ -104,7 +106,7 @@ class Formula:
     where: tuple[Decl, ...] = ()
 
 
-def postorder(root: Node, children) -> list[Node]:
+def postorder(root: Node, children: Callable[[Node], Iterable[Node]]) -> list[Node]:
     """Every node under root that `children` reaches, operands before the nodes that use them;
     iterative, because formulas nest thousands deep (shape inference and rank decision both walk
     the tree this way, each with its own notion of which children count).

@@ -11,14 +11,15 @@ def shapes(text):
 
 
 def _counting(monkeypatch):
+    """Count the rank decisions made (by whichever search: over classes or over nodes)."""
     built = []
-    real = ranks.Uses
+    real = ranks._decide
 
     def counted(*args, **kw):
         built.append(args[0])
         return real(*args, **kw)
 
-    monkeypatch.setattr(ranks, "Uses", counted)
+    monkeypatch.setattr(ranks, "_decide", counted)
     monkeypatch.setattr(ranks, "_DECIDED", {})
     return built
 
