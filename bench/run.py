@@ -182,6 +182,24 @@ def gradcli_fn(formula: str, arrays: dict, hessian: bool):
     return lambda: compiled.evaluate(arrays)
 
 
+def emitted_fn(formula: str, arrays: dict, hessian: bool):
+    """The module `--emit numpy` writes for the formula at these shapes, imported as a user would."""
+    import importlib.util
+    import tempfile
+
+    from gradcli.emit import emit_module
+
+    p = gradcli.analyze(formula, data_shapes={k: np.shape(v) for k, v in arrays.items()})
+    source = emit_module(p, p.hessians() if hessian else p.derivatives(), {}, hessian, "numpy")
+    path = Path(tempfile.mkdtemp(prefix="gradcli-emitted-")) / "emitted.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("emitted", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = module.value_and_hess if hessian else module.value_and_grad
+    return lambda: fn(**arrays)
+
+
 def check_same(a, b) -> bool:
     fa, da = a
     fb = b[0]
@@ -332,16 +350,19 @@ def numeric_table(quick: bool, repeats: int, only: str = "") -> None:
 
     peers = [p for p in ("jax", "autograd", "torch") if _importable(p)]
     print("## Numeric derivatives (median ms; × = ratio to hand-written numpy in the same run)\n")
-    print("| workload | hand numpy | gradcli | " + " | ".join(peers) + " | peak MB numpy | peak MB gradcli |")
-    print("|---|---:|---:|" + "---:|" * len(peers) + "---:|---:|")
+    print("| workload | hand numpy | gradcli | emitted | " + " | ".join(peers) +
+          " | peak MB numpy | peak MB gradcli | peak MB emitted |")
+    print("|---|---:|---:|---:|" + "---:|" * len(peers) + "---:|---:|---:|")
     for name, formula, arrays, hand, hessian in workloads(quick):
         if only not in name:
             continue
         g = gradcli_fn(formula, arrays, hessian)
+        e = emitted_fn(formula, arrays, hessian)
         assert check_same(g(), hand()), f"gradcli and hand numpy disagree on {name}"
+        assert check_same(e(), hand()), f"the emitted module and hand numpy disagree on {name}"
         key = next(k for k in LOSSES if name.startswith(k))
         mode = "hessian" if hessian else ("jacobian" if key.startswith("Jacobian") else "grad")
-        contenders = {"hand": hand, "gradcli": g, **peer_functions(key, arrays, mode)}
+        contenders = {"hand": hand, "gradcli": g, "emitted": e, **peer_functions(key, arrays, mode)}
         times = interleaved(contenders, repeats)
         th = statistics.median(times["hand"])
 
@@ -350,9 +371,10 @@ def numeric_table(quick: bool, repeats: int, only: str = "") -> None:
                 return "–"
             t = statistics.median(times[k])
             return f"{t * 1000:.2f} ({t / th:.2f}×)"
-        print(f"| {name} | {th * 1000:.2f} | {cell('gradcli')} | " + " | ".join(cell(p) for p in peers) +
-              f" | {peak_mb(hand):.1f} | {peak_mb(g):.1f} |", flush=True)
-
+        mh, mg, me = peak_mb(hand), peak_mb(g), peak_mb(e)
+        print(f"| {name} | {th * 1000:.2f} | {cell('gradcli')} | {cell('emitted')} | " +
+              " | ".join(cell(p) for p in peers) +
+              f" | {mh:.1f} | {mg:.1f} ({mg / mh:.2f}×) | {me:.1f} ({me / mh:.2f}×) |", flush=True)
 
 
 def symbolic_table(quick: bool, repeats: int) -> None:

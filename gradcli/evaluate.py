@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 
-from .record import record
+from dataclasses import dataclass
 from typing import Any
 
-from .operators import ELEMENTWISE
-from .operators.base import Deferred, Diag, Scaled, is_numpy
 from . import simplify as S
+from .kernel_table import kernel_of
+from .kernels import Kernel, is_numpy
+from .operators import ELEMENTWISE
 from .differentiate import elementwise_derivative
 from .errors import GradcliError, data_error, math_error
 from .expr import OPS, Expr, make, make_raw, topological
@@ -48,17 +49,103 @@ def bind_functions(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
     return [done[id(r)] for r in roots]
 
 
-@record
-class Program:
-    """A fixed evaluation order for some roots, with each value's last use."""
+@dataclass(slots=True)
+class Step:
+    """One node's evaluation: its kernel (None for a symbol or a constant), the nodes whose
+    values the kernel reads (a deferred argument is read through: diag(v) as v, (−1)·z as z),
+    and, on numpy, which of them the result is written over (an index into `args`, or None)."""
+
+    node: Expr
+    kernel: Kernel | None
+    args: tuple[Expr, ...]
+    overwrite: int | None = None
+
+
+@dataclass(slots=True)
+class Schedule:
+    """A fixed evaluation order for some roots — the one plan the evaluator runs and `--emit`
+    writes out: each value is computed once, freed after its last use (`last_use`: node id →
+    the step that reads it last), and element-wise results are written over temporaries nothing
+    needs afterwards, so the emitted module allocates what the evaluator allocates."""
 
     roots: list[Expr]
-    order: list[Expr]
+    steps: list[Step]
     last_use: dict[int, int]
-    deferred: set[int]  # diag(v) used only by products, c·z used only by sums: kept deferred
+    deferred: set[int]
+
+
+def kernel_for(node: Expr) -> Kernel:
+    kernel = kernel_of(node.op)
+    if kernel is None:
+        raise RuntimeError(f"the operator {node.op} has no numeric implementation")
+    return kernel
+
+
+def schedule(roots: list[Expr]) -> Schedule:
+    """The steps that compute roots (see `Schedule`); the graph is taken as it is (`prepare`
+    regroups it first)."""
+    order = topological(roots)
+    deferred = deferred_nodes(order, roots)
+    steps: list[Step] = []
+    for node in order:
+        if id(node) in deferred:
+            continue
+        if node.op in ("sym", "const") or node.op == "apply":
+            steps.append(Step(node, None, node.args))
+            continue
+        kernel, args = kernel_for(node).pick(node, deferred)
+        steps.append(Step(node, kernel, args))
+    last_use: dict[int, int] = {}
+    for i, st in enumerate(steps):
+        for a in st.args:
+            last_use[id(a)] = i
+    _plan_overwrites(steps, last_use, {id(r) for r in roots})
+    return Schedule(roots, steps, last_use, deferred)
+
+
+def _plan_overwrites(steps: list[Step], last_use: dict[int, int], roots: set[int]) -> None:
+    """Mark the element-wise steps whose result can go into an argument's array: a temporary
+    this schedule made (not an input, a constant, a view or an array a view shares), of the
+    result's shape, read by nothing later and not a root.  Operators that can fail are left
+    out: their check reads the arguments after the result is computed."""
+    owned: set[int] = set()  # nodes holding an array of their own that no view shares
+    for i, st in enumerate(steps):
+        node, kernel = st.node, st.kernel
+        if kernel is None:
+            continue
+        if kernel.view:
+            owned.difference_update(id(a) for a in st.args)  # shared from now on: never written over
+            continue
+        if kernel.ufunc and not OPS[node.op].fails and node.ty.dims:
+            for k, a in enumerate(st.args):
+                if (id(a) in owned and last_use.get(id(a)) == i and id(a) not in roots
+                        and st.args.count(a) == 1 and a.ty.dims == node.ty.dims):
+                    st.overwrite = k
+                    owned.discard(id(a))
+                    break
+        if node.ty.dims:
+            owned.add(id(node))
+
+
+@dataclass
+class Program:
+    """A schedule the evaluator runs (`run`).  (No slots: blocked.py caches its row-block plan
+    in the instance's `__dict__`.)"""
+
+    roots: list[Expr]
+    plan: Schedule
     allow_nonfinite: bool = False  # IEEE results (with a warning) instead of a math error
 
-    def run(self, values: dict[str, Any], xp=None) -> list[Any]:
+    @property
+    def order(self) -> list[Expr]:
+        """Every node of the evaluated graph, arguments first (deferred ones included)."""
+        return topological(self.roots)
+
+    @property
+    def deferred(self) -> set[int]:
+        return self.plan.deferred
+
+    def run(self, values: dict[str, Any], xp: Any = None) -> list[Any]:
         """The roots' values.  xp: numpy (the default), an array API namespace, or a backend of
         `backends.py` (dask); with a lazy namespace the values come back computed (numpy)."""
         if xp is None:
@@ -67,27 +154,30 @@ class Program:
             return self._run_api(values, xp)
         env: dict[int, Any] = {}
         keep = {id(r) for r in self.roots}
-        inputs = {id(v) for v in values.values()}
-        pinned: set[int] = set()  # nodes whose array another live value shares: never overwritten
+        last_use = self.plan.last_use
         with _quiet(xp):
-            for step, node in enumerate(self.order):
-                reused = self._in_place(xp, node, env, step, keep, inputs, pinned)
-                out = reused if reused is not None else self._one(xp, node, env, values)
-                env[id(node)] = out
-                if reused is None and node.args and (  # wraps, is, or views an argument
-                        isinstance(out, Deferred) or getattr(out, "base", None) is not None
-                        or any(out is env[id(a)] for a in node.args)):
-                    pinned.update(id(a) for a in node.args)
-                    pinned.add(id(node))
-                out = reused = None  # hold no reference past the step: memory follows last use
-                for a in node.args:  # free what no later node needs
-                    if self.last_use.get(id(a)) == step and id(a) not in keep:
+            for i, st in enumerate(self.plan.steps):
+                out = None
+                if st.overwrite is not None:
+                    args = [env[id(a)] for a in st.args]
+                    target = args[st.overwrite]
+                    if (getattr(getattr(target, "flags", None), "writeable", False)
+                            and getattr(target, "dtype", None) == xp.float64
+                            and tuple(target.shape) == tuple(st.node.ty.dims)):
+                        out = getattr(xp, st.kernel.ufunc)(*args, out=target)  # type: ignore[union-attr]
+                    args = target = None  # type: ignore[assignment]
+                if out is None:
+                    out = self._one(xp, st, env, values)
+                env[id(st.node)] = out
+                out = None  # hold no reference past the step: memory follows last use
+                for a in st.args:  # free what no later step reads
+                    if last_use.get(id(a)) == i and id(a) not in keep:
                         env.pop(id(a), None)
             if not self.allow_nonfinite:
                 self._check_overflow(xp, env, values)
         return [env[id(r)] for r in self.roots]
 
-    def _run_api(self, values: dict[str, Any], xp) -> list[Any]:
+    def _run_api(self, values: dict[str, Any], xp: Any) -> list[Any]:
         """Any array API namespace: no in-place writes, Python numbers made arrays where a
         function needs one.  A lazy namespace (`xp.lazy`) records each check instead of asking
         for a value (which would compute the graph up to there, once per check): `xp.compute`
@@ -97,19 +187,21 @@ class Program:
         lazy = getattr(xp, "lazy", False)
         env: dict[int, Any] = {}
         keep = {id(r) for r in self.roots}
-        checks: list | None = [] if lazy else None
+        last_use = self.plan.last_use
+        checks: list[Any] | None = [] if lazy else None
         with _quiet(xp):
-            for step, node in enumerate(self.order):
-                env[id(node)] = self._one(xp, node, env, values, checks, api=True)
-                for a in node.args:
-                    if self.last_use.get(id(a)) == step and id(a) not in keep:
+            for i, st in enumerate(self.plan.steps):
+                env[id(st.node)] = self._one(xp, st, env, values, checks, api=True)
+                for a in st.args:
+                    if last_use.get(id(a)) == i and id(a) not in keep:
                         env.pop(id(a), None)
             roots = [env[id(r)] for r in self.roots]
             if not lazy:
                 if not self.allow_nonfinite:
                     self._check_overflow(xp, env, values)
                 return roots
-            watched = [] if self.allow_nonfinite else [r for r in self.roots if not isinstance(env[id(r)], Deferred)]
+            assert checks is not None
+            watched = [] if self.allow_nonfinite else list(self.roots)
             flags = [_finite_flag(xp, c[2]) for c in checks] + [_finite_flag(xp, env[id(r)]) for r in watched]
             roots, flags = xp.compute(roots, flags)
             if all(flags):
@@ -145,51 +237,32 @@ class Program:
         can be most of the memory traffic of a run) are read only when a root is not finite."""
         for root in self.roots:
             value = env[id(root)]
-            if (not isinstance(value, Deferred) and not _all_finite(xp, value)
+            if (not _all_finite(xp, value)
                     and all(_all_finite(xp, v) for v in values.values())):
                 raise math_error(f"overflow (a value beyond float64's range) in {_short(root)} "
                                  "(--allow-nonfinite gives IEEE results)")
 
-    def _in_place(self, xp, node: Expr, env: dict, step: int, keep: set, inputs: set,
-                  pinned: set) -> Any:
-        """An element-wise result written over an argument's array when that array is a
-        temporary of the same shape that nothing needs after this step (never an input, a root
-        or a view).  Operators that can fail are left out: their check reads the arguments."""
-        ufunc = getattr(xp, _IN_PLACE.get(node.op, ""), None)
-        if ufunc is None or id(node) in self.deferred:
-            return None
-        args = [env[id(a)] for a in node.args]
-        for a_node, a in zip(node.args, args):
-            if (getattr(a, "base", 0) is None and getattr(getattr(a, "flags", None), "writeable", False)
-                    and id(a) not in inputs and id(a_node) not in keep and id(a_node) not in pinned
-                    and self.last_use.get(id(a_node)) == step and sum(x is a_node for x in node.args) == 1
-                    and tuple(a.shape) == tuple(node.ty.dims) and a.dtype == xp.float64):
-                others = [b for b in args if b is not a]
-                if any(isinstance(b, Deferred) for b in others):
-                    b = others[0]
-                    if node.op != "add" or not isinstance(b, Scaled) or b.c != -1.0:
-                        return None
-                    return xp.subtract(a, b.z, out=a)
-                return ufunc(*args, out=a)
-        return None
-
-    def _one(self, xp, node: Expr, env: dict, values: dict, checks: list | None = None, api: bool = False) -> Any:
+    def _one(self, xp: Any, st: Step, env: dict[int, Any], values: dict[str, Any],
+             checks: list[Any] | None = None, api: bool = False) -> Any:
+        node = st.node
         if node.op == "sym":
             name = node.params[0]
             if name not in values:
                 raise data_error(f"no value for '{name}': give it with -d {name}=FILE.npy, "
                                  f"-d {name}=NUMBER, or --random")
             return values[name]
-        args = [env[id(a)] for a in node.args]
-        if id(node) in self.deferred:
-            return Diag(args[0]) if node.op == "diagm" else Scaled(node.args[0].value, args[1])
+        if node.op == "const":
+            return node.value
+        if st.kernel is None:
+            raise RuntimeError(f"{node.op} is not evaluated (bind abstract functions first)")
+        args = [env[id(a)] for a in st.args]
         op = OPS[node.op]
         if api:  # the standard's functions take arrays, not Python numbers
             args = [xp.asarray(a, dtype=xp.float64) if isinstance(a, (int, float)) else a for a in args]
             if getattr(xp, "lazy", False) and node.op in xp.WHOLE:
                 return xp.whole(node, op, args, self.allow_nonfinite)
         try:
-            out = op.impl(xp, node, *args)
+            out = st.kernel.run(xp, node, args)
         except (ArithmeticError, ValueError) as exc:  # LinAlgError is a ValueError
             if self.allow_nonfinite and op.fails:
                 import warnings
@@ -199,10 +272,9 @@ class Program:
                 return xp.full(node.ty.dims, float("nan"))
             raise math_error(f"{_what(op, exc)} in {_short(node)}") from None
         if op.fails and checks is not None:  # lazy: a flag computed with the results
-            checks.append((node, op, out, [a for a in args if not isinstance(a, Deferred)]))
+            checks.append((node, op, out, args))
             return out
-        if op.fails and not _all_finite(xp, out) and all(_all_finite(xp, a) for a in args
-                                                         if not isinstance(a, Deferred)):
+        if op.fails and not _all_finite(xp, out) and all(_all_finite(xp, a) for a in args):
             cause = _cause(xp, op, node, out, args)
             if not self.allow_nonfinite:
                 raise math_error(f"{cause} in {_short(node)} (--allow-nonfinite gives IEEE results)")
@@ -213,38 +285,33 @@ class Program:
         return out
 
 
-_VIEW_OPS = ("T", "fill", "expand")  # a transpose or a broadcast: no array of its own
-
-
 def peak_entries(program: Program) -> int | None:
     """The most float64 entries the evaluation holds at once besides its inputs, following the
-    schedule `Program.run` keeps: each node's result is allocated at its step (views, deferred
-    factors and element-wise results written over a dead temporary allocate nothing) and freed
-    after its last use unless it is a root.  An estimate: an operator's own workspace (LAPACK's,
+    schedule `Program.run` keeps: each node's result is allocated at its step (views, and
+    element-wise results written over a dead temporary, allocate nothing) and freed after its
+    last use unless it is a root.  An estimate: an operator's own workspace (LAPACK's,
     einsum's) is not counted.  None while a dimension is still symbolic."""
-    roots = {id(r) for r in program.roots}
+    plan = program.plan
+    roots = {id(r) for r in plan.roots}
     owned: dict[int, int] = {}  # entries each live node holds
     live = peak = 0
-    for step, node in enumerate(program.order):
+    for step, st in enumerate(plan.steps):
+        node = st.node
         if not all(isinstance(d, int) for d in node.ty.dims):
             return None
         size = _entries(node.ty.dims)
-        dying = [a for a in dict.fromkeys(node.args)
-                 if program.last_use.get(id(a)) == step and id(a) not in roots]
-        if node.op in ("sym", "const"):
+        dying = [a for a in dict.fromkeys(st.args) if plan.last_use.get(id(a)) == step and id(a) not in roots]
+        if st.kernel is None:
             size = 0
-        elif node.op in _VIEW_OPS or id(node) in program.deferred:
+        elif st.kernel.view or node.op == "fill":  # (a fill counts as the copy a product makes of it)
             size = sum(owned.pop(id(a), 0) for a in dying)  # keeps its arguments' arrays alive
             live -= size
-        elif node.op in _IN_PLACE:
-            for a in dying:
-                if owned.get(id(a)) == size and node.args.count(a) == 1 and a.op not in _VIEW_OPS:
-                    live -= owned.pop(id(a))  # written over a's array
-                    break
+        elif st.overwrite is not None:
+            live -= owned.pop(id(st.args[st.overwrite]), 0)  # written over that argument's array
         owned[id(node)] = size
         live += size
         # a product copies a broadcast argument into a contiguous array for BLAS while it runs
-        copies = sum(_entries(a.ty.dims) for a in node.args if a.op in ("fill", "expand")) \
+        copies = sum(_entries(a.ty.dims) for a in st.args if a.op in ("fill", "expand")) \
             if node.op == "matmul" else 0
         peak = max(peak, live + copies)
         for a in dying:
@@ -252,15 +319,11 @@ def peak_entries(program: Program) -> int | None:
     return peak
 
 
-def _entries(dims: tuple) -> int:
+def _entries(dims: tuple[Any, ...]) -> int:
     n = 1
     for d in dims:
         n *= d
     return n
-
-
-_IN_PLACE = {"add": "add", "mul": "multiply", "tanh": "tanh", "sin": "sin", "cos": "cos",
-             "abs": "absolute"}
 
 
 _POINTWISE_BINARY = ("add", "mul", "div", "pow")
@@ -276,7 +339,7 @@ def _cause(xp, op, node: Expr, out, args) -> str:
     if bool(xp.any(xp.isnan(out))):
         return op.fails
     infinite = xp.isinf(out)
-    if any(bool(xp.any(infinite & (a == 0))) for a in args if not isinstance(a, Deferred)):
+    if any(bool(xp.any(infinite & (a == 0))) for a in args):
         return op.fails
     return "overflow (a value beyond float64's range)"
 
@@ -405,16 +468,16 @@ def reassociate(roots: list[Expr]) -> list[Expr]:
     for n in order:
         if id(n) in interior:
             continue
-        if n.op != "matmul" or not all(isinstance(d, int) for d in n.ty.dims):
+        if n.op != "matmul":
             as_written(n)
             continue
         fs = factors(n)
+        if (len(fs) == 3 and fs[1].op == "diagm" and fs[2].ty.is_matrix
+                and is_transpose_pair(fs[0], fs[2])):  # Pᵀ diag(w) P: a symmetric update (any sizes)
+            done[id(n)] = make_raw("congruence", (fs[2], fs[1].args[0]))
+            continue
         if len(fs) < 3 or any(f.ty.is_scalar or not all(isinstance(d, int) for d in f.ty.dims) for f in fs):
             as_written(n)
-            continue
-        if (len(fs) == 3 and fs[1].op == "diagm" and fs[2].ty.is_matrix
-                and is_transpose_pair(fs[0], fs[2])):  # Pᵀ diag(w) P: a symmetric update
-            done[id(n)] = make_raw("congruence", (fs[2], fs[1].args[0]))
             continue
         if len(fs) > MAX_CHAIN_ORDERED:  # the cubic ordering search is not worth it: fold
             folded = _folded(fs)  # from the narrow end (A(A(…(Ax))) for a vector x)
@@ -466,17 +529,30 @@ def _folded(fs: list[Expr]) -> Expr | None:
 
 
 def deferred_nodes(order: list[Expr], roots: list[Expr]) -> set[int]:
-    """Nodes worth keeping unevaluated for their only consumers (the evaluator and `--emit numpy`
-    both use this): diag(v) used only by products (applied as a broadcast), and c·z used only by
-    sums (a + (−1)·z computed as a − z).  Roots are always evaluated."""
-    users: dict[int, set[str]] = {}
+    """Nodes worth keeping unevaluated for their only consumers (the evaluator and `--emit`
+    both read this through `schedule`): diag(v) used only by products (applied as a broadcast),
+    and (−1)·z used only by sums, each of which has one such term (a + (−1)·z computed as a − z).
+    Roots are always evaluated."""
+    users: dict[int, list[Expr]] = {}
     for node in order:
         for a in node.args:
-            users.setdefault(id(a), set()).add(node.op)
+            users.setdefault(id(a), []).append(node)
     root_ids = {id(r) for r in roots}
-    return {id(n) for n in order if id(n) not in root_ids and (
-        (n.op == "diagm" and users.get(id(n)) == {"matmul"}) or
-        (n.op == "mul" and n.args[0].is_const and users.get(id(n)) == {"add"}))}
+
+    def negation(n: Expr) -> bool:
+        return n.op == "mul" and n.args[0].is_const and n.args[0].value == -1.0 and id(n) not in root_ids
+
+    out: set[int] = set()
+    for n in order:
+        uses = users.get(id(n), [])
+        if id(n) in root_ids or not uses:
+            continue
+        if n.op == "diagm" and all(u.op == "matmul" for u in uses):
+            out.add(id(n))
+        elif negation(n) and all(u.op == "add" and not (negation(u.args[0]) and negation(u.args[1]))
+                                 for u in uses):
+            out.add(id(n))
+    return out
 
 
 def _det_power(e: Expr, x: Expr) -> float:
@@ -545,17 +621,18 @@ def adjugates(roots: list[Expr]) -> list[Expr]:
     return [done[id(r)] for r in roots]
 
 
+def prepare(roots: list[Expr]) -> list[Expr]:
+    """The graph as it is evaluated (and emitted): det(X)ᵖ·X⁻ᵀ through the adjugate, products
+    regrouped for the sizes, Pᵀ diag(w) P as a rank-k update (after `bind_functions`)."""
+    return reassociate(adjugates(roots))
+
+
 def compile_graph(roots: list[Expr], fns: dict[str, str] | None = None) -> Program:
-    roots = reassociate(adjugates(bind_functions(roots, fns or {})))
-    order = topological(roots)
-    last_use: dict[int, int] = {}
-    for step, node in enumerate(order):
-        for a in node.args:
-            last_use[id(a)] = step
-    lazy = deferred_nodes(order, roots)
-    for node in order:
-        for d in node.ty.dims:
+    roots = prepare(bind_functions(roots, fns or {}))
+    plan = schedule(roots)
+    for st in plan.steps:
+        for d in st.node.ty.dims:
             if not isinstance(d, int):
                 raise GradcliError("data", f"dimension '{d}' has no size: give data, -s, or a "
                                            "numeric where clause")
-    return Program(roots, order, last_use, lazy)
+    return Program(roots, plan)
