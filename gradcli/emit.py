@@ -1,21 +1,32 @@
-"""`--emit numpy`: the derivative as a standalone Python module that needs only numpy; and, with
-the operators' array API source from emit_xp.py, `--emit array-api`: the same module for any
-array API library.
+"""`--emit numpy` and `--emit array-api`: the derivative as a standalone Python module, on numpy
+alone or on any array API library (numpy, CuPy, torch, jax.numpy, dask through array-api-compat).
+One generator writes both; the dialect (`Dialect`) is what differs.
 
 The module defines `value_and_grad(**arrays)` (`value_and_hess` for Hessians), which takes the
 formula's symbols by name and returns `(f, {wrt: derivative})` in the layout asked for; `INPUTS`
-lists the names it needs.  Every node of the DAG becomes one assignment, so shared
-subexpressions are computed once; each operator's numpy source comes from its `emit` entry in
-the operator table.  The module computes what `Problem.compile` does: the same target (a 1×1 f
-is the scalar it holds), the same rewrite of det(X)ᵖ·X⁻ᵀ into the adjugate, whose SVD kernel is
-copied from `operators.linalg` rather than written twice.
+lists the names it needs.  It computes what `Problem.compile` does, the way the evaluator does:
+the graph is prepared as the evaluator prepares it (`evaluate.prepare`: the adjugate for
+det(X)ᵖ·X⁻ᵀ, products regrouped for known sizes, XᵀDX as a rank-k update), and the code is the
+evaluator's own `Schedule` written out — every node one assignment (shared subexpressions
+computed once), each operator's kernel (`kernels.py`) as its source (`np.exp(t)`, `a @ b`, or a
+call of a helper function whose source is copied into the module), element-wise results written
+over dead temporaries (`np.tanh(t, out=t)`), temporaries deleted after their last use, diag(v)
+factors applied as broadcasts.  So the module allocates what the evaluator allocates.
+
+The array API module finds the namespace `_xp` of its input arrays
+(`array_api_compat.array_namespace`), keeps floating inputs in their dtype and device (an integer
+or bool input becomes float64), creates constants (eye, Python numbers handed to a function) in
+the inputs' common dtype on the first input's device, and never writes into an array (jax arrays
+are immutable).  Its matrix functions need the standard's linalg extension; the module's
+docstring says when.
 
 Names: the code mixes the user's symbols with names of its own, and neither may shadow the
-other.  Every name gradcli makes up starts with `_` (`_t3`, `_J0`, `_seed`), which the grammar
-never allows a symbol to start with.  A symbol whose name Python cannot use as a local — a
-keyword (`lambda`), a builtin or a global the code calls (`float`, `np`), a name that is not an
+other.  Every name gradcli makes up starts with `_` (`_t3`, `_J`, `_seed`, the helpers), which the
+grammar never allows a symbol to start with.  A symbol whose name Python cannot use as a local —
+a keyword (`lambda`), a builtin or a global the code calls (`float`, `np`), a name that is not an
 identifier or that Python would normalise (NFKC) into another — gets a made-up name too, and the
-docstring says which.  Literals that Python cannot spell (inf, nan) become `np.inf`, `np.nan`.
+docstring says which.  Literals that Python cannot spell (inf, nan) become `np.inf`, `np.nan`
+(`float("inf")` in the array API module).
 
 Abstract functions: one bound with `--fn` is compiled in (its builtin, as the evaluator has it);
 one left unbound is a positional-only parameter of the generated function, given as a sequence
@@ -25,90 +36,24 @@ by name, not even a symbol of the same name (`h(h)`).
 
 from __future__ import annotations
 
+import ast
 import builtins
+import inspect
 import keyword
 import math
+import textwrap
 import unicodedata
+from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import GradcliError
-from .evaluate import adjugates, bind_functions, deferred_nodes
-from .expr import OPS, Expr, topological
-from .operators.linalg import adjugate_transpose
+from .evaluate import Schedule, bind_functions, prepare, schedule
+from .expr import Expr, topological
+from .kernels import HELPERS, Attr, Call, Helper, Infix, Kernel, Same, Setting, Shape, Size
 from .render import render
 from .shapes import DimProduct, fmt_dims
 
-HELPERS = '''
-
-def _sigmoid(z):
-    return 0.5 * (np.tanh(0.5 * z) + 1.0)
-
-
-def _logsumexp(a):
-    m = np.max(a)
-    return m + np.log(np.sum(np.exp(a - m)))
-
-
-def _softmax(v):
-    e = np.exp(v - np.max(v))
-    return e / np.sum(e)
-
-
-def _logdet(a):
-    sign, value = np.linalg.slogdet(a)
-    return value if sign > 0 else float("nan")
-
-
-def _ismax(a):
-    mask = (np.abs(a - np.max(a)) <= 1e-12 * (abs(np.max(a)) or 1.0)) * 1.0
-    return mask / np.sum(mask)
-
-
-def _ismin(a):
-    mask = (np.abs(a - np.min(a)) <= 1e-12 * (abs(np.min(a)) or 1.0)) * 1.0
-    return mask / np.sum(mask)
-
-
-def _prod_others(a):
-    flat = np.ravel(a)
-    before = np.concatenate([[1.0], np.cumprod(flat)[:-1]])
-    after = np.concatenate([np.cumprod(flat[::-1])[:-1][::-1], [1.0]])
-    return np.reshape(before * after, np.shape(a))
-
-
-def _u1v1(a):
-    u, s, vt = np.linalg.svd(a, full_matrices=False)
-    return np.outer(u[:, 0], vt[0])
-
-
-def _polar(a):
-    u, s, vt = np.linalg.svd(a, full_matrices=False)
-    keep = s > max(a.shape) * np.finfo(float).eps * s[0]
-    return u[:, keep] @ vt[keep]
-'''
-
-# Helpers whose one implementation is the evaluator's own: a function of (xp, array) that uses
-# nothing but `xp`, copied into the module under the name on the left (called with xp = np).
-SHARED_HELPERS = {"_adjugate_transpose": adjugate_transpose}
-
-
-def _shared_source(name: str, fn) -> str:
-    import inspect
-    import textwrap
-
-    try:
-        source = textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError):  # a damaged installation: reported as an internal error
-        raise RuntimeError(f"gradcli's source of {fn.__name__} is missing (a damaged installation); "
-                           "--emit numpy copies it into the module") from None
-    return f"def {name}(" + source.split("(", 1)[1]
-
-
-def _helpers_used(code: str) -> list[str]:
-    """The source of every helper that code calls (HELPERS, then the shared ones)."""
-    own = [h.strip("\n") for h in HELPERS.split("\n\n\n") if h.strip()]
-    used = [h for h in own if h.split("(")[0].split()[-1] + "(" in code]
-    return used + [_shared_source(n, fn).strip("\n") for n, fn in SHARED_HELPERS.items() if n + "(" in code]
-
+if TYPE_CHECKING:
+    from .api import Derivative, Problem
+    from .shapes import Dim, Ty
 
 # Names the generated function body reads as globals or binds itself besides the made-up ones:
 # a symbol with one of these names is renamed.
@@ -167,24 +112,179 @@ def _docstring_text(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == "\n" else repr(ch)[1:-1] for ch in text)
 
 
+def _plain_source(fn: Callable[..., Any], name: str | None = None) -> str:
+    """The source of one of gradcli's functions as the module carries it: a helper of
+    `kernels.py` verbatim (they have no annotations), a function of this module with its
+    annotations taken out (the module imports nothing to spell them)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):  # a damaged installation: reported as an internal error
+        raise RuntimeError(f"gradcli's source of {fn.__name__} is missing (a damaged installation); "
+                           "--emit copies it into the module") from None
+    if fn.__module__ != __name__ and name is None:
+        return source.strip("\n")
+    tree = ast.parse(source)
+    func = tree.body[0]
+    assert isinstance(func, ast.FunctionDef)
+    func.returns = None
+    for a in [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs, func.args.vararg, func.args.kwarg]:
+        if a is not None:
+            a.annotation = None
+    if name is not None:
+        func.name = name
+    return ast.unparse(func)
+
+
+def _helpers_needed(used: list[str]) -> list[str]:
+    """The helpers the code calls and those they call, in the order kernels.py defines them."""
+    needed: set[str] = set()
+    todo = list(used)
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        todo += [n for n in HELPERS[name].__code__.co_names if n in HELPERS]
+    return [n for n in HELPERS if n in needed]
+
+
+# ----------------------------------------------------------------------------- the API module's own
+def _namespace(*values: Any) -> Any:
+    """The array namespace of the inputs (numpy's for Python numbers only)."""
+    try:
+        return _array_namespace(*values)  # type: ignore[name-defined]  # (the module imports it)
+    except TypeError:
+        import array_api_compat.numpy as xp  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+        return xp
+
+
+def _float(xp: Any, value: Any) -> Any:
+    """An input as an array of a real floating dtype (an integer or bool one becomes float64)."""
+    a = xp.asarray(value)
+    return a if xp.isdtype(a.dtype, "real floating") else xp.astype(a, xp.float64)
+
+
+def _callables(given: Any, name: str, count: int) -> Any:
+    """An abstract function's argument: a callable, or a sequence of them (h, h', ...)."""
+    functions = (given,) if callable(given) and count == 1 else tuple(given) if not callable(given) else ()
+    if len(functions) < count or not all(callable(f) for f in functions[:count]):
+        raise TypeError(f"the abstract function {name} is given as a sequence of {count} callables "
+                        f"(the function and its derivatives up to order {count - 1})")
+    return functions[:count]
+
+
+MODULE_FUNCTIONS = {"_namespace": _namespace, "_float": _float, "_callables": _callables}
+
+
+class Dialect:
+    """What differs between the numpy module and the array API one."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.numpy = name == "numpy"
+        self.ns = "np" if self.numpy else "_xp"
+        self.context = [] if self.numpy else ["_xp", "_dtype", "_device"]  # passed to the VJP functions
+
+    def literal(self, value: float) -> str:
+        """Python source for a float: `np.inf` and `np.nan` (numpy) or `float("inf")` where repr
+        would give names Python does not know, negative ones parenthesised (`(-2.0) ** x`)."""
+        if self.numpy:
+            return literal(value)
+        if math.isnan(value):
+            return 'float("nan")'
+        text = repr(abs(float(value))) if math.isfinite(value) else 'float("inf")'
+        return f"(-{text})" if math.copysign(1.0, value) < 0 else text
+
+    def creation(self) -> list[str]:
+        """Keywords of a function that makes an array from sizes alone."""
+        return [] if self.numpy else ["dtype=_dtype", "device=_device"]
+
+    def as_array(self, value: str) -> str:
+        """A Python number as an array, where a function needs one (array API only)."""
+        return value if self.numpy else f"_xp.asarray({value}, dtype=_dtype, device=_device)"
+
+    def layout(self, d: Derivative, value: str) -> str:
+        if not d.transposes:
+            return value
+        if d.kind == "gradient":
+            return f"{self.ns}.reshape({value}, (1, -1))" if d.x_ty.is_vector else f"{value}.T"
+        kf = len(d.f_ty.full_dims)
+        nd = kf + len(d.x_ty.dims)
+        axes = tuple(list(range(kf, nd)) + list(range(kf)))
+        return f"np.transpose({value}, {axes})" if self.numpy else f"_xp.permute_dims({value}, {axes})"
+
+    def result(self, value: str) -> str:
+        if self.numpy:
+            return f"np.asarray({value}, dtype=float)"
+        return f"_xp.asarray({value}, dtype=_dtype, device=_device)"
+
+    def dim_source(self, symbol: str, axis: int) -> str:
+        return f"np.shape({symbol})[{axis}]" if self.numpy else f"{symbol}.shape[{axis}]"
+
+    def tensor_loop(self, names: dict[str, str], call: str, f_shape: str, x_shape: str, full: str,
+                    count: str, entries: str) -> list[str]:
+        """Lines that build a tensor derivative from one vector-Jacobian product per entry of f:
+        numpy writes each into its place in one array; the array API (jax arrays are immutable)
+        stacks them."""
+        seed, index, jac = names["seed"], names["index"], names["jac"]
+        if self.numpy:
+            return [f"    {jac} = np.empty({entries})",
+                    f"    for {index} in np.ndindex(*{f_shape}):",
+                    f"        {seed} = np.zeros({f_shape})",
+                    f"        {seed}[{index}] = 1.0",
+                    f"        {jac}[{index}] = {call}",
+                    f"    {jac} = np.reshape({jac}, {full})"]
+        return [f"    {jac} = []",  # one-hot seeds built without writing into an array (jax)
+                f"    for {index} in range({count}):",
+                f"        {seed} = _xp.reshape(_xp.astype(_xp.arange({count}, device=_device) == {index}, "
+                f"_dtype), {f_shape})",
+                f"        {jac}.append(_xp.broadcast_to({self.result(call)}, {x_shape}))",
+                f"    {jac} = _xp.reshape(_xp.stack({jac}), {full})"]
+
+    def header(self) -> list[str]:
+        if self.numpy:
+            return ["import numpy as np"]
+        return ["from array_api_compat import array_namespace as _array_namespace, device as _device_of"]
+
+    def inputs(self, users: list[str], symbols: dict[str, str]) -> list[str]:
+        if self.numpy:
+            return [f"    {symbols[s]} = np.asarray(arrays[{s!r}], dtype=float)" for s in users]
+        if not users:  # a formula of constants: numpy's namespace
+            return ["    _xp = _namespace()", "    _dtype, _device = _xp.float64, None"]
+        return ["    _xp = _namespace(*[arrays[_name] for _name in INPUTS])",
+                *[f"    {symbols[s]} = _float(_xp, arrays[{s!r}])" for s in users],
+                f"    _dtype = _xp.result_type({', '.join(symbols[s] for s in users)})",
+                f"    _device = _device_of({symbols[users[0]]})"]
+
+    def own_functions(self) -> list[str]:
+        """The module's own functions every module of this dialect calls."""
+        return [] if self.numpy else ["_namespace", "_float"]
+
+
+DIALECTS = ("numpy", "array-api")
+_ARITHMETIC = (Infix, Attr, Same)  # kernels that take Python numbers as they are
+
+
 class Codegen:
-    """Turns a set of roots into straight-line numpy code.
+    """Writes a `Schedule` out as straight-line code in a dialect.
 
     symbols maps each symbol to its Python name, dims each symbolic dimension to the source of
     its size; new temporaries come from the shared namer.  `functions` maps (abstract function,
     derivative order) to the Python name of the callable the module is given for it."""
 
-    def __init__(self, symbols: dict[str, str], dims: dict[str, str], namer: Namer,
-                 functions: dict | None = None):
+    def __init__(self, dialect: Dialect, symbols: dict[str, str], dims: dict[str, str], namer: Namer,
+                 functions: dict[tuple[str, int], str] | None = None):
+        self.dialect = dialect
         self.symbols = symbols
         self.dims = dims
         self.namer = namer
         self.functions = functions if functions is not None else {}
         self.used_functions: list[str] = []
+        self.helpers: list[str] = []  # helper functions the code calls
         self.names: dict[int, str] = {}
         self.lines: list[str] = []
-        self.lazy: set[int] = set()
-        self.scaled: set[int] = set()  # c·z used only by sums: folded into them (a − z)
+        self._python: dict[int, bool] = {}  # whether a node's code is a Python number
 
     def function(self, name: str, order: int) -> str:
         """The Python name of the callable for the order-th derivative of an abstract function."""
@@ -196,177 +296,110 @@ class Codegen:
             self.used_functions.append(self.functions[key])
         return self.functions[key]
 
-    def source(self, node: Expr, args: list[str]) -> str:
-        """The source of one node from its arguments' names."""
-        if node.op == "apply":
-            return f"{self.function(*node.params)}({args[0]})"
-        spec = OPS[node.op].emit
-        return spec(self, node, args) if callable(spec) else spec.format(*args)
-
-    def symbol(self, name: str) -> str:
-        return self.symbols[name]
-
-    literal: staticmethod[[float], str] = staticmethod(literal)
-
-    def dim(self, d) -> str:
+    def dim(self, d: Dim) -> str:
         if isinstance(d, int):
             return str(d)
         if isinstance(d, DimProduct):  # kron's m*p
             return "(" + " * ".join(self.dim(f) for f in d.factors) + ")"
         if d not in self.dims:
+            from .errors import GradcliError
+
             raise GradcliError("data", f"dimension '{d}' is not the size of any input")
         return self.dims[d]
 
-    def shape(self, ty) -> str:
-        parts = [self.dim(d) for d in ty.dims]
+    def shape(self, dims: tuple[Dim, ...]) -> str:
+        parts = [self.dim(d) for d in dims]
         return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
-    def matmul(self, node: Expr, a: list[str]) -> str:
-        x, y = node.args
-        if id(x) in self.lazy and id(y) in self.lazy:
-            return f"np.diag({a[0]} * {a[1]})"
-        if id(x) in self.lazy:
-            return f"{a[0]}[:, None] * {a[1]}" if y.ty.is_matrix else f"{a[0]} * {a[1]}"
-        if id(y) in self.lazy:
-            return f"{a[0]} * {a[1]}"
-        if x.ty.is_col and y.ty.is_row:
-            return f"np.outer({a[0]}, {a[1]})"
-        return f"{a[0]} @ {a[1]}"
+    def setting(self, value: Setting) -> str:
+        if isinstance(value, Size):
+            return self.dim(value.dim)
+        if isinstance(value, Shape):
+            return self.shape(value.dims)
+        if isinstance(value, float):
+            return self.dialect.literal(value)
+        return repr(value)
 
-    def add(self, node: Expr, a: list[str]) -> str:
-        x, y = node.args
-        if id(x) in self.scaled:
-            x, y, a = y, x, [a[1], a[0]]
-        if id(y) in self.scaled:
-            c, z = y.args[0].value, self.names[id(y.args[1])]
-            left = a[0] if id(x) not in self.scaled else f"{self.literal(x.args[0].value)} * {self.names[id(x.args[1])]}"
-            return f"{left} - {z}" if c == -1.0 else f"{left} + {self.literal(c)} * {z}"
-        return f"{a[0]} + {a[1]}"
-
-    def expand(self, node: Expr, a: list[str]) -> str:
-        axis, keep, ty = node.params
-        g = a[0] if keep else f"np.expand_dims({a[0]}, {axis})"
-        return f"np.broadcast_to({g}, {self.shape(ty)})"
+    def code(self, kernel: Kernel, node: Expr, args: list[str]) -> str:
+        """The source of one kernel applied to its arguments' code."""
+        ns = self.dialect.ns
+        if isinstance(kernel, Infix):
+            return f"{args[0]} {kernel.symbol} {args[1]}"
+        if isinstance(kernel, Attr):
+            return f"{args[0]}.{kernel.name}"
+        if isinstance(kernel, Call):
+            parts = args + [self.setting(s) for s in (kernel.settings(node) if kernel.settings else ())]
+            parts += [f"{k}={self.setting(v)}" for k, v in (kernel.keywords(node) if kernel.keywords else {}).items()]
+            parts += self.dialect.creation() if kernel.creates else []
+            return f"{ns}.{kernel.spelling(self.dialect.numpy)}({', '.join(parts)})"
+        if isinstance(kernel, Helper):
+            name = kernel.fn.__name__
+            if name not in self.helpers:
+                self.helpers.append(name)
+            parts = [ns] + args + [self.setting(s) for s in (kernel.settings(node) if kernel.settings else ())]
+            return f"{name}({', '.join(parts)})"
+        raise RuntimeError(f"no source for the kernel {kernel!r}")
 
     def emit(self, roots: list[Expr]) -> list[str]:
-        order = topological(roots)
-        deferred = deferred_nodes(order, roots)
-        self.lazy |= {id(n) for n in order if id(n) in deferred and n.op == "diagm"}
-        self.scaled |= {id(n) for n in order if id(n) in deferred and n.op == "mul"}
-        for n in order:
-            if id(n) in self.names:
+        """Lines for the roots (appended to `lines`); the roots' names."""
+        plan = schedule(roots)
+        owners: dict[str, int] = {}  # temporary name -> live nodes using it
+        root_ids = {id(r) for r in roots}
+        for i, st in enumerate(plan.steps):
+            n = st.node
+            if id(n) in self.names:  # (computed by an earlier call on the same generator)
                 continue
-            if id(n) in self.scaled:
-                self.names[id(n)] = "<folded>"
+            args = [self.names[id(a)] for a in st.args]
+            python = n.op in ("const", "numel") or (
+                isinstance(st.kernel, _ARITHMETIC) and all(self._python[id(a)] for a in st.args))
+            self._python[id(n)] = python
+            if n.op == "sym":
+                self.names[id(n)] = self.symbols[n.params[0]]
                 continue
-            if n.op in ("sym", "const"):
-                self.names[id(n)] = OPS[n.op].emit(self, n, [])
+            if n.op == "const":
+                self.names[id(n)] = self.dialect.literal(n.value)
                 continue
-            args = [self.names[id(a)] for a in n.args]
-            if id(n) in self.lazy:  # diag(v) used only in products: keep v
-                self.names[id(n)] = args[0]
-                continue
-            code = self.source(n, args)
-            name = self.namer.fresh("_t", numbered=True)
-            self.lines.append(f"    {name} = {code}")
+            if not self.dialect.numpy and not isinstance(st.kernel, _ARITHMETIC):
+                args = [self.dialect.as_array(a) if self._python[id(x)] else a for x, a in zip(st.args, args)]
+            if n.op == "apply":
+                name = self._assign(f"{self.function(*n.params)}({args[0]})")
+            elif isinstance(st.kernel, Same):
+                name = args[0]
+            elif st.overwrite is not None and self.dialect.numpy:
+                assert st.kernel is not None
+                name = args[st.overwrite]
+                self.lines.append(f"    np.{st.kernel.ufunc}({', '.join(args)}, out={name})")
+            else:
+                assert st.kernel is not None
+                name = self._assign(self.code(st.kernel, n, args))
             self.names[id(n)] = name
+            if name.startswith("_t"):
+                owners[name] = owners.get(name, 0) + 1
+            dead = []
+            for a in dict.fromkeys(st.args):
+                if plan.last_use.get(id(a)) == i and id(a) not in root_ids:
+                    held = self.names[id(a)]
+                    if held in owners:
+                        owners[held] -= 1
+                        if owners[held] == 0:
+                            del owners[held]
+                            dead.append(held)
+            if dead:  # memory follows last use, as in the evaluator
+                self.lines.append(f"    del {', '.join(dead)}")
         return [self.names[id(r)] for r in roots]
 
-
-class Dialect:
-    """What differs between the numpy module and the array API one."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.xp = name == "array-api"
-        self.ns = "_xp" if self.xp else "np"
-        if self.xp:
-            from .emit_xp import XpCodegen
-
-            self.codegen = XpCodegen
-        else:
-            self.codegen = Codegen
-        self.context = ["_xp", "_dtype", "_device"] if self.xp else []  # passed to helper functions
-
-    def reserved(self) -> set[str]:
-        from .emit_xp import helper_names
-
-        return set(self.context) | helper_names() if self.xp else set()
-
-    def layout(self, d, value: str) -> str:
-        if not d.transposes:
-            return value
-        if d.kind == "gradient":
-            return f"{self.ns}.reshape({value}, (1, -1))" if d.x_ty.is_vector else f"{value}.T"
-        kf = len(d.f_ty.full_dims)
-        nd = kf + len(d.x_ty.dims)
-        axes = tuple(list(range(kf, nd)) + list(range(kf)))
-        return f"{self.ns}.permute_dims({value}, {axes})" if self.xp else f"np.transpose({value}, {axes})"
-
-    def result(self, value: str) -> str:
-        if self.xp:
-            return f"_xp.asarray({value}, dtype=_dtype, device=_device)"
-        return f"np.asarray({value}, dtype=float)"
-
-    def dim_source(self, symbol: str, axis: int) -> str:
-        return f"{symbol}.shape[{axis}]" if self.xp else f"np.shape({symbol})[{axis}]"
-
-    def tensor_loop(self, names: dict, call: str, f_shape: str, x_shape: str, full: str, count: str) -> list[str]:
-        """Lines that build a tensor derivative from one vector-Jacobian product per entry of f."""
-        seed, index, jac = names["seed"], names["index"], names["jac"]
-        if not self.xp:
-            return [f"    {jac} = []",
-                    f"    for {index} in np.ndindex(*{f_shape}):",
-                    f"        {seed} = np.zeros({f_shape})",
-                    f"        {seed}[{index}] = 1.0",
-                    f"        {jac}.append(np.broadcast_to({call}, {x_shape}))",
-                    f"    {jac} = np.reshape(np.array({jac}), {full})"]
-        return [f"    {jac} = []",  # one-hot seeds built without writing into an array (jax)
-                f"    for {index} in range({count}):",
-                f"        {seed} = _xp.reshape(_xp.astype(_xp.arange({count}, device=_device) == {index}, "
-                f"_dtype), {f_shape})",
-                f"        {jac}.append(_xp.broadcast_to({self.result(call)}, {x_shape}))",
-                f"    {jac} = _xp.reshape(_xp.stack({jac}), {full})"]
-
-    def header(self, used_helpers: list[str]) -> list[str]:
-        if self.xp:
-            return ["from array_api_compat import array_namespace as _array_namespace, device as _device_of"]
-        return ["import numpy as np"]
-
-    def inputs(self, users: list[str], symbols: dict) -> list[str]:
-        if not self.xp:
-            return [f"    {symbols[s]} = np.asarray(arrays[{s!r}], dtype=float)" for s in users]
-        if not users:  # a formula of constants: numpy's namespace
-            return ["    _xp = _namespace()", "    _dtype, _device = _xp.float64, None"]
-        return ["    _xp = _namespace(*[arrays[_name] for _name in INPUTS])",
-                *[f"    {symbols[s]} = _float(_xp, arrays[{s!r}])" for s in users],
-                f"    _dtype = _xp.result_type({', '.join(symbols[s] for s in users)})",
-                f"    _device = _device_of({symbols[users[0]]})"]
-
-    def helpers(self, code: str) -> list[str]:
-        if self.xp:
-            from .emit_xp import helper_sources
-
-            return helper_sources(code + "_namespace( _float(")
-        return _helpers_used(code)
-
-
-DIALECTS = ("numpy", "array-api")
-
-
-def _helper_names() -> set[str]:
-    return {line.split("(")[0].split()[1] for line in HELPERS.splitlines() if line.startswith("def ")} | set(SHARED_HELPERS)
+    def _assign(self, code: str) -> str:
+        name = self.namer.fresh("_t", numbered=True)
+        self.lines.append(f"    {name} = {code}")
+        return name
 
 
 def _bind_known(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
     """Abstract functions bound with --fn become their builtin (as the evaluator has them); the
     others stay, and the module takes a callable for each (the evaluator refuses them)."""
-    from .evaluate import bind_functions
-
     unbound = {n.params[0] for n in topological(roots) if n.op == "apply"} - set(fns)
     if not unbound:
         return bind_functions(roots, fns)
-    from . import operators  # noqa: F401  (fills the operator registry)
     from . import simplify as S
     from .differentiate import elementwise_derivative
     from .expr import make
@@ -385,18 +418,20 @@ def _bind_known(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
     return [done[id(r)] for r in roots]
 
 
-def emit_numpy(problem, derivs, fns: dict[str, str], hessian: bool) -> str:
-    """`--emit numpy`: the module on numpy alone (the fast path)."""
+def emit_numpy(problem: Problem, derivs: list[Derivative], fns: dict[str, str], hessian: bool) -> str:
+    """`--emit numpy`: the module on numpy alone."""
     return emit_module(problem, derivs, fns, hessian, "numpy")
 
 
-def emit_module(problem, derivs, fns: dict[str, str], hessian: bool, dialect: str = "numpy") -> str:
-    """The module of `--emit numpy` or `--emit array-api` (see the module docstrings)."""
+def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str], hessian: bool,
+                dialect: str = "numpy") -> str:
+    """The module of `--emit numpy` or `--emit array-api` (see the module docstring)."""
     from .differentiate import SEED, gradients, seed_for
 
     kind = Dialect(dialect)
     fname = "value_and_hess" if hessian else "value_and_grad"
-    namer = Namer(RESERVED | _helper_names() | kind.reserved() | {fname, "_missing", "_name", "_callables"})
+    namer = Namer(RESERVED | set(HELPERS) | set(MODULE_FUNCTIONS) | set(kind.context)
+                  | {fname, "_missing", "_name", "_array_namespace", "_device_of"})
     users = list(problem.symbols)
     symbols = python_names(users, namer)
     params = [symbols[s] for s in users]
@@ -405,43 +440,48 @@ def emit_module(problem, derivs, fns: dict[str, str], hessian: bool, dialect: st
         for axis, d in enumerate(info.ty.dims):
             if isinstance(d, str) and d not in dims:
                 dims[d] = kind.dim_source(symbols[name], axis)
-    functions: dict = {}
-    gen = kind.codegen(symbols, dims, namer, functions)
+    functions: dict[tuple[str, int], str] = {}
+    gen = Codegen(kind, symbols, dims, namer, functions)
     with_formula = [d for d in derivs if d.expr is not None]
     target = problem.target  # a 1×1 f is the scalar it holds, as the evaluator has it
-    roots = adjugates(_bind_known([target] + [d.expr for d in with_formula], fns))
+    roots = prepare(_bind_known([target] + [d.expr for d in with_formula], fns))
     names = gen.emit(roots)
     body = list(gen.lines)
     f_name = names[0]
     results = dict(zip([d.wrt for d in with_formula], names[1:]))
     helpers_fn: list[str] = []
+    helpers_used = list(gen.helpers)
     for d in (d for d in derivs if d.expr is None):  # tensors: one VJP per entry of f
         v = seed_for(d.of)
         (g,) = gradients(d.of, [d.x], seed=v)
-        (g,) = adjugates(_bind_known([g], fns))
+        (g,) = prepare(_bind_known([g], fns))
         loop = {stem: namer.fresh("_" + stem if stem != "jac" else "_J") for stem in ("seed", "index", "jac")}
         fn = namer.fresh("_vjp")
-        sub = kind.codegen({**symbols, SEED: loop["seed"]}, dims, namer, functions)
+        sub = Codegen(kind, {**symbols, SEED: loop["seed"]}, dims, namer, functions)
         (out,) = sub.emit([g])
+        helpers_used += sub.helpers
         args = kind.context + params + sub.used_functions + [loop["seed"]]
         helpers_fn += [f"def {fn}({', '.join(args)}):", *sub.lines, f"    return {out}", "", ""]
-        f_shape = gen.shape(d.f_ty) if d.f_ty.dims else "()"
+        f_shape = gen.shape(d.f_ty.dims) if d.f_ty.dims else "()"
         count = " * ".join(gen.dim(x) for x in d.f_ty.dims) or "1"
-        full = "(" + ", ".join([gen.dim(x) for x in d.f_ty.full_dims] + [gen.dim(x) for x in d.x_ty.dims]) + ",)"
+        full = gen.shape(tuple(d.f_ty.full_dims) + tuple(d.x_ty.dims))
         body += kind.tensor_loop(loop, f"{fn}({', '.join(args)})", f_shape,
-                                 gen.shape(d.x_ty) if d.x_ty.dims else "()", full, count)
+                                 gen.shape(d.x_ty.dims) if d.x_ty.dims else "()", full, count,
+                                 gen.shape(tuple(d.f_ty.dims) + tuple(d.x_ty.dims)))
         results[d.wrt] = loop["jac"]
     if target.ty.row:
         f_name = f"{kind.ns}.reshape({f_name}, (1, -1))"
     out_items = ", ".join(f"{d.wrt!r}: {kind.layout(d, kind.result(results[d.wrt]))}" for d in derivs)
     abstract = _function_parameters(functions, namer)
     renamed = [f"{s} is {symbols[s]}" for s in users if s != symbols[s]]
-    code = "\n".join(body + helpers_fn)
-    used = kind.helpers(code) + ([CALLABLES.strip()] if abstract else [])
-    doc = _docstring(problem, derivs, target, renamed, abstract, kind, code + "\n".join(used))
+    own = kind.own_functions() + (["_callables"] if abstract else [])
+    used = ([_plain_source(HELPERS[h]) for h in _helpers_needed(helpers_used)]
+            + [_plain_source(MODULE_FUNCTIONS[f]) for f in own])
+    code = "\n".join(body + helpers_fn + used)
+    doc = _docstring(problem, derivs, target, renamed, abstract, kind, code)
     signature = ", ".join([p for p, _, _ in abstract] + ["/"] * bool(abstract) + ["**arrays"])
     lines = [f'"""Generated by gradcli from: {_docstring_text(problem.typed.formula.text)}"""', "",
-             *kind.header(used), "", f"INPUTS = {tuple(users)!r}  # {fname} takes these arrays by name",
+             *kind.header(), "", f"INPUTS = {tuple(users)!r}  # {fname} takes these arrays by name",
              *([f"FUNCTIONS = {dict((n, len(o)) for _, n, o in abstract)!r}  # then these abstract functions "
                 "(positional, each a sequence: the function and its derivatives)"] if abstract else []),
              *(["", "", "\n\n\n".join(used)] if used else []), "", "", *helpers_fn,
@@ -455,17 +495,6 @@ def emit_module(problem, derivs, fns: dict[str, str], hessian: bool, dialect: st
              *body,
              f"    return {kind.result(f_name)}, {{{out_items}}}", ""]
     return "\n".join(lines)
-
-
-CALLABLES = '''def _callables(given, name, count):
-    functions = (given,) if callable(given) and count == 1 else tuple(given) if not callable(given) else ()
-    if len(functions) < count or not all(callable(f) for f in functions[:count]):
-        raise TypeError(f"the abstract function {name} is given as a sequence of {count} callables "
-                        f"(the function and its derivatives up to order {count - 1})")
-    return functions[:count]
-
-
-'''
 
 
 def _function_parameters(functions: dict, namer: Namer) -> list[tuple[str, str, list[str]]]:
@@ -490,8 +519,8 @@ def _docstring(problem, derivs, target, renamed, abstract, kind, code: str) -> l
                ", ".join(f"{name} as ({', '.join(name + chr(39) * k for k in range(len(o)))})"
                          for _, name, o in abstract))] if abstract else []),
            *(["Array namespace: that of the inputs (array_api_compat.array_namespace); results in their "
-              "common float dtype, on the first input's device"] if kind.xp else []),
-           *(["Needs the array API linalg extension (xp.linalg)"] if kind.xp and ".linalg." in code else []),
+              "common float dtype, on the first input's device"] if not kind.numpy else []),
+           *(["Needs the array API linalg extension (xp.linalg)"] if not kind.numpy and ".linalg." in code else []),
            f"Returns (f, derivatives): f has shape {fmt_dims(target.ty.full_dims)}"
            + (f" (the scalar its {fmt_dims(problem.shape)} value holds)" if target is not problem.expr else "")
            + ", and"]
