@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .evaluate import Schedule, bind_functions, prepare, schedule
 from .expr import Expr, topological
+from .indexform import Contraction, contractions, index_terms
 from .kernels import HELPERS, Attr, Call, Helper, Infix, Kernel, Same, Setting, Shape, Size
 from .render import render
 from .shapes import DimProduct, fmt_dims
@@ -418,6 +419,38 @@ def _bind_known(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
     return [done[id(r)] for r in roots]
 
 
+def _index_form(d: Derivative) -> list[Contraction] | None:
+    """A tensor derivative's index form as einsum contractions, where it has one (as
+    `api.vjp_program` finds it for the evaluator)."""
+    from .differentiate import gradients, seed_for
+
+    v = seed_for(d.of)
+    (g,) = gradients(d.of, [d.x], seed=v)
+    found = index_terms(g, v, d.f_ty.full_dims if not d.f_ty.row else d.f_ty.dims, d.x_ty.dims)
+    if found is None or not found[0] or len(found[1]) + len(found[2]) != len(d.f_ty.full_dims + d.x_ty.dims):
+        return None
+    return contractions(*found)
+
+
+def _contraction_lines(found: list[Contraction], jac: str, shape: str, names: dict[int, str], namer: Namer,
+                       kind: Dialect) -> list[str]:
+    """J = Σ coef · einsum(...) written onto (diagonal views of) one array of zeros."""
+    lines = [f"    {jac} = np.zeros({shape})"]
+    for c in found:
+        value = (f"np.einsum({c.spec!r}, {', '.join(names[id(e)] for e in c.factors)})" if c.factors
+                 else kind.literal(c.coef))
+        if c.factors and c.inserted:
+            value = f"np.expand_dims({value}, {c.inserted!r})"
+        if c.factors and c.coef != 1.0:
+            value = f"{kind.literal(c.coef)} * {value}"
+        if c.diagonal:
+            view = namer.fresh("_view")
+            lines += [f"    {view} = np.einsum({c.diagonal!r}, {jac})", f"    {view} += {value}", f"    del {view}"]
+        else:
+            lines.append(f"    {jac} += {value}")
+    return lines
+
+
 def emit_numpy(problem: Problem, derivs: list[Derivative], fns: dict[str, str], hessian: bool) -> str:
     """`--emit numpy`: the module on numpy alone."""
     return emit_module(problem, derivs, fns, hessian, "numpy")
@@ -443,16 +476,26 @@ def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str],
     functions: dict[tuple[str, int], str] = {}
     gen = Codegen(kind, symbols, dims, namer, functions)
     with_formula = [d for d in derivs if d.expr is not None]
+    tensors = [d for d in derivs if d.expr is None]
+    indexed = {d.wrt: found for d in tensors if kind.numpy and (found := _index_form(d)) is not None}
+    factors = list({id(e): e for cs in indexed.values() for c in cs for e in c.factors}.values())
     target = problem.target  # a 1×1 f is the scalar it holds, as the evaluator has it
-    roots = prepare(_bind_known([target] + [d.expr for d in with_formula], fns))
+    roots = prepare(_bind_known([target] + [d.expr for d in with_formula] + factors, fns))
     names = gen.emit(roots)
     body = list(gen.lines)
     f_name = names[0]
     results = dict(zip([d.wrt for d in with_formula], names[1:]))
+    factor_names = dict(zip([id(e) for e in factors], names[1 + len(with_formula):]))
     helpers_fn: list[str] = []
     helpers_used = list(gen.helpers)
-    for d in (d for d in derivs if d.expr is None):  # tensors: one VJP per entry of f
-        v = seed_for(d.of)
+    for d in tensors:
+        if d.wrt in indexed:  # its index form, by einsum (as the evaluator computes it)
+            jac = namer.fresh("_J")
+            body += _contraction_lines(indexed[d.wrt], jac, gen.shape(tuple(d.f_ty.full_dims) + tuple(d.x_ty.dims)),
+                                       factor_names, namer, kind)
+            results[d.wrt] = jac
+            continue
+        v = seed_for(d.of)  # else one VJP per entry of f
         (g,) = gradients(d.of, [d.x], seed=v)
         (g,) = prepare(_bind_known([g], fns))
         loop = {stem: namer.fresh("_" + stem if stem != "jac" else "_J") for stem in ("seed", "index", "jac")}

@@ -9,6 +9,8 @@ J[i, j, k, l] = ∂g[k, l]/∂V[i, j] replaces it by δ(a, i) δ(b, j), and summ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from typing import TYPE_CHECKING, Literal
 
 from . import operators  # noqa: F401  (fills the operator registry)
@@ -198,15 +200,23 @@ class IndexProgram:
         return evaluate_terms(self.terms, self.f_idx, self.x_idx, shape, computed)
 
 
-def evaluate_terms(terms: list[Term], f_idx: Indices, x_idx: Indices, shape: tuple[int, ...],
-                   computed: dict[int, Array]) -> Array:
-    """The tensor J from its index form, by einsum: each term is contracted over its summed
-    indices, and a δ between output indices adds it onto a diagonal view of J — δ is never
-    built as an array.  `computed` holds the value of every factor, by the id of its expression."""
-    import numpy as np
+@dataclass(frozen=True)
+class Contraction:
+    """One term of a tensor's index form as numpy computes it: coef · einsum(spec, *factors),
+    with singleton axes inserted where the term does not depend on an output index, added onto
+    the view einsum(diagonal, J) of J (δ between output indices: a diagonal view, never an
+    array).  The evaluator runs it (`evaluate_terms`) and `--emit` writes it out."""
 
+    coef: float
+    factors: list[Expr]  # the operands' expressions, in the order of spec
+    spec: str  # "ab,b->ab" ("" for a term without factors)
+    inserted: tuple[int, ...]  # axes of the output that the term is constant along
+    diagonal: str  # "aab->ab", or "" for J itself
+
+
+def contractions(terms: list[Term], f_idx: Indices, x_idx: Indices) -> list[Contraction]:
     out_names = list(f_idx) + list(x_idx)
-    out = np.zeros(shape)
+    found: list[Contraction] = []
     for t in terms:
         parent = {n: n for n in out_names}
 
@@ -226,21 +236,34 @@ def evaluate_terms(terms: list[Term], f_idx: Indices, x_idx: Indices, shape: tup
             if n not in letters:
                 letters[n] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[len(letters)]
             return letters[n]
-        operands: list[Array] = []
+        factors: list[Expr] = []
         subs: list[str] = []
         for f in t.factors:
             if f[0] == "t":
-                operands.append(np.asarray(computed[id(f[3])], dtype=float))
+                factors.append(f[3])
                 subs.append("".join(letter(i) for i in f[2]))
         full = "".join(letter(n) for n in out_names)
         reduced = "".join(dict.fromkeys(full))
         present = set("".join(subs))
         kept = "".join(c for c in reduced if c in present)
-        value: Array = t.coef * (np.einsum(",".join(subs) + "->" + kept, *operands) if operands
-                                 else np.float64(1.0))
-        # output indices no factor mentions (δ(i,k) x[l]: nothing depends on i) broadcast
-        value = np.reshape(value, [np.shape(value)[kept.index(c)] if c in kept else 1 for c in reduced])
-        view = np.einsum(full + "->" + reduced, out) if full != reduced else out
+        found.append(Contraction(t.coef, factors, ",".join(subs) + "->" + kept if factors else "",
+                                 tuple(k for k, c in enumerate(reduced) if c not in kept),
+                                 full + "->" + reduced if full != reduced else ""))
+    return found
+
+
+def evaluate_terms(terms: list[Term], f_idx: Indices, x_idx: Indices, shape: tuple[int, ...],
+                   computed: dict[int, Array]) -> Array:
+    """The tensor J from its index form, by einsum (see `Contraction`).  `computed` holds the
+    value of every factor, by the id of its expression."""
+    import numpy as np
+
+    out = np.zeros(shape)
+    for c in contractions(terms, f_idx, x_idx):
+        operands = [np.asarray(computed[id(e)], dtype=float) for e in c.factors]
+        value: Array = c.coef * (np.einsum(c.spec, *operands) if operands else np.float64(1.0))
+        value = np.expand_dims(value, c.inserted) if c.inserted else value
+        view = np.einsum(c.diagonal, out) if c.diagonal else out
         view += value
     return out
 
