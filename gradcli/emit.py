@@ -436,18 +436,25 @@ def _contraction_lines(found: list[Contraction], jac: str, shape: str, names: di
                        kind: Dialect) -> list[str]:
     """J = Σ coef · einsum(...) written onto (diagonal views of) one array of zeros."""
     lines = [f"    {jac} = np.zeros({shape})"]
-    for c in found:
-        value = (f"np.einsum({c.spec!r}, {', '.join(names[id(e)] for e in c.factors)})" if c.factors
-                 else kind.literal(c.coef))
-        if c.factors and c.inserted:
-            value = f"np.expand_dims({value}, {c.inserted!r})"
-        if c.factors and c.coef != 1.0:
-            value = f"{kind.literal(c.coef)} * {value}"
+    for k, c in enumerate(found):
+        target = jac
         if c.diagonal:
-            view = namer.fresh("_view")
-            lines += [f"    {view} = np.einsum({c.diagonal!r}, {jac})", f"    {view} += {value}", f"    del {view}"]
+            target = namer.fresh("_view")
+            lines.append(f"    {target} = np.einsum({c.diagonal!r}, {jac})")
+        operands = ", ".join(names[id(e)] for e in c.factors)
+        if k == 0 and c.factors and not c.inserted:  # the first term straight into J: no temporary
+            lines.append(f"    np.einsum({c.spec!r}, {operands}, out={target})")
+            if c.coef != 1.0:
+                lines.append(f"    {target} *= {kind.literal(c.coef)}")
         else:
-            lines.append(f"    {jac} += {value}")
+            value = f"np.einsum({c.spec!r}, {operands})" if c.factors else kind.literal(c.coef)
+            if c.factors and c.inserted:
+                value = f"np.expand_dims({value}, {c.inserted!r})"
+            if c.factors and c.coef != 1.0:
+                value = f"{kind.literal(c.coef)} * {value}"
+            lines.append(f"    {target} += {value}")
+        if c.diagonal:
+            lines.append(f"    del {target}")
     return lines
 
 

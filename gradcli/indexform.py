@@ -259,12 +259,16 @@ def evaluate_terms(terms: list[Term], f_idx: Indices, x_idx: Indices, shape: tup
     import numpy as np
 
     out = np.zeros(shape)
-    for c in contractions(terms, f_idx, x_idx):
+    for k, c in enumerate(contractions(terms, f_idx, x_idx)):
         operands = [np.asarray(computed[id(e)], dtype=float) for e in c.factors]
-        value: Array = c.coef * (np.einsum(c.spec, *operands) if operands else np.float64(1.0))
-        value = np.expand_dims(value, c.inserted) if c.inserted else value
         view = np.einsum(c.diagonal, out) if c.diagonal else out
-        view += value
+        if k == 0 and operands and not c.inserted:  # the first term straight into J: no temporary
+            np.einsum(c.spec, *operands, out=view)
+            if c.coef != 1.0:
+                view *= c.coef
+            continue
+        value: Array = c.coef * (np.einsum(c.spec, *operands) if operands else np.float64(1.0))
+        view += np.expand_dims(value, c.inserted) if c.inserted else value
     return out
 
 
