@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import simplify as S
-from .kernel_table import kernel_of
 from .kernels import Kernel, is_numpy
 from .operators import ELEMENTWISE
 from .differentiate import elementwise_derivative
@@ -75,7 +74,7 @@ class Schedule:
 
 
 def kernel_for(node: Expr) -> Kernel:
-    kernel = kernel_of(node.op)
+    kernel = OPS[node.op].impl
     if kernel is None:
         raise RuntimeError(f"the operator {node.op} has no numeric implementation")
     return kernel

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the types of an operator's parts, for checkers only (nothin
     from collections.abc import Generator
     from typing import Protocol, TypeAlias
 
-    from .emit import Codegen
+    from .kernels import Kernel
     from .render import Renderer
     from .shapes import Dim
 
@@ -42,11 +42,10 @@ if TYPE_CHECKING:  # the types of an operator's parts, for checkers only (nothin
 
     ShapeRule: TypeAlias = Callable[[ShapeContext, tuple[Ty, ...], Params], Ty]
     Vjp: TypeAlias = Callable[["Expr", "Expr"], "Expr"]  # (node, its adjoint G) → an argument's
-    Impl: TypeAlias = Callable[..., Array]  # (xp, node, *the arguments' values) → the value
+    Impl: TypeAlias = "Kernel | None"  # None: a leaf or a node bound away before evaluation
     CustomNotation: TypeAlias = Callable[[Renderer, "Expr"], tuple[str, float]]  # → (text, precedence)
     Notation: TypeAlias = dict[str, "tuple[str, float] | CustomNotation"]
     Simplify: TypeAlias = Callable[[tuple["Expr", ...], Params], "Expr | None"]
-    Emit: TypeAlias = "str | Callable[[Codegen, Expr, list[str]], str] | None"
 
     class CallContext(Protocol):
         """What a call rule asks of the shape inferrer: the typed node of an operand, a node
@@ -123,12 +122,12 @@ class Op:
 
     shape(ctx, tys, params) -> Ty      raise ShapeMsg on a mismatch; ctx.same(d1, d2) unifies
     vjp[i](node, G) -> Expr            adjoint of argument i given the adjoint G of the node
-    impl(xp, node, *values) -> array   numeric value, written against the array namespace xp
+    impl: its numbers, a kernel of kernels.py (a namespace function, an infix, or a helper
+          function): the evaluator runs it and `--emit` writes it out (`impl(xp, node, *values)`
+          computes the node's value from its arguments')
     notation: dict style -> (template, precedence) or callable(renderer, node) -> (text, prec)
     simplify(args, params) -> Expr|None  rewrite applied when the node is built
     fails: what to say when impl gives a non-finite value from finite inputs (math error)
-    emit: numpy source for the node (`--emit numpy`): a template over the arguments' names,
-          "np.exp({0})", or callable(codegen, node, args) -> str
     rule: the differential rule, as `--steps` shows it
 
     The language (how a formula calls it; no `names`: only derivatives build it):
@@ -162,7 +161,6 @@ class Op:
     notation: Notation = Factory(default_factory=dict)
     simplify: Simplify | None = None
     fails: str = ""
-    emit: Emit = None
     rule: str = ""
     names: tuple[str, ...] = ()
     arity: tuple[int, ...] = (1,)

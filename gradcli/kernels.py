@@ -25,7 +25,7 @@ reads no global but other helpers of this module, and has no annotations (its so
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -178,7 +178,6 @@ class Choose(Kernel):
     """A kernel chosen per node: rule(node, deferred) -> (kernel, the nodes it reads)."""
 
     rule: Callable[[Expr, frozenset[int] | set[int]], tuple[Kernel, tuple[Expr, ...]]]
-    default: Kernel = field(default_factory=lambda: Infix("+"))
 
     def pick(self, node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
         return self.rule(node, deferred)
@@ -424,6 +423,42 @@ def _nucnorm(xp, a):
     return xp.sum(_singular_values(xp, a))
 
 
+def _transpose(xp: Namespace, a: Array) -> Array:
+    if _is_numpy(xp):
+        return a.T
+    return xp.permute_dims(a, (1, 0))
+
+
+def _vec(xp: Namespace, a: Array) -> Array:
+    """The columns of a stacked into one vector."""
+    return xp.reshape(_transpose(xp, a), (-1,))
+
+
+def _unvec(xp: Namespace, g: Array, columns: int) -> Array:
+    """The matrix of `columns` columns whose columns are g's consecutive pieces (vec's inverse)."""
+    return _transpose(xp, xp.reshape(g, (columns, -1)))
+
+
+def _kron(xp: Namespace, a: Array, b: Array) -> Array:
+    """The block matrix [a_ij b]."""
+    if _is_numpy(xp):
+        return xp.kron(a, b)
+    (m, n), (p, q) = a.shape, b.shape
+    return xp.reshape(a[:, None, :, None] * b[None, :, None, :], (m * p, n * q))
+
+
+def _kron_a(xp: Namespace, g: Array, b: Array) -> Array:
+    """Σ_kl G_(ik),(jl) b_kl: an (m·p, n·q) matrix G contracted with the second factor."""
+    (p, q), (r, c) = b.shape, g.shape
+    return xp.sum(xp.reshape(g, (r // p, p, c // q, q)) * b[None, :, None, :], axis=(1, 3))
+
+
+def _kron_b(xp: Namespace, g: Array, a: Array) -> Array:
+    """Σ_ij G_(ik),(jl) a_ij: G contracted with the first factor."""
+    (m, n), (r, c) = a.shape, g.shape
+    return xp.sum(xp.reshape(g, (m, r // m, n, c // n)) * a[:, None, :, None], axis=(0, 2))
+
+
 def _adjugate_transpose(xp, a):
     """adj(X)ᵀ = det(X)·X⁻ᵀ from the SVD X = U diag(s) Vᵀ: det(U)det(V)·U diag(∏_{j≠i} s_j) Vᵀ.
     The products leave each singular value out instead of dividing by it, so the result is exact
@@ -431,42 +466,6 @@ def _adjugate_transpose(xp, a):
     u, s, vt = xp.linalg.svd(a)
     sign = xp.linalg.det(u) * xp.linalg.det(vt)
     return sign * ((u * xp.reshape(_products_of_others(xp, s), (1, -1))) @ vt)
-
-
-# ----------------------------------------------------------------------------- choices per node
-def add_kernel(node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
-    """a + b; a + (−1)·z with (−1)·z deferred is a − z (one pass over the data, not two)."""
-    a, b = node.args
-    if id(a) in deferred:
-        a, b = b, a
-    if id(b) in deferred:
-        return SUBTRACT, (a, b.args[1])
-    return ADD, node.args
-
-
-def matmul_kernel(node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
-    """A @ B, where a deferred diag(v) factor is applied as a broadcast of v (a 2000×2000
-    Jacobian of tanh(Wx + b) is then d[:, None] * W, never diag(d) @ W), and a column times a
-    row is an outer product."""
-    x, y = node.args
-    if id(x) in deferred and id(y) in deferred:
-        return Helper(_diag_product), (x.args[0], y.args[0])
-    if id(x) in deferred:
-        return (Helper(_scale_rows) if y.ty.is_matrix else MULTIPLY), (x.args[0], y)
-    if id(y) in deferred:
-        return MULTIPLY, (x, y.args[0])  # broadcasting along the last axis scales the columns
-    if x.ty.is_col and y.ty.is_row:
-        return Helper(_outer), node.args
-    return MATMUL, node.args
-
-
-def transpose_kernel(node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
-    """Aᵀ of a matrix is numpy's view `.T`; a vector's transpose is the same array."""
-    return (Attr("T") if node.ty.is_matrix else Same()), node.args
-
-
-ADD, SUBTRACT = Infix("+", "add"), Infix("-", "subtract")
-MULTIPLY, MATMUL = Infix("*", "multiply"), Infix("@")
 
 
 def _helpers() -> dict[str, Callable[..., Any]]:

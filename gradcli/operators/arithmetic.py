@@ -19,13 +19,15 @@ from ..shapes import SCALAR, STRICT, DimMismatch
 from ..simplify import (_simplify_add, _simplify_div, _simplify_matmul, _simplify_mul, _simplify_pow, T,
                         const, div, fn, like, mm, mul, neg, power, scale, split_coef, sub, symmetric_product,
                         symmetric_sum, unbroadcast)
-from .base import ADD, ATOM, JUXT, MUL, NEG, POW, Diag, Scaled, diag_matrix, is_numpy
+from .. import kernels as K
+from ..kernels import Choose, Helper, Infix, Kernel
+from .base import ADD, ATOM, JUXT, MUL, NEG, POW
 
 if TYPE_CHECKING:
     from collections.abc import Generator
     from typing import Any, TypeAlias
 
-    from ..expr import Array, CallContext, Expr, IndexContext, Indices, MatrixContext, Namespace
+    from ..expr import CallContext, Expr, IndexContext, Indices, MatrixContext
     from ..syntax import Call
 
     MatrixSteps: TypeAlias = Generator["Expr | Row", Expr, Expr]
@@ -33,27 +35,33 @@ if TYPE_CHECKING:
     from ..render import Renderer
 
 
-def _np_add(xp: Namespace, node: Expr, a: Array, b: Array) -> Array:
-    if isinstance(a, Scaled):
+# The kernels of + and @ depend on which arguments the evaluator keeps deferred (evaluate.py):
+# a + (−1)·z is a − z (one pass over the data, not two), and a diag(v) factor is applied as a
+# broadcast of v (a 2000×2000 Jacobian of tanh(Wx + b) is then v[:, None] * W, never diag(v) @ W).
+ADDITION, SUBTRACTION = Infix("+", "add"), Infix("-", "subtract")
+PRODUCT, MATRIX_PRODUCT = Infix("*", "multiply"), Infix("@")
+
+
+def _add_kernel(node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
+    a, b = node.args
+    if id(a) in deferred:
         a, b = b, a
-    if isinstance(b, Scaled):
-        if isinstance(a, Scaled):
-            a = a.c * a.z
-        return a - b.z if b.c == -1.0 else a + b.c * b.z
-    return a + b
+    if id(b) in deferred:
+        return SUBTRACTION, (a, b.args[1])
+    return ADDITION, node.args
 
 
-def _np_matmul(xp: Namespace, node: Expr, a: Array, b: Array) -> Array:
+def _matmul_kernel(node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
     x, y = node.args
-    if isinstance(a, Diag):
-        if isinstance(b, Diag):
-            return diag_matrix(xp, a.d * b.d)
-        return a.d[:, None] * b if b.ndim == 2 else a.d * b
-    if isinstance(b, Diag):
-        return a * b.d  # broadcasting along the last axis scales the columns (or a row)
+    if id(x) in deferred and id(y) in deferred:
+        return Helper(K._diag_product), (x.args[0], y.args[0])
+    if id(x) in deferred:
+        return (Helper(K._scale_rows) if y.ty.is_matrix else PRODUCT), (x.args[0], y)
+    if id(y) in deferred:
+        return PRODUCT, (x, y.args[0])  # broadcasting along the last axis scales the columns
     if x.ty.is_col and y.ty.is_row:
-        return xp.multiply.outer(a, b) if is_numpy(xp) else a[:, None] * b[None, :]
-    return a @ b
+        return Helper(K._outer), node.args
+    return MATRIX_PRODUCT, node.args
 
 
 def _vjp_add_a(node: Expr, G: Expr) -> Expr:
@@ -198,10 +206,9 @@ def _call_product(b: CallContext, call: Call) -> Expr:
     return b.raw("matmul", (cols[0], b.raw("T", (cols[1],), (), call.col)), (), call.col)
 
 
-register(Op("add", broadcast_shape("+"), _np_add,
+register(Op("add", broadcast_shape("+"), Choose(_add_kernel),
             vjp=(_vjp_add_a, _vjp_add_b), notation={"custom": _add_notation},
             simplify=_simplify_add,
-            emit=lambda c, n, a: c.add(n, a),
             rule='d(A + B) = dA + dB (a broadcast operand gets the adjoint summed over the broadcast axes)',
             entrywise=True, symmetric=symmetric_sum, matrix=_matrix_add, index=_index_add))
 
@@ -235,10 +242,9 @@ def _vjp_mul_b(node: Expr, G: Expr) -> Expr:
     return unbroadcast(mul(G, node.args[0]), node.args[1].ty)
 
 
-register(Op("mul", broadcast_shape("*"), lambda xp, node, a, b: a * b,
+register(Op("mul", broadcast_shape("*"), PRODUCT,
             vjp=(_vjp_mul_a, _vjp_mul_b), notation={"custom": _mul_notation},
             simplify=_simplify_mul,
-            emit="{0} * {1}",
             rule='d(A ⊙ B) = dA ⊙ B + A ⊙ dB',
             entrywise=True, matrix=_matrix_scaled, index=_index_scaled,
             trivial=lambda n: n.args[0].is_const))  # −x and 2x need no name of their own
@@ -254,12 +260,11 @@ def _div_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return r.child(a, MUL) + sep + r.child(b, MUL + 0.5 if r.style == "ascii" else POW), MUL
 
 
-register(Op("div", broadcast_shape("/"), lambda xp, node, a, b: a / b,
+register(Op("div", broadcast_shape("/"), Infix("/", "divide"),
             vjp=(lambda node, G: unbroadcast(div(G, node.args[1]), node.args[0].ty),
                  lambda node, G: unbroadcast(neg(div(mul(G, node), node.args[1])), node.args[1].ty)),
             notation={"custom": _div_notation}, simplify=_simplify_div,
             fails="division by zero",
-            emit="{0} / {1}",
             rule='d(A ⊘ B) = dA ⊘ B − A ⊙ dB ⊘ B²',
             entrywise=True, matrix=_matrix_scaled, index=_index_scaled))
 
@@ -292,10 +297,9 @@ def _vjp_pow_exp(node: Expr, G: Expr) -> Expr:
     return unbroadcast(mul(G, mul(node, fn("log", a))), SCALAR)
 
 
-register(Op("pow", pow_shape, lambda xp, node, a, b: a ** b,
+register(Op("pow", pow_shape, Infix("**", "power"),
             vjp=(_vjp_pow_base, _vjp_pow_exp), notation={"custom": _pow_notation},
             simplify=_simplify_pow, fails="power of a negative number or of zero",
-            emit="{0} ** {1}",
             rule='d(Aᵖ) = p·Aᵖ⁻¹ ⊙ dA (element-wise chain rule)',
             entrywise=True))
 
@@ -359,9 +363,8 @@ def _matmul_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return left + sep + right, JUXT
 
 
-register(Op("matmul", matmul_shape, _np_matmul, vjp=(_vjp_matmul_a, _vjp_matmul_b),
+register(Op("matmul", matmul_shape, Choose(_matmul_kernel), vjp=(_vjp_matmul_a, _vjp_matmul_b),
             notation={"custom": _matmul_notation}, simplify=_simplify_matmul,
-            emit=lambda c, n, a: c.matmul(n, a),
             rule='d(AB) = dA·B + A·dB and ⟨G, dA·B⟩ = ⟨GBᵀ, dA⟩, ⟨G, A·dB⟩ = ⟨AᵀG, dB⟩',
             names=("dot", "outer"), arity=(2,), call=_call_product,
             symmetric=symmetric_product, matrix=_matrix_matmul, row=_row_matmul, index=_index_matmul))

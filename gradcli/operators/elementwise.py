@@ -13,45 +13,25 @@ from ..expr import OPS, Op, make, make_raw, register
 from ..shaperules import same_shape
 from ..simplify import (_fold, _simplify_log, _simplify_sqrt, add, const, div, fill, fn, mul, neg, power,
                         sub, zeros)
-from .base import ATOM, func, is_numpy, named
+from .. import kernels as K
+from ..kernels import Helper, Kernel, ufunc_call
+from .base import ATOM, func
 
 if TYPE_CHECKING:
-    from ..expr import Array, Emit, Expr, Impl, Namespace, Notation, Params, Simplify
+    from ..expr import Expr, Notation, Params, Simplify
     from ..render import Renderer
-
-
-def _np_sigmoid(xp: Namespace, node: Expr, a: Array) -> Array:
-    return 0.5 * (xp.tanh(0.5 * a) + 1.0)
-
-
-def _np_softplus(xp: Namespace, node: Expr, a: Array) -> Array:
-    return xp.logaddexp(0.0, a) if is_numpy(xp) else xp.logaddexp(xp.zeros_like(a), a)
-
-
-def _np_relu(xp: Namespace, node: Expr, a: Array) -> Array:
-    return xp.maximum(a, 0.0) if is_numpy(xp) else xp.maximum(a, xp.zeros_like(a))
-
-
-def _np_step(xp: Namespace, node: Expr, a: Array) -> Array:
-    return (a > 0) * 1.0 if is_numpy(xp) else xp.astype(a > 0, a.dtype)
-
-
-def _np_cbrt(xp: Namespace, node: Expr, a: Array) -> Array:
-    if hasattr(xp, "cbrt"):
-        return xp.cbrt(a)
-    return xp.sign(a) * xp.abs(a) ** (1.0 / 3.0)  # not in the array API standard
 
 
 # element-wise functions: name, numpy, derivative f'(x) (as an expression in x and f(x)), notation;
 # `domain` where the registry's tests draw the argument, `by_name` False for a function only
 # derivatives build (a formula cannot call it by name)
-def _elementwise(name: str, impl: Impl, deriv: Callable[[Expr, Expr], Expr], notation: Notation | None = None,
-                 simplify: Simplify | None = None, fails: str = "", emit: Emit = None, domain: str = "any",
+def _elementwise(name: str, impl: Kernel, deriv: Callable[[Expr, Expr], Expr], notation: Notation | None = None,
+                 simplify: Simplify | None = None, fails: str = "", domain: str = "any",
                  by_name: bool = True) -> None:
     def vjp(node: Expr, G: Expr) -> Expr:
         return mul(G, deriv(node.args[0], node))
     register(Op(name, same_shape, impl, vjp=(vjp,), notation=notation or func(name),
-                simplify=simplify, fails=fails, emit=emit or f"np.{name}({{0}})",
+                simplify=simplify, fails=fails,
                 rule=f"d {name}(A) = {name}'(A) ⊙ dA (element-wise chain rule)",
                 names=(name,) if by_name else (), entrywise=True, domain=domain))
 
@@ -60,31 +40,31 @@ def one() -> Expr:
     return const(1.0)
 
 
-_elementwise("exp", lambda xp, n, a: xp.exp(a), lambda x, y: y, simplify=_fold(math.exp),
+_elementwise("exp", ufunc_call("exp"), lambda x, y: y, simplify=_fold(math.exp),
              fails="overflow in exp")
-_elementwise("log", lambda xp, n, a: xp.log(a), lambda x, y: div(one(), x),
+_elementwise("log", ufunc_call("log"), lambda x, y: div(one(), x),
              simplify=_simplify_log, fails="log of a value that is not positive", domain="positive")
-_elementwise("sqrt", lambda xp, n, a: xp.sqrt(a), lambda x, y: div(const(0.5), y), simplify=_simplify_sqrt,
+_elementwise("sqrt", ufunc_call("sqrt"), lambda x, y: div(const(0.5), y), simplify=_simplify_sqrt,
              notation={"unicode": ("√({0})", ATOM), "ascii": ("sqrt({0})", ATOM),
                        "latex": (r"\sqrt{{{0}}}", ATOM)},
              fails="sqrt of a negative value", domain="positive")
-_elementwise("sin", lambda xp, n, a: xp.sin(a), lambda x, y: fn("cos", x), func("sin", latex=r"\sin"))
-_elementwise("cos", lambda xp, n, a: xp.cos(a), lambda x, y: neg(fn("sin", x)), func("cos", latex=r"\cos"))
-_elementwise("tan", lambda xp, n, a: xp.tan(a), lambda x, y: add(one(), power(y, const(2.0))),
+_elementwise("sin", ufunc_call("sin"), lambda x, y: fn("cos", x), func("sin", latex=r"\sin"))
+_elementwise("cos", ufunc_call("cos"), lambda x, y: neg(fn("sin", x)), func("cos", latex=r"\cos"))
+_elementwise("tan", ufunc_call("tan"), lambda x, y: add(one(), power(y, const(2.0))),
              func("tan", latex=r"\tan"))
-_elementwise("tanh", lambda xp, n, a: xp.tanh(a), lambda x, y: sub(one(), power(y, const(2.0))),
+_elementwise("tanh", ufunc_call("tanh"), lambda x, y: sub(one(), power(y, const(2.0))),
              func("tanh", latex=r"\tanh"))
-_elementwise("sigmoid", _np_sigmoid, lambda x, y: mul(y, sub(one(), y)),
-             func("σ", "sigmoid", r"\sigma"), emit="_sigmoid({0})")
-_elementwise("relu", _np_relu, lambda x, y: fn("step", x), emit="np.maximum({0}, 0.0)")
-_elementwise("softplus", _np_softplus, lambda x, y: fn("sigmoid", x), emit="np.logaddexp(0.0, {0})")
-_elementwise("abs", lambda xp, n, a: xp.abs(a), lambda x, y: make("abs_slope", x),
+_elementwise("sigmoid", Helper(K._sigmoid), lambda x, y: mul(y, sub(one(), y)),
+             func("σ", "sigmoid", r"\sigma"))
+_elementwise("relu", Helper(K._relu), lambda x, y: fn("step", x))
+_elementwise("softplus", Helper(K._softplus), lambda x, y: fn("sigmoid", x))
+_elementwise("abs", ufunc_call("abs"), lambda x, y: make("abs_slope", x),
              {"unicode": ("|{0}|", ATOM), "ascii": ("abs({0})", ATOM),
               "latex": (r"\left|{0}\right|", ATOM)})
-_elementwise("sign", lambda xp, n, a: xp.sign(a), lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0))
-_elementwise("step", _np_step, lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0),
+_elementwise("sign", ufunc_call("sign"), lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0))
+_elementwise("step", Helper(K._step), lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0),
              {"unicode": ("𝟙({0} > 0)", ATOM), "ascii": ("sign(relu({0}))", ATOM),
-              "latex": (r"\mathbf{{1}}\left[{0} > 0\right]", ATOM)}, emit="({0} > 0) * 1.0", by_name=False)
+              "latex": (r"\mathbf{{1}}\left[{0} > 0\right]", ATOM)}, by_name=False)
 
 
 # numpy's other smooth element-wise functions.  square and reciprocal are spelled x² and 1/x as
@@ -99,52 +79,48 @@ def _ln(base: float) -> Expr:
     return make_raw("log", (const(base),))
 
 
-_elementwise("square", lambda xp, n, a: a * a, lambda x, y: mul(const(2.0), x), simplify=_as_power(2.0),
-             emit="np.square({0})")
-_elementwise("reciprocal", lambda xp, n, a: 1.0 / a, lambda x, y: neg(power(x, const(-2.0))),
-             simplify=_as_power(-1.0), fails="division by zero", emit="1.0 / {0}", domain="distinct")
-_elementwise("log1p", lambda xp, n, a: xp.log1p(a), lambda x, y: div(one(), add(one(), x)),
+_elementwise("square", ufunc_call("square"), lambda x, y: mul(const(2.0), x), simplify=_as_power(2.0))
+_elementwise("reciprocal", Helper(K._reciprocal, ufunc="reciprocal"), lambda x, y: neg(power(x, const(-2.0))),
+             simplify=_as_power(-1.0), fails="division by zero", domain="distinct")
+_elementwise("log1p", ufunc_call("log1p"), lambda x, y: div(one(), add(one(), x)),
              fails="log1p of a value ≤ −1", domain="positive")
-_elementwise("expm1", lambda xp, n, a: xp.expm1(a), lambda x, y: fn("exp", x), fails="overflow in expm1")
-_elementwise("log2", lambda xp, n, a: xp.log2(a), lambda x, y: div(one(), mul(_ln(2.0), x)),
+_elementwise("expm1", ufunc_call("expm1"), lambda x, y: fn("exp", x), fails="overflow in expm1")
+_elementwise("log2", ufunc_call("log2"), lambda x, y: div(one(), mul(_ln(2.0), x)),
              func("log2", latex=r"\log_2"), fails="log2 of a value that is not positive", domain="positive")
-_elementwise("log10", lambda xp, n, a: xp.log10(a), lambda x, y: div(one(), mul(_ln(10.0), x)),
+_elementwise("log10", ufunc_call("log10"), lambda x, y: div(one(), mul(_ln(10.0), x)),
              func("log10", latex=r"\log_{10}"), fails="log10 of a value that is not positive", domain="positive")
-_elementwise("sinh", lambda xp, n, a: xp.sinh(a), lambda x, y: fn("cosh", x),
+_elementwise("sinh", ufunc_call("sinh"), lambda x, y: fn("cosh", x),
              func("sinh", latex=r"\sinh"), fails="overflow in sinh")
-_elementwise("cosh", lambda xp, n, a: xp.cosh(a), lambda x, y: fn("sinh", x),
+_elementwise("cosh", ufunc_call("cosh"), lambda x, y: fn("sinh", x),
              func("cosh", latex=r"\cosh"), fails="overflow in cosh")
-_elementwise("arcsin", named("arcsin", "asin"),
+_elementwise("arcsin", ufunc_call("arcsin", "asin"),
              lambda x, y: div(one(), fn("sqrt", sub(one(), power(x, const(2.0))))),
              func("arcsin", latex=r"\arcsin"), fails="arcsin of a value outside [−1, 1]", domain="unit")
-_elementwise("arccos", named("arccos", "acos"),
+_elementwise("arccos", ufunc_call("arccos", "acos"),
              lambda x, y: neg(div(one(), fn("sqrt", sub(one(), power(x, const(2.0)))))),
              func("arccos", latex=r"\arccos"), fails="arccos of a value outside [−1, 1]", domain="unit")
-_elementwise("arctan", named("arctan", "atan"), lambda x, y: div(one(), add(one(), power(x, const(2.0)))),
+_elementwise("arctan", ufunc_call("arctan", "atan"), lambda x, y: div(one(), add(one(), power(x, const(2.0)))),
              func("arctan", latex=r"\arctan"))
-_elementwise("arcsinh", named("arcsinh", "asinh"),
+_elementwise("arcsinh", ufunc_call("arcsinh", "asinh"),
              lambda x, y: div(one(), fn("sqrt", add(power(x, const(2.0)), one()))))
-_elementwise("arctanh", named("arctanh", "atanh"), lambda x, y: div(one(), sub(one(), power(x, const(2.0)))),
+_elementwise("arctanh", ufunc_call("arctanh", "atanh"), lambda x, y: div(one(), sub(one(), power(x, const(2.0)))),
              fails="arctanh of a value outside (−1, 1)", domain="unit")
-_elementwise("cbrt", _np_cbrt, lambda x, y: div(one(), mul(const(3.0), power(y, const(2.0)))),
+_elementwise("cbrt", Helper(K._cbrt), lambda x, y: div(one(), mul(const(3.0), power(y, const(2.0)))),
              fails="division by zero", domain="distinct")
 
 
-def _np_abs_slope(xp: Namespace, node: Expr, a: Array) -> Array:
-    """sign(a): the derivative of |a|, and at a = 0 the subgradient 0 — with a warning, because
-    |a| has no derivative there."""
-    if bool(xp.any(a == 0)):
-        from ..nondiff import warn_nondifferentiable
+def _report_zero_slope(node: Expr) -> None:
+    """|a| has no derivative where a = 0: the subgradient 0 is given, with a warning."""
+    from ..nondiff import warn_nondifferentiable
 
-        warn_nondifferentiable("abs({0}) at an entry equal to 0", node.args[0], "0 (a subgradient)")
-    return xp.sign(a)
+    warn_nondifferentiable("abs({0}) at an entry equal to 0", node.args[0], "0 (a subgradient)")
 
 
 # The derivative of abs: sign(x), printed so.  Its own operator only so that evaluating it at a
 # zero entry warns (see "Decisions" in the README); sign(x) typed by a user stays quiet.
-register(Op("abs_slope", same_shape, _np_abs_slope,
+register(Op("abs_slope", same_shape, Helper(K._sign_slope, report=_report_zero_slope),
             vjp=(lambda node, G: zeros(node.ty) if not node.ty.is_scalar else const(0.0),),
-            notation=func("sign"), emit="np.sign({0})",
+            notation=func("sign"),
             rule="d sign(A) = 0", entrywise=True))
 
 def _apply_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -153,7 +129,7 @@ def _apply_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return r.name(name) + prime + "(" + r.child(node.args[0], 0) + ")", ATOM
 
 
-register(Op("apply", same_shape, lambda xp, node, a: None,
+register(Op("apply", same_shape, None,  # (bound to a builtin before evaluation, or a callable in --emit)
             vjp=(lambda node, G: mul(G, make("apply", node.args[0],
                                              params=(node.params[0], node.params[1] + 1))),),
             notation={"custom": _apply_notation},
@@ -169,5 +145,5 @@ def _simplify_elemderiv(args: tuple[Expr, ...], params: Params) -> Expr | None:
     return elementwise_derivative(name, order, args[0])
 
 
-register(Op("elemderiv", same_shape, lambda xp, node, a: None,
+register(Op("elemderiv", same_shape, None,  # (rewritten as it is built)
             notation=func("elemderiv"), simplify=_simplify_elemderiv, entrywise=True))

@@ -7,38 +7,25 @@ where the function has no derivative, and warn (`nondiff.py`, README "Decisions"
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..expr import NoMatrixForm, Op, make, make_raw, register
 from ..nondiff import warn_nondifferentiable
 from ..shaperules import _shape_err, same_shape, sum_shape, to_scalar, vector_only
 from ..shapes import SCALAR, Ty, col, fmt
 from ..simplify import _simplify_sum, T, const, div, fill, fn, like, matmul, mul, sub, summ
-from .base import ATOM, MUL, POW, abs_slope, func, is_numpy, norm_notation, products_of_others, zero_vjp
+from .. import kernels as K
+from ..kernels import Helper
+from .base import ATOM, MUL, POW, abs_slope, func, norm_notation, zero_vjp
 
 if TYPE_CHECKING:
     from collections.abc import Generator
     from typing import Any
 
-    from ..expr import (Array, CallContext, Expr, Impl, IndexContext, Indices, MatrixContext, Namespace, Notation,
+    from ..expr import (CallContext, Expr, IndexContext, Indices, MatrixContext, Notation,
                         Params, Row, ShapeContext, ShapeRule)
     from ..render import Renderer
     from ..syntax import Call
-
-
-def _np_sum(xp: Namespace, node: Expr, a: Array) -> Array:
-    axis, keep = node.params
-    return xp.sum(a, axis=axis, keepdims=keep)
-
-
-def _np_softmax(xp: Namespace, node: Expr, a: Array) -> Array:
-    e = xp.exp(a - xp.max(a))
-    return e / xp.sum(e)
-
-
-def _np_logsumexp(xp: Namespace, node: Expr, a: Array) -> Array:
-    m = xp.max(a)
-    return m + xp.log(xp.sum(xp.exp(a - m)))
 
 
 # ----------------------------------------------------------------- how a formula calls them
@@ -127,25 +114,27 @@ def _sum_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return f"sum({inner}, {axis}, keepdims)", ATOM
 
 
-register(Op("sum", sum_shape, _np_sum, vjp=(_vjp_sum,), notation={"custom": _sum_notation},
+def _sum_keywords(node: Expr) -> dict[str, int | bool]:
+    axis, keep = node.params
+    return {} if axis is None else {"axis": axis, "keepdims": keep}
+
+
+register(Op("sum", sum_shape, K.Call("sum", keywords=_sum_keywords), vjp=(_vjp_sum,), notation={"custom": _sum_notation},
             simplify=_simplify_sum,
-            emit=lambda c, n, a: f"np.sum({a[0]}, axis={n.params[0]}, keepdims={n.params[1]})" if n.params[0] is not None else f"np.sum({a[0]})",
             rule='d sum(A) = ⟨𝟙, dA⟩',
             names=("sum",), arity=(1, 2), axis=True, operands=1, call=_call_sum, total=lambda n: n.params == (None, False),
             matrix=_matrix_sum, index=_index_sum))
 
 
-register(Op("mean", to_scalar, lambda xp, node, a: xp.mean(a),
+register(Op("mean", to_scalar, K.Call("mean"),
             vjp=(lambda node, G: fill(div(G, make_raw("numel", (), (node.args[0].ty,))), node.args[0].ty),),
             notation=func("mean"),
-            emit="np.mean({0})",
             rule='d mean(A) = ⟨𝟙/N, dA⟩',
             names=("mean",), arity=(1, 2), axis=True, operands=1, call=_call_mean, total=True))
-register(Op("logsumexp", to_scalar, _np_logsumexp,
+register(Op("logsumexp", to_scalar, Helper(K._logsumexp),
             vjp=(lambda node, G: mul(G, fn("exp", sub(node.args[0], node)))
                  if not node.args[0].ty.is_vector else mul(G, fn("softmax", node.args[0])),),
             notation=func("logsumexp"),
-            emit="_logsumexp({0})",
             rule='d logsumexp(a) = ⟨softmax(a), da⟩',
             names=("logsumexp",), total=True))
 
@@ -155,9 +144,8 @@ def _vjp_softmax(node: Expr, G: Expr) -> Expr:
     return sub(mul(s, G), mul(matmul(T(like(s, col(s.ty.dims[0]))), like(G, col(s.ty.dims[0]))), s))
 
 
-register(Op("softmax", vector_only("softmax", lambda ty: ty), _np_softmax,
+register(Op("softmax", vector_only("softmax", lambda ty: ty), Helper(K._softmax),
             vjp=(_vjp_softmax,), notation=func("softmax"),
-            emit="_softmax({0})",
             rule='d softmax(v) = (diag(s) − ssᵀ) dv with s = softmax(v)',
             names=("softmax",)))
 
@@ -175,66 +163,49 @@ def _norm_notation(sub_u: str, sub_l: str, sq: bool = False) -> Notation:
     return {"custom": render}
 
 
-register(Op("norm2", to_scalar, lambda xp, node, a: xp.sqrt(xp.sum(a * a)),
+register(Op("norm2", to_scalar, Helper(K._norm2),
             vjp=(lambda node, G: mul(div(G, node), node.args[0]),),
             notation=_norm_notation("", ""),
-            emit="np.sqrt(np.vdot({0}, {0}))",
             rule='d‖A‖ = ⟨A/‖A‖, dA⟩',
             names=("norm", "norm2"), call=_call_norm, hint=_NORM_HINT, total=True))
-register(Op("sqnorm", to_scalar, lambda xp, node, a: xp.sum(a * a),
+register(Op("sqnorm", to_scalar, Helper(K._sqnorm),
             vjp=(lambda node, G: mul(mul(const(2.0), G), node.args[0]),),
             notation=_norm_notation("", "", sq=True),
-            emit="np.vdot({0}, {0})",
             rule='d‖A‖² = ⟨2A, dA⟩', total=True))
-register(Op("norm1", to_scalar, lambda xp, node, a: xp.sum(xp.abs(a)),
+register(Op("norm1", to_scalar, Helper(K._norm1),
             vjp=(lambda node, G: mul(G, make("abs_slope", node.args[0])),),
             notation=_norm_notation("₁", "_1"),
-            emit="np.sum(np.abs({0}))",
             rule='d‖A‖₁ = ⟨sign(A), dA⟩',
             names=("norm1",), call=_call_norm, hint=_NORM_HINT))
 
 
 # ----------------------------------------------------------------- max, min, prod
-def _np_extreme_mask(sign: float, name: str) -> Impl:
-    def impl(xp: Namespace, node: Expr, a: Array) -> Array:
-        """Where a reaches its max (min); at a tie the weight is shared equally (the average of
-        the tied entries' one-hot vectors, a subgradient) and a warning says so."""
-        top = xp.max(a) if sign > 0 else xp.min(a)
-        near = xp.abs(a - top) <= 1e-12 * (float(abs(top)) or 1.0)
-        mask = near * 1.0 if is_numpy(xp) else xp.astype(near, a.dtype)
-        count = xp.sum(mask)
-        if count > 1:
-            warn_nondifferentiable(f"{name}({{0}}) at a tie between {int(count)} entries", node.args[0],
-                                   "the average over the tied entries (a subgradient)")
-        return mask / count
-    return impl
+def _report_tie(name: str) -> Callable[[Expr, int], None]:
+    """At a tie the weight is shared equally (the average of the tied entries' one-hot vectors,
+    a subgradient), and a warning says so."""
+    def report(node: Expr, count: int) -> None:
+        warn_nondifferentiable(f"{name}({{0}}) at a tie between {count} entries", node.args[0],
+                               "the average over the tied entries (a subgradient)")
+    return report
 
 
-for _name, _sign, _np in (("ismax", 1.0, "max"), ("ismin", -1.0, "min")):
-    register(Op(_name, same_shape, _np_extreme_mask(_sign, _np), vjp=(zero_vjp,),
-                notation=func(_name), emit=f"_{_name}({{0}})",
+for _name, _kernel, _np in (("ismax", K._ismax, "max"), ("ismin", K._ismin, "min")):
+    register(Op(_name, same_shape, Helper(_kernel, report=_report_tie(_np)), vjp=(zero_vjp,),
+                notation=func(_name),
                 rule=f"d {_name}(a) = 0 (piecewise constant)", names=(_name,), listed=False))
 
-register(Op("max", to_scalar, lambda xp, node, a: xp.max(a),
+register(Op("max", to_scalar, K.Call("max"),
             vjp=(lambda node, G: mul(G, make("ismax", node.args[0])),),
-            notation=func("max", latex=r"\max"), emit="np.max({0})",
+            notation=func("max", latex=r"\max"),
             rule="d max(a) = ⟨ismax(a), da⟩ (the one-hot vector of the maximum)", names=("max",),
             hint="max(a) is the largest entry of a (numpy's max without an axis; along an axis it is not "
                  "supported); for numpy's maximum(x, 0) write relu(x)", domain="distinct"))
-register(Op("min", to_scalar, lambda xp, node, a: xp.min(a),
+register(Op("min", to_scalar, K.Call("min"),
             vjp=(lambda node, G: mul(G, make("ismin", node.args[0])),),
-            notation=func("min", latex=r"\min"), emit="np.min({0})",
+            notation=func("min", latex=r"\min"),
             rule="d min(a) = ⟨ismin(a), da⟩ (the one-hot vector of the minimum)", names=("min",),
             hint="min(a) is the smallest entry of a (numpy's min without an axis; along an axis it is not "
                  "supported); for numpy's minimum(x, 0) write -relu(-x)", domain="distinct"))
-
-
-def _np_prod_others(xp: Namespace, node: Expr, a: Array) -> Array:
-    """∏_{j≠i} a_j for every i, from prefix and suffix products: exact where some a_j = 0, where
-    prod(a)/a would divide zero by zero."""
-    flat = xp.reshape(a, (-1,)) if getattr(a, "ndim", 0) else xp.reshape(xp.asarray(a, dtype=xp.float64), (-1,))
-    out = products_of_others(xp, flat)
-    return xp.reshape(out, node.ty.dims) if node.ty.dims else out[0]
 
 
 def _prod_others_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -247,9 +218,9 @@ def _prod_others_notation(r: Renderer, node: Expr) -> tuple[str, float]:
 
 # The gradient of prod(a), printed prod(a) / a as textbooks write it, evaluated without the
 # division so that it is right where an entry is 0.
-register(Op("prod_others", same_shape, _np_prod_others,
+register(Op("prod_others", same_shape, Helper(K._prod_others),
             vjp=(lambda node, G: _prod_others_second(node, G),),
-            notation={"custom": _prod_others_notation}, emit="_prod_others({0})",
+            notation={"custom": _prod_others_notation},
             rule="∂prod(a)/∂aᵢ = ∏_{j≠i} aⱼ"))
 
 
@@ -260,9 +231,9 @@ def _prod_others_second(node: Expr, G: Expr) -> Expr:
     return div(sub(summ(mul(G, node)), mul(G, node)), a)
 
 
-register(Op("prod", to_scalar, lambda xp, node, a: xp.prod(a),
+register(Op("prod", to_scalar, K.Call("prod"),
             vjp=(lambda node, G: mul(G, make("prod_others", node.args[0])),),
-            notation=func("prod", latex=r"\prod"), emit="np.prod({0})",
+            notation=func("prod", latex=r"\prod"),
             rule="d prod(a) = ⟨prod(a) ⊘ a, da⟩", names=("prod",), domain="distinct"))
 
 
@@ -274,8 +245,8 @@ def _vector_only(name: str) -> ShapeRule:
     return rule
 
 
-register(Op("norminf", _vector_only("||·||_inf"), lambda xp, node, a: xp.max(xp.abs(a)),
+register(Op("norminf", _vector_only("||·||_inf"), Helper(K._norminf),
             vjp=(lambda node, G: mul(mul(G, make("ismax", make("abs", node.args[0]))),
                                      abs_slope(node.args[0])),),
-            notation=norm_notation("_∞", "_inf", r"_\infty"), emit="np.max(np.abs({0}))",
+            notation=norm_notation("_∞", "_inf", r"_\infty"),
             rule="‖v‖_∞ = max(|v|)"))

@@ -13,7 +13,9 @@ from ..shapes import Ty, col, divide, fmt, mat, product
 from ..simplify import (_simplify_fill, _simplify_T, T, always_symmetric, const, fill, is_one, is_zero, like,
                         matmul, summ, symmetric_as_argument)
 from ..syntax import Num, Sym
-from .base import ATOM, JUXT, MUL, NEG, POST, diag_matrix, func, is_numpy
+from .. import kernels as K
+from ..kernels import Attr, Choose, Helper, Kernel, Same, Shape, Size
+from .base import ATOM, JUXT, MUL, NEG, POST, func
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -27,37 +29,18 @@ if TYPE_CHECKING:
     Terms: TypeAlias = list[Any]
 
 
-def _np_T(xp: Namespace, node: Expr, a: Array) -> Array:
-    return a.T if a.ndim == 2 else a
 
 
-def _np_fill(xp: Namespace, node: Expr, v: Array) -> Array:
-    if is_numpy(xp):  # a writable array: later element-wise steps may write over it
-        return xp.full(node.ty.dims, v, dtype=float)
-    return xp.broadcast_to(xp.asarray(v, dtype=xp.float64), node.ty.dims)
 
 
-def _np_eye(xp: Namespace, node: Expr) -> Array:
-    return xp.eye(node.ty.dims[0])
 
 
-def _np_dim(xp: Namespace, node: Expr) -> Array:
-    return float(node.params[0])
 
 
-def _np_numel(xp: Namespace, node: Expr) -> Array:
-    n = 1
-    for d in node.params[0].dims:
-        n *= d
-    return float(n)
 
 
-def _np_diagm(xp: Namespace, node: Expr, v: Array) -> Array:
-    return diag_matrix(xp, v)
 
 
-def _np_diagv(xp: Namespace, node: Expr, a: Array) -> Array:
-    return xp.diagonal(a).copy() if is_numpy(xp) else xp.linalg.diagonal(a)
 
 
 # ----------------------------------------------------------------- the table
@@ -128,15 +111,17 @@ def _index_expand(c: IndexContext, e: Expr, idx: Indices) -> Terms:
     return c.of(e.args[0], tuple(ix for n, ix in enumerate(idx) if n != axis) if not keep else idx)
 
 
-register(Op("const", to_scalar, lambda xp, node: node.value,
-            notation={"custom": _const_notation},
-            emit=lambda c, n, a: c.literal(n.value)))
-register(Op("sym", _sym_shape, lambda xp, node: None,
-            notation={"custom": lambda r, node: (r.name(node.params[0]), ATOM)},
-            emit=lambda c, n, a: c.symbol(n.params[0])))
-register(Op("numel", to_scalar, _np_numel,
-            notation={"custom": lambda r, node: r.dims_product(node.params[0].dims)},
-            emit=lambda c, n, a: "float(" + (" * ".join(c.dim(d) for d in n.params[0].dims) or "1") + ")"))
+register(Op("const", to_scalar, None,  # (a literal: the evaluator and --emit read its value)
+            notation={"custom": _const_notation}))
+register(Op("sym", _sym_shape, None,  # (an input)
+            notation={"custom": lambda r, node: (r.name(node.params[0]), ATOM)}))
+register(Op("numel", to_scalar, Helper(K._entries, settings=lambda n: (Shape(n.params[0].dims),)),
+            notation={"custom": lambda r, node: r.dims_product(node.params[0].dims)}))
+
+
+def _transpose_kernel(node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
+    """Aᵀ of a matrix is numpy's view `.T`; a vector's transpose is the same array."""
+    return (Attr("T") if node.ty.is_matrix else Same()), node.args
 
 
 def _T_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -149,10 +134,9 @@ def _T_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return r.child(a, POST + 0.5) + mark, POST
 
 
-register(Op("T", lambda ctx, tys, p: tys[0].transposed(), _np_T,
+register(Op("T", lambda ctx, tys, p: tys[0].transposed(), Choose(_transpose_kernel),
             vjp=(lambda node, G: T(G),), notation={"custom": _T_notation},
             simplify=_simplify_T,
-            emit=lambda c, n, a: f"{a[0]}.T" if n.ty.is_matrix else a[0],
             rule='d(Aᵀ) = (dA)ᵀ and ⟨G, dAᵀ⟩ = ⟨Gᵀ, dA⟩',
             symmetric=symmetric_as_argument, matrix=_matrix_T, row=_row_T,
             index=lambda c, e, idx: c.of(e.args[0], (idx[1], idx[0]) if len(idx) == 2 else idx),
@@ -164,12 +148,6 @@ def _expand_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
     return ty
 
 
-def _np_expand_full(xp: Namespace, node: Expr, g: Array) -> Array:
-    axis, keep, ty = node.params
-    g = xp.asarray(g)  # the adjoint of a scalar may be a Python number (sum(x, 0) of a vector)
-    if not keep and g.ndim < len(ty.dims):
-        g = xp.expand_dims(g, axis)
-    return xp.broadcast_to(g, ty.dims)
 
 
 def _expand_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -194,10 +172,9 @@ def _expand_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return r.child(g, JUXT) + ones + ("ᵀ" if r.style == "unicode" else r"^\top"), JUXT
 
 
-register(Op("expand", _expand_shape, _np_expand_full,
+register(Op("expand", _expand_shape, Helper(K._expand, settings=lambda n: (n.params[0], n.params[1], Shape(n.params[2].dims)), view=True),
             vjp=(lambda node, G: summ(G, node.params[0], node.params[1]),),
             notation={"custom": _expand_notation},
-            emit=lambda c, n, a: c.expand(n, a),
             rule='d expand(g) = expand(dg)',
             index=_index_expand))
 
@@ -221,32 +198,28 @@ def _fill_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return r.child(v, MUL) + ("·" if r.style == "unicode" else r" \cdot ") + ones, MUL
 
 
-register(Op("fill", lambda ctx, tys, p: p[0], _np_fill,
+register(Op("fill", lambda ctx, tys, p: p[0], Helper(K._full, settings=lambda n: (Shape(n.ty.dims),)),
             vjp=(lambda node, G: summ(G),), notation={"custom": _fill_notation},
             simplify=_simplify_fill,
-            emit=lambda c, n, a: f"np.full({c.shape(n.ty)}, {a[0]})",
             rule='d(c𝟙) = dc·𝟙',
             names=("ones", "zeros"), arity=(1, 2), operands=0, call=_call_fill, trivial=True,
             symmetric=always_symmetric, matrix=_matrix_fill, index=lambda c, e, idx: c.of(e.args[0], ())))
 
 
-register(Op("diagm", vector_only("diag", lambda ty: mat(ty.dims[0], ty.dims[0])), _np_diagm,
+register(Op("diagm", vector_only("diag", lambda ty: mat(ty.dims[0], ty.dims[0])), Helper(K._diag_matrix),
             vjp=(lambda node, G: like(make("diagv", G), node.args[0].ty),),
             notation=func("diag", latex=r"\operatorname{diag}"),
-            emit="np.diag({0})",
             rule='d diag(v) = diag(dv) and ⟨G, diag(dv)⟩ = ⟨diag(G), dv⟩',
             names=("diag",), call=_call_diag, symmetric=always_symmetric,
             index=lambda c, e, idx: c.times(c.delta(idx[0], idx[1]), c.of(e.args[0], (idx[0],)))))
-register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), _np_diagv,
+register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), Helper(K._diagonal),
             vjp=(lambda node, G: make("diagm", G),),
             notation=func("diag", latex=r"\operatorname{diag}"),
-            emit="np.diagonal({0}).copy()",
             rule='d diag(A) = diag(dA)',
             matrix=_matrix_diagv, index=lambda c, e, idx: c.of(e.args[0], (idx[0], idx[0]))))
 
-register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), _np_eye,
+register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), K.Call("eye", settings=lambda n: (Size(n.params[0]),), creates=True),
             notation={"custom": lambda r, node: (f"eye({node.params[0]})" if r.style == "ascii" else "I", ATOM)},
-            emit=lambda c, n, a: f"np.eye({c.dim(n.params[0])})",
             names=("eye",), operands=0, call=_call_eye, trivial=True, symmetric=always_symmetric))
 
 
@@ -270,14 +243,8 @@ def _unvec_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
     return mat(rows, cols)
 
 
-def _np_vec(xp: Namespace, node: Expr, a: Array) -> Array:
-    return xp.reshape(a.T, (-1,)) if is_numpy(xp) else xp.reshape(xp.permute_dims(a, (1, 0)), (-1,))
 
 
-def _np_unvec(xp: Namespace, node: Expr, g: Array) -> Array:
-    rows = node.ty.dims[0] if isinstance(node.ty.dims[0], int) else g.shape[0] // node.ty.dims[1]
-    m = xp.reshape(g, (-1, rows))
-    return m.T if is_numpy(xp) else xp.permute_dims(m, (1, 0))
 
 
 def _call_unvec(b: CallContext, call: Call) -> Expr:
@@ -293,14 +260,13 @@ def _unvec_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return f"unvec({r.child(node.args[0], 0)}, {rows})", ATOM
 
 
-register(Op("vec", _vec_shape, _np_vec,
+register(Op("vec", _vec_shape, Helper(K._vec),
             vjp=(lambda node, G: make("unvec", G, params=(node.args[0].ty.dims[0],)),),
-            notation=func("vec", latex=r"\operatorname{vec}"), emit="{0}.T.reshape(-1)",
+            notation=func("vec", latex=r"\operatorname{vec}"),
             rule="d vec(A) = vec(dA) and ⟨g, vec(dA)⟩ = ⟨unvec(g, m), dA⟩",
             names=("vec",)))
-register(Op("unvec", _unvec_shape, _np_unvec,
+register(Op("unvec", _unvec_shape, Helper(K._unvec, settings=lambda n: (Size(n.ty.dims[1]),)),
             vjp=(lambda node, H: make("vec", H),),
             notation={"custom": _unvec_notation},
-            emit=lambda c, n, a: f"{a[0]}.reshape(-1, {c.dim(n.params[0])}).T",
             rule="d unvec(g, m) = unvec(dg, m)",
             names=("unvec",), arity=(2,), operands=1, call=_call_unvec))
