@@ -54,6 +54,8 @@ from .shapes import DimProduct, fmt_dims
 
 if TYPE_CHECKING:
     from .api import Derivative, Problem
+
+    def _array_namespace(*values: Any) -> Any: ...  # (the array API module imports it)
     from .shapes import Dim, Ty
 
 # Names the generated function body reads as globals or binds itself besides the made-up ones:
@@ -65,7 +67,7 @@ class Namer:
     """Hands out Python names that collide with nothing already handed out or reserved: `stem`,
     or `stem1`, `stem2`, … (always numbered if asked), counting on from the last one given."""
 
-    def __init__(self, taken):
+    def __init__(self, taken: set[str] | frozenset[str]):
         self.used = set(taken)
         self.next: dict[str, int] = {}
 
@@ -86,7 +88,7 @@ def _usable(name: str) -> bool:
             and name not in RESERVED and not name.startswith("_"))
 
 
-def python_names(symbols, namer: Namer) -> dict[str, str]:
+def python_names(symbols: list[str], namer: Namer) -> dict[str, str]:
     """Symbol → the Python name the generated code uses for it."""
     out = {s: s for s in symbols if _usable(s)}
     namer.used |= set(out)
@@ -113,27 +115,24 @@ def _docstring_text(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == "\n" else repr(ch)[1:-1] for ch in text)
 
 
-def _plain_source(fn: Callable[..., Any], name: str | None = None) -> str:
-    """The source of one of gradcli's functions as the module carries it: a helper of
-    `kernels.py` verbatim (they have no annotations), a function of this module with its
-    annotations taken out (the module imports nothing to spell them)."""
+def _plain_source(fn: Callable[..., Any]) -> str:
+    """The source of one of gradcli's functions as the module carries it: its own text, the
+    signature without annotations (the module imports nothing to spell them), comments kept."""
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):  # a damaged installation: reported as an internal error
         raise RuntimeError(f"gradcli's source of {fn.__name__} is missing (a damaged installation); "
                            "--emit copies it into the module") from None
-    if fn.__module__ != __name__ and name is None:
-        return source.strip("\n")
-    tree = ast.parse(source)
-    func = tree.body[0]
+    func = ast.parse(source).body[0]
     assert isinstance(func, ast.FunctionDef)
+    first_line = func.body[0].lineno  # the body (docstring first) is kept as written
     func.returns = None
     for a in [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs, func.args.vararg, func.args.kwarg]:
         if a is not None:
             a.annotation = None
-    if name is not None:
-        func.name = name
-    return ast.unparse(func)
+    func.body = [ast.Pass()]
+    header = ast.unparse(func).split("\n")[0]
+    return "\n".join([header] + source.split("\n")[first_line - 1:]).strip("\n")
 
 
 def _helpers_needed(used: list[str]) -> list[str]:
@@ -153,9 +152,9 @@ def _helpers_needed(used: list[str]) -> list[str]:
 def _namespace(*values: Any) -> Any:
     """The array namespace of the inputs (numpy's for Python numbers only)."""
     try:
-        return _array_namespace(*values)  # type: ignore[name-defined]  # (the module imports it)
+        return _array_namespace(*values)
     except TypeError:
-        import array_api_compat.numpy as xp  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        import array_api_compat.numpy as xp
 
         return xp
 
@@ -424,6 +423,7 @@ def _index_form(d: Derivative) -> list[Contraction] | None:
     `api.vjp_program` finds it for the evaluator)."""
     from .differentiate import gradients, seed_for
 
+    assert d.of is not None and d.x is not None  # (a derivative without a formula keeps both)
     v = seed_for(d.of)
     (g,) = gradients(d.of, [d.x], seed=v)
     found = index_terms(g, v, d.f_ty.full_dims if not d.f_ty.row else d.f_ty.dims, d.x_ty.dims)
@@ -477,17 +477,18 @@ def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str],
     params = [symbols[s] for s in users]
     dims: dict[str, str] = {}
     for name, info in problem.typed.symbols.items():
-        for axis, d in enumerate(info.ty.dims):
-            if isinstance(d, str) and d not in dims:
-                dims[d] = kind.dim_source(symbols[name], axis)
+        for axis, dim in enumerate(info.ty.dims):
+            if isinstance(dim, str) and dim not in dims:
+                dims[dim] = kind.dim_source(symbols[name], axis)
     functions: dict[tuple[str, int], str] = {}
     gen = Codegen(kind, symbols, dims, namer, functions)
     with_formula = [d for d in derivs if d.expr is not None]
+    formulas = [d.expr for d in with_formula if d.expr is not None]
     tensors = [d for d in derivs if d.expr is None]
     indexed = {d.wrt: found for d in tensors if kind.numpy and (found := _index_form(d)) is not None}
     factors = list({id(e): e for cs in indexed.values() for c in cs for e in c.factors}.values())
     target = problem.target  # a 1×1 f is the scalar it holds, as the evaluator has it
-    roots = prepare(_bind_known([target] + [d.expr for d in with_formula] + factors, fns))
+    roots = prepare(_bind_known([target] + formulas + factors, fns))
     names = gen.emit(roots)
     body = list(gen.lines)
     f_name = names[0]
@@ -502,6 +503,7 @@ def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str],
                                        factor_names, namer, kind)
             results[d.wrt] = jac
             continue
+        assert d.of is not None and d.x is not None
         v = seed_for(d.of)  # else one VJP per entry of f
         (g,) = gradients(d.of, [d.x], seed=v)
         (g,) = prepare(_bind_known([g], fns))
@@ -547,7 +549,7 @@ def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str],
     return "\n".join(lines)
 
 
-def _function_parameters(functions: dict, namer: Namer) -> list[tuple[str, str, list[str]]]:
+def _function_parameters(functions: dict[tuple[str, int], str], namer: Namer) -> list[tuple[str, str, list[str]]]:
     """(parameter, abstract function, [local name of order 0, 1, ...]) for each abstract function
     the code calls, by name; every order from 0 up to the highest used is unpacked."""
     out = []
@@ -560,7 +562,8 @@ def _function_parameters(functions: dict, namer: Namer) -> list[tuple[str, str, 
     return out
 
 
-def _docstring(problem, derivs, target, renamed, abstract, kind, code: str) -> list[str]:
+def _docstring(problem: Problem, derivs: list[Derivative], target: Expr, renamed: list[str],
+               abstract: list[tuple[str, str, list[str]]], kind: Dialect, code: str) -> list[str]:
     doc = [f"f = {render(problem.expr, 'ascii')}", "",
            "Inputs (by name): " + ", ".join(f"{n} {fmt_dims(s.shape)}" for n, s in problem.symbols.items()),
            *([f"Named differently in the code (Python cannot use these names here): {', '.join(renamed)}"]

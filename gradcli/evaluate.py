@@ -16,16 +16,19 @@ from __future__ import annotations
 import math
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import simplify as S
 from .kernels import Kernel, is_numpy
 from .operators import ELEMENTWISE
 from .differentiate import elementwise_derivative
 from .errors import GradcliError, data_error, math_error
-from .expr import OPS, Expr, make, make_raw, topological
+from .expr import OPS, Expr, Op, make, make_raw, topological
 from .render import render
 from .simplify import is_transpose_pair
+
+if TYPE_CHECKING:
+    from .shapes import Ty
 
 
 def bind_functions(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
@@ -202,7 +205,8 @@ class Program:
             assert checks is not None
             watched = [] if self.allow_nonfinite else list(self.roots)
             flags = [_finite_flag(xp, c[2]) for c in checks] + [_finite_flag(xp, env[id(r)]) for r in watched]
-            roots, flags = xp.compute(roots, flags)
+            computed, flags = xp.compute(roots, flags)
+            roots = list(computed)
             if all(flags):
                 return roots
             failed = [c for c, ok in zip(checks, flags) if not ok]
@@ -229,7 +233,7 @@ class Program:
 
         warnings.warn(f"{cause} in {_short(node)}: the result has NaN or Inf", RuntimeWarning, stacklevel=3)
 
-    def _check_overflow(self, xp, env: dict, values: dict) -> None:
+    def _check_overflow(self, xp: Any, env: dict[int, Any], values: dict[str, Any]) -> None:
         """Operators that can fail check themselves (`_one`); a sum or product of finite values
         that overflows (`x*1e200*1e200`) shows only in the result.  With finite inputs a
         non-finite root is an overflow.  The roots are checked first: the inputs (a data matrix
@@ -328,7 +332,7 @@ def _entries(dims: tuple[Any, ...]) -> int:
 _POINTWISE_BINARY = ("add", "mul", "div", "pow")
 
 
-def _cause(xp, op, node: Expr, out, args) -> str:
+def _cause(xp: Any, op: Op, node: Expr, out: Any, args: list[Any]) -> str:
     """How a partial operator failed on finite arguments.  For an element-wise one: a NaN is
     an argument outside its domain, an infinity where an argument is 0 is a pole (log 0, 1/0,
     0⁻¹) — both `op.fails` — and any other infinity a result beyond float64's range, an
@@ -343,7 +347,7 @@ def _cause(xp, op, node: Expr, out, args) -> str:
     return "overflow (a value beyond float64's range)"
 
 
-def _what(op, exc) -> str:
+def _what(op: Op, exc: Exception) -> str:
     return op.fails or str(exc)
 
 
@@ -352,14 +356,14 @@ def _short(node: Expr) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _finite_flag(xp, value):
+def _finite_flag(xp: Any, value: Any) -> Any:
     """Whether every entry is finite, as a (lazy) 0-d array."""
     if isinstance(value, (int, float)):
         return math.isfinite(value)
     return xp.all(xp.isfinite(value))
 
 
-def _any_pole(xp, out, args):
+def _any_pole(xp: Any, out: Any, args: list[Any]) -> Any:
     """Whether out is infinite where some argument is 0 (a pole, as `_cause` decides), lazily."""
     infinite = xp.isinf(out)
     flag = xp.any(infinite & (args[0] == 0)) if args else xp.any(infinite & False)
@@ -368,7 +372,7 @@ def _any_pole(xp, out, args):
     return flag
 
 
-def _all_finite(xp, value) -> bool:
+def _all_finite(xp: Any, value: Any) -> bool:
     """Whether every entry is finite.  A sum is finite exactly when no entry is inf or nan (or
     when the entries' sum overflows: then the entries are looked at one by one), and it needs no
     temporary array: on a large Jacobian the check costs one read instead of a read, a boolean
@@ -383,21 +387,21 @@ def _all_finite(xp, value) -> bool:
 class _quiet:
     """numpy's warnings would duplicate our own messages; silence them while evaluating."""
 
-    def __init__(self, xp):
+    def __init__(self, xp: Any) -> None:
         if not hasattr(xp, "errstate"):  # array-api-strict, dask, ... compute with numpy underneath
             import numpy as xp
         self.ctx = xp.errstate(all="ignore")
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         if self.ctx:
             self.ctx.__enter__()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self.ctx:
             self.ctx.__exit__(*exc)
 
 
-def _chain_cost(shapes: list[tuple[int, int]], diag: list[bool]):
+def _chain_cost(shapes: list[tuple[int, int]], diag: list[bool]) -> tuple[list[list[float]], list[list[int]]]:
     """Matrix-chain ordering by dynamic programming: (cost, split) tables for the cheapest
     parenthesisation.  A diag(v) factor costs rows·cols (a broadcast), and no split may leave a
     1×1 product in the middle of a chain (a scalar cannot be matrix-multiplied)."""
@@ -420,10 +424,12 @@ def _chain_cost(shapes: list[tuple[int, int]], diag: list[bool]):
     return cost, split
 
 
-def _as_matrix(ty) -> tuple[int, int]:
+def _as_matrix(ty: Ty) -> tuple[int, int]:
+    """A factor's (rows, columns); the sizes are numbers here (`reassociate` checks)."""
+    dims = [int(d) for d in ty.dims]  # type: ignore[arg-type]
     if ty.is_matrix:
-        return ty.dims
-    return (1, ty.dims[0]) if ty.row else (ty.dims[0], 1)
+        return dims[0], dims[1]
+    return (1, dims[0]) if ty.row else (dims[0], 1)
 
 
 def reassociate(roots: list[Expr]) -> list[Expr]:
@@ -490,7 +496,7 @@ def reassociate(roots: list[Expr]) -> list[Expr]:
 MAX_CHAIN_ORDERED = 48  # longer products are multiplied from their narrower end
 
 
-def _grouped(fs: list[Expr], split) -> Expr:
+def _grouped(fs: list[Expr], split: list[list[int]]) -> Expr:
     """The product of fs grouped as the split table says (iterative: children, then parents)."""
     built: dict[tuple[int, int], Expr] = {}
     stack = [(0, len(fs) - 1, False)]

@@ -19,8 +19,9 @@ array of an argument that nothing needs afterwards (`np.tanh(t, out=t)`); `evalu
 decides where, once, for the evaluator and the emitter.
 
 The helpers below are written against the array API standard, with a numpy branch where numpy
-has a faster spelling or lacks the standard's name (numpy 1.x); a helper never imports anything,
-reads no global but other helpers of this module, and has no annotations (its source is copied).
+has a faster spelling or lacks the standard's name (numpy 1.x); a helper never imports anything
+and reads no global but other helpers of this module (its source, annotations taken out, is
+copied into emitted modules).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Shape:
 
 
 Setting = Any  # a plain value, a Size or a Shape
+Report = Callable[..., None]  # told where a function has no derivative (see Helper)
 Settings = Callable[["Expr"], tuple[Setting, ...]]
 Keywords = Callable[["Expr"], dict[str, Setting]]
 
@@ -193,137 +195,138 @@ def ufunc_call(name: str, api: str = "") -> Call:
 
 
 # ----------------------------------------------------------------------------- helpers
-# Plain functions, copied into emitted modules: no annotations, no imports, only `xp` and the
-# other helpers of this module.  Their names start with `_`, which no symbol of a formula does.
+# Plain functions, copied into emitted modules (without their annotations): no imports, only `xp`
+# and the other helpers of this module.  Their names start with `_`, which no symbol of a formula
+# does.
 
-def _is_numpy(xp):
+def _is_numpy(xp: Namespace) -> bool:
     """Whether xp is numpy itself (its faster spellings, and its 1.x names, are for numpy only)."""
     return getattr(xp, "__name__", "") == "numpy"
 
 
-def _device(xp, a):
+def _device(xp: Namespace, a: Array) -> Array:
     """The device of an array (None where the library has no devices)."""
     return getattr(a, "device", None)
 
 
-def _sigmoid(xp, z):
+def _sigmoid(xp: Namespace, z: Array) -> Array:
     return 0.5 * (xp.tanh(0.5 * z) + 1.0)
 
 
-def _softplus(xp, z):
+def _softplus(xp: Namespace, z: Array) -> Array:
     if _is_numpy(xp):
         return xp.logaddexp(0.0, z)
     return xp.logaddexp(xp.zeros_like(z), z)
 
 
-def _relu(xp, z):
+def _relu(xp: Namespace, z: Array) -> Array:
     if _is_numpy(xp):
         return xp.maximum(z, 0.0)
     return xp.maximum(z, xp.zeros_like(z))
 
 
-def _step(xp, z):
+def _step(xp: Namespace, z: Array) -> Array:
     if _is_numpy(xp):
         return (z > 0) * 1.0
     return xp.astype(z > 0, z.dtype)
 
 
-def _cbrt(xp, z):
+def _cbrt(xp: Namespace, z: Array) -> Array:
     if hasattr(xp, "cbrt"):
         return xp.cbrt(z)
     return xp.sign(z) * xp.abs(z) ** (1.0 / 3.0)  # the array API standard has no cbrt
 
 
-def _reciprocal(xp, z):
+def _reciprocal(xp: Namespace, z: Array) -> Array:
     return 1.0 / z
 
 
-def _sign_slope(xp, a, report=None):
+def _sign_slope(xp: Namespace, a: Array, report: Report | None = None) -> Array:
     """sign(a), the derivative of |a|; at an entry a = 0 the subgradient 0, reported."""
     if report is not None and bool(xp.any(a == 0)):
         report()
     return xp.sign(a)
 
 
-def _logsumexp(xp, a):
+def _logsumexp(xp: Namespace, a: Array) -> Array:
     m = xp.max(a)
     return m + xp.log(xp.sum(xp.exp(a - m)))
 
 
-def _softmax(xp, v):
+def _softmax(xp: Namespace, v: Array) -> Array:
     e = xp.exp(v - xp.max(v))
     return e / xp.sum(e)
 
 
-def _sqnorm(xp, a):
+def _sqnorm(xp: Namespace, a: Array) -> Array:
     if _is_numpy(xp):
         return xp.vdot(a, a)  # one pass, no temporary
     return xp.sum(a * a)
 
 
-def _norm2(xp, a):
+def _norm2(xp: Namespace, a: Array) -> Array:
     return xp.sqrt(_sqnorm(xp, a))
 
 
-def _norm1(xp, a):
+def _norm1(xp: Namespace, a: Array) -> Array:
     return xp.sum(xp.abs(a))
 
 
-def _norminf(xp, a):
+def _norminf(xp: Namespace, a: Array) -> Array:
     return xp.max(xp.abs(a))
 
 
-def _column_sums_max(xp, a):
+def _column_sums_max(xp: Namespace, a: Array) -> Array:
     return xp.max(xp.sum(xp.abs(a), axis=0))
 
 
-def _row_sums_max(xp, a):
+def _row_sums_max(xp: Namespace, a: Array) -> Array:
     return xp.max(xp.sum(xp.abs(a), axis=1))
 
 
-def _logdet(xp, a):
+def _logdet(xp: Namespace, a: Array) -> Array:
     sign, value = xp.linalg.slogdet(a)
     if _is_numpy(xp):
         return value if sign > 0 else float("nan")
     return xp.where(sign > 0, value, xp.full_like(value, float("nan")))  # no branch: lazy arrays stay lazy
 
 
-def _trace(xp, a):
+def _trace(xp: Namespace, a: Array) -> Array:
     if _is_numpy(xp):
         return xp.trace(a)
     return xp.linalg.trace(a)
 
 
-def _diag_matrix(xp, v):
+def _diag_matrix(xp: Namespace, v: Array) -> Array:
     """diag(v) as an n×n matrix (the array API standard has no `diag`)."""
     if _is_numpy(xp):
         return xp.diag(v)
     return xp.reshape(v, (-1, 1)) * xp.eye(v.shape[0], dtype=v.dtype, device=_device(xp, v))
 
 
-def _diagonal(xp, a):
+def _diagonal(xp: Namespace, a: Array) -> Array:
     if _is_numpy(xp):
         return xp.diagonal(a).copy()  # numpy's is a read-only view
     return xp.linalg.diagonal(a)
 
 
-def _scale_rows(xp, d, b):
+def _scale_rows(xp: Namespace, d: Array, b: Array) -> Array:
     """diag(d) @ B without the n×n matrix."""
     return xp.reshape(d, (-1, 1)) * b
 
 
-def _diag_product(xp, d, e):
+def _diag_product(xp: Namespace, d: Array, e: Array) -> Array:
     """diag(d) @ diag(e)."""
     return _diag_matrix(xp, d * e)
 
 
-def _outer(xp, a, b):
+def _outer(xp: Namespace, a: Array, b: Array) -> Array:
     if _is_numpy(xp):
         return xp.multiply.outer(a, b)
     return xp.reshape(a, (-1, 1)) * xp.reshape(b, (1, -1))
 
 
-def _congruence(xp, p, w):
+def _congruence(xp: Namespace, p: Array, w: Array) -> Array:
     """Pᵀ diag(w) P.  With w ≥ 0 it is BᵀB for B = diag(√w) P, a product of a matrix with its
     own transpose, which BLAS computes as a symmetric rank-k update: half the flops of a general
     product, and a result symmetric to the last bit.  Otherwise (Pᵀ w) P as written."""
@@ -333,13 +336,13 @@ def _congruence(xp, p, w):
     return (p.T * w) @ p
 
 
-def _full(xp, v, shape):
+def _full(xp: Namespace, v: Array, shape: tuple[int, ...]) -> Array:
     if _is_numpy(xp):  # a writable array: later element-wise steps may write over it
         return xp.full(shape, v, dtype=float)
     return xp.broadcast_to(v, shape)
 
 
-def _expand(xp, g, axis, keep, shape):
+def _expand(xp: Namespace, g: Array, axis: int, keep: bool, shape: tuple[int, ...]) -> Array:
     """g repeated along `axis` to `shape` (a broadcast view)."""
     g = xp.asarray(g)
     if not keep and g.ndim < len(shape):
@@ -347,14 +350,14 @@ def _expand(xp, g, axis, keep, shape):
     return xp.broadcast_to(g, shape)
 
 
-def _entries(xp, shape):
+def _entries(xp: Namespace, shape: tuple[int, ...]) -> Array:
     n = 1.0
     for d in shape:
         n = n * d
     return n
 
 
-def _extreme_mask(xp, a, top, report=None):
+def _extreme_mask(xp: Namespace, a: Array, top: Array, report: Report | None = None) -> Array:
     """Where a reaches `top`, as weights summing to 1: a tie shares the weight equally (the
     average of the tied entries' one-hot vectors, a subgradient), and is reported."""
     near = xp.abs(a - top) <= 1e-12 * (float(abs(top)) or 1.0)
@@ -365,15 +368,15 @@ def _extreme_mask(xp, a, top, report=None):
     return mask / count
 
 
-def _ismax(xp, a, report=None):
+def _ismax(xp: Namespace, a: Array, report: Report | None = None) -> Array:
     return _extreme_mask(xp, a, xp.max(a), report)
 
 
-def _ismin(xp, a, report=None):
+def _ismin(xp: Namespace, a: Array, report: Report | None = None) -> Array:
     return _extreme_mask(xp, a, xp.min(a), report)
 
 
-def _products_of_others(xp, flat):
+def _products_of_others(xp: Namespace, flat: Array) -> Array:
     """(∏_{j≠i} v_j)ᵢ of a vector v: prefix times suffix products, with no division."""
     ones = xp.ones((1,), dtype=flat.dtype)
     if _is_numpy(xp):  # numpy 1.x has cumprod and concatenate, not the standard's names
@@ -384,13 +387,13 @@ def _products_of_others(xp, flat):
     return before * after
 
 
-def _prod_others(xp, a):
+def _prod_others(xp: Namespace, a: Array) -> Array:
     """∏_{j≠i} a_j for every i: exact where some a_j = 0, where prod(a)/a would divide 0 by 0."""
     a = xp.asarray(a)
     return xp.reshape(_products_of_others(xp, xp.reshape(a, (-1,))), a.shape)
 
 
-def _u1v1(xp, a, report=None):
+def _u1v1(xp: Namespace, a: Array, report: Report | None = None) -> Array:
     """u₁v₁ᵀ of the top singular pair; a repeated top singular value is reported."""
     u, s, vt = xp.linalg.svd(a, full_matrices=False)
     if report is not None and s.shape[0] > 1 and int(xp.count_nonzero(xp.abs(s - s[0]) <= 1e-12 * (float(s[0]) or 1.0))) > 1:
@@ -398,7 +401,7 @@ def _u1v1(xp, a, report=None):
     return u[:, :1] @ vt[:1, :]
 
 
-def _polar(xp, a, report=None):
+def _polar(xp: Namespace, a: Array, report: Report | None = None) -> Array:
     """UVᵀ of the thin SVD over the nonzero singular values; a rank-deficient a is reported."""
     u, s, vt = xp.linalg.svd(a, full_matrices=False)
     keep = s > max(a.shape) * 2.220446049250313e-16 * (float(s[0]) if s.shape[0] else 0.0)
@@ -409,17 +412,17 @@ def _polar(xp, a, report=None):
     return (u * xp.astype(keep, u.dtype)) @ vt  # the array API indexes by a mask only alone
 
 
-def _singular_values(xp, a):
+def _singular_values(xp: Namespace, a: Array) -> Array:
     if _is_numpy(xp):
         return xp.linalg.svd(a, compute_uv=False)
     return xp.linalg.svdvals(a)
 
 
-def _specnorm(xp, a):
+def _specnorm(xp: Namespace, a: Array) -> Array:
     return _singular_values(xp, a)[0]
 
 
-def _nucnorm(xp, a):
+def _nucnorm(xp: Namespace, a: Array) -> Array:
     return xp.sum(_singular_values(xp, a))
 
 
@@ -459,7 +462,7 @@ def _kron_b(xp: Namespace, g: Array, a: Array) -> Array:
     return xp.sum(xp.reshape(g, (m, r // m, n, c // n)) * a[:, None, :, None], axis=(0, 2))
 
 
-def _adjugate_transpose(xp, a):
+def _adjugate_transpose(xp: Namespace, a: Array) -> Array:
     """adj(X)ᵀ = det(X)·X⁻ᵀ from the SVD X = U diag(s) Vᵀ: det(U)det(V)·U diag(∏_{j≠i} s_j) Vᵀ.
     The products leave each singular value out instead of dividing by it, so the result is exact
     at rank n − 1 (and 0 below), where X⁻ᵀ does not exist."""

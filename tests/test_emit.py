@@ -309,8 +309,11 @@ def test_emitted_helpers_are_the_evaluators_own_code(text, dialect):
     defined = [node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)]
     helpers = [d.name for d in defined if d.name in HELPERS]
     assert helpers and ("np.linalg.inv" not in source or "logdet" in text)  # det's gradient: the adjugate
-    for name in helpers:
-        assert textwrap.dedent(inspect.getsource(HELPERS[name])).strip() in source, name
+    for name in helpers:  # the same body, the same parameters (their annotations left out)
+        own = textwrap.dedent(inspect.getsource(HELPERS[name])).strip()
+        assert own.split(":\n", 1)[1] in source, name
+        emitted = next(d for d in defined if d.name == name)
+        assert [a.arg for a in emitted.args.args] == list(inspect.signature(HELPERS[name]).parameters)
     others = {d.name for d in defined} - set(HELPERS) - set(MODULE_FUNCTIONS)
     assert others <= {"value_and_grad"} | {d.name for d in defined if d.name.startswith("_vjp")}
 
