@@ -196,6 +196,7 @@ def emitted_fn(formula: str, arrays: dict, hessian: bool):
     spec = importlib.util.spec_from_file_location("emitted", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    shutil.rmtree(path.parent, ignore_errors=True)
     fn = module.value_and_hess if hessian else module.value_and_grad
     return lambda: fn(**arrays)
 
@@ -316,6 +317,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--only", default="", help="numeric workloads whose name contains this text")
+    ap.add_argument("--no-peers", action="store_true", help="numeric: hand numpy, gradcli and the emitted "
+                                                              "module only (no jax / autograd / torch)")
     ap.add_argument("--part", choices=["all", "numeric", "symbolic", "process", "sizes", "blocks", "ooc"],
                     default="all",
                     help="numeric derivatives, symbolic scaling, whole-process timings, or big formulas "
@@ -327,7 +330,7 @@ def main(argv=None) -> int:
           f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
           f"{' (quick sizes)' if args.quick else ''}\n")
     if args.part in ("all", "numeric"):
-        numeric_table(args.quick, repeats, args.only)
+        numeric_table(args.quick, repeats, args.only, peers=not args.no_peers)
     if args.part in ("all", "symbolic"):
         symbolic_table(args.quick, repeats)
     if args.part in ("all", "process"):
@@ -345,14 +348,16 @@ def main(argv=None) -> int:
     return 0
 
 
-def numeric_table(quick: bool, repeats: int, only: str = "") -> None:
+def numeric_table(quick: bool, repeats: int, only: str = "", peers: bool = True) -> None:
+    """Each workload: hand numpy, gradcli's evaluator, the module `--emit numpy` writes (imported
+    from a file), and the peers installed, timed in interleaved rounds; peak memory of each."""
     from bench.peers import LOSSES, peer_functions
 
-    peers = [p for p in ("jax", "autograd", "torch") if _importable(p)]
+    peer_names = [p for p in ("jax", "autograd", "torch") if peers and _importable(p)]
     print("## Numeric derivatives (median ms; × = ratio to hand-written numpy in the same run)\n")
-    print("| workload | hand numpy | gradcli | emitted | " + " | ".join(peers) +
+    print("| workload | hand numpy | gradcli | emitted | " + " | ".join(peer_names) +
           " | peak MB numpy | peak MB gradcli | peak MB emitted |")
-    print("|---|---:|---:|---:|" + "---:|" * len(peers) + "---:|---:|---:|")
+    print("|---|---:|---:|---:|" + "---:|" * len(peer_names) + "---:|---:|---:|")
     for name, formula, arrays, hand, hessian in workloads(quick):
         if only not in name:
             continue
@@ -362,7 +367,8 @@ def numeric_table(quick: bool, repeats: int, only: str = "") -> None:
         assert check_same(e(), hand()), f"the emitted module and hand numpy disagree on {name}"
         key = next(k for k in LOSSES if name.startswith(k))
         mode = "hessian" if hessian else ("jacobian" if key.startswith("Jacobian") else "grad")
-        contenders = {"hand": hand, "gradcli": g, "emitted": e, **peer_functions(key, arrays, mode)}
+        contenders = {"hand": hand, "gradcli": g, "emitted": e,
+                      **(peer_functions(key, arrays, mode) if peer_names else {})}
         times = interleaved(contenders, repeats)
         th = statistics.median(times["hand"])
 
@@ -373,7 +379,7 @@ def numeric_table(quick: bool, repeats: int, only: str = "") -> None:
             return f"{t * 1000:.2f} ({t / th:.2f}×)"
         mh, mg, me = peak_mb(hand), peak_mb(g), peak_mb(e)
         print(f"| {name} | {th * 1000:.2f} | {cell('gradcli')} | {cell('emitted')} | " +
-              " | ".join(cell(p) for p in peers) +
+              " | ".join(cell(p) for p in peer_names) +
               f" | {mh:.1f} | {mg:.1f} ({mg / mh:.2f}×) | {me:.1f} ({me / mh:.2f}×) |", flush=True)
 
 

@@ -15,7 +15,7 @@ An operator's numeric implementation (its record's `impl`) is a *kernel*, one of
   in the evaluator and in the emitted code.
 
 A kernel that is a numpy ufunc names it (`ufunc`): on numpy its result may be written over the
-array of an argument that nothing needs afterwards (`np.tanh(t, out=t)`); `evaluate.plan`
+array of an argument that nothing needs afterwards (`np.tanh(t, out=t)`); `evaluate.schedule`
 decides where, once, for the evaluator and the emitter.
 
 The helpers below are written against the array API standard, with a numpy branch where numpy

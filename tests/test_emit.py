@@ -408,3 +408,24 @@ def test_emitted_modules_match_the_evaluator_on_columns_det_and_reductions(hess_
     for k in d_eval:
         assert d_emit[k].shape == d_eval[k].shape, (text, k)
         assert np.allclose(d_emit[k], d_eval[k], rtol=1e-7, atol=1e-9, equal_nan=True), (text, k)
+
+
+# ----------------------------------------------------------------------------- one implementation
+def test_every_operator_has_one_kernel_that_emit_can_write():
+    """Every operator the evaluator computes has a kernel (kernels.py) as its numeric
+    implementation, and every helper a kernel calls is one --emit can copy (a function of
+    kernels.py taking the namespace first): a lambda or a numpy-only function fails here."""
+    import inspect
+
+    from gradcli.expr import OPS
+    from gradcli.kernels import HELPERS, Helper, Kernel
+
+    unevaluated = {"const", "sym", "apply", "elemderiv"}  # literals, inputs, bound away, rewritten
+    for name, op in OPS.items():
+        if name in unevaluated:
+            assert op.impl is None, name
+            continue
+        assert isinstance(op.impl, Kernel), name
+        if isinstance(op.impl, Helper):
+            assert HELPERS.get(op.impl.fn.__name__) is op.impl.fn, name
+            assert list(inspect.signature(op.impl.fn).parameters)[0] == "xp", name
