@@ -355,8 +355,8 @@ def numeric_table(quick: bool, repeats: int, only: str = "", peers: bool = True)
 
     peer_names = [p for p in ("jax", "autograd", "torch") if peers and _importable(p)]
     print("## Numeric derivatives (median ms; × = ratio to hand-written numpy in the same run)\n")
-    print("| workload | hand numpy | gradcli | emitted | " + " | ".join(peer_names) +
-          " | peak MB numpy | peak MB gradcli | peak MB emitted |")
+    print("| workload | hand numpy | gradcli | emitted | " + "".join(p + " | " for p in peer_names) +
+          "peak MB numpy | peak MB gradcli | peak MB emitted |")
     print("|---|---:|---:|---:|" + "---:|" * len(peer_names) + "---:|---:|---:|")
     for name, formula, arrays, hand, hessian in workloads(quick):
         if only not in name:
@@ -379,8 +379,8 @@ def numeric_table(quick: bool, repeats: int, only: str = "", peers: bool = True)
             return f"{t * 1000:.2f} ({t / th:.2f}×)"
         mh, mg, me = peak_mb(hand), peak_mb(g), peak_mb(e)
         print(f"| {name} | {th * 1000:.2f} | {cell('gradcli')} | {cell('emitted')} | " +
-              " | ".join(cell(p) for p in peer_names) +
-              f" | {mh:.1f} | {mg:.1f} ({mg / mh:.2f}×) | {me:.1f} ({me / mh:.2f}×) |", flush=True)
+              "".join(cell(p) + " | " for p in peer_names) +
+              f"{mh:.1f} | {mg:.1f} ({mg / mh:.2f}×) | {me:.1f} ({me / mh:.2f}×) |", flush=True)
 
 
 def symbolic_table(quick: bool, repeats: int) -> None:
