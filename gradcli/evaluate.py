@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import simplify as S
+from .record import record
 from .kernels import Kernel, is_numpy
 from .operators import ELEMENTWISE
 from .differentiate import elementwise_derivative
@@ -51,7 +51,7 @@ def bind_functions(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
     return [done[id(r)] for r in roots]
 
 
-@dataclass(slots=True)
+@record
 class Step:
     """One node's evaluation: its kernel (None for a symbol or a constant), the nodes whose
     values the kernel reads (a deferred argument is read through: diag(v) as v, (−1)·z as z),
@@ -63,7 +63,7 @@ class Step:
     overwrite: int | None = None
 
 
-@dataclass(slots=True)
+@record
 class Schedule:
     """A fixed evaluation order for some roots — the one plan the evaluator runs and `--emit`
     writes out: each value is computed once, freed after its last use (`last_use`: node id →
@@ -129,10 +129,10 @@ def _plan_overwrites(steps: list[Step], last_use: dict[int, int], roots: set[int
             owned.add(id(node))
 
 
-@dataclass
+@record
 class Program:
-    """A schedule the evaluator runs (`run`).  (No slots: blocked.py caches its row-block plan
-    in the instance's `__dict__`.)"""
+    """A schedule the evaluator runs (`run`).  (blocked.py caches its row-block plan in the
+    instance's `__dict__`.)"""
 
     roots: list[Expr]
     plan: Schedule

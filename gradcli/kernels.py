@@ -26,8 +26,9 @@ copied into emitted modules).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
+
+from .record import record
 
 if TYPE_CHECKING:
     from .expr import Expr
@@ -37,14 +38,14 @@ Namespace = Any  # numpy, an array API namespace, or a backend's wrapper of one
 Array = Any  # an array of that namespace, or a Python number
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Size:
     """A setting that is a dimension's size (an int once the sizes are known)."""
 
     dim: Dim
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Shape:
     """A setting that is a shape (a tuple of ints once the sizes are known)."""
 
@@ -69,9 +70,8 @@ def concrete(value: Setting) -> Any:
 class Kernel:
     """A numeric implementation of an operator (see the module docstring)."""
 
-    __slots__ = ()
-    ufunc: str = ""  # numpy's ufunc computing the same from the same arguments ("" if none)
-    view: bool = False  # the result may share memory with an argument (never written over)
+    ufunc = ""  # numpy's ufunc computing the same from the same arguments ("" if none)
+    view = False  # the result may share memory with an argument (never written over)
 
     def pick(self, node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
         """The kernel for this node and the nodes it reads, given the deferred nodes."""
@@ -93,7 +93,7 @@ def namespace_attribute(xp: Namespace, dotted: str) -> Any:
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Call(Kernel):
     """xp.NAME(*arrays, *settings, **keywords); `api` the array API standard's spelling where
     numpy's differs (numpy 1.x knows only its own).  `creates`: the array is made from sizes
@@ -123,7 +123,7 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "/": lambda a, b: a / b, "**": lambda a, b: a ** b, "@": lambda a, b: a @ b}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Infix(Kernel):
     """a SYMBOL b."""
 
@@ -134,7 +134,7 @@ class Infix(Kernel):
         return _OPERATORS[self.symbol](values[0], values[1])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Attr(Kernel):
     """a.NAME (a view: `a.T`)."""
 
@@ -145,7 +145,7 @@ class Attr(Kernel):
         return getattr(values[0], self.name)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Same(Kernel):
     """The argument itself (a vector's transpose): no code, no array."""
 
@@ -155,7 +155,7 @@ class Same(Kernel):
         return values[0]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Helper(Kernel):
     """fn(xp, *arrays, *settings) for a function of this module.  `report(node, *info)`: what the
     evaluator says when the helper calls its `report` argument (a point where the function has no
@@ -175,7 +175,7 @@ class Helper(Kernel):
         return self.fn(xp, *values, *extra)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Choose(Kernel):
     """A kernel chosen per node: rule(node, deferred) -> (kernel, the nodes it reads)."""
 
