@@ -442,6 +442,7 @@ def _contraction_lines(found: list[Contraction], jac: str, shape: str, names: di
             target = namer.fresh("_view")
             lines.append(f"    {target} = np.einsum({c.diagonal!r}, {jac})")
         operands = ", ".join(names[id(e)] for e in c.factors)
+        operands += ", optimize=True" if len(c.factors) > 2 else ""  # pairwise, as the evaluator does
         if k == 0 and c.factors and not c.inserted:  # the first term straight into J: no temporary
             lines.append(f"    np.einsum({c.spec!r}, {operands}, out={target})")
             if c.coef != 1.0:
