@@ -195,7 +195,9 @@ def _whole_task(op_name: str, params: tuple[Any, ...], dims: tuple[int, ...], fa
     hint = " (--allow-nonfinite gives IEEE results)"
     with np.errstate(all="ignore"):
         try:
-            out = OPS[op_name].impl(np, stub, *arrays)
+            impl = OPS[op_name].impl
+            assert impl is not None  # (a WHOLE operator has a kernel)
+            out = impl(np, stub, *arrays)  # type: ignore[arg-type]  # the stub has what kernels read
         except (ArithmeticError, ValueError) as exc:  # LinAlgError is a ValueError
             if not (allow_nonfinite and fails):
                 raise TaskError("math", f"{fails or exc} in {where}") from None

@@ -29,9 +29,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .operators.base import Deferred, Diag, Scaled
 from .evaluate import Program
 from .expr import OPS, Expr
+from .kernels import Infix
 
 Step = tuple[Callable[..., Any], tuple[int, ...], int, bool]  # (call, argument slots, result slot, check)
 
@@ -40,14 +40,8 @@ class NonFinite(Exception):
     """A failing operator gave a value that is not finite in this block."""
 
 
-# element-wise operators numpy computes with one ufunc (as the operator's own code does)
-_UFUNC = {"add": np.add, "mul": np.multiply, "div": np.divide, "exp": np.exp, "log": np.log,
-          "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos, "tan": np.tan, "tanh": np.tanh,
-          "abs": np.absolute, "sign": np.sign, "log1p": np.log1p, "expm1": np.expm1,
-          "log2": np.log2, "log10": np.log10, "sinh": np.sinh, "cosh": np.cosh,
-          "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan, "arcsinh": np.arcsinh,
-          "arctanh": np.arctanh, "cbrt": np.cbrt}
-_ELEMENTWISE = set(_UFUNC) | {"sigmoid", "softplus", "relu", "square", "reciprocal", "pow"}
+# element-wise steps beyond the ufunc kernels (kernels.py names each operator's ufunc)
+_ELEMENTWISE = {"sigmoid", "softplus", "relu", "square", "reciprocal", "pow"}
 
 
 class Kernel:
@@ -55,7 +49,8 @@ class Kernel:
 
     def __init__(self, program: Program, allow_nonfinite: bool):
         self.program, self.allow_nonfinite = program, allow_nonfinite
-        order = program.order
+        order = [st.node for st in program.plan.steps]  # the evaluator's schedule (no deferred nodes)
+        self.schedule = {id(st.node): st for st in program.plan.steps}
         self.slot = {id(n): i for i, n in enumerate(order)}
         self.env: list[Any] = [None] * len(order)
         self.symbols = [(n.params[0], self.slot[id(n)]) for n in order if n.op == "sym"]
@@ -88,11 +83,12 @@ class Kernel:
         """Each step by its operator's own code; then the steps as calls into fixed buffers."""
         env, program = self.env, self.program
         traced: list[Step] = []
-        for node in program.order:
+        for st in program.plan.steps:
+            node = st.node
             i = self.slot[id(node)]
             if node.op == "sym":
                 continue
-            args = tuple(self.slot[id(a)] for a in node.args)
+            args = tuple(self.slot[id(a)] for a in st.args)  # a deferred argument read through
             call = self._generic(node)
             env[i] = call(*[env[a] for a in args])
             check = bool(OPS[node.op].fails) and not self.allow_nonfinite
@@ -102,21 +98,17 @@ class Kernel:
         self.steps = self._lower(traced)
 
     def _generic(self, node: Expr) -> Callable[..., Any]:
-        """The step as the evaluator computes it (`Program._one`), deferred factors included."""
-        if id(node) in self.program.deferred:
-            if node.op == "diagm":
-                return Diag
-            c = node.args[0].value
-            return lambda _c, z: Scaled(c, z)
-        op = OPS[node.op]
+        """The step as the evaluator computes it (`Program._one`): the step's kernel."""
         if node.op == "const":
-            value = op.impl(np, node)
+            value = node.value
             return lambda: value
-        return lambda *args: op.impl(np, node, *args)
+        kernel = self.schedule[id(node)].kernel
+        assert kernel is not None
+        return lambda *args: kernel.run(np, node, list(args))
 
     def _lower(self, traced: list[Step]) -> list[Step]:
         env, program = self.env, self.program
-        nodes = {self.slot[id(n)]: n for n in program.order}
+        nodes = {self.slot[id(st.node)]: st.node for st in program.plan.steps}
         last_use: dict[int, int] = {}
         for step, (_, args, _, _) in enumerate(traced):
             for a in args:
@@ -136,7 +128,7 @@ class Kernel:
             if reduce is not None:
                 steps.append((reduce, args, out, check))
                 continue
-            fast = _fast(node, arg_values, value)
+            fast = _fast(node, self.schedule[id(node)].kernel, arg_values, value)
             if fast is None:
                 if node.args and not _fresh(value, arg_values):
                     pinned.update(owner[a] for a in args if a in owner)
@@ -145,7 +137,8 @@ class Kernel:
             dying = [a for a in args if last_use.get(a) == step and a not in keep and a in owner
                      and owner[a] not in pinned and args.count(a) == 1]
             buf = None
-            if node.op in _ELEMENTWISE:  # an argument's buffer written over in place
+            kernel = self.schedule[id(node)].kernel
+            if node.op in _ELEMENTWISE or (kernel is not None and kernel.ufunc):  # in place
                 buf = next((owner[a] for a in dying if buffers[owner[a]].shape == value.shape), None)
             if buf is not None:
                 dying.remove(next(a for a in dying if owner[a] == buf))
@@ -157,17 +150,15 @@ class Kernel:
                 else:
                     free.remove(buf)
             owner[out] = buf
-            if isinstance(arg_values[-1], Scaled):  # a − 1·z: read z where it is (its buffer is pinned)
-                args = (args[0], self.slot[id(nodes[args[1]].args[1])])
             steps.append((fast(buffers[buf]), args, out, check))
             free.extend(owner[a] for a in dying)
-        kept = set(owner) | {self.slot[id(n)] for n in program.order if n.op == "const"}
+        kept = set(owner) | {self.slot[id(st.node)] for st in program.plan.steps if st.node.op == "const"}
         self.transient = [i for i in range(len(env)) if i not in kept]
         return _live(steps, set(self.roots))
 
 
 def _live(steps: list[Step], roots: set[int]) -> list[Step]:
-    """The steps whose values a later step or a root reads (a fused c·z is read by no one)."""
+    """The steps whose values a later step or a root reads."""
     needed, kept = set(roots), []
     for step in reversed(steps):
         if step[2] in needed:
@@ -179,8 +170,6 @@ def _live(steps: list[Step], roots: set[int]) -> list[Step]:
 def _fresh(value: Any, args: list[Any]) -> bool:
     """Whether a step's result is an array of its own (not a view of, or a wrapper around, an
     argument's array)."""
-    if isinstance(value, Deferred):
-        return False
     return getattr(value, "base", None) is None and not any(value is a for a in args)
 
 
@@ -199,26 +188,23 @@ def _sum(a: np.ndarray) -> Any:
     return np.add.reduce(a, axis=None)
 
 
-def _fast(node: Expr, args: list[Any], value: Any) -> Callable[[np.ndarray], Callable[..., Any]] | None:
+def _fast(node: Expr, kernel: Any, args: list[Any], value: Any) -> Callable[[np.ndarray], Callable[..., Any]] | None:
     """How to compute the step into a given buffer (None: keep the operator's own code)."""
     op = node.op
     if not (isinstance(value, np.ndarray) and value.dtype == np.float64 and value.ndim >= 1):
         return None
-    if any(isinstance(a, Deferred) for a in args):
-        if op == "add" and isinstance(args[1], Scaled) and args[1].c == -1.0 and isinstance(args[0], np.ndarray):
-            return lambda buf: lambda a, z: np.subtract(a, z, out=buf)
-        return None
     if not all(isinstance(a, (np.ndarray, float, int, np.floating)) for a in args):
         return None
-    if op in _UFUNC:
-        ufunc = _UFUNC[op]
+    if op in _FAST_ELEMENTWISE:
+        return _FAST_ELEMENTWISE[op]
+    if kernel is not None and kernel.ufunc:  # the operator's own ufunc (kernels.py)
+        ufunc = getattr(np, kernel.ufunc)
         return lambda buf: lambda *a: ufunc(*a, out=buf)
-    if op == "matmul":
-        x, y = node.args
-        if x.ty.is_col and y.ty.is_row or not all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in args):
-            return None  # an outer product
+    if isinstance(kernel, Infix) and kernel.symbol == "@":
+        if not all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in args):
+            return None
         return lambda buf: lambda a, b: np.matmul(a, b, out=buf)
-    return _FAST_ELEMENTWISE.get(op)
+    return None
 
 
 def _sqnorm(a: np.ndarray) -> Any:
@@ -270,7 +256,5 @@ _FAST_ELEMENTWISE: dict[str, Callable[[np.ndarray], Callable[..., Any]]] = {
 
 def _finite(value: Any) -> bool:
     """Whether every entry is finite (a finite sum says so in one pass over a cached block)."""
-    if isinstance(value, Deferred):
-        return True
     total = np.sum(value)
     return bool(np.isfinite(total)) or bool(np.all(np.isfinite(value)))
