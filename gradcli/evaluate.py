@@ -163,7 +163,8 @@ class Program:
                 if st.overwrite is not None:
                     args = [env[id(a)] for a in st.args]
                     target = args[st.overwrite]
-                    if (getattr(getattr(target, "flags", None), "writeable", False)
+                    if (getattr(target, "base", 0) is None  # (never a view, whatever the plan says)
+                            and getattr(getattr(target, "flags", None), "writeable", False)
                             and getattr(target, "dtype", None) == xp.float64
                             and tuple(target.shape) == tuple(st.node.ty.dims)):
                         out = getattr(xp, st.kernel.ufunc)(*args, out=target)  # type: ignore[union-attr]

@@ -146,3 +146,20 @@ def test_long_index_form_products_are_contracted_pairwise(tmp_path, monkeypatch)
     assert all(np.allclose(d_emit[k], d_eval[k]) for k in d_eval)
     long = [optimized for count, optimized in calls if count > 2]
     assert long and all(long)
+
+
+@pytest.mark.parametrize("text", ["sum(W * unvec(x, 3)) wrt x, W", "sum(vec(W) * x) wrt W, x",
+                                  "sum(tanh(W' * 2) * unvec(x, 3)') wrt W"])
+def test_in_place_writes_never_reach_an_input(text, tmp_path):
+    """A view of an input (a transpose, vec, unvec) is never written over, by the evaluator or
+    by the emitted module: the inputs are unchanged and the results right."""
+    rng = np.random.default_rng(6)
+    values = {"W": rng.normal(size=(3, 4)), "x": rng.normal(size=12)}
+    p = gradcli.analyze(text, data_shapes={k: v.shape for k, v in values.items()})
+    values = {k: v for k, v in values.items() if k in p.symbols}
+    before = {k: v.copy() for k, v in values.items()}
+    f_emit, d_emit = _emitted(text, values, tmp_path)()
+    assert all(np.array_equal(values[k], before[k]) for k in values)
+    f_eval, d_eval = _evaluated(text, values)()
+    assert all(np.array_equal(values[k], before[k]) for k in values)
+    assert np.allclose(f_emit, f_eval) and all(np.allclose(d_emit[k], d_eval[k]) for k in d_eval)

@@ -260,12 +260,12 @@ def _unvec_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return f"unvec({r.child(node.args[0], 0)}, {rows})", ATOM
 
 
-register(Op("vec", _vec_shape, Helper(K._vec),
+register(Op("vec", _vec_shape, Helper(K._vec, view=True),  # (a reshape: may share the argument's memory)
             vjp=(lambda node, G: make("unvec", G, params=(node.args[0].ty.dims[0],)),),
             notation=func("vec", latex=r"\operatorname{vec}"),
             rule="d vec(A) = vec(dA) and ⟨g, vec(dA)⟩ = ⟨unvec(g, m), dA⟩",
             names=("vec",)))
-register(Op("unvec", _unvec_shape, Helper(K._unvec, settings=lambda n: (Size(n.ty.dims[1]),)),
+register(Op("unvec", _unvec_shape, Helper(K._unvec, settings=lambda n: (Size(n.ty.dims[1]),), view=True),
             vjp=(lambda node, H: make("vec", H),),
             notation={"custom": _unvec_notation},
             rule="d unvec(g, m) = unvec(dg, m)",
