@@ -25,11 +25,11 @@ from .derivative import LAYOUTS, Derivative, default_layout, derivative_dims, de
 from .differentiate import gradients, jacobian_formula
 from .errors import GradcliError
 from .evaluate import Program, compile_graph
-from .expr import Expr, symbols_of, topological
+from .expr import Expr, symbols_of
 from .infer import Note, Typed, infer
 from .parse import dimension, parse
 from .record import record
-from .render import binding_prefix, render, render_with_bindings
+from .render import render, render_formulas
 from .shapes import Dim, Ty
 
 __all__ = ["LAYOUTS", "Compiled", "Deferred", "Derivative", "Problem", "SymbolInfo", "analyze", "check_verdict",
@@ -374,16 +374,6 @@ def analyze(text: str, shapes: Mapping[str, tuple[Dim, ...]] | None = None, wrt:
 
 def render_derivatives(derivs: list[Derivative], style: str,
                        bound_nodes: list[Expr] | None = None) -> tuple[list[tuple[str, str]], list[str]]:
-    """Formulas of several derivatives, with large shared subexpressions named once ('' where a
-    derivative has no matrix formula).  The names (z1, z2, …; zz1, … if the formula has a
-    symbol or dimension spelled so) never collide with the formula's own names, so a binding
-    can be read back as a symbol of its own shape.  Every style names the same nodes."""
-    roots = [e for e in (d.shown() for d in derivs) if e is not None]
-    taken: set[str] = set()
-    for n in topological(roots):
-        if n.op == "sym":
-            taken.add(n.params[0])
-        taken.update(str(d) for d in n.ty.dims)
-    bindings, texts = render_with_bindings(roots, style, prefix=binding_prefix(taken), bound_nodes=bound_nodes)
-    it = iter(texts)
-    return bindings, [next(it) if d.shown() is not None else "" for d in derivs]
+    """Formulas of several derivatives ('' where one has no matrix formula), with large shared
+    subexpressions named once (render.render_formulas)."""
+    return render_formulas([d.shown() for d in derivs], style, bound_nodes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import Derivative
+    from .derivative import Derivative
     from .expr import Expr
     from .shapes import Dim
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .record import record
 
 if TYPE_CHECKING:
-    from .api import Derivative
+    from .derivative import Derivative
 
 DRAWS = 4  # seeds 0..3: two at the first size set, two at the second
 TOLERANCE = 1e-7  # relative (max-norm) error under which two values count as equal
@@ -291,7 +291,7 @@ def _addends(n) -> list:
 
 def alternate(d: Derivative) -> Derivative | None:
     """The same derivative in the other layout, or None where both layouts are one shape."""
-    from .api import Derivative, derivative_dims
+    from .derivative import Derivative, derivative_dims
 
     if d.kind == "gradient":
         other = "numerator" if d.layout != "numerator" else "gradient"

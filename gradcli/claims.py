@@ -34,7 +34,8 @@ from .claimeval import TOLERANCE, Evaluator, alternate, parse_claim, rel_error, 
 from .record import Factory, record
 
 if TYPE_CHECKING:
-    from .api import Derivative, Problem
+    from .api import Problem
+    from .derivative import Derivative
     from .checkfiles import Entry
     from .claimeval import Draw
     from .expr import Array, Expr

@@ -19,16 +19,13 @@ import struct
 import warnings
 import zipfile
 
-from .errors import GradcliError, data_error, printable
+from .errors import data_error, printable
+# the safe reading of a .npy file's header, shared with sources.py (row shards): old names kept here
+from .npyfile import UsageError, open_regular as _open, os_reason as _reason, read_header as _npy_header
 
 CHUNK = 16 * 1024 ** 2  # bytes per read
 MAP_BYTES = 32 * 1024 ** 2  # a .npy vector or matrix this big is memory-mapped, not read (blocked.py)
-MAX_ENTRIES = 2 ** 62 // 8  # no array dimension product beyond what numpy can index
 
-
-class UsageError(GradcliError):
-    def __init__(self, message: str):
-        super().__init__("usage", message)
 
 
 def _np():
@@ -81,10 +78,6 @@ class Source:
                              f"float64 ({human_bytes(8 * self.entries)})") from None
 
 
-def _reason(exc: OSError) -> str:
-    return os.strerror(exc.errno).lower() if exc.errno else type(exc).__name__
-
-
 def _check_values(name: str, arr, origin: str, allow_nonfinite: bool, np):
     # float64 in native byte order and C order; a copy only when the file's array is not already
     arr = np.ascontiguousarray(arr, dtype=np.float64) if arr.ndim else np.asarray(arr, dtype=np.float64)
@@ -95,53 +88,6 @@ def _check_values(name: str, arr, origin: str, allow_nonfinite: bool, np):
             raise data_error(f"{name} ({origin}) contains NaN or Inf; pass --allow-nonfinite to use it")
         warnings.warn(f"{name} ({origin}) contains NaN or Inf", RuntimeWarning, stacklevel=2)
     return arr
-
-
-def _describe_dtype(dtype) -> str:
-    if dtype.names is not None or dtype.subdtype is not None:
-        return "a structured dtype"
-    return f"dtype {dtype.name}"
-
-
-def _npy_header(fh, where: str, available: int) -> tuple:
-    """Read and check a .npy header (the file positioned at it); returns (shape, fortran,
-    dtype); the file is left at the data.  `available`: bytes from the header's start to the end
-    of the file or member."""
-    np = _np()
-    fmt = np.lib.format
-    start = fh.tell()
-    magic = fh.read(8)
-    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
-        raise data_error(f"{where}: not a .npy array (no NumPy header)")
-    try:
-        version = (magic[6], magic[7])
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
-        else:
-            raise ValueError
-    except (ValueError, SyntaxError, TypeError, EOFError, UnicodeDecodeError, OverflowError):
-        raise data_error(f"{where}: damaged .npy header") from None
-    if dtype.hasobject:
-        raise data_error(f"{where}: object arrays are refused (they need pickle)")
-    if dtype.names is not None or dtype.subdtype is not None or dtype.kind not in "biuf":
-        raise data_error(f"{where}: {_describe_dtype(dtype)} is not numeric (need float, int or bool)")
-    if len(shape) > 2:
-        raise data_error(f"{where}: {len(shape)}-d arrays are not supported (scalars, vectors and "
-                         "matrices only)")
-    nonzero = 1
-    for d in shape:
-        nonzero *= max(d, 1)
-    if nonzero > MAX_ENTRIES:
-        raise data_error(f"{where}: header shape {shape} is larger than any array can be")
-    count = 0 if 0 in shape else nonzero
-    need = count * dtype.itemsize
-    used = fh.tell() - start
-    if used + need > available:
-        raise data_error(f"{where}: truncated: header promises {need} bytes of data, the file has "
-                         f"{max(available - used, 0)}")
-    return shape, fortran, dtype
 
 
 def _read_into(fh, shape: tuple, dtype, where: str):
@@ -173,26 +119,6 @@ def _fill(fh, raw, done: int, total: int, where: str) -> None:
         if not got:
             raise data_error(f"{where}: truncated: {done + pos} of {total} bytes of data")
         pos += got
-
-
-def _open(path: str):
-    if not os.path.exists(path):
-        raise UsageError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise UsageError(f"{path} is a folder, not a .npy or .npz file")
-    import stat
-
-    try:  # a FIFO would block open() until a writer comes, and a pipe cannot be read twice
-        regular = stat.S_ISREG(os.stat(path).st_mode)
-    except OSError as exc:
-        raise UsageError(f"cannot read {path} ({_reason(exc)})") from None
-    if not regular:
-        raise UsageError(f"{path} is not a regular file: data must be a seekable .npy or .npz "
-                         "file (a pipe, FIFO or device is refused; save it to a file first)")
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path} ({_reason(exc)})") from None
 
 
 def open_npy(path: str, name: str) -> Source:
@@ -304,14 +230,6 @@ def _npz_source(path: str, key: str, info: zipfile.ZipInfo, name: str) -> Source
     # only a stored member lies in the file as it is in memory: a compressed one is read whole
     mapped = _mapper(path, offset, shape, dtype, fortran, read) if stored else None
     return Source(name, path, shape, dtype, fortran, read, mapped=mapped)
-
-
-def open_stream(path: str, name: str) -> Source:
-    """-d NAME=folder/ (row shards) or -d NAME=data.zarr: a source read block by block."""
-    from .sources import Shards, Zarr
-
-    src = Zarr(path, name) if path.rstrip("/").endswith(".zarr") else Shards(path, name)
-    return Source(name, path, src.shape, mapped=lambda: src)
 
 
 def open_npz(path: str, wanted=None) -> dict:

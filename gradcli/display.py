@@ -13,10 +13,12 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from .latexdoc import derivative_label, _name as latex_name, _shape as latex_shape
+from .render import render_formulas
 from .shapes import fmt_dims
 
 if TYPE_CHECKING:
-    from .api import Derivative, Problem
+    from .api import Problem
+    from .derivative import Derivative
     from .results import Result, Results
 
 
@@ -81,12 +83,10 @@ def _symbol_array(problem: Problem) -> str:
 
 def _equations(rs: Results) -> list[str]:
     """f, every derivative (a whole equation each) and the shared subexpressions they name."""
-    from .api import render_derivatives
-
     eqs = [rs.latex]
     if not rs._formulas:
         return eqs
-    bindings, texts = render_derivatives(rs.derivatives, "latex")
+    bindings, texts = render_formulas([d.shown() for d in rs.derivatives], "latex")
     for d, text in zip(rs.derivatives, texts):
         eq = f"{derivative_label(d)} = {text}" if text else d.formula("latex")
         if eq:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .render import latex_subscript, pretty_name
+from .render import latex_subscript, pretty_name, render_formulas
 
 if TYPE_CHECKING:
-    from .api import Derivative, Problem
+    from .api import Problem
+    from .derivative import Derivative
     from .shapes import Dim
 
 PACKAGES = ("amsmath", "amssymb")
@@ -66,9 +67,7 @@ def equations(problem: Problem, derivs: list[Derivative]) -> tuple[list[str], li
     """(equations, bindings): `f = …`, one whole equation per derivative (its formula, else
     index notation; a tensor with neither is left out), and `z_{1} = …` for the subexpressions
     the derivatives share."""
-    from .api import render_derivatives
-
-    bindings, texts = render_derivatives(derivs, "latex")
+    bindings, texts = render_formulas([d.shown() for d in derivs], "latex")
     lines = [f"f = {problem.text('latex')}"]
     for d, text in zip(derivs, texts):
         if text:

@@ -223,3 +223,20 @@ def render_with_bindings(roots: list[Expr], style: str, names: list[str] | None 
             if bound_nodes is not None:
                 bound_nodes.append(n)
     return out, [shown.text(root) for root in roots]
+
+
+def render_formulas(formulas: list[Expr | None], style: str,
+                    bound_nodes: list[Expr] | None = None) -> tuple[list[tuple[str, str]], list[str]]:
+    """Several formulas (None where a derivative has no matrix formula: its text is ''), with
+    large shared subexpressions named once.  The names (z1, z2, …; zz1, … if a formula has a
+    symbol or dimension spelled so) never collide with the formulas' own names, so a binding
+    can be read back as a symbol of its own shape.  Every style names the same nodes."""
+    roots = [e for e in formulas if e is not None]
+    taken: set[str] = set()
+    for n in topological(roots):
+        if n.op == "sym":
+            taken.add(n.params[0])
+        taken.update(str(d) for d in n.ty.dims)
+    bindings, texts = render_with_bindings(roots, style, prefix=binding_prefix(taken), bound_nodes=bound_nodes)
+    it = iter(texts)
+    return bindings, [next(it) if e is not None else "" for e in formulas]

@@ -17,14 +17,13 @@ import re
 from typing import Any
 
 from .errors import GradcliError, data_error
+from .npyfile import open_regular, read_header
 
 
 class Shards:
     streamed = True
 
     def __init__(self, folder: str, name: str):
-        from .data import _open, _npy_header
-
         files = sorted(f for f in os.listdir(folder) if f.endswith(".npy"))
         if not files:
             raise data_error(f"{folder}: no .npy shards in the folder")
@@ -33,8 +32,8 @@ class Shards:
         first = None
         for f in files:
             path = os.path.join(folder, f)
-            with _open(path) as fh:
-                shape, fortran, dtype = _npy_header(fh, path, os.fstat(fh.fileno()).st_size)
+            with open_regular(path) as fh:
+                shape, fortran, dtype = read_header(fh, path, os.fstat(fh.fileno()).st_size)
                 offset = fh.tell()
             if first is None:
                 first = (shape[1:], dtype, len(shape))
