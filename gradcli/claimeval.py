@@ -161,10 +161,10 @@ class Evaluator:
     def _program(self, e, k: int):
         from .evaluate import compile_graph
 
-        key = (id(e), tuple(sorted(self._bindings[k].items())))
+        key = (e, tuple(sorted(self._bindings[k].items())))
         if key not in self._compiled:
-            self._compiled[key] = (e, compile_graph([e], self._bindings[k]))
-        return self._compiled[key][1]
+            self._compiled[key] = compile_graph([e], self._bindings[k])  # e itself in the key
+        return self._compiled[key]
 
     def _compiled_derivatives(self, k: int):
         key = ("derivatives", self.set_of(k), tuple(sorted(self._bindings[k].items())))

@@ -21,7 +21,8 @@ from math import prod
 
 from . import operators  # noqa: F401  (fills the operator registry)
 from . import simplify as S
-from .expr import OPS, Expr, ShapeMsg, make, topological
+from .expr import OPS, Expr, ShapeMsg, make
+from .rewrite import rewrite
 from .shapes import SCALAR, Ty, col
 
 
@@ -58,21 +59,16 @@ def as_scalar(f: Expr) -> Expr:
 def fold_units(root: Expr) -> Expr:
     """Fold the 1×1 ones-matrices of a 1×1 f's derivative: M𝟙₁ₓ₁ = M, 𝟙₁ₓ₁M = M, c𝟙₁ₓ₁ ⊙ M = cM,
     and the count of entries of a shape with known sizes is that number."""
-    done: dict[int, Expr] = {}
-    for n in topological([root]):
-        args = tuple(done[id(a)] for a in n.args)
-        new = None
+    def fold(n: Expr, args: tuple[Expr, ...]) -> Expr | None:
         if n.op == "numel" and all(isinstance(d, int) for d in n.params[0].dims):
-            new = S.const(float(prod(n.params[0].dims)))
-        elif n.op in ("matmul", "mul") and len(args) == 2:
+            return S.const(float(prod(n.params[0].dims)))
+        if n.op in ("matmul", "mul") and len(args) == 2:
             for unit, other in (args, args[::-1]):
                 if unit.op == "fill" and all(d == 1 for d in unit.ty.full_dims) and n.ty == other.ty:
-                    new = S.mul(unit.args[0], other)
-                    break
-        if new is None:
-            new = n if args == n.args else make(n.op, *args, params=n.params)
-        done[id(n)] = new
-    return done[id(root)]
+                    return S.mul(unit.args[0], other)
+        return None
+
+    return rewrite([root], fold)[0]
 
 
 class _Unsqueezable(Exception):
@@ -82,16 +78,16 @@ class _Unsqueezable(Exception):
 def squeeze(root: Expr) -> Expr | None:
     """root with every singleton axis dropped (symbols keep their names), or None where an
     operator's meaning would change."""
-    done: dict[int, Expr] = {}
+    def squeezed(n: Expr, args: tuple[Expr, ...]) -> Expr:
+        new = _squeeze_node(n, args)
+        if new.ty != squeezed_ty(n.ty):
+            raise _Unsqueezable
+        return new
+
     try:
-        for n in topological([root]):
-            new = _squeeze_node(n, tuple(done[id(a)] for a in n.args))
-            if new.ty != squeezed_ty(n.ty):
-                raise _Unsqueezable
-            done[id(n)] = new
+        return rewrite([root], squeezed)[0]
     except (_Unsqueezable, ShapeMsg, AssertionError):
         return None
-    return done[id(root)]
 
 
 def squeezed_symbol(x: Expr) -> Expr:

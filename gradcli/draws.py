@@ -65,9 +65,9 @@ def _integer(node: Expr) -> bool:
     return node.op == "const" and float(node.value).is_integer()
 
 
-def _positive_nodes(order: list[Expr], positive: set[str]) -> set[int]:
-    """ids of the nodes whose value is > 0 when the symbols in `positive` are."""
-    out: set[int] = set()
+def _positive_nodes(order: list[Expr], positive: set[str]) -> set[Expr]:
+    """The nodes whose value is > 0 when the symbols in `positive` are."""
+    out: set[Expr] = set()
     for n in order:
         if n.op == "sym":
             ok = n.params[0] in positive
@@ -76,13 +76,13 @@ def _positive_nodes(order: list[Expr], positive: set[str]) -> set[int]:
         elif n.op in ALWAYS_POSITIVE:
             ok = True
         elif n.op == "pow":
-            ok = id(n.args[0]) in out or _even_integer(n.args[1])
+            ok = n.args[0] in out or _even_integer(n.args[1])
         elif n.op in PRESERVES_POSITIVE:
-            ok = all(id(a) in out for a in n.args)
+            ok = all(a in out for a in n.args)
         else:
             ok = False
         if ok:
-            out.add(id(n))
+            out.add(n)
     return out
 
 
@@ -106,7 +106,7 @@ def domain(expr: Expr) -> Domain:
         grown = set(positive)
         for n in order:
             arg = _needs_positive(n)
-            if arg is not None and id(arg) not in known:
+            if arg is not None and arg not in known:
                 grown |= _symbols_in(arg)
         if grown == positive:
             break

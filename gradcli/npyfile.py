@@ -7,7 +7,7 @@ so; a module of its own so that neither imports the other.
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import GradcliError, data_error
 
@@ -23,13 +23,13 @@ def os_reason(exc: OSError) -> str:
     return os.strerror(exc.errno).lower() if exc.errno else type(exc).__name__
 
 
-def describe_dtype(dtype) -> str:
+def describe_dtype(dtype: Any) -> str:
     if dtype.names is not None or dtype.subdtype is not None:
         return "a structured dtype"
     return f"dtype {dtype.name}"
 
 
-def read_header(fh, where: str, available: int) -> tuple:
+def read_header(fh: Any, where: str, available: int) -> tuple[tuple[int, ...], bool, Any]:
     """Read and check a .npy header (the file positioned at it); returns (shape, fortran,
     dtype); the file is left at the data.  `available`: bytes from the header's start to the end
     of the file or member."""
