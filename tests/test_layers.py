@@ -167,6 +167,19 @@ def test_no_import_cycles_beyond_the_known_ones():
     assert not gone, f"these cycles are gone: delete them from KNOWN_CYCLES: {gone}"
 
 
+def test_every_module_has_a_layer():
+    """A module outside every layer would escape the contract: each belongs to one."""
+    import re
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    (pipeline,) = [c for c in config["contracts"] if c["id"] == "pipeline"]
+    layers = [name for layer in pipeline["layers"] for name in re.split(r"\s*[:|]\s*", layer.strip())]
+    assert len(layers) == len(set(layers)), "a module in two layers"
+    placed = {m for m in module_names() if any(m == name or m.startswith(name + ".") for name in layers)}
+    assert placed == set(module_names()) - {"gradcli"}, sorted(set(module_names()) - placed - {"gradcli"})
+
+
 def test_the_import_linter_contracts_hold(capsys):
     cli = pytest.importorskip("importlinter.cli")
     status = cli.lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
