@@ -10,8 +10,13 @@ and are printed once.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from .expr import OPS, Expr, topological
+
+if TYPE_CHECKING:
+    from .expr import CustomNotation
 
 GREEK = {
     "alpha": ("α", r"\alpha"), "beta": ("β", r"\beta"), "gamma": ("γ", r"\gamma"),
@@ -52,7 +57,7 @@ def latex_function(name: str) -> str:
     return "\\" + name if name in LATEX_FUNCTIONS else rf"\operatorname{{{name}}}"
 
 
-def latex_subscript(base: str, indices) -> str:
+def latex_subscript(base: str, indices: Iterable[str]) -> str:
     """`X_{ki}` from X and the indices k, i; a base that already carries a subscript or
     superscript (`W_{1}`, `A^\\top`) or is not a single symbol is braced first: `{W_{1}}_{ki}`,
     never the double subscript `W_{1}_{ki}` that LaTeX rejects.  Indices longer than one
@@ -70,9 +75,8 @@ def pretty_name(name: str, style: str) -> str:
     m = _NAME_RE.match(name)
     base, digits = (m.group(1), m.group(2)) if m else (name, "")
     if style == "unicode":
-        core = GREEK.get(base, (base, ""))[0]
-        return core + digits.translate(_SUB)
-    core = GREEK.get(base, (None, None))[1] or LATEX_GREEK.get(base)
+        return GREEK.get(base, (base, ""))[0] + digits.translate(_SUB)
+    core = GREEK.get(base, ("", ""))[1] or LATEX_GREEK.get(base)
     if core is None:
         core = base if len(base) == 1 else rf"\mathrm{{{_latex_text(base if m else name)}}}"
     return core + (f"_{{{digits}}}" if digits else "")
@@ -91,7 +95,7 @@ class Renderer:
     is remembered: a key can never come back for another node.  `bound` may also be keyed by
     `id(node)` for callers that keep those nodes alive themselves (the `--steps` derivation)."""
 
-    def __init__(self, style: str, bound: dict | None = None):
+    def __init__(self, style: str, bound: dict[Any, str] | None = None):
         self.style = style
         self.bound = bound if bound is not None else {}
         self._memo: dict[Expr, tuple[str, float]] = {}
@@ -111,7 +115,7 @@ class Renderer:
             node = node.args[0]
         return node.params[0] if node.op == "sym" else ""
 
-    def dims_product(self, dims) -> tuple[str, float]:
+    def dims_product(self, dims: Iterable[Any]) -> tuple[str, float]:
         if self.style == "ascii" and not all(isinstance(d, int) for d in dims):
             return f"sum({self.ones(dims)})", 6  # a dimension is not a symbol: count the ones
         if self.style == "ascii":
@@ -124,7 +128,7 @@ class Renderer:
             return parts[0], 6
         return ("·" if self.style == "unicode" else "*").join(parts), 2
 
-    def ones(self, dims, fill: str = "ones") -> str:
+    def ones(self, dims: Iterable[Any], fill: str = "ones") -> str:
         """`ones(m, n)`: the language's array of ones (or zeros) of a shape."""
         return f"{fill}({', '.join(str(d) for d in dims)})"
 
@@ -166,8 +170,9 @@ class Renderer:
     def _render_one(self, node: Expr) -> tuple[str, float]:
         notation = OPS[node.op].notation
         if "custom" in notation:
-            return notation["custom"](self, node)
-        template, prec = notation[self.style]
+            custom: CustomNotation = notation["custom"]  # type: ignore[assignment]
+            return custom(self, node)
+        template, prec = notation[self.style]  # type: ignore[misc]
         return template.format(*(self.child(a, 0) for a in node.args)), prec
 
     def child(self, node: Expr, min_prec: float) -> str:
@@ -195,7 +200,7 @@ def binding_prefix(taken: set[str]) -> str:
 
 def render_with_bindings(roots: list[Expr], style: str, names: list[str] | None = None,
                          min_len: int = 24, prefix: str = "z",
-                         bound_nodes: list | None = None) -> tuple[list[tuple[str, str]], list[str]]:
+                         bound_nodes: list[Expr] | None = None) -> tuple[list[tuple[str, str]], list[str]]:
     """(bindings, texts): bindings [(name, text)] in dependency order, then each root's text
     (bound_nodes, when given, receives the node each binding names).
 
