@@ -180,6 +180,18 @@ def test_every_module_has_a_layer():
     assert placed == set(module_names()) - {"gradcli"}, sorted(set(module_names()) - placed - {"gradcli"})
 
 
+@pytest.mark.parametrize("command", ["shape", "grad", "hess"])
+def test_a_one_liner_imports_neither_numpy_nor_lark(command):
+    """Start-up time: the layers' lazy imports stay lazy (a package's __init__ imports nothing)."""
+    import subprocess
+
+    code = ("import sys\nfrom gradcli.cli import main\n"
+            f"rc = main([{command!r}, \"x'@A@x wrt x\"])\n"
+            "print(rc, sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'lark'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stdout + done.stderr
+
+
 def test_the_import_linter_contracts_hold(capsys):
     cli = pytest.importorskip("importlinter.cli")
     status = cli.lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
