@@ -22,7 +22,8 @@ from . import simplify as S
 from .columns import as_scalar, fold_units, has_singleton, is_unit, squeeze, squeezed_symbol, squeezed_ty
 from .compiled import Compiled, Deferred, vjp_program
 from .derivative import LAYOUTS, Derivative, default_layout, derivative_dims, derivative_symbol, fmt_shape
-from .differentiate import gradients, jacobian_formula
+from .differentiate import expand_derivatives, gradients
+from .linearize import jacobian_formula
 from .errors import GradcliError
 from .evaluate import Program, compile_graph
 from .expr import Expr, symbols_of
@@ -75,6 +76,7 @@ class Problem:
 
     typed: Typed
     layout: str | None = None
+    _expanded: Expr | None = None  # f with h'(x) written out (`expr`)
     _functions: frozenset[str] = frozenset()  # the names of bound abstract functions (set by analyze)
     _derivs: list[Derivative] | None = None
     _hessians: tuple[str | None, list[Derivative]] | None = None  # (the layout they were made in, blocks)
@@ -83,12 +85,15 @@ class Problem:
 
     @property
     def expr(self) -> Expr:
-        return self.typed.expr
+        """f, with each h'(x) of a builtin h written out (shape inference leaves it a node)."""
+        if self._expanded is None:
+            self._expanded = expand_derivatives(self.typed.expr)
+        return self._expanded
 
     @property
     def target(self) -> Expr:
         """What is differentiated and evaluated: f, or the scalar a 1×1 f holds (SPEC §1)."""
-        return as_scalar(self.typed.expr)
+        return as_scalar(self.expr)
 
     @property
     def shape(self) -> tuple[Dim, ...]:

@@ -15,14 +15,30 @@ from .derivative import Derivative
 from .differentiate import SEED, gradients, seed_for
 from .errors import GradcliError
 from .evaluate import Program, compile_graph
-from .indexform import IndexProgram, index_terms
+from .indexform import evaluate_terms, index_terms
 from .record import record
 from .shapes import Dim, Ty
 
 Fns = dict[str, str] | None  # abstract functions bound to element-wise builtins
 
 if TYPE_CHECKING:
+    from .expr import Array
+    from .indexform import Indices, Term
     from .api import Problem
+
+
+class IndexProgram:
+    """A tensor derivative evaluated from its index form (see `evaluate`)."""
+
+    def __init__(self, terms: list[Term], f_idx: Indices, x_idx: Indices, fns: dict[str, str] | None):
+        self.terms, self.f_idx, self.x_idx = terms, f_idx, x_idx
+        exprs = {id(f[3]): f[3] for t in terms for f in t.factors if f[0] == "t"}
+        self.keys = list(exprs)
+        self.program = compile_graph(list(exprs.values()), fns)
+
+    def evaluate(self, shape: tuple[int, ...], values: dict[str, Array]) -> Array:
+        computed = dict(zip(self.keys, self.program.run(values)))
+        return evaluate_terms(self.terms, self.f_idx, self.x_idx, shape, computed)
 
 
 def vjp_program(d: Derivative, fns: Fns) -> Program | IndexProgram:

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import operators  # noqa: F401  (fills the operator registry)
 from . import simplify as S
-from .differentiate import index_notation
+from .indexform import index_notation
 from .expr import Expr
 from .record import record
 from .render import render

@@ -207,9 +207,7 @@ class Expr:
         self.size = size
 
     def __repr__(self) -> str:
-        from .render import render
-
-        return f"Expr<{render(self, 'ascii')} : {self.ty.full_dims}>"
+        return f"Expr<{outline(self)} : {self.ty.full_dims}>"
 
     @property
     def is_const(self) -> bool:
@@ -288,12 +286,12 @@ def topological(roots: list[Expr]) -> list[Expr]:
     post-order of a depth-first walk taking arguments left to right.  A node is marked when
     first met and a leaf emitted at once, so each node costs one visit (no tuple per edge)."""
     order: list[Expr] = []
-    seen: set[int] = set()
+    seen: set[Expr] = set()
     mark, emit = seen.add, order.append
     for root in roots:
-        if id(root) in seen:
+        if root in seen:
             continue
-        mark(id(root))
+        mark(root)
         nodes, places = [root], [0]
         while nodes:
             node = nodes[-1]
@@ -303,8 +301,8 @@ def topological(roots: list[Expr]) -> list[Expr]:
             while i < n:
                 a = args[i]
                 i += 1
-                if id(a) not in seen:
-                    mark(id(a))
+                if a not in seen:
+                    mark(a)
                     if a.args:
                         places[-1] = i
                         nodes.append(a)
@@ -320,3 +318,17 @@ def topological(roots: list[Expr]) -> list[Expr]:
 
 def symbols_of(root: Expr) -> list[Expr]:
     return [n for n in topological([root]) if n.op == "sym"]
+
+
+def outline(node: Expr, depth: int = 4) -> str:
+    """A node as `op(arguments)`, symbols by name and constants by value, `…` below `depth`:
+    the debugging view of a node (`render.py`, above this module, prints formulas)."""
+    if node.op == "sym":
+        return str(node.params[0])
+    if node.op == "const":
+        return repr(node.params[0])
+    if depth == 0:
+        return "…"
+    inner = [outline(a, depth - 1) for a in node.args]
+    inner += [repr(p) for p in node.params]
+    return f"{node.op}({', '.join(inner)})"

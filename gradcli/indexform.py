@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from . import operators  # noqa: F401  (fills the operator registry)
 from . import simplify as S
-from .differentiate import depends_on
+from .differentiate import depends_on, gradients, seed_for
 from .expr import OPS, Expr, NoIndexForm, make_raw, topological
 from .record import Factory, record
 from .render import Renderer
@@ -75,14 +75,14 @@ def _derive(g: Expr, v: Expr, f_dims: tuple[Dim, ...], x_dims: tuple[Dim, ...],
         return None
 
 
-def _dependent_depth(g: Expr, dep: set[int]) -> int:
+def _dependent_depth(g: Expr, dep: set[Expr]) -> int:
     """The longest chain of operators from g down to the seed (children first, no recursion):
     the depth the index walk would recurse to."""
-    depth: dict[int, int] = {}
+    depth: dict[Expr, int] = {}
     for n in topological([g]):
-        if id(n) in dep:
-            depth[id(n)] = 1 + max((depth.get(id(a), 0) for a in n.args), default=0)
-    return depth.get(id(g), 0)
+        if n in dep:
+            depth[n] = 1 + max((depth.get(a, 0) for a in n.args), default=0)
+    return depth.get(g, 0)
 
 
 def too_deep(f: Expr, x: Expr) -> bool:
@@ -182,22 +182,6 @@ def _oriented(f: Entry, s: str, last: bool) -> Expr:
         return e if (idx[1] == s) == last else S.T(e)
     col = e if e.ty.is_col else S.T(e)
     return S.T(col) if last else col
-
-
-class IndexProgram:
-    """A tensor derivative evaluated from its index form (see `evaluate`)."""
-
-    def __init__(self, terms: list[Term], f_idx: Indices, x_idx: Indices, fns: dict[str, str] | None):
-        from .evaluate import compile_graph
-
-        self.terms, self.f_idx, self.x_idx = terms, f_idx, x_idx
-        exprs = {id(f[3]): f[3] for t in terms for f in t.factors if f[0] == "t"}
-        self.keys = list(exprs)
-        self.program = compile_graph(list(exprs.values()), fns)
-
-    def evaluate(self, shape: tuple[int, ...], values: dict[str, Array]) -> Array:
-        computed = dict(zip(self.keys, self.program.run(values)))
-        return evaluate_terms(self.terms, self.f_idx, self.x_idx, shape, computed)
 
 
 @dataclass(frozen=True)
@@ -333,14 +317,14 @@ class _Indexing:
 
     __slots__ = ("v", "dep", "names", "r")
 
-    def __init__(self, v: Expr, dep: set[int], names: Fresh, r: Renderer):
+    def __init__(self, v: Expr, dep: set[Expr], names: Fresh, r: Renderer):
         self.v, self.dep, self.names, self.r = v, dep, names, r
 
     def of(self, e: Expr, idx: Indices) -> list[Term]:
         """The terms of e[idx], by the rule of e's operator."""
         if e is self.v:
             return [Term(1.0, [("v", idx)])]
-        if id(e) not in self.dep:
+        if e not in self.dep:
             return [_opaque(e, idx, self.r)]
         rule = OPS[e.op].index
         if rule is None:
@@ -349,7 +333,7 @@ class _Indexing:
         return terms
 
     def live(self, e: Expr) -> bool:
-        return id(e) in self.dep
+        return e in self.dep
 
     def fresh(self, size: Dim) -> str:
         return self.names.name(size)
@@ -468,3 +452,12 @@ def _render(terms: list[Term], style: str) -> str:
     for p in parts[1:]:
         text += " " + p.strip() if p.strip()[0] in "+-−" else " + " + p
     return text
+
+
+def index_notation(f: Expr, x: Expr, style: str = "unicode") -> str | None:
+    """∂f/∂x in index notation (numerator layout), for derivatives with no matrix formula."""
+    if too_deep(f, x):  # deeper than index notation is read: skip building its g
+        return None
+    v = seed_for(f)
+    (g,) = gradients(f, [x], seed=v)
+    return index_formula(g, v, f.ty.full_dims if not f.ty.row else f.ty.dims, x.ty.dims, style)

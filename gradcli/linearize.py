@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import operators  # noqa: F401  (fills the operator registry)
 from . import simplify as S
-from .differentiate import depends_on
+from .differentiate import depends_on, gradients, seed_for
 from .expr import OPS, Expr, NoMatrixForm, Row
 from .shapes import Ty
 
@@ -46,28 +46,28 @@ class _Linear:
 
     __slots__ = ("v", "dep", "matrices", "regrouping", "alive")
 
-    def __init__(self, v: Expr, dep: set[int]) -> None:
+    def __init__(self, v: Expr, dep: set[Expr]) -> None:
         self.v = v
         self.dep = dep
-        self.matrices: dict[int, Expr] = {}
-        self.regrouping: set[int] = set()
+        self.matrices: dict[Expr, Expr] = {}
+        self.regrouping: set[Expr] = set()
         self.alive: list[Expr] = []
 
     def live(self, e: Expr) -> bool:
-        return id(e) in self.dep
+        return e in self.dep
 
     def regroup(self, e: Expr, regrouped: Expr) -> Rule:
         """The matrix of e read from an equal regrouped expression (the simplifier may group it
         back: a second regrouping of the same product gives up)."""
-        if id(e) in self.regrouping:
+        if e in self.regrouping:
             raise NoMatrixForm
         self.dep.update(depends_on(regrouped, {self.v.params[0]}))  # the new nodes' dependence on v
         self.alive.append(regrouped)  # ids in dep and memo stay unique
-        self.regrouping.add(id(e))
+        self.regrouping.add(e)
         try:
             return (yield regrouped)
         finally:
-            self.regrouping.discard(id(e))
+            self.regrouping.discard(e)
 
 
 def _matrix(e: Expr, c: _Linear) -> Expr:
@@ -75,8 +75,8 @@ def _matrix(e: Expr, c: _Linear) -> Expr:
     need — an expression (its matrix) or `Row(r)` (a row read as a column) — and are run here
     on an explicit stack, so a Hessian through a formula nested 1,000 deep needs no recursion."""
     matrices = c.matrices
-    if id(e) in matrices:
-        return matrices[id(e)]
+    if e in matrices:
+        return matrices[e]
     stack: list[tuple[Expr | None, Rule]] = [(e, _matrix_uncached(e, c))]
     answer: Expr | None = None  # None: the rule on top has not started
     while stack:
@@ -86,18 +86,18 @@ def _matrix(e: Expr, c: _Linear) -> Expr:
         except StopIteration as done:
             answer = done.value
             if node is not None:
-                matrices[id(node)] = done.value
+                matrices[node] = done.value
             stack.pop()
             continue
         if isinstance(need, Row):
             stack.append((None, _row_to_col(need.row, c)))
             answer = None
-        elif id(need) in matrices:
-            answer = matrices[id(need)]
+        elif need in matrices:
+            answer = matrices[need]
         else:
             stack.append((need, _matrix_uncached(need, c)))
             answer = None
-    return matrices[id(e)]
+    return matrices[e]
 
 
 def _zero(e: Expr, v: Expr) -> Expr:
@@ -124,3 +124,18 @@ def _row_to_col(row: Expr, c: _Linear) -> Rule:
     if rule is None:
         raise NoMatrixForm
     return (yield from rule(c, row))
+
+
+def jacobian_formula(f: Expr, x: Expr) -> Expr | None:
+    """∂f/∂x in numerator layout as one expression, where a matrix formula exists: f scalar (the
+    gradient), or f a column vector and x a column vector or scalar.  None otherwise (tensors)."""
+    if f.ty.is_scalar:
+        return gradients(f, [x])[0]
+    if not f.ty.is_col or not (x.ty.is_col or x.ty.is_scalar):
+        return None
+    v = seed_for(f)
+    (g,) = gradients(f, [x], seed=v)  # g = Jᵀv, shaped like x
+    M = matrix_of(g, v)
+    if M is None:
+        return None
+    return S.T(M)  # g = M v = Jᵀ v, so J = Mᵀ (a row r gives the column rᵀ when x is a scalar)

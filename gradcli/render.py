@@ -92,10 +92,9 @@ class Renderer:
 
     The memo is keyed by the node itself (hash-consed nodes hash by identity), so a node made
     while rendering (the positive `c·x` of a printed `− c·x`) stays alive as long as its text
-    is remembered: a key can never come back for another node.  `bound` may also be keyed by
-    `id(node)` for callers that keep those nodes alive themselves (the `--steps` derivation)."""
+    is remembered: a key can never come back for another node.  `bound` is keyed by nodes too."""
 
-    def __init__(self, style: str, bound: dict[Any, str] | None = None):
+    def __init__(self, style: str, bound: dict[Expr, str] | None = None):
         self.style = style
         self.bound = bound if bound is not None else {}
         self._memo: dict[Expr, tuple[str, float]] = {}
@@ -106,8 +105,7 @@ class Renderer:
     def bound_name(self, node: Expr) -> str | None:
         if not self.bound:
             return None
-        found = self.bound.get(node)
-        return found if found is not None else self.bound.get(id(node))
+        return self.bound.get(node)
 
     def leaf_name(self, node: Expr) -> str:
         """The raw name of a symbol (for spacing juxtaposed products), '' otherwise."""

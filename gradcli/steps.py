@@ -50,37 +50,37 @@ class Derivation:
         self.order = topological([f])
         taken = {n.params[0] for n in self.order if n.op == "sym"}
         free = (c for c in chain(NAMES, (f"z{i}" for i in count(1))) if c not in taken)
-        self.named = {id(n): next(free) for n in self.order if not _trivial(n) or n is f}
+        self.named = {n: next(free) for n in self.order if not _trivial(n) or n is f}
         wrt_names = {x.params[0] for x in wrt}
         self.seed = seed if seed is not None else S.const(1.0)
         self.adj = adjoints(f, wrt_names, self.seed)
         self.dep = depends_on(f, wrt_names)
-        direct: dict[int, list[Expr]] = {}
+        direct: dict[Expr, list[Expr]] = {}
         for n in self.order:
             for a in n.args:
-                direct.setdefault(id(a), []).append(n)
+                direct.setdefault(a, []).append(n)
         self._direct = direct
 
     def users(self, n: Expr) -> list[Expr]:
         """Named nodes using n, looking through unnamed (trivial) users."""
-        out, stack, seen = [], list(self._direct.get(id(n), [])), set()
+        out, stack, seen = [], list(self._direct.get(n, [])), set()
         while stack:
             u = stack.pop()
-            if id(u) in seen:
+            if u in seen:
                 continue
-            seen.add(id(u))
-            if id(u) in self.named:
+            seen.add(u)
+            if u in self.named:
                 out.append(u)
             else:
-                stack.extend(self._direct.get(id(u), []))
+                stack.extend(self._direct.get(u, []))
         return out
 
     def steps(self) -> list[Step]:
-        return [Step(self.named[id(n)], n, n.ty.full_dims, self.adj.get(id(n)) if id(n) in self.dep else None,
-                     self.users(n)) for n in self.order if id(n) in self.named]
+        return [Step(self.named[n], n, n.ty.full_dims, self.adj.get(n) if n in self.dep else None,
+                     self.users(n)) for n in self.order if n in self.named]
 
     def gradient(self, x: Expr) -> Expr:
-        return self.adj.get(id(x), S.zeros(x.ty))
+        return self.adj.get(x, S.zeros(x.ty))
 
 
 def _order_word(order: int) -> str:
@@ -124,11 +124,11 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
         rules = []
         for u in s.users:
             rule = OPS[u.op].rule
-            lines.append(f"      from {pn(d.named[id(u)])} = {own_step(u, bound, style)}: {rule}")
+            lines.append(f"      from {pn(d.named[u])} = {own_step(u, bound, style)}: {rule}")
             rules.append(rule)
             if numerator:
                 dims = u.ty.full_dims + s.expr.ty.full_dims
-                lines.append(f"      Jacobian view: ∂{pn(d.named[id(u)])}/∂{pn(s.name)} is "
+                lines.append(f"      Jacobian view: ∂{pn(d.named[u])}/∂{pn(s.name)} is "
                              f"{_order_word(len(dims))} {fmt_dims(dims)}")
         records.append({"name": s.name, "expression": own(s, "ascii"),
                         "shape": [x if isinstance(x, int) else str(x) for x in s.shape],
@@ -143,10 +143,10 @@ def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
         lines += backward.where_lines()
         lines.append(f"  ∂L/∂{pn(name)} = {gradient_text}    {fmt_dims(x.ty.full_dims)}")
         for u in users:
-            lines.append(f"      from {pn(d.named[id(u)])} = {own_step(u, bound, style)}: {OPS[u.op].rule}")
+            lines.append(f"      from {pn(d.named[u])} = {own_step(u, bound, style)}: {OPS[u.op].rule}")
             if numerator:
                 dims = u.ty.full_dims + x.ty.full_dims
-                lines.append(f"      Jacobian view: ∂{pn(d.named[id(u)])}/∂{pn(name)} is "
+                lines.append(f"      Jacobian view: ∂{pn(d.named[u])}/∂{pn(name)} is "
                              f"{_order_word(len(dims))} {fmt_dims(dims)}")
         if numerator and x.ty.is_matrix:
             lines.append(f"      a product of Jacobians meets tensors here; contracting the adjoint with them "
@@ -234,7 +234,7 @@ class AdjointNames:
             self.ascii_names[n] = name
 
     def _bound(self, n: Expr) -> bool:
-        return n in self.shown_names or id(n) in self.forward
+        return n in self.shown_names or n in self.forward
 
     def where_lines(self) -> list[str]:
         """The shared subexpressions named for the adjoint just rendered, as lines to print
@@ -247,7 +247,7 @@ class AdjointNames:
         return found
 
     def name_after_printing(self, adjoint: Expr, name: str, ascii_text: str) -> None:
-        if len(ascii_text) < self.MIN_LEN or id(adjoint) in self.forward or adjoint in self.shown_names:
+        if len(ascii_text) < self.MIN_LEN or adjoint in self.forward or adjoint in self.shown_names:
             return
         self.shown_names[adjoint] = Verbatim(f"∂L/∂{pretty_name(name, self.style)}")
         self.ascii_names[adjoint] = Verbatim(f"dL/d{name}")
@@ -257,9 +257,9 @@ def own_step(node: Expr, bound: dict[Any, Any], style: str) -> str:
     """node's own definition: its operator applied to its arguments' names (node itself
     unnamed).  The name is lifted for the call rather than the table copied, so a derivation
     of 100,000 steps stays linear."""
-    name = bound.pop(id(node), None)
+    name = bound.pop(node, None)
     try:
         return Renderer(style, bound).text(node)
     finally:
         if name is not None:
-            bound[id(node)] = name
+            bound[node] = name

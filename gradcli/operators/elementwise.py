@@ -138,12 +138,5 @@ register(Op("apply", same_shape, None,  # (bound to a builtin before evaluation,
 
 
 
-def _simplify_elemderiv(args: tuple[Expr, ...], params: Params) -> Expr | None:
-    from ..differentiate import elementwise_derivative
-
-    name, order = params
-    return elementwise_derivative(name, order, args[0])
-
-
-register(Op("elemderiv", same_shape, None,  # (rewritten as it is built)
-            notation=func("elemderiv"), simplify=_simplify_elemderiv, entrywise=True))
+register(Op("elemderiv", same_shape, None,  # (written out by differentiate.expand_derivatives)
+            notation=func("elemderiv"), entrywise=True))
