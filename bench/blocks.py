@@ -50,7 +50,7 @@ def blocks_table(quick: bool, repeats: int) -> None:
     gradcli in blocks, in a shuffled order each round), medians: fair on a machine other work
     shares."""
     import gradcli
-    import gradcli.blocked as blocked
+    import gradcli.numeric.blocked as blocked
 
     sizes = [(20000, 50), (4000, 100), (2000, 50)] if quick else [(1000000, 50), (200000, 100), (20000, 500)]
     default = blocked.MIN_BYTES

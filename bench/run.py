@@ -187,7 +187,7 @@ def emitted_fn(formula: str, arrays: dict, hessian: bool):
     import importlib.util
     import tempfile
 
-    from gradcli.emit import emit_module
+    from gradcli.numeric.emit import emit_module
 
     p = gradcli.analyze(formula, data_shapes={k: np.shape(v) for k, v in arrays.items()})
     source = emit_module(p, p.hessians() if hessian else p.derivatives(), {}, hessian, "numpy")
@@ -217,8 +217,8 @@ def chain(k: int) -> str:
 
 
 def symbolic_rows(ks, repeats):
-    from gradcli.expr import topological
-    from gradcli.render import render_with_bindings
+    from gradcli.language.expr import topological
+    from gradcli.language.render import render_with_bindings
 
     rows = []
     for k in ks:

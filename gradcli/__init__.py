@@ -1,11 +1,11 @@
 """gradcli: matrix calculus at the command line — derivatives in matrix notation, the shape of
 every symbol and derivative, and their numeric values.
 
-The pipeline, one module per stage:
-    parse.py (text → syntax) → infer.py (shapes, typed graph) → differentiate.py (reverse mode)
-    → render.py (unicode / ASCII / LaTeX) and evaluate.py (numbers, via an array namespace).
-operators/ is the registry of operators, a module per family: each operator's shape rule,
-derivative rule, numpy implementation and notation in one record.
+The pipeline, a package per stage (README, "How the code is organised"):
+    language/ (text → syntax → shapes → the typed graph; the operators, one record each)
+    → calculus/ (reverse mode, Jacobians, index notation, steps)
+    → numeric/ (the evaluator, --emit, data) → checks/ (--claim, check files)
+and the front door here: api.py (`Problem`), run.py (one call a command), cli.py.
 
 In Python: `gradcli.grad(formula, **arrays)` (and `hess`, `shape`, `check`) returns the
 derivatives keyed by the wrt names, shown rendered in Jupyter (gradcli.run makes them,
@@ -16,14 +16,11 @@ The names below are loaded on first use: importing the package costs nothing, so
 entry point (gradcli.process) can install its signal handlers before anything heavy is imported.
 """
 
-import sys
-import types
-
 __version__ = "0.1.0"
 __all__ = ["grad", "hess", "shape", "check", "check_files", "Results", "Result", "Steps", "analyze", "parse", "parse_dims",
            "Problem", "Derivative", "Compiled", "GradcliError", "derivation", "emit_code", "__version__"]
 
-_HOMES = {"analyze": "api", "parse_dims": "api", "Problem": "api", "Derivative": "api",
+_HOMES = {"parse": "language.parse", "analyze": "api", "parse_dims": "api", "Problem": "api", "Derivative": "api",
           "Compiled": "api", "GradcliError": "errors", "derivation": "api", "emit_code": "api",
           # the application (gradcli.run): one call a command, results keyed by wrt name (gradcli.results)
           "grad": "run", "hess": "run", "shape": "run", "check": "run", "check_files": "run",
@@ -33,7 +30,7 @@ _HOMES = {"analyze": "api", "parse_dims": "api", "Problem": "api", "Derivative":
 def _load(module: str):
     import importlib
 
-    importlib.import_module(".operators", __name__)  # fills the operator table every stage reads
+    importlib.import_module(".language.operators", __name__)  # fills the operator table every stage reads
     return importlib.import_module("." + module, __name__)
 
 
@@ -47,20 +44,3 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """`gradcli.parse` is the function, as it was when this package imported it eagerly: the
-    import system binds the submodule gradcli.parse to the same name when it is first loaded,
-    and this property keeps the function in its place."""
-
-    @property
-    def parse(self):
-        return _load("parse").parse
-
-    @parse.setter
-    def parse(self, module):
-        pass
-
-
-sys.modules[__name__].__class__ = _Package

@@ -17,21 +17,21 @@ from numbers import Integral
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import operators  # noqa: F401  (fills the operator registry)
-from . import simplify as S
-from .columns import as_scalar, fold_units, has_singleton, is_unit, squeeze, squeezed_symbol, squeezed_ty
+from .language import operators  # noqa: F401  (fills the operator registry)
+from .language import simplify as S
+from .calculus.columns import as_scalar, fold_units, has_singleton, is_unit, squeeze, squeezed_symbol, squeezed_ty
 from .compiled import Compiled, Deferred, vjp_program
 from .derivative import LAYOUTS, Derivative, default_layout, derivative_dims, derivative_symbol, fmt_shape
-from .differentiate import expand_derivatives, gradients
-from .linearize import jacobian_formula
+from .calculus.differentiate import expand_derivatives, gradients
+from .calculus.linearize import jacobian_formula
 from .errors import GradcliError
-from .evaluate import Program, compile_graph
-from .expr import Expr, symbols_of
-from .infer import Note, Typed, infer
-from .parse import dimension, parse
+from .numeric.evaluate import Program, compile_graph
+from .language.expr import Expr, symbols_of
+from .language.infer import Note, Typed, infer
+from .language.parse import dimension, parse
 from .record import record
-from .render import render, render_formulas
-from .shapes import Dim, Ty
+from .language.render import render, render_formulas
+from .language.shapes import Dim, Ty
 
 __all__ = ["LAYOUTS", "Compiled", "Deferred", "Derivative", "Problem", "SymbolInfo", "analyze", "check_verdict",
            "default_layout", "derivation", "derivative_dims", "derivative_symbol", "emit_code", "fmt_shape",
@@ -212,7 +212,7 @@ class Problem:
     def _alike_names_note(self) -> list[Note]:
         """Different names that print alike (`theta` and `θ` are both θ; `W1` and `W_1` both W₁)
         would make the printed formula ambiguous: say so, and which output keeps them apart."""
-        from .render import pretty_name
+        from .language.render import pretty_name
 
         out: list[Note] = []
         for style in ("unicode", "latex"):
@@ -321,7 +321,7 @@ def derivation(problem: Problem, derivs: list[Derivative], hessian: bool,
                style: str = "unicode") -> tuple[list[str], list[dict[str, Any]]]:
     """The --steps derivation: its lines and its JSON records.  For a Hessian, first the
     gradient, then each block as the Jacobian of a gradient."""
-    from .steps import render_steps
+    from .calculus.steps import render_steps
 
     numerator = problem.layout == "numerator"
     if not hessian:
@@ -345,7 +345,7 @@ def emit_code(target: str, problem: Problem, derivs: list[Derivative], fns: dict
 
         return document(problem, derivs, problem.typed.formula.text)
     if target in ("numpy", "array-api"):  # array-api: the module for any array API library
-        from .emit import emit_module
+        from .numeric.emit import emit_module
 
         return emit_module(problem, derivs, fns or {}, hessian, target)
     raise GradcliError("usage", f"emit {target!r}: expected numpy, array-api or latex")
@@ -360,7 +360,7 @@ def analyze(text: str, shapes: Mapping[str, tuple[Dim, ...]] | None = None, wrt:
     declared: dict[str, tuple[tuple[Dim, ...], str]] = {}
     bound: dict[str, int] = {}  # dimension names of -s shapes that the data fixes (-s X=M,n with X 4×3: M=4)
     if shapes and data_shapes:
-        from .data import check_declared_shapes
+        from .numeric.data import check_declared_shapes
 
         bound = check_declared_shapes(dict(shapes), dict(data_shapes))
     for name, dims in (shapes or {}).items():

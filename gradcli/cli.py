@@ -21,9 +21,9 @@ from .record import record
 
 if TYPE_CHECKING:
     from .api import Derivative, Problem
-    from .shapes import Dim
-    from .checkfiles import Outcome
-    from .claims import Verdict
+    from .language.shapes import Dim
+    from .checks.checkfiles import Outcome
+    from .checks.claims import Verdict
     from .output import Printer
     from .results import Results
     from .run import RunOptions
@@ -174,7 +174,7 @@ def _read_stdin(what: str) -> str:
 
 def _shapes(specs: list[str] | None) -> dict[str, "tuple[Dim, ...]"]:
     from .api import parse_dims
-    from .parse import is_name
+    from .language.parse import is_name
 
     out = {}
     for spec in specs or []:
@@ -254,8 +254,8 @@ def _run(as_json: bool, body: Callable[[], None]) -> None:
 
 
 def _symbol_table(out: Any, problem: "Problem") -> None:
-    from .render import pretty_name
-    from .shapes import fmt_dims
+    from .language.render import pretty_name
+    from .language.shapes import fmt_dims
 
     out.table(["symbol", "shape", "source"],
               [[pretty_name(name, "unicode"), fmt_dims(info.shape), info.source]
@@ -269,7 +269,7 @@ def _notes(out: Any, problem: "Problem") -> None:
 
 
 def _layout_note(d: "Derivative") -> str:
-    from .render import pretty_name
+    from .language.render import pretty_name
 
     x = pretty_name(d.wrt, "unicode")
     if d.kind == "hessian":
@@ -306,7 +306,7 @@ def shape(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data
     """Shape check only: every symbol's shape, the result's, each derivative's shape and layout."""
     def body(text: str) -> None:
         from .run import RunOptions, run
-        from .shapes import fmt_dims
+        from .language.shapes import fmt_dims
         from .spelling import CLI
 
         results = run(text, RunOptions(formulas=False, evaluate=False, wrt=tuple(wrt or ()), shapes=_shapes(shape_),
@@ -328,7 +328,7 @@ def shape(formula: FormulaArg, wrt: WrtOpt = None, shape_: ShapeOpt = None, data
 
 
 def _pn(name: str) -> str:
-    from .render import pretty_name
+    from .language.render import pretty_name
 
     return pretty_name(name, "unicode")
 
@@ -533,7 +533,7 @@ def _print_derivatives(results: "Results", style: str) -> None:
     check) and the shared subexpressions, as a person reads them."""
     from .api import render_derivatives
     from .output import Commented
-    from .shapes import fmt_dims
+    from .language.shapes import fmt_dims
 
     problem, derivs = results.problem, results.derivatives
     found = results.found()

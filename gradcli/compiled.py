@@ -12,18 +12,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .derivative import Derivative
-from .differentiate import SEED, gradients, seed_for
+from .calculus.differentiate import SEED, gradients, seed_for
 from .errors import GradcliError
-from .evaluate import Program, compile_graph
-from .indexform import evaluate_terms, index_terms
+from .numeric.evaluate import Program, compile_graph
+from .calculus.indexform import evaluate_terms, index_terms
 from .record import record
-from .shapes import Dim, Ty
+from .language.shapes import Dim, Ty
 
 Fns = dict[str, str] | None  # abstract functions bound to element-wise builtins
 
 if TYPE_CHECKING:
-    from .expr import Array
-    from .indexform import Indices, Term
+    from .language.expr import Array
+    from .calculus.indexform import Indices, Term
     from .api import Problem
 
 
@@ -73,7 +73,7 @@ class Compiled:
                  progress: Callable[[int, int], None] | None = None) -> tuple[Any, dict[str, Any]]:
         """(f, {wrt: derivative in its base layout: shape(f) + shape(x)}); progress(rows done,
         total) is called after each block when the data is evaluated in row blocks."""
-        from .blocked import evaluate as evaluate_blocked  # in row blocks when that pays (blocked.py)
+        from .numeric.blocked import evaluate as evaluate_blocked  # in row blocks when that pays (blocked.py)
 
         wrt = {name for d in self.derivs for name in d.wrt.split(",")}
         values = evaluate_blocked(self.program, arrays, wrt, xp, progress=progress)
@@ -103,7 +103,7 @@ class Compiled:
               on_step: Callable[[], None] | None = None) -> dict[str, float]:
         """{wrt: max relative error} of each derivative against central finite differences of
         the expression it differentiates (f, or the gradient for a Hessian)."""
-        from .fdcheck import check_derivative
+        from .numeric.fdcheck import check_derivative
 
         out: dict[str, float] = {}
         for d in self.derivs:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import operators  # noqa: F401  (fills the operator registry)
-from . import simplify as S
-from .indexform import index_notation
-from .expr import Expr
+from .language import operators  # noqa: F401  (fills the operator registry)
+from .language import simplify as S
+from .calculus.indexform import index_notation
+from .language.expr import Expr
 from .record import record
-from .render import render
-from .shapes import Dim, Ty
+from .language.render import render
+from .language.shapes import Dim, Ty
 from .errors import GradcliError
 
 LAYOUTS = ("gradient", "numerator", "denominator")
@@ -106,7 +106,7 @@ class Derivative:
         """The indices of the printed J[…], in the order of the value's axes: f's then x's in
         numerator layout, x's then f's in denominator layout (J[k,l,i,j] = ∂f_ij/∂x_kl).  A row
         vector's leading axis has the one index 0: J[0,i,k] = ∂fᵢ/∂xₖ."""
-        from .indexform import F_INDEX, X_INDEX
+        from .calculus.indexform import F_INDEX, X_INDEX
 
         f_names = ["0"] * bool(self.f_ty.row) + list(F_INDEX[:len(self.f_ty.dims)])
         x_names = list(X_INDEX[:len(self.x_ty.dims)])
@@ -140,7 +140,7 @@ class Derivative:
 
 def derivative_symbol(d: Derivative, style: str = "ascii") -> str:
     """∂f/∂x, ∂²f/∂x², ∂²f/∂x∂y: names as typed, or (unicode) in Greek with subscripts."""
-    from .render import pretty_name
+    from .language.render import pretty_name
 
     def name(n: str) -> str:
         return pretty_name(n, style) if style == "unicode" else n
@@ -151,6 +151,6 @@ def derivative_symbol(d: Derivative, style: str = "ascii") -> str:
 
 
 def fmt_shape(dims: tuple[Dim, ...]) -> str:
-    from .shapes import fmt_dims
+    from .language.shapes import fmt_dims
 
     return fmt_dims(dims)

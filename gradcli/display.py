@@ -13,8 +13,8 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from .latexdoc import derivative_label, _name as latex_name, _shape as latex_shape
-from .render import render_formulas
-from .shapes import fmt_dims
+from .language.render import render_formulas
+from .language.shapes import fmt_dims
 
 if TYPE_CHECKING:
     from .api import Problem

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .render import latex_subscript, pretty_name, render_formulas
+from .language.render import latex_subscript, pretty_name, render_formulas
 
 if TYPE_CHECKING:
     from .api import Problem
     from .derivative import Derivative
-    from .shapes import Dim
+    from .language.shapes import Dim
 
 PACKAGES = ("amsmath", "amssymb")
 
@@ -51,7 +51,7 @@ def indexed_label(d: Derivative) -> str:
     `\\frac{\\partial f_{ij}}{\\partial X_{kl}}` (f's indices i, j, …; x's k, l, …, as on the
     right-hand side), `\\frac{\\partial^{2} f}{\\partial a_{ij} \\, \\partial b_{kl}}` for a
     Hessian block (i, j index the gradient wrt a)."""
-    from .indexform import F_INDEX, X_INDEX
+    from .calculus.indexform import F_INDEX, X_INDEX
 
     f_idx = F_INDEX[:len(d.f_ty.dims)]
     x_idx = X_INDEX[:len(d.x_ty.dims)]
@@ -123,7 +123,7 @@ def ascii_comment(text: str) -> str:
     source (and an old TeX) should not carry Unicode it never asked for."""
     import unicodedata
 
-    from .render import GREEK
+    from .language.render import GREEK
 
     greek = {uni: name for name, (uni, _) in GREEK.items() if name not in ("eps", "lam")}
     out = []

@@ -23,7 +23,7 @@ from .values import Inputs, gather, translated
 
 if TYPE_CHECKING:
     from .api import Derivative, Problem
-    from .claims import Verdict
+    from .checks.claims import Verdict
 
 
 class Results(Mapping[str, "Result"]):

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .errors import GradcliError, printable
 from .record import Factory, record
 from .results import Checks, Results
-from .shapes import Dim
+from .language.shapes import Dim
 from .spelling import PYTHON, Spelling
 from .values import Backend, Inputs, Progress, Quiet, drawn, evaluate_on, finite_differences, gather, \
     open_data, save, translated
 
 if TYPE_CHECKING:
     from .api import Problem
-    from .checkfiles import Outcome
+    from .checks.checkfiles import Outcome
 
 Dims = tuple[Dim, ...]
 
@@ -120,7 +120,7 @@ def check(formula: str, values: Mapping[str, Any] | None = None, /, *, tol: floa
 def check_files(paths: Sequence[str]) -> Iterator[Outcome]:
     """Shape-check every formula of text files, Markdown fences, folders or - (standard input),
     lazily, as `gradcli check` does: one Outcome a formula (file, line, column, ok, message)."""
-    from .checkfiles import check_paths
+    from .checks.checkfiles import check_paths
 
     outcomes: Iterator[Outcome] = check_paths(list(paths))
     return outcomes
@@ -219,9 +219,9 @@ def check_tolerance(tol: float, spelling: Spelling) -> None:
 def check_functions(fns: Mapping[str, str], spelling: Spelling) -> dict[str, str]:
     """Each abstract function bound to an element-wise builtin: the name never a builtin's or
     a keyword (`exp=log` would silently change nothing), the builtin an element-wise one."""
-    from .infer import BUILTINS
-    from .operators import ELEMENTWISE
-    from .parse import KEYWORDS, is_name
+    from .language.infer import BUILTINS
+    from .language.operators import ELEMENTWISE
+    from .language.parse import KEYWORDS, is_name
 
     for name, builtin in fns.items():
         where = printable(spelling.fn(name, builtin))
@@ -256,7 +256,7 @@ def _warn_unused_functions(fns: Mapping[str, str], problem: Problem, spelling: S
 def _called_names(root: Any) -> set[str]:
     """Names applied as functions anywhere in a parsed formula (no recursion: formulas nest
     thousands deep)."""
-    from .syntax import Call, Node
+    from .language.syntax import Call, Node
 
     names: set[str] = set()
     todo = [root]
@@ -294,7 +294,7 @@ def run(formula: str, o: RunOptions) -> Results:
             raise GradcliError("usage", f"{s.save} needs numbers to write: give {s.data} or {s.random}")
     data_shapes = {k: tuple(v.shape) for k, v in sources.items()}
     if o.arrays:
-        from .data import check_declared_shapes
+        from .numeric.data import check_declared_shapes
 
         with translated(s):  # an array's shape must agree with a declared one, as data files
             check_declared_shapes(dict(o.shapes), {n: v.shape for n, v in o.arrays.items()})
@@ -349,7 +349,7 @@ def _compute(results: Results, o: RunOptions) -> None:
 
 
 def _claims(formula: str, results: Results, o: RunOptions) -> None:
-    from .claims import check_claims, split_claims
+    from .checks.claims import check_claims, split_claims
 
     problem = results.problem
     with translated(o.spelling):

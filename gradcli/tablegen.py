@@ -1,6 +1,6 @@
 """Build time: the LALR tables that `lalr.py` runs, from `grammar/gradcli.lark`, by Lark.
 
-`python -m gradcli.tablegen` rewrites `gradcli/grammar_tables.jsonl`; run it after every change to
+`python -m gradcli.tablegen` rewrites `gradcli/language/grammar_tables.jsonl`; run it after every change to
 the grammar (`tests/test_parse.py` fails until the shipped tables equal what Lark builds).  Only
 this module imports Lark; gradcli itself never does.
 """
@@ -11,7 +11,7 @@ import json
 import zlib
 from typing import Any
 
-from .lalr import FORMAT, REGENERATE, TABLES_FILE
+from .language.lalr import FORMAT, REGENERATE, TABLES_FILE
 
 
 def build_tables(grammar: str) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def tables_file_text(grammar: str) -> str:
 
 def main() -> None:
     """`python -m gradcli.tablegen`: rebuild the shipped tables from the grammar with Lark."""
-    from .parse import grammar_path
+    from .language.parse import grammar_path
 
     grammar = grammar_path()
     text = tables_file_text(grammar.read_text(encoding="utf-8"))

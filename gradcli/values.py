@@ -54,7 +54,7 @@ class Backend:
     def check(self, spelling: Spelling) -> None:
         if (self.name, self.scheduler, self.chunk_rows) == ("numpy", None, None):
             return
-        from .backends import check_backend
+        from .numeric.backends import check_backend
 
         with translated(spelling):
             check_backend(self.name, self.scheduler, self.chunk_rows)
@@ -74,7 +74,7 @@ def open_data(specs: Sequence[str], formula: str, spelling: Spelling) -> dict[st
     allocated.  Of an .npz bound as a whole, only the members the formula names are looked at."""
     if not specs:
         return {}
-    from .data import open_sources
+    from .numeric.data import open_sources
 
     wanted = symbol_names(formula) if any("=" not in s for s in specs) else None
     with translated(spelling):
@@ -83,8 +83,8 @@ def open_data(specs: Sequence[str], formula: str, spelling: Spelling) -> dict[st
 
 def symbol_names(text: str) -> set[str]:
     """Every name the formula uses as a symbol (wrt names included)."""
-    from .parse import parse
-    from .syntax import Sym
+    from .language.parse import parse
+    from .language.syntax import Sym
 
     formula = parse(text)
     names = {name for name, _ in formula.wrt}
@@ -125,8 +125,8 @@ def gather(problem: Problem, derivs: Sequence[Derivative], inputs: Inputs, spell
     evaluation's largest set of live intermediates (`peak_entries` of the compiled program) fit
     in memory."""
     from .api import derivative_symbol
-    from .data import ensure_memory, load_values, random_shapes, random_values
-    from .evaluate import peak_entries
+    from .numeric.data import ensure_memory, load_values, random_shapes, random_values
+    from .numeric.evaluate import peak_entries
 
     used = {n: inputs.sources[n] for n in problem.symbols if n in inputs.sources and n not in inputs.arrays}
     missing = ({n: s.shape for n, s in problem.symbols.items() if n not in used and n not in inputs.arrays}
@@ -169,7 +169,7 @@ def evaluate_on(backend: Backend, compiled: Compiled | Deferred, values: dict[st
         return f, dict(derivatives)
     from dask.array import PerformanceWarning
 
-    from .backends import DaskBackend, connect, to_dask
+    from .numeric.backends import DaskBackend, connect, to_dask
 
     client = connect(backend.scheduler) if backend.scheduler else None
     try:

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 
 import gradcli
-from gradcli.fdcheck import check_derivative
+from gradcli.numeric.fdcheck import check_derivative
 
 
 def random_data(problem, seed: int = 0, positive: bool = False, scale: float = 1.0,
@@ -36,7 +36,7 @@ def fd_errors(text: str, shapes: dict | None = None, positive: bool = False, see
     compiled = problem.compile(fns)
 
     def f(vals):
-        from gradcli.evaluate import compile_graph
+        from gradcli.numeric.evaluate import compile_graph
 
         return compile_graph([problem.expr], fns).run(vals)[0]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 
-from gradcli.parse import parse
-from gradcli.syntax import Binary, Call, Keyword, Norm, Num, Sym, Transpose, Unary
+from gradcli.language.parse import parse
+from gradcli.language.syntax import Binary, Call, Keyword, Norm, Num, Sym, Transpose, Unary
 
 ELEMENTWISE = {
     "exp": anp.exp, "log": anp.log, "sqrt": anp.sqrt, "sin": anp.sin, "cos": anp.cos, "tan": anp.tan,

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gradcli
-from gradcli.claimeval import size_sets
-from gradcli.draws import random_inputs
+from gradcli.checks.claimeval import size_sets
+from gradcli.numeric.draws import random_inputs
 from gradcli.errors import GradcliError
 from test_derivatives import _names, formulas
 from test_emit_xp import SAMPLES, close
@@ -29,7 +29,7 @@ def _strict():
 
 def _dask():
     pytest.importorskip("dask.array", reason="dask is the optional extra gradcli[dask]")
-    from gradcli.backends import DaskBackend, to_dask
+    from gradcli.numeric.backends import DaskBackend, to_dask
 
     return (lambda values: to_dask(values, chunk_rows=2)), DaskBackend()
 
@@ -87,7 +87,7 @@ def check_everywhere(text: str, libraries, seed: int = 0, shapes=None) -> int:
 
 
 def _abstract(problem) -> set:
-    from gradcli.expr import topological
+    from gradcli.language.expr import topological
 
     return {n.params[0] for n in topological([problem.expr]) if n.op == "apply"}
 
@@ -134,7 +134,7 @@ LOSSES = ["||y - X@theta||^2 wrt theta", "sum(log(1 + exp(-y*(X@theta)))) wrt th
 @pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
 def test_data_losses_on_row_chunks_equal_numpy(text, chunk_rows):
     _dask()
-    from gradcli.backends import DaskBackend, to_dask
+    from gradcli.numeric.backends import DaskBackend, to_dask
 
     values = _regression()
     p = gradcli.analyze(text, data_shapes={k: v.shape for k, v in values.items()})
@@ -151,7 +151,7 @@ def test_dask_computes_once_and_checks_lazily(monkeypatch):
     _dask()
     import dask
 
-    from gradcli.backends import DaskBackend, to_dask
+    from gradcli.numeric.backends import DaskBackend, to_dask
 
     calls = []
     real = dask.compute
@@ -173,7 +173,7 @@ def test_dask_computes_once_and_checks_lazily(monkeypatch):
 ])
 def test_math_errors_from_dask_name_the_subexpression_as_numpy_does(text, values, message):
     _dask()
-    from gradcli.backends import DaskBackend, to_dask
+    from gradcli.numeric.backends import DaskBackend, to_dask
 
     values = _regression()
     p = gradcli.analyze(text, data_shapes={k: v.shape for k, v in values.items()})
@@ -187,7 +187,7 @@ def test_math_errors_from_dask_name_the_subexpression_as_numpy_does(text, values
 
 def test_the_sample_axis_is_the_largest_inputs_first_axis():
     _dask()
-    from gradcli.backends import default_chunk_rows, to_dask
+    from gradcli.numeric.backends import default_chunk_rows, to_dask
 
     values = {"X": np.zeros((10, 4)), "y": np.zeros(10), "w": np.zeros(4), "A": np.zeros((4, 4)), "c": 2.0}
     lazy = to_dask(values, 3)

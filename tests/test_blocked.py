@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gradcli
-from gradcli import blocked
-from gradcli.plan import make_plan
+from gradcli.numeric import blocked
+from gradcli.numeric.plan import make_plan
 
 EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "200"))
 M, N = 7, 3
@@ -172,7 +172,7 @@ def _least_squares(m=M):
 def test_blocks_run_a_compiled_kernel_not_the_evaluator(monkeypatch):
     """Each block size's program is compiled once; blocks never go through `Program.run` (whose
     walk of the graph per block cost what the cache saved)."""
-    from gradcli.evaluate import Program
+    from gradcli.numeric.evaluate import Program
 
     compiled = _least_squares(40)
     rng = np.random.default_rng(3)

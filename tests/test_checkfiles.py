@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gradcli import checkfiles
+from gradcli.checks import checkfiles
 from gradcli.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

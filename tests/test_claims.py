@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gradcli
-from gradcli.claimeval import terms
-from gradcli.claims import ClaimChecker, check_claims, factor_text
+from gradcli.checks.claimeval import terms
+from gradcli.checks.claims import ClaimChecker, check_claims, factor_text
 from gradcli.cli import main
 from gradcli.errors import GradcliError
-from gradcli.render import render
+from gradcli.language.render import render
 
 EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "200"))
 LS = "||y - X@theta||^2 wrt theta"
@@ -145,7 +145,7 @@ def _value_of(text, shapes, values):
     import numpy as np
 
     p = gradcli.analyze(text, shapes)
-    from gradcli.evaluate import compile_graph
+    from gradcli.numeric.evaluate import compile_graph
 
     return np.asarray(compile_graph([p.expr]).run(values)[0], dtype=float)
 
@@ -331,7 +331,7 @@ def _perturbations(d) -> list[str]:
     if len(parts) > 1:
         rest = parts[1:]
         acc = rest[0]
-        from gradcli import simplify as S
+        from gradcli.language import simplify as S
 
         for t in rest[1:]:
             acc = S.add(acc, t)
@@ -346,7 +346,7 @@ def _misprinted(problem, d, shapes, checker) -> bool:
     and the checker's own derivative is compared with this problem's."""
     import numpy as np
 
-    from gradcli.evaluate import compile_graph
+    from gradcli.numeric.evaluate import compile_graph
 
     rng = np.random.default_rng(11)
     points = [{n: rng.uniform(0.5, 1.5, size=s) for n, s in shapes.items()}] + checker.ev.values
@@ -460,7 +460,7 @@ def test_printing_is_deterministic_and_reparses_to_the_derivative():
     printed one of two texts at random, one of them wrong (found by the property test above)."""
     import numpy as np
 
-    from gradcli.evaluate import compile_graph
+    from gradcli.numeric.evaluate import compile_graph
 
     formula = ("(((x*y)/(1 + (y + x)^2))'@((diag(x)) + (x - y))@((arcsin(tanh(x)))/"
                "(1 + (arcsin(tanh(x)))^2))) wrt x")

@@ -412,7 +412,7 @@ def test_check_reports_an_unreadable_file_once(capsys, tmp_path):
 
 
 def test_check_analyses_a_repeated_formula_once_and_keeps_its_warnings(capsys, tmp_path, monkeypatch):
-    import gradcli.checkfiles as cf
+    import gradcli.checks.checkfiles as cf
 
     calls = []
     real = cf.analyze
@@ -430,7 +430,7 @@ def test_check_analyses_a_repeated_formula_once_and_keeps_its_warnings(capsys, t
 
 
 def test_check_json_stays_valid_with_an_internal_error_on_one_line(capsys, tmp_path, monkeypatch):
-    import gradcli.checkfiles as cf
+    import gradcli.checks.checkfiles as cf
 
     real = cf.analyze
 
@@ -457,7 +457,7 @@ def test_check_echoes_a_window_of_a_long_line(capsys, tmp_path):
 def test_check_reports_a_file_it_cannot_read_once_even_as_root(capsys, tmp_path, monkeypatch):
     import builtins
 
-    import gradcli.checkfiles as cf
+    import gradcli.checks.checkfiles as cf
 
     ok, bad = tmp_path / "ok.txt", tmp_path / "bad\x1b.txt"
     ok.write_text("x'@x\n")
@@ -473,7 +473,7 @@ def test_check_reports_a_file_it_cannot_read_once_even_as_root(capsys, tmp_path,
 
 
 def test_check_json_stays_one_document_when_a_file_fails_midway(capsys, tmp_path, monkeypatch):
-    import gradcli.checkfiles as cf
+    import gradcli.checks.checkfiles as cf
 
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("x'@x\n")
@@ -512,7 +512,7 @@ def test_check_summary_agrees_in_number(capsys, tmp_path):
 def test_check_stops_at_a_line_too_long_for_a_formula_file(capsys, tmp_path):
     """A line of more than MAX_LINE characters (a binary, /dev/zero) is read in bounded pieces and
     ends the run with an error at file:line, instead of growing memory with the line."""
-    from gradcli.checkfiles import MAX_LINE
+    from gradcli.checks.checkfiles import MAX_LINE
 
     big = tmp_path / "big.txt"
     big.write_text("x'@x wrt x\n" + "x" * (2 * MAX_LINE))

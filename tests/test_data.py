@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from gradcli.cli import main
-from gradcli import data
-from gradcli.data import load_npy, load_npz, parse_data_option
+from gradcli.numeric import data
+from gradcli.numeric.data import load_npy, load_npz, parse_data_option
 from gradcli.errors import GradcliError
 
 
@@ -293,7 +293,8 @@ def test_a_jacobian_beyond_memory_is_refused_before_loading(tmp_path, capsys, mo
 
 SLOW_LOAD = """
 import sys, time
-from gradcli import cli, data
+from gradcli import cli
+from gradcli.numeric import data
 data.CHUNK = 1 << 20
 data.MAP_BYTES = 1 << 62  # read in chunks, not memory-mapped: the chunked reader is what is slowed
 opened = data._open

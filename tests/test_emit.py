@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gradcli
-from gradcli.emit import emit_numpy
+from gradcli.numeric.emit import emit_numpy
 from helpers import load_module, random_data
 from test_derivatives import N, RULES, _names
 from test_jacobians import HESSIANS, JACOBIANS
@@ -165,7 +165,7 @@ import tempfile  # noqa: E402
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from gradcli.emit import RESERVED  # noqa: E402
+from gradcli.numeric.emit import RESERVED  # noqa: E402
 from test_derivatives import formulas  # noqa: E402
 
 EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "200"))
@@ -301,8 +301,8 @@ def test_emitted_helpers_are_the_evaluators_own_code(text, dialect):
     import inspect
     import textwrap
 
-    from gradcli.emit import MODULE_FUNCTIONS, emit_module
-    from gradcli.kernels import HELPERS
+    from gradcli.numeric.emit import MODULE_FUNCTIONS, emit_module
+    from gradcli.language.operators.kernels import HELPERS
 
     p = gradcli.analyze(text, shapes={"X": (3, 3), "x": (3,)})
     source = emit_module(p, p.derivatives(), {}, False, dialect)
@@ -417,8 +417,8 @@ def test_every_operator_has_one_kernel_that_emit_can_write():
     kernels.py taking the namespace first): a lambda or a numpy-only function fails here."""
     import inspect
 
-    from gradcli.expr import OPS
-    from gradcli.kernels import HELPERS, Helper, Kernel
+    from gradcli.language.expr import OPS
+    from gradcli.language.operators.kernels import HELPERS, Helper, Kernel
 
     unevaluated = {"const", "sym", "apply", "elemderiv"}  # literals, inputs, bound away, rewritten
     for name, op in OPS.items():

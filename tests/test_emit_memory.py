@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gradcli
-from gradcli.emit import emit_module
+from gradcli.numeric.emit import emit_module
 from helpers import load_module
 
 
@@ -76,9 +76,9 @@ def test_a_tensor_jacobian_is_one_array(tmp_path):
 def test_a_tensor_without_an_index_form_is_written_in_place(tmp_path, monkeypatch):
     """Where no index form is found (forced here: with concrete sizes one nearly always is), the
     VJP loop writes each row into one preallocated array (the old module stacked a list: twice)."""
-    import gradcli.emit
+    import gradcli.numeric.emit
 
-    monkeypatch.setattr(gradcli.emit, "_index_form", lambda d: None)
+    monkeypatch.setattr(gradcli.numeric.emit, "_index_form", lambda d: None)
     rng = np.random.default_rng(3)
     values = {"A": rng.normal(size=(30, 30)) + 30 * np.eye(30)}
     fn = _emitted("inv(A) wrt A", values, tmp_path)

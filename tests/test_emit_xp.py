@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gradcli
-from gradcli.checkfiles import entries
-from gradcli.claimeval import size_sets
-from gradcli.draws import random_inputs
-from gradcli.emit import emit_module
+from gradcli.checks.checkfiles import entries
+from gradcli.checks.claimeval import size_sets
+from gradcli.numeric.draws import random_inputs
+from gradcli.numeric.emit import emit_module
 from gradcli.errors import GradcliError
 from helpers import load_module
 from test_derivatives import _names, formulas
@@ -112,7 +112,7 @@ def case(text: str, seed: int = 0, wrt=None, shapes=None):
 
 
 def _abstract(problem) -> set:
-    from gradcli.expr import topological
+    from gradcli.language.expr import topological
 
     return {n.params[0] for n in topological([problem.expr]) if n.op == "apply"}
 

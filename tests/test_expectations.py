@@ -3,7 +3,7 @@ across the whole line (SPEC §2): f's shape and every `NAME: SHAPE`."""
 
 import pytest
 
-from gradcli.checkfiles import Entry, check_entry
+from gradcli.checks.checkfiles import Entry, check_entry
 
 
 def outcome(line):

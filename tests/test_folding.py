@@ -60,7 +60,7 @@ def test_finite_results_do_not_cost_a_pass_over_the_inputs(monkeypatch):
     import numpy as np
 
     import gradcli
-    from gradcli import evaluate
+    from gradcli.numeric import evaluate
 
     X = np.ones((40, 3))
     seen = []

@@ -2,7 +2,7 @@
 decided once per skeleton (issue 14: a check file of 100,000 formulas), and never reused where
 a declaration or a different operator changes the answer."""
 
-import gradcli.ranks as ranks
+import gradcli.language.ranks as ranks
 from gradcli import analyze
 
 
@@ -32,7 +32,7 @@ def test_formulas_that_differ_only_in_numbers_decide_ranks_once(monkeypatch):
 
 
 def _skeleton(text, declared=None):
-    from gradcli.parse import parse
+    from gradcli.language.parse import parse
     return ranks.skeleton(ranks._postorder(parse(text).expr), declared or {})
 
 

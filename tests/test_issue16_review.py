@@ -128,7 +128,7 @@ def test_json_lines_error_line_is_the_line_of_standard_input(capsys, monkeypatch
 
 
 def test_greek_capital_without_a_command_is_not_the_latin_letter():
-    from gradcli.render import pretty_name
+    from gradcli.language.render import pretty_name
 
     assert pretty_name("Α", "latex") != pretty_name("A", "latex")  # Greek Alpha, Latin A
     assert pretty_name("Α", "latex").isascii()
@@ -182,7 +182,7 @@ def test_drawn_values_outside_a_domain_say_where_they_came_from(capsys, formula)
 def test_names_that_print_alike_get_a_note(formula, alike):
     """`theta` and `θ` are two symbols that both print θ: the output must say so."""
     from gradcli.api import analyze
-    from gradcli.render import pretty_name
+    from gradcli.language.render import pretty_name
 
     problem = analyze(formula)
     assert len({pretty_name(n, "unicode") for n in alike}) == 1  # they do print alike

@@ -112,7 +112,7 @@ def test_logdet_hessian_is_a_4_tensor_in_index_notation():
 
 
 def test_large_jacobian_never_builds_the_diagonal():
-    from gradcli import operators  # noqa: F401  (fills the operator registry)
+    from gradcli.language import operators  # noqa: F401  (fills the operator registry)
     n = 300
     p = gradcli.analyze("tanh(W@x + b) wrt x", data_shapes={"W": (n, n), "x": (n,), "b": (n,)})
     compiled = p.compile()
@@ -125,7 +125,7 @@ def test_large_jacobian_never_builds_the_diagonal():
 
 
 def test_products_are_evaluated_in_the_cheapest_order():
-    from gradcli.evaluate import compile_graph
+    from gradcli.numeric.evaluate import compile_graph
 
     p = gradcli.analyze("sum(A@B@x)", data_shapes={"A": (50, 60), "B": (60, 70), "x": (70,)})
     program = compile_graph([p.expr])
@@ -147,7 +147,7 @@ def test_products_are_evaluated_in_the_cheapest_order():
     ("x'@X@diag(w)@X'@x wrt x", "nonnegative"),   # X diag(w) Xᵀ: the same with P = Xᵀ
 ])
 def test_congruences_are_evaluated_as_symmetric_updates(text, weights):
-    from gradcli.evaluate import compile_graph
+    from gradcli.numeric.evaluate import compile_graph
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(7, 7))
@@ -165,7 +165,7 @@ def test_congruences_are_evaluated_as_symmetric_updates(text, weights):
 
 def test_chain_with_symbolic_sizes_is_a_clean_data_error():
     from gradcli import GradcliError
-    from gradcli.evaluate import compile_graph
+    from gradcli.numeric.evaluate import compile_graph
 
     p = gradcli.analyze("sum(A@B@C@x)")
     with pytest.raises(GradcliError) as info:
@@ -185,9 +185,9 @@ def test_chain_with_symbolic_sizes_is_a_clean_data_error():
 def test_printed_index_notation_evaluates_to_the_derivative(text, shapes):
     # the printed form writes Σ_r X[r,k] X[r,i] as (XᵀX)[k,i]: evaluate what is printed, by
     # einsum, and compare it with the derivative's value
-    from gradcli.differentiate import gradients, seed_for
-    from gradcli.evaluate import compile_graph
-    from gradcli.indexform import display_terms, evaluate_terms
+    from gradcli.calculus.differentiate import gradients, seed_for
+    from gradcli.numeric.evaluate import compile_graph
+    from gradcli.calculus.indexform import display_terms, evaluate_terms
 
     hessian = text.startswith(("||", "tr("))
     p = gradcli.analyze(text, shapes=shapes)
@@ -200,7 +200,7 @@ def test_printed_index_notation_evaluates_to_the_derivative(text, shapes):
     terms = display_terms(g, v, f_dims, d.x_ty.dims)
     factors = {id(f[3]): f[3] for t in terms for f in t.factors if f[0] == "t"}
     computed = dict(zip(factors, compile_graph(list(factors.values())).run(values)))
-    from gradcli.indexform import F_INDEX, X_INDEX
+    from gradcli.calculus.indexform import F_INDEX, X_INDEX
 
     printed = evaluate_terms(terms, F_INDEX[:len(f_dims)], X_INDEX[:len(d.x_ty.dims)],
                              tuple(d.shape), computed)
@@ -212,9 +212,9 @@ def test_printed_index_notation_evaluates_to_the_derivative(text, shapes):
           max_examples=int(os.environ.get("GRADCLI_EXAMPLES", "200")))
 @given(st.one_of(formulas("v", 3), formulas("m", 2)), st.integers(0, 50))
 def test_printed_index_notation_of_random_tensors_evaluates_to_the_derivative(text, seed):
-    from gradcli.differentiate import gradients, seed_for
-    from gradcli.evaluate import compile_graph
-    from gradcli.indexform import F_INDEX, X_INDEX, display_terms, evaluate_terms
+    from gradcli.calculus.differentiate import gradients, seed_for
+    from gradcli.numeric.evaluate import compile_graph
+    from gradcli.calculus.indexform import F_INDEX, X_INDEX, display_terms, evaluate_terms
 
     if "A" not in text:
         return
@@ -260,9 +260,9 @@ def test_a_row_vector_f_has_its_singleton_axis_in_index_notation():
 def test_printed_index_notation_follows_the_layout(text, shapes, hessian, layout):
     # J[k,l,i,j] = … in denominator layout: the printed indices are named in the order of the
     # value's axes.  Evaluate the printed form by einsum in that order, compare with the values.
-    from gradcli.differentiate import gradients, seed_for
-    from gradcli.evaluate import compile_graph
-    from gradcli.indexform import display_terms, evaluate_terms
+    from gradcli.calculus.differentiate import gradients, seed_for
+    from gradcli.numeric.evaluate import compile_graph
+    from gradcli.calculus.indexform import display_terms, evaluate_terms
 
     p0 = gradcli.analyze(text, shapes=shapes)
     values = random_data(p0, 2)

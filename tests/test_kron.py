@@ -8,7 +8,7 @@ import pytest
 
 import gradcli
 from gradcli.errors import GradcliError
-from gradcli.shapes import DimProduct, DimVar, Unifier, product, quotient
+from gradcli.language.shapes import DimProduct, DimVar, Unifier, product, quotient
 from helpers import load_module
 
 
@@ -76,7 +76,7 @@ def test_kron_gradient_and_hessian_in_the_cli_pass_the_check(capsys):
 
 
 def test_emitted_module_computes_product_sizes_from_its_inputs(tmp_path):
-    from gradcli.emit import emit_numpy
+    from gradcli.numeric.emit import emit_numpy
 
     p = gradcli.analyze("sum(W * kron(A, B)) + x' @ vec(A) wrt A, B")
     module = load_module(emit_numpy(p, p.derivatives(), {}, False), tmp_path, name="kron_symbolic")

@@ -209,7 +209,7 @@ def test_a_name_bound_with_fn_is_an_abstract_function(capsys):
 @pytest.mark.parametrize("text", ["det(X) wrt X", "det(X)^3 + 2*det(X)*sum(X) wrt X", "det(X@Y) wrt X"])
 @pytest.mark.parametrize("rank", [2, 1])
 def test_det_gradient_at_a_singular_matrix_matches_finite_differences(text, rank):
-    from gradcli.fdcheck import check_derivative
+    from gradcli.numeric.fdcheck import check_derivative
 
     X = rng.normal(size=(3, rank)) @ rng.normal(size=(rank, 3))
     values = {"X": X, "Y": rng.normal(size=(3, 3))}

@@ -14,7 +14,7 @@ import pytest
 
 import gradcli
 from gradcli import latexdoc
-from gradcli.checkfiles import entries
+from gradcli.checks.checkfiles import entries
 from gradcli.cli import main
 from gradcli.errors import GradcliError
 

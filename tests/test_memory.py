@@ -5,9 +5,9 @@ the run is refused before anything is allocated.  No test here allocates what it
 import pytest
 
 import gradcli
-import gradcli.data
+import gradcli.numeric.data
 from gradcli.cli import main
-from gradcli.evaluate import peak_entries
+from gradcli.numeric.evaluate import peak_entries
 
 N = 10 ** 6  # an outer product of two such vectors is 8 TB
 
@@ -17,14 +17,14 @@ def _never_allocate(*args, **kwargs):
 
 
 def _run(capsys, monkeypatch, *args):
-    monkeypatch.setattr(gradcli.data, "random_values", _never_allocate)
+    monkeypatch.setattr(gradcli.numeric.data, "random_values", _never_allocate)
     rc = main(list(args))
     out, err = capsys.readouterr()
     return rc, out, err
 
 
 def test_intermediates_that_do_not_fit_are_refused_before_allocating(capsys, monkeypatch):
-    monkeypatch.setattr(gradcli.data, "available_memory", lambda: 64 * 10 ** 9)
+    monkeypatch.setattr(gradcli.numeric.data, "available_memory", lambda: 64 * 10 ** 9)
     # inputs, f and ∂f/∂x are 16 MB; tanh(x yᵀ) and its derivative's temporaries are terabytes
     rc, out, err = _run(capsys, monkeypatch, "grad", "sum(tanh(x@y')) wrt x", "-s", f"x={N}", "-s", f"y={N}", "--random")
     assert rc == 1 and out == ""
@@ -34,7 +34,7 @@ def test_intermediates_that_do_not_fit_are_refused_before_allocating(capsys, mon
 def test_a_product_with_a_broadcast_counts_the_copy_blas_makes(capsys, monkeypatch):
     # X, Y and the gradient 1Yᵀ are 3 × 7.2 GB (what the old check counted); XY is freed before
     # the gradient is made, but the product copies the broadcast 1 while it runs (7.2 GB more)
-    monkeypatch.setattr(gradcli.data, "available_memory", lambda: 26 * 10 ** 9)
+    monkeypatch.setattr(gradcli.numeric.data, "available_memory", lambda: 26 * 10 ** 9)
     rc, _, err = _run(capsys, monkeypatch, "grad", "sum(X@Y) wrt X", "-s", "X=30000x30000", "-s", "Y=30000x30000", "--random")
     assert rc == 1 and "estimated 28.8 GB" in err
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gradcli
-from gradcli import blocked
+from gradcli.numeric import blocked
 
 LSQ = "sum((X@w - y)^2) wrt w"
 
@@ -128,7 +128,7 @@ def test_json_says_how_the_data_was_evaluated(data, formula, note):
 
 def test_big_npy_loads_as_a_read_only_map(tmp_path, monkeypatch):
     """Above data.MAP_BYTES a .npy is mapped, not read; below it is read as before."""
-    from gradcli import data
+    from gradcli.numeric import data
 
     np.save(tmp_path / "X.npy", np.arange(12.0).reshape(6, 2))
     src = data.open_npy(str(tmp_path / "X.npy"), "X")
@@ -185,7 +185,7 @@ def test_views_of_a_map_read_their_own_rows(tmp_path, view):
 def test_a_big_compressed_npz_member_is_read_whole_not_mapped(tmp_path, capsys):
     """Only a stored member lies in the file as it is in memory; a compressed one of memory-map
     size must be decompressed, not mapped (it used to reach the map and fail inside gradcli)."""
-    from gradcli import data
+    from gradcli.numeric import data
     from gradcli.cli import main
 
     rng = np.random.default_rng(0)

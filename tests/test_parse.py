@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradcli import GradcliError, analyze, parse
-from gradcli.syntax import Binary, Call, Norm, Num, Transpose, Unary
+from gradcli.language.syntax import Binary, Call, Norm, Num, Transpose, Unary
 
 
 def test_precedence_matches_python():
@@ -111,7 +111,7 @@ def test_unicode_operators_and_greek_names():
 
 
 # ----------------------------------------------------------------------------- the runtime is Lark's
-# gradcli parses with its own LALR runtime over the tables Lark builds (gradcli/lalr.py), so that a
+# gradcli parses with its own LALR runtime over the tables Lark builds (gradcli/language/lalr.py), so that a
 # one-liner need not import Lark.  Here Lark itself parses the same text with the same builder:
 # every formula must give the same tree, or the same error at the same column.
 from test_fuzz import TOKENS  # noqa: E402
@@ -122,7 +122,7 @@ UNICODE_TOKENS = ["−", "⊙", "·", "⊘", "‖", "ᵀ", "²", "³", "θ", "Θ
 def _outcome(parse_fn, text):
     from lark.exceptions import UnexpectedCharacters as LarkChars, UnexpectedToken as LarkToken
 
-    from gradcli.lalr import UnexpectedCharacters, UnexpectedToken
+    from gradcli.language.lalr import UnexpectedCharacters, UnexpectedToken
 
     try:
         return ("tree", repr(parse_fn(text)))
@@ -137,7 +137,7 @@ def _outcome(parse_fn, text):
 def _lark_parse():
     from lark import Lark, Transformer, v_args
 
-    from gradcli.parse import _BUILDER, grammar_path
+    from gradcli.language.parse import _BUILDER, grammar_path
 
     names = [n for n in dir(_BUILDER) if not n.startswith("_")]
     methods = {n: (lambda self, *a, _n=n: getattr(_BUILDER, _n)(*a)) for n in names}
@@ -154,7 +154,7 @@ _LARK = []
 @given(st.one_of(st.lists(st.sampled_from(TOKENS + UNICODE_TOKENS), max_size=30).map("".join),
                  st.text(max_size=40)))
 def test_gradcli_parses_exactly_as_lark_does(text):
-    from gradcli.parse import _BUILDER, _parser
+    from gradcli.language.parse import _BUILDER, _parser
 
     if not _LARK:
         _LARK.append(_lark_parse())
@@ -164,20 +164,20 @@ def test_gradcli_parses_exactly_as_lark_does(text):
 
 # ----------------------------------------------------------------------------- the shipped tables
 def _shipped_text():
-    from gradcli.lalr import TABLES_FILE
+    from gradcli.language.lalr import TABLES_FILE
 
     with open(TABLES_FILE, encoding="ascii") as fh:
         return fh.read()
 
 
 def test_shipped_tables_are_what_lark_builds_from_the_grammar():
-    from gradcli.lalr import REGENERATE
-    from gradcli.parse import grammar_path
+    from gradcli.language.lalr import REGENERATE
+    from gradcli.language.parse import grammar_path
     from gradcli.tablegen import tables_file_text
 
     fresh = tables_file_text(grammar_path().read_text(encoding="utf-8"))
     assert fresh == _shipped_text(), (
-        f"gradcli/grammar_tables.jsonl is not what Lark builds from grammar/gradcli.lark: run `{REGENERATE}`")
+        f"gradcli/language/grammar_tables.jsonl is not what Lark builds from grammar/gradcli.lark: run `{REGENERATE}`")
 
 
 def test_table_generation_does_not_depend_on_string_hashing():
@@ -186,7 +186,7 @@ def test_table_generation_does_not_depend_on_string_hashing():
     import subprocess
     import sys
 
-    code = ("from gradcli.tablegen import tables_file_text; from gradcli.parse import grammar_path; "
+    code = ("from gradcli.tablegen import tables_file_text; from gradcli.language.parse import grammar_path; "
             "import sys; sys.stdout.write(tables_file_text(grammar_path().read_text(encoding='utf-8')))")
     texts = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
@@ -206,7 +206,7 @@ def _swap_operands_of_minus(tables: dict) -> dict:
 def test_damaged_shipped_tables_are_refused_not_run(damage, tmp_path):
     import json
 
-    from gradcli.lalr import FORMAT, TablesError, load_tables
+    from gradcli.language.lalr import FORMAT, TablesError, load_tables
 
     head, body, _ = _shipped_text().split("\n")
     path = tmp_path / "grammar_tables.jsonl"
@@ -241,7 +241,7 @@ def test_damaged_installation_is_one_internal_error_from_the_cli(tmp_path):
 
     pkg = tmp_path / "gradcli"
     shutil.copytree(os.path.dirname(gradcli.__file__), pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    tables = pkg / "grammar_tables.jsonl"
+    tables = pkg / "language" / "grammar_tables.jsonl"
     tables.write_bytes(tables.read_bytes()[:-50] + b"\n")
     res = subprocess.run([sys.executable, "-m", "gradcli", "shape", "a - b*c"], capture_output=True,
                          text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=60)
@@ -254,7 +254,7 @@ def _poisoned_cache(home, kind):
     grammar that parse `a - b*c` as `b*c - a`, a FIFO (reading blocks forever), or a folder."""
     import json
 
-    from gradcli.parse import grammar_path
+    from gradcli.language.parse import grammar_path
 
     folder = home / ".cache" / "gradcli"
     folder.mkdir(parents=True, mode=0o700)

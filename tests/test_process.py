@@ -110,7 +110,7 @@ def test_a_signal_during_startup_imports(module, sig, code, word):
 
 INTERRUPT_DURING_CHECK = """
 import os, signal, sys
-import gradcli.fdcheck as fd
+import gradcli.numeric.fdcheck as fd
 from gradcli.process import main
 
 real = fd.finite_difference

@@ -18,10 +18,10 @@ import pytest
 autograd = pytest.importorskip("autograd")
 
 import gradcli  # noqa: E402
-from gradcli import operators  # noqa: E402,F401  (fills the registry)
-from gradcli.emit import emit_numpy  # noqa: E402
+from gradcli.language import operators  # noqa: E402,F401  (fills the registry)
+from gradcli.numeric.emit import emit_numpy  # noqa: E402
 from gradcli.errors import GradcliError  # noqa: E402
-from gradcli.expr import CALLS, OPS, topological  # noqa: E402
+from gradcli.language.expr import CALLS, OPS, topological  # noqa: E402
 from helpers import load_module  # noqa: E402
 from oracle import DIMENSION_FUNCTIONS, FUNCTIONS, translate  # noqa: E402
 from oracle import ELEMENTWISE as ORACLE_ELEMENTWISE  # noqa: E402
@@ -246,8 +246,8 @@ def test_internal_operator_is_reached_and_right(name):
 def test_derived_name_lists_follow_the_registry():
     """The element-wise builtins (--fn, f'(x)) and the callable names are read off the records:
     no list elsewhere to keep in step."""
-    from gradcli.infer import BUILTINS
-    from gradcli.operators import ELEMENTWISE
+    from gradcli.language.infer import BUILTINS
+    from gradcli.language.operators import ELEMENTWISE
 
     assert BUILTINS == set(CALLS)
     assert set(ELEMENTWISE) == {n for n, op in CALLS.items() if op.entrywise and op.arity == (1,)}
@@ -259,8 +259,8 @@ def test_derived_name_lists_follow_the_registry():
 def test_an_entrywise_function_of_a_symmetric_matrix_is_known_symmetric(name):
     """Read off the record (`entrywise`), not a list of names: f(XᵀX) is symmetric for every
     element-wise f, so its transpose prints as itself."""
-    from gradcli import simplify as S
-    from gradcli.shapes import mat
+    from gradcli.language import simplify as S
+    from gradcli.language.shapes import mat
 
     X = S.sym("X", mat(4, 3))
     gram = S.matmul(S.T(X), X)

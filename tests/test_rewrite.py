@@ -1,10 +1,10 @@
 """rewrite.rewrite: the one loop that rebuilds a graph bottom-up (columns.py, and the stages
 that substitute, bind or regroup nodes)."""
 
-from gradcli import operators  # noqa: F401  (fills the operator registry)
-from gradcli import simplify as S
-from gradcli.rewrite import rewrite
-from gradcli.shapes import SCALAR, col, mat
+from gradcli.language import operators  # noqa: F401  (fills the operator registry)
+from gradcli.language import simplify as S
+from gradcli.language.rewrite import rewrite
+from gradcli.language.shapes import SCALAR, col, mat
 
 
 def _graph():
@@ -46,7 +46,7 @@ def test_a_replaced_symbol_is_rebuilt_into_every_user_through_the_constructors()
 
 def test_a_given_order_is_followed_and_repeats_are_visited_once():
     x, A, shared, f = _graph()
-    from gradcli.expr import topological
+    from gradcli.language.expr import topological
 
     order = topological([f])
     seen = []
@@ -55,6 +55,6 @@ def test_a_given_order_is_followed_and_repeats_are_visited_once():
 
 
 def _leaves(e):
-    from gradcli.expr import topological
+    from gradcli.language.expr import topological
 
     return [n for n in topological([e]) if not n.args]

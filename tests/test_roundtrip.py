@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import gradcli
-from gradcli.evaluate import compile_graph
+from gradcli.numeric.evaluate import compile_graph
 from test_derivatives import _names, formulas
 
 SHAPES = {"a": (), "x": (3,), "y": (3,), "A": (3, 3), "D": (3, 3)}
@@ -116,8 +116,8 @@ def check_formula(text, kind, seed, layout=None):
 
 def index_value(d, values):
     """The printed index notation J[names] = terms, evaluated by einsum in the printed order."""
-    from gradcli.differentiate import gradients, seed_for
-    from gradcli.indexform import display_terms, evaluate_terms
+    from gradcli.calculus.differentiate import gradients, seed_for
+    from gradcli.calculus.indexform import display_terms, evaluate_terms
 
     printed = d.formula("ascii")
     names = tuple(printed[1:printed.index("]")].split(","))

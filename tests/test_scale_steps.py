@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from gradcli import api
-from gradcli.steps import Derivation
-from gradcli.evaluate import compile_graph
+from gradcli.calculus.steps import Derivation
+from gradcli.numeric.evaluate import compile_graph
 
 MEMORY = 1024 ** 3  # bytes of address space for one command
 

@@ -138,7 +138,7 @@ def test_only_drawn_inputs_are_saved(capsys, tmp_path):
 
 
 def _drawn(text: str, shapes: dict, seed: int = 0):
-    from gradcli.draws import random_inputs
+    from gradcli.numeric.draws import random_inputs
 
     p = gradcli.analyze(text, data_shapes=shapes)
     return random_inputs(shapes, seed, p.expr), p
@@ -155,7 +155,7 @@ def test_positive_and_positive_definite_where_the_formula_needs_it():
 
 
 def test_an_argument_positive_whatever_the_signs_leaves_them_mixed():
-    from gradcli.draws import domain
+    from gradcli.numeric.draws import domain
 
     d = domain(gradcli.analyze("sum(log(1 + exp(-y*(X@w)))) + sum(sqrt(x^2 + 1))").expr)
     assert d.positive == frozenset()
@@ -166,7 +166,7 @@ def test_an_argument_positive_whatever_the_signs_leaves_them_mixed():
 
 
 def test_fan_in_is_the_contracted_axis():
-    from gradcli.draws import domain
+    from gradcli.numeric.draws import domain
 
     d = domain(gradcli.analyze("sum(tanh(X@W)) + v'@W'@u", data_shapes={"X": (7, 5), "W": (5, 3), "v": (3,),
                                                                          "u": (5,)}).expr)

@@ -10,11 +10,11 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gradcli import infer, ranks
+from gradcli.language import infer, ranks
 from gradcli.api import analyze
 from gradcli.errors import GradcliError
-from gradcli.expr import OPS
-from gradcli.parse import parse
+from gradcli.language.expr import OPS
+from gradcli.language.parse import parse
 
 EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "200"))
 
@@ -67,7 +67,7 @@ def test_repeated_terms_are_shape_checked_once(monkeypatch):
 def test_check_files_never_build_the_simplified_graph(monkeypatch, tmp_path):
     """`gradcli check` needs shapes only: no formula's simplified graph is built (it was 40% of
     a check's time), and the shapes it reports are the graph's."""
-    from gradcli.checkfiles import check_paths
+    from gradcli.checks.checkfiles import check_paths
 
     built = _counting(monkeypatch, infer, "resolve_graph")
     lines = ["x'@A@x wrt x => (), x: (n,)", "||y - X@theta||^2 wrt theta => (), theta: (n,)",

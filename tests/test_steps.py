@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 import gradcli
-from gradcli import operators  # noqa: F401  (fills the operator registry)
-from gradcli import simplify as S
+from gradcli.language import operators  # noqa: F401  (fills the operator registry)
+from gradcli.language import simplify as S
 from gradcli.cli import main
-from gradcli.evaluate import compile_graph
-from gradcli.expr import make, topological
-from gradcli.fdcheck import check_derivative
-from gradcli.steps import Derivation
+from gradcli.numeric.evaluate import compile_graph
+from gradcli.language.expr import make, topological
+from gradcli.numeric.fdcheck import check_derivative
+from gradcli.calculus.steps import Derivation
 from helpers import random_data
 
 

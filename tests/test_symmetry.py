@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gradcli
-from gradcli.simplify import is_symmetric
+from gradcli.language.simplify import is_symmetric
 from helpers import grad_text
 from test_derivatives import formulas
 
@@ -16,7 +16,7 @@ SHAPES = {"a": (), "x": (3,), "y": (3,), "A": (3, 3), "D": (3, 3)}
 
 def value_of(text, seed=0):
     """The typed expression of a formula and its value on random arrays."""
-    from gradcli.evaluate import compile_graph
+    from gradcli.numeric.evaluate import compile_graph
 
     names = [n for n in SHAPES if n in text]
     expr = gradcli.analyze(text, data_shapes={n: SHAPES[n] for n in names}).expr

@@ -1,0 +1,141 @@
+"""The matrix of a linear map: given an expression e linear in a vector symbol v, find M with
+e = M v (a row r with e = r v when e is a scalar).
+
+This is how Jacobians and Hessians get their matrix formulas.  Reverse mode gives the
+vector-Jacobian product g(v) = Jᵀv of f for a symbolic seed v; reading off the matrix of g turns
+`Aᵀv` into J = A, `v ⊙ (1 − tanh²z)` into diag(1 − tanh²z), `s ⊙ v − s(sᵀv)` into diag(s) − ssᵀ.
+Where a step has no matrix form (matrix-valued intermediates, tensors), it returns None and the
+caller falls back to numbers only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..language import operators  # noqa: F401  (fills the operator registry)
+from ..language import simplify as S
+from .differentiate import depends_on, gradients, seed_for
+from ..language.expr import OPS, Expr, NoMatrixForm, Row
+from ..language.shapes import Ty
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+    from typing import TypeAlias
+
+    # a rule yields what it needs (an expression's matrix, or the column a row reads as), is sent
+    # the answer, and returns the matrix of its node
+    Rule: TypeAlias = Generator["Expr | Row", Expr, Expr]
+
+
+def matrix_of(e: Expr, v: Expr) -> Expr | None:
+    """M with e = M v, for e a column vector or scalar and v a column-vector symbol."""
+    if not v.ty.is_col or not (e.ty.is_col or e.ty.is_scalar):
+        return None
+    try:
+        with S.IN_DERIVATIVE:  # a derivative: its terms may be factored and cancelled
+            return _matrix(e, _Linear(v, depends_on(e, {v.params[0]})))
+    except NoMatrixForm:
+        return None
+
+
+class _Linear:
+    """One `matrix_of` (the `MatrixContext` the operators' rules are given): the seed, the nodes
+    that depend on it (by id), each node's matrix (by id), the products being regrouped (so a
+    regrouping the simplifier undoes is not tried again), and the regrouped nodes, kept alive
+    so that their ids stay unique."""
+
+    __slots__ = ("v", "dep", "matrices", "regrouping", "alive")
+
+    def __init__(self, v: Expr, dep: set[Expr]) -> None:
+        self.v = v
+        self.dep = dep
+        self.matrices: dict[Expr, Expr] = {}
+        self.regrouping: set[Expr] = set()
+        self.alive: list[Expr] = []
+
+    def live(self, e: Expr) -> bool:
+        return e in self.dep
+
+    def regroup(self, e: Expr, regrouped: Expr) -> Rule:
+        """The matrix of e read from an equal regrouped expression (the simplifier may group it
+        back: a second regrouping of the same product gives up)."""
+        if e in self.regrouping:
+            raise NoMatrixForm
+        self.dep.update(depends_on(regrouped, {self.v.params[0]}))  # the new nodes' dependence on v
+        self.alive.append(regrouped)  # ids in dep and memo stay unique
+        self.regrouping.add(e)
+        try:
+            return (yield regrouped)
+        finally:
+            self.regrouping.discard(e)
+
+
+def _matrix(e: Expr, c: _Linear) -> Expr:
+    """The matrix of e, each node's remembered.  The rules are generators that yield what they
+    need — an expression (its matrix) or `Row(r)` (a row read as a column) — and are run here
+    on an explicit stack, so a Hessian through a formula nested 1,000 deep needs no recursion."""
+    matrices = c.matrices
+    if e in matrices:
+        return matrices[e]
+    stack: list[tuple[Expr | None, Rule]] = [(e, _matrix_uncached(e, c))]
+    answer: Expr | None = None  # None: the rule on top has not started
+    while stack:
+        node, rule = stack[-1]
+        try:
+            need = next(rule) if answer is None else rule.send(answer)
+        except StopIteration as done:
+            answer = done.value
+            if node is not None:
+                matrices[node] = done.value
+            stack.pop()
+            continue
+        if isinstance(need, Row):
+            stack.append((None, _row_to_col(need.row, c)))
+            answer = None
+        elif need in matrices:
+            answer = matrices[need]
+        else:
+            stack.append((need, _matrix_uncached(need, c)))
+            answer = None
+    return matrices[e]
+
+
+def _zero(e: Expr, v: Expr) -> Expr:
+    n = v.ty.dims[0]
+    return S.zeros(Ty((n,), True) if e.ty.is_scalar else Ty((e.ty.dims[0], n)))
+
+
+def _matrix_uncached(e: Expr, c: _Linear) -> Rule:
+    """The matrix of one node, by its operator's `matrix` rule (a generator: `yield x` asks
+    `_matrix` for the matrix of x)."""
+    if not c.live(e):
+        return _zero(e, c.v)
+    if e is c.v:
+        return S.eye(c.v.ty.dims[0])
+    rule = OPS[e.op].matrix
+    if rule is None:
+        raise NoMatrixForm
+    return (yield from rule(c, e))
+
+
+def _row_to_col(row: Expr, c: _Linear) -> Rule:
+    """The M with rowᵀ = M v, by the operator's `row` rule ((uᵀA)ᵀ = Aᵀu)."""
+    rule = OPS[row.op].row
+    if rule is None:
+        raise NoMatrixForm
+    return (yield from rule(c, row))
+
+
+def jacobian_formula(f: Expr, x: Expr) -> Expr | None:
+    """∂f/∂x in numerator layout as one expression, where a matrix formula exists: f scalar (the
+    gradient), or f a column vector and x a column vector or scalar.  None otherwise (tensors)."""
+    if f.ty.is_scalar:
+        return gradients(f, [x])[0]
+    if not f.ty.is_col or not (x.ty.is_col or x.ty.is_scalar):
+        return None
+    v = seed_for(f)
+    (g,) = gradients(f, [x], seed=v)  # g = Jᵀv, shaped like x
+    M = matrix_of(g, v)
+    if M is None:
+        return None
+    return S.T(M)  # g = M v = Jᵀ v, so J = Mᵀ (a row r gives the column rᵀ when x is a scalar)

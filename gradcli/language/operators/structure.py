@@ -1,0 +1,272 @@
+"""Structure: the leaves (constants, symbols, sizes), transposition, the broadcasts `fill` and
+`expand` (the adjoints of the reductions), diagonal matrices and the identity.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...errors import shape_error
+from ..expr import NoMatrixForm, Op, Row, make, register
+from ..shaperules import _shape_err, square_to, to_scalar, vector_only
+from ..shapes import Ty, col, divide, fmt, mat, product
+from ..simplify import (_simplify_fill, _simplify_T, T, always_symmetric, const, fill, is_one, is_zero, like,
+                        matmul, summ, symmetric_as_argument)
+from ..syntax import Num, Sym
+from . import kernels as K
+from .kernels import Attr, Choose, Helper, Kernel, Same, Shape, Size
+from .base import ATOM, JUXT, MUL, NEG, POST, func
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+    from typing import Any, TypeAlias
+
+    from ..expr import Array, CallContext, Expr, IndexContext, Indices, MatrixContext, Namespace, Params, ShapeContext
+    from ..render import Renderer
+    from ..syntax import Call
+
+    MatrixSteps: TypeAlias = Generator["Expr | Row", Expr, Expr]
+    Terms: TypeAlias = list[Any]
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# ----------------------------------------------------------------- the table
+def _sym_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+    ty: Ty = params[1]  # a symbol's (name, shape)
+    return ty
+
+
+def _const_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    v = node.value
+    text = f"{v:g}" if not float(v).is_integer() or abs(v) >= 1e16 else str(int(v))
+    if r.style == "ascii" and float(text) != v:
+        text = repr(v)  # the shortest text that reads back as exactly this number
+    if r.style == "latex" and "e" in text:
+        m, e = text.split("e")
+        text = rf"{m}\cdot 10^{{{int(e)}}}"
+    if r.style == "unicode":
+        text = text.replace("-", "−")
+    return text, (NEG if v < 0 else ATOM)
+
+
+# ----------------------------------------------------------------- how a formula calls them
+def _call_fill(b: CallContext, call: Call) -> Expr:
+    """numpy's ones(m) / ones(m, n) and zeros: the shape as arguments."""
+    dims = tuple(b.dim(call.name, a) for a in call.args)
+    value = b.raw("const", (), (1.0 if call.name == "ones" else 0.0,), call.col)
+    return b.raw("fill", (value,), (Ty(dims),), call.col)
+
+
+def _call_eye(b: CallContext, call: Call) -> Expr:
+    (arg,) = call.args
+    if not (isinstance(arg, Sym) or isinstance(arg, Num) and arg.value.is_integer() and arg.value > 0):
+        raise shape_error("eye takes a dimension: eye(3) or eye(n)", call.col)
+    return b.raw("eye", (), (b.dim("eye", arg),), call.col)
+
+
+def _call_diag(b: CallContext, call: Call) -> Expr:
+    """numpy's diag: the diagonal matrix of a vector, the diagonal of a matrix."""
+    a = b.build(call.args[0])
+    return b.raw("diagm" if a.ty.is_vector else "diagv", (a,), (), call.col)
+
+
+# ----------------------------------------------------------------- matrix and index forms
+def _matrix_T(c: MatrixContext, e: Expr) -> MatrixSteps:
+    if e.ty.is_col and e.args[0].ty.is_row:
+        return (yield Row(e.args[0]))
+    raise NoMatrixForm
+
+
+def _row_T(c: MatrixContext, e: Expr) -> MatrixSteps:
+    return (yield e.args[0])  # (uᵀ)ᵀ = u
+
+
+def _matrix_fill(c: MatrixContext, e: Expr) -> MatrixSteps:
+    if not e.args[0].ty.is_scalar:
+        raise NoMatrixForm
+    return matmul(fill(const(1.0), e.ty), (yield e.args[0]))
+
+
+def _matrix_diagv(c: MatrixContext, e: Expr) -> MatrixSteps:
+    if e.args[0].op != "diagm":  # diag(diag(u)) = u
+        raise NoMatrixForm
+    return (yield e.args[0].args[0])
+
+
+def _index_expand(c: IndexContext, e: Expr, idx: Indices) -> Terms:
+    axis, keep, _ = e.params
+    return c.of(e.args[0], tuple(ix for n, ix in enumerate(idx) if n != axis) if not keep else idx)
+
+
+register(Op("const", to_scalar, None,  # (a literal: the evaluator and --emit read its value)
+            notation={"custom": _const_notation}))
+register(Op("sym", _sym_shape, None,  # (an input)
+            notation={"custom": lambda r, node: (r.name(node.params[0]), ATOM)}))
+register(Op("numel", to_scalar, Helper(K._entries, settings=lambda n: (Shape(n.params[0].dims),)),
+            notation={"custom": lambda r, node: r.dims_product(node.params[0].dims)}))
+
+
+def _transpose_kernel(node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
+    """Aᵀ of a matrix is numpy's view `.T`; a vector's transpose is the same array."""
+    return (Attr("T") if node.ty.is_matrix else Same()), node.args
+
+
+def _T_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    (a,) = node.args
+    if a.op == "inv":
+        inner = r.child(a.args[0], POST + 0.5)
+        return inner + {"unicode": "⁻ᵀ", "ascii": "'", "latex": "^{-\\top}"}[r.style] if r.style != "ascii" \
+            else "inv(" + r.child(a.args[0], 0) + ")'", POST
+    mark = {"unicode": "ᵀ", "ascii": "'", "latex": "^\\top"}[r.style]
+    return r.child(a, POST + 0.5) + mark, POST
+
+
+register(Op("T", lambda ctx, tys, p: tys[0].transposed(), Choose(_transpose_kernel),
+            vjp=(lambda node, G: T(G),), notation={"custom": _T_notation},
+            simplify=_simplify_T,
+            rule='d(Aᵀ) = (dA)ᵀ and ⟨G, dAᵀ⟩ = ⟨Gᵀ, dA⟩',
+            symmetric=symmetric_as_argument, matrix=_matrix_T, row=_row_T,
+            index=lambda c, e, idx: c.of(e.args[0], (idx[1], idx[0]) if len(idx) == 2 else idx),
+            trivial=lambda n: not n.args[0].args))  # a transposed leaf needs no name
+
+
+def _expand_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+    ty: Ty = params[2]  # (axis, keepdims, the shape expanded to)
+    return ty
+
+
+
+
+def _expand_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    axis, keep, ty = node.params
+    g = node.args[0]
+    if r.style == "ascii":  # copies of g along the axis: a product with ones, as numpy broadcasts
+        dims = ty.dims
+        if len(dims) == 2 and axis % 2 == 1 and not keep:  # g as a column: g𝟙ᵀ
+            column = r.child(g, MUL) if not g.ty.row else r.child(g, POST + 0.5) + "'"
+            return f"{column} @ {r.ones((dims[1],))}'", MUL
+        if len(dims) == 2 and axis % 2 == 0 and not keep:  # g as a row: 𝟙gᵀ
+            row = r.child(g, MUL + 0.5) if g.ty.row else r.child(g, POST + 0.5) + "'"
+            return f"{r.ones((dims[0],))} @ {row}", MUL
+        if len(dims) == 2 and axis % 2 == 1:  # g is (m, 1)
+            return f"{r.child(g, MUL)} @ {r.ones((1, dims[1]))}", MUL
+        if len(dims) == 2:  # g is (1, n)
+            return f"{r.ones((dims[0], 1))} @ {r.child(g, MUL + 0.5)}", MUL
+        return f"{r.child(g, MUL)}*{r.ones(dims)}", MUL  # a vector from a scalar (or (1,))
+    ones = "𝟙" if r.style == "unicode" else r"\mathbf{1}"
+    if axis == 0 and not keep:  # each row is Gᵀ: 𝟙Gᵀ
+        return ones + r.child(T(g), JUXT), JUXT
+    return r.child(g, JUXT) + ones + ("ᵀ" if r.style == "unicode" else r"^\top"), JUXT
+
+
+register(Op("expand", _expand_shape, Helper(K._expand, settings=lambda n: (n.params[0], n.params[1], Shape(n.params[2].dims)), view=True),
+            vjp=(lambda node, G: summ(G, node.params[0], node.params[1]),),
+            notation={"custom": _expand_notation},
+            rule='d expand(g) = expand(dg)',
+            index=_index_expand))
+
+
+def _fill_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    v = node.args[0]
+    if r.style == "ascii":  # ones(m, n) and zeros(m, n) carry the shape; a row is ones(n)'
+        ty = node.ty
+        word = "zeros" if is_zero(v) else "ones"
+        text = r.ones(ty.dims, word) + ("'" if ty.row else "")
+        if is_zero(v) or is_one(v):
+            return text, (POST if ty.row else ATOM)
+        return r.child(v, MUL) + "*" + text, MUL
+    ones = {"unicode": "𝟙", "latex": r"\mathbf{1}"}[r.style]
+    if node.ty.row:  # a row of ones is 𝟙ᵀ
+        ones += "ᵀ" if r.style == "unicode" else r"^\top"
+    if is_zero(v):
+        return "0", ATOM
+    if is_one(v):
+        return ones, ATOM
+    return r.child(v, MUL) + ("·" if r.style == "unicode" else r" \cdot ") + ones, MUL
+
+
+register(Op("fill", lambda ctx, tys, p: p[0], Helper(K._full, settings=lambda n: (Shape(n.ty.dims),)),
+            vjp=(lambda node, G: summ(G),), notation={"custom": _fill_notation},
+            simplify=_simplify_fill,
+            rule='d(c𝟙) = dc·𝟙',
+            names=("ones", "zeros"), arity=(1, 2), operands=0, call=_call_fill, trivial=True,
+            symmetric=always_symmetric, matrix=_matrix_fill, index=lambda c, e, idx: c.of(e.args[0], ())))
+
+
+register(Op("diagm", vector_only("diag", lambda ty: mat(ty.dims[0], ty.dims[0])), Helper(K._diag_matrix),
+            vjp=(lambda node, G: like(make("diagv", G), node.args[0].ty),),
+            notation=func("diag", latex=r"\operatorname{diag}"),
+            rule='d diag(v) = diag(dv) and ⟨G, diag(dv)⟩ = ⟨diag(G), dv⟩',
+            names=("diag",), call=_call_diag, symmetric=always_symmetric,
+            index=lambda c, e, idx: c.times(c.delta(idx[0], idx[1]), c.of(e.args[0], (idx[0],)))))
+register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), Helper(K._diagonal),
+            vjp=(lambda node, G: make("diagm", G),),
+            notation=func("diag", latex=r"\operatorname{diag}"),
+            rule='d diag(A) = diag(dA)',
+            matrix=_matrix_diagv, index=lambda c, e, idx: c.of(e.args[0], (idx[0], idx[0]))))
+
+register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), K.Call("eye", settings=lambda n: (Size(n.params[0]),), creates=True),
+            notation={"custom": lambda r, node: (f"eye({node.params[0]})" if r.style == "ascii" else "I", ATOM)},
+            names=("eye",), operands=0, call=_call_eye, trivial=True, symmetric=always_symmetric))
+
+
+# ----------------------------------------------------------------- vec and its inverse
+# vec(X) stacks the columns of an (m, n) matrix into one (m·n,) vector, as textbooks do
+# (vec(AXB) = (Bᵀ ⊗ A) vec(X)); its adjoint puts a vector back into m rows: unvec(g, m).
+def _vec_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+    (a,) = tys
+    if not a.is_matrix:
+        raise _shape_err("vec", f"needs a matrix, got {a.kind()} {getattr(ctx, 'show', fmt)(a)}")
+    return col(product(a.dims[0], a.dims[1]))
+
+
+def _unvec_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
+    (g,), rows = tys, params[0]
+    show = getattr(ctx, "show", fmt)
+    cols = divide(ctx, g.dims[0], rows) if g.is_col else None
+    if cols is None:
+        raise _shape_err("unvec", f"needs a column vector whose length is a multiple of {rows}, got "
+                                  f"{g.kind()} {show(g)}")
+    return mat(rows, cols)
+
+
+
+
+
+
+def _call_unvec(b: CallContext, call: Call) -> Expr:
+    """unvec(g, m): the (m, n) matrix whose columns are g's consecutive pieces of length m."""
+    g = b.build(call.args[0])
+    return b.raw("unvec", (g,), (b.dim("unvec", call.args[1]),), call.col)
+
+
+def _unvec_notation(r: Renderer, node: Expr) -> tuple[str, float]:
+    rows = str(node.params[0])
+    if r.style == "latex":
+        return rf"\operatorname{{unvec}}\left({r.child(node.args[0], 0)}, {rows}\right)", ATOM
+    return f"unvec({r.child(node.args[0], 0)}, {rows})", ATOM
+
+
+register(Op("vec", _vec_shape, Helper(K._vec, view=True),  # (a reshape: may share the argument's memory)
+            vjp=(lambda node, G: make("unvec", G, params=(node.args[0].ty.dims[0],)),),
+            notation=func("vec", latex=r"\operatorname{vec}"),
+            rule="d vec(A) = vec(dA) and ⟨g, vec(dA)⟩ = ⟨unvec(g, m), dA⟩",
+            names=("vec",)))
+register(Op("unvec", _unvec_shape, Helper(K._unvec, settings=lambda n: (Size(n.ty.dims[1]),), view=True),
+            vjp=(lambda node, H: make("vec", H),),
+            notation={"custom": _unvec_notation},
+            rule="d unvec(g, m) = unvec(dg, m)",
+            names=("unvec",), arity=(2,), operands=1, call=_call_unvec))
