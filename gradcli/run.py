@@ -113,6 +113,7 @@ def check(formula: str, values: Mapping[str, Any] | None = None, /, *, tol: floa
     """Each derivative compared with central finite differences at the given arrays, the
     symbols without one drawn as `random=True` draws them (seeded); the keywords of `grad`."""
     _check_types(formula, tol=(tol, (Real,)), hessian=(hessian, (bool,)))
+    check_tolerance(float(tol), PYTHON)  # this tol is not grad's: checked here, before any work
     results = grad(formula, values, **{**keywords, "order": 2 if hessian else keywords.get("order", 1)})
     return results.check(float(tol))
 

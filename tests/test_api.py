@@ -227,3 +227,12 @@ def test_messages_of_the_stages_below_are_translated_for_python_only(message, py
 
     assert PYTHON.translate(GradcliError("data", message)).message == python
     assert CLI.translate(GradcliError("data", message)).message == message
+
+
+@pytest.mark.parametrize("tol", [-1.0, float("nan"), float("inf")])
+def test_check_refuses_a_tolerance_grad_refuses(tol: float) -> None:
+    # gradcli.check's own tol went to Results.check unchecked: -1 reported every derivative FAILED
+    # and inf reported anything ok, where grad(check=True, tol=...) and --tol refuse them
+    with pytest.raises(gradcli.GradcliError, match=r"tol=.*finite number ≥ 0") as caught:
+        gradcli.check("sum(x^2) wrt x", x=np.ones(3), tol=tol)
+    assert "--" not in str(caught.value)
