@@ -137,3 +137,13 @@ def test_the_pre_commit_hook_selects_the_files_a_folder_is_searched_for():
             assert bool(pattern.search(name)) == (Path(name).suffix.lower() in checkfiles.FOLDER_SUFFIXES), name
     # the hook checks the repository as a folder (not each changed file, which may hold no formula)
     assert hook["entry"] == "gradcli check ." and hook["pass_filenames"] == "false"
+
+
+def test_json_names_product_dimensions(tmp_path, capsys):
+    # kron and vec give dimensions that are products of names: --json ended in an internal error
+    (tmp_path / "f.gradcli").write_text("kron(A, B) wrt A where A: (p, q), B: (r, s)\n"
+                                        "vec(X) where X: (m, n)\n")
+    rc, out, err = run(capsys, str(tmp_path / "f.gradcli"), "--json")
+    assert rc == 0, err
+    shapes = [(r["shape"], r["derivatives"]) for r in json.loads(out)["results"]]
+    assert shapes == [(["p*r", "q*s"], {"A": ["p*r", "q*s", "p", "q"]}), (["m*n"], {})]

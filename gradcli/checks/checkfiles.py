@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..api import analyze, default_layout, derivative_dims, fmt_shape, parse_dims
 from ..calculus.columns import is_unit
-from ..language.shapes import SCALAR
+from ..language.shapes import SCALAR, Dim
 from .claims import check_file_claim, is_claim
 from ..errors import GradcliError, printable
 from ..record import Factory, record
@@ -366,7 +366,10 @@ def check_entry(entry: Entry, analyses=None) -> Outcome:
     if wants_error:
         return Outcome(entry, False, "expected an error, but the formula is well-shaped "
                                      f"(result {fmt_shape(shape)})", entry.col)
-    details = {"shape": list(shape), "derivatives": {k: list(d) for k, d in derivs.items()}}
+    def names(dims: tuple[Dim, ...]) -> list[int | str]:  # JSON: a product of names (kron, vec) as "m*n"
+        return [d if isinstance(d, int) else str(d) for d in dims]
+
+    details = {"shape": names(shape), "derivatives": {k: names(d) for k, d in derivs.items()}}
     if expect is None:
         return Outcome(entry, True, details=details)
     try:
