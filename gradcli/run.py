@@ -294,6 +294,9 @@ def run(formula: str, o: RunOptions) -> Results:
         if not numbers:
             raise GradcliError("usage", f"{s.save} needs numbers to write: give {s.data} or {s.random}")
     data_shapes = {k: tuple(v.shape) for k, v in sources.items()}
+    # the arrays' shapes from the start, as data files': a formula may be well-shaped only at
+    # them (unvec(vec(L), 2) needs L's size even); `bind` below still refuses unknown names
+    data_shapes.update({k: tuple(v.shape) for k, v in o.arrays.items() if k not in data_shapes})
     if o.arrays:
         from .numeric.data import check_declared_shapes
 

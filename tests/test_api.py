@@ -236,3 +236,15 @@ def test_check_refuses_a_tolerance_grad_refuses(tol: float) -> None:
     with pytest.raises(gradcli.GradcliError, match=r"tol=.*finite number ≥ 0") as caught:
         gradcli.check("sum(x^2) wrt x", x=np.ones(3), tol=tol)
     assert "--" not in str(caught.value)
+
+
+def test_arrays_shape_the_formula_as_data_files_do(tmp_path) -> None:
+    # the arrays' shapes were bound only after a symbolic analysis, which refused unvec(vec(L), 2)
+    # (is m·n a multiple of 2?) although -d L=L.npy at the same shape was fine
+    L = np.arange(6.0).reshape(2, 3)
+    np.save(tmp_path / "L.npy", L)
+    formula = "sum(unvec(vec(L), 2)^2) wrt L"
+    by_array = gradcli.grad(formula, L=L)
+    by_file = gradcli.grad(formula, data={"L": str(tmp_path / "L.npy")})
+    assert np.allclose(by_array["L"].value, 2 * L) and np.allclose(by_file["L"].value, by_array["L"].value)
+    assert by_array.value == pytest.approx(float(np.sum(L ** 2)))
