@@ -245,3 +245,15 @@ def test_deep_formulas_emit_without_recursion():
     p, values, expected = case("sum(" + "tanh(0.5*" * 40 + "x" + ")" * 40 + ") wrt x")
     with tempfile.TemporaryDirectory() as tmp:
         run_module(p, values, expected[False], False, "array-api-strict", Path(tmp))
+
+
+@pytest.mark.parametrize("name", ["try", "type", "tuple"])
+def test_a_symbol_renamed_like_a_temporary_is_never_deleted(name, tmp_path):
+    # `try` is written _try in the module; temporaries were told apart by their prefix "_t", so the
+    # per-entry VJP helper of a tensor derivative deleted _try before its last use (UnboundLocalError)
+    rng = np.random.default_rng(0)
+    arrays = {"A": rng.normal(size=(2, 2)) + 3 * np.eye(2), name: rng.normal(size=2)}
+    result = gradcli.grad(f"inv(A)@{name} + softmax(A@{name}) wrt A", arrays)
+    module = load_module(result.emit("array-api"), tmp_path)
+    f, d = module.value_and_grad(**arrays)
+    assert np.allclose(f, result.value) and np.allclose(d["A"], result["A"].value)

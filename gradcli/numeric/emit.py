@@ -285,6 +285,7 @@ class Codegen:
         self.names: dict[int, str] = {}
         self.lines: list[str] = []
         self._python: dict[int, bool] = {}  # whether a node's code is a Python number
+        self._temporaries: set[str] = set()  # names this code assigned (only these are ever del'ed)
 
     def function(self, name: str, order: int) -> str:
         """The Python name of the callable for the order-th derivative of an abstract function."""
@@ -373,7 +374,7 @@ class Codegen:
                 assert st.kernel is not None
                 name = self._assign(self.code(st.kernel, n, args))
             self.names[id(n)] = name
-            if name.startswith("_t"):
+            if name in self._temporaries:  # not by prefix: a symbol `try` is written _try
                 owners[name] = owners.get(name, 0) + 1
             dead = []
             for a in dict.fromkeys(st.args):
@@ -390,6 +391,7 @@ class Codegen:
 
     def _assign(self, code: str) -> str:
         name = self.namer.fresh("_t", numbered=True)
+        self._temporaries.add(name)
         self.lines.append(f"    {name} = {code}")
         return name
 
