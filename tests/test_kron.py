@@ -100,3 +100,21 @@ def test_an_unknown_length_becomes_the_product_a_division_needs():
     p = gradcli.analyze("kron_a(W, B) + A")
     (r, c), (b0, b1), (a0, a1) = (p.symbols[s].shape for s in "WBA")
     assert (r, c) == (product(b0, a0), product(b1, a1))
+
+
+@pytest.mark.parametrize("text", [
+    "kron(B', A) @ vec(X) - vec(A @ X @ B)",  # the vec trick, sizes named: inner p·n against n·p
+    "kron(A, B) - kron(B, A)",  # (m·p, n·q) against (p·m, q·n)
+])
+def test_named_product_sizes_are_equal_in_any_order_and_the_identity_holds(text):
+    shapes = {"A": ("m", "n"), "X": ("n", "p"), "B": ("p", "q")}
+    p = gradcli.analyze(text, shapes={k: v for k, v in shapes.items() if k in text})
+    assert p.typed.ty.rank in (1, 2)  # shape-checks (it raised 'inner dimensions ... differ')
+    rng = np.random.default_rng(1)
+    A, X, B = rng.normal(size=(2, 3)), rng.normal(size=(3, 4)), rng.normal(size=(4, 2))
+    value = gradcli.analyze(text, data_shapes={"A": A.shape, "X": X.shape, "B": B.shape}
+                            ).compile()(A=A, X=X, B=B)[0]
+    if "X" in text:  # vec(AXB) = (Bᵀ ⊗ A) vec(X) with numpy's column-major vec
+        assert np.allclose(value, 0)
+    else:
+        assert np.allclose(value, np.kron(A, B) - np.kron(B, A))

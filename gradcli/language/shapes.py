@@ -62,6 +62,10 @@ def product(*dims: Dim) -> Dim:
                 rest.append(f)
     if not rest:
         return known
+    # named sizes in one order, since m·n is n·m (in kron(Bᵀ, A)@vec(X) the product's inner
+    # sizes are written p·n and n·p); unknowns keep their order (stable sort: the unifier pairs
+    # the factors of two products by position)
+    rest.sort(key=lambda f: (0, f) if isinstance(f, str) else (1, ""))
     if known != 1:
         rest.insert(0, known)
     return rest[0] if len(rest) == 1 else DimProduct(tuple(rest))
