@@ -146,6 +146,22 @@ def test_large_in_memory_data_is_blocked_by_default(monkeypatch):
     np.testing.assert_allclose(grads["w"], -2 * X.T @ (y - X @ w), rtol=1e-12)
 
 
+@pytest.mark.parametrize("columns, blocked_", [(8, True), (blocked.NARROW_ROW_BYTES // 8 + 1, False)])
+def test_in_memory_blocks_only_for_narrow_rows(monkeypatch, columns, blocked_):
+    """Wide rows in memory are evaluated whole (blocks measured slower there); narrow ones in
+    blocks; the gradient is the same either way."""
+    calls = []
+    real = blocked.Runner.run
+    monkeypatch.setattr(blocked.Runner, "run", lambda self, *a, **k: calls.append(a[1]) or real(self, *a, **k))
+    monkeypatch.setattr(blocked, "MIN_BYTES", 1)
+    rng = np.random.default_rng(7)
+    X, y, w = rng.normal(size=(200, columns)), rng.normal(size=200), rng.normal(size=columns)
+    problem = gradcli.analyze("sum((X@w - y)^2) wrt w", shapes={"X": X.shape, "y": y.shape, "w": w.shape})
+    grads = problem.compile()(X=X, y=y, w=w)[1]
+    assert bool(calls) is blocked_
+    np.testing.assert_allclose(grads["w"], -2 * X.T @ (y - X @ w), rtol=1e-12)
+
+
 @pytest.mark.parametrize("text, wrt", [
     ("sum((X@w - y)^2) wrt w, y", {"w", "y"}),  # ∂f/∂y runs over the samples: filled block by block
     ("tanh(X@w) wrt w", {"w"}),  # a Jacobian with a row per sample

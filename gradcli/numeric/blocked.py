@@ -6,7 +6,7 @@ that needs it or after the last one.
 When.  `evaluate` blocks when the plan splits and either an input is out of core (a memory-mapped
 `.npy`, a folder of shards, a zarr array: those are only ever read block by block) or, in
 memory, where blocks measured faster than the whole evaluation (`python -m bench --part blocks`;
-`pays_in_memory`): the inputs hold at least `MIN_BYTES` (32 MB: beyond a last-level cache, so
+`pays_in_memory`): rows are narrow (`NARROW_ROW_BYTES`), the inputs hold at least `MIN_BYTES` (32 MB: beyond a last-level cache, so
 that the whole evaluation's second product over X reads memory again), the data is read once,
 and every reduction is a scalar or a vector (Xᵀr: memory-bound work; a Hessian's XᵀDX is a
 matrix product bound by arithmetic, which smaller blocks only slow down, and a second pass
@@ -40,6 +40,11 @@ BLOCK_BYTES: int | None = None  # sliced input per block (None: from the L2 cach
 # is measured against (bench/blocks.py), so the disk sees the same requests
 READ_BYTES = 64 << 20
 MIN_BYTES: int | None = 32 << 20  # in-memory inputs at least this big are blocked where it pays (None: never)
+# In memory, blocks pay only on narrow rows: on a quiet machine (bench --part blocks) X of
+# 1000000x50 gave 0.75-0.80x hand numpy in blocks against 1.00-1.22x whole, while 200000x100 and
+# 20000x500 were 1.07-1.31x in blocks against 1.03-1.11x whole (BLAS's matrix-vector products
+# on wide rows are fast enough that fusing the two passes loses more than it saves).
+NARROW_ROW_BYTES = 64 * 8  # sliced bytes per row: 64 float64 columns, between the measured widths
 
 
 def plan_for(program: Program, wrt: set[str]) -> Plan:
@@ -89,10 +94,13 @@ def evaluate(program: Program, values: dict[str, Any], wrt: set[str], xp: Any = 
         program.__dict__.pop("_block_plan", None)  # not asked: no note
         return program.run(values, xp)
     plan = plan_for(program, wrt)
+    row_bytes = sum(8 * _entries(getattr(values.get(n), "shape", (1, 1))[1:]) for n in plan.sliced)
+    if not chosen and plan.splits and row_bytes > NARROW_ROW_BYTES:
+        program.__dict__.pop("_block_plan", None)  # wide rows in memory: whole, no note
+        return program.run(values, xp)
     program.__dict__["_block_plan"] = plan  # the note of this evaluation (api.Compiled.evaluation_note)
     if not plan.splits:
         return program.run(_whole(values), xp)
-    row_bytes = sum(8 * _entries(getattr(values.get(n), "shape", (1, 1))[1:]) for n in plan.sliced)
     rows = block_rows or max(16, block_bytes() // max(row_bytes, 1))
     chunk = max([getattr(values.get(n), "chunk_rows", 1) for n in plan.sliced], default=1)
     if block_rows is None and chunk > 1:  # whole chunks of a zarr array, each decoded once
