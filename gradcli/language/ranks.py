@@ -141,6 +141,25 @@ def _postorder(root: Node) -> list[Node]:
     return postorder(root, children)
 
 
+def propagate(revise: Callable[[int, list], None], queue: list) -> None:
+    """Arc consistency's worklist, shared by both searches: revise each constraint in the given
+    order, and again whenever a revision narrows something it reads (`revise(i, more)` appends
+    the constraints to look at again), each at most once in the list at a time."""
+    pending = set(queue)
+    queue = list(reversed(queue))  # pop() takes them in the given order
+    while queue:
+        index = queue.pop()
+        if index not in pending:
+            continue
+        pending.discard(index)
+        more: list = []
+        revise(index, more)
+        for j in more:
+            if j not in pending:
+                pending.add(j)
+                queue.append(j)
+
+
 class Unsatisfiable(Exception):
     """No kinds of the open symbols fit an operator (`node`: its index, where known)."""
 
@@ -296,19 +315,7 @@ class Uses:
             self.narrow(k, ks, queue, i)
 
     def propagate(self, queue: list) -> None:
-        pending = set(queue)
-        queue = list(reversed(queue))  # pop() takes them in the given order
-        while queue:
-            i = queue.pop()
-            if i not in pending:
-                continue
-            pending.discard(i)
-            more: list = []
-            self.revise(i, more)
-            for j in more:
-                if j not in pending:
-                    pending.add(j)
-                    queue.append(j)
+        propagate(self.revise, queue)
 
     def undo(self, mark: int) -> None:
         while len(self.trail) > mark:
@@ -630,19 +637,7 @@ class Classes:
             self.narrow(k, ks & domain[k], queue)
 
     def propagate(self, queue: list) -> None:
-        pending = set(queue)
-        queue = list(reversed(queue))
-        while queue:
-            index = queue.pop()
-            if index not in pending:
-                continue
-            pending.discard(index)
-            more: list = []
-            self.revise(index, more)
-            for j in more:
-                if j not in pending:
-                    pending.add(j)
-                    queue.append(j)
+        propagate(self.revise, queue)
 
     def undo(self, mark: int) -> None:
         while len(self.trail) > mark:
