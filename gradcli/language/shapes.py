@@ -8,8 +8,9 @@ anything and are named m, n, k, ... at the end, in order of first appearance).
 
 from __future__ import annotations
 
+import math
 from itertools import count
-from typing import Callable, NoReturn, Union
+from typing import Any, Callable, NoReturn, Union
 
 
 class DimVar:
@@ -256,3 +257,8 @@ class Strict:
 
 
 STRICT = Strict()
+
+
+def entries(dims: tuple[Any, ...]) -> int:
+    """How many entries resolved dims hold (the product; 1 for a scalar)."""
+    return math.prod(dims)

@@ -235,7 +235,7 @@ def _combine(a: Expr, b: Expr) -> Optional[Expr]:
         if inner is not None:
             return mul(xa.args[0], inner)
     if _InDerivative.on and xa.op == "matmul" and xb.op == "matmul":
-        fa, fb = _matmul_factors(xa, []), _matmul_factors(xb, [])
+        fa, fb = matmul_factors(xa, []), matmul_factors(xb, [])
         if fa is None or fb is None:
             return None
         if fa[-1] is fb[-1]:  # a common last factor, however the chains are grouped: s(sᵀW) = (ssᵀ)W
@@ -813,9 +813,9 @@ def is_transpose_pair(a: Expr, b: Expr) -> bool:
 MAX_CHAIN = 32  # longer products are not searched for common factors or symmetry
 
 
-def _matmul_factors(e: Expr, out: list) -> list | None:
+def matmul_factors(e: Expr, out: list, limit: int | None = MAX_CHAIN) -> list | None:
     """The factors F₁…F_k of a product however it is grouped, appended to out; None when there
-    are more than MAX_CHAIN (A(A(A…x)) 1,000 deep is not flattened at every step)."""
+    are more than `limit` (A(A(A…x)) 1,000 deep is not flattened at every simplifying step)."""
     stack = list(reversed(e.args))
     while stack:
         a = stack.pop()
@@ -823,7 +823,7 @@ def _matmul_factors(e: Expr, out: list) -> list | None:
             stack.extend(reversed(a.args))
         else:
             out.append(a)
-            if len(out) > MAX_CHAIN:
+            if limit is not None and len(out) > limit:
                 return None
     return out
 
@@ -857,7 +857,7 @@ def symmetric_as_argument(e: Expr) -> Generator[Expr, bool, bool]:
 
 def symmetric_product(e: Expr) -> Generator[Expr, bool, bool]:
     """F₁F₂…F_k with F_i = F_{k+1−i}ᵀ (and a symmetric middle factor): PᵀP, PᵀSP."""
-    fs = _matmul_factors(e, [])
+    fs = matmul_factors(e, [])
     if fs is None:
         return False
     k = len(fs)

@@ -18,6 +18,8 @@ the program whole, so the message is the one a whole evaluation gives.
 
 from __future__ import annotations
 
+import math
+
 import mmap
 import os
 from typing import TYPE_CHECKING, Any, Callable
@@ -94,7 +96,7 @@ def evaluate(program: Program, values: dict[str, Any], wrt: set[str], xp: Any = 
         program.__dict__.pop("_block_plan", None)  # not asked: no note
         return program.run(values, xp)
     plan = plan_for(program, wrt)
-    row_bytes = sum(8 * _entries(getattr(values.get(n), "shape", (1, 1))[1:]) for n in plan.sliced)
+    row_bytes = sum(8 * math.prod(getattr(values.get(n), "shape", (1, 1))[1:]) for n in plan.sliced)
     if not chosen and plan.splits and row_bytes > NARROW_ROW_BYTES:
         program.__dict__.pop("_block_plan", None)  # wide rows in memory: whole, no note
         return program.run(values, xp)
@@ -375,9 +377,3 @@ def _finite(v: Any) -> bool:
 
     return bool(np.isfinite(np.add.reduce(v, axis=None))) or bool(np.all(np.isfinite(v)))
 
-
-def _entries(dims: tuple[Any, ...]) -> int:
-    n = 1
-    for d in dims:
-        n *= d
-    return n

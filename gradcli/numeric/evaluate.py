@@ -25,6 +25,7 @@ from ..calculus.differentiate import elementwise_derivative
 from ..errors import GradcliError, data_error, math_error
 from ..language.expr import OPS, Expr, Op, make, make_raw, topological
 from ..language.render import render
+from ..language.shapes import entries
 from ..language.simplify import is_transpose_pair
 
 if TYPE_CHECKING:
@@ -303,7 +304,7 @@ def peak_entries(program: Program) -> int | None:
         node = st.node
         if not all(isinstance(d, int) for d in node.ty.dims):
             return None
-        size = _entries(node.ty.dims)
+        size = entries(node.ty.dims)
         dying = [a for a in dict.fromkeys(st.args) if plan.last_use.get(id(a)) == step and id(a) not in roots]
         if st.kernel is None:
             size = 0
@@ -315,19 +316,13 @@ def peak_entries(program: Program) -> int | None:
         owned[id(node)] = size
         live += size
         # a product copies a broadcast argument into a contiguous array for BLAS while it runs
-        copies = sum(_entries(a.ty.dims) for a in st.args if a.op in ("fill", "expand")) \
+        copies = sum(entries(a.ty.dims) for a in st.args if a.op in ("fill", "expand")) \
             if node.op == "matmul" else 0
         peak = max(peak, live + copies)
         for a in dying:
             live -= owned.pop(id(a), 0)
     return peak
 
-
-def _entries(dims: tuple[Any, ...]) -> int:
-    n = 1
-    for d in dims:
-        n *= d
-    return n
 
 
 _POINTWISE_BINARY = ("add", "mul", "div", "pow")

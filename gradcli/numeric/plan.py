@@ -21,11 +21,11 @@ and the program runs whole.
 
 from __future__ import annotations
 
-from typing import Any
+
 
 from ..language.expr import Expr, make_raw, topological
 from ..record import Factory, record
-from ..language.shapes import Ty
+from ..language.shapes import Ty, entries
 
 DIAG = "diag"
 Tag = int | str  # a node's sample axis, or DIAG
@@ -81,7 +81,7 @@ def sample_axis(roots: list[Expr], wrt: set[str]) -> tuple[int | None, dict[str,
     data = [n for name, n in syms.items() if name not in wrt] or list(syms.values())
     if not data:
         return None, {}
-    biggest = max(data, key=lambda n: (_entries(n.ty.dims), n.params[0]))
+    biggest = max(data, key=lambda n: (entries(n.ty.dims), n.params[0]))
     m = biggest.ty.dims[0]
     if not isinstance(m, int) or m < 2:
         return None, {}
@@ -182,7 +182,7 @@ class _Planner:
             self.need[id(part)] = self.need[id(a)]
         else:
             part, combine, finish = n, "add", None  # a contraction: checked in _rows_of
-        self.reductions.append(Reduction(n, part, combine, finish, _entries(a.ty.dims), passno))
+        self.reductions.append(Reduction(n, part, combine, finish, entries(a.ty.dims), passno))
         self.need[id(n)] = passno
 
     def _rows_of(self, n: Expr) -> Tag | None:
@@ -290,12 +290,6 @@ def int_axis(tag: Tag | None) -> int:
         raise Unsplittable("diag over the samples where an axis is needed")
     return tag
 
-
-def _entries(dims: tuple[Any, ...]) -> int:
-    n = 1
-    for d in dims:
-        n *= d
-    return n
 
 
 _init_unary()

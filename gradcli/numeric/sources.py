@@ -12,6 +12,8 @@ the first one's dtype and the same columns.
 
 from __future__ import annotations
 
+import math
+
 import os
 import re
 from typing import Any
@@ -48,7 +50,7 @@ class Shards:
         assert first is not None  # files is not empty
         self.rows = sum(p[2][0] for p in self.parts)
         self.shape = (self.rows,) + first[0]
-        self.nbytes = 8 * self.rows * _entries(first[0])
+        self.nbytes = 8 * self.rows * math.prod(first[0])
         self.ndim = len(self.shape)
 
     def __getitem__(self, index: slice) -> Any:
@@ -75,7 +77,7 @@ def _map(path: str, offset: int, shape: tuple[int, ...], dtype: Any) -> Any:
     short after it was opened would otherwise kill the process with SIGBUS)."""
     import numpy as np
 
-    need = offset + _entries(shape) * dtype.itemsize
+    need = offset + math.prod(shape) * dtype.itemsize
     size = os.stat(path).st_size
     if size < need:
         raise data_error(f"{path}: truncated: {size - offset} of {need - offset} bytes of data")
@@ -96,7 +98,7 @@ class FileRows:
     def __init__(self, arr: Any):
         self.path, self.offset, self.dtype = arr.filename, arr.offset, arr.dtype
         self.shape = arr.shape
-        self.row_bytes = arr.itemsize * _entries(arr.shape[1:])
+        self.row_bytes = arr.itemsize * math.prod(arr.shape[1:])
         self.fd = os.open(self.path, os.O_RDONLY)
         self.buffers: list[bytearray] = [bytearray(0), bytearray(0)]
         self.pending: tuple[int, int, int, Any] | None = None  # (start, stop, buffer index, future) of the read ahead
@@ -161,7 +163,7 @@ def check_mapped(arr: Any, rows: slice) -> None:
     path = getattr(arr, "filename", None)
     if path is None:
         return
-    row_bytes = arr.itemsize * _entries(arr.shape[1:])
+    row_bytes = arr.itemsize * math.prod(arr.shape[1:])
     need = arr.offset + rows.stop * row_bytes
     size = os.stat(path).st_size
     if size < need:
@@ -204,7 +206,7 @@ class Zarr:
         self.name, self.origin = name, path
         self.chunk_rows = int(getattr(self.array, "chunks", (1,))[0] or 1)  # blocks are multiples
         self.shape = tuple(self.array.shape)
-        self.nbytes = 8 * _entries(self.shape)
+        self.nbytes = 8 * math.prod(self.shape)
         self.ndim = len(self.shape)
 
     def __getitem__(self, index: slice) -> Any:
@@ -219,9 +221,3 @@ class Zarr:
     def read_all(self) -> Any:
         return self[0:self.shape[0]]
 
-
-def _entries(dims: tuple[int, ...]) -> int:
-    n = 1
-    for d in dims:
-        n *= d
-    return n

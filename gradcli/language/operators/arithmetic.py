@@ -16,7 +16,7 @@ from ...errors import shape_error
 from ..expr import OPS, NoIndexForm, NoMatrixForm, Op, Row, ShapeMsg, make, make_raw, register
 from ..shaperules import broadcast_shape, matmul_shape, pow_shape
 from ..shapes import SCALAR, STRICT, DimMismatch
-from ..simplify import (_simplify_add, _simplify_div, _simplify_matmul, _simplify_mul, _simplify_pow, T,
+from ..simplify import (matmul_factors, _simplify_add, _simplify_div, _simplify_matmul, _simplify_mul, _simplify_pow, T,
                         const, div, fn, like, mm, mul, neg, power, scale, split_coef, sub, symmetric_product,
                         symmetric_sum, unbroadcast)
 from . import kernels as K
@@ -327,14 +327,8 @@ def _ascii_chain(node: Expr) -> list[Expr] | None:
     """The factors of a product chain F₁ @ F₂ @ … @ F_k, when writing it ungrouped means the same:
     the language groups from the left, so no partial product F₁…F_j (j < k) may be a scalar
     (xᵀy inside a chain is a scalar factor, which @ does not take)."""
-    factors = []
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n.op == "matmul":
-            stack.extend(reversed(n.args))
-        else:
-            factors.append(n)
+    factors = matmul_factors(node, [], limit=None)
+    assert factors is not None  # no limit: never None
     ty = factors[0].ty
     for f in factors[1:-1]:
         try:
