@@ -7,8 +7,14 @@ shape or raises `ShapeMsg` naming the operator and both shapes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 from .expr import ShapeMsg
 from .shapes import SCALAR, DimMismatch, Ty, col, fmt, mat
+
+if TYPE_CHECKING:
+    from .expr import Params, ShapeContext, ShapeRule
+    from .shapes import Dim
 
 
 # ----------------------------------------------------------------- shape rules
@@ -16,10 +22,17 @@ def _shape_err(op: str, why: str) -> ShapeMsg:
     return ShapeMsg(f"{op}: {why}")
 
 
-def broadcast_shape(symbol: str):
+def _show(ctx: ShapeContext) -> Callable[[Ty], str]:
+    """The context's spelling of a shape: the inferrer names its dimension variables (`m×n`),
+    the strict checker after inference has none and uses the plain `fmt`."""
+    show: Callable[[Ty], str] = getattr(ctx, "show", fmt)
+    return show
+
+
+def broadcast_shape(symbol: str) -> ShapeRule:
     """numpy broadcasting for element-wise binary operators."""
 
-    def rule(ctx, tys, params):
+    def rule(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
         a, b = tys
         if a is b or not a.dims:  # the same shape (a long sum's terms), or a scalar
             return b
@@ -27,21 +40,17 @@ def broadcast_shape(symbol: str):
             return a
         if a.dims == b.dims and a.row == b.row:  # the very same dimensions: nothing to unify
             return a
-        show = getattr(ctx, "show", fmt)
+        show = _show(ctx)
         if a.is_vector and b.is_vector and a.row != b.row:
             raise _shape_err(symbol, f"cannot combine {show(a)} and {show(b)}: a column and a row "
                                      "vector (use outer(a, b) or a@b' for an outer product)")
-        out = []
+        out: list[Dim] = []
         da, db = list(a.dims), list(b.dims)
-        if a.rank != b.rank:  # a vector against a matrix: align with the last axis, as numpy
-            short, long_ = (da, db) if a.rank < b.rank else (db, da)
-            short[:0] = [None] * (len(long_) - len(short))
+        if a.rank != b.rank:  # a vector against a matrix: align with the last axis, as numpy,
+            short, long_ = (da, db) if a.rank < b.rank else (db, da)  # whose missing axes are 1
+            short[:0] = [1] * (len(long_) - len(short))
         for x, y in zip(da, db):
-            if x is None:
-                out.append(y)
-            elif y is None:
-                out.append(x)
-            elif x == 1 and y != 1:
+            if x == 1 and y != 1:
                 out.append(y)
             elif y == 1 and x != 1:
                 out.append(x)
@@ -58,9 +67,9 @@ def broadcast_shape(symbol: str):
     return rule
 
 
-def matmul_shape(ctx, tys, params):
+def matmul_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
     a, b = tys
-    show = getattr(ctx, "show", fmt)
+    show = _show(ctx)
     if a.is_scalar or b.is_scalar:
         raise _shape_err("@", f"cannot multiply {show(a)} by {show(b)}: @ needs vectors or "
                               "matrices (use * to scale by a scalar)")
@@ -85,22 +94,22 @@ def matmul_shape(ctx, tys, params):
     return SCALAR  # row @ column, or column @ column (numpy's inner product)
 
 
-def _d(ctx, d):
-    show_dim = getattr(ctx, "show_dim", None)
+def _d(ctx: ShapeContext, d: Dim) -> str:
+    show_dim: Callable[[Dim], str] | None = getattr(ctx, "show_dim", None)
     return show_dim(d) if show_dim else str(d)
 
 
-def same_shape(ctx, tys, params):
+def same_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
     return tys[0]
 
 
-def to_scalar(ctx, tys, params):
+def to_scalar(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
     return SCALAR
 
 
-def square(name: str):
-    def check(ctx, ty: Ty) -> None:
-        show = getattr(ctx, "show", fmt)
+def square(name: str) -> Callable[[ShapeContext, Ty], None]:
+    def check(ctx: ShapeContext, ty: Ty) -> None:
+        show = _show(ctx)
         if not ty.is_matrix:
             raise _shape_err(name, f"needs a square matrix, got {ty.kind()} {show(ty)}")
         try:
@@ -110,31 +119,31 @@ def square(name: str):
     return check
 
 
-def square_to(name: str, result):
+def square_to(name: str, result: Callable[[Ty], Ty]) -> ShapeRule:
     check = square(name)
 
-    def rule(ctx, tys, params):
+    def rule(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
         check(ctx, tys[0])
         return result(tys[0])
     return rule
 
 
-def vector_only(name: str, result):
-    def rule(ctx, tys, params):
+def vector_only(name: str, result: Callable[[Ty], Ty]) -> ShapeRule:
+    def rule(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
         ty = tys[0]
         if not ty.is_vector:
-            raise _shape_err(name, f"needs a vector, got {ty.kind()} {getattr(ctx, 'show', fmt)(ty)}")
+            raise _shape_err(name, f"needs a vector, got {ty.kind()} {_show(ctx)(ty)}")
         return result(ty)
     return rule
 
 
-def sum_shape(ctx, tys, params):
+def sum_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
     axis, keep = params
     ty = tys[0]
     if axis is None:
         return SCALAR
     if ty.rank == 0 or axis >= ty.rank or axis < -ty.rank:
-        raise _shape_err("sum", f"axis {axis} is out of range for {ty.kind()} {getattr(ctx, 'show', fmt)(ty)}")
+        raise _shape_err("sum", f"axis {axis} is out of range for {ty.kind()} {_show(ctx)(ty)}")
     axis %= ty.rank
     if keep:
         dims = list(ty.dims)
@@ -144,7 +153,7 @@ def sum_shape(ctx, tys, params):
     return Ty(rest)
 
 
-def pow_shape(ctx, tys, params):
+def pow_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
     if not tys[1].is_scalar:
-        raise _shape_err("^", f"the exponent must be a scalar, got {getattr(ctx, 'show', fmt)(tys[1])}")
+        raise _shape_err("^", f"the exponent must be a scalar, got {_show(ctx)(tys[1])}")
     return tys[0]
