@@ -101,6 +101,11 @@ TABLE = [
     ("sum(exp(x)) wrt x", "", "exp(x)", True, "diagonal"),
     ("x'@A@y wrt x, y", "x,y", "A", True, "correct"),
     ("x'@A@y wrt x, y", "x,y", "A'", True, "other_layout"),
+    # product dimensions: x assumed (m*n,) or (k*m, n*p) is sized by its factors at every draw
+    ("sum(x * vec(A)) wrt x", "", "vec(A)", False, "correct"),
+    ("sum(x * vec(A)) wrt x", "", "2*vec(A)", False, "factor"),
+    ("tr(x'@kron(a, b)) wrt x", "", "kron(a, b)", False, "correct"),
+    ("tr(x'@kron(a, b)) wrt x", "", "kron(b, a)", False, "wrong"),
 ]
 
 
@@ -184,6 +189,13 @@ def test_sizes_are_distinct_per_dimension():
     v = _judge(LS, "", "-2*X'@(y - X@theta)", False)
     for d in v.draws:
         assert len(set(d.sizes.values())) == len(d.sizes) == 2
+
+
+def test_a_product_dimension_is_sized_by_its_factors():
+    # x + kron(a, b): x is (k*m, n*p); the draws size k, m, n and p, never the product itself
+    v = _judge("sum(x + kron(a, b)) wrt x", "", "0*x + 1", False)
+    assert v.verdict == "correct", v.message
+    assert all(sorted(d.sizes) == ["k", "m", "n", "p"] for d in v.draws)
 
 
 def test_domains_follow_the_formula():

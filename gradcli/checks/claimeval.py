@@ -12,12 +12,31 @@ different smooth builtin at each draw, so a claim is not accepted for one functi
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
+from ..language.shapes import DimProduct
 from ..record import record
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import TypedDict
+
+    from ..api import Problem
+    from ..compiled import Compiled, Deferred
     from ..derivative import Derivative
+    from ..language.expr import Array, Expr
+    from ..language.shapes import Dim
+    from ..numeric.evaluate import Program
+
+    class Source(TypedDict):
+        """The formula as the user gave it, analysed again at each size set."""
+
+        text: str
+        wrt: list[str] | None
+        layout: str | None
+
+    Binding = tuple[tuple[str, str], ...]  # abstract function → the builtin bound to it, sorted
 
 DRAWS = 4  # seeds 0..3: two at the first size set, two at the second
 TOLERANCE = 1e-7  # relative (max-norm) error under which two values count as equal
@@ -27,12 +46,12 @@ ABSTRACT_BINDINGS = ("tanh", "sin", "softplus", "arctan")  # smooth on all of R,
 @record
 class Draw:
     seed: int
-    sizes: dict
+    sizes: dict[str, int]  # each dimension name's size
     domain: str  # "mixed" (signs ±) or "positive"
-    functions: dict
+    functions: dict[str, str]  # each unbound abstract function's builtin
 
 
-def parse_claim(problem, text: str, functions=()):
+def parse_claim(problem: Problem, text: str, functions: Iterable[str] = ()) -> Expr:
     """The claim as a typed expression over the formula's symbols, in their shapes."""
     import re
 
@@ -62,18 +81,26 @@ def parse_claim(problem, text: str, functions=()):
     return claim.expr
 
 
-def size_sets(problem) -> list[dict]:
-    """Two assignments of distinct small sizes to the symbolic dimensions (numeric ones stay)."""
-    dims: list = []
+def _factors(d: Dim) -> tuple[Dim, ...]:
+    """The dimensions a product dimension (kron's m*p, vec's m*n) multiplies; d alone otherwise."""
+    return d.factors if isinstance(d, DimProduct) else (d,)
+
+
+def size_sets(problem: Problem) -> list[dict[str, int]]:
+    """Two assignments of distinct small sizes to the dimension names (numeric ones stay); a
+    product dimension is sized by its factors, so x in x + kron(a, b) keeps a's times b's."""
+    dims: list[Dim] = []
     for s in problem.symbols.values():
         for d in s.shape:
-            if d not in dims:
-                dims.append(d)
+            for f in _factors(d):
+                if f not in dims:
+                    dims.append(f)
     numeric = {d for d in dims if isinstance(d, int)}
-    names = [d for d in dims if not isinstance(d, int)]
+    names = [str(d) for d in dims if not isinstance(d, int)]  # resolved: only names are left
 
-    def assign(start: int) -> dict:
-        out, k = {}, start
+    def assign(start: int) -> dict[str, int]:
+        out: dict[str, int] = {}
+        k = start
         for name in names:
             while k in numeric:
                 k += 1
@@ -83,33 +110,33 @@ def size_sets(problem) -> list[dict]:
     return [assign(3), assign(3 + len(names) + 1)]
 
 
-def sized(text: str, sizes: dict, problem) -> str:
+def sized(text: str, sizes: Mapping[str, int], problem: Problem) -> str:
     """The claim at numeric sizes: a dimension name it uses (`eye(n)`) becomes its size.  Names
     of symbols and functions are left alone (a claim cannot use any other name: the symbolic
     analysis refused it already)."""
     import re
 
-    def size(m: re.Match) -> str:
+    def size(m: re.Match[str]) -> str:
         name = m.group(1)
         return str(sizes[name]) if name in sizes and name not in problem.symbols else name
     return re.sub(r"(?<![\w'.])([^\W\d]\w*)(?!\w|\s*\()", size, text)
 
 
-def _numeric(dims: tuple, sizes: dict) -> tuple:
-    return tuple(d if isinstance(d, int) else sizes[d] for d in dims)
+def _numeric(dims: tuple[Dim, ...], sizes: Mapping[str, int]) -> tuple[int, ...]:
+    return tuple(math.prod(f if isinstance(f, int) else sizes[str(f)] for f in _factors(d)) for d in dims)
 
 
-def draw_values(shapes: dict, seed: int, positive: bool) -> dict:
+def draw_values(shapes: Mapping[str, tuple[int, ...]], seed: int, positive: bool) -> dict[str, Array]:
     """Seeded arrays for a claim: drawn by the one drawing module (draws.claim_values)."""
     from ..numeric.draws import claim_values
 
     return claim_values(shapes, seed, positive)
 
 
-def _abstract_functions(exprs) -> list[str]:
+def _abstract_functions(exprs: Iterable[Expr]) -> list[str]:
     from ..language.expr import topological
 
-    names = []
+    names: list[str] = []
     for n in topological(list(exprs)):
         if n.op == "apply" and n.params[0] not in names:
             names.append(n.params[0])
@@ -120,14 +147,17 @@ class Evaluator:
     """The formula, its derivatives and the claims at every draw.  Evaluation needs numeric
     sizes in the graph, so the formula and each claim are analysed again for each size set."""
 
-    def __init__(self, source: dict, problem, claims: dict[str, str], hessian: bool, fns: dict):
+    def __init__(self, source: Source, problem: Problem, claims: Mapping[str, str], hessian: bool,
+                 fns: dict[str, str]):
         from ..api import analyze
 
         self.hessian = hessian
         self.fns = fns
         self.sets = size_sets(problem)
-        self.problems, self.claims, self.derivs = [], [], []
-        self._base: dict[int, dict] = {}
+        self.problems: list[Problem] = []
+        self.claims: list[dict[str, Expr]] = []  # per size set: each claim, analysed at those sizes
+        self.derivs: list[dict[str, Derivative]] = []  # per size set: the derivatives, by wrt
+        self._base: dict[int, dict[str, Array]] = {}  # per draw: the derivatives in base layout
         for sizes in self.sets:
             shapes = {n: _numeric(s.shape, sizes) for n, s in problem.symbols.items()}
             p = analyze(source["text"], shapes, source.get("wrt"), source.get("layout"), None, set(fns))
@@ -138,9 +168,10 @@ class Evaluator:
                  for x in [p.expr, *cs.values(), *(d.expr for d in ds.values() if d.expr is not None)]]
         unbound = [n for n in _abstract_functions(exprs) if n not in fns]
         self.draws: list[Draw] = []
-        self.values: list[dict] = []
-        self._bindings: list[dict] = []
-        self._compiled: dict = {}
+        self.values: list[dict[str, Array]] = []
+        self._bindings: list[dict[str, str]] = []
+        self._programs: dict[tuple[Expr, Binding], Program] = {}
+        self._derivative_programs: dict[tuple[int, Binding], Compiled | Deferred] = {}
         for seed in range(DRAWS):
             binding = {**fns, **{n: ABSTRACT_BINDINGS[(seed + i) % len(ABSTRACT_BINDINGS)]
                                  for i, n in enumerate(unbound)}}
@@ -158,20 +189,20 @@ class Evaluator:
     def set_of(self, k: int) -> int:
         return k * len(self.sets) // DRAWS
 
-    def _program(self, e, k: int):
+    def _program(self, e: Expr, k: int) -> Program:
         from ..numeric.evaluate import compile_graph
 
         key = (e, tuple(sorted(self._bindings[k].items())))
-        if key not in self._compiled:
-            self._compiled[key] = compile_graph([e], self._bindings[k])  # e itself in the key
-        return self._compiled[key]
+        if key not in self._programs:
+            self._programs[key] = compile_graph([e], self._bindings[k])  # e itself in the key
+        return self._programs[key]
 
-    def _compiled_derivatives(self, k: int):
-        key = ("derivatives", self.set_of(k), tuple(sorted(self._bindings[k].items())))
-        if key not in self._compiled:
+    def _compiled_derivatives(self, k: int) -> Compiled | Deferred:
+        key = (self.set_of(k), tuple(sorted(self._bindings[k].items())))
+        if key not in self._derivative_programs:
             p = self.problems[self.set_of(k)]
-            self._compiled[key] = p.compile(self._bindings[k], hessian=self.hessian)
-        return self._compiled[key]
+            self._derivative_programs[key] = p.compile(self._bindings[k], hessian=self.hessian)
+        return self._derivative_programs[key]
 
     def _prepare(self) -> None:
         """Each draw's values: mixed signs, else positive where the formula, its derivatives or
@@ -180,7 +211,7 @@ class Evaluator:
 
         for k, draw in enumerate(self.draws):
             p = self.problems[self.set_of(k)]
-            shapes = {n: s.shape for n, s in p.symbols.items()}
+            shapes = {n: _numeric(s.shape, draw.sizes) for n, s in p.symbols.items()}
             for positive in (False, True):
                 values = draw_values(shapes, draw.seed, positive)
                 try:
@@ -195,7 +226,7 @@ class Evaluator:
             draw.domain = "positive" if positive else "mixed"
             self.values[k] = values
 
-    def derivative(self, wrt: str, layout: str, k: int):
+    def derivative(self, wrt: str, layout: str, k: int) -> Array:
         """∂f/∂x in the given layout at draw k."""
         from ..errors import GradcliError
 
@@ -208,13 +239,15 @@ class Evaluator:
         base = self._base[k]
         d = self.derivs[self.set_of(k)][wrt]
         if d.layout != layout:
-            d = alternate(d)
+            other = alternate(d)
+            assert other is not None, "asked for the other layout of a derivative that has one only"
+            d = other
         return d.to_layout(base[wrt])
 
-    def claim(self, name: str, k: int):
+    def claim(self, name: str, k: int) -> Array | None:
         return self.value(self.claims[self.set_of(k)][name], k)
 
-    def value(self, e, k: int):
+    def value(self, e: Expr, k: int) -> Array | None:
         """The value of e at draw k, as an array of e's full shape; None where not finite."""
         import numpy as np
 
@@ -226,19 +259,21 @@ class Evaluator:
             if err.kind != "math":
                 raise
             return None
-        dims = e.ty.full_dims
+        dims = _numeric(e.ty.full_dims, self.sets[self.set_of(k)])
         value = np.asarray(value, dtype=float)
         return value.reshape(dims) if value.size == int(np.prod(dims)) else np.broadcast_to(value, dims)
 
-    def terms(self, symbolic, numeric: list) -> list:
+    def terms(self, symbolic: Expr | None, numeric: Sequence[Expr | None]) -> list[tuple[Expr, list[Array]]]:
         """[(term, [value at each draw])] for the terms of an expression, given symbolically
         (for printing) and as its numeric version per size set (for evaluating); [] when the
-        size sets split it differently."""
+        size sets split it differently, or where there is no matrix formula (None)."""
+        if symbolic is None:
+            return []
         sym_terms = terms(symbolic)
-        per_set = [terms(e) for e in numeric]
+        per_set = [terms(e) if e is not None else [] for e in numeric]
         if len(sym_terms) < 2 or any(len(t) != len(sym_terms) for t in per_set):
             return []
-        out = []
+        out: list[tuple[Expr, list[Array]]] = []
         for i, t in enumerate(sym_terms):
             values = [self.value(per_set[self.set_of(k)][i], k) for k in range(len(self.draws))]
             if all(v is not None for v in values):
@@ -246,21 +281,21 @@ class Evaluator:
         return out
 
 
-def rel_error(a, b) -> float:
+def rel_error(a: Array, b: Array) -> float:
     import numpy as np
 
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
     return 0.0 if scale == 0.0 else float(np.max(np.abs(a - b), initial=0.0)) / scale
 
 
-def terms(e, limit: int = 16) -> list:
+def terms(e: Expr, limit: int = 16) -> list[Expr]:
     """The top-level terms of a sum, products distributed over sums one level ((A + Aᵀ)x is
     Ax + Aᵀx), constant factors kept on their terms."""
     from ..language import simplify as S
 
-    out: list = []
+    out: list[Expr] = []
 
-    def walk(n, coef: float) -> None:
+    def walk(n: Expr, coef: float) -> None:
         if len(out) > limit:
             return
         if n.op == "add":
@@ -280,12 +315,12 @@ def terms(e, limit: int = 16) -> list:
     return out[:limit]
 
 
-def _uniform(n) -> bool:
+def _uniform(n: Expr) -> bool:
     """A sum whose addends all have its shape (none broadcast), so a product distributes."""
     return all(a.ty == n.ty for a in _addends(n))
 
 
-def _addends(n) -> list:
+def _addends(n: Expr) -> list[Expr]:
     return [x for a in n.args for x in _addends(a)] if n.op == "add" else [n]
 
 
@@ -307,5 +342,5 @@ def alternate(d: Derivative) -> Derivative | None:
     return Derivative(d.wrt, d.kind, dims, other, d.expr, d.x_ty, d.f_ty, d.of, d.x)
 
 
-def same_dims(a: tuple, b: tuple) -> bool:
+def same_dims(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> bool:
     return tuple(map(str, a)) == tuple(map(str, b))

@@ -177,9 +177,10 @@ def compare(ev: Evaluator, name: str, claim: Expr, d: Derivative, wrt_label: str
     import numpy as np
 
     ks = range(len(ev.draws))
-    C = [ev.claim(name, k) for k in ks]
-    if any(c is None for c in C):
-        bad = next(k for k in ks if C[k] is None)
+    claimed = [ev.claim(name, k) for k in ks]
+    C = [c for c in claimed if c is not None]
+    if len(C) < len(claimed):
+        bad = next(k for k in ks if claimed[k] is None)
         return _Reading("undefined", f"the claim is not finite at draw {bad} (seed {ev.draws[bad].seed}), "
                                      "where the derivative is")
     D = [np.asarray(ev.derivative(d.wrt, d.layout, k), dtype=float) for k in ks]
