@@ -16,6 +16,19 @@ The names below are loaded on first use: importing the package costs nothing, so
 entry point (gradcli.process) can install its signal handlers before anything heavy is imported.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what a checker reads for the names loaded on first use (nothing imported here)
+    from types import ModuleType
+
+    from .api import Compiled, Derivative, Problem, analyze, derivation, emit_code, parse_dims
+    from .errors import GradcliError
+    from .language.parse import parse
+    from .results import Result, Results, Steps
+    from .run import check, check_files, grad, hess, shape
+
 __version__ = "0.1.0"
 __all__ = ["grad", "hess", "shape", "check", "check_files", "Results", "Result", "Steps", "analyze", "parse", "parse_dims",
            "Problem", "Derivative", "Compiled", "GradcliError", "derivation", "emit_code", "__version__"]
@@ -27,14 +40,14 @@ _HOMES = {"parse": "language.parse", "analyze": "api", "parse_dims": "api", "Pro
           "Results": "results", "Result": "results", "Steps": "results"}
 
 
-def _load(module: str):
+def _load(module: str) -> ModuleType:
     import importlib
 
     importlib.import_module(".language.operators", __name__)  # fills the operator table every stage reads
     return importlib.import_module("." + module, __name__)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name not in _HOMES:
         raise AttributeError(f"module 'gradcli' has no attribute {name!r}")
     value = getattr(_load(_HOMES[name]), name)
@@ -42,5 +55,5 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

@@ -358,7 +358,7 @@ def analyze(text: str, shapes: Mapping[str, tuple[Dim, ...]] | None = None, wrt:
     functions: names bound with --fn (abstract functions whatever their length)."""
     formula = parse(text)
     declared: dict[str, tuple[tuple[Dim, ...], str]] = {}
-    bound: dict[str, int] = {}  # dimension names of -s shapes that the data fixes (-s X=M,n with X 4×3: M=4)
+    bound: dict[Dim, Dim] = {}  # dimension names of -s shapes that the data fixes (-s X=M,n with X 4×3: M=4)
     if shapes and data_shapes:
         from .numeric.data import check_declared_shapes
 

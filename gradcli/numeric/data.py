@@ -18,28 +18,41 @@ import os
 import struct
 import warnings
 import zipfile
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import data_error, printable
 # the safe reading of a .npy file's header, shared with sources.py (row shards): old names kept here
 from .npyfile import UsageError, open_regular as _open, os_reason as _reason, read_header as _npy_header
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Container, Mapping
+    from io import BufferedIOBase
+    from types import ModuleType
+    from typing import TypeAlias
+
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from ..language.expr import Array, Expr
+    from ..language.shapes import Dim
+    from .sources import Shards, Zarr
+
+    Floats: TypeAlias = "NDArray[np.float64]"  # values read and checked: float64, in memory
+    # what a source loads as: its values, or (read block by block, checked as they are read) a
+    # read-only memory map in the file's dtype or a streamed source
+    Loaded: TypeAlias = "NDArray[Any] | Shards | Zarr"
+
 CHUNK = 16 * 1024 ** 2  # bytes per read
 MAP_BYTES = 32 * 1024 ** 2  # a .npy vector or matrix this big is memory-mapped, not read (blocked.py)
-
-
-
-def _np():
-    import numpy
-
-    return numpy
 
 
 # ----------------------------------------------------------------------------- headers
 class Source:
     """An array known by its header; `load()` reads it.  `value` is set for -d NAME=NUMBER."""
 
-    def __init__(self, name: str, origin: str, shape: tuple, dtype=None, fortran: bool = False,
-                 read=None, value=None, mapped=None):
+    def __init__(self, name: str, origin: str, shape: tuple[int, ...], dtype: np.dtype[Any] | None = None,
+                 fortran: bool = False, read: Callable[[], Floats] | None = None, value: Floats | None = None,
+                 mapped: Callable[[], Loaded] | None = None):
         self.name, self.origin, self.shape = name, origin, tuple(shape)
         self.dtype, self.fortran, self._read, self.value = dtype, fortran, read, value
         self._mapped = mapped  # () -> a read-only memory map or a streamed source (sources.py)
@@ -56,13 +69,15 @@ class Source:
             n *= d
         return n
 
-    def load(self, allow_nonfinite: bool = False):
-        np = _np()
-        if self.streams:  # values are checked block by block as they are read (blocked.py)
+    def load(self, allow_nonfinite: bool = False) -> Loaded:
+        import numpy as np
+
+        if self._mapped is not None and self.streams:  # values are checked block by block as they are read (blocked.py)
             return self._mapped()
         if self.value is not None:
             arr = self.value
         else:
+            assert self._read is not None, "a source has a value, a reader or a stream"
             try:
                 flat = self._read()
             except MemoryError:
@@ -78,40 +93,41 @@ class Source:
                              f"float64 ({human_bytes(8 * self.entries)})") from None
 
 
-def _check_values(name: str, arr, origin: str, allow_nonfinite: bool, np):
+def _check_values(name: str, arr: NDArray[Any], origin: str, allow_nonfinite: bool, np: ModuleType) -> Floats:
     # float64 in native byte order and C order; a copy only when the file's array is not already
-    arr = np.ascontiguousarray(arr, dtype=np.float64) if arr.ndim else np.asarray(arr, dtype=np.float64)
+    out: Floats = np.ascontiguousarray(arr, dtype=np.float64) if arr.ndim else np.asarray(arr, dtype=np.float64)
     with np.errstate(all="ignore"):
-        finite = np.isfinite(arr.sum()) or np.all(np.isfinite(arr))  # the sum is a fast first look
+        finite = np.isfinite(out.sum()) or np.all(np.isfinite(out))  # the sum is a fast first look
     if not finite:
         if not allow_nonfinite:
             raise data_error(f"{name} ({origin}) contains NaN or Inf; pass --allow-nonfinite to use it")
         warnings.warn(f"{name} ({origin}) contains NaN or Inf", RuntimeWarning, stacklevel=2)
-    return arr
+    return out
 
 
-def _read_into(fh, shape: tuple, dtype, where: str):
+def _read_into(fh: BufferedIOBase, shape: tuple[int, ...], dtype: np.dtype[Any], where: str) -> Floats:
     """The data of an array as a flat float64 array, read in chunks straight into it: a file
     of float64 is read into place; any other dtype chunk by chunk through a small buffer and
     converted, so a float32 or int file never needs its own size in memory on top."""
-    np = _np()
+    import numpy as np
+
     count = 1
     for d in shape:
         count *= d
     out = np.empty(count, dtype=np.float64)
     if dtype == out.dtype:
-        _fill(fh, memoryview(out.view(np.uint8)), 0, count * 8, where)
+        _fill(fh, out.view(np.uint8).data, 0, count * 8, where)
         return out
     per = max(1, CHUNK // dtype.itemsize)
     buf = np.empty(min(per, count), dtype=dtype)
     for start in range(0, count, per):
         n = min(per, count - start)
-        _fill(fh, memoryview(buf[:n].view(np.uint8)), start * dtype.itemsize, count * dtype.itemsize, where)
+        _fill(fh, buf[:n].view(np.uint8).data, start * dtype.itemsize, count * dtype.itemsize, where)
         out[start:start + n] = buf[:n]
     return out
 
 
-def _fill(fh, raw, done: int, total: int, where: str) -> None:
+def _fill(fh: BufferedIOBase, raw: memoryview, done: int, total: int, where: str) -> None:
     """Fill the buffer `raw` from fh, CHUNK bytes a read (Ctrl-C is honoured between reads)."""
     pos = 0
     while pos < len(raw):
@@ -127,7 +143,7 @@ def open_npy(path: str, name: str) -> Source:
         shape, fortran, dtype = _npy_header(fh, path, size)
         offset = fh.tell()
 
-    def read():
+    def read() -> Floats:
         with _open(path) as fh:
             fh.seek(offset)
             return _read_into(fh, shape, dtype, path)
@@ -135,14 +151,17 @@ def open_npy(path: str, name: str) -> Source:
     return Source(name, path, shape, dtype, fortran, read, mapped=_mapper(path, offset, shape, dtype, fortran, read))
 
 
-def _mapper(path: str, offset: int, shape: tuple, dtype, fortran: bool, read):
+def _mapper(path: str, offset: int, shape: tuple[int, ...], dtype: np.dtype[Any], fortran: bool,
+            read: Callable[[], Floats]) -> Callable[[], Loaded]:
     """How a stored array (a .npy, or an uncompressed .npz member at its offset) is opened as a
     read-only memory map; a 0-d array is simply read."""
 
-    def mapped():
+    def mapped() -> Loaded:
+        import numpy as np
+
         if not shape:
             return read()
-        return _np().memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
                             order="F" if fortran else "C")
 
     return mapped
@@ -157,7 +176,7 @@ def open_stream(path: str, name: str) -> Source:
 
 
 # ----------------------------------------------------------------------------- .npz
-def npz_members(path: str) -> dict:
+def npz_members(path: str) -> dict[str, zipfile.ZipInfo]:
     """{key: ZipInfo} of an .npz, after checking its directory: no two entries with one key
     (`x` and `x.npy` included) and no two entries sharing bytes (a zip bomb's trick; numpy's
     zipfile refuses those too)."""
@@ -168,8 +187,8 @@ def npz_members(path: str) -> dict:
                 infos = zf.infolist()
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
             raise data_error(f"{path}: not a valid .npz (zip) file") from None
-        members: dict = {}
-        spans = []
+        members: dict[str, zipfile.ZipInfo] = {}
+        spans: list[tuple[int, int, str]] = []
         for info in infos:
             key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
             if key in members:
@@ -208,7 +227,7 @@ def _npz_source(path: str, key: str, info: zipfile.ZipInfo, name: str) -> Source
             shape, fortran, dtype = _npy_header(raw, where, info.file_size)
             offset = raw.tell()
 
-        def read():
+        def read() -> Floats:
             with _open(path) as raw:
                 raw.seek(offset)
                 return _read_into(raw, shape, dtype, where)
@@ -219,9 +238,10 @@ def _npz_source(path: str, key: str, info: zipfile.ZipInfo, name: str) -> Source
         except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, RuntimeError):
             raise data_error(f"{where}: cannot read this zip entry") from None
 
-        def read():
-            try:
-                with _open(path) as raw, zipfile.ZipFile(raw) as zf, zf.open(info) as fh:
+        def read() -> Floats:
+            try:  # (zipfile opens a member for reading as a ZipExtFile, a BufferedIOBase)
+                with _open(path) as raw, zipfile.ZipFile(raw) as zf, \
+                        cast("zipfile.ZipExtFile", zf.open(info)) as fh:
                     _npy_header(fh, where, info.file_size)
                     return _read_into(fh, shape, dtype, where)
             except (zipfile.BadZipFile, ValueError, EOFError, RuntimeError):
@@ -232,7 +252,7 @@ def _npz_source(path: str, key: str, info: zipfile.ZipInfo, name: str) -> Source
     return Source(name, path, shape, dtype, fortran, read, mapped=mapped)
 
 
-def open_npz(path: str, wanted=None) -> dict:
+def open_npz(path: str, wanted: Container[str] | None = None) -> dict[str, Source]:
     """{key: Source} for the members named in `wanted` (all of them when None)."""
     members = npz_members(path)
     return {key: _npz_source(path, key, info, key) for key, info in members.items()
@@ -240,11 +260,11 @@ def open_npz(path: str, wanted=None) -> dict:
 
 
 # ----------------------------------------------------------------------------- -d options
-def open_sources(specs: list[str], wanted=None) -> dict:
+def open_sources(specs: list[str], wanted: Container[str] | None = None) -> dict[str, Source]:
     """Headers of every -d option (a later option overrides an earlier one for the same name):
     -d NAME=FILE.npy | -d FILE.npz | -d NAME=FILE.npz | -d NAME=NUMBER → {name: Source}.
     Of an .npz bound as a whole only the members in `wanted` (the formula's symbols) are read."""
-    out: dict = {}
+    out: dict[str, Source] = {}
     for spec in specs:
         try:
             out.update(_open_spec(spec, wanted))
@@ -253,8 +273,9 @@ def open_sources(specs: list[str], wanted=None) -> dict:
     return out
 
 
-def _open_spec(spec: str, wanted) -> dict:
-    np = _np()
+def _open_spec(spec: str, wanted: Container[str] | None) -> dict[str, Source]:
+    import numpy as np
+
     if "=" not in spec:
         if spec.endswith(".npz"):
             return open_npz(spec, wanted)
@@ -287,32 +308,33 @@ def _open_spec(spec: str, wanted) -> dict:
     return {name: open_npy(value, name)}
 
 
-def load_values(sources: dict, allow_nonfinite: bool = False) -> dict:
+def load_values(sources: Mapping[str, Source], allow_nonfinite: bool = False) -> dict[str, Loaded]:
     """{name: float64 array} of the given sources (headers already checked)."""
     return {name: src.load(allow_nonfinite) for name, src in sources.items()}
 
 
 # The whole-file loaders of the Python API (every member of an .npz).
-def load_npy(path: str, name: str, allow_nonfinite: bool = True):
+def load_npy(path: str, name: str, allow_nonfinite: bool = True) -> Loaded:
     return open_npy(path, name).load(allow_nonfinite)
 
 
-def load_npz(path: str, allow_nonfinite: bool = True) -> dict:
+def load_npz(path: str, allow_nonfinite: bool = True) -> dict[str, Loaded]:
     return load_values(open_npz(path), allow_nonfinite)
 
 
-def parse_data_option(spec: str, allow_nonfinite: bool = True) -> dict:
+def parse_data_option(spec: str, allow_nonfinite: bool = True) -> dict[str, Loaded]:
     return load_values(_open_spec(spec, None), allow_nonfinite)
 
 
 # ----------------------------------------------------------------------------- shapes
-def check_declared_shapes(options: dict, data: dict) -> dict:
+def check_declared_shapes(options: Mapping[str, tuple[Dim, ...]],
+                          data: Mapping[str, tuple[Dim, ...]]) -> dict[Dim, Dim]:
     """-s shapes must agree with the data's: numbers equal, and a dimension name the same
     number wherever it occurs (-s X=M,n -s y=M with X 4×3 and y of 5 entries is refused).
     Returns {dimension name: number} of the names the data fixes."""
     from ..language.shapes import fmt_dims
 
-    bound: dict = {}  # dimension name → (value, symbol that fixed it)
+    bound: dict[Dim, tuple[Dim, str]] = {}  # dimension name → (value, symbol that fixed it)
     for name, dims in options.items():
         if name not in data:
             continue
@@ -336,7 +358,7 @@ def check_declared_shapes(options: dict, data: dict) -> dict:
 def available_memory() -> int | None:
     """Bytes this process can still allocate without swapping: MemAvailable (Linux), lowered to
     what a cgroup limit leaves; the free physical pages elsewhere; None if unknown."""
-    found = None
+    found: int | None = None
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -389,20 +411,20 @@ def ensure_memory(parts: list[tuple[str, int]], available: int | None = None,
 
 
 # ----------------------------------------------------------------------------- --random
-def random_shapes(symbols: dict) -> None:
-    """--random needs a number for every dimension."""
+def random_shapes(symbols: Mapping[str, tuple[Dim, ...]]) -> dict[str, tuple[int, ...]]:
+    """--random needs a number for every dimension: the shapes, all numbers."""
     for name in sorted(symbols):
         dims = symbols[name]
         if not all(isinstance(d, int) for d in dims):
             raise data_error(f"--random needs numeric shapes: '{name}' has shape "
                              f"({', '.join(str(d) for d in dims)}); give -s {name}=... or data")
+    return {name: tuple(d for d in dims if isinstance(d, int)) for name, dims in symbols.items()}
 
 
-def random_values(symbols: dict, seed: int, expr=None) -> dict:
+def random_values(symbols: Mapping[str, tuple[Dim, ...]], seed: int, expr: Expr | None = None) -> dict[str, Array]:
     """Seeded values for symbols without data, drawn for the formula `expr` (standard normal
     scaled by 1/√fan-in, positive or positive definite where the formula needs it: see
     draws.py and the README's `--random`)."""
     from .draws import random_inputs
 
-    random_shapes(symbols)
-    return random_inputs(symbols, seed, expr)
+    return random_inputs(random_shapes(symbols), seed, expr)

@@ -7,7 +7,8 @@ so; a module of its own so that neither imports the other.
 from __future__ import annotations
 
 import os
-from typing import Any, BinaryIO
+from io import BufferedReader
+from typing import Any
 
 from ..errors import GradcliError, data_error
 
@@ -71,7 +72,7 @@ def read_header(fh: Any, where: str, available: int) -> tuple[tuple[int, ...], b
     return shape, fortran, dtype
 
 
-def open_regular(path: str) -> BinaryIO:
+def open_regular(path: str) -> BufferedReader:
     if not os.path.exists(path):
         raise UsageError(f"no such file: {path}")
     if os.path.isdir(path):
