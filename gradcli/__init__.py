@@ -18,8 +18,7 @@ entry point (gradcli.process) can install its signal handlers before anything he
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (checkers read the name as True)
 if TYPE_CHECKING:  # what a checker reads for the names loaded on first use (nothing imported here)
     from types import ModuleType
 
