@@ -32,9 +32,8 @@ class IndexProgram:
 
     def __init__(self, terms: list[Term], f_idx: Indices, x_idx: Indices, fns: dict[str, str] | None):
         self.terms, self.f_idx, self.x_idx = terms, f_idx, x_idx
-        exprs = {id(f[3]): f[3] for t in terms for f in t.factors if f[0] == "t"}
-        self.keys = list(exprs)
-        self.program = compile_graph(list(exprs.values()), fns)
+        self.keys = list(dict.fromkeys(f[3] for t in terms for f in t.factors if f[0] == "t"))
+        self.program = compile_graph(self.keys, fns)
 
     def evaluate(self, shape: tuple[int, ...], values: dict[str, Array]) -> Array:
         computed = dict(zip(self.keys, self.program.run(values)))

@@ -58,3 +58,35 @@ def _leaves(e):
     from gradcli.language.expr import topological
 
     return [n for n in topological([e]) if not n.args]
+
+
+def test_rebuilt_raw_keeps_a_node_exactly_as_written():
+    """The evaluator's rewrites (regrouping, binding, row blocks) change how a value is computed,
+    never the formula: rebuilt over new arguments, a node is not simplified."""
+    from gradcli.language.rewrite import rebuilt_raw
+
+    x, A, shared, f = _graph()
+    zero = S.zeros(col("n"))
+    product = S.matmul(A, x)
+    (simplified,) = rewrite([product], lambda node, args: zero if node is x else None)
+    (raw,) = rewrite([product], lambda node, args: zero if node is x else None, rebuild=rebuilt_raw)
+    assert simplified.op != "matmul"  # A·0 folds to 0 through the constructors
+    assert raw.op == "matmul" and raw.args == (A, zero)
+
+
+def test_the_table_of_what_each_node_became_is_the_callers():
+    """A visit may read below its own arguments (a chain of products reads its factors' rewrites)
+    through `done`, which the walk fills as it goes and the caller keeps."""
+    x, A, shared, f = _graph()
+    y = S.sym("y", col("n"))
+    done: dict = {}
+    product = shared.args[0]
+    read = []
+
+    def visit(node, args):
+        if node is shared:
+            read.append(done[product.args[1]])  # x's rewrite, two levels down
+        return y if node is x else None
+
+    (g,) = rewrite([f], visit, done=done)
+    assert read == [y] and done[f] is g and done[x] is y and set(done) >= {f, shared, product, x, A}

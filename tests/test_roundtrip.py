@@ -124,7 +124,7 @@ def index_value(d, values):
     v = seed_for(d.of)
     (g,) = gradients(d.of, [d.x], seed=v)
     terms = display_terms(g, v, d.f_ty.full_dims if not d.f_ty.row else d.f_ty.dims, d.x_ty.dims)
-    factors = {id(f[3]): f[3] for t in terms for f in t.factors if f[0] == "t"}
+    factors = {f[3]: f[3] for t in terms for f in t.factors if f[0] == "t"}
     computed = dict(zip(factors, _run(factors.values(), values)))
     return evaluate_terms(terms, names, (), tuple(d.shape), computed)
 

@@ -237,16 +237,16 @@ def contractions(terms: list[Term], f_idx: Indices, x_idx: Indices) -> list[Cont
 
 
 def evaluate_terms(terms: list[Term], f_idx: Indices, x_idx: Indices, shape: tuple[int, ...],
-                   computed: dict[int, Array]) -> Array:
+                   computed: dict[Expr, Array]) -> Array:
     """The tensor J from its index form, by einsum (see `Contraction`).  `computed` holds the
-    value of every factor, by the id of its expression.  Three or more factors are contracted
+    value of every factor, keyed by its expression.  Three or more factors are contracted
     pairwise in the order einsum's optimizer picks (a chain of 14 3×3 factors in one loop nest
     took seconds)."""
     import numpy as np
 
     out = np.zeros(shape)
     for k, c in enumerate(contractions(terms, f_idx, x_idx)):
-        operands = [np.asarray(computed[id(e)], dtype=float) for e in c.factors]
+        operands = [np.asarray(computed[e], dtype=float) for e in c.factors]
         view = np.einsum(c.diagonal, out) if c.diagonal else out
         if k == 0 and operands and not c.inserted:  # the first term straight into J: no temporary
             np.einsum(c.spec, *operands, out=view, optimize=len(operands) > 2)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import GradcliError
 from .evaluate import Program, compile_graph
 from ..language.expr import Expr, make_raw, topological
+from ..language.rewrite import rebuilt_raw, rewrite
 from ..language.operators.base import is_numpy
 from .plan import Plan, int_axis, make_plan
 from ..language.shapes import Ty
@@ -149,12 +150,12 @@ class Runner:
 
     def __init__(self, plan: Plan, allow_nonfinite: bool):
         self.plan, self.allow_nonfinite = plan, allow_nonfinite
-        self.reduced = {id(r.node) for r in plan.reductions}
-        self.boundary: dict[int, Expr] = {}  # id -> the symbol standing for a computed value
+        self.reduced = {r.node for r in plan.reductions}
+        self.boundary: dict[Expr, Expr] = {}  # node -> the symbol standing for its computed value
         self.values: dict[str, Any] = {}  # those symbols' values
         self.block_graphs: dict[int, BlockGraph] = {}  # pass -> its block program
         self.kernels: dict[tuple[int, int], Kernel] = {}  # (pass, rows) -> that program compiled
-        self.once: dict[tuple[int, ...], Program] = {}  # ids of targets -> their program
+        self.once: dict[tuple[Expr, ...], Program] = {}  # targets -> their program
         self.readers: dict[str, Any] = {}  # name -> sources.FileRows of a memory-mapped input
 
     def run(self, inputs: dict[str, Any], rows: int, progress: Callable[[int, int], None] | None = None,
@@ -167,15 +168,15 @@ class Runner:
         m = plan.m
         read = max(rows, read or m)
         roots = plan.roots
-        results: dict[int, Any] = {}
+        results: dict[Expr, Any] = {}
         fixed = {n: v for n, v in inputs.items() if n not in plan.sliced}
         streamed = [n for n in plan.sliced if out_of_core(inputs[n])]
         with np.errstate(all="ignore"):
             for passno in range(1, plan.passes + 1):
                 reds = [r for r in plan.reductions if r.passno == passno]
-                row_roots = [r for r in roots if plan.row_roots.get(id(r)) == passno]
+                row_roots = [r for r in roots if plan.row_roots.get(r) == passno]
                 for r in row_roots:
-                    results[id(r)] = _empty(r.ty.dims)
+                    results[r] = _empty(r.ty.dims)
                 names = self._block_graph(passno, [r.part for r in reds] + row_roots)[0]
                 vals = dict(fixed)
                 vals.update(self._boundary_values(names, fixed))
@@ -195,18 +196,18 @@ class Runner:
                             acc[k] = fold(acc[k], out[k])
                         for root, v in zip(row_roots, out[len(reds):]):
                             index = [slice(None)] * root.ty.rank
-                            index[int_axis(plan.rows[id(root)])] = slice(start, stop)
-                            results[id(root)][tuple(index)] = v
+                            index[int_axis(plan.rows[root])] = slice(start, stop)
+                            results[root][tuple(index)] = v
                         if progress is not None:
                             progress((passno - 1) * m + stop, plan.passes * m)
                 for red, a in zip(reds, acc):
                     self.values[self._symbol(red.node).params[0]] = _finish(red, a)
-            once = [r for r in roots if id(r) not in results]
+            once = [r for r in roots if r not in results]
             if once:
                 program = self._once_program(once)
                 for r, v in zip(once, program.run({**fixed, **self.values})):
-                    results[id(r)] = v
-        out = [results[id(r)] for r in roots]
+                    results[r] = v
+        out = [results[r] for r in roots]
         if not self.allow_nonfinite and not all(_finite(v) for v in out):
             raise GradcliError("math", "overflow")  # the whole evaluation says where
         return out
@@ -242,10 +243,10 @@ class Runner:
 
     # ------------------------------------------------------------ programs
     def _symbol(self, node: Expr) -> Expr:
-        if id(node) not in self.boundary:
+        if node not in self.boundary:
             name = f"\x00{len(self.boundary)}"
-            self.boundary[id(node)] = make_raw("sym", (), (name, node.ty))
-        return self.boundary[id(node)]
+            self.boundary[node] = make_raw("sym", (), (name, node.ty))
+        return self.boundary[node]
 
     def _boundary_values(self, names: list[tuple[str, Expr]], fixed: dict[str, Any]) -> dict[str, Any]:
         """Values with no sample axis a block program needs, computed once per pass."""
@@ -258,22 +259,15 @@ class Runner:
 
     def _once_program(self, targets: list[Expr]) -> Program:
         """Nodes without a sample axis, the reductions they use standing as symbols."""
-        key = tuple(id(t) for t in targets)
+        key = tuple(targets)
         if key not in self.once:
             self.once[key] = self._compile_once(targets)
         return self.once[key]
 
     def _compile_once(self, targets: list[Expr]) -> Program:
-        done: dict[int, Expr] = {}
-        for n in topological(targets):
-            if id(n) in self.reduced:
-                done[id(n)] = self._symbol(n)
-            elif n.args:
-                args = tuple(done[id(a)] for a in n.args)
-                done[id(n)] = n if args == n.args else make_raw(n.op, args, n.params)
-            else:
-                done[id(n)] = n
-        program = compile_graph([done[id(t)] for t in targets])
+        reduced = self.reduced
+        program = compile_graph(rewrite(targets, lambda n, args: self._symbol(n) if n in reduced else None,
+                                        rebuild=rebuilt_raw))
         program.allow_nonfinite = self.allow_nonfinite
         return program
 
@@ -282,23 +276,18 @@ class Runner:
         if passno not in self.block_graphs:
             plan = self.plan
             needed: dict[str, Expr] = {}
-            parts = {id(r.part) for r in plan.reductions if r.passno == passno}
+            parts = {r.part for r in plan.reductions if r.passno == passno}
             for n in topological(roots):
-                if plan.rows.get(id(n)) is None and id(n) not in parts and n.args and n.op != "sym":
+                if plan.rows.get(n) is None and n not in parts and n.args and n.op != "sym":
                     needed[self._symbol(n).params[0]] = n
 
             def over(b: int) -> list[Expr]:
-                done: dict[int, Expr] = {}
-                for n in topological(roots):
-                    axis = plan.rows.get(id(n))
-                    if axis is not None or id(n) in parts:
-                        args = tuple(done[id(a)] for a in n.args)
-                        done[id(n)] = make_raw(n.op, args, _block_params(n, axis, b))
-                    elif not n.args or n.op == "sym":
-                        done[id(n)] = n
-                    else:
-                        done[id(n)] = self._symbol(n)
-                return [done[id(r)] for r in roots]
+                def cut(n: Expr, args: tuple[Expr, ...]) -> Expr:
+                    axis = plan.rows.get(n)
+                    if axis is not None or n in parts:
+                        return make_raw(n.op, args, _block_params(n, axis, b))
+                    return n if not n.args or n.op == "sym" else self._symbol(n)
+                return rewrite(roots, cut)
             self.block_graphs[passno] = (list(needed.items()), over)
         return self.block_graphs[passno]
 

@@ -46,7 +46,7 @@ import unicodedata
 from typing import TYPE_CHECKING, Any, Callable
 
 from .evaluate import Schedule, bind_functions, prepare, schedule
-from ..language.expr import Expr, topological
+from ..language.expr import Expr
 from ..calculus.indexform import Contraction, contractions, index_terms
 from ..language.operators.kernels import HELPERS, Attr, Call, Helper, Infix, Kernel, Same, Setting, Shape, Size
 from ..language.render import render
@@ -282,9 +282,9 @@ class Codegen:
         self.functions = functions if functions is not None else {}
         self.used_functions: list[str] = []
         self.helpers: list[str] = []  # helper functions the code calls
-        self.names: dict[int, str] = {}
+        self.names: dict[Expr, str] = {}
         self.lines: list[str] = []
-        self._python: dict[int, bool] = {}  # whether a node's code is a Python number
+        self._python: dict[Expr, bool] = {}  # whether a node's code is a Python number
         self._temporaries: set[str] = set()  # names this code assigned (only these are ever del'ed)
 
     def function(self, name: str, order: int) -> str:
@@ -345,23 +345,23 @@ class Codegen:
         """Lines for the roots (appended to `lines`); the roots' names."""
         plan = schedule(roots)
         owners: dict[str, int] = {}  # temporary name -> live nodes using it
-        root_ids = {id(r) for r in roots}
+        root_set = set(roots)
         for i, st in enumerate(plan.steps):
             n = st.node
-            if id(n) in self.names:  # (computed by an earlier call on the same generator)
+            if n in self.names:  # (computed by an earlier call on the same generator)
                 continue
-            args = [self.names[id(a)] for a in st.args]
+            args = [self.names[a] for a in st.args]
             python = n.op in ("const", "numel") or (
-                isinstance(st.kernel, _ARITHMETIC) and all(self._python[id(a)] for a in st.args))
-            self._python[id(n)] = python
+                isinstance(st.kernel, _ARITHMETIC) and all(self._python[a] for a in st.args))
+            self._python[n] = python
             if n.op == "sym":
-                self.names[id(n)] = self.symbols[n.params[0]]
+                self.names[n] = self.symbols[n.params[0]]
                 continue
             if n.op == "const":
-                self.names[id(n)] = self.dialect.literal(n.value)
+                self.names[n] = self.dialect.literal(n.value)
                 continue
             if not self.dialect.numpy and not isinstance(st.kernel, _ARITHMETIC):
-                args = [self.dialect.as_array(a) if self._python[id(x)] else a for x, a in zip(st.args, args)]
+                args = [self.dialect.as_array(a) if self._python[x] else a for x, a in zip(st.args, args)]
             if n.op == "apply":
                 name = self._assign(f"{self.function(*n.params)}({args[0]})")
             elif isinstance(st.kernel, Same):
@@ -373,13 +373,13 @@ class Codegen:
             else:
                 assert st.kernel is not None
                 name = self._assign(self.code(st.kernel, n, args))
-            self.names[id(n)] = name
+            self.names[n] = name
             if name in self._temporaries:  # not by prefix: a symbol `try` is written _try
                 owners[name] = owners.get(name, 0) + 1
             dead = []
             for a in dict.fromkeys(st.args):
-                if plan.last_use.get(id(a)) == i and id(a) not in root_ids:
-                    held = self.names[id(a)]
+                if plan.last_use.get(a) == i and a not in root_set:
+                    held = self.names[a]
                     if held in owners:
                         owners[held] -= 1
                         if owners[held] == 0:
@@ -387,37 +387,13 @@ class Codegen:
                             dead.append(held)
             if dead:  # memory follows last use, as in the evaluator
                 self.lines.append(f"    del {', '.join(dead)}")
-        return [self.names[id(r)] for r in roots]
+        return [self.names[r] for r in roots]
 
     def _assign(self, code: str) -> str:
         name = self.namer.fresh("_t", numbered=True)
         self._temporaries.add(name)
         self.lines.append(f"    {name} = {code}")
         return name
-
-
-def _bind_known(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
-    """Abstract functions bound with --fn become their builtin (as the evaluator has them); the
-    others stay, and the module takes a callable for each (the evaluator refuses them)."""
-    unbound = {n.params[0] for n in topological(roots) if n.op == "apply"} - set(fns)
-    if not unbound:
-        return bind_functions(roots, fns)
-    from ..language import simplify as S
-    from ..calculus.differentiate import elementwise_derivative
-    from ..language.expr import make
-
-    done: dict[int, Expr] = {}
-    for n in topological(roots):
-        args = tuple(done[id(a)] for a in n.args)
-        if n.op == "apply" and n.params[0] in fns:
-            name, order = n.params
-            new = S.fn(fns[name], args[0]) if order == 0 else elementwise_derivative(fns[name], order, args[0])
-        elif not n.args or all(a is b for a, b in zip(args, n.args)):
-            new = n
-        else:
-            new = make(n.op, *args, params=n.params)
-        done[id(n)] = new
-    return [done[id(r)] for r in roots]
 
 
 def _index_form(d: Derivative) -> list[Contraction] | None:
@@ -434,7 +410,7 @@ def _index_form(d: Derivative) -> list[Contraction] | None:
     return contractions(*found)
 
 
-def _contraction_lines(found: list[Contraction], jac: str, shape: str, names: dict[int, str], namer: Namer,
+def _contraction_lines(found: list[Contraction], jac: str, shape: str, names: dict[Expr, str], namer: Namer,
                        kind: Dialect) -> list[str]:
     """J = Σ coef · einsum(...) written onto (diagonal views of) one array of zeros."""
     lines = [f"    {jac} = np.zeros({shape})"]
@@ -443,7 +419,7 @@ def _contraction_lines(found: list[Contraction], jac: str, shape: str, names: di
         if c.diagonal:
             target = namer.fresh("_view")
             lines.append(f"    {target} = np.einsum({c.diagonal!r}, {jac})")
-        operands = ", ".join(names[id(e)] for e in c.factors)
+        operands = ", ".join(names[e] for e in c.factors)
         operands += ", optimize=True" if len(c.factors) > 2 else ""  # pairwise, as the evaluator does
         if k == 0 and c.factors and not c.inserted:  # the first term straight into J: no temporary
             lines.append(f"    np.einsum({c.spec!r}, {operands}, out={target})")
@@ -489,14 +465,14 @@ def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str],
     formulas = [d.expr for d in with_formula if d.expr is not None]
     tensors = [d for d in derivs if d.expr is None]
     indexed = {d.wrt: found for d in tensors if kind.numpy and (found := _index_form(d)) is not None}
-    factors = list({id(e): e for cs in indexed.values() for c in cs for e in c.factors}.values())
+    factors = list(dict.fromkeys(e for cs in indexed.values() for c in cs for e in c.factors))
     target = problem.target  # a 1×1 f is the scalar it holds, as the evaluator has it
-    roots = prepare(_bind_known([target] + formulas + factors, fns))
+    roots = prepare(bind_functions([target] + formulas + factors, fns, keep_unbound=True))
     names = gen.emit(roots)
     body = list(gen.lines)
     f_name = names[0]
     results = dict(zip([d.wrt for d in with_formula], names[1:]))
-    factor_names = dict(zip([id(e) for e in factors], names[1 + len(with_formula):]))
+    factor_names = dict(zip(factors, names[1 + len(with_formula):]))
     helpers_fn: list[str] = []
     helpers_used = list(gen.helpers)
     for d in tensors:
@@ -509,7 +485,7 @@ def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str],
         assert d.of is not None and d.x is not None
         v = seed_for(d.of)  # else one VJP per entry of f
         (g,) = gradients(d.of, [d.x], seed=v)
-        (g,) = prepare(_bind_known([g], fns))
+        (g,) = prepare(bind_functions([g], fns, keep_unbound=True))
         loop = {stem: namer.fresh("_" + stem if stem != "jac" else "_J") for stem in ("seed", "index", "jac")}
         fn = namer.fresh("_vjp")
         sub = Codegen(kind, {**symbols, SEED: loop["seed"]}, dims, namer, functions)

@@ -23,7 +23,8 @@ from ..language.operators.kernels import Kernel, is_numpy
 from ..language.operators import ELEMENTWISE
 from ..calculus.differentiate import elementwise_derivative
 from ..errors import GradcliError, data_error, math_error
-from ..language.expr import OPS, Expr, Op, make, make_raw, topological
+from ..language.expr import OPS, Expr, Op, make_raw, topological
+from ..language.rewrite import rebuilt_raw, rewrite
 from ..language.render import render
 from ..language.shapes import entries
 from ..language.simplify import is_transpose_pair
@@ -32,24 +33,24 @@ if TYPE_CHECKING:
     from ..language.shapes import Ty
 
 
-def bind_functions(roots: list[Expr], fns: dict[str, str]) -> list[Expr]:
-    """Replace abstract h, h', h'' by the bound builtin and its derivatives."""
-    done: dict[int, Expr] = {}
-    for n in topological(roots):
-        args = tuple(done[id(a)] for a in n.args)
-        if n.op == "apply":
-            name, order = n.params
-            if name not in fns:
-                raise data_error(f"'{name}' is an abstract function: bind it for numbers with "
-                                 f"--fn {name}=tanh (any element-wise builtin)")
-            builtin = fns[name]
-            new = S.fn(builtin, args[0]) if order == 0 else elementwise_derivative(builtin, order, args[0])
-        elif not n.args:
-            new = n
-        else:
-            new = make(n.op, *args, params=n.params)
-        done[id(n)] = new
-    return [done[id(r)] for r in roots]
+def bind_functions(roots: list[Expr], fns: dict[str, str], keep_unbound: bool = False) -> list[Expr]:
+    """Replace abstract h, h', h'' by the bound builtin and its derivatives.  An abstract
+    function with no binding is a data error, or stays as it is with `keep_unbound` (`--emit`:
+    the module takes a callable for it)."""
+
+    def bind(node: Expr, args: tuple[Expr, ...]) -> Expr | None:
+        if node.op != "apply":
+            return None
+        name, order = node.params
+        if name not in fns:
+            if keep_unbound:
+                return None
+            raise data_error(f"'{name}' is an abstract function: bind it for numbers with "
+                             f"--fn {name}=tanh (any element-wise builtin)")
+        builtin = fns[name]
+        return S.fn(builtin, args[0]) if order == 0 else elementwise_derivative(builtin, order, args[0])
+
+    return rewrite(roots, bind)
 
 
 @record
@@ -67,14 +68,14 @@ class Step:
 @record
 class Schedule:
     """A fixed evaluation order for some roots — the one plan the evaluator runs and `--emit`
-    writes out: each value is computed once, freed after its last use (`last_use`: node id →
+    writes out: each value is computed once, freed after its last use (`last_use`: node →
     the step that reads it last), and element-wise results are written over temporaries nothing
     needs afterwards, so the emitted module allocates what the evaluator allocates."""
 
     roots: list[Expr]
     steps: list[Step]
-    last_use: dict[int, int]
-    deferred: set[int]
+    last_use: dict[Expr, int]
+    deferred: set[Expr]
 
 
 def kernel_for(node: Expr) -> Kernel:
@@ -91,43 +92,43 @@ def schedule(roots: list[Expr]) -> Schedule:
     deferred = deferred_nodes(order, roots)
     steps: list[Step] = []
     for node in order:
-        if id(node) in deferred:
+        if node in deferred:
             continue
         if node.op in ("sym", "const") or node.op == "apply":
             steps.append(Step(node, None, node.args))
             continue
         kernel, args = kernel_for(node).pick(node, deferred)
         steps.append(Step(node, kernel, args))
-    last_use: dict[int, int] = {}
+    last_use: dict[Expr, int] = {}
     for i, st in enumerate(steps):
         for a in st.args:
-            last_use[id(a)] = i
-    _plan_overwrites(steps, last_use, {id(r) for r in roots})
+            last_use[a] = i
+    _plan_overwrites(steps, last_use, set(roots))
     return Schedule(roots, steps, last_use, deferred)
 
 
-def _plan_overwrites(steps: list[Step], last_use: dict[int, int], roots: set[int]) -> None:
+def _plan_overwrites(steps: list[Step], last_use: dict[Expr, int], roots: set[Expr]) -> None:
     """Mark the element-wise steps whose result can go into an argument's array: a temporary
     this schedule made (not an input, a constant, a view or an array a view shares), of the
     result's shape, read by nothing later and not a root.  Operators that can fail are left
     out: their check reads the arguments after the result is computed."""
-    owned: set[int] = set()  # nodes holding an array of their own that no view shares
+    owned: set[Expr] = set()  # nodes holding an array of their own that no view shares
     for i, st in enumerate(steps):
         node, kernel = st.node, st.kernel
         if kernel is None:
             continue
         if kernel.view:
-            owned.difference_update(id(a) for a in st.args)  # shared from now on: never written over
+            owned.difference_update(st.args)  # shared from now on: never written over
             continue
         if kernel.ufunc and not OPS[node.op].fails and node.ty.dims:
             for k, a in enumerate(st.args):
-                if (id(a) in owned and last_use.get(id(a)) == i and id(a) not in roots
+                if (a in owned and last_use.get(a) == i and a not in roots
                         and st.args.count(a) == 1 and a.ty.dims == node.ty.dims):
                     st.overwrite = k
-                    owned.discard(id(a))
+                    owned.discard(a)
                     break
         if node.ty.dims:
-            owned.add(id(node))
+            owned.add(node)
 
 
 @record
@@ -145,7 +146,7 @@ class Program:
         return topological(self.roots)
 
     @property
-    def deferred(self) -> set[int]:
+    def deferred(self) -> set[Expr]:
         return self.plan.deferred
 
     def run(self, values: dict[str, Any], xp: Any = None) -> list[Any]:
@@ -155,14 +156,14 @@ class Program:
             import numpy as xp  # the default array namespace
         elif not is_numpy(xp):
             return self._run_api(values, xp)
-        env: dict[int, Any] = {}
-        keep = {id(r) for r in self.roots}
+        env: dict[Expr, Any] = {}
+        keep = set(self.roots)
         last_use = self.plan.last_use
         with _quiet(xp):
             for i, st in enumerate(self.plan.steps):
                 out = None
                 if st.overwrite is not None:
-                    args = [env[id(a)] for a in st.args]
+                    args = [env[a] for a in st.args]
                     target = args[st.overwrite]
                     if (getattr(target, "base", 0) is None  # (never a view, whatever the plan says)
                             and getattr(getattr(target, "flags", None), "writeable", False)
@@ -172,14 +173,14 @@ class Program:
                     args = target = None  # type: ignore[assignment]
                 if out is None:
                     out = self._one(xp, st, env, values)
-                env[id(st.node)] = out
+                env[st.node] = out
                 out = None  # hold no reference past the step: memory follows last use
                 for a in st.args:  # free what no later step reads
-                    if last_use.get(id(a)) == i and id(a) not in keep:
-                        env.pop(id(a), None)
+                    if last_use.get(a) == i and a not in keep:
+                        env.pop(a, None)
             if not self.allow_nonfinite:
                 self._check_overflow(xp, env, values)
-        return [env[id(r)] for r in self.roots]
+        return [env[r] for r in self.roots]
 
     def _run_api(self, values: dict[str, Any], xp: Any) -> list[Any]:
         """Any array API namespace: no in-place writes, Python numbers made arrays where a
@@ -189,24 +190,24 @@ class Program:
         Only when a flag is up does a second pass look closer (were the arguments finite, NaN
         or a pole?), so the failed checks raise in evaluation order with numpy's messages."""
         lazy = getattr(xp, "lazy", False)
-        env: dict[int, Any] = {}
-        keep = {id(r) for r in self.roots}
+        env: dict[Expr, Any] = {}
+        keep = set(self.roots)
         last_use = self.plan.last_use
         checks: list[Any] | None = [] if lazy else None
         with _quiet(xp):
             for i, st in enumerate(self.plan.steps):
-                env[id(st.node)] = self._one(xp, st, env, values, checks, api=True)
+                env[st.node] = self._one(xp, st, env, values, checks, api=True)
                 for a in st.args:
-                    if last_use.get(id(a)) == i and id(a) not in keep:
-                        env.pop(id(a), None)
-            roots = [env[id(r)] for r in self.roots]
+                    if last_use.get(a) == i and a not in keep:
+                        env.pop(a, None)
+            roots = [env[r] for r in self.roots]
             if not lazy:
                 if not self.allow_nonfinite:
                     self._check_overflow(xp, env, values)
                 return roots
             assert checks is not None
             watched = [] if self.allow_nonfinite else list(self.roots)
-            flags = [_finite_flag(xp, c[2]) for c in checks] + [_finite_flag(xp, env[id(r)]) for r in watched]
+            flags = [_finite_flag(xp, c[2]) for c in checks] + [_finite_flag(xp, env[r]) for r in watched]
             computed, flags = xp.compute(roots, flags)
             roots = list(computed)
             if all(flags):
@@ -235,19 +236,19 @@ class Program:
 
         warnings.warn(f"{cause} in {_short(node)}: the result has NaN or Inf", RuntimeWarning, stacklevel=3)
 
-    def _check_overflow(self, xp: Any, env: dict[int, Any], values: dict[str, Any]) -> None:
+    def _check_overflow(self, xp: Any, env: dict[Expr, Any], values: dict[str, Any]) -> None:
         """Operators that can fail check themselves (`_one`); a sum or product of finite values
         that overflows (`x*1e200*1e200`) shows only in the result.  With finite inputs a
         non-finite root is an overflow.  The roots are checked first: the inputs (a data matrix
         can be most of the memory traffic of a run) are read only when a root is not finite."""
         for root in self.roots:
-            value = env[id(root)]
+            value = env[root]
             if (not _all_finite(xp, value)
                     and all(_all_finite(xp, v) for v in values.values())):
                 raise math_error(f"overflow (a value beyond float64's range) in {_short(root)} "
                                  "(--allow-nonfinite gives IEEE results)")
 
-    def _one(self, xp: Any, st: Step, env: dict[int, Any], values: dict[str, Any],
+    def _one(self, xp: Any, st: Step, env: dict[Expr, Any], values: dict[str, Any],
              checks: list[Any] | None = None, api: bool = False) -> Any:
         node = st.node
         if node.op == "sym":
@@ -260,7 +261,7 @@ class Program:
             return node.value
         if st.kernel is None:
             raise RuntimeError(f"{node.op} is not evaluated (bind abstract functions first)")
-        args = [env[id(a)] for a in st.args]
+        args = [env[a] for a in st.args]
         op = OPS[node.op]
         if api:  # the standard's functions take arrays, not Python numbers
             args = [xp.asarray(a, dtype=xp.float64) if isinstance(a, (int, float)) else a for a in args]
@@ -297,30 +298,30 @@ def peak_entries(program: Program) -> int | None:
     last use unless it is a root.  An estimate: an operator's own workspace (LAPACK's,
     einsum's) is not counted.  None while a dimension is still symbolic."""
     plan = program.plan
-    roots = {id(r) for r in plan.roots}
-    owned: dict[int, int] = {}  # entries each live node holds
+    roots = set(plan.roots)
+    owned: dict[Expr, int] = {}  # entries each live node holds
     live = peak = 0
     for step, st in enumerate(plan.steps):
         node = st.node
         if not all(isinstance(d, int) for d in node.ty.dims):
             return None
         size = entries(node.ty.dims)
-        dying = [a for a in dict.fromkeys(st.args) if plan.last_use.get(id(a)) == step and id(a) not in roots]
+        dying = [a for a in dict.fromkeys(st.args) if plan.last_use.get(a) == step and a not in roots]
         if st.kernel is None:
             size = 0
         elif st.kernel.view or node.op == "fill":  # (a fill counts as the copy a product makes of it)
-            size = sum(owned.pop(id(a), 0) for a in dying)  # keeps its arguments' arrays alive
+            size = sum(owned.pop(a, 0) for a in dying)  # keeps its arguments' arrays alive
             live -= size
         elif st.overwrite is not None:
-            live -= owned.pop(id(st.args[st.overwrite]), 0)  # written over that argument's array
-        owned[id(node)] = size
+            live -= owned.pop(st.args[st.overwrite], 0)  # written over that argument's array
+        owned[node] = size
         live += size
         # a product copies a broadcast argument into a contiguous array for BLAS while it runs
         copies = sum(entries(a.ty.dims) for a in st.args if a.op in ("fill", "expand")) \
             if node.op == "matmul" else 0
         peak = max(peak, live + copies)
         for a in dying:
-            live -= owned.pop(id(a), 0)
+            live -= owned.pop(a, 0)
     return peak
 
 
@@ -433,60 +434,41 @@ def reassociate(roots: list[Expr]) -> list[Expr]:
     A@B@x as A(Bx), never (AB)x.  Only chains whose inner products are used nowhere else are
     regrouped, so no shared value is computed twice."""
     order = topological(roots)
-    uses: dict[int, int] = {}
+    uses: dict[Expr, int] = {}
     for n in order:
         for a in n.args:
-            uses[id(a)] = uses.get(id(a), 0) + 1
-    keep = {id(r) for r in roots}
+            uses[a] = uses.get(a, 0) + 1
+    keep = set(roots)
     # inner products of a chain, regrouped with the whole chain rather than on their own
-    interior = {id(a) for n in order if n.op == "matmul" for a in n.args
-                if a.op == "matmul" and uses.get(id(a)) == 1 and id(a) not in keep}
-    done: dict[int, Expr] = {}
+    interior = {a for n in order if n.op == "matmul" for a in n.args
+                if a.op == "matmul" and uses.get(a) == 1 and a not in keep}
+    done: dict[Expr, Expr] = {}  # what each node became (the chain's factors are read from it)
 
     def factors(n: Expr) -> list[Expr]:  # the chain's factors, left to right (iterative)
         out, stack = [], list(reversed(n.args))
         while stack:
             a = stack.pop()
-            if id(a) in interior:
+            if a in interior:
                 stack.extend(reversed(a.args))
             else:
-                out.append(done[id(a)])
+                out.append(done[a])
         return out
 
-    def as_written(n: Expr) -> Expr:  # n rebuilt over rewritten arguments, grouping unchanged
-        stack = [(n, False)]  # iterative, and stopping at what is already rebuilt
-        while stack:
-            m, ready = stack.pop()
-            if id(m) in done:
-                continue
-            if ready or not m.args:
-                done[id(m)] = m if not m.args else make_raw(m.op, tuple(done[id(a)] for a in m.args), m.params)
-            else:
-                stack.append((m, True))
-                stack.extend((a, False) for a in m.args if id(a) not in done)
-        return done[id(n)]
-
-    for n in order:
-        if id(n) in interior:
-            continue
-        if n.op != "matmul":
-            as_written(n)
-            continue
+    def regroup(n: Expr, args: tuple[Expr, ...]) -> Expr | None:  # None: as written
+        if n.op != "matmul" or n in interior:  # (an inner product: its chain's top regroups it)
+            return None
         fs = factors(n)
         if (len(fs) == 3 and fs[1].op == "diagm" and fs[2].ty.is_matrix
                 and is_transpose_pair(fs[0], fs[2])):  # Pᵀ diag(w) P: a symmetric update (any sizes)
-            done[id(n)] = make_raw("congruence", (fs[2], fs[1].args[0]))
-            continue
+            return make_raw("congruence", (fs[2], fs[1].args[0]))
         if len(fs) < 3 or any(f.ty.is_scalar or not all(isinstance(d, int) for d in f.ty.dims) for f in fs):
-            as_written(n)
-            continue
+            return None
         if len(fs) > MAX_CHAIN_ORDERED:  # the cubic ordering search is not worth it: fold
-            folded = _folded(fs)  # from the narrow end (A(A(…(Ax))) for a vector x)
-            done[id(n)] = folded if folded is not None else as_written(n)
-            continue
+            return _folded(fs)  # from the narrow end (A(A(…(Ax))) for a vector x)
         _, split = _chain_cost([_as_matrix(f.ty) for f in fs], [f.op == "diagm" for f in fs])
-        done[id(n)] = _grouped(fs, split)
-    return [done[id(r)] for r in roots]
+        return _grouped(fs, split)
+
+    return rewrite(roots, regroup, order, rebuild=rebuilt_raw, done=done)
 
 
 MAX_CHAIN_ORDERED = 48  # longer products are multiplied from their narrower end
@@ -529,30 +511,30 @@ def _folded(fs: list[Expr]) -> Expr | None:
     return None
 
 
-def deferred_nodes(order: list[Expr], roots: list[Expr]) -> set[int]:
+def deferred_nodes(order: list[Expr], roots: list[Expr]) -> set[Expr]:
     """Nodes worth keeping unevaluated for their only consumers (the evaluator and `--emit`
     both read this through `schedule`): diag(v) used only by products (applied as a broadcast),
     and (−1)·z used only by sums, each of which has one such term (a + (−1)·z computed as a − z).
     Roots are always evaluated."""
-    users: dict[int, list[Expr]] = {}
+    users: dict[Expr, list[Expr]] = {}
     for node in order:
         for a in node.args:
-            users.setdefault(id(a), []).append(node)
-    root_ids = {id(r) for r in roots}
+            users.setdefault(a, []).append(node)
+    root_set = set(roots)
 
     def negation(n: Expr) -> bool:
-        return n.op == "mul" and n.args[0].is_const and n.args[0].value == -1.0 and id(n) not in root_ids
+        return n.op == "mul" and n.args[0].is_const and n.args[0].value == -1.0 and n not in root_set
 
-    out: set[int] = set()
+    out: set[Expr] = set()
     for n in order:
-        uses = users.get(id(n), [])
-        if id(n) in root_ids or not uses:
+        uses = users.get(n, [])
+        if n in root_set or not uses:
             continue
         if n.op == "diagm" and all(u.op == "matmul" for u in uses):
-            out.add(id(n))
+            out.add(n)
         elif negation(n) and all(u.op == "add" and not (negation(u.args[0]) and negation(u.args[1]))
                                  for u in uses):
-            out.add(id(n))
+            out.add(n)
     return out
 
 
@@ -606,20 +588,19 @@ def adjugates(roots: list[Expr]) -> list[Expr]:
     det(XY)) → det(X)ᵖ⁻¹·(… adj(X)ᵀ …): equal where X is invertible, and still right where it
     is singular, where X⁻ᵀ does not exist but the adjugate does.  Printed formulas keep the
     textbook det(X) X⁻ᵀ; only evaluation changes."""
-    done: dict[int, Expr] = {}
-    for n in topological(roots):
-        args = tuple(done[id(a)] for a in n.args)
-        new = n if all(a is b for a, b in zip(args, n.args)) else make_raw(n.op, args, n.params)
+
+    def swap(n: Expr, args: tuple[Expr, ...]) -> Expr:
+        new = rebuilt_raw(n, args)
         if new.op == "mul" and new.args[0].ty.is_scalar and not new.args[1].ty.is_scalar:
             s, m = new.args
             for x in _inverses(m):
                 rest = _take_det(s, x)
                 if rest is not None:
                     swapped = _swap_inverse(m, x)
-                    new = swapped if rest.is_const and rest.value == 1.0 else make_raw("mul", (rest, swapped))
-                    break
-        done[id(n)] = new
-    return [done[id(r)] for r in roots]
+                    return swapped if rest.is_const and rest.value == 1.0 else make_raw("mul", (rest, swapped))
+        return new
+
+    return rewrite(roots, swap, rebuild=rebuilt_raw)
 
 
 def prepare(roots: list[Expr]) -> list[Expr]:

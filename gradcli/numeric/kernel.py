@@ -50,11 +50,11 @@ class Kernel:
     def __init__(self, program: Program, allow_nonfinite: bool):
         self.program, self.allow_nonfinite = program, allow_nonfinite
         order = [st.node for st in program.plan.steps]  # the evaluator's schedule (no deferred nodes)
-        self.schedule = {id(st.node): st for st in program.plan.steps}
-        self.slot = {id(n): i for i, n in enumerate(order)}
+        self.schedule = {st.node: st for st in program.plan.steps}
+        self.slot = {n: i for i, n in enumerate(order)}
         self.env: list[Any] = [None] * len(order)
-        self.symbols = [(n.params[0], self.slot[id(n)]) for n in order if n.op == "sym"]
-        self.roots = [self.slot[id(r)] for r in program.roots]
+        self.symbols = [(n.params[0], self.slot[n]) for n in order if n.op == "sym"]
+        self.roots = [self.slot[r] for r in program.roots]
         self.steps: list[Step] | None = None  # fixed by the first call
         self.transient: list[int] = list(range(len(order)))  # slots that may hold the caller's data
 
@@ -85,10 +85,10 @@ class Kernel:
         traced: list[Step] = []
         for st in program.plan.steps:
             node = st.node
-            i = self.slot[id(node)]
+            i = self.slot[node]
             if node.op == "sym":
                 continue
-            args = tuple(self.slot[id(a)] for a in st.args)  # a deferred argument read through
+            args = tuple(self.slot[a] for a in st.args)  # a deferred argument read through
             call = self._generic(node)
             env[i] = call(*[env[a] for a in args])
             check = bool(OPS[node.op].fails) and not self.allow_nonfinite
@@ -102,13 +102,13 @@ class Kernel:
         if node.op == "const":
             value = node.value
             return lambda: value
-        kernel = self.schedule[id(node)].kernel
+        kernel = self.schedule[node].kernel
         assert kernel is not None
         return lambda *args: kernel.run(np, node, list(args))
 
     def _lower(self, traced: list[Step]) -> list[Step]:
         env, program = self.env, self.program
-        nodes = {self.slot[id(st.node)]: st.node for st in program.plan.steps}
+        nodes = {self.slot[st.node]: st.node for st in program.plan.steps}
         last_use: dict[int, int] = {}
         for step, (_, args, _, _) in enumerate(traced):
             for a in args:
@@ -128,7 +128,7 @@ class Kernel:
             if reduce is not None:
                 steps.append((reduce, args, out, check))
                 continue
-            fast = _fast(node, self.schedule[id(node)].kernel, arg_values, value)
+            fast = _fast(node, self.schedule[node].kernel, arg_values, value)
             if fast is None:
                 if node.args and not _fresh(value, arg_values):
                     pinned.update(owner[a] for a in args if a in owner)
@@ -137,7 +137,7 @@ class Kernel:
             dying = [a for a in args if last_use.get(a) == step and a not in keep and a in owner
                      and owner[a] not in pinned and args.count(a) == 1]
             buf = None
-            kernel = self.schedule[id(node)].kernel
+            kernel = self.schedule[node].kernel
             if node.op in _ELEMENTWISE or (kernel is not None and kernel.ufunc):  # in place
                 buf = next((owner[a] for a in dying if buffers[owner[a]].shape == value.shape), None)
             if buf is not None:
@@ -152,7 +152,7 @@ class Kernel:
             owner[out] = buf
             steps.append((fast(buffers[buf]), args, out, check))
             free.extend(owner[a] for a in dying)
-        kept = set(owner) | {self.slot[id(st.node)] for st in program.plan.steps if st.node.op == "const"}
+        kept = set(owner) | {self.slot[st.node] for st in program.plan.steps if st.node.op == "const"}
         self.transient = [i for i in range(len(env)) if i not in kept]
         return _live(steps, set(self.roots))
 

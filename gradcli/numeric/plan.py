@@ -24,7 +24,8 @@ from __future__ import annotations
 
 
 from ..language.expr import Expr, make_raw, topological
-from ..record import Factory, record
+from ..language.rewrite import rebuilt_raw, rewrite
+from ..record import record
 from ..language.shapes import Ty, entries
 
 DIAG = "diag"
@@ -55,14 +56,13 @@ class Reduction:
 @record
 class Plan:
     roots: list[Expr]  # the program's roots, softmax over rows rewritten
-    rows: dict[int, Tag]  # id -> sample axis of a per-block node (an int or DIAG)
+    rows: dict[Expr, Tag]  # node -> sample axis of a per-block node (an int or DIAG)
     sliced: dict[str, int]  # symbol name -> size of its sample axis (axis 0)
     m: int  # the number of samples
     reductions: list[Reduction]  # in evaluation order
-    row_roots: dict[int, int]  # id(root) -> pass computing a per-block root (concatenated)
+    row_roots: dict[Expr, int]  # root -> pass computing a per-block root (concatenated)
     passes: int
     reason: str = ""  # why not split ("" when it is)
-    nodes: list[Expr] = Factory(default_factory=list)  # every node tagged: alive, so ids stay unique
 
     @property
     def splits(self) -> bool:
@@ -101,47 +101,40 @@ def make_plan(roots: list[Expr], wrt: set[str]) -> Plan:
 class _Planner:
     def __init__(self, m: int, sliced: dict[str, int]):
         self.m, self.sliced = m, sliced
-        self.rows: dict[int, Tag] = {}  # id -> axis or DIAG (absent: no sample axis)
-        self.need: dict[int, int] = {}  # id -> passes that must finish before it can be computed
+        self.rows: dict[Expr, Tag] = {}  # node -> axis or DIAG (absent: no sample axis)
+        self.need: dict[Expr, int] = {}  # node -> passes that must finish before it can be computed
         self.reductions: list[Reduction] = []
-        self.new: dict[int, Expr] = {}
-        self.seen: list[Expr] = []
+        self.new: dict[Expr, Expr] = {}  # node -> what it became (softmax over rows rewritten)
 
     def plan(self, roots: list[Expr]) -> Plan:
-        for n in topological(roots):
-            args = tuple(self.new[id(a)] for a in n.args)
-            node = n if args == n.args else make_raw(n.op, args, n.params)
-            self.new[id(n)] = self.visit(node)
-        new_roots = [self.new[id(r)] for r in roots]
-        row_roots: dict[int, int] = {}
+        new_roots = rewrite(roots, lambda n, args: self.visit(rebuilt_raw(n, args)), done=self.new)
+        row_roots: dict[Expr, int] = {}
         for r in new_roots:
-            if id(r) in self.rows:
-                if self.rows[id(r)] == DIAG:
+            if r in self.rows:
+                if self.rows[r] == DIAG:
                     raise Unsplittable(f"a result is a {self.m}×{self.m} diagonal matrix over the samples")
-                row_roots[id(r)] = self.need[id(r)] + 1
+                row_roots[r] = self.need[r] + 1
         passes = max([red.passno for red in self.reductions] + list(row_roots.values()) + [0])
         if passes == 0:
             raise Unsplittable("nothing in the formula runs over the samples")
-        return Plan(new_roots, self.rows, self.sliced, self.m, self.reductions, row_roots, passes,
-                    nodes=self.seen + [r.part for r in self.reductions])
+        return Plan(new_roots, self.rows, self.sliced, self.m, self.reductions, row_roots, passes)
 
     # ------------------------------------------------------------------ one node
     def visit(self, n: Expr) -> Expr:
-        if id(n) in self.need:  # rebuilt into a node already seen
-            return self.new.get(id(n), n)
-        self.seen.append(n)  # alive while the plan is made: ids key every table here
-        need = max((self.need.get(id(a), 0) for a in n.args), default=0)
-        self.need[id(n)] = need
+        if n in self.need:  # rebuilt into a node already seen
+            return self.new.get(n, n)
+        need = max((self.need.get(a, 0) for a in n.args), default=0)
+        self.need[n] = need
         if n.op == "sym":
             if n.params[0] in self.sliced:
-                self.rows[id(n)] = 0
+                self.rows[n] = 0
             return n
-        if n.op in ("fill", "expand") and not any(id(a) in self.rows for a in n.args):
+        if n.op in ("fill", "expand") and not any(a in self.rows for a in n.args):
             axis = self._uniform_axis(n)
             if axis is not None:
-                self.rows[id(n)] = axis
+                self.rows[n] = axis
             return n
-        if not any(id(a) in self.rows for a in n.args):
+        if not any(a in self.rows for a in n.args):
             return n
         if n.op == "softmax":  # exp(a − logsumexp(a)): a reduction, then a second pass
             a = n.args[0]
@@ -149,13 +142,13 @@ class _Planner:
             neg = self.visit_new(make_raw("mul", (make_raw("const", (), (-1.0,)), lse)))
             shifted = self.visit_new(make_raw("add", (a, neg)))
             out = self.visit_new(make_raw("exp", (shifted,)))
-            self.new[id(n)] = out
+            self.new[n] = out
             return out
         tag = self._rows_of(n)
         if tag is None:
             self._reduction(n)
         else:
-            self.rows[id(n)] = tag
+            self.rows[n] = tag
         return n
 
     def visit_new(self, n: Expr) -> Expr:
@@ -173,22 +166,22 @@ class _Planner:
 
     def _reduction(self, n: Expr) -> None:
         a = n.args[0]  # a reduction has an argument over the samples
-        passno = self.need[id(n)] + 1
-        if n.op in SCALAR_REDUCTIONS and self.rows.get(id(a)) not in (None, DIAG):
+        passno = self.need[n] + 1
+        if n.op in SCALAR_REDUCTIONS and self.rows.get(a) not in (None, DIAG):
             part_op, combine, finish = SCALAR_REDUCTIONS[n.op]
             part = n if part_op == n.op else make_raw(part_op, (a,), (None, False) if part_op == "sum" else ())
-        elif n.op == "tr" and self.rows.get(id(a)) == DIAG:
+        elif n.op == "tr" and self.rows.get(a) == DIAG:
             part, combine, finish = make_raw("sum", (a.args[0],), (None, False)), "add", None
-            self.need[id(part)] = self.need[id(a)]
+            self.need[part] = self.need[a]
         else:
             part, combine, finish = n, "add", None  # a contraction: checked in _rows_of
         self.reductions.append(Reduction(n, part, combine, finish, entries(a.ty.dims), passno))
-        self.need[id(n)] = passno
+        self.need[n] = passno
 
     def _rows_of(self, n: Expr) -> Tag | None:
         """The sample axis of n's value (None for a sum over it), or Unsplittable."""
         op, args = n.op, n.args
-        tags = [self.rows.get(id(a)) for a in args]
+        tags = [self.rows.get(a) for a in args]
         if DIAG in tags and op not in ("matmul", "diagv", "tr", "T"):
             raise Unsplittable(f"diag over the samples used by {op}")
         if op in ELEMENTWISE_BINARY or (len(args) == 1 and op in _UNARY_ELEMENTWISE):

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     MatrixSteps: TypeAlias = Generator["Expr | Row", Expr, Expr]
     Terms: TypeAlias = list[Any]
     from ..render import Renderer
+    from .kernels import Deferred
 
 
 # The kernels of + and @ depend on which arguments the evaluator keeps deferred (evaluate.py):
@@ -42,22 +43,22 @@ ADDITION, SUBTRACTION = Infix("+", "add"), Infix("-", "subtract")
 PRODUCT, MATRIX_PRODUCT = Infix("*", "multiply"), Infix("@")
 
 
-def _add_kernel(node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
+def _add_kernel(node: Expr, deferred: Deferred) -> tuple[Kernel, tuple[Expr, ...]]:
     a, b = node.args
-    if id(a) in deferred:
+    if a in deferred:
         a, b = b, a
-    if id(b) in deferred:
+    if b in deferred:
         return SUBTRACTION, (a, b.args[1])
     return ADDITION, node.args
 
 
-def _matmul_kernel(node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
+def _matmul_kernel(node: Expr, deferred: Deferred) -> tuple[Kernel, tuple[Expr, ...]]:
     x, y = node.args
-    if id(x) in deferred and id(y) in deferred:
+    if x in deferred and y in deferred:
         return Helper(K._diag_product), (x.args[0], y.args[0])
-    if id(x) in deferred:
+    if x in deferred:
         return (Helper(K._scale_rows) if y.ty.is_matrix else PRODUCT), (x.args[0], y)
-    if id(y) in deferred:
+    if y in deferred:
         return PRODUCT, (x, y.args[0])  # broadcasting along the last axis scales the columns
     if x.ty.is_col and y.ty.is_row:
         return Helper(K._outer), node.args

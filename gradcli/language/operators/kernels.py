@@ -31,8 +31,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from ...record import record
 
 if TYPE_CHECKING:
+    from collections.abc import Set
+    from typing import TypeAlias
+
     from ..expr import Expr
     from ..shapes import Dim
+
+    Deferred: TypeAlias = Set[Expr]  # the nodes the evaluator keeps deferred (evaluate.deferred_nodes)
 
 Namespace = Any  # numpy, an array API namespace, or a backend's wrapper of one
 Array = Any  # an array of that namespace, or a Python number
@@ -73,7 +78,7 @@ class Kernel:
     ufunc = ""  # numpy's ufunc computing the same from the same arguments ("" if none)
     view = False  # the result may share memory with an argument (never written over)
 
-    def pick(self, node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
+    def pick(self, node: Expr, deferred: Deferred) -> tuple[Kernel, tuple[Expr, ...]]:
         """The kernel for this node and the nodes it reads, given the deferred nodes."""
         return self, node.args
 
@@ -179,9 +184,9 @@ class Helper(Kernel):
 class Choose(Kernel):
     """A kernel chosen per node: rule(node, deferred) -> (kernel, the nodes it reads)."""
 
-    rule: Callable[[Expr, frozenset[int] | set[int]], tuple[Kernel, tuple[Expr, ...]]]
+    rule: Callable[[Expr, Deferred], tuple[Kernel, tuple[Expr, ...]]]
 
-    def pick(self, node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
+    def pick(self, node: Expr, deferred: Deferred) -> tuple[Kernel, tuple[Expr, ...]]:
         return self.rule(node, deferred)
 
     def run(self, xp: Namespace, node: Expr, values: list[Array]) -> Array:

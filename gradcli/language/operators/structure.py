@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from ..expr import Array, CallContext, Expr, IndexContext, Indices, MatrixContext, Namespace, Params, ShapeContext
     from ..render import Renderer
+    from .kernels import Deferred
     from ..syntax import Call
 
     MatrixSteps: TypeAlias = Generator["Expr | Row", Expr, Expr]
@@ -119,7 +120,7 @@ register(Op("numel", to_scalar, Helper(K._entries, settings=lambda n: (Shape(n.p
             notation={"custom": lambda r, node: r.dims_product(node.params[0].dims)}))
 
 
-def _transpose_kernel(node: Expr, deferred: frozenset[int] | set[int]) -> tuple[Kernel, tuple[Expr, ...]]:
+def _transpose_kernel(node: Expr, deferred: Deferred) -> tuple[Kernel, tuple[Expr, ...]]:
     """Aᵀ of a matrix is numpy's view `.T`; a vector's transpose is the same array."""
     return (Attr("T") if node.ty.is_matrix else Same()), node.args
 
