@@ -61,7 +61,7 @@ def _blocked_vs_whole(text: str, hessian: bool, rows: int) -> bool:
     values = {k: v for k, v in _values().items() if k in problem.symbols}
     whole = compiled.program.run(values)
     cut = blocked.evaluate(compiled.program, values, set(wrt), block_rows=rows)
-    # again: the kernels compiled by the first call run every block (kernel.py), their buffers reused
+    # again: the kernels compiled by the first call run every block (blockprogram.py), their buffers reused
     again = blocked.evaluate(compiled.program, values, set(wrt), block_rows=rows)
     for a, b, c in zip(whole, cut, again):
         a, b, c = (np.asarray(x, dtype=float) for x in (a, b, c))
@@ -280,3 +280,62 @@ def test_the_kept_kernels_hold_no_data(monkeypatch):
     del X
     gc.collect()
     assert gone() is None
+
+
+def test_the_graph_is_freed_with_its_program():
+    """The evaluator's tables are keyed by the nodes themselves, and a key holds its node: every
+    such table that outlives a call lives on the program (its schedule, the row-block plan, the
+    kept runners and their compiled block programs), so when the program goes, the graph goes.
+    (Built as written, `make_raw`: the simplifier's memo of recent sums is not the evaluator's.)"""
+    import gc
+    import weakref
+
+    from gradcli.language.expr import make_raw, topological
+    from gradcli.language.shapes import col, mat
+    from gradcli.numeric.evaluate import compile_graph
+
+    def raw(op, *args, params=()):
+        return make_raw(op, args, params)
+
+    X = raw("sym", params=("X_freed", mat(40, N)))
+    y, w = raw("sym", params=("y_freed", col(40))), raw("sym", params=("w_freed", col(N)))
+    r = raw("add", raw("matmul", X, w), raw("mul", raw("const", params=(-1.0,)), y))
+    f = raw("add", raw("sum", raw("mul", r, r), params=(None, False)),
+            raw("sum", raw("softplus", raw("matmul", X, w)), params=(None, False)))
+    g = raw("matmul", raw("T", X), raw("add", r, raw("sigmoid", raw("matmul", X, w))))
+    program = compile_graph([f, g])
+    rng = np.random.default_rng(7)
+    values = {"X_freed": rng.normal(size=(40, N)), "y_freed": rng.normal(size=40), "w_freed": rng.normal(size=N)}
+    whole = program.run(values)
+    for _ in range(2):  # the first call traces the block programs, the second runs them
+        cut = blocked.evaluate(program, values, {"w_freed"}, block_rows=3)
+    np.testing.assert_allclose(cut[1], whole[1], rtol=1e-12)
+    assert program.__dict__["_block_plan"].splits and program.__dict__["_block_runners"]
+    nodes = [weakref.ref(n) for n in topological(program.roots + [f, g])]
+    del X, y, w, r, f, g, program
+    gc.collect()
+    assert [ref() for ref in nodes if ref() is not None and _mentions_freed(ref())] == []
+
+
+def _mentions_freed(node) -> bool:
+    from gradcli.language.expr import topological
+
+    return any(n.op == "sym" and n.params[0].endswith("_freed") for n in topological([node]))
+
+
+def test_an_operators_kernel_into_its_arguments_own_array_is_its_value():
+    """A kernel that computes into a given array (`Helper.into`) may be handed the array of its
+    argument (the block program writes a dying argument in place): the value is the one it
+    computes into a new array."""
+    from gradcli.language.expr import OPS
+    from gradcli.language.operators.kernels import Helper
+
+    into = [op for op in OPS.values() if isinstance(op.impl, Helper) and op.impl.into]
+    assert {"sigmoid", "softplus", "relu"} <= {op.name for op in into}
+    a = np.random.default_rng(8).normal(size=50) * 30
+    for op in into:
+        want = op.impl.fn(np, a.copy())
+        own = a.copy()
+        got = op.impl.fn(np, own, out=own)
+        np.testing.assert_array_equal(got, want, err_msg=op.name)
+        assert got is own, op.name

@@ -1,5 +1,5 @@
 """Run a `plan.Plan` over row blocks: each pass reads every sliced input once, block by block,
-runs the per-block program on the block (compiled once into a `kernel.Kernel`) and folds its
+runs the per-block program on the block (compiled once into a `blockprogram.BlockProgram`) and folds its
 partial results into the reductions; what has no sample axis is computed once, before the pass
 that needs it or after the last one.
 
@@ -33,7 +33,7 @@ from .plan import Plan, int_axis, make_plan
 from ..language.shapes import Ty
 
 if TYPE_CHECKING:
-    from .kernel import Kernel
+    from .blockprogram import BlockProgram
     from .plan import Reduction
 
 BlockGraph = tuple[list[tuple[str, Expr]], Callable[[int], list[Expr]]]  # boundary symbols, roots over b rows
@@ -87,7 +87,7 @@ def evaluate(program: Program, values: dict[str, Any], wrt: set[str], xp: Any = 
              block_rows: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[Any]:
     """The program's roots, in row blocks when that applies (see the module's docstring);
     `block_rows` forces blocking with that many rows (tests)."""
-    from .kernel import NonFinite
+    from .blockprogram import NonFinite
 
     streamed = any(out_of_core(v) for v in values.values())
     chosen = block_rows is not None or streamed
@@ -109,7 +109,7 @@ def evaluate(program: Program, values: dict[str, Any], wrt: set[str], xp: Any = 
     if block_rows is None and chunk > 1:  # whole chunks of a zarr array, each decoded once
         rows = max(1, rows // chunk) * chunk
     read = rows * max(1, READ_BYTES // max(rows * row_bytes, 1)) if streamed else plan.m
-    idle: list[Runner] = program.__dict__.setdefault("_block_runners", [])  # compiled kernels kept for the next call
+    idle: list[Runner] = program.__dict__.setdefault("_block_runners", [])  # compiled block programs kept for the next call
     try:
         runner = idle.pop()
     except IndexError:
@@ -126,8 +126,8 @@ def evaluate(program: Program, values: dict[str, Any], wrt: set[str], xp: Any = 
         for reader in runner.readers.values():
             reader.close()
         runner.readers, runner.values = {}, {}
-        for kernel in runner.kernels.values():
-            kernel.release()  # the kept runner holds no block of the caller's data
+        for block in runner.block_programs.values():
+            block.release()  # the kept runner holds no block of the caller's data
         if runner.allow_nonfinite == program.allow_nonfinite:
             idle.append(runner)
 
@@ -144,9 +144,9 @@ def _whole(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class Runner:
-    """Runs a plan; what it compiles (block kernels, the programs computed once) is kept for
+    """Runs a plan; what it compiles (block programs, the programs computed once) is kept for
     the next evaluation of the same program, whose runner it becomes (one evaluation at a time:
-    a kernel's buffers are its own)."""
+    a block program's buffers are its own)."""
 
     def __init__(self, plan: Plan, allow_nonfinite: bool):
         self.plan, self.allow_nonfinite = plan, allow_nonfinite
@@ -154,14 +154,14 @@ class Runner:
         self.boundary: dict[Expr, Expr] = {}  # node -> the symbol standing for its computed value
         self.values: dict[str, Any] = {}  # those symbols' values
         self.block_graphs: dict[int, BlockGraph] = {}  # pass -> its block program
-        self.kernels: dict[tuple[int, int], Kernel] = {}  # (pass, rows) -> that program compiled
+        self.block_programs: dict[tuple[int, int], BlockProgram] = {}  # (pass, rows) -> that program compiled
         self.once: dict[tuple[Expr, ...], Program] = {}  # targets -> their program
         self.readers: dict[str, Any] = {}  # name -> sources.FileRows of a memory-mapped input
 
     def run(self, inputs: dict[str, Any], rows: int, progress: Callable[[int, int], None] | None = None,
             read: int | None = None) -> list[Any]:
         """Each pass: `read` rows of every sliced input at a time (all of them when in memory:
-        slices are views), cut into blocks of `rows` that the pass's kernel runs on."""
+        slices are views), cut into blocks of `rows` that the pass's block program runs on."""
         import numpy as np
 
         plan = self.plan
@@ -191,7 +191,7 @@ class Runner:
                             vals[n] = c[start - first:stop - first]
                         for n in streamed:
                             self._check_finite(n, inputs[n], vals[n], start, stop)
-                        out = self._kernel(passno, stop - start)(vals)
+                        out = self._block_program(passno, stop - start)(vals)
                         for k, fold in folds:
                             acc[k] = fold(acc[k], out[k])
                         for root, v in zip(row_roots, out[len(reds):]):
@@ -291,15 +291,15 @@ class Runner:
             self.block_graphs[passno] = (list(needed.items()), over)
         return self.block_graphs[passno]
 
-    def _kernel(self, passno: int, b: int) -> Kernel:
-        """The pass's block program for b rows, compiled once (kernel.py)."""
-        kernel = self.kernels.get((passno, b))
-        if kernel is None:
-            from .kernel import Kernel
+    def _block_program(self, passno: int, b: int) -> BlockProgram:
+        """The pass's block program for b rows, compiled once (blockprogram.py)."""
+        block = self.block_programs.get((passno, b))
+        if block is None:
+            from .blockprogram import BlockProgram
 
             program = compile_graph(self.block_graphs[passno][1](b))
-            kernel = self.kernels[passno, b] = Kernel(program, self.allow_nonfinite)
-        return kernel
+            block = self.block_programs[passno, b] = BlockProgram(program, self.allow_nonfinite)
+        return block
 
 
 def _block_params(n: Expr, axis: object, b: int) -> tuple[Any, ...]:
@@ -325,7 +325,7 @@ def _cut(ty: Ty, axis: int, b: int) -> Ty:
 
 def _folder(how: str) -> Callable[[Any, Any], Any]:
     """fold(acc, a block's value) -> acc combined with it: arrays in place, the first value
-    copied (it lives in the kernel's buffers, which the next block writes over)."""
+    copied (it lives in the block program's buffers, which the next block writes over)."""
     import operator
 
     import numpy as np

@@ -54,10 +54,10 @@ _elementwise("tan", ufunc_call("tan"), lambda x, y: add(one(), power(y, const(2.
              func("tan", latex=r"\tan"))
 _elementwise("tanh", ufunc_call("tanh"), lambda x, y: sub(one(), power(y, const(2.0))),
              func("tanh", latex=r"\tanh"))
-_elementwise("sigmoid", Helper(K._sigmoid), lambda x, y: mul(y, sub(one(), y)),
+_elementwise("sigmoid", Helper(K._sigmoid, into=True), lambda x, y: mul(y, sub(one(), y)),
              func("σ", "sigmoid", r"\sigma"))
-_elementwise("relu", Helper(K._relu), lambda x, y: fn("step", x))
-_elementwise("softplus", Helper(K._softplus), lambda x, y: fn("sigmoid", x))
+_elementwise("relu", Helper(K._relu, into=True), lambda x, y: fn("step", x))
+_elementwise("softplus", Helper(K._softplus, into=True), lambda x, y: fn("sigmoid", x))
 _elementwise("abs", ufunc_call("abs"), lambda x, y: make("abs_slope", x),
              {"unicode": ("|{0}|", ATOM), "ascii": ("abs({0})", ATOM),
               "latex": (r"\left|{0}\right|", ATOM)})

@@ -8,16 +8,24 @@ saved (blocked evaluation measured 0.8–1.5× hand numpy).  Here the walk happe
 
 How.  The first call runs the program step by step with each operator's own numpy code (as the
 evaluator does) and records what each step produced.  That run fixes the plan: an element-wise
-operator (add, multiply, tanh, sigmoid, softplus, ...) and a matrix product whose result is a
-float64 array become one call of the numpy ufunc or `matmul` with `out=` a buffer of that shape —
+operator (add, multiply, tanh, ...) and a matrix product whose result is a float64 array become
+one call of the numpy ufunc or `matmul` with `out=` a buffer of that shape, an operator whose
+kernel computes into a given array (sigmoid, softplus, relu: `Helper.into`) one call of it —
 the buffer of an argument that dies at the step (written in place) or a free one of the same
 shape; a squared norm is a dot product; every other step keeps calling its operator's code.  A
 buffer is reused only when nothing can still see it: a value that a view, a transpose or a
 deferred factor (`diag(v)`, `c·z`) refers to keeps its buffer for good.  The results are the
-same numbers as the evaluator's (the same numpy kernels in the same order; a squared norm's sum
-is a BLAS dot product, equal to rounding).
+same numbers as the evaluator's (the same kernels of `operators/kernels.py`, one numeric
+implementation per operator, in the same order; a squared norm's sum is a BLAS dot product,
+equal to rounding; x² is x·x, as numpy computes `x ** 2`).
 
-Contract.  The returned values live in the kernel's buffers: read them (copy, add into an
+Cost of one implementation per operator.  sigmoid, softplus and relu run their operator's own
+kernel into the buffer (`kernels._sigmoid(np, a, out=buf)`) where this module once spelled
+them as inline ufunc calls: measured on a 2621-entry block (1 MB of a 50-column X; one process,
+interleaved, shared machine) 11.4 against 10.8 µs for sigmoid, 14.4 against 13.6 µs for
+softplus (its one temporary), about 1% of a logistic gradient's time per block.
+
+Contract.  The returned values live in the program's buffers: read them (copy, add into an
 accumulator) before the next call.  A failing operator (log, /, sqrt, ...) whose result is not
 finite raises `NonFinite` (unless non-finite values are allowed): the caller evaluates whole,
 which reports the error exactly as a whole evaluation does.  No text is generated or executed.
@@ -25,13 +33,14 @@ which reports the error exactly as a whole evaluation does.  No text is generate
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
 
 from .evaluate import Program
 from ..language.expr import OPS, Expr
-from ..language.operators.kernels import Infix
+from ..language.operators.kernels import Helper, Infix, Kernel, concrete
 
 Step = tuple[Callable[..., Any], tuple[int, ...], int, bool]  # (call, argument slots, result slot, check)
 
@@ -40,12 +49,8 @@ class NonFinite(Exception):
     """A failing operator gave a value that is not finite in this block."""
 
 
-# element-wise steps beyond the ufunc kernels (kernels.py names each operator's ufunc)
-_ELEMENTWISE = {"sigmoid", "softplus", "relu", "square", "reciprocal", "pow"}
-
-
-class Kernel:
-    """`Kernel(program, allow_nonfinite)(values) -> roots` for blocks of one size."""
+class BlockProgram:
+    """`BlockProgram(program, allow_nonfinite)(values) -> roots` for blocks of one size."""
 
     def __init__(self, program: Program, allow_nonfinite: bool):
         self.program, self.allow_nonfinite = program, allow_nonfinite
@@ -115,7 +120,7 @@ class Kernel:
                 last_use[a] = step
         keep = set(self.roots) | {slot for _, slot in self.symbols}
         owner: dict[int, int] = {}  # slot -> buffer index it writes into
-        buffers: list[np.ndarray] = []
+        buffers: list[Any] = []
         free: list[int] = []
         pinned: set[int] = set()  # buffers something may still see: never handed out again
         steps: list[Step] = []
@@ -137,8 +142,7 @@ class Kernel:
             dying = [a for a in args if last_use.get(a) == step and a not in keep and a in owner
                      and owner[a] not in pinned and args.count(a) == 1]
             buf = None
-            kernel = self.schedule[node].kernel
-            if node.op in _ELEMENTWISE or (kernel is not None and kernel.ufunc):  # in place
+            if _elementwise(self.schedule[node].kernel):  # in place
                 buf = next((owner[a] for a in dying if buffers[owner[a]].shape == value.shape), None)
             if buf is not None:
                 dying.remove(next(a for a in dying if owner[a] == buf))
@@ -195,8 +199,13 @@ def _fast(node: Expr, kernel: Any, args: list[Any], value: Any) -> Callable[[np.
         return None
     if not all(isinstance(a, (np.ndarray, float, int, np.floating)) for a in args):
         return None
-    if op in _FAST_ELEMENTWISE:
-        return _FAST_ELEMENTWISE[op]
+    if op == "pow":
+        return _pow
+    if isinstance(kernel, Helper) and kernel.into and kernel.report is None:  # its own code, into the buffer
+        fn, extra = kernel.fn, [concrete(s) for s in kernel.settings(node)] if kernel.settings else []
+        if not extra:
+            return lambda buf: partial(fn, np, out=buf)
+        return lambda buf: lambda *a: fn(np, *a, *extra, out=buf)
     if kernel is not None and kernel.ufunc:  # the operator's own ufunc (kernels.py)
         ufunc = getattr(np, kernel.ufunc)
         return lambda buf: lambda *a: ufunc(*a, out=buf)
@@ -207,51 +216,25 @@ def _fast(node: Expr, kernel: Any, args: list[Any], value: Any) -> Callable[[np.
     return None
 
 
+def _elementwise(kernel: Kernel | None) -> bool:
+    """Whether a step computes entry by entry, so that its result may go into an argument's buffer."""
+    return kernel is not None and bool(kernel.ufunc or isinstance(kernel, Helper) and kernel.into)
+
+
 def _sqnorm(a: np.ndarray) -> Any:
     flat = a.reshape(-1)
     return np.dot(flat, flat)
 
 
-def _sigmoid(buf: np.ndarray) -> Callable[[Any], Any]:
-    def call(a: Any) -> Any:  # 0.5·(tanh(0.5a) + 1), the operator's own formula
-        np.multiply(a, 0.5, out=buf)
-        np.tanh(buf, out=buf)
-        np.add(buf, 1.0, out=buf)
-        return np.multiply(buf, 0.5, out=buf)
-    return call
-
-
-def _softplus(buf: np.ndarray) -> Callable[[Any], Any]:
-    """log(1 + eˣ) = max(x, 0) + log1p(e^−|x|): numpy's own formula for logaddexp(0, x), spelled
-    in ufuncs that have vector loops (numpy's logaddexp has none: it measured 13× slower)."""
-    scratch = np.empty_like(buf)
-
-    def call(a: Any) -> Any:
-        np.maximum(a, 0.0, out=scratch)
-        np.absolute(a, out=buf)
-        np.negative(buf, out=buf)
-        np.exp(buf, out=buf)
-        np.log1p(buf, out=buf)
-        return np.add(buf, scratch, out=buf)
-    return call
-
-
 def _pow(buf: np.ndarray) -> Callable[[Any, Any], Any]:
+    """aᵇ into the buffer (the operator's ufunc); a² as a·a, as numpy computes the evaluator's
+    `a ** 2`."""
+
     def call(a: Any, b: Any) -> Any:
         if isinstance(b, float) and b == 2.0:
             return np.multiply(a, a, out=buf)
         return np.power(a, b, out=buf)
     return call
-
-
-_FAST_ELEMENTWISE: dict[str, Callable[[np.ndarray], Callable[..., Any]]] = {
-    "sigmoid": _sigmoid,
-    "pow": _pow,
-    "softplus": _softplus,
-    "relu": lambda buf: lambda a: np.maximum(a, 0.0, out=buf),
-    "square": lambda buf: lambda a: np.multiply(a, a, out=buf),
-    "reciprocal": lambda buf: lambda a: np.divide(1.0, a, out=buf),
-}
 
 
 def _finite(value: Any) -> bool:
