@@ -50,3 +50,32 @@ def test_peak_follows_the_schedule(text, shapes, expected):
     assert peak_entries(program) >= expected
     assert peak_entries(program) <= 3 * expected  # an estimate, not a sum of every node
 
+
+
+def _writes_into():
+    from gradcli.language.expr import OPS
+    from gradcli.language.operators.kernels import Helper
+
+    return sorted(name for name, op in OPS.items() if isinstance(op.impl, Helper) and op.impl.into)
+
+
+@pytest.mark.parametrize("name", _writes_into())
+def test_a_kernel_that_computes_into_an_array_reuses_a_dead_temporary(name):
+    """sigmoid, softplus, relu (`Helper.into`) write their result over a temporary nothing reads
+    afterwards, as a ufunc does: the evaluator (and `--emit`) hold one array where they held two."""
+    import numpy as np
+
+    from gradcli.language import simplify as S
+    from gradcli.language.expr import OPS
+    from gradcli.language.shapes import col, mat
+    from gradcli.numeric.evaluate import compile_graph
+
+    A, x = S.sym("A", mat(50, 40)), S.sym("x", col(40))
+    program = compile_graph([S.summ(S.fn(name, S.matmul(A, x)))])
+    (step,) = [st for st in program.plan.steps if st.node.op == name]
+    assert step.overwrite == 0  # A@x, dead after this step
+    assert peak_entries(program) == 50 + 1  # A@x, then its image in the same array; the sum
+    rng = np.random.default_rng(0)
+    values = {"A": rng.normal(size=(50, 40)), "x": rng.normal(size=40)}
+    (value,) = program.run(values)
+    assert np.isclose(value, np.sum(OPS[name].impl.fn(np, values["A"] @ values["x"])))

@@ -221,7 +221,7 @@ def _fast(node: Expr, kernel: Any, args: list[Any], value: Any) -> Callable[[np.
 
 def _elementwise(kernel: Kernel | None) -> bool:
     """Whether a step computes entry by entry, so that its result may go into an argument's buffer."""
-    return kernel is not None and bool(kernel.ufunc or isinstance(kernel, Helper) and kernel.into)
+    return kernel is not None and kernel.in_place
 
 
 def _sqnorm(a: np.ndarray) -> Any:

@@ -321,8 +321,9 @@ class Codegen:
             return self.dialect.literal(value)
         return repr(value)
 
-    def code(self, kernel: Kernel, node: Expr, args: list[str]) -> str:
-        """The source of one kernel applied to its arguments' code."""
+    def code(self, kernel: Kernel, node: Expr, args: list[str], out: str = "") -> str:
+        """The source of one kernel applied to its arguments' code (a helper's result written
+        into the array `out` when given: `code_into`)."""
         ns = self.dialect.ns
         if isinstance(kernel, Infix):
             return f"{args[0]} {kernel.symbol} {args[1]}"
@@ -338,8 +339,14 @@ class Codegen:
             if name not in self.helpers:
                 self.helpers.append(name)
             parts = [ns] + args + [self.setting(s) for s in (kernel.settings(node) if kernel.settings else ())]
-            return f"{name}({', '.join(parts)})"
+            return f"{name}({', '.join(parts + ([f'out={out}'] if out else []))})"
         raise RuntimeError(f"no source for the kernel {kernel!r}")
+
+    def code_into(self, kernel: Kernel, node: Expr, args: list[str], out: str) -> str:
+        """The source of an `in_place` kernel writing into the array `out` (numpy)."""
+        if isinstance(kernel, Helper) and kernel.into:
+            return self.code(kernel, node, args, out)
+        return f"np.{kernel.ufunc}({', '.join(args)}, out={out})"
 
     def emit(self, roots: list[Expr]) -> list[str]:
         """Lines for the roots (appended to `lines`); the roots' names."""
@@ -369,7 +376,7 @@ class Codegen:
             elif st.overwrite is not None and self.dialect.numpy:
                 assert st.kernel is not None
                 name = args[st.overwrite]
-                self.lines.append(f"    np.{st.kernel.ufunc}({', '.join(args)}, out={name})")
+                self.lines.append(f"    {self.code_into(st.kernel, n, args, name)}")
             else:
                 assert st.kernel is not None
                 name = self._assign(self.code(st.kernel, n, args))

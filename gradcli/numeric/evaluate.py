@@ -120,7 +120,7 @@ def _plan_overwrites(steps: list[Step], last_use: dict[Expr, int], roots: set[Ex
         if kernel.view:
             owned.difference_update(st.args)  # shared from now on: never written over
             continue
-        if kernel.ufunc and not OPS[node.op].fails and node.ty.dims:
+        if kernel.in_place and not OPS[node.op].fails and node.ty.dims:
             for k, a in enumerate(st.args):
                 if (a in owned and last_use.get(a) == i and a not in roots
                         and st.args.count(a) == 1 and a.ty.dims == node.ty.dims):
@@ -169,7 +169,7 @@ class Program:
                             and getattr(getattr(target, "flags", None), "writeable", False)
                             and getattr(target, "dtype", None) == xp.float64
                             and tuple(target.shape) == tuple(st.node.ty.dims)):
-                        out = getattr(xp, st.kernel.ufunc)(*args, out=target)  # type: ignore[union-attr]
+                        out = st.kernel.run_into(xp, st.node, args, target)  # type: ignore[union-attr]
                     args = target = None  # type: ignore[assignment]
                 if out is None:
                     out = self._one(xp, st, env, values)

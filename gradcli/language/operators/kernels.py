@@ -14,9 +14,11 @@ An operator's numeric implementation (its record's `impl`) is a *kernel*, one of
   only by sums stays z): `diag(v) @ B` is then `_scale_rows(xp, v, B)` and `a + (−1)·z` is `a − z`,
   in the evaluator and in the emitted code.
 
-A kernel that is a numpy ufunc names it (`ufunc`): on numpy its result may be written over the
-array of an argument that nothing needs afterwards (`np.tanh(t, out=t)`); `evaluate.schedule`
-decides where, once, for the evaluator and the emitter.
+A kernel that is a numpy ufunc names it (`ufunc`), and a helper that can compute into a given
+array says so (`into`: sigmoid, softplus, relu): on numpy the result may then be written over
+the array of an argument that nothing needs afterwards (`np.tanh(t, out=t)`,
+`_sigmoid(np, t, out=t)`); `evaluate.schedule` decides where, once, for the evaluator and the
+emitter, and the row-block programs write into their buffers the same way.
 
 The helpers below are written against the array API standard, with a numpy branch where numpy
 has a faster spelling or lacks the standard's name (numpy 1.x); a helper never imports anything
@@ -84,6 +86,16 @@ class Kernel:
 
     def run(self, xp: Namespace, node: Expr, values: list[Array]) -> Array:
         raise NotImplementedError
+
+    @property
+    def in_place(self) -> bool:
+        """Whether on numpy the result can be written into a given array (`run_into`), which may
+        be an argument's own: a ufunc's `out=`, or a helper that takes `out=` (`Helper.into`)."""
+        return bool(self.ufunc)
+
+    def run_into(self, xp: Namespace, node: Expr, values: list[Array], out: Array) -> Array:
+        """The node's value written into `out` (numpy, an `in_place` kernel)."""
+        return getattr(xp, self.ufunc)(*values, out=out)
 
     def __call__(self, xp: Namespace, node: Expr, *values: Array) -> Array:
         """The node's value from its arguments' values (none deferred)."""
@@ -180,6 +192,16 @@ class Helper(Kernel):
             return self.fn(xp, *values, *extra, report=lambda *info: report(node, *info))
         return self.fn(xp, *values, *extra)
 
+    @property
+    def in_place(self) -> bool:
+        return self.into and self.report is None or bool(self.ufunc)
+
+    def run_into(self, xp: Namespace, node: Expr, values: list[Array], out: Array) -> Array:
+        if not (self.into and self.report is None):
+            return Kernel.run_into(self, xp, node, values, out)
+        extra = [concrete(s) for s in self.settings(node)] if self.settings else []
+        return self.fn(xp, *values, *extra, out=out)
+
 
 @record
 class Choose(Kernel):
@@ -217,7 +239,7 @@ def _device(xp: Namespace, a: Array) -> Array:
 
 def _sigmoid(xp: Namespace, z: Array, out: Array = None) -> Array:
     """(tanh(z/2) + 1)/2: no overflow for any z.  A numpy array is computed in one array (`out`
-    when given: the row-block program's buffer, or z's own), no temporaries."""
+    when given, which may be z's own), no temporaries."""
     if not (_is_numpy(xp) and getattr(z, "ndim", 0) > 0):
         return 0.5 * (xp.tanh(0.5 * z) + 1.0)
     out = xp.multiply(z, 0.5, out=out)
