@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import gradcli
@@ -67,8 +67,11 @@ def _blocked_vs_whole(text: str, hessian: bool, rows: int) -> bool:
         a, b, c = (np.asarray(x, dtype=float) for x in (a, b, c))
         scale = np.max(np.abs(a), initial=1.0)
         assert a.shape == b.shape == c.shape
-        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12 * scale, err_msg=text)
-        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12 * scale, err_msg=text)
+        # Blocks add the same terms in another order: rounding, amplified where a result is a
+        # difference of large terms (a log-sum-exp Hessian p - ppᵀ on big inputs gave 3.5e-10
+        # relative).  A wrong plan is off by O(1), so 1e-9 still catches every real error.
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-9 * scale, err_msg=text)
+        np.testing.assert_allclose(c, a, rtol=1e-9, atol=1e-9 * scale, err_msg=text)
     return blocked.plan_for(compiled.program, set(wrt)).splits
 
 
@@ -77,6 +80,7 @@ SPLIT = []
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(formulas("s", 3), st.integers(1, 4), st.booleans())
+@example("(logsumexp(((X + v')@((X'@X)@(a*v)))))", 1, True)  # rounding 3.5e-10 relative, not a bug
 def test_blocked_equals_whole_on_random_formulas(text, rows, hessian):
     SPLIT.append(_blocked_vs_whole(text, hessian, rows))
 
