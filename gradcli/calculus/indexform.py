@@ -19,7 +19,7 @@ from .differentiate import depends_on, gradients, seed_for
 from ..language.expr import OPS, Expr, NoIndexForm, make_raw, topological
 from ..record import Factory, record
 from ..language.render import Renderer
-from ..language.shapes import Ty
+from ..language.shapes import DimProduct, Ty, fmt_dim, product
 from ..language.simplify import is_symmetric
 
 if TYPE_CHECKING:
@@ -31,10 +31,12 @@ if TYPE_CHECKING:
 
     Indices: TypeAlias = tuple[str, ...]
     # a factor of a term: an expression's entry ("t", its text, its indices, the expression),
-    # a Kronecker delta ("d", index, index), or the seed's entry ("v", its indices) until
-    # `_seed_to_delta` turns the seed into deltas
+    # a Kronecker delta ("d", index, index), a composite delta ("c", whole, hi, lo) that reads
+    # an index over a product of sizes as a pair (whole = hi·size(lo) + lo: kron's rows, vec's
+    # entries), or the seed's entry ("v", its indices) until `_seed_to_delta` turns the seed into deltas
     Entry: TypeAlias = tuple[Literal["t"], str, Indices, Expr]
-    Factor: TypeAlias = Entry | tuple[Literal["d"], str, str] | tuple[Literal["v"], Indices]
+    Composite: TypeAlias = tuple[Literal["c"], str, str, str]
+    Factor: TypeAlias = Entry | tuple[Literal["d"], str, str] | Composite | tuple[Literal["v"], Indices]
 
 F_INDEX = ("i", "j")
 X_INDEX = ("k", "l")
@@ -58,6 +60,8 @@ class Term:
     coef: float
     factors: list[Factor] = Factory(default_factory=list)
     sums: list[str] = Factory(default_factory=list)  # the summed indices
+    # the size of every index, for a term with composite deltas (their parts are reshaped axes)
+    sizes: dict[str, Dim] = Factory(default_factory=dict)
 
 
 def _derive(g: Expr, v: Expr, f_dims: tuple[Dim, ...], x_dims: tuple[Dim, ...],
@@ -70,7 +74,13 @@ def _derive(g: Expr, v: Expr, f_dims: tuple[Dim, ...], x_dims: tuple[Dim, ...],
         if _dependent_depth(g, dep) > MAX_DEPTH:
             raise TooLarge
         terms = _Indexing(v, dep, fresh, Renderer(style)).of(g, x_idx)
-        return [_contract(_seed_to_delta(t, f_idx)) for t in terms], f_idx, x_idx, fresh
+        sizes = {**fresh.sizes, **dict(zip(f_idx, f_dims)), **dict(zip(x_idx, x_dims))}
+        out = [_same_pairs(_contract(_seed_to_delta(t, f_idx)), sizes) for t in terms]
+        for t in out:
+            if any(f[0] == "c" for f in t.factors):
+                t.sizes = sizes
+                _Axes(t)  # raises NoIndexForm where one index is read as two different pairs
+        return out, f_idx, x_idx, fresh
     except NoIndexForm:
         return None
 
@@ -99,7 +109,7 @@ def index_terms(g: Expr, v: Expr, f_dims: tuple[Dim, ...], x_dims: tuple[Dim, ..
         return None
     terms, f_idx, x_idx, fresh = found
     for t in terms:  # Σ_s over a term without s is a factor of s's size
-        mentioned = {i for f in t.factors if f[0] == "t" for i in f[2]}
+        mentioned = {i for f in t.factors if f[0] == "t" for i in f[2]} | _in_composites(t)
         for name in [n for n in t.sums if n not in mentioned]:
             size = fresh.sizes[name]
             if not isinstance(size, int):
@@ -132,7 +142,7 @@ def _counted(t: Term, fresh: "Fresh", r: Renderer) -> Term:
     """Σ_r over a term that does not mention r is the term times r's range: printed as that
     count (3 δ(i,k), or n δ(i,k) for a symbolic size), since `Σ_r` alone does not say how many."""
     mentioned = {i for f in t.factors if f[0] == "t" for i in f[2]} | {
-        i for f in t.factors if f[0] == "d" for i in f[1:]}
+        i for f in t.factors if f[0] == "d" for i in f[1:]} | _in_composites(t)
     factors, coef, sums = list(t.factors), t.coef, list[str]()
     for name in t.sums:
         size = fresh.sizes[name]
@@ -143,7 +153,11 @@ def _counted(t: Term, fresh: "Fresh", r: Renderer) -> Term:
         else:
             count = make_raw("numel", (), (Ty((size,)),))
             factors.append(("t", r.text(count), (), count))
-    return Term(coef, factors, sums)
+    return Term(coef, factors, sums, t.sizes)
+
+
+def _in_composites(t: Term) -> set[str]:
+    return {i for f in t.factors if f[0] == "c" for i in f[1:]}
 
 
 def _as_products(t: Term, r: Renderer) -> Term:
@@ -151,7 +165,7 @@ def _as_products(t: Term, r: Renderer) -> Term:
     while True:
         for s in sums:
             entries = [(n, f) for n, f in enumerate(factors) if f[0] == "t" and s in f[2]]
-            if len(entries) != 2 or any(f[0] == "d" and s in f[1:] for f in factors):
+            if len(entries) != 2 or any(f[0] in "dc" and s in f[1:] for f in factors):
                 continue
             holders = [n for n, _ in entries]
             (_, f1), (_, f2) = entries
@@ -171,7 +185,7 @@ def _as_products(t: Term, r: Renderer) -> Term:
             sums = [x for x in sums if x != s]
             break
         else:
-            return Term(t.coef, factors, sums)
+            return Term(t.coef, factors, sums, t.sizes)
 
 
 def _oriented(f: Entry, s: str, last: bool) -> Expr:
@@ -189,50 +203,110 @@ class Contraction:
     """One term of a tensor's index form as numpy computes it: coef · einsum(spec, *factors),
     with singleton axes inserted where the term does not depend on an output index, added onto
     the view einsum(diagonal, J) of J (δ between output indices: a diagonal view, never an
-    array).  The evaluator runs it (`evaluate_terms`) and `--emit` writes it out."""
+    array).  A composite index (kron's rows, vec's entries) is an axis reshaped into the pair
+    it stands for: `shapes` gives a factor's reshaped shape (None: as it is) and `view` J's.
+    The evaluator runs it (`evaluate_terms`) and `--emit` writes it out."""
 
     coef: float
     factors: list[Expr]  # the operands' expressions, in the order of spec
     spec: str  # "ab,b->ab" ("" for a term without factors)
     inserted: tuple[int, ...]  # axes of the output that the term is constant along
     diagonal: str  # "aab->ab", or "" for J itself
+    shapes: tuple[tuple[Dim, ...] | None, ...] = ()  # () or one per factor
+    view: tuple[Dim, ...] | None = None  # J reshaped before the diagonal is taken
+
+
+class _Axes:
+    """The axes of one term: indices made equal by its deltas (union-find), and the indices a
+    composite delta splits into a (hi, lo) pair, so that each index is a list of leaves, the
+    axes einsum sees.  Two splits of one index must agree in their sizes (else NoIndexForm:
+    vec(X) ⊙ vec(Y) with X (2, 6) and Y (3, 4) has no common reshaping)."""
+
+    def __init__(self, t: Term) -> None:
+        self.parent: dict[str, str] = {}
+        self.split: dict[str, tuple[str, str]] = {}
+        self.sizes = t.sizes
+        for f in t.factors:
+            if f[0] == "d":
+                self.union(f[1], f[2])
+        for f in t.factors:
+            if f[0] == "c":
+                self.divide(f[1], f[2], f[3])
+
+    def find(self, n: str) -> str:
+        while self.parent.get(n, n) != n:
+            n = self.parent[n]
+        return n
+
+    def union(self, a: str, b: str) -> None:
+        a, b = self.find(a), self.find(b)
+        if a == b:
+            return
+        self.parent[b] = a
+        if b in self.split:
+            self.divide(a, *self.split.pop(b))
+
+    def divide(self, whole: str, hi: str, lo: str) -> None:
+        w = self.find(whole)
+        if w not in self.split:
+            self.split[w] = (hi, lo)
+            return
+        h, l = self.split[w]
+        if self.sizes.get(l) != self.sizes.get(lo):
+            raise NoIndexForm
+        self.union(h, hi)
+        self.union(l, lo)
+
+    def leaves(self, n: str, depth: int = 0) -> list[str]:
+        if depth > MAX_INDICES:
+            raise NoIndexForm
+        r = self.find(n)
+        if r not in self.split:
+            return [r]
+        h, l = self.split[r]
+        return self.leaves(h, depth + 1) + self.leaves(l, depth + 1)
+
+    def size(self, n: str) -> Dim:
+        return next(self.sizes[m] for m in [n, *self.sizes] if m in self.sizes and self.find(m) == self.find(n))
 
 
 def contractions(terms: list[Term], f_idx: Indices, x_idx: Indices) -> list[Contraction]:
     out_names = list(f_idx) + list(x_idx)
     found: list[Contraction] = []
     for t in terms:
-        parent = {n: n for n in out_names}
-
-        def find(n: str) -> str:
-            while parent.get(n, n) != n:
-                n = parent[n]
-            return n
-        for f in t.factors:
-            if f[0] == "d":
-                a, b = find(f[1]), find(f[2])
-                if a != b:
-                    parent[b] = a
+        axes = _Axes(t)
         letters: dict[str, str] = {}
 
         def letter(n: str) -> str:
-            n = find(n)
             if n not in letters:
                 letters[n] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[len(letters)]
             return letters[n]
+
+        def reshaped(idx: Indices, dims: tuple[Dim, ...]) -> tuple[str, tuple[Dim, ...] | None]:
+            """The letters of these indices' leaves, and the shape their axes take (None: as is)."""
+            leaves = [axes.leaves(i) for i in idx]
+            subs = "".join(letter(x) for group in leaves for x in group)
+            if all(len(group) == 1 for group in leaves):
+                return subs, None
+            return subs, tuple(d for group, dim in zip(leaves, dims)
+                               for d in ([dim] if len(group) == 1 else [axes.size(x) for x in group]))
         factors: list[Expr] = []
         subs: list[str] = []
+        shapes: list[tuple[Dim, ...] | None] = []
         for f in t.factors:
             if f[0] == "t":
                 factors.append(f[3])
-                subs.append("".join(letter(i) for i in f[2]))
-        full = "".join(letter(n) for n in out_names)
+                sub, shape = reshaped(f[2], f[3].ty.dims)
+                subs.append(sub)
+                shapes.append(shape)
+        full, view = reshaped(tuple(out_names), tuple(t.sizes.get(n, 0) for n in out_names))
         reduced = "".join(dict.fromkeys(full))
         present = set("".join(subs))
         kept = "".join(c for c in reduced if c in present)
         found.append(Contraction(t.coef, factors, ",".join(subs) + "->" + kept if factors else "",
                                  tuple(k for k, c in enumerate(reduced) if c not in kept),
-                                 full + "->" + reduced if full != reduced else ""))
+                                 full + "->" + reduced if full != reduced else "",
+                                 tuple(shapes) if any(s is not None for s in shapes) else (), view))
     return found
 
 
@@ -247,7 +321,10 @@ def evaluate_terms(terms: list[Term], f_idx: Indices, x_idx: Indices, shape: tup
     out = np.zeros(shape)
     for k, c in enumerate(contractions(terms, f_idx, x_idx)):
         operands = [np.asarray(computed[e], dtype=float) for e in c.factors]
-        view = np.einsum(c.diagonal, out) if c.diagonal else out
+        if c.shapes:
+            operands = [a if s is None else a.reshape(_ints(s)) for a, s in zip(operands, c.shapes)]
+        view = out.reshape(_ints(c.view)) if c.view is not None else out
+        view = np.einsum(c.diagonal, view) if c.diagonal else view
         if k == 0 and operands and not c.inserted:  # the first term straight into J: no temporary
             np.einsum(c.spec, *operands, out=view, optimize=len(operands) > 2)
             if c.coef != 1.0:
@@ -257,6 +334,13 @@ def evaluate_terms(terms: list[Term], f_idx: Indices, x_idx: Indices, shape: tup
                                  else np.float64(1.0))
         view += np.expand_dims(value, c.inserted) if c.inserted else value
     return out
+
+
+def _ints(dims: tuple[Dim, ...]) -> tuple[int, ...]:
+    """The sizes of a reshaped axis list: numbers, once a problem is compiled for its data."""
+    if not all(isinstance(d, int) for d in dims):
+        raise NoIndexForm
+    return tuple(int(d) for d in dims)  # type: ignore[call-overload]
 
 
 class Fresh:
@@ -352,6 +436,18 @@ class _Indexing:
     def delta(self, i: str, j: str) -> list[Term]:
         return [Term(1.0, [("d", i, j)])]
 
+    def composite(self, whole: str, hi: str, lo: str, hi_size: Dim, lo_size: Dim) -> list[Term]:
+        """δ(whole, hi·lo_size + lo); a pair with a part of size 1 is a plain delta."""
+        if lo_size == 1:
+            return self.delta(whole, hi)
+        if hi_size == 1:
+            return self.delta(whole, lo)
+        sizes = self.names.sizes
+        sizes.setdefault(hi, hi_size)
+        sizes.setdefault(lo, lo_size)
+        sizes.setdefault(whole, product(hi_size, lo_size))
+        return [Term(1.0, [("c", whole, hi, lo)])]
+
     def align(self, e: Expr, idx: Indices) -> Indices:
         return _align(e, idx)
 
@@ -370,7 +466,7 @@ def _seed_to_delta(t: Term, f_idx: Indices) -> Term:
             factors.extend(("d", a, b) for a, b in zip(f[1], f_idx))
         else:
             factors.append(f)
-    return Term(t.coef, factors, list(t.sums))
+    return Term(t.coef, factors, list(t.sums), t.sizes)
 
 
 def _contract(t: Term) -> Term:
@@ -396,12 +492,32 @@ def _contract(t: Term) -> Term:
                     break
             if changed:
                 break
-    return Term(t.coef, factors, sums)
+    return Term(t.coef, factors, sums, t.sizes)
+
+
+def _same_pairs(t: Term, sizes: dict[str, Dim]) -> Term:
+    """δ(t, (a, b)) δ(t, (c, d)) with b and d of one size is δ(t, (a, b)) δ(a, c) δ(b, d)
+    (vec(unvec(g, m)) read through its indices), contracted again."""
+    pairs: dict[tuple[str, Dim], tuple[str, str]] = {}
+    factors: list[Factor] = []
+    for f in t.factors:
+        if f[0] == "c" and (f[1], sizes.get(f[3])) in pairs:
+            h, lo = pairs[(f[1], sizes.get(f[3]))]
+            factors += [("d", h, f[2]), ("d", lo, f[3])]
+            continue
+        if f[0] == "c":
+            pairs[(f[1], sizes.get(f[3]))] = (f[2], f[3])
+        factors.append(f)
+    if len(factors) == len(t.factors):
+        return t
+    return _same_pairs(_contract(Term(t.coef, factors, list(t.sums), t.sizes)), sizes)
 
 
 def _rename(f: Factor, old: str, new: str) -> Factor:
     if f[0] == "d":
         return ("d", new if f[1] == old else f[1], new if f[2] == old else f[2])
+    if f[0] == "c":
+        return ("c", *(new if i == old else i for i in f[1:]))  # type: ignore[return-value]
     assert f[0] == "t", "no seed factor is left once the seed is turned into deltas"
     return ("t", f[1], tuple(new if i == old else i for i in f[2]), f[3])
 
@@ -410,7 +526,61 @@ def _factor_order(f: Factor) -> int:
     """A count (n δ(i,k)) first, then the deltas, then the other factors as they come."""
     if f[0] == "t" and len(f) > 3 and f[3].op == "numel":
         return 0
-    return 1 if f[0] == "d" else 2
+    return 1 if f[0] in "dc" else 2
+
+
+_PAIR_TEXT = {  # how a composite index's parts read: whole mod size, whole div size, hi·size + lo
+    "unicode": ("{w} mod {n}", "{w} div {n}", "{n}·{h}+{l}"),
+    "ascii": ("{w}%{n}", "{w}//{n}", "{n}*{h}+{l}"),
+    "latex": (r"{w} \bmod {n}", r"\lfloor {w}/{n} \rfloor", r"{n} \cdot {h}+{l}"),
+}
+
+
+def _readable(t: Term, style: str) -> tuple[list[Factor], list[str], dict[str, str]]:
+    """A term's composite deltas written into its indices, for display: δ(i, (s, r)) with r, s
+    summed reads X[r,s] as X[i mod m, i div m] (r = i mod m, s = i div m), a summed whole t
+    whose parts are known reads x[t] as x[m s + r]; a part that stays free keeps its delta,
+    δ(k, i div p).  Returns the factors left, the sums left, and the text of each index."""
+    mod, div, pair = _PAIR_TEXT[style]
+    text: dict[str, str] = {}
+    sums = list(t.sums)
+    factors = [f for f in t.factors if f[0] != "c"]
+    pending = [f for f in t.factors if f[0] == "c"]
+
+    def show(i: str) -> str:
+        out = text.get(i, i)
+        return out if out.isalnum() else f"({out})"
+
+    def size(i: str) -> str:
+        d = t.sizes.get(i, "?")
+        return fmt_dim(d).replace("*", "·" if style == "unicode" else "*") if not isinstance(d, DimProduct) \
+            else f"({fmt_dim(d)})"
+    def step(f: Composite, last: bool) -> bool:
+        _, w, h, lo = f
+        n = size(lo)
+        if w not in sums or w in text:  # the whole is known: each summed part is read from it
+            for part, form in ((lo, mod), (h, div)):
+                value = form.format(w=show(w), n=n)
+                if part in sums and part not in text:
+                    text[part] = value
+                    sums.remove(part)
+                else:  # a part known otherwise: the delta stays
+                    factors.append(("d", part, value))
+            return True
+        if last or not any(g[1] in (h, lo) for g in pending):  # Σ_t δ(t, (s, r)) x[t] = x[n·s+r]
+            text[w] = pair.format(h=show(h), l=show(lo), n=n)
+            sums.remove(w)
+            return True
+        return False
+    for last in (False, True):
+        progress = True
+        while pending and progress:
+            progress = False
+            for f in list(pending):
+                if step(f, last):
+                    pending.remove(f)
+                    progress = True
+    return factors, sums, text
 
 
 def _render(terms: list[Term], style: str) -> str:
@@ -420,14 +590,16 @@ def _render(terms: list[Term], style: str) -> str:
     parts = []
     for n, t in enumerate(terms):
         pieces = []
-        for f in sorted(t.factors, key=_factor_order):
+        factors, sums, text = _readable(t, style)
+        for f in sorted(factors, key=_factor_order):
             if f[0] == "d":
-                a, b = sorted((f[1], f[2]))
+                a, b = sorted((text.get(f[1], f[1]), text.get(f[2], f[2])))
+                comma = "" if len(a) == len(b) == 1 else ","
                 pieces.append({"unicode": f"δ({a},{b})", "ascii": f"delta({a},{b})",
-                               "latex": rf"\delta_{{{a}{b}}}"}[style])
+                               "latex": rf"\delta_{{{a}{comma}{b}}}"}[style])
             else:
                 assert f[0] == "t", "no seed factor is left once the seed is turned into deltas"
-                idx = f[2]
+                idx = tuple(text.get(i, i) for i in f[2])
                 if len(idx) == 2 and idx[0] > idx[1] and len(f) > 3 and is_symmetric(f[3]):
                     idx = (idx[1], idx[0])  # S[k,i] = S[i,k], written in order
                 if idx and style == "latex":  # X_{ki}: LaTeX's subscripts, not brackets
@@ -437,9 +609,9 @@ def _render(terms: list[Term], style: str) -> str:
                 else:
                     pieces.append(f[1] + (f"[{','.join(idx)}]" if idx else ""))
         body = " ".join(pieces) if pieces else "1"
-        if t.sums:
+        if sums:
             prefix = {"unicode": "Σ_", "ascii": "sum_", "latex": r"\sum_{"}[style]
-            body = prefix + ",".join(t.sums) + ("}" if style == "latex" else "") + " " + body
+            body = prefix + ",".join(sums) + ("}" if style == "latex" else "") + " " + body
         c = t.coef
         if c != 1.0 and c != -1.0:
             body = f"{abs(c):g} {body}"

@@ -87,6 +87,9 @@ if TYPE_CHECKING:  # the types of an operator's parts, for checkers only (nothin
         def times(self, a: list[Any], b: list[Any]) -> list[Any]: ...
         def opaque(self, e: Expr, idx: Indices) -> list[Any]: ...  # e[idx] as one factor
         def delta(self, i: str, j: str) -> list[Any]: ...
+        # δ(whole, hi·lo_size + lo): an index over a product of sizes read as the pair (hi, lo),
+        # row-major (kron's rows, vec's entries)
+        def composite(self, whole: str, hi: str, lo: str, hi_size: Dim, lo_size: Dim) -> list[Any]: ...
         def align(self, e: Expr, idx: Indices) -> Indices: ...  # a broadcast operand's indices
         def bounded(self, terms: list[Any]) -> list[Any]: ...  # raises TooLarge past a size
 

@@ -492,18 +492,24 @@ def _kron(xp: Namespace, a: Array, b: Array) -> Array:
     """The block matrix [a_ij b]."""
     if _is_numpy(xp):
         return xp.kron(a, b)
+    if a.ndim == 1:  # two vectors
+        return xp.reshape(a[:, None] * b[None, :], (-1,))
     (m, n), (p, q) = a.shape, b.shape
     return xp.reshape(a[:, None, :, None] * b[None, :, None, :], (m * p, n * q))
 
 
 def _kron_a(xp: Namespace, g: Array, b: Array) -> Array:
     """Σ_kl G_(ik),(jl) b_kl: an (m·p, n·q) matrix G contracted with the second factor."""
+    if b.ndim == 1:  # two vectors
+        return xp.sum(xp.reshape(g, (-1, b.shape[0])) * b[None, :], axis=1)
     (p, q), (r, c) = b.shape, g.shape
     return xp.sum(xp.reshape(g, (r // p, p, c // q, q)) * b[None, :, None, :], axis=(1, 3))
 
 
 def _kron_b(xp: Namespace, g: Array, a: Array) -> Array:
     """Σ_ij G_(ik),(jl) a_ij: G contracted with the first factor."""
+    if a.ndim == 1:  # two vectors
+        return xp.sum(xp.reshape(g, (a.shape[0], -1)) * a[:, None], axis=0)
     (m, n), (r, c) = a.shape, g.shape
     return xp.sum(xp.reshape(g, (m, r // m, n, c // n)) * a[:, None, :, None], axis=(0, 2))
 

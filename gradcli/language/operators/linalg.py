@@ -17,15 +17,20 @@ from . import kernels as K
 from .kernels import Helper
 from ..nondiff import warn_nondifferentiable
 from ..shaperules import _shape_err, same_shape, square_to
-from ..shapes import SCALAR, STRICT, divide, fmt, mat, product
+from ..shapes import SCALAR, STRICT, Ty, divide, fmt, mat, product
 from ..simplify import (_simplify_det, _simplify_inv, _simplify_logdet, _simplify_tr, T, eye, fill, matmul, mul, neg, summ,
                         symmetric_as_argument)
 from .base import ADD, ATOM, JUXT, MUL, POST, abs_slope, func, norm_notation
 
 if TYPE_CHECKING:
-    from ..expr import Expr, Params, ShapeContext, ShapeRule, Vjp, Notation, Simplify
+    from typing import Any
+
+    from ..expr import Expr, IndexContext, Indices, IndexRule, Params, ShapeContext, ShapeRule, Vjp, Notation, Simplify
+    from ..shapes import Dim
+
     from ..render import Renderer
-    from ..shapes import Ty
+
+    Terms = list[Any]
 
 
 def _matrix_only(name: str, same: bool = False) -> ShapeRule:
@@ -165,15 +170,57 @@ register(Op("adjT", same_shape, Helper(K._adjugate_transpose),
 # (m·p, n·q) matrix G against one factor, kron_a(G, B)_ij = Σ_kl G_(ik),(jl) B_kl and
 # kron_b(G, A)_kl = Σ_ij G_(ik),(jl) A_ij, each linear in both arguments, so the three close
 # under differentiation (Hessians too).
+# Of two vectors (both columns or both rows) kron is the vector of length m·p, as numpy's np.kron
+# of 1-D arrays.  A vector with a matrix is refused: numpy reads a 1-D array as a row there,
+# gradcli's vectors are columns, and either reading would surprise someone.
 def _two_matrices(name: str, a: Ty, b: Ty, show: Callable[[Ty], str]) -> None:
+    if a.is_vector and b.is_vector and a.row == b.row:
+        return
+    if a.is_vector and b.is_vector:
+        raise _shape_err(name, f"needs two vectors of one orientation, got {a.kind()} {show(a)} and "
+                               f"{b.kind()} {show(b)} (u ⊗ vᵀ is the outer product u@v')")
+    if (a.is_vector or b.is_vector) and not (a.is_scalar or b.is_scalar):
+        raise _shape_err(name, f"of a vector and a matrix is ambiguous (numpy's np.kron reads a 1-D array as a "
+                               f"row, gradcli's vectors are columns), got {a.kind()} {show(a)} and {b.kind()} "
+                               f"{show(b)}: write the vector as a matrix, unvec(u, 1) (a row) or unvec(u, m) "
+                               f"(a column)")
     if not (a.is_matrix and b.is_matrix):
-        raise _shape_err(name, f"needs two matrices, got {a.kind()} {show(a)} and {b.kind()} {show(b)}")
+        raise _shape_err(name, f"needs two matrices or two vectors, got {a.kind()} {show(a)} and {b.kind()} {show(b)}")
 
 
 def _kron_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
     a, b = tys
     _two_matrices("kron", a, b, getattr(ctx, "show", fmt))
-    return mat(product(a.dims[0], b.dims[0]), product(a.dims[1], b.dims[1]))
+    return Ty(tuple(product(d, e) for d, e in zip(a.dims, b.dims)), a.row)
+
+
+def _index_kron(c: IndexContext, e: Expr, idx: Indices) -> Terms:
+    """kron(A, B)[(i,k), (j,l)] = A[i,j] B[k,l]: each index of the product is a pair (A's, B's)."""
+    a, b = e.args
+    ia, ib, deltas = _pairs(c, idx, a.ty.dims, b.ty.dims)
+    return c.summed(c.times(deltas, c.times(c.of(a, ia), c.of(b, ib))), ia + ib)
+
+
+def _index_contraction(first: bool) -> IndexRule:
+    """kron_a(G, B)[i,j] = Σ_kl G[(i,k),(j,l)] B[k,l]; kron_b(G, A)[k,l] = Σ_ij G[(i,k),(j,l)] A[i,j]."""
+    def rule(c: IndexContext, e: Expr, idx: Indices) -> Terms:
+        g, f = e.args
+        whole = tuple(c.fresh(d) for d in g.ty.dims)
+        inner = tuple(c.fresh(d) for d in f.ty.dims)
+        pairs = c.delta(idx[0], idx[0])  # the product's neutral term (δ(i,i) = 1)
+        for w, i, k, di, dk in zip(whole, idx, inner, e.ty.dims, f.ty.dims):
+            pairs = c.times(pairs, c.composite(w, i, k, di, dk) if first else c.composite(w, k, i, dk, di))
+        return c.summed(c.times(pairs, c.times(c.of(g, whole), c.of(f, inner))), whole + inner)
+    return rule
+
+
+def _pairs(c: IndexContext, idx: Indices, da: tuple[Dim, ...], db: tuple[Dim, ...]) -> tuple[Indices, Indices, Terms]:
+    ia = tuple(c.fresh(d) for d in da)
+    ib = tuple(c.fresh(d) for d in db)
+    terms = c.delta(idx[0], idx[0])  # the product's neutral term (δ(i,i) = 1)
+    for w, i, k, di, dk in zip(idx, ia, ib, da, db):
+        terms = c.times(terms, c.composite(w, i, k, di, dk))
+    return ia, ib, terms
 
 
 def _contraction_shape(name: str) -> ShapeRule:
@@ -182,10 +229,10 @@ def _contraction_shape(name: str) -> ShapeRule:
         g, f = tys
         show = getattr(ctx, "show", fmt)
         _two_matrices(name, g, f, show)
-        rows, cols = (divide(ctx, d, e) for d, e in zip(g.dims, f.dims))
-        if rows is None or cols is None:
-            raise _shape_err(name, f"needs a matrix whose sizes are multiples of {show(f)}'s, got {show(g)}")
-        return mat(rows, cols)
+        sizes = [divide(ctx, d, e) for d, e in zip(g.dims, f.dims)]
+        if any(d is None for d in sizes):
+            raise _shape_err(name, f"needs a {g.kind()} whose sizes are multiples of {show(f)}'s, got {show(g)}")
+        return Ty(tuple(d for d in sizes if d is not None), g.row)
     return rule
 
 
@@ -218,14 +265,14 @@ register(Op("kron", _kron_shape, Helper(K._kron),
             vjp=(lambda node, G: make("kron_a", G, node.args[1]), lambda node, G: make("kron_b", G, node.args[0])),
             notation={"custom": _kron_notation},
             rule="d(A ⊗ B) = dA ⊗ B + A ⊗ dB and ⟨G, dA ⊗ B⟩ = ⟨kron_a(G, B), dA⟩, ⟨G, A ⊗ dB⟩ = ⟨kron_b(G, A), dB⟩",
-            names=("kron",), arity=(2,)))
+            names=("kron",), arity=(2,), index=_index_kron))
 register(Op("kron_a", _contraction_shape("kron_a"), Helper(K._kron_a),
             vjp=(lambda node, H: make("kron", H, node.args[1]), lambda node, H: make("kron_b", node.args[0], H)),
             notation=_call_notation("kron_a"), simplify=_simplify_contraction("kron_a"),
             rule="kron_a(G, B)ᵢⱼ = Σₖₗ G₍ᵢₖ₎₍ⱼₗ₎ Bₖₗ (linear in G and in B)",
-            names=("kron_a",), arity=(2,), listed=False))
+            names=("kron_a",), arity=(2,), listed=False, index=_index_contraction(True)))
 register(Op("kron_b", _contraction_shape("kron_b"), Helper(K._kron_b),
             vjp=(lambda node, H: make("kron", node.args[1], H), lambda node, H: make("kron_a", node.args[0], H)),
             notation=_call_notation("kron_b"), simplify=_simplify_contraction("kron_b"),
             rule="kron_b(G, A)ₖₗ = Σᵢⱼ G₍ᵢₖ₎₍ⱼₗ₎ Aᵢⱼ (linear in G and in A)",
-            names=("kron_b",), arity=(2,), listed=False))
+            names=("kron_b",), arity=(2,), listed=False, index=_index_contraction(False)))

@@ -248,6 +248,21 @@ def _unvec_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
 
 
 
+def _index_vec(c: IndexContext, e: Expr, idx: Indices) -> Terms:
+    """vec(X)[i] = X[i mod m, i div m]: i is the pair (column, row), column-major."""
+    (x,) = e.args
+    m, n = x.ty.dims
+    row, column = c.fresh(m), c.fresh(n)
+    return c.summed(c.times(c.composite(idx[0], column, row, n, m), c.of(x, (row, column))), (row, column))
+
+
+def _index_unvec(c: IndexContext, e: Expr, idx: Indices) -> Terms:
+    """unvec(g, m)[r, s] = g[m s + r]: Σ_t δ(t, (s, r)) g[t]."""
+    m, n = e.ty.dims
+    t = c.fresh(product(m, n))
+    return c.summed(c.times(c.composite(t, idx[1], idx[0], n, m), c.of(e.args[0], (t,))), (t,))
+
+
 def _call_unvec(b: CallContext, call: Call) -> Expr:
     """unvec(g, m): the (m, n) matrix whose columns are g's consecutive pieces of length m."""
     g = b.build(call.args[0])
@@ -265,9 +280,9 @@ register(Op("vec", _vec_shape, Helper(K._vec, view=True),  # (a reshape: may sha
             vjp=(lambda node, G: make("unvec", G, params=(node.args[0].ty.dims[0],)),),
             notation=func("vec", latex=r"\operatorname{vec}"),
             rule="d vec(A) = vec(dA) and ⟨g, vec(dA)⟩ = ⟨unvec(g, m), dA⟩",
-            names=("vec",)))
+            names=("vec",), index=_index_vec))
 register(Op("unvec", _unvec_shape, Helper(K._unvec, settings=lambda n: (Size(n.ty.dims[1]),), view=True),
             vjp=(lambda node, H: make("vec", H),),
             notation={"custom": _unvec_notation},
             rule="d unvec(g, m) = unvec(dg, m)",
-            names=("unvec",), arity=(2,), operands=1, call=_call_unvec))
+            names=("unvec",), arity=(2,), operands=1, call=_call_unvec, index=_index_unvec))
