@@ -418,15 +418,21 @@ def _index_form(d: Derivative) -> list[Contraction] | None:
 
 
 def _contraction_lines(found: list[Contraction], jac: str, shape: str, names: dict[Expr, str], namer: Namer,
-                       kind: Dialect) -> list[str]:
-    """J = Σ coef · einsum(...) written onto (diagonal views of) one array of zeros."""
+                       kind: Dialect, gen: Codegen) -> list[str]:
+    """J = Σ coef · einsum(...) written onto (diagonal views of) one array of zeros; a composite
+    index (kron, vec) is an axis reshaped into its pair, J's as a view."""
     lines = [f"    {jac} = np.zeros({shape})"]
     for k, c in enumerate(found):
-        target = jac
-        if c.diagonal:
+        target = source = jac
+        if c.view is not None:
             target = namer.fresh("_view")
-            lines.append(f"    {target} = np.einsum({c.diagonal!r}, {jac})")
-        operands = ", ".join(names[e] for e in c.factors)
+            lines.append(f"    {target} = {jac}.reshape({gen.shape(c.view)})")
+        if c.diagonal:
+            source, target = target, namer.fresh("_view")
+            lines.append(f"    {target} = np.einsum({c.diagonal!r}, {source})")
+        shapes = c.shapes or (None,) * len(c.factors)
+        operands = ", ".join(names[e] + ("" if s is None else f".reshape({gen.shape(s)})")
+                             for e, s in zip(c.factors, shapes))
         operands += ", optimize=True" if len(c.factors) > 2 else ""  # pairwise, as the evaluator does
         if k == 0 and c.factors and not c.inserted:  # the first term straight into J: no temporary
             lines.append(f"    np.einsum({c.spec!r}, {operands}, out={target})")
@@ -439,9 +445,28 @@ def _contraction_lines(found: list[Contraction], jac: str, shape: str, names: di
             if c.factors and c.coef != 1.0:
                 value = f"{kind.literal(c.coef)} * {value}"
             lines.append(f"    {target} += {value}")
-        if c.diagonal:
-            lines.append(f"    del {target}")
+        if target != jac:
+            lines.append(f"    del {target}" + (f", {source}" if c.view is not None and c.diagonal else ""))
     return lines
+
+
+def _product_sources(problem: Problem, symbols: dict[str, str], dims: dict[str, str], kind: Dialect) -> None:
+    """A size known only inside a product (v of unvec(v, 3) is (3*m,)): m = len(v) // 3, once
+    the product's other factors are known."""
+    progress = True
+    while progress:
+        progress = False
+        for name, info in problem.typed.symbols.items():
+            for axis, dim in enumerate(info.ty.dims):
+                if not isinstance(dim, DimProduct):
+                    continue
+                unknown = [f for f in dim.factors if not isinstance(f, int) and f not in dims]
+                if len(unknown) != 1 or not isinstance(unknown[0], str) or dim.factors.count(unknown[0]) != 1:
+                    continue
+                others = [str(f) if isinstance(f, int) else dims[f] for f in dim.factors  # type: ignore[index]
+                          if f != unknown[0]]
+                dims[unknown[0]] = f"({kind.dim_source(symbols[name], axis)} // ({' * '.join(others)}))"
+                progress = True
 
 
 def emit_numpy(problem: Problem, derivs: list[Derivative], fns: dict[str, str], hessian: bool) -> str:
@@ -466,6 +491,7 @@ def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str],
         for axis, dim in enumerate(info.ty.dims):
             if isinstance(dim, str) and dim not in dims:
                 dims[dim] = kind.dim_source(symbols[name], axis)
+    _product_sources(problem, symbols, dims, kind)
     functions: dict[tuple[str, int], str] = {}
     gen = Codegen(kind, symbols, dims, namer, functions)
     with_formula = [d for d in derivs if d.expr is not None]
@@ -486,7 +512,7 @@ def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str],
         if d.wrt in indexed:  # its index form, by einsum (as the evaluator computes it)
             jac = namer.fresh("_J")
             body += _contraction_lines(indexed[d.wrt], jac, gen.shape(tuple(d.f_ty.full_dims) + tuple(d.x_ty.dims)),
-                                       factor_names, namer, kind)
+                                       factor_names, namer, kind, gen)
             results[d.wrt] = jac
             continue
         assert d.of is not None and d.x is not None

@@ -266,7 +266,11 @@ def _index_unvec(c: IndexContext, e: Expr, idx: Indices) -> Terms:
 def _call_unvec(b: CallContext, call: Call) -> Expr:
     """unvec(g, m): the (m, n) matrix whose columns are g's consecutive pieces of length m."""
     g = b.build(call.args[0])
-    return b.raw("unvec", (g,), (b.dim("unvec", call.args[1]),), call.col)
+    rows = call.args[1]
+    if not (isinstance(rows, Sym) or isinstance(rows, Num) and rows.value.is_integer() and rows.value > 0):
+        raise shape_error("unvec: the number of rows is a positive integer or a size name: unvec(v, 3) or "
+                          "unvec(v, m)", getattr(rows, "col", call.col))
+    return b.raw("unvec", (g,), (b.dim("unvec", rows),), call.col)
 
 
 def _unvec_notation(r: Renderer, node: Expr) -> tuple[str, float]:
