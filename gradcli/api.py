@@ -31,7 +31,7 @@ from .language.infer import Note, Typed, infer
 from .language.parse import dimension, parse
 from .record import record
 from .language.render import render, render_formulas
-from .language.shapes import Dim, Ty
+from .language.shapes import Dim, Ty, product
 
 __all__ = ["LAYOUTS", "Compiled", "Deferred", "Derivative", "Problem", "SymbolInfo", "analyze", "check_verdict",
            "default_layout", "derivation", "derivative_dims", "derivative_symbol", "emit_code", "fmt_shape",
@@ -48,12 +48,10 @@ def parse_dims(text: str, max_rank: int = 2) -> tuple[Dim, ...]:
     parts = [p for p in parts if p]
     dims: list[Dim] = []
     for p in parts:
-        if p.isascii() and p.isdigit():
-            dims.append(dimension(p))
-        elif p.isidentifier():
-            dims.append(p)
-        else:
+        factors = [f.strip() for f in p.replace("·", "*").split("*")]  # m*n: a product (kron, vec)
+        if not all(f.isascii() and f.isdigit() or f.isidentifier() for f in factors):
             raise GradcliError("usage", f"bad dimension '{p}' in shape '{text}'")
+        dims.append(product(*(dimension(f) if f.isdigit() else f for f in factors)))
     if len(dims) > max_rank:
         raise GradcliError("usage", f"shape '{text}': at most 2 dimensions (scalar, vector, matrix)")
     return tuple(dims)
@@ -359,6 +357,9 @@ def analyze(text: str, shapes: Mapping[str, tuple[Dim, ...]] | None = None, wrt:
     formula = parse(text)
     declared: dict[str, tuple[tuple[Dim, ...], str]] = {}
     bound: dict[Dim, Dim] = {}  # dimension names of -s shapes that the data fixes (-s X=M,n with X 4×3: M=4)
+    if shapes:  # "m*n" written in a shape: the product dimension
+        shapes = {name: tuple(parse_dims(d, 1)[0] if isinstance(d, str) and ("*" in d or "·" in d) else d
+                              for d in dims) for name, dims in shapes.items()}
     if shapes and data_shapes:
         from .numeric.data import check_declared_shapes
 

@@ -311,9 +311,10 @@ class _Builder:
                 rank = self.ranks.get(name, default_rank(name))
                 dims, source = tuple(DimVar() for _ in range(rank)), "assumed"
             for d in dims:
-                if isinstance(d, str):
-                    self.ctx.rigid.add(d)
-                    self.ctx._names = None
+                for f in d.factors if isinstance(d, DimProduct) else (d,):  # where v: (m*n)
+                    if isinstance(f, str):
+                        self.ctx.rigid.add(f)
+                        self.ctx._names = None
                 self.ctx.order.append(d)
             ty = Ty(tuple(dims))
             self.symbols[name] = (ty, source)
@@ -552,6 +553,11 @@ def _carried(arg: Expr, b: _Builder) -> list[str]:
     return out
 
 
+def _has_product(dims: tuple[object, ...]) -> bool:
+    """Products last: m*n against a number needs m or n known first (where v: (m*n), A: (m, n))."""
+    return any(isinstance(d, DimProduct) for d in dims)
+
+
 def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
           extra_wrt: list[str] | None = None, functions=()) -> Typed:
     """Shape-check a parsed formula. `shapes` maps names to (dims, source) from data/options;
@@ -577,7 +583,7 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
         b = _Builder(given, functions, ranks)
         root = b.build(formula.expr)
         # a lower-priority declaration must agree with the higher one (M may become 100)
-        for key, (dims, source) in declared.items():
+        for key, (dims, source) in sorted(declared.items(), key=lambda kv: _has_product(kv[1][0])):
             if "\0" not in key:
                 continue
             name = key.split("\0")[0]
@@ -586,9 +592,10 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
                 try:
                     for x, y in zip(hi.dims, dims):
                         b.ctx.same(x, y)
-                except DimMismatch:
+                except DimMismatch as err:
                     raise shape_error(f"{name}: shape {b.ctx.show(hi)} from {b.symbols[name][1]} "
-                                      f"contradicts {fmt_dims(dims)} from the {source} clause",
+                                      f"contradicts {fmt_dims(dims)} from the {source} clause"
+                                      + (f" ({err.why})" if err.why else ""),
                                       b.columns.get(name)) from None
     except RecursionError:
         raise parse_error("the formula is nested too deeply") from None

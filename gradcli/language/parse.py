@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import GradcliError, parse_error
 from .lalr import Parser, TablesError, Token, UnexpectedCharacters, UnexpectedToken, load_tables
+from .shapes import product
 from .syntax import Binary, Call, Decl, Formula, Keyword, Norm, Num, Sym, Transpose, Unary
 
 KEYWORDS = {"wrt", "where", "scalar"}
@@ -103,7 +104,17 @@ class _Builder:
     def dims_shape(self, *dims):
         if len(dims) == 1 and dims[0] == "scalar":  # `where a: scalar` (a keyword only here)
             return ()
-        return tuple(dimension(str(d), d.column) if d.type == "INT" else str(d) for d in dims)
+        return tuple(self._dim(d) for d in dims)
+
+    def dim_product(self, *parts):
+        """m*n in a where clause: a product dimension (shapes.product), kron's and vec's sizes."""
+        return product(*(self._dim(p) for p in parts if p.type != "STAR"))
+
+    @staticmethod
+    def _dim(d):
+        if not isinstance(d, Token):
+            return d  # a product, made by dim_product
+        return dimension(str(d), d.column) if d.type == "INT" else str(d)
 
     def decl(self, name: Token, shape):
         return Decl(str(name), shape, name.column)

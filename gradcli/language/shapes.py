@@ -198,9 +198,9 @@ def fmt(ty: Ty) -> str:
 
 
 class DimMismatch(Exception):
-    def __init__(self, a: Dim, b: Dim):
-        super().__init__(f"{fmt_dim(a)} and {fmt_dim(b)} differ")
-        self.a, self.b = a, b
+    def __init__(self, a: Dim, b: Dim, why: str = ""):
+        super().__init__(f"{fmt_dim(a)} and {fmt_dim(b)} differ" + (f" ({why})" if why else ""))
+        self.a, self.b, self.why = a, b, why
 
 
 class Unifier:
@@ -238,8 +238,25 @@ class Unifier:
                     self.same(x, y)
             except DimMismatch:
                 raise DimMismatch(ra, rb) from None
+        elif isinstance(ra, DimProduct) and isinstance(rb, int) or isinstance(rb, DimProduct) and isinstance(ra, int):
+            self._product_is(*((ra, rb) if isinstance(ra, DimProduct) else (rb, ra)))  # type: ignore[arg-type]
         else:
             raise DimMismatch(ra, rb)
+
+    def _product_is(self, prod: DimProduct, size: int) -> None:
+        """m·3 = 12 makes m 4; a product of two unknowns against a number cannot be split (and
+        12 is no m·5)."""
+        unknown = [f for f in prod.factors if not isinstance(f, int)]
+        known = math.prod(f for f in prod.factors if isinstance(f, int))
+        if size % known:
+            raise DimMismatch(prod, size, f"{size} is not a multiple of {known}")
+        if len(unknown) != 1:
+            raise DimMismatch(prod, size, f"{size} does not say what {' and '.join(map(fmt_dim, unknown))} are: "
+                                          "give all but one of them")
+        try:
+            self.same(unknown[0], size // known)
+        except DimMismatch:
+            raise DimMismatch(prod, size) from None
 
     def resolve(self, ty: Ty) -> Ty:
         return ty.map(self.find)

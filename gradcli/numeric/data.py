@@ -332,10 +332,13 @@ def check_declared_shapes(options: Mapping[str, tuple[Dim, ...]],
     """-s shapes must agree with the data's: numbers equal, and a dimension name the same
     number wherever it occurs (-s X=M,n -s y=M with X 4×3 and y of 5 entries is refused).
     Returns {dimension name: number} of the names the data fixes."""
-    from ..language.shapes import fmt_dims
+    import math
+
+    from ..language.shapes import DimProduct, fmt_dim, fmt_dims, product
 
     bound: dict[Dim, tuple[Dim, str]] = {}  # dimension name → (value, symbol that fixed it)
-    for name, dims in options.items():
+    # products last: m*n against a length needs m or n known first (-s v=m*n -s A=m,n)
+    for name, dims in sorted(options.items(), key=lambda kv: any(isinstance(d, DimProduct) for d in kv[1])):
         if name not in data:
             continue
         got = tuple(data[name])
@@ -343,7 +346,18 @@ def check_declared_shapes(options: Mapping[str, tuple[Dim, ...]],
         if len(dims) != len(got):
             raise data_error(mine)
         for want, have in zip(dims, got):
-            if isinstance(want, int):
+            if isinstance(want, DimProduct) and isinstance(have, int):  # -s v=m*n
+                known = [bound[f][0] if f in bound else f for f in want.factors]
+                unknown = [f for f in known if not isinstance(f, int)]
+                size = math.prod(f for f in known if isinstance(f, int))
+                if have % size or not unknown and size != have:  # a multiple of what is known
+                    raise data_error(f"{mine} ({have} is not {fmt_dim(product(*known))})")
+                if len(unknown) > 1:
+                    raise data_error(f"{mine} ({have} does not say what {' and '.join(map(fmt_dim, unknown))} "
+                                     "are: give all but one of them)")
+                if unknown:
+                    bound[unknown[0]] = (have // size, name)
+            elif isinstance(want, int):
                 if want != have:
                     raise data_error(mine)
             elif want in bound and bound[want][0] != have:
