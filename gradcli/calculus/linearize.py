@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from ..language import operators  # noqa: F401  (fills the operator registry)
 from ..language import simplify as S
 from .differentiate import depends_on, gradients, seed_for
-from ..language.expr import OPS, Expr, NoMatrixForm, Row
+from ..language.expr import OPS, Expr, NoMatrixForm, Row, make, topological
+from ..language.rewrite import rewrite
 from ..language.shapes import Ty
 
 if TYPE_CHECKING:
@@ -138,4 +139,22 @@ def jacobian_formula(f: Expr, x: Expr) -> Expr | None:
     M = matrix_of(g, v)
     if M is None:
         return None
-    return S.T(M)  # g = M v = Jᵀ v, so J = Mᵀ (a row r gives the column rᵀ when x is a scalar)
+    J = S.T(M)  # g = M v = Jᵀ v, so J = Mᵀ (a row r gives the column rᵀ when x is a scalar)
+    return _kron_algebra(J) if any(n.op == "kron" for n in topological([J])) else J
+
+
+def _kron_algebra(e: Expr) -> Expr:
+    """The Kronecker products the vec and kron rules leave, written as textbooks do:
+    (A ⊗ B)ᵀ = Aᵀ ⊗ Bᵀ and (A ⊗ B)(C ⊗ D) = AC ⊗ BD, so vec(AXB) wrt vec(X) is Bᵀ ⊗ A."""
+    def visit(node: Expr, args: tuple[Expr, ...]) -> Expr | None:
+        if node.op == "T" and args[0].op == "kron":
+            a, b = args[0].args
+            return make("kron", S.T(a), S.T(b))
+        if node.op == "matmul" and args[0].op == "kron" and args[1].op == "kron":
+            (a, b), (c, d) = args[0].args, args[1].args
+            if a.ty.is_matrix and b.ty.is_matrix and c.ty.is_matrix and d.ty.is_matrix \
+                    and a.ty.dims[1] == c.ty.dims[0] and b.ty.dims[1] == d.ty.dims[0]:
+                return make("kron", S.matmul(a, c), S.matmul(b, d))
+        return None
+    (out,) = rewrite([e], visit)
+    return out

@@ -159,6 +159,12 @@ def _regrouped(a: Expr, b: Expr) -> Expr | None:
         return make_raw("add", (S.matmul(a.args[0], b), S.matmul(a.args[1], b)))
     if a.op == "mul" and a.args[0].ty.is_scalar:
         return S.mul(a.args[0], S.matmul(a.args[1], b))
+    flipped = a.op == "T" and a.args[0].op == "unvec"
+    if (a.op == "unvec" or flipped) and b.ty.is_col:  # unvec(g, m) b = (bᵀ ⊗ I) g, unvec(g, m)ᵀ b = (I ⊗ bᵀ) g
+        g = a.args[0].args[0] if flipped else a.args[0]
+        m, n = (a.ty.dims[1], a.ty.dims[0]) if flipped else a.ty.dims
+        row = S.T(make("unvec", b, params=(b.ty.dims[0],)))  # b as the (1, k) matrix it stands for
+        return S.matmul(make("kron", S.eye(n), row) if flipped else make("kron", row, S.eye(m)), g)
     return None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ...errors import GradcliError
-from ..expr import Op, make, register
+from ..expr import NoMatrixForm, Op, make, register
 from . import kernels as K
 from .kernels import Helper
 from ..nondiff import warn_nondifferentiable
@@ -25,12 +25,16 @@ from .base import ADD, ATOM, JUXT, MUL, POST, abs_slope, func, norm_notation
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..expr import Expr, IndexContext, Indices, IndexRule, Params, ShapeContext, ShapeRule, Vjp, Notation, Simplify
+    from collections.abc import Generator
+
+    from ..expr import (Expr, IndexContext, Indices, IndexRule, MatrixContext, MatrixRule, Notation, Params, Row,
+                        ShapeContext, ShapeRule, Simplify, Vjp)
     from ..shapes import Dim
 
     from ..render import Renderer
 
     Terms = list[Any]
+    MatrixSteps = Generator["Expr | Row", Expr, Expr]
 
 
 def _matrix_only(name: str, same: bool = False) -> ShapeRule:
@@ -214,6 +218,35 @@ def _index_contraction(first: bool) -> IndexRule:
     return rule
 
 
+def _matrix_kron(c: MatrixContext, e: Expr) -> MatrixSteps:
+    """Of two columns, one linear in v: u ⊗ w = (I ⊗ w) u = (u ⊗ I) w, the constant vector as
+    the (m, 1) matrix it stands for."""
+    a, b = e.args
+    if not (a.ty.is_col and b.ty.is_col) or c.live(a) == c.live(b):
+        raise NoMatrixForm
+    (m,), (p,) = a.ty.dims, b.ty.dims
+    if c.live(a):
+        return matmul(make("kron", eye(m), make("unvec", b, params=(p,))), (yield a))
+    return matmul(make("kron", make("unvec", a, params=(m,)), eye(p)), (yield b))
+
+
+def _matrix_contraction(first: bool) -> MatrixRule:
+    """Of columns: kron_a(g, w) = unvec(g, p)ᵀ w = (I ⊗ wᵀ) g and kron_b(g, u) = unvec(g, p) u =
+    (uᵀ ⊗ I) g, where p is the length of kron_a's w (g's length over kron_b's u)."""
+    def rule(c: MatrixContext, e: Expr) -> MatrixSteps:
+        g, f = e.args
+        if not (g.ty.is_col and f.ty.is_col) or c.live(g) == c.live(f):
+            raise NoMatrixForm
+        (k,), (out,) = f.ty.dims, e.ty.dims
+        p = k if first else out  # the length of the second factor of the product g stands for
+        if c.live(f):
+            pieces = make("unvec", g, params=(p,))  # (p, m): column i is g's i-th piece
+            return matmul(T(pieces) if first else pieces, (yield f))
+        row = T(make("unvec", f, params=(k,)))  # f as the (1, k) matrix it stands for
+        return matmul(make("kron", eye(out), row) if first else make("kron", row, eye(out)), (yield g))
+    return rule
+
+
 def _pairs(c: IndexContext, idx: Indices, da: tuple[Dim, ...], db: tuple[Dim, ...]) -> tuple[Indices, Indices, Terms]:
     ia = tuple(c.fresh(d) for d in da)
     ib = tuple(c.fresh(d) for d in db)
@@ -265,14 +298,15 @@ register(Op("kron", _kron_shape, Helper(K._kron),
             vjp=(lambda node, G: make("kron_a", G, node.args[1]), lambda node, G: make("kron_b", G, node.args[0])),
             notation={"custom": _kron_notation},
             rule="d(A ⊗ B) = dA ⊗ B + A ⊗ dB and ⟨G, dA ⊗ B⟩ = ⟨kron_a(G, B), dA⟩, ⟨G, A ⊗ dB⟩ = ⟨kron_b(G, A), dB⟩",
-            names=("kron",), arity=(2,), index=_index_kron))
+            names=("kron",), arity=(2,), index=_index_kron, matrix=_matrix_kron))
 register(Op("kron_a", _contraction_shape("kron_a"), Helper(K._kron_a),
             vjp=(lambda node, H: make("kron", H, node.args[1]), lambda node, H: make("kron_b", node.args[0], H)),
             notation=_call_notation("kron_a"), simplify=_simplify_contraction("kron_a"),
             rule="kron_a(G, B)ᵢⱼ = Σₖₗ G₍ᵢₖ₎₍ⱼₗ₎ Bₖₗ (linear in G and in B)",
-            names=("kron_a",), arity=(2,), listed=False, index=_index_contraction(True)))
+            names=("kron_a",), arity=(2,), listed=False, index=_index_contraction(True), matrix=_matrix_contraction(True)))
 register(Op("kron_b", _contraction_shape("kron_b"), Helper(K._kron_b),
             vjp=(lambda node, H: make("kron", node.args[1], H), lambda node, H: make("kron_a", node.args[0], H)),
             notation=_call_notation("kron_b"), simplify=_simplify_contraction("kron_b"),
             rule="kron_b(G, A)ₖₗ = Σᵢⱼ G₍ᵢₖ₎₍ⱼₗ₎ Aᵢⱼ (linear in G and in A)",
-            names=("kron_b",), arity=(2,), listed=False, index=_index_contraction(False)))
+            names=("kron_b",), arity=(2,), listed=False, index=_index_contraction(False),
+            matrix=_matrix_contraction(False)))

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...errors import shape_error
-from ..expr import NoMatrixForm, Op, Row, make, register
+from ..expr import NoMatrixForm, Op, Row, make, make_raw, register
 from ..shaperules import _shape_err, square_to, to_scalar, vector_only
 from ..shapes import Ty, col, divide, fmt, mat, product
-from ..simplify import (_simplify_fill, _simplify_T, T, always_symmetric, const, fill, is_one, is_zero, like,
+from ..simplify import (_simplify_fill, _simplify_T, T, always_symmetric, const, div, eye, fill, is_one, is_zero, like,
                         matmul, summ, symmetric_as_argument)
 from ..syntax import Num, Sym
 from . import kernels as K
@@ -263,6 +263,46 @@ def _index_unvec(c: IndexContext, e: Expr, idx: Indices) -> Terms:
     return c.summed(c.times(c.composite(t, idx[1], idx[0], n, m), c.of(e.args[0], (t,))), (t,))
 
 
+def _matrix_vec(c: MatrixContext, e: Expr) -> MatrixSteps:
+    """vec of a matrix linear in v, by the identities that move v out of the matrix:
+    vec(unvec(u, m)) = u, vec(PQ) = (I ⊗ P) vec(Q) = (Qᵀ ⊗ I) vec(P), vec(u wᵀ) = (w ⊗ I) u =
+    (I ⊗ u) w, vec(P + Q) = vec(P) + vec(Q), vec(W ⊙ Q) = vec(W) ⊙ vec(Q), vec(cQ) = c vec(Q)."""
+    (x,) = e.args
+    if x.op == "unvec":
+        return (yield x.args[0])
+    regrouped = _vec_regrouped(c, x)
+    if regrouped is None:
+        raise NoMatrixForm  # vec(Xᵀ) (a commutation matrix), vec(diag(u)), ...
+    return (yield from c.regroup(e, regrouped))
+
+
+def _vec_regrouped(c: MatrixContext, x: Expr) -> Expr | None:
+    m, n = x.ty.dims
+    if x.op == "add" and x.args[0].ty == x.args[1].ty == x.ty:
+        return make_raw("add", (make("vec", x.args[0]), make("vec", x.args[1])))
+    if x.op in ("mul", "div") and sum(c.live(a) for a in x.args) == 1:
+        live, other = x.args if c.live(x.args[0]) else x.args[::-1]
+        if x.op == "div" and live is not x.args[0]:
+            return None  # not linear
+        factor = other if x.op == "mul" else div(const(1.0), other)
+        if factor.ty.is_scalar:
+            return make_raw("mul", (factor, make("vec", live)))
+        return make_raw("mul", (make("vec", factor), make("vec", live))) if factor.ty == live.ty else None
+    if x.op != "matmul" or all(c.live(a) for a in x.args):
+        return None
+    p, q = x.args
+    if p.ty.is_col and q.ty.is_row:  # an outer product u wᵀ
+        u, w = p, T(q)
+        if c.live(u):  # (w ⊗ I) u, w as the (n, 1) matrix it stands for
+            return matmul(make("kron", make("unvec", w, params=(n,)), eye(m)), u)
+        return matmul(make("kron", eye(n), make("unvec", u, params=(m,))), w)
+    if not (p.ty.is_matrix and q.ty.is_matrix):
+        return None
+    if c.live(q):
+        return matmul(make("kron", eye(n), p), make("vec", q))
+    return matmul(make("kron", T(q), eye(m)), make("vec", p))
+
+
 def _call_unvec(b: CallContext, call: Call) -> Expr:
     """unvec(g, m): the (m, n) matrix whose columns are g's consecutive pieces of length m."""
     g = b.build(call.args[0])
@@ -284,7 +324,7 @@ register(Op("vec", _vec_shape, Helper(K._vec, view=True),  # (a reshape: may sha
             vjp=(lambda node, G: make("unvec", G, params=(node.args[0].ty.dims[0],)),),
             notation=func("vec", latex=r"\operatorname{vec}"),
             rule="d vec(A) = vec(dA) and ⟨g, vec(dA)⟩ = ⟨unvec(g, m), dA⟩",
-            names=("vec",), index=_index_vec))
+            names=("vec",), index=_index_vec, matrix=_matrix_vec))
 register(Op("unvec", _unvec_shape, Helper(K._unvec, settings=lambda n: (Size(n.ty.dims[1]),), view=True),
             vjp=(lambda node, H: make("vec", H),),
             notation={"custom": _unvec_notation},
