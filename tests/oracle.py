@@ -73,16 +73,22 @@ def _logsumexp(a):
 
 
 def _kron(a, b):
+    if anp.ndim(a) == 1:  # two vectors: the 1-D product, as np.kron
+        return anp.reshape(a[:, None] * b[None, :], (-1,))
     (m, n), (p, q) = anp.shape(a), anp.shape(b)
     return anp.reshape(a[:, None, :, None] * b[None, :, None, :], (m * p, n * q))
 
 
 def _kron_a(g, b):  # Σ_kl G[(i,k),(j,l)] B[k,l]
+    if anp.ndim(b) == 1:
+        return anp.einsum("ik,k->i", anp.reshape(g, (-1, anp.shape(b)[0])), b)
     (p, q), (r, c) = anp.shape(b), anp.shape(g)
     return anp.einsum("ikjl,kl->ij", anp.reshape(g, (r // p, p, c // q, q)), b)
 
 
 def _kron_b(g, a):  # Σ_ij G[(i,k),(j,l)] A[i,j]
+    if anp.ndim(a) == 1:
+        return anp.einsum("ik,i->k", anp.reshape(g, (anp.shape(a)[0], -1)), a)
     (m, n), (r, c) = anp.shape(a), anp.shape(g)
     return anp.einsum("ikjl,ij->kl", anp.reshape(g, (m, r // m, n, c // n)), a)
 

@@ -35,7 +35,9 @@ def test_kron_has_product_dimensions_symbolic_and_numeric():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("kron(x, y)", "kron: needs two matrices"),
+    ("kron(x, A)", "kron: of a vector and a matrix is ambiguous"),  # numpy reads 1-D as a row, gradcli as a column
+    ("kron(x, y')", "kron: needs two vectors of one orientation"),
+    ("unvec(x, 0)", "unvec: the number of rows is a positive integer or a size name"),
     ("vec(x)", "vec: needs a matrix"),
     ("unvec(x, 4)", "a multiple of 4"),
     ("kron(A, B) + C", "differ"),

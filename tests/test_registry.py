@@ -51,7 +51,7 @@ def draw(domain: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
 
 
 # functions with an argument that is a setting, not an operand
-SETTINGS_CALLS = {"unvec": [("unvec(X, 3)", {"X": (12,)}), ("unvec(X, 1)", {"X": (3,)})]}
+SETTINGS_CALLS = {"unvec": [("unvec(X, 3)", {"X": (12,)}), ("unvec(X, 1)", {"X": (3,)}), ("unvec(X, 3)", {"X": (3,)})]}
 
 
 def _calls(name: str, op) -> list[tuple[str, dict]]:
@@ -66,7 +66,8 @@ def _calls(name: str, op) -> list[tuple[str, dict]]:
     if name in SETTINGS_CALLS:
         return SETTINGS_CALLS[name]
     if op.arity == (2,):  # pairs of vectors, of matrices, of a matrix and its divisor's shape
-        return [(f"{name}(X, Y)", {"X": x, "Y": y}) for x, y in (((3,), (3,)), ((3, 4), (2, 3)), ((6, 4), (3, 2)))]
+        return [(f"{name}(X, Y)", {"X": x, "Y": y})
+                for x, y in (((3,), (3,)), ((6,), (2,)), ((3, 4), (2, 3)), ((6, 4), (3, 2)))]
     out = [(f"{name}(X)", {"X": shape}) for shape in SHAPES.values()]
     if op.axis:
         out += [(f"{name}(X, {axis})", {"X": SHAPES["matrix"]}) for axis in (0, 1, -1)]
@@ -273,3 +274,49 @@ def test_svd_helpers_take_a_matrix_only(text):
     with pytest.raises(GradcliError) as info:
         gradcli.analyze(text, data_shapes={"x": (3,), "a": ()})
     assert info.value.kind == "shape" and "needs a matrix" in info.value.message
+
+
+# ----------------------------------------------------------------- Jacobians and index notation
+# operators whose index-notation rule must give every tensor derivative of theirs a formula
+INDEXED = {"kron", "kron_a", "kron_b", "vec", "unvec"}
+
+
+@pytest.mark.parametrize("name, call, shapes", CASES)
+def test_jacobian_and_its_printed_index_notation_match_autograd(name, call, shapes):
+    """The Jacobian of the call itself (a tensor for most), by the evaluator and, where it has no
+    matrix formula, by evaluating the index notation gradcli prints (the terms as displayed)."""
+    from gradcli.calculus.differentiate import gradients, seed_for
+    from gradcli.calculus.indexform import F_INDEX, X_INDEX, display_terms, evaluate_terms
+    from gradcli.numeric.evaluate import compile_graph
+
+    rng = np.random.default_rng(2)
+    values = {v: draw(CALLS[name].domain, s, rng) for v, s in shapes.items()}
+    problem = gradcli.analyze(f"{call} wrt {', '.join(sorted(shapes))}",
+                              data_shapes={k: np.shape(v) for k, v in values.items()})
+    if problem.typed.ty.is_row:
+        return  # (no operator gives a row from columns and matrices)
+    try:
+        _, derivs = problem.compile()(**values)
+    except GradcliError as err:
+        if _unavailable(err, name, 1):
+            return
+        raise
+    f = translate(call)
+    for d in problem.derivatives():
+        expected = autograd.jacobian(lambda x: f({**values, d.wrt: x}))(values[d.wrt])
+        assert _agree(derivs[d.wrt], expected), (call, d.wrt)
+        if d.expr is not None:
+            continue
+        v = seed_for(d.of)
+        (g,) = gradients(d.of, [d.x], seed=v)
+        f_dims, x_dims = d.f_ty.full_dims, d.x_ty.dims
+        terms = display_terms(g, v, f_dims, x_dims)
+        assert terms is not None or name not in INDEXED, (call, d.wrt)
+        if terms is None:
+            continue
+        assert d.formula("ascii"), (call, d.wrt)
+        factors = list({e: None for t in terms for e in [x[3] for x in t.factors if x[0] == "t"]})
+        computed = {id(e): value for e, value in zip(factors, compile_graph(factors).run(values))}
+        printed = evaluate_terms(terms, F_INDEX[:len(f_dims)], X_INDEX[:len(x_dims)],
+                                 tuple(int(n) for n in d.shape), computed)
+        assert _agree(printed, expected), (call, d.wrt, d.formula("ascii"))
