@@ -70,6 +70,7 @@ def _derive(g: Expr, v: Expr, f_dims: tuple[Dim, ...], x_dims: tuple[Dim, ...],
     fresh = Fresh()
     f_idx = F_INDEX[: len(f_dims)]
     x_idx = X_INDEX[: len(x_dims)]
+    fresh.sizes.update(zip(x_idx, x_dims))  # (every index of the walk has its size: see `align`)
     try:
         if _dependent_depth(g, dep) > MAX_DEPTH:
             raise TooLarge
@@ -340,7 +341,7 @@ def _ints(dims: tuple[Dim, ...]) -> tuple[int, ...]:
     """The sizes of a reshaped axis list: numbers, once a problem is compiled for its data."""
     if not all(isinstance(d, int) for d in dims):
         raise NoIndexForm
-    return tuple(int(d) for d in dims)  # type: ignore[call-overload]
+    return tuple(d for d in dims if isinstance(d, int))
 
 
 class Fresh:
@@ -449,6 +450,10 @@ class _Indexing:
         return [Term(1.0, [("c", whole, hi, lo)])]
 
     def align(self, e: Expr, idx: Indices) -> Indices:
+        """An operand of the node's own shape is not broadcast, sizes of 1 included."""
+        sizes = self.names.sizes
+        if len(e.ty.dims) == len(idx) and all(sizes.get(i) == d for i, d in zip(idx, e.ty.dims)):
+            return idx
         return _align(e, idx)
 
     def bounded(self, terms: list[Term]) -> list[Term]:
@@ -501,12 +506,12 @@ def _same_pairs(t: Term, sizes: dict[str, Dim]) -> Term:
     pairs: dict[tuple[str, Dim], tuple[str, str]] = {}
     factors: list[Factor] = []
     for f in t.factors:
-        if f[0] == "c" and (f[1], sizes.get(f[3])) in pairs:
-            h, lo = pairs[(f[1], sizes.get(f[3]))]
+        if f[0] == "c" and (f[1], sizes.get(f[3], 0)) in pairs:
+            h, lo = pairs[(f[1], sizes.get(f[3], 0))]
             factors += [("d", h, f[2]), ("d", lo, f[3])]
             continue
         if f[0] == "c":
-            pairs[(f[1], sizes.get(f[3]))] = (f[2], f[3])
+            pairs[(f[1], sizes.get(f[3], 0))] = (f[2], f[3])
         factors.append(f)
     if len(factors) == len(t.factors):
         return t
@@ -544,8 +549,8 @@ def _readable(t: Term, style: str) -> tuple[list[Factor], list[str], dict[str, s
     mod, div, pair = _PAIR_TEXT[style]
     text: dict[str, str] = {}
     sums = list(t.sums)
-    factors = [f for f in t.factors if f[0] != "c"]
-    pending = [f for f in t.factors if f[0] == "c"]
+    factors: list[Factor] = [f for f in t.factors if f[0] != "c"]
+    pending: list[Composite] = [f for f in t.factors if f[0] == "c"]
 
     def show(i: str) -> str:
         out = text.get(i, i)
@@ -590,16 +595,16 @@ def _render(terms: list[Term], style: str) -> str:
     parts = []
     for n, t in enumerate(terms):
         pieces = []
-        factors, sums, text = _readable(t, style)
+        factors, sums, shown = _readable(t, style)
         for f in sorted(factors, key=_factor_order):
             if f[0] == "d":
-                a, b = sorted((text.get(f[1], f[1]), text.get(f[2], f[2])))
+                a, b = sorted((shown.get(f[1], f[1]), shown.get(f[2], f[2])))
                 comma = "" if len(a) == len(b) == 1 else ","
                 pieces.append({"unicode": f"δ({a},{b})", "ascii": f"delta({a},{b})",
                                "latex": rf"\delta_{{{a}{comma}{b}}}"}[style])
             else:
                 assert f[0] == "t", "no seed factor is left once the seed is turned into deltas"
-                idx = tuple(text.get(i, i) for i in f[2])
+                idx = tuple(shown.get(i, i) for i in f[2])
                 if len(idx) == 2 and idx[0] > idx[1] and len(f) > 3 and is_symmetric(f[3]):
                     idx = (idx[1], idx[0])  # S[k,i] = S[i,k], written in order
                 if idx and style == "latex":  # X_{ki}: LaTeX's subscripts, not brackets

@@ -239,7 +239,7 @@ class Unifier:
             except DimMismatch:
                 raise DimMismatch(ra, rb) from None
         elif isinstance(ra, DimProduct) and isinstance(rb, int) or isinstance(rb, DimProduct) and isinstance(ra, int):
-            self._product_is(*((ra, rb) if isinstance(ra, DimProduct) else (rb, ra)))  # type: ignore[arg-type]
+            self._product_is(*((ra, rb) if isinstance(ra, DimProduct) else (rb, ra)))
         else:
             raise DimMismatch(ra, rb)
 
