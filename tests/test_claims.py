@@ -192,8 +192,8 @@ def test_sizes_are_distinct_per_dimension():
 
 
 def test_a_product_dimension_is_sized_by_its_factors():
-    # x + kron(a, b): x is (k*m, n*p); the draws size k, m, n and p, never the product itself
-    v = _judge("sum(x + kron(a, b)) wrt x", "", "0*x + 1", False)
+    # x + kron(A, B): x is (k*m, n*p); the draws size k, m, n and p, never the product itself
+    v = _judge("sum(x + kron(A, B)) wrt x", "", "0*x + 1", False)
     assert v.verdict == "correct", v.message
     assert all(sorted(d.sizes) == ["k", "m", "n", "p"] for d in v.draws)
 
