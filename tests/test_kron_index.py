@@ -52,7 +52,7 @@ def _printed(d, values: dict):
     terms = display_terms(g, v, f_dims, d.x_ty.dims)
     assert terms is not None, d.wrt
     factors = list({x[3]: None for t in terms for x in t.factors if x[0] == "t"})
-    computed = {id(e): value for e, value in zip(factors, compile_graph(factors).run(values))}
+    computed = dict(zip(factors, compile_graph(factors).run(values)))
     return evaluate_terms(terms, F_INDEX[:len(f_dims)], X_INDEX[:len(d.x_ty.dims)],
                           tuple(int(n) for n in d.shape), computed)
 
