@@ -268,13 +268,33 @@ def _product(a: Expr, b: Expr) -> Expr:
 
 
 def plus(a: Expr, b: Expr) -> Expr:
-    """a + b, with (A ⊗ B) + (A ⊗ C) = A ⊗ (B + C) and (A ⊗ C) + (B ⊗ C) = (A + B) ⊗ C."""
-    ca, ba = _coef(a)
-    cb, bb = _coef(b)
-    if ca is None and cb is None and _is_kron(ba) and _is_kron(bb):
-        (p, q), (r, s) = ba.args, bb.args
-        if p is r and q.ty == s.ty:
-            return kron(p, S.add(q, s))
-        if q is s and p.ty == r.ty:
-            return kron(S.add(p, r), q)
-    return S.add(a, b)
+    """a + b, Kronecker terms with a common factor gathered: (A ⊗ B) + (A ⊗ C) = A ⊗ (B + C)
+    and (A ⊗ C) + (B ⊗ C) = (A + B) ⊗ C, over all the terms of both sides."""
+    merged: list[Expr] = []
+    for t in _terms(a) + _terms(b):
+        for i, u in enumerate(merged):
+            both = _gathered(u, t)
+            if both is not None:
+                merged[i] = both
+                break
+        else:
+            merged.append(t)
+    out = merged[0]
+    for t in merged[1:]:
+        out = S.add(out, t)
+    return out
+
+
+def _terms(e: Expr) -> list[Expr]:
+    return _terms(e.args[0]) + _terms(e.args[1]) if e.op == "add" else [e]
+
+
+def _gathered(u: Expr, t: Expr) -> Expr | None:
+    if not (_is_kron(u) and _is_kron(t)):
+        return None
+    (p, q), (r, s) = u.args, t.args
+    if p is r and q.ty == s.ty:
+        return kron(p, S.add(q, s))
+    if q is s and p.ty == r.ty:
+        return kron(S.add(p, r), q)
+    return None
