@@ -189,3 +189,22 @@ def test_a_printed_kronecker_form_is_always_right(text, seed):
     assert _close(result.value, expected)
     if result.ascii is not None:
         assert _close(translate(result.ascii)(used), expected), result.ascii
+
+
+@pytest.mark.parametrize("text, names, square, hessian", [
+    ("A@X@B", "AXB", False, False), ("X'@X", "X", False, False), ("tr(X'@S@X)", "SX", False, False),
+    ("tr(X'@S@X)", "SX", False, True)])
+def test_emitted_module_returns_the_vec_layout(text, names, square, hessian, tmp_path):
+    from helpers import load_module
+
+    values = _values(names, np.random.default_rng(6), square)
+    run = gradcli.hess if hessian else gradcli.grad
+    results = run(f"{text} wrt X", values, layout="vec")
+    module = load_module(results.emit(), tmp_path)
+    _, derivatives = (module.value_and_hess if hessian else module.value_and_grad)(**values)
+    assert _close(derivatives["X"], results["X"].value)
+    if not hessian and text.startswith("tr"):
+        expected = np.reshape((values["S"] + values["S"].T) @ values["X"], -1, order="F")
+        assert _close(derivatives["X"], expected)
+    elif not hessian:
+        assert _close(derivatives["X"], _vec_jacobian(text, values))
