@@ -24,7 +24,7 @@ from gradcli.cli import main  # noqa: E402
 from oracle import translate  # noqa: E402
 
 EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "200"))
-SHAPES = {"X": (3, 2), "A": (4, 3), "B": (2, 5), "C": (2, 3), "S": (3, 3), "x": (2,), "y": (3,)}
+SHAPES = {"X": (3, 2), "A": (4, 3), "B": (2, 5), "C": (2, 3), "S": (3, 3), "x": (2,), "y": (3,), "P": (3, 2)}
 
 
 def _values(names, rng, square: bool = False) -> dict:
@@ -65,6 +65,9 @@ def _close(a, b) -> bool:
     ("X'@S@X + 2*X'@X", "SX", False),
     ("exp(X)*X", "X", False),      # entrywise: diagonal factors
     ("sum(X)*X", "X", False),      # a scalar factor: an outer product with vec(∇s)
+    ("exp(X)/tr(X'@X)", "X", False),  # a scalar divisor
+    ("X^2/P", "XP", False),        # entry-wise operators with two arguments
+    ("kron(X, X')", "X", False),   # both factors depend on X
     ("X@x", "Xx", False),          # a vector result: (xᵀ ⊗ I)
     ("y'@X", "yX", False),         # a row result
 ])
@@ -164,7 +167,10 @@ def _expr(draw, shape, depth):
     if kind == "transpose":
         return f"({_expr(draw, shape[::-1], depth - 1)})'"
     if kind == "hadamard":
-        return f"({_expr(draw, shape, depth - 1)} * {_expr(draw, shape, depth - 1)})"
+        left, right = _expr(draw, shape, depth - 1), _expr(draw, shape, depth - 1)
+        if draw(st.booleans()):  # a divisor kept ≥ 1: the comparison stays well conditioned
+            return f"({left} / ({right} * {right} + 1))"
+        return f"({left} * {right})"
     if shape[0] == shape[1]:
         return f"inv({_expr(draw, shape, depth - 1)} + 9*eye({shape[0]}))"
     return _expr(draw, shape, depth - 1)

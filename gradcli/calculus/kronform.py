@@ -74,13 +74,12 @@ class _Rules:
             (g,) = gradients(e, [self.x])
             return S.T(vec_of(g))
         rule = getattr(self, "_" + e.op, None)
-        if rule is None:
-            op = OPS[e.op]
-            if op.entrywise and len(e.args) == 1 and op.vjp:
-                return self._entrywise(e)
-            raise NoKroneckerForm(e.op)
-        out: Expr = rule(e)
-        return out
+        if rule is not None:
+            out: Expr = rule(e)
+            return out
+        if OPS[e.op].entrywise:
+            return self._entrywise(e)
+        raise NoKroneckerForm(e.op)
 
     def _need(self, e: Expr) -> Expr:
         j = self.of(e)
@@ -133,10 +132,16 @@ class _Rules:
         return parts[0] if len(parts) == 1 else plus(parts[0], parts[1])
 
     def _div(self, e: Expr) -> Expr:
+        """d(M/s) = dM/s − vec(M/s²) ds for a scalar s; else entry by entry."""
         a, b = e.args
-        if b in self.live or not b.ty.is_scalar:
-            raise NoKroneckerForm("div")
-        return S.div(self._need(a), b)
+        if not b.ty.is_scalar or a.ty.is_scalar:
+            return self._entrywise(e)
+        parts = []
+        if a in self.live:
+            parts.append(S.div(self._need(a), b))
+        if b in self.live:
+            parts.append(S.neg(S.matmul(vec_of(S.div(a, S.mul(b, b))), self._need(b))))
+        return parts[0] if len(parts) == 1 else plus(parts[0], parts[1])
 
     def _matmul(self, e: Expr) -> Expr:
         """d vec(A B) = (Bᵀ ⊗ I_m) d vec(A) + (I_n ⊗ A) d vec(B), vectors taken as m×1 or 1×n."""
@@ -172,13 +177,21 @@ class _Rules:
         return self._broadcast(e.args[0], e.ty)
 
     def _entrywise(self, e: Expr) -> Expr:
-        """d vec(f(A)) = diag(vec f'(A)) d vec(A): f' read off the operator's own adjoint rule
-        (its adjoint of a ones seed)."""
-        (a,) = e.args
-        slope = OPS[e.op].vjp[0](e, S.fill(S.const(1.0), e.ty))
-        if slope.ty.full_dims != a.ty.full_dims:
-            raise NoKroneckerForm(e.op)
-        return times(make("diagm", vec_of(slope)), self._need(a))
+        """d vec(f(A, B, …)) = Σ diag(vec ∂f/∂A) d vec(A) over the arguments that depend on x,
+        each ∂f/∂A read off the operator's own adjoint rule (its adjoint of a ones seed).  An
+        argument broadcast against the others (its adjoint would be summed) has no such form."""
+        op, ones = OPS[e.op], S.fill(S.const(1.0), e.ty)
+        parts = []
+        for i, a in enumerate(e.args):
+            if a not in self.live:
+                continue
+            if a.ty.full_dims != e.ty.full_dims or len(op.vjp) <= i:
+                raise NoKroneckerForm(e.op)
+            slope = op.vjp[i](e, ones)
+            if slope.ty.full_dims != a.ty.full_dims:
+                raise NoKroneckerForm(e.op)
+            parts.append(times(make("diagm", vec_of(slope)), self._need(a)))
+        return parts[0] if len(parts) == 1 else plus(parts[0], parts[1])
 
 
 # ----------------------------------------------------------------- building blocks, simplified
