@@ -161,7 +161,7 @@ class Problem:
             raise GradcliError("shape", f"the Hessian needs a scalar f; f has shape {fmt_shape(self.shape)}")
         if self._hessians is not None and self._hessians[0] == self.layout:
             return self._hessians[1]
-        layout = self.layout if self.layout in ("numerator", "denominator") else "numerator"
+        layout = self.layout if self.layout in ("numerator", "denominator", "vec") else "numerator"
         grads = {d.wrt: d for d in self.derivatives()}
         out = []
         for a in self.wrt:
@@ -169,7 +169,8 @@ class Problem:
             assert g.expr is not None  # the gradient of a scalar always has a formula
             for b in self.wrt:
                 y = self.symbol(b)
-                dims = g.x_ty.dims + y.ty.dims if layout == "numerator" else y.ty.dims + g.x_ty.dims
+                dims = (derivative_dims(g.x_ty, y.ty, layout) if layout == "vec"
+                        else g.x_ty.dims + y.ty.dims if layout == "numerator" else y.ty.dims + g.x_ty.dims)
                 d = Derivative(a if a == b else f"{a},{b}", "hessian", dims, layout,
                                jacobian_formula(g.expr, y), y.ty, g.x_ty, g.expr, y)
                 if d.expr is None:

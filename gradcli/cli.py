@@ -43,7 +43,7 @@ DataOpt = Annotated[Optional[list[str]], typer.Option("--data", "-d", metavar="N
                                                                           "or NAME=NUMBER.")]
 FnOpt = Annotated[Optional[list[str]], typer.Option("--fn", metavar="NAME=BUILTIN", help="NAME=BUILTIN: bind an abstract "
                                                                  "function, e.g. h=tanh.")]
-LayoutOpt = Annotated[Optional[str], typer.Option("--layout", metavar="LAYOUT", help="gradient | numerator | denominator.")]
+LayoutOpt = Annotated[Optional[str], typer.Option("--layout", metavar="LAYOUT", help="gradient | numerator | denominator | vec.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 LatexOpt = Annotated[bool, typer.Option("--latex", help="Print formulas as LaTeX.")]
 
@@ -272,6 +272,12 @@ def _layout_note(d: "Derivative") -> str:
     from .language.render import pretty_name
 
     x = pretty_name(d.wrt, "unicode")
+    if d.layout == "vec":
+        a, _, b = d.wrt.partition(",")
+        of = "∇f" if d.kind == "hessian" else "f"
+        if d.kind == "gradient":
+            return f"vec layout: vec(∂f/∂{x}), {x}'s columns stacked"
+        return f"vec layout: ∂vec({of})/∂vec({_pn(b or a)})ᵀ, entries in column-major order"
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
         x, y = _pn(a), _pn(b or a)
@@ -565,6 +571,9 @@ def _print_derivatives(results: "Results", style: str) -> None:
                 out("(", label, f"){index}")
                 out((f"  no matrix formula: a {len(d.shape)}-index tensor, in index notation "
                      "(δ is Kronecker's delta, Σ sums over repeated indices)", "dim"))
+            elif d.layout == "vec":
+                note((_label(d), "bold"), ": no Kronecker form found; its values are the derivative's "
+                                          "entries in vec (column-major) order")
             else:
                 note((_label(d), "bold"), f": no matrix formula (a {len(d.shape)}-index tensor); its values come "
                            "from one vector-Jacobian product per entry of f")

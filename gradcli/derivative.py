@@ -13,17 +13,21 @@ from typing import Any
 from .language import operators  # noqa: F401  (fills the operator registry)
 from .language import simplify as S
 from .calculus.indexform import index_notation
-from .language.expr import Expr
+from .calculus.kronform import size, vec_jacobian
+from .language.expr import Expr, make
 from .record import record
 from .language.render import render
 from .language.shapes import Dim, Ty
 from .errors import GradcliError
 
-LAYOUTS = ("gradient", "numerator", "denominator")
+LAYOUTS = ("gradient", "numerator", "denominator", "vec")
 
 
 def derivative_dims(f_ty: Ty, x_ty: Ty, layout: str) -> tuple[Dim, ...]:
-    """SPEC §1: gradient = shape of x; Jacobian = shape(f) + shape(x) (numerator)."""
+    """SPEC §1: gradient = shape of x; Jacobian = shape(f) + shape(x) (numerator).  The vec
+    layout: ∂vec(f)/∂vec(x)ᵀ, (size(f), size(x)); a scalar side has no axis (a gradient is vec(∇f))."""
+    if layout == "vec":
+        return tuple(size(t) for t in (f_ty, x_ty) if not t.is_scalar)
     if f_ty.is_scalar:
         if layout == "numerator":
             if x_ty.is_vector:
@@ -39,7 +43,7 @@ def default_layout(f_ty: Ty, layout: str | None) -> str:
     if layout is None or (layout == "gradient" and not f_ty.is_scalar):
         return "gradient" if f_ty.is_scalar else "numerator"
     if layout not in LAYOUTS:
-        raise GradcliError("usage", f"unknown layout '{layout}' (gradient, numerator, denominator)")
+        raise GradcliError("usage", f"unknown layout '{layout}' (gradient, numerator, denominator, vec)")
     return layout
 
 
@@ -62,6 +66,7 @@ class Derivative:
     of: Expr  # the expression differentiated (f, or a gradient for a Hessian)
     x: Expr  # the symbol it is differentiated by
     squeezed: Expr | None = None  # where expr is None: the formula with singleton axes dropped
+    _vec_form: tuple[Expr | None] | None = None  # the vec layout's Kronecker form, once found
 
     @property
     def transposes(self) -> bool:
@@ -72,10 +77,29 @@ class Derivative:
 
     def shown(self) -> Expr | None:
         """The expression in the chosen layout (the squeezed one where only that exists)."""
+        if self.layout == "vec":
+            return self.vec_form()
         expr = self.expr if self.expr is not None else self.squeezed
         if expr is None:
             return None
         return S.T(expr) if self.transposes else expr
+
+    def vec_form(self) -> Expr | None:
+        """The vec layout's formula: vec(∇f) for a gradient, ∂vec(f)/∂vec(x)ᵀ in Kronecker form
+        for a Jacobian or a Hessian block (calculus.kronform), None where none is found."""
+        if self._vec_form is None:
+            form: Expr | None
+            if self.kind == "gradient" or self.f_ty.is_scalar or self.x_ty.is_scalar:
+                base = self.expr if self.expr is not None else None
+                form = None if base is None else (S.T(base) if base.ty.is_row else base)
+                if form is not None and form.ty.is_matrix:
+                    form = make("vec", form)
+            elif self.f_ty.rank <= 1 and self.x_ty.rank <= 1 and self.expr is not None:
+                form = self.expr  # vectors: the vec layout is the numerator layout
+            else:
+                form = vec_jacobian(self.of, self.x)
+            self._vec_form = (form,)
+        return self._vec_form[0]
 
     def text(self, style: str = "unicode") -> str:
         """The matrix formula in the chosen layout, or '' where there is none."""
@@ -93,6 +117,8 @@ class Derivative:
         text = self.text(style)
         if text:
             return text
+        if self.layout == "vec":  # index notation names the tensor's axes, not the vec layout's
+            return None
         index = self.index_text(style)
         if index is None:
             return None
@@ -130,12 +156,37 @@ class Derivative:
 
     def to_layout(self, value: Any) -> Any:
         """Numeric value, rearranged from the base layout into this derivative's layout."""
+        if self.layout == "vec":
+            return self._to_vec(value)
         if not self.transposes:
             return value
         if self.kind == "gradient":
             return value.reshape(1, -1) if value.ndim == 1 else value.T
         kf = len(self.f_ty.full_dims)
         return value.transpose(list(range(kf, value.ndim)) + list(range(kf)))
+
+
+    def _to_vec(self, value: Any) -> Any:
+        """The base value (shape(f) + shape(x)) in column-major (vec) order: f's axes reversed
+        and flattened give vec(f)'s index (i + m·j), x's likewise; a row-major reshape of the
+        axes in reverse order is that."""
+        if self.kind == "gradient":
+            f_axes: list[int] = []
+            x_axes = list(range(value.ndim))
+        else:
+            kf = len(self.f_ty.full_dims)
+            f_axes, x_axes = list(range(kf)), list(range(kf, value.ndim))
+        flat = value.transpose(x_axes[::-1] + f_axes[::-1])
+        sizes = [_count(value.shape, axes) for axes in (x_axes, f_axes) if axes]
+        out = flat.reshape(sizes)
+        return out.T if len(sizes) == 2 else out
+
+
+def _count(shape: tuple[int, ...], axes: list[int]) -> int:
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
 
 
 def derivative_symbol(d: Derivative, style: str = "ascii") -> str:

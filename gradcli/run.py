@@ -78,7 +78,7 @@ def grad(formula: str, values: Mapping[str, Any] | None = None, /, *, wrt: str |
 
     arrays (keywords, or the mapping after the formula): values of symbols by name (their shapes
     bind the formula's dimensions); sizes: {"n": 3} for named dimensions no array fixes;
-    shapes: {"X": "m,n"} declared shapes; layout: gradient | numerator | denominator;
+    shapes: {"X": "m,n"} declared shapes; layout: gradient | numerator | denominator | vec;
     fns: {"h": "tanh"} binds abstract functions; order=2: the Hessian blocks (as `hess`);
     data: {"X": "X.npy"}, "run.npz" or ["X=X.npy", …] (files, as the command's -d);
     random=True: seeded draws (`seed`) for the symbols without values; allow_nonfinite: NaN/Inf

@@ -37,7 +37,7 @@ _DERIVATIVE = {
                                                                "notation for a tensor; null from `shape`"},
         "latex": {"type": ["string", "null"], "description": "the right-hand side; a tensor's whole equation"},
         "shape": {"$ref": "#/$defs/shape"},
-        "layout": {"enum": ["gradient", "numerator", "denominator"]},
+        "layout": {"enum": ["gradient", "numerator", "denominator", "vec"]},
         "value": {"$ref": "#/$defs/value"},
         "check": {"oneOf": [{"type": "null"}, {
             "type": "object", "required": ["max_rel_error", "ok"], "additionalProperties": False,

@@ -106,7 +106,19 @@ FUNCTIONS = {
     "vec": lambda a: anp.reshape(anp.transpose(a), (-1,)),  # the columns stacked
     "unvec": lambda g, m: anp.transpose(anp.reshape(g, (-1, int(m)))),
 }
-DIMENSION_FUNCTIONS = {"eye": anp.eye, "ones": anp.ones, "zeros": anp.zeros}
+def _commutation(dims):
+    """K_{m,n} = Σᵢⱼ Hᵢⱼ ⊗ Hᵢⱼᵀ, Hᵢⱼ the m×n matrix with a one at (i, j) (Magnus & Neudecker)."""
+    m, n = dims
+    out = anp.zeros((m * n, m * n))
+    for i in range(m):
+        for j in range(n):
+            h = anp.zeros((m, n))
+            h[i, j] = 1.0
+            out = out + anp.kron(h, h.T)
+    return out
+
+
+DIMENSION_FUNCTIONS = {"eye": anp.eye, "ones": anp.ones, "zeros": anp.zeros, "commutation": _commutation}
 
 
 def translate(text: str, fns: dict | None = None):

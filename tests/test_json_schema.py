@@ -46,6 +46,9 @@ CASES = [
     ("grad", "sum(log(x)) wrt x", "-s", "x=3", "--random", "--allow-nonfinite"),
     ("hess", "x'@A@y wrt x, y", "-s", "A=2x3", "--random", "--check"),
     ("hess", "sum(exp(x)) wrt x", "--steps"),
+    ("grad", "X'@X wrt X", "-s", "X=3x2", "--random", "--layout", "vec"),
+    ("grad", "sum(X, 0) wrt X", "-s", "X=3x2", "--random", "--layout", "vec"),  # no Kronecker form
+    ("hess", "tr(X'@A@X) wrt X", "-s", "X=3x2", "--random", "--layout", "vec"),
     ("shape", "0.5*sum((y - h(X@Theta))^2) wrt Theta", "-s", "X=M,in", "-s", "Theta=in,out", "-s", "y=M,out"),
     ("check", str(SAMPLES)),
     ("check", str(SAMPLES / "formulas.gradcli")),

@@ -51,11 +51,14 @@ def draw(domain: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
 
 
 # functions with an argument that is a setting, not an operand
-SETTINGS_CALLS = {"unvec": [("unvec(X, 3)", {"X": (12,)}), ("unvec(X, 1)", {"X": (3,)}), ("unvec(X, 3)", {"X": (3,)})]}
+SETTINGS_CALLS = {"unvec": [("unvec(X, 3)", {"X": (12,)}), ("unvec(X, 1)", {"X": (3,)}), ("unvec(X, 3)", {"X": (3,)})],
+                  "commutation": [("X + commutation(2, 3)", {"X": (6, 6)}), ("X @ commutation(3, 1)", {"X": (2, 3)})]}
 
 
 def _calls(name: str, op) -> list[tuple[str, dict]]:
     """The calls of one function name to test, each with its arguments' shapes."""
+    if name in SETTINGS_CALLS:
+        return SETTINGS_CALLS[name]
     if op.operands == 0:  # ones(3, 4), eye(3): dimensions, no operand; added to an operand X
         out = []
         for shape in SHAPES.values():
@@ -63,8 +66,6 @@ def _calls(name: str, op) -> list[tuple[str, dict]]:
                 if dims and len(dims) in op.arity:
                     out.append((f"X + {name}({', '.join(map(str, dims))})", {"X": shape}))
         return out
-    if name in SETTINGS_CALLS:
-        return SETTINGS_CALLS[name]
     if op.arity == (2,):  # pairs of vectors, of matrices, of a matrix and its divisor's shape
         return [(f"{name}(X, Y)", {"X": x, "Y": y})
                 for x, y in (((3,), (3,)), ((6,), (2,)), ((3, 4), (2, 3)), ((6, 4), (3, 2)))]

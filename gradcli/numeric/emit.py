@@ -205,6 +205,8 @@ class Dialect:
         return value if self.numpy else f"_xp.asarray({value}, dtype=_dtype, device=_device)"
 
     def layout(self, d: Derivative, value: str) -> str:
+        if d.layout == "vec":
+            return self.vec_layout(d, value)
         if not d.transposes:
             return value
         if d.kind == "gradient":
@@ -213,6 +215,21 @@ class Dialect:
         nd = kf + len(d.x_ty.dims)
         axes = tuple(list(range(kf, nd)) + list(range(kf)))
         return f"np.transpose({value}, {axes})" if self.numpy else f"_xp.permute_dims({value}, {axes})"
+
+    def vec_layout(self, d: Derivative, value: str) -> str:
+        """The base value in column-major (vec) order (Derivative.to_layout): f's axes and x's
+        each reversed, then a row-major reshape to (size(f), size(x))."""
+        kf = 0 if d.kind == "gradient" else len(d.f_ty.full_dims)
+        nd = len(d.base_dims())
+        f_axes, x_axes = list(range(kf)), list(range(kf, nd))
+        if nd <= 1:
+            return value
+        axes = tuple(f_axes[::-1] + x_axes[::-1])
+        permute = f"np.transpose(_v, {axes})" if self.numpy else f"_xp.permute_dims(_v, {axes})"
+        rows = "*".join(f"_v.shape[{i}]" for i in f_axes) if f_axes and x_axes else "-1"
+        sizes = f"({rows}, -1)" if f_axes and x_axes else "(-1,)"
+        reshape = "np.reshape" if self.numpy else "_xp.reshape"
+        return f"(lambda _v: {reshape}({permute}, {sizes}))({value})"
 
     def result(self, value: str) -> str:
         if self.numpy:

@@ -514,6 +514,13 @@ def _kron_b(xp: Namespace, g: Array, a: Array) -> Array:
     return xp.sum(xp.reshape(g, (m, r // m, n, c // n)) * a[:, None, :, None], axis=(0, 2))
 
 
+def _commutation(xp: Namespace, m: int, n: int) -> Array:
+    """K_{m,n}, the (m·n, m·n) permutation with K vec(X) = vec(Xᵀ) for X (m, n): row j + n·i of
+    it picks entry i + m·j of vec(X) (X_ij), the rows of the identity reordered."""
+    rows = xp.arange(m * n)
+    return xp.take(xp.eye(m * n), (rows // n) + m * (rows % n), axis=0)
+
+
 def _adjugate_transpose(xp: Namespace, a: Array) -> Array:
     """adj(X)ᵀ = det(X)·X⁻ᵀ from the SVD X = U diag(s) Vᵀ: det(U)det(V)·U diag(∏_{j≠i} s_j) Vᵀ.
     The products leave each singular value out instead of dividing by it, so the result is exact
@@ -541,3 +548,4 @@ def is_numpy(xp: Namespace) -> bool:
     """Whether xp is numpy itself (see `_is_numpy`)."""
     result: bool = _is_numpy(xp)
     return result
+
