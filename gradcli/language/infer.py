@@ -21,8 +21,9 @@ from .operators import ELEMENTWISE
 from .operators.reductions import norm_operator
 from . import simplify as S
 from ..errors import GradcliError, parse_error, shape_error
-from .expr import CALLS, OPS, Expr, ShapeMsg, make, make_raw, topological
+from .expr import CALLS, OPS, Expr, ShapeMsg, make, make_raw
 from .ranks import decide_ranks, is_fixed
+from .rewrite import rewrite
 from .shapes import SCALAR, DimMismatch, DimProduct, DimVar, Ty, Unifier, fmt, fmt_dims, product
 from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
 
@@ -99,19 +100,43 @@ class Typed:
     """A shape-checked formula: its graph, symbols, and the wrt list.
 
     `ty` (f's shape) is known once shapes are checked; `expr`, the simplified graph (pass 2), is
-    built when first asked for: `gradcli check` needs shapes only, and building every formula's
-    graph was 40% of its time."""
+    built when first asked for, and so are `symbols` (each one's resolved shape) and `notes`:
+    `gradcli check` needs f's shape only, and building every formula's graph was 40% of its
+    time.  Nothing unifies after pass 1, so what is built later is what pass 1 would have said."""
 
-    def __init__(self, formula: Formula, ty: Ty, symbols: dict[str, Symbol], wrt: list[str],
-                 columns: dict[str, int], notes: list[Note], pending: tuple[Expr, _Ctx]):
+    def __init__(self, formula: Formula, ty: Ty, wrt: list[str], builder: _Builder, root: Expr):
         self.formula = formula
         self.ty = ty
-        self.symbols = symbols
         self.wrt = wrt
-        self.columns = columns  # first column of each symbol
-        self.notes = notes
-        self._pending: tuple[Expr, _Ctx] | None = pending  # pass 1's graph and its unifier
+        self.columns = builder.columns  # first column of each symbol
+        self._builder: _Builder | None = builder  # until symbols and notes are made
+        self._pending: tuple[Expr, _Ctx] | None = (root, builder.ctx)  # pass 1's graph and its unifier
         self._expr: Expr | None = None
+        self._symbols: dict[str, Symbol] | None = None
+        self._notes: list[Note] | None = None
+
+    @property
+    def symbols(self) -> dict[str, Symbol]:
+        if self._symbols is None:
+            b = self._builder
+            assert b is not None
+            resolve = b.ctx.resolve
+            self._symbols = {name: Symbol(name, resolve(ty), source) for name, (ty, source) in b.symbols.items()}
+            self._release()
+        return self._symbols
+
+    @property
+    def notes(self) -> list[Note]:
+        if self._notes is None:
+            assert self._builder is not None
+            self._notes = _broadcast_notes(self._builder)
+            self._release()
+        return self._notes
+
+    def _release(self) -> None:
+        """Let pass 1's builder go once everything made from it is made."""
+        if self._symbols is not None and self._notes is not None:
+            self._builder = None
 
     @property
     def expr(self) -> Expr:
@@ -231,7 +256,7 @@ class _Builder:
         self.symbols: dict[str, tuple[Ty, str]] = {}
         self.columns: dict[str, int] = {}
         self.stretched: list[tuple] = []  # (operator, column, operand, result type): for notes
-        self._built: dict[int, Expr] = {}  # id(syntax node) -> its typed node
+        self._built: dict[Node, Expr] = {}  # syntax node (records compare by identity) -> its typed node
         # pass 1 builds each distinct node once: an operator on the same operands (identity)
         # with the same settings is the same node, every occurrence of a symbol or a number is
         # one node.  A shape rule applied again to operands it accepted before can only unify
@@ -333,12 +358,14 @@ class _Builder:
         """The typed node of a syntax node.  Its subtrees are built first, children before
         parents in an explicit post-order (`_built` remembers them), so a formula nested
         thousands deep or a sum of 100,000 terms never meets Python's recursion limit."""
-        built = self._built.get(id(node))
-        if built is not None:
-            return built
+        built = self._built
+        found = built.get(node)
+        if found is not None:
+            return found
+        build_one = self._build_one
         for sub in _postorder(node):
-            self._built[id(sub)] = self._build_one(sub)
-        return self._built[id(node)]
+            built[sub] = build_one(sub)
+        return built[node]
 
     def _build_one(self, node: Node) -> Expr:
         cls = type(node)
@@ -348,8 +375,8 @@ class _Builder:
             return self.const(node.value)
         if isinstance(node, Binary):
             built = self._built  # the operands were built just before (post-order)
-            a = built.get(id(node.left)) or self.build(node.left)
-            b = built.get(id(node.right)) or self.build(node.right)
+            a = built.get(node.left) or self.build(node.left)
+            b = built.get(node.right) or self.build(node.right)
             if node.op in "+-" and not (is_fixed(node.left, self.declared) or is_fixed(node.right, self.declared)):
                 self._same_shape(a.ty, b.ty)
             if node.op == "-":
@@ -474,28 +501,26 @@ def _postorder(root: Node) -> list:
 def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
     """Pass 2: rebuild with resolved dimensions through the simplifying constructors.
 
-    Pass 1 builds each distinct node once, so its graph is a DAG: each node is rebuilt once,
-    operands before users (`topological`, iterative)."""
-    order = topological([root])
-    done: dict[int, Expr] = {}
+    Pass 1 builds each distinct node once, so its graph is a DAG: `rewrite` rebuilds each node
+    once, operands before users; the leaves and the nodes whose settings hold dimensions take
+    their resolved types here, every other node is `make` over its rebuilt operands."""
     resolve = ctx.resolve
-    for n in order:
-        key = id(n)
+
+    def visit(n: Expr, args: tuple[Expr, ...]) -> Expr:
         op = n.op
         if op == "sym":
-            new = S.sym(n.params[0], resolve(n.params[1]))
-        elif op == "const":
-            new = S.const(n.params[0])
-        elif op == "numel":
-            new = make_raw("numel", (), (resolve(n.params[0]),))
-        elif op == "eye":  # eye(n) takes the size n was unified with (A + eye(n), A: 3×3)
-            new = S.eye(resolve(n.ty).dims[0])
-        elif op == "fill":  # ones(m, n) likewise
-            new = S.fill(done[id(n.args[0])], resolve(n.ty))
-        else:
-            new = make(op, *[done[id(a)] for a in n.args], params=n.params)
-        done[key] = new
-    return done[id(root)]
+            return S.sym(n.params[0], resolve(n.params[1]))
+        if op == "const":
+            return S.const(n.params[0])
+        if op == "numel":
+            return make_raw("numel", (), (resolve(n.params[0]),))
+        if op == "eye":  # eye(n) takes the size n was unified with (A + eye(n), A: 3×3)
+            return S.eye(resolve(n.ty).dims[0])
+        if op == "fill":  # ones(m, n) likewise
+            return S.fill(args[0], resolve(n.ty))
+        return make(op, *args, params=n.params)
+
+    return rewrite([root], visit)[0]
 
 
 def _kind_rule(node: Node, ranks: dict[str, int], functions: frozenset) -> str | None:
@@ -602,5 +627,4 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
         if name not in b.symbols:
             raise GradcliError("shape", f"wrt: '{name}' does not appear in the formula",
                                cols.get(name), except_text)
-    symbols = {name: Symbol(name, b.ctx.resolve(ty), source) for name, (ty, source) in b.symbols.items()}
-    return Typed(formula, b.ctx.resolve(root.ty), symbols, wrt, b.columns, _broadcast_notes(b), (root, b.ctx))
+    return Typed(formula, b.ctx.resolve(root.ty), wrt, b, root)
