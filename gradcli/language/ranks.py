@@ -412,6 +412,10 @@ class Uses:
 
 _DECIDED: dict = {}  # skeleton of a formula -> its decided ranks (see `skeleton`)
 _DECIDED_LIMIT = 4096  # a check file of distinct skeletons must not grow this without end
+# nodes beyond which a formula is decided without its skeleton: the memo is for the many short
+# formulas of a check file, and the key of a 100,000-term sum is a pass over it for a memo
+# that a formula this long never hits
+_SKELETON_LIMIT = 2000
 
 
 def skeleton(order: list[Node], declared: dict[str, int]) -> tuple:
@@ -445,6 +449,8 @@ def decide_ranks(root: Node, declared: dict[str, int], default_rank: Callable[[s
     by name stands, and the shape checker reports any mismatch.  Remembered per skeleton:
     a check file repeats the same shapes of formula with other numbers."""
     order = _postorder(root)
+    if len(order) > _SKELETON_LIMIT:  # a formula this long is not one of many alike: decide it
+        return _decide(root, declared, default_rank, kind_rule, context, order)
     key = skeleton(order, declared)
     if all(name in declared for name in key[1]):
         return {}  # every symbol is declared: nothing to decide, no constraints to build
