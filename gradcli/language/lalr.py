@@ -40,8 +40,12 @@ class Token(str):
     of Lark's Token)."""
 
     __slots__ = ("type", "line", "column", "pos")
+    type: str
+    line: int
+    column: int
+    pos: int
 
-    def __new__(cls, type_: str, value: str, pos: int, line: int, column: int):
+    def __new__(cls, type_: str, value: str, pos: int, line: int, column: int) -> Token:
         tok = super().__new__(cls, value)
         tok.type, tok.pos, tok.line, tok.column = type_, pos, line, column
         return tok
@@ -64,7 +68,7 @@ class UnexpectedToken(Exception):
 
 
 # ----------------------------------------------------------------------------- loading
-def load_tables(path: str = TABLES_FILE) -> dict:
+def load_tables(path: str = TABLES_FILE) -> dict[str, Any]:
     """The shipped tables, after checking their format and checksum."""
     try:
         with open(path, "rb") as fh:
@@ -75,7 +79,8 @@ def load_tables(path: str = TABLES_FILE) -> dict:
             raise TablesError(f"they have format {header.get('format')!r}, this gradcli reads {FORMAT}")
         if zlib.crc32(body) != header.get("crc32") or rest != [b""]:
             raise TablesError("their checksum does not match")
-        return json.loads(body)
+        tables: dict[str, Any] = json.loads(body)
+        return tables
     except (OSError, ValueError, AttributeError) as exc:  # unreadable, not two JSON lines
         reason = f"{type(exc).__name__}: {exc}"
     except TablesError as exc:
@@ -86,7 +91,7 @@ def load_tables(path: str = TABLES_FILE) -> dict:
 
 # ----------------------------------------------------------------------------- running
 class Parser:
-    def __init__(self, tables: dict):
+    def __init__(self, tables: dict[str, Any]):
         self.states = tables["states"]
         self.start, self.end = tables["start"], tables["end"]
         self.rules = tables["rules"]
@@ -105,7 +110,7 @@ class Parser:
         # (state below, state on top, next terminal) -> where a run of unit reductions ends
         self._chains: dict[tuple[int, int, str], int] = {}
 
-    def tokens(self, text: str):
+    def tokens(self, text: str) -> Iterator[Token]:
         pos, line, line_start, n = 0, 1, 0, len(text)
         last = Token("$END", "", 0, 1, 1)
         while pos < n:
@@ -115,7 +120,7 @@ class Parser:
                     break
             else:
                 raise UnexpectedCharacters(pos, line, pos - line_start + 1)
-            value, type_ = m.group(0), m.lastgroup
+            value, type_ = m.group(0), m.lastgroup or ""
             if type_ not in self.ignore:
                 last = Token(type_, value, pos, line, pos - line_start + 1)
                 yield last
@@ -157,11 +162,12 @@ class Parser:
         end = self.end
         methods: list[Any] = [None] * len(plan)
         chains = self._chains
-        state_stack, value_stack = [self.start], []
+        state_stack: list[int] = [self.start]
+        value_stack: list[Any] = []
         push_state, push_value = state_stack.append, value_stack.append
         lexing = text is not None
         source = text or ""
-        scan = self.skipping.scanner(source).match
+        scan = self.skipping.match
         multiline, n = "\n" in source, len(source)
         pos, line, line_start = 0, 1, 0
         new = str.__new__
@@ -171,7 +177,7 @@ class Parser:
                 tok = next(tokens)
                 ttype = tok.type
             else:
-                m = scan()
+                m = scan(source, pos)
                 assert m is not None  # the pattern matches the empty string
                 kind = m.lastgroup
                 if kind is None:  # only ignored text, up to the end or to a stray character
