@@ -15,7 +15,10 @@ import itertools
 import math
 import sys
 import warnings
-from ..record import Factory, record
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..record import record
 
 from .operators import ELEMENTWISE
 from .operators.reductions import norm_operator
@@ -24,8 +27,11 @@ from ..errors import GradcliError, parse_error, shape_error
 from .expr import CALLS, OPS, Expr, ShapeMsg, make, make_raw
 from .ranks import decide_ranks, is_fixed
 from .rewrite import rewrite
-from .shapes import SCALAR, DimMismatch, DimProduct, DimVar, Ty, Unifier, fmt, fmt_dims, product
+from .shapes import SCALAR, Dim, DimMismatch, DimProduct, DimVar, Ty, Unifier, fmt, fmt_dims, product
 from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
+
+if TYPE_CHECKING:
+    from .expr import Params
 
 SCALAR_NAMES = set("abcdefg") | {"alpha", "beta", "gamma", "delta", "eps", "lam", "lambda", "mu",
                                  "nu", "rho", "sigma", "tau", "eta"}
@@ -92,7 +98,7 @@ class Note:
     symbol: str | None = None
     column: int | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "message": self.message, "symbol": self.symbol, "column": self.column}
 
 
@@ -177,17 +183,18 @@ class _Ctx:
 
     def __init__(self) -> None:
         self.unifier = Unifier()
-        self.order: list = []  # dims in order of first appearance, for naming
+        self.order: list[Dim] = []  # dims in order of first appearance, for naming
         self.rigid: set[str] = set()
-        self._names: dict | None = None
-        self._resolved: dict = {}  # Ty -> resolved Ty, valid while `_resolved_for` is the names
-        self._resolved_for: dict | None = None
+        self._names: dict[Dim, str] | None = None
+        self._names_len = 0
+        self._resolved: dict[Ty, Ty] = {}  # Ty -> resolved Ty, valid while `_resolved_for` is the names
+        self._resolved_for: dict[Dim, str] | None = None
 
-    def same(self, a, b) -> None:
+    def same(self, a: Dim, b: Dim) -> None:
         self._names = None
         self.unifier.same(a, b)
 
-    def find(self, d):
+    def find(self, d: Dim) -> Dim:
         return self.unifier.find(d)
 
     def fresh_dim(self) -> DimVar:
@@ -196,15 +203,15 @@ class _Ctx:
         self.order.append(d)
         return d
 
-    def names(self) -> dict:
+    def names(self) -> dict[Dim, str]:
         """Names for the unknown dimensions (cached until the next unification)."""
         if self._names is None or self._names_len != len(self.order):
             self._names, self._names_len = self._compute_names(), len(self.order)
         return self._names
 
-    def _compute_names(self) -> dict:
+    def _compute_names(self) -> dict[Dim, str]:
         taken = set(self.rigid)
-        out: dict = {}
+        out: dict[Dim, str] = {}
         letters = itertools.chain((x for x in DIM_LETTERS if x not in taken),  # lazily: most
                                   (f"n{i}" for i in itertools.count(1) if f"n{i}" not in taken))  # need few
         for d in self.order:
@@ -213,7 +220,7 @@ class _Ctx:
                 out[root] = next(letters)
         return out
 
-    def show_dim(self, d) -> str:
+    def show_dim(self, d: Dim) -> str:
         root = self.find(d)
         if isinstance(root, DimVar):
             return self.names().get(root, "?")
@@ -247,7 +254,7 @@ class _Ctx:
 
 
 class _Builder:
-    def __init__(self, declared: dict[str, tuple[tuple, str]], functions: frozenset = frozenset(),
+    def __init__(self, declared: dict[str, tuple[tuple[Dim, ...], str]], functions: frozenset[str] = frozenset(),
                  ranks: dict[str, int] | None = None):
         self.ctx = _Ctx()
         self.functions = functions  # names bound with --fn: abstract functions of any length
@@ -255,25 +262,26 @@ class _Builder:
         self.ranks = ranks or {}  # undeclared symbols' ranks, decided by their use
         self.symbols: dict[str, tuple[Ty, str]] = {}
         self.columns: dict[str, int] = {}
-        self.stretched: list[tuple] = []  # (operator, column, operand, result type): for notes
+        self.stretched: list[tuple[str, int, tuple[Expr, Expr], Ty]] = []  # (operator, column, operand, result type): for notes
         self._built: dict[Node, Expr] = {}  # syntax node (records compare by identity) -> its typed node
         # pass 1 builds each distinct node once: an operator on the same operands (identity)
         # with the same settings is the same node, every occurrence of a symbol or a number is
         # one node.  A shape rule applied again to operands it accepted before can only unify
         # what is unified already, so a repeated term (the 50,000 `2*x` of a long sum) costs a
         # look-up instead of a shape rule, and pass 2 rebuilds it once.
-        self._made: dict[tuple, Expr] = {}
-        self._consts: dict[tuple, Expr] = {}
+        self._made: dict[tuple[str, tuple[Expr, ...], Params], Expr] = {}
+        self._consts: dict[tuple[float, float], Expr] = {}
         self._syms: dict[str, Expr] = {}
         self._stretched_seen: set[tuple[str, Expr, Expr]] = set()
 
     # -- nodes with unresolved dims (pass 1)
-    def raw(self, op: str, args: tuple, params: tuple, col: int) -> Expr:
+    def raw(self, op: str, args: tuple[Expr, ...], params: Params, col: int) -> Expr:
         key = (op, args, params)
         try:
             found = self._made.get(key)
+            hashable = True
         except TypeError:  # a setting that cannot be a key: build it afresh
-            key, found = None, None
+            found, hashable = None, False
         if found is not None:
             return found
         try:
@@ -282,7 +290,7 @@ class _Builder:
             hint = self._default_scalar_hint(op, args, params) if "()" in str(exc) else ""
             raise shape_error(str(exc) + hint, col) from None
         out = Expr(op, args, params, ty)
-        if key is not None:
+        if hashable:
             self._made[key] = out
         return out
 
@@ -294,7 +302,7 @@ class _Builder:
             out = self._consts[key] = Expr("const", (), (value,), SCALAR)
         return out
 
-    def _default_scalar_hint(self, op: str, args: tuple, params: tuple) -> str:
+    def _default_scalar_hint(self, op: str, args: tuple[Expr, ...], params: Params) -> str:
         """The Matrix Cookbook writes a, b, c, d for vectors; SPEC's defaults make them scalars.
         Use usually decides them (ranks.py), but where it could not and such a default is what
         breaks the operator — a vector there would fit — say so and how to declare it."""
@@ -369,9 +377,9 @@ class _Builder:
 
     def _build_one(self, node: Node) -> Expr:
         cls = type(node)
-        if cls is Sym:
+        if isinstance(node, Sym):
             return self.symbol(node)
-        if cls is Num:
+        if isinstance(node, Num):
             return self.const(node.value)
         if isinstance(node, Binary):
             built = self._built  # the operands were built just before (post-order)
@@ -458,7 +466,7 @@ class _Builder:
         ax = node.args[1]
         ax = ax.value if isinstance(ax, Keyword) else ax
         neg = isinstance(ax, Unary) and ax.op == "-" and isinstance(ax.operand, Num)
-        num = ax.operand if neg else ax
+        num = ax.operand if isinstance(ax, Unary) and neg else ax
         if not isinstance(num, Num) or not num.value.is_integer():
             raise shape_error(f"{node.name}: the axis must be an integer (0 or 1)", ax.col)
         axis = int(num.value) * (-1 if neg else 1)
@@ -467,7 +475,7 @@ class _Builder:
                               f"{self.ctx.show(a.ty)}", node.args[1].col)
         return axis
 
-    def dim(self, name: str, arg: Node):
+    def dim(self, name: str, arg: Node) -> Dim:
         """A dimension argument: a positive integer or a dimension name (eye(n), ones(m, n))."""
         if isinstance(arg, Num) and arg.value.is_integer() and arg.value > 0:
             return int(arg.value)
@@ -478,7 +486,7 @@ class _Builder:
         raise shape_error(f"{name} takes dimensions: {name}(3), {name}(m, n)", arg.col)
 
 
-def _built_children(node: Node) -> tuple:
+def _built_children(node: Node) -> tuple[Node, ...]:
     """The subtrees `_Builder` builds as expressions, left to right (not the dimensions of eye(n)
     and ones(m, n), nor the axis of sum(A, 0): the operator's record says)."""
     if isinstance(node, Binary):
@@ -493,7 +501,7 @@ def _built_children(node: Node) -> tuple:
     return ()
 
 
-def _postorder(root: Node) -> list:
+def _postorder(root: Node) -> list[Node]:
     """Every subtree of root that is built, children (left to right) before parents."""
     return postorder(root, _built_children)
 
@@ -523,7 +531,7 @@ def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
     return rewrite([root], visit)[0]
 
 
-def _kind_rule(node: Node, ranks: dict[str, int], functions: frozenset) -> str | None:
+def _kind_rule(node: Node, ranks: dict[str, int], functions: frozenset[str]) -> str | None:
     """The kind (S, C, R, M) of one operator on stand-in operands of the given ranks, by the
     shape checker's own rules; None when it refuses them (ranks.py asks, and remembers)."""
     b = _Builder({name: (tuple(DimVar() for _ in range(r)), "where") for name, r in ranks.items()}, functions)
@@ -577,11 +585,11 @@ def _carried(arg: Expr, b: _Builder) -> list[str]:
     return out
 
 
-def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
-          extra_wrt: list[str] | None = None, functions=()) -> Typed:
+def infer(formula: Formula, shapes: dict[str, tuple[tuple[Dim, ...], str]] | None = None,
+          extra_wrt: list[str] | None = None, functions: Iterable[str] = ()) -> Typed:
     """Shape-check a parsed formula. `shapes` maps names to (dims, source) from data/options;
     `functions`: names bound with --fn, abstract functions however long their names."""
-    declared: dict[str, tuple[tuple, str]] = {}
+    declared: dict[str, tuple[tuple[Dim, ...], str]] = {}
     for decl in formula.where:
         declared[decl.name] = (decl.shape, "where")
     for name, (dims, source) in (shapes or {}).items():
