@@ -12,6 +12,7 @@ through the smart constructors, which is where simplification happens.
 from __future__ import annotations
 
 import itertools
+from itertools import repeat
 import math
 import sys
 import warnings
@@ -210,15 +211,21 @@ class _Ctx:
         return self._names
 
     def _compute_names(self) -> dict[Dim, str]:
-        taken = set(self.rigid)
+        taken = self.rigid
         out: dict[Dim, str] = {}
-        letters = itertools.chain((x for x in DIM_LETTERS if x not in taken),  # lazily: most
-                                  (f"n{i}" for i in itertools.count(1) if f"n{i}" not in taken))  # need few
+        letters = (x for x in DIM_LETTERS if x not in taken)
+        find = self.unifier.find
         for d in self.order:
-            root = self.find(d)
+            root = find(d)
             if isinstance(root, DimVar) and root not in out:
-                out[root] = next(letters)
+                out[root] = next(letters, None) or self._spare_name(taken, out)
         return out
+
+    @staticmethod
+    def _spare_name(taken: set[str], named: dict[Dim, str]) -> str:
+        """n1, n2, …: the first not taken, once the letters run out (rare: made when needed)."""
+        used = set(named.values())
+        return next(f"n{i}" for i in itertools.count(1) if f"n{i}" not in taken and f"n{i}" not in used)
 
     def show_dim(self, d: Dim) -> str:
         root = self.find(d)
@@ -362,16 +369,17 @@ class _Builder:
             self._stretched_seen.add(key)
             self.stretched.append((op, col, (a, b), out.ty))
 
-    def build(self, node: Node) -> Expr:
+    def build(self, node: Node, order: list[Node] | None = None) -> Expr:
         """The typed node of a syntax node.  Its subtrees are built first, children before
-        parents in an explicit post-order (`_built` remembers them), so a formula nested
-        thousands deep or a sum of 100,000 terms never meets Python's recursion limit."""
+        parents in an explicit post-order (`_built` remembers them; `order`: node's, when the
+        caller has it), so a formula nested thousands deep or a sum of 100,000 terms never
+        meets Python's recursion limit."""
         built = self._built
         found = built.get(node)
         if found is not None:
             return found
         build_one = self._build_one
-        for sub in _postorder(node):
+        for sub in _postorder(node) if order is None else order:
             built[sub] = build_one(sub)
         return built[node]
 
@@ -605,10 +613,14 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple[Dim, ...], str]] | Non
     try:
         sys.setrecursionlimit(max(limit, 20000))
         functions = frozenset(functions)
+        order = _postorder(formula.expr)
+        # with no call, the operands ranks.py counts are the subtrees built here: one walk
+        shared = None if any(map(isinstance, order, repeat(Call))) else order
         ranks = decide_ranks(formula.expr, {k: len(dims) for k, (dims, _) in given.items()}, default_rank,
-                             lambda node, stand_ins: _kind_rule(node, stand_ins, functions), functions)
+                             lambda node, stand_ins: _kind_rule(node, stand_ins, functions), functions,
+                             shared)
         b = _Builder(given, functions, ranks)
-        root = b.build(formula.expr)
+        root = b.build(formula.expr, order)
         # a lower-priority declaration must agree with the higher one (M may become 100)
         for key, (dims, source) in declared.items():
             if "\0" not in key:

@@ -449,12 +449,15 @@ def skeleton(order: list[Node], declared: dict[str, int]) -> Skeleton:
 
 
 def decide_ranks(root: Node, declared: dict[str, int], default_rank: Callable[[str], int],
-                 kind_rule: KindRule, context: Hashable = None) -> dict[str, int]:
+                 kind_rule: KindRule, context: Hashable = None,
+                 order: list[Node] | None = None) -> dict[str, int]:
     """The rank of the undeclared symbols of root as their use decides it (see the module
     docstring); a symbol use does not decide (or cannot satisfy) is left out: its default
     by name stands, and the shape checker reports any mismatch.  Remembered per skeleton:
-    a check file repeats the same shapes of formula with other numbers."""
-    order = _postorder(root)
+    a check file repeats the same shapes of formula with other numbers.  `order`: root's
+    post-order by `children`, when the caller has it."""
+    if order is None:
+        order = _postorder(root)
     if len(order) > _SKELETON_LIMIT:  # a formula this long is not one of many alike: decide it
         return _decide(root, declared, default_rank, kind_rule, context, order)
     shape = skeleton(order, declared)
