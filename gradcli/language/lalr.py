@@ -107,6 +107,7 @@ class Parser:
         kept = "|".join(f"(?P<{name}>{rx})" for name, rx in terms if name not in self.ignore)
         self.skipping = re.compile(f"(?:{ignored})*(?:{kept})?" if ignored else f"(?:{kept})?")
         self._tables: tuple[list[dict[str, int]], list[dict[str, int]], list[Plan]] | None = None
+        self._methods: tuple[Any, list[Any]] = (None, [])
         # (state below, state on top, next terminal) -> where a run of unit reductions ends
         self._chains: dict[tuple[int, int, str], int] = {}
 
@@ -160,7 +161,9 @@ class Parser:
         in place (no generator between lexer and parser)."""
         actions, gotos, plan = self._compiled()
         end = self.end
-        methods: list[Any] = [None] * len(plan)
+        if self._methods[0] is not builder:  # the builder's bound methods, per rule, kept for the next parse
+            self._methods = (builder, [None] * len(plan))
+        methods = self._methods[1]
         chains = self._chains
         state_stack: list[int] = [self.start]
         value_stack: list[Any] = []
@@ -217,14 +220,28 @@ class Parser:
                     push_value(tok)
                     break
                 rule = ~action
-                origin, size, unit, keep, splice, inline, expand1, callback = plan[rule]
-                if unit:  # the child is the value: only the state changes, maybe many times
+                origin, size, unit, keep, splice, inline, expand1, callback, simple = plan[rule]
+                if simple:  # the builder's method on the children as they are
+                    method = methods[rule]
+                    if method is None:
+                        method = methods[rule] = getattr(builder, callback)
+                    if size == 1:  # in place: `x` becomes a symbol, `2` a number
+                        goto = state_stack[-1] = gotos[state_stack[-2]][origin]
+                        value_stack[-1] = method(value_stack[-1])
+                    else:
+                        children = value_stack[-size:]
+                        del state_stack[-size:]
+                        del value_stack[-size:]
+                        push_value(method(*children))
+                        goto = gotos[state_stack[-1]][origin]
+                        push_state(goto)
+                elif unit:  # the child is the value: only the state changes, maybe many times
                     below = state_stack[-2]
                     key = (below, state_stack[-1], ttype)
-                    goto = chains.get(key)
-                    if goto is None:
-                        goto = chains[key] = self._unit_chain(below, gotos[below][origin], ttype)
-                    state_stack[-1] = goto
+                    chained = chains.get(key)
+                    if chained is None:
+                        chained = chains[key] = self._unit_chain(below, gotos[below][origin], ttype)
+                    goto = state_stack[-1] = chained
                 else:
                     if size:
                         children = value_stack[-size:]
@@ -271,19 +288,21 @@ class Parser:
         return state
 
 
-# (origin, size, unit, keep, splice, inline, expand1, callback): see `_plan_rule`
-Plan = tuple[str, int, bool, "list[tuple[int, bool]] | None", bool, bool, bool, str]
+# (origin, size, unit, keep, splice, inline, expand1, callback, simple): see `_plan_rule`
+Plan = tuple[str, int, bool, "list[tuple[int, bool]] | None", bool, bool, bool, str, bool]
 
 
 def _plan_rule(rule: dict[str, Any]) -> Plan:
     """A rule as the parse loop reads it: (origin, size, unit, keep, splice, inline, expand1,
-    callback).  `unit`: a `?rule` that passes its only child up unchanged; `keep`: the children
-    passed on, as (index, spliced) (None: all of them, none spliced); `splice`: whether a
-    `_rule` is spliced in."""
+    callback, simple).  `unit`: a `?rule` that passes its only child up unchanged; `keep`: the
+    children passed on, as (index, spliced) (None: all of them, none spliced); `splice`: whether
+    a `_rule` is spliced in; `simple`: the callback takes every child as it is (most rules)."""
     keep = [(int(i), bool(spliced)) for i, spliced in rule["keep"]]
     splice = any(spliced for _, spliced in keep)
     size = int(rule["size"])
     unit = (size == 1 and bool(rule["expand1"]) and not rule["inline"] and keep == [(0, False)])
     every = [i for i, _ in keep] == list(range(size))
+    inline, expand1 = bool(rule["inline"]), bool(rule["expand1"])
+    simple = every and size > 0 and not (unit or splice or inline or expand1)
     return (str(rule["origin"]), size, unit, None if every and not splice else keep, splice,
-            bool(rule["inline"]), bool(rule["expand1"]), str(rule["callback"]))
+            inline, expand1, str(rule["callback"]), simple)
