@@ -86,6 +86,55 @@ def test_check_files_never_build_the_simplified_graph(monkeypatch, tmp_path):
                 {d.wrt: tuple(d.shape) for d in p.derivative_shapes()}
 
 
+def test_check_files_resolve_no_symbol_table_and_no_notes(monkeypatch, tmp_path):
+    """A check of formulas without wrt reports f's shape only: the symbol table (every symbol's
+    resolved shape) and the broadcast notes are made when first asked for, so a check file
+    makes neither; asked for, they are what they always were."""
+    from gradcli.checks.checkfiles import check_paths
+
+    notes = _counting(monkeypatch, infer, "_broadcast_notes")
+    symbols = _counting(monkeypatch, infer, "Symbol")
+    path = tmp_path / "f.gradcli"
+    path.write_text("x'@A@x + b => ()\nsum(X*y) => ()\n")
+    assert [o.ok for o in check_paths([str(path)])] == [True, True]
+    assert notes == [] and symbols == []
+    p = analyze("sum(X*y) wrt X")  # y, a vector, spread over X's rows: a note says so
+    assert {n: s.shape for n, s in p.symbols.items()} == {"X": ("m", "n"), "y": ("n",)}
+    assert [n.symbol for n in p.notes] == ["y"] and len(notes) == 1
+
+
+def test_a_long_formula_is_walked_once_and_keyed_by_no_skeleton(monkeypatch):
+    """Rank decision and shape inference share one post-order of a formula with no call, and a
+    formula too long to be one of many alike is decided without its skeleton (a pass over all
+    its nodes for a memo it never hits); short ones are still remembered by skeleton."""
+    from gradcli.language import syntax
+
+    walks: list[int] = []  # the size of every walk (a stand-in operator's have 5 nodes at most)
+
+    def walk(root, children):
+        order = postorder(root, children)
+        walks.append(len(order))
+        return order
+
+    def formula_walks() -> int:
+        return sum(1 for size in walks if size > 7)
+
+    postorder = syntax.postorder
+    monkeypatch.setattr(ranks, "postorder", walk)
+    monkeypatch.setattr(infer, "postorder", walk)
+    skeletons = _counting(monkeypatch, ranks, "skeleton")
+    text = " + ".join(f"{i % 7 + 1}*x" if i % 2 else f"x{i}" for i in range(20_000))
+    p = analyze(text + " wrt x")
+    assert p.shape == p.symbols["x"].shape and len(p.shape) == 1
+    assert formula_walks() == 1 and skeletons == []
+    walks.clear()
+    analyze("x'@A@x + 3*c")
+    assert formula_walks() == 1 and len(skeletons) == 1
+    walks.clear()
+    analyze("sum(A + B + C, 0)@x + y")  # a call: the two walks count operands differently, each walks
+    assert formula_walks() == 2
+
+
 def _renamed(text: str) -> str:
     from test_uses import _renamed as renamed
 

@@ -20,10 +20,13 @@ and flat on a 50 MB file; each distinct formula text is analysed once (`Analyses
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from ..api import analyze, default_layout, derivative_dims, fmt_shape, parse_dims
 from ..calculus.columns import is_unit
@@ -31,6 +34,9 @@ from ..language.shapes import SCALAR, Dim
 from .claims import check_file_claim, is_claim
 from ..errors import GradcliError, printable
 from ..record import Factory, record
+
+if TYPE_CHECKING:
+    from ..api import Problem
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}  # read for their ```gradcli fences
 # What a folder is searched for (any other file is read only when named on the command line,
@@ -56,8 +62,8 @@ class Outcome:
     message: str = ""
     column: int | None = None
     expected_failure: bool = False
-    details: dict = Factory(dict)
-    warnings: list = Factory(list)
+    details: dict[str, Any] = Factory(default_factory=dict)
+    warnings: list[str] = Factory(default_factory=list)
 
 
 STDIN_NAMES = {"-", "/dev/stdin"}
@@ -145,7 +151,7 @@ def _walk(root: Path) -> list[str]:
     def unreadable(exc: OSError) -> None:
         raise GradcliError("usage", f"cannot read {printable(str(exc.filename))}: {exc.strerror or exc}")
 
-    found = []
+    found: list[str] = []
     for folder, subfolders, files in os.walk(root, onerror=unreadable):
         subfolders[:] = sorted(d for d in subfolders if not _hidden_or_venv(os.path.join(folder, d)))
         found.extend(os.path.join(folder, f) for f in files)
@@ -180,7 +186,7 @@ def _is_stream(p: Path) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
-def read_lines(name: str):
+def read_lines(name: str) -> Iterator[str]:
     """A file's lines (standard input's for `-`), one at a time so that a 50 MB file is never
     held whole: UTF-8 with a leading byte-order mark dropped, bytes that are not UTF-8 as
     U+FFFD (which the parser then points at), lines ending at \\n, \\r\\n or \\r as an editor
@@ -201,10 +207,8 @@ def read_lines(name: str):
                                    "characters: not a formula file; the check stops here") from None
 
 
-def _stdin_lines():
-    import io
-
-    raw = getattr(sys.stdin, "buffer", sys.stdin)
+def _stdin_lines() -> Iterator[str]:
+    raw: Any = getattr(sys.stdin, "buffer", sys.stdin)
     if raw is None:
         raise GradcliError("usage", "standard input is closed: nothing to check")
     if isinstance(raw, io.TextIOBase):  # a text stream in place of standard input
@@ -226,7 +230,7 @@ class _LineTooLong(Exception):
         self.lineno = lineno
 
 
-def _lines(stream):
+def _lines(stream: IO[str] | io.TextIOBase) -> Iterator[str]:
     """Lines read at most MAX_LINE characters at a time, so that a file with no newline
     (/dev/zero, 300 MB of one line) never grows memory: such a line ends the run (_LineTooLong)."""
     first = True
@@ -253,11 +257,11 @@ def _split_expect(raw: str, start_col: int) -> tuple[str, str | None, int]:
 _FENCE = re.compile(r"^ *(`{3,}|~{3,})(.*)$")
 
 
-def _fenced_lines(lines):
+def _fenced_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     """(line number, line) of the lines inside ```gradcli or ~~~gradcli fences, as CommonMark
     reads fences: a fence closes only with the same character, at least as many of them, and
     nothing else on the line, so a ```gradcli shown inside a ````markdown example is not read."""
-    fence = None  # (character, length, is gradcli) of the open fence
+    fence: tuple[str, int, bool] | None = None  # (character, length, is gradcli) of the open fence
     for lineno, line in enumerate(lines, start=1):
         m = _FENCE.match(line.lstrip() if fence is None else line.strip())
         if fence is None:
@@ -271,7 +275,7 @@ def _fenced_lines(lines):
             yield lineno, line
 
 
-def entries(name: str, lines=None):
+def entries(name: str, lines: Iterable[str] | None = None) -> Iterator[Entry]:
     """The formulas of one file, one at a time: every non-comment line of a text file, the
     lines inside gradcli fences of a Markdown file."""
     lines = read_lines(name) if lines is None else lines
@@ -286,7 +290,7 @@ def entries(name: str, lines=None):
         yield Entry(name, lineno, col, formula.rstrip(), expect, ecol)
 
 
-def _norm_shape(spec: str) -> tuple:
+def _norm_shape(spec: str) -> tuple[Dim, ...]:
     return tuple(parse_dims(spec, max_rank=8))
 
 
@@ -295,17 +299,18 @@ class Renaming:
     across a line: f's shape and every `NAME: SHAPE` must agree on it.  Numbers match numbers."""
 
     def __init__(self) -> None:
-        self.fwd: dict = {}   # gradcli's name -> the expectation's
-        self.back: dict = {}  # the expectation's name -> gradcli's
+        self.fwd: dict[str, str] = {}   # gradcli's name -> the expectation's
+        self.back: dict[str, str] = {}  # the expectation's name -> gradcli's
 
-    def conflict(self, got: tuple, want: tuple) -> str | None:
+    def conflict(self, got: tuple[Dim, ...], want: tuple[Dim, ...]) -> str | None:
         """Why got and want do not match under this renaming ('' for a plain mismatch), or
         None when they do — and then the renaming is extended."""
-        got = tuple(str(d) if not isinstance(d, int) else d for d in got)
-        if len(got) != len(want):
+        gots = tuple(d if isinstance(d, int) else str(d) for d in got)
+        wants = tuple(d if isinstance(d, int) else str(d) for d in want)
+        if len(gots) != len(wants):
             return ""
         fwd, back = dict(self.fwd), dict(self.back)
-        for g, w in zip(got, want):
+        for g, w in zip(gots, wants):
             if isinstance(g, int) or isinstance(w, int):
                 if g != w:
                     return ""
@@ -318,7 +323,7 @@ class Renaming:
         return None
 
 
-def _mismatch(what: str, got: tuple, want: tuple, why: str) -> str:
+def _mismatch(what: str, got: tuple[Dim, ...], want: tuple[Dim, ...], why: str) -> str:
     text = f"{what} has shape {fmt_shape(got)}, expected {fmt_shape(want)}"
     return text + (f" (dimension names must correspond one to one across the line: {why})" if why else "")
 
@@ -337,7 +342,7 @@ def _split_top(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _shapes(problem) -> tuple[tuple, dict[str, tuple]]:
+def _shapes(problem: Problem) -> tuple[tuple[Dim, ...], dict[str, tuple[Dim, ...]]]:
     """f's shape and each derivative's (default layout), from the shapes alone: what
     `Problem.derivative_shapes` says, without building the formula's simplified graph, which
     a check never prints (SPEC §1: a 1×1 f is differentiated as the scalar it holds)."""
@@ -348,7 +353,7 @@ def _shapes(problem) -> tuple[tuple, dict[str, tuple]]:
                             for name in problem.wrt}
 
 
-def check_entry(entry: Entry, analyses=None) -> Outcome:
+def check_entry(entry: Entry, analyses: Callable[[str], Problem] | None = None) -> Outcome:
     expect = entry.expect
     wants_error = expect is not None and re.match(r"^error\b", expect) is not None
     try:
@@ -357,7 +362,7 @@ def check_entry(entry: Entry, analyses=None) -> Outcome:
     except GradcliError as err:
         col = entry.col + (err.column - 1 if err.column else 0)
         if wants_error:
-            kind = expect.partition(":")[2].strip()
+            kind = (expect or "").partition(":")[2].strip()
             if kind and kind != err.kind:
                 return Outcome(entry, False, f"expected a {kind} error, got a {err.kind} error: "
                                              f"{err.message}", col)
@@ -409,17 +414,18 @@ class Analyses:
     def __init__(self, size: int = 4096):
         from collections import OrderedDict
 
-        self._memo: OrderedDict = OrderedDict()
+        self._memo: OrderedDict[str, tuple[Problem | GradcliError, list[str]]] = OrderedDict()
         self._size = size
         self.warnings: list[str] = []  # of the text analysed last
 
-    def __call__(self, text: str):
+    def __call__(self, text: str) -> Problem:
         hit = self._memo.get(text)
         if hit is None:
             import warnings
 
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
+                result: Problem | GradcliError
                 try:
                     result = analyze(text)
                     _shapes(result)  # fails here rather than inside the comparisons
@@ -436,14 +442,14 @@ class Analyses:
         return result
 
 
-def check_paths(paths: list[str]):
+def check_paths(paths: list[str]) -> Iterator[Outcome]:
     """Outcomes of every formula in `paths`, one at a time (memory stays flat however long the
     files): every path is checked for existence first, so a mistyped name fails before any
     output.  A bug met on one formula is that formula's failure, not the end of the run."""
     return _outcomes(collect_files(paths))
 
 
-def _outcomes(groups: list[tuple[str, list[str]]]):
+def _outcomes(groups: list[tuple[str, list[str]]]) -> Iterator[Outcome]:
     analyses = Analyses()
     empty = []  # named paths that held no formula: an error once everything else is reported
     for named, files in groups:

@@ -12,19 +12,27 @@ through the smart constructors, which is where simplification happens.
 from __future__ import annotations
 
 import itertools
+from itertools import repeat
 import math
 import sys
 import warnings
-from ..record import Factory, record
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..record import record
 
 from .operators import ELEMENTWISE
 from .operators.reductions import norm_operator
 from . import simplify as S
 from ..errors import GradcliError, parse_error, shape_error
-from .expr import CALLS, OPS, Expr, ShapeMsg, make, make_raw, topological
+from .expr import CALLS, OPS, Expr, ShapeMsg, make, make_raw
 from .ranks import decide_ranks, is_fixed
-from .shapes import SCALAR, DimMismatch, DimProduct, DimVar, Ty, Unifier, fmt, fmt_dims, product
+from .rewrite import rewrite
+from .shapes import SCALAR, Dim, DimMismatch, DimProduct, DimVar, Ty, Unifier, fmt, fmt_dims, product
 from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
+
+if TYPE_CHECKING:
+    from .expr import Params
 
 SCALAR_NAMES = set("abcdefg") | {"alpha", "beta", "gamma", "delta", "eps", "lam", "lambda", "mu",
                                  "nu", "rho", "sigma", "tau", "eta"}
@@ -91,7 +99,7 @@ class Note:
     symbol: str | None = None
     column: int | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "message": self.message, "symbol": self.symbol, "column": self.column}
 
 
@@ -99,19 +107,43 @@ class Typed:
     """A shape-checked formula: its graph, symbols, and the wrt list.
 
     `ty` (f's shape) is known once shapes are checked; `expr`, the simplified graph (pass 2), is
-    built when first asked for: `gradcli check` needs shapes only, and building every formula's
-    graph was 40% of its time."""
+    built when first asked for, and so are `symbols` (each one's resolved shape) and `notes`:
+    `gradcli check` needs f's shape only, and building every formula's graph was 40% of its
+    time.  Nothing unifies after pass 1, so what is built later is what pass 1 would have said."""
 
-    def __init__(self, formula: Formula, ty: Ty, symbols: dict[str, Symbol], wrt: list[str],
-                 columns: dict[str, int], notes: list[Note], pending: tuple[Expr, _Ctx]):
+    def __init__(self, formula: Formula, ty: Ty, wrt: list[str], builder: _Builder, root: Expr):
         self.formula = formula
         self.ty = ty
-        self.symbols = symbols
         self.wrt = wrt
-        self.columns = columns  # first column of each symbol
-        self.notes = notes
-        self._pending: tuple[Expr, _Ctx] | None = pending  # pass 1's graph and its unifier
+        self.columns = builder.columns  # first column of each symbol
+        self._builder: _Builder | None = builder  # until symbols and notes are made
+        self._pending: tuple[Expr, _Ctx] | None = (root, builder.ctx)  # pass 1's graph and its unifier
         self._expr: Expr | None = None
+        self._symbols: dict[str, Symbol] | None = None
+        self._notes: list[Note] | None = None
+
+    @property
+    def symbols(self) -> dict[str, Symbol]:
+        if self._symbols is None:
+            b = self._builder
+            assert b is not None
+            resolve = b.ctx.resolve
+            self._symbols = {name: Symbol(name, resolve(ty), source) for name, (ty, source) in b.symbols.items()}
+            self._release()
+        return self._symbols
+
+    @property
+    def notes(self) -> list[Note]:
+        if self._notes is None:
+            assert self._builder is not None
+            self._notes = _broadcast_notes(self._builder)
+            self._release()
+        return self._notes
+
+    def _release(self) -> None:
+        """Let pass 1's builder go once everything made from it is made."""
+        if self._symbols is not None and self._notes is not None:
+            self._builder = None
 
     @property
     def expr(self) -> Expr:
@@ -152,17 +184,18 @@ class _Ctx:
 
     def __init__(self) -> None:
         self.unifier = Unifier()
-        self.order: list = []  # dims in order of first appearance, for naming
+        self.order: list[Dim] = []  # dims in order of first appearance, for naming
         self.rigid: set[str] = set()
-        self._names: dict | None = None
-        self._resolved: dict = {}  # Ty -> resolved Ty, valid while `_resolved_for` is the names
-        self._resolved_for: dict | None = None
+        self._names: dict[Dim, str] | None = None
+        self._names_len = 0
+        self._resolved: dict[Ty, Ty] = {}  # Ty -> resolved Ty, valid while `_resolved_for` is the names
+        self._resolved_for: dict[Dim, str] | None = None
 
-    def same(self, a, b) -> None:
+    def same(self, a: Dim, b: Dim) -> None:
         self._names = None
         self.unifier.same(a, b)
 
-    def find(self, d):
+    def find(self, d: Dim) -> Dim:
         return self.unifier.find(d)
 
     def fresh_dim(self) -> DimVar:
@@ -171,24 +204,30 @@ class _Ctx:
         self.order.append(d)
         return d
 
-    def names(self) -> dict:
+    def names(self) -> dict[Dim, str]:
         """Names for the unknown dimensions (cached until the next unification)."""
         if self._names is None or self._names_len != len(self.order):
             self._names, self._names_len = self._compute_names(), len(self.order)
         return self._names
 
-    def _compute_names(self) -> dict:
-        taken = set(self.rigid)
-        out: dict = {}
-        letters = itertools.chain((x for x in DIM_LETTERS if x not in taken),  # lazily: most
-                                  (f"n{i}" for i in itertools.count(1) if f"n{i}" not in taken))  # need few
+    def _compute_names(self) -> dict[Dim, str]:
+        taken = self.rigid
+        out: dict[Dim, str] = {}
+        letters = (x for x in DIM_LETTERS if x not in taken)
+        find = self.unifier.find
         for d in self.order:
-            root = self.find(d)
+            root = find(d)
             if isinstance(root, DimVar) and root not in out:
-                out[root] = next(letters)
+                out[root] = next(letters, None) or self._spare_name(taken, out)
         return out
 
-    def show_dim(self, d) -> str:
+    @staticmethod
+    def _spare_name(taken: set[str], named: dict[Dim, str]) -> str:
+        """n1, n2, …: the first not taken, once the letters run out (rare: made when needed)."""
+        used = set(named.values())
+        return next(f"n{i}" for i in itertools.count(1) if f"n{i}" not in taken and f"n{i}" not in used)
+
+    def show_dim(self, d: Dim) -> str:
         root = self.find(d)
         if isinstance(root, DimVar):
             return self.names().get(root, "?")
@@ -222,7 +261,7 @@ class _Ctx:
 
 
 class _Builder:
-    def __init__(self, declared: dict[str, tuple[tuple, str]], functions: frozenset = frozenset(),
+    def __init__(self, declared: dict[str, tuple[tuple[Dim, ...], str]], functions: frozenset[str] = frozenset(),
                  ranks: dict[str, int] | None = None):
         self.ctx = _Ctx()
         self.functions = functions  # names bound with --fn: abstract functions of any length
@@ -230,25 +269,26 @@ class _Builder:
         self.ranks = ranks or {}  # undeclared symbols' ranks, decided by their use
         self.symbols: dict[str, tuple[Ty, str]] = {}
         self.columns: dict[str, int] = {}
-        self.stretched: list[tuple] = []  # (operator, column, operand, result type): for notes
-        self._built: dict[int, Expr] = {}  # id(syntax node) -> its typed node
+        self.stretched: list[tuple[str, int, tuple[Expr, Expr], Ty]] = []  # (operator, column, operand, result type): for notes
+        self._built: dict[Node, Expr] = {}  # syntax node (records compare by identity) -> its typed node
         # pass 1 builds each distinct node once: an operator on the same operands (identity)
         # with the same settings is the same node, every occurrence of a symbol or a number is
         # one node.  A shape rule applied again to operands it accepted before can only unify
         # what is unified already, so a repeated term (the 50,000 `2*x` of a long sum) costs a
         # look-up instead of a shape rule, and pass 2 rebuilds it once.
-        self._made: dict[tuple, Expr] = {}
-        self._consts: dict[tuple, Expr] = {}
+        self._made: dict[tuple[str, tuple[Expr, ...], Params], Expr] = {}
+        self._consts: dict[tuple[float, float], Expr] = {}
         self._syms: dict[str, Expr] = {}
         self._stretched_seen: set[tuple[str, Expr, Expr]] = set()
 
     # -- nodes with unresolved dims (pass 1)
-    def raw(self, op: str, args: tuple, params: tuple, col: int) -> Expr:
+    def raw(self, op: str, args: tuple[Expr, ...], params: Params, col: int) -> Expr:
         key = (op, args, params)
         try:
             found = self._made.get(key)
+            hashable = True
         except TypeError:  # a setting that cannot be a key: build it afresh
-            key, found = None, None
+            found, hashable = None, False
         if found is not None:
             return found
         try:
@@ -257,7 +297,7 @@ class _Builder:
             hint = self._default_scalar_hint(op, args, params) if "()" in str(exc) else ""
             raise shape_error(str(exc) + hint, col) from None
         out = Expr(op, args, params, ty)
-        if key is not None:
+        if hashable:
             self._made[key] = out
         return out
 
@@ -269,7 +309,7 @@ class _Builder:
             out = self._consts[key] = Expr("const", (), (value,), SCALAR)
         return out
 
-    def _default_scalar_hint(self, op: str, args: tuple, params: tuple) -> str:
+    def _default_scalar_hint(self, op: str, args: tuple[Expr, ...], params: Params) -> str:
         """The Matrix Cookbook writes a, b, c, d for vectors; SPEC's defaults make them scalars.
         Use usually decides them (ranks.py), but where it could not and such a default is what
         breaks the operator — a vector there would fit — say so and how to declare it."""
@@ -330,27 +370,30 @@ class _Builder:
             self._stretched_seen.add(key)
             self.stretched.append((op, col, (a, b), out.ty))
 
-    def build(self, node: Node) -> Expr:
+    def build(self, node: Node, order: list[Node] | None = None) -> Expr:
         """The typed node of a syntax node.  Its subtrees are built first, children before
-        parents in an explicit post-order (`_built` remembers them), so a formula nested
-        thousands deep or a sum of 100,000 terms never meets Python's recursion limit."""
-        built = self._built.get(id(node))
-        if built is not None:
-            return built
-        for sub in _postorder(node):
-            self._built[id(sub)] = self._build_one(sub)
-        return self._built[id(node)]
+        parents in an explicit post-order (`_built` remembers them; `order`: node's, when the
+        caller has it), so a formula nested thousands deep or a sum of 100,000 terms never
+        meets Python's recursion limit."""
+        built = self._built
+        found = built.get(node)
+        if found is not None:
+            return found
+        build_one = self._build_one
+        for sub in _postorder(node) if order is None else order:
+            built[sub] = build_one(sub)
+        return built[node]
 
     def _build_one(self, node: Node) -> Expr:
         cls = type(node)
-        if cls is Sym:
+        if isinstance(node, Sym):
             return self.symbol(node)
-        if cls is Num:
+        if isinstance(node, Num):
             return self.const(node.value)
         if isinstance(node, Binary):
             built = self._built  # the operands were built just before (post-order)
-            a = built.get(id(node.left)) or self.build(node.left)
-            b = built.get(id(node.right)) or self.build(node.right)
+            a = built.get(node.left) or self.build(node.left)
+            b = built.get(node.right) or self.build(node.right)
             if node.op in "+-" and not (is_fixed(node.left, self.declared) or is_fixed(node.right, self.declared)):
                 self._same_shape(a.ty, b.ty)
             if node.op == "-":
@@ -432,7 +475,7 @@ class _Builder:
         ax = node.args[1]
         ax = ax.value if isinstance(ax, Keyword) else ax
         neg = isinstance(ax, Unary) and ax.op == "-" and isinstance(ax.operand, Num)
-        num = ax.operand if neg else ax
+        num = ax.operand if isinstance(ax, Unary) and neg else ax
         if not isinstance(num, Num) or not num.value.is_integer():
             raise shape_error(f"{node.name}: the axis must be an integer (0 or 1)", ax.col)
         axis = int(num.value) * (-1 if neg else 1)
@@ -441,7 +484,7 @@ class _Builder:
                               f"{self.ctx.show(a.ty)}", node.args[1].col)
         return axis
 
-    def dim(self, name: str, arg: Node):
+    def dim(self, name: str, arg: Node) -> Dim:
         """A dimension argument: a positive integer or a dimension name (eye(n), ones(m, n))."""
         if isinstance(arg, Num) and arg.value.is_integer() and arg.value > 0:
             return int(arg.value)
@@ -452,7 +495,7 @@ class _Builder:
         raise shape_error(f"{name} takes dimensions: {name}(3), {name}(m, n)", arg.col)
 
 
-def _built_children(node: Node) -> tuple:
+def _built_children(node: Node) -> tuple[Node, ...]:
     """The subtrees `_Builder` builds as expressions, left to right (not the dimensions of eye(n)
     and ones(m, n), nor the axis of sum(A, 0): the operator's record says)."""
     if isinstance(node, Binary):
@@ -467,7 +510,7 @@ def _built_children(node: Node) -> tuple:
     return ()
 
 
-def _postorder(root: Node) -> list:
+def _postorder(root: Node) -> list[Node]:
     """Every subtree of root that is built, children (left to right) before parents."""
     return postorder(root, _built_children)
 
@@ -475,31 +518,29 @@ def _postorder(root: Node) -> list:
 def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
     """Pass 2: rebuild with resolved dimensions through the simplifying constructors.
 
-    Pass 1 builds each distinct node once, so its graph is a DAG: each node is rebuilt once,
-    operands before users (`topological`, iterative)."""
-    order = topological([root])
-    done: dict[int, Expr] = {}
+    Pass 1 builds each distinct node once, so its graph is a DAG: `rewrite` rebuilds each node
+    once, operands before users; the leaves and the nodes whose settings hold dimensions take
+    their resolved types here, every other node is `make` over its rebuilt operands."""
     resolve = ctx.resolve
-    for n in order:
-        key = id(n)
+
+    def visit(n: Expr, args: tuple[Expr, ...]) -> Expr:
         op = n.op
         if op == "sym":
-            new = S.sym(n.params[0], resolve(n.params[1]))
-        elif op == "const":
-            new = S.const(n.params[0])
-        elif op == "numel":
-            new = make_raw("numel", (), (resolve(n.params[0]),))
-        elif op == "eye":  # eye(n) takes the size n was unified with (A + eye(n), A: 3×3)
-            new = S.eye(resolve(n.ty).dims[0])
-        elif op == "fill":  # ones(m, n) likewise
-            new = S.fill(done[id(n.args[0])], resolve(n.ty))
-        else:
-            new = make(op, *[done[id(a)] for a in n.args], params=n.params)
-        done[key] = new
-    return done[id(root)]
+            return S.sym(n.params[0], resolve(n.params[1]))
+        if op == "const":
+            return S.const(n.params[0])
+        if op == "numel":
+            return make_raw("numel", (), (resolve(n.params[0]),))
+        if op == "eye":  # eye(n) takes the size n was unified with (A + eye(n), A: 3×3)
+            return S.eye(resolve(n.ty).dims[0])
+        if op == "fill":  # ones(m, n) likewise
+            return S.fill(args[0], resolve(n.ty))
+        return make(op, *args, params=n.params)
+
+    return rewrite([root], visit)[0]
 
 
-def _kind_rule(node: Node, ranks: dict[str, int], functions: frozenset) -> str | None:
+def _kind_rule(node: Node, ranks: dict[str, int], functions: frozenset[str]) -> str | None:
     """The kind (S, C, R, M) of one operator on stand-in operands of the given ranks, by the
     shape checker's own rules; None when it refuses them (ranks.py asks, and remembers)."""
     b = _Builder({name: (tuple(DimVar() for _ in range(r)), "where") for name, r in ranks.items()}, functions)
@@ -558,11 +599,11 @@ def _has_product(dims: tuple[object, ...]) -> bool:
     return any(isinstance(d, DimProduct) for d in dims)
 
 
-def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
-          extra_wrt: list[str] | None = None, functions=()) -> Typed:
+def infer(formula: Formula, shapes: dict[str, tuple[tuple[Dim, ...], str]] | None = None,
+          extra_wrt: list[str] | None = None, functions: Iterable[str] = ()) -> Typed:
     """Shape-check a parsed formula. `shapes` maps names to (dims, source) from data/options;
     `functions`: names bound with --fn, abstract functions however long their names."""
-    declared: dict[str, tuple[tuple, str]] = {}
+    declared: dict[str, tuple[tuple[Dim, ...], str]] = {}
     for decl in formula.where:
         declared[decl.name] = (decl.shape, "where")
     for name, (dims, source) in (shapes or {}).items():
@@ -578,10 +619,14 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
     try:
         sys.setrecursionlimit(max(limit, 20000))
         functions = frozenset(functions)
+        order = _postorder(formula.expr)
+        # with no call, the operands ranks.py counts are the subtrees built here: one walk
+        shared = None if any(map(isinstance, order, repeat(Call))) else order
         ranks = decide_ranks(formula.expr, {k: len(dims) for k, (dims, _) in given.items()}, default_rank,
-                             lambda node, stand_ins: _kind_rule(node, stand_ins, functions), functions)
+                             lambda node, stand_ins: _kind_rule(node, stand_ins, functions), functions,
+                             shared)
         b = _Builder(given, functions, ranks)
-        root = b.build(formula.expr)
+        root = b.build(formula.expr, order)
         # a lower-priority declaration must agree with the higher one (M may become 100)
         for key, (dims, source) in sorted(declared.items(), key=lambda kv: _has_product(kv[1][0])):
             if "\0" not in key:
@@ -609,5 +654,4 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple, str]] | None = None,
         if name not in b.symbols:
             raise GradcliError("shape", f"wrt: '{name}' does not appear in the formula",
                                cols.get(name), except_text)
-    symbols = {name: Symbol(name, b.ctx.resolve(ty), source) for name, (ty, source) in b.symbols.items()}
-    return Typed(formula, b.ctx.resolve(root.ty), symbols, wrt, b.columns, _broadcast_notes(b), (root, b.ctx))
+    return Typed(formula, b.ctx.resolve(root.ty), wrt, b, root)

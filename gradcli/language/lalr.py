@@ -27,6 +27,7 @@ import json
 import os
 import re
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 FORMAT = 2  # bump when the table layout below changes
@@ -39,8 +40,12 @@ class Token(str):
     of Lark's Token)."""
 
     __slots__ = ("type", "line", "column", "pos")
+    type: str
+    line: int
+    column: int
+    pos: int
 
-    def __new__(cls, type_: str, value: str, pos: int, line: int, column: int):
+    def __new__(cls, type_: str, value: str, pos: int, line: int, column: int) -> Token:
         tok = super().__new__(cls, value)
         tok.type, tok.pos, tok.line, tok.column = type_, pos, line, column
         return tok
@@ -63,7 +68,7 @@ class UnexpectedToken(Exception):
 
 
 # ----------------------------------------------------------------------------- loading
-def load_tables(path: str = TABLES_FILE) -> dict:
+def load_tables(path: str = TABLES_FILE) -> dict[str, Any]:
     """The shipped tables, after checking their format and checksum."""
     try:
         with open(path, "rb") as fh:
@@ -74,7 +79,8 @@ def load_tables(path: str = TABLES_FILE) -> dict:
             raise TablesError(f"they have format {header.get('format')!r}, this gradcli reads {FORMAT}")
         if zlib.crc32(body) != header.get("crc32") or rest != [b""]:
             raise TablesError("their checksum does not match")
-        return json.loads(body)
+        tables: dict[str, Any] = json.loads(body)
+        return tables
     except (OSError, ValueError, AttributeError) as exc:  # unreadable, not two JSON lines
         reason = f"{type(exc).__name__}: {exc}"
     except TablesError as exc:
@@ -85,7 +91,7 @@ def load_tables(path: str = TABLES_FILE) -> dict:
 
 # ----------------------------------------------------------------------------- running
 class Parser:
-    def __init__(self, tables: dict):
+    def __init__(self, tables: dict[str, Any]):
         self.states = tables["states"]
         self.start, self.end = tables["start"], tables["end"]
         self.rules = tables["rules"]
@@ -94,8 +100,18 @@ class Parser:
         terms = tables["terminals"]
         self.scanners = [re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in terms[i:i + 90]))
                          for i in range(0, len(terms), 90)]
+        # the same terminals after any run of ignored ones, all optional: one match per token
+        # kept, the whitespace before it skipped inside the regex (a match of no terminal is
+        # the end of the text or a character no terminal matches)
+        ignored = "|".join(rx for name, rx in terms if name in self.ignore)
+        kept = "|".join(f"(?P<{name}>{rx})" for name, rx in terms if name not in self.ignore)
+        self.skipping = re.compile(f"(?:{ignored})*(?:{kept})?" if ignored else f"(?:{kept})?")
+        self._tables: tuple[list[dict[str, int]], list[dict[str, int]], list[Plan]] | None = None
+        self._methods: tuple[Any, list[Any]] = (None, [])
+        # (state below, state on top, next terminal) -> where a run of unit reductions ends
+        self._chains: dict[tuple[int, int, str], int] = {}
 
-    def tokens(self, text: str):
+    def tokens(self, text: str) -> Iterator[Token]:
         pos, line, line_start, n = 0, 1, 0, len(text)
         last = Token("$END", "", 0, 1, 1)
         while pos < n:
@@ -105,7 +121,7 @@ class Parser:
                     break
             else:
                 raise UnexpectedCharacters(pos, line, pos - line_start + 1)
-            value, type_ = m.group(0), m.lastgroup
+            value, type_ = m.group(0), m.lastgroup or ""
             if type_ not in self.ignore:
                 last = Token(type_, value, pos, line, pos - line_start + 1)
                 yield last
@@ -120,67 +136,112 @@ class Parser:
         """Shift-reduce over the tokens with explicit stacks: no recursion, so nesting depth and
         formula length are bounded by memory only, and each token costs a few table look-ups.
         A unit reduction (`?rule` with one child) only changes the state on top of the stack.
-        With one scanner (all the terminals in one alternation) the lexer runs inline, each
-        match continuing where the last ended; otherwise tokens come from `tokens`."""
+        With one scanner (all the terminals in one alternation) the lexer runs inside the parse
+        loop, each match continuing where the last ended; otherwise tokens come from `tokens`."""
         if len(self.scanners) != 1:
-            return self._parse_tokens(self.tokens(text), builder)
-        return self._parse_tokens(self._inline_tokens(text), builder)
+            return self._parse(self.tokens(text), builder, None)
+        return self._parse(iter(()), builder, text)
 
-    def _inline_tokens(self, text: str):
-        """What `tokens` yields, from one scanner walked by its own position."""
-        scan = self.scanners[0].scanner(text).match
-        ignore, multiline, n = self.ignore, "\n" in text, len(text)
+    def _compiled(self) -> tuple[list[dict[str, int]], list[dict[str, int]], list[Plan]]:
+        """The tables as the parse loop reads them, made once: per state, each terminal's action
+        as one int (a shift to state s is s, a reduction by rule r is ~r) and each rule's goto
+        state; per rule, its plan (`_plan_rule`)."""
+        found = self._tables
+        if found is None:
+            actions: list[dict[str, int]] = []
+            gotos: list[dict[str, int]] = []
+            for row in self.states:
+                actions.append({t: (arg if action == 0 else ~arg) for t, (action, arg) in row.items()})
+                gotos.append({t: arg for t, (action, arg) in row.items() if action == 0})
+            found = self._tables = (actions, gotos, [_plan_rule(rule) for rule in self.rules])
+        return found
+
+    def _parse(self, tokens: Iterator[Token], builder: Any, text: str | None) -> Any:
+        """The parse loop, over `tokens` or, when text is given, over the tokens of text lexed
+        in place (no generator between lexer and parser)."""
+        actions, gotos, plan = self._compiled()
+        end = self.end
+        if self._methods[0] is not builder:  # the builder's bound methods, per rule, kept for the next parse
+            self._methods = (builder, [None] * len(plan))
+        methods = self._methods[1]
+        chains = self._chains
+        state_stack: list[int] = [self.start]
+        value_stack: list[Any] = []
+        push_state, push_value = state_stack.append, value_stack.append
+        lexing = text is not None
+        source = text or ""
+        scan = self.skipping.match
+        multiline, n = "\n" in source, len(source)
         pos, line, line_start = 0, 1, 0
         new = str.__new__
         last_pos, last_line, last_col = 0, 1, 1
-        while pos < n:
-            m = scan()
-            if m is None:
-                raise UnexpectedCharacters(pos, line, pos - line_start + 1)
-            type_ = m.lastgroup
-            start, pos = pos, m.end()
-            if type_ not in ignore:
-                tok = new(Token, m.group())
-                tok.type, tok.pos, tok.line, tok.column = type_, start, line, start - line_start + 1
-                last_pos, last_line, last_col = start, line, tok.column
-                yield tok
-            if multiline:
-                value = m.group()
-                newlines = value.count("\n")
-                if newlines:
-                    line += newlines
-                    line_start = start + value.rindex("\n") + 1
-        yield Token("$END", "", last_pos, last_line, last_col)  # where the last token was, as Lark
-
-    def _parse_tokens(self, tokens: Any, builder: Any) -> Any:
-        states, end = self.states, self.end
-        plan = self.__dict__.get("_plan")
-        if plan is None:
-            plan = self._plan = [_plan_rule(rule) for rule in self.rules]
-        methods: dict = {}
-        chains = self.__dict__.setdefault("_chains", {})
-        state_stack, value_stack = [self.start], []
-        push_state, push_value = state_stack.append, value_stack.append
-        for tok in tokens:
-            ttype = tok.type
+        while True:
+            if not lexing:
+                tok = next(tokens)
+                ttype = tok.type
+            else:
+                m = scan(source, pos)
+                assert m is not None  # the pattern matches the empty string
+                kind = m.lastgroup
+                if kind is None:  # only ignored text, up to the end or to a stray character
+                    start = m.end()
+                else:
+                    start = m.start(kind)
+                if multiline:
+                    newlines = source.count("\n", pos, start)
+                    if newlines:
+                        line += newlines
+                        line_start = source.rindex("\n", pos, start) + 1
+                if kind is None:
+                    if start < n:
+                        raise UnexpectedCharacters(start, line, start - line_start + 1)
+                    ttype = "$END"  # where the last token was, as Lark
+                    tok = Token(ttype, "", last_pos, last_line, last_col)
+                    lexing = False
+                    tokens = iter(())
+                else:
+                    ttype = kind
+                    pos = m.end()
+                    tok = new(Token, m.group(kind))
+                    last_pos, last_line, last_col = start, line, start - line_start + 1
+                    tok.type, tok.pos, tok.line, tok.column = ttype, start, line, last_col
+                    if multiline:
+                        newlines = tok.count("\n")
+                        if newlines:
+                            line += newlines
+                            line_start = start + tok.rindex("\n") + 1
             while True:
-                try:
-                    action, arg = states[state_stack[-1]][ttype]
-                except KeyError:
-                    row = states[state_stack[-1]]
-                    raise UnexpectedToken(tok, {s for s in row if s.isupper()}) from None
-                if action == 0:  # shift, then the next token
-                    push_state(arg)
+                row = actions[state_stack[-1]]
+                action = row.get(ttype)
+                if action is None:
+                    raise UnexpectedToken(tok, {s for s in row if s.isupper()})
+                if action >= 0:  # shift, then the next token
+                    push_state(action)
                     push_value(tok)
                     break
-                origin, size, unit, keep, splice, inline, expand1, callback = plan[arg]
-                if unit:  # the child is the value: only the state changes, maybe many times
+                rule = ~action
+                origin, size, unit, keep, splice, inline, expand1, callback, simple = plan[rule]
+                if simple:  # the builder's method on the children as they are
+                    method = methods[rule]
+                    if method is None:
+                        method = methods[rule] = getattr(builder, callback)
+                    if size == 1:  # in place: `x` becomes a symbol, `2` a number
+                        goto = state_stack[-1] = gotos[state_stack[-2]][origin]
+                        value_stack[-1] = method(value_stack[-1])
+                    else:
+                        children = value_stack[-size:]
+                        del state_stack[-size:]
+                        del value_stack[-size:]
+                        push_value(method(*children))
+                        goto = gotos[state_stack[-1]][origin]
+                        push_state(goto)
+                elif unit:  # the child is the value: only the state changes, maybe many times
                     below = state_stack[-2]
                     key = (below, state_stack[-1], ttype)
-                    goto = chains.get(key)
-                    if goto is None:
-                        goto = chains[key] = self._unit_chain(below, states[below][origin][1], ttype)
-                    state_stack[-1] = goto
+                    chained = chains.get(key)
+                    if chained is None:
+                        chained = chains[key] = self._unit_chain(below, gotos[below][origin], ttype)
+                    goto = state_stack[-1] = chained
                 else:
                     if size:
                         children = value_stack[-size:]
@@ -189,8 +250,8 @@ class Parser:
                     else:
                         children = []
                     if splice:
-                        args: list = []
-                        for i, spliced in keep:
+                        args: list[Any] = []
+                        for i, spliced in keep or ():
                             if spliced:
                                 args.extend(children[i])
                             else:
@@ -198,45 +259,50 @@ class Parser:
                     elif keep is None:
                         args = children
                     else:
-                        args = [children[i] for i in keep]
+                        args = [children[i] for i, _ in keep]
                     if inline:
                         value = args
                     elif expand1 and len(args) == 1:
                         value = args[0]
                     else:
-                        method = methods.get(callback)
+                        method = methods[rule]
                         if method is None:
-                            method = methods[callback] = getattr(builder, callback)
+                            method = methods[rule] = getattr(builder, callback)
                         value = method(*args)
                     push_value(value)
-                    goto = states[state_stack[-1]][origin][1]
+                    goto = gotos[state_stack[-1]][origin]
                     push_state(goto)
                 if goto == end and ttype == "$END":
                     return value_stack[-1]
-        raise AssertionError("the parser ran past the end of its input")
 
     def _unit_chain(self, below: int, state: int, ttype: str) -> int:
         """The state a run of unit reductions ends in: `x` in `x + 1` passes up through every
         precedence level, and each step depends only on the state below, the state on top and
         the next token, so `parse` remembers the whole run as one step."""
-        states, plan = self.states, self._plan
+        actions, gotos, plan = self._compiled()
         while not (state == self.end and ttype == "$END"):
-            step = states[state].get(ttype)
-            if step is None or step[0] == 0 or not plan[step[1]][2]:
+            step = actions[state].get(ttype)
+            if step is None or step >= 0 or not plan[~step][2]:
                 break  # a shift, a real reduction or an error: the parse loop takes it from here
-            state = states[below][plan[step[1]][0]][1]
+            state = gotos[below][plan[~step][0]]
         return state
 
 
-def _plan_rule(rule: dict) -> tuple:
+# (origin, size, unit, keep, splice, inline, expand1, callback, simple): see `_plan_rule`
+Plan = tuple[str, int, bool, "list[tuple[int, bool]] | None", bool, bool, bool, str, bool]
+
+
+def _plan_rule(rule: dict[str, Any]) -> Plan:
     """A rule as the parse loop reads it: (origin, size, unit, keep, splice, inline, expand1,
-    callback).  `unit`: a `?rule` that passes its only child up unchanged; `keep`: the indices
-    of the children passed on (None: all of them), with `splice` flags where a `_rule` is
-    spliced in."""
-    keep = [(i, bool(spliced)) for i, spliced in rule["keep"]]
+    callback, simple).  `unit`: a `?rule` that passes its only child up unchanged; `keep`: the
+    children passed on, as (index, spliced) (None: all of them, none spliced); `splice`: whether
+    a `_rule` is spliced in; `simple`: the callback takes every child as it is (most rules)."""
+    keep = [(int(i), bool(spliced)) for i, spliced in rule["keep"]]
     splice = any(spliced for _, spliced in keep)
-    size = rule["size"]
-    unit = (size == 1 and rule["expand1"] and not rule["inline"] and keep == [(0, False)])
-    indices = None if [i for i, _ in keep] == list(range(size)) else [i for i, _ in keep]
-    return (rule["origin"], size, unit, keep if splice else indices, splice, rule["inline"],
-            rule["expand1"], rule["callback"])
+    size = int(rule["size"])
+    unit = (size == 1 and bool(rule["expand1"]) and not rule["inline"] and keep == [(0, False)])
+    every = [i for i, _ in keep] == list(range(size))
+    inline, expand1 = bool(rule["inline"]), bool(rule["expand1"])
+    simple = every and size > 0 and not (unit or splice or inline or expand1)
+    return (str(rule["origin"]), size, unit, None if every and not splice else keep, splice,
+            inline, expand1, str(rule["callback"]), simple)

@@ -10,13 +10,15 @@ offending character.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 from pathlib import Path
 
 from ..errors import GradcliError, parse_error
 from .lalr import Parser, TablesError, Token, UnexpectedCharacters, UnexpectedToken, load_tables
 from .shapes import product
-from .syntax import Binary, Call, Decl, Formula, Keyword, Norm, Num, Sym, Transpose, Unary
+from .syntax import Binary, Call, Decl, Dim, Formula, Keyword, Node, Norm, Num, ShapeSpec, Sym, Transpose, Unary
 
 KEYWORDS = {"wrt", "where", "scalar"}
 
@@ -53,79 +55,79 @@ class _Builder:
     """One method per grammar alias (children inline, anonymous tokens dropped); each returns a
     `syntax` node."""
 
-    def number(self, tok: Token):
+    def number(self, tok: Token) -> Num:
         value = float(tok)
         if value == float("inf"):  # 1e400: not silently infinite
             raise parse_error(f"number {_abbreviated(str(tok))} is too large (float64 ends near 1.8e308)",
                               tok.column)
         return Num(tok.column, value, str(tok))
 
-    def symbol(self, tok: Token):
+    def symbol(self, tok: Token) -> Sym:
         if tok in ("wrt", "where"):
             raise parse_error(f"'{tok}' must follow a complete formula", tok.column)
         return Sym(tok.column, str(tok))
 
-    def binary(self, left, op: Token, right):
+    def binary(self, left: Node, op: Token, right: Node) -> Binary:
         text = str(op)
         return Binary(op.column, _OPERATOR_SPELLINGS.get(text, text), left, right)
 
-    def superscript(self, base, sup: Token):
+    def superscript(self, base: Node, sup: Token) -> Binary:
         value = 2.0 if sup == "²" else 3.0
         return Binary(sup.column, "^", base, Num(sup.column, value, str(int(value))))
 
-    def unary(self, op: Token, operand):
+    def unary(self, op: Token, operand: Node) -> Unary:
         return Unary(op.column, "-" if op in ("-", "−") else "+", operand)
 
-    def transpose(self, operand, tok: Token):
+    def transpose(self, operand: Node, tok: Token) -> Transpose:
         return Transpose(tok.column, operand)
 
-    def group(self, lpar, expr, rpar):
+    def group(self, lpar: Token, expr: Node, rpar: Token) -> Node:
         return expr
 
-    def norm(self, bar: Token, expr, _bar2, sub: Token | None = None):
+    def norm(self, bar: Token, expr: Node, _bar2: Token, sub: Token | None = None) -> Norm:
         kind = "" if sub is None else str(sub).lstrip("_")
         kind = {"fro": "F", "₁": "1", "₂": "2", "∞": "inf"}.get(kind, kind)
         return Norm(bar.column, expr, kind)
 
-    def keyword(self, name: Token, _eq, value):
+    def keyword(self, name: Token, _eq: Token, value: Node) -> Keyword:
         return Keyword(name.column, str(name), value)
 
-    def args(self, *exprs):
+    def args(self, *exprs: Node) -> tuple[Node, ...]:
         return tuple(exprs)
 
-    def call(self, name: Token, _lpar, args, _rpar):
+    def call(self, name: Token, _lpar: Token, args: tuple[Node, ...], _rpar: Token) -> Call:
         text = str(name)
         base = text.rstrip("'")
         return Call(name.column, base, args, len(text) - len(base))
 
-    def scalar_shape(self, *_):
+    def scalar_shape(self, *_: Token) -> ShapeSpec:
         return ()
 
-    def dims_shape(self, *dims):
+    def dims_shape(self, *dims: Token) -> ShapeSpec:
         if len(dims) == 1 and dims[0] == "scalar":  # `where a: scalar` (a keyword only here)
             return ()
         return tuple(self._dim(d) for d in dims)
 
-    def dim_product(self, *parts):
+    def dim_product(self, *parts: Token) -> Dim:
         """m*n in a where clause: a product dimension (shapes.product), kron's and vec's sizes."""
         return product(*(self._dim(p) for p in parts if p.type != "STAR"))
 
     @staticmethod
-    def _dim(d):
+    def _dim(d: Token | Dim) -> Dim:
         if not isinstance(d, Token):
             return d  # a product, made by dim_product
         return dimension(str(d), d.column) if d.type == "INT" else str(d)
 
-    def decl(self, name: Token, shape):
+    def decl(self, name: Token, shape: ShapeSpec) -> Decl:
         return Decl(str(name), shape, name.column)
 
-    def wrt_clause(self, _kw, *names):
+    def wrt_clause(self, _kw: Token, *names: Token) -> tuple[str, tuple[tuple[str, int], ...]]:
         return ("wrt", tuple((str(n), n.column) for n in names))
 
-    def where_clause(self, _kw, *decls):
+    def where_clause(self, _kw: Token, *decls: Decl) -> tuple[str, tuple[Decl, ...]]:
         return ("where", tuple(decls))
 
-    def start(self, expr, *clauses):
+    def start(self, expr: Node, *clauses: tuple[str, Any]) -> tuple[Node, Any, Any]:
         parts = dict(clauses)
         return (expr, parts.get("wrt", ()), parts.get("where", ()))
 
@@ -218,7 +220,7 @@ def _describe(exc: Exception, text: str) -> GradcliError:
 
 # What people paste from numpy code, and what to write instead (each checked before parsing, so
 # the message names the habit rather than the character the parser stumbles on).
-_HABITS = (
+_HABITS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"(?<![\w.])(?:np|numpy)\.(?!T\b)(?:linalg\.)?"),
      lambda m: f"drop the '{m.group(0)}' prefix: gradcli's functions are numpy's, written without it"),
     (re.compile(r"\.dot\s*\("), lambda m: "a.dot(b) is not supported: write a @ b (or dot(a, b) for vectors)"),

@@ -25,7 +25,8 @@ its usual message.
 from __future__ import annotations
 
 from itertools import product
-from typing import Callable, Hashable
+from collections.abc import Callable, Container, Hashable
+from typing import Any
 
 from .syntax import Binary, Call, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
 
@@ -34,7 +35,11 @@ RANK_KIND = {0: "S", 1: "C", 2: "M"}
 SYMBOL_KINDS = frozenset("SCM")  # a symbol is never a row: rows come from transposes
 DECISION_ORDER = {2: 0, 1: 1, 0: 2}  # matrices decide first, scalars last
 
-KindRule = Callable[[Node, dict], "str | None"]
+KindRule = Callable[[Node, dict[str, int]], "str | None"]
+Kinds = frozenset[str]  # the kinds a node may still take
+Signature = tuple[Any, ...]  # an operator without its operands and columns (`_signature`)
+# what decides ranks about a formula (`skeleton`): its post-order, its names, their declared ranks
+Skeleton = tuple[tuple[Hashable, ...], tuple[str, ...], tuple[tuple[str, int], ...]]
 
 
 def is_literal(node: Node) -> bool:
@@ -49,7 +54,7 @@ def _is_setting(node: Node) -> bool:
     return is_literal(node) or isinstance(node, Keyword)
 
 
-def is_fixed(node: Node, declared) -> bool:
+def is_fixed(node: Node, declared: Container[str]) -> bool:
     """A literal or a declared symbol (signed or transposed): SPEC's exception to the rule that
     the operands of + and - have the same shape."""
     while isinstance(node, (Unary, Transpose)):
@@ -65,7 +70,7 @@ def _arity(node: Node) -> int:
     cls = type(node)
     if cls is Binary:
         return 2
-    if cls is Call:
+    if isinstance(node, Call):
         return sum(1 for a in node.args if not _is_setting(a))
     if cls in (Unary, Transpose, Norm):
         return 1
@@ -86,7 +91,7 @@ def children(node: Node) -> list[Node]:
 _BINARY_SIGNATURES = {op: ("B", op) for op in "+-*/@^"}  # one tuple each, not one per node
 
 
-def _signature(node: Node) -> tuple:
+def _signature(node: Node) -> Signature:
     """What an operator node is, without its columns and operands (the memo key)."""
     if type(node) is Binary:
         return _BINARY_SIGNATURES.get(node.op) or ("B", node.op)
@@ -100,7 +105,7 @@ def _signature(node: Node) -> tuple:
     return ("C", node.name, node.deriv, tuple(repr(_strip(a)) if _is_setting(a) else None for a in node.args))
 
 
-def _strip(node: Node):
+def _strip(node: Node) -> Hashable:
     """A setting without its columns: `-1` at column 9 and at column 3 are one key."""
     if isinstance(node, Unary):
         return (node.op, _strip(node.operand))
@@ -119,7 +124,7 @@ def _stand_in(i: int, kind: str, col: int) -> Node:
     return Transpose(col, sym) if kind == "R" else sym
 
 
-def template(node: Node, kinds: tuple) -> tuple[Node, dict]:
+def template(node: Node, kinds: tuple[str, ...]) -> tuple[Node, dict[str, int]]:
     """The node with its expression operands replaced by stand-in symbols of the given kinds,
     and the stand-ins' ranks."""
     col = node.col
@@ -133,6 +138,7 @@ def template(node: Node, kinds: tuple) -> tuple[Node, dict]:
         return Transpose(col, next(subs)), ranks
     if isinstance(node, Norm):
         return Norm(col, next(subs), node.kind), ranks
+    assert isinstance(node, Call)
     args = tuple(a if _is_setting(a) else next(subs) for a in node.args)
     return Call(col, node.name, args, node.deriv), ranks
 
@@ -141,7 +147,7 @@ def _postorder(root: Node) -> list[Node]:
     return postorder(root, children)
 
 
-def propagate(revise: Callable[[int, list], None], queue: list) -> None:
+def propagate(revise: Callable[[int, list[int]], None], queue: list[int]) -> None:
     """Arc consistency's worklist, shared by both searches: revise each constraint in the given
     order, and again whenever a revision narrows something it reads (`revise(i, more)` appends
     the constraints to look at again), each at most once in the list at a time."""
@@ -152,7 +158,7 @@ def propagate(revise: Callable[[int, list], None], queue: list) -> None:
         if index not in pending:
             continue
         pending.discard(index)
-        more: list = []
+        more: list[int] = []
         revise(index, more)
         for j in more:
             if j not in pending:
@@ -168,8 +174,8 @@ class Unsatisfiable(Exception):
         self.node = node
 
 
-_MEMO: dict = {}  # (operator, operand kinds) -> result kind | None
-_REVISED: dict = {}  # (operator, same-kind rule, its kinds, operands' kinds) -> what survives
+_MEMO: dict[tuple[Signature, tuple[str, ...], Hashable], str | None] = {}  # (operator, operand kinds) -> result kind | None
+_REVISED: dict[tuple[Signature, bool, Kinds, tuple[Kinds, ...], Hashable], tuple[Kinds, tuple[Kinds, ...]]] = {}  # (operator, same-kind rule, its kinds, operands' kinds) -> what survives
 
 
 class Uses:
@@ -183,7 +189,7 @@ class Uses:
     """
 
     def __init__(self, root: Node, declared: dict[str, int], default_rank: Callable[[str], int],
-                 kind_rule: KindRule, context: Hashable = None, order: list | None = None):
+                 kind_rule: KindRule, context: Hashable = None, order: list[Node] | None = None):
         self.order = _postorder(root) if order is None else order
         self.declared = declared
         self.default_rank = default_rank
@@ -192,20 +198,20 @@ class Uses:
         # one pass over the post-order: a node's operands are the subtrees just before it, so a
         # stack of finished subtrees gives each node its operands' indices (no id() table)
         n_nodes = len(self.order)
-        self.kids: list[list[int]] = [None] * n_nodes
+        self.kids: list[list[int]] = [[]] * n_nodes
         self.parent = [-1] * n_nodes
-        self.signature: list = [None] * n_nodes
+        self.signature: list[Signature] = [()] * n_nodes
         self.same_kind = [False] * n_nodes
-        self.node_domain: list = [None] * n_nodes
-        self.sym_name: list = [None] * n_nodes
+        self.node_domain: list[Kinds] = [SYMBOL_KINDS] * n_nodes
+        self.sym_name: list[str | None] = [None] * n_nodes
         self.occurrences: dict[str, list[int]] = {}  # undeclared symbols, in order of appearance
         first: dict[str, int] = {}
         done: list[int] = []
         parent, kids_of = self.parent, self.kids
-        all_kinds, no_kids = frozenset(KIND_RANK), []
+        all_kinds, no_kids = frozenset(KIND_RANK), list[int]()
         for i, n in enumerate(self.order):
             cls = type(n)
-            if cls is Sym:
+            if isinstance(n, Sym):
                 kids_of[i] = no_kids
                 name = n.name
                 if name in declared:
@@ -235,8 +241,8 @@ class Uses:
                     self.same_kind[i] = self._same_kind(n)
             done.append(i)
         self.names = sorted(first, key=first.__getitem__)
-        self.domain: dict = {name: SYMBOL_KINDS for name in self.names}
-        self.trail: list[tuple] = []
+        self.domain: dict[str, Kinds] = {name: SYMBOL_KINDS for name in self.names}
+        self.trail: list[tuple[str | None, int, Kinds]] = []  # (symbol, or None and a node)
         self.broken: set[int] = set()  # operators no kinds can satisfy: their error is real
 
     def _same_kind(self, node: Node) -> bool:
@@ -249,7 +255,7 @@ class Uses:
         return is_fixed(node, self.declared)
 
     # ------------------------------------------------------------------ one operator
-    def result(self, i: int, kinds: tuple) -> str | None:
+    def result(self, i: int, kinds: tuple[str, ...]) -> str | None:
         if self.same_kind[i] and kinds[0] != kinds[1]:
             return None
         key = (self.signature[i], kinds, self.context)
@@ -258,11 +264,11 @@ class Uses:
         return _MEMO[key]
 
     # ------------------------------------------------------------------ propagation
-    def get(self, i: int) -> frozenset:
+    def get(self, i: int) -> Kinds:
         name = self.sym_name[i]
         return self.node_domain[i] if name is None else self.domain[name]
 
-    def narrow(self, i: int, kinds: frozenset, queue: list, revised: int = -1) -> None:
+    def narrow(self, i: int, kinds: Kinds, queue: list[int], revised: int = -1) -> None:
         """Set node i's kinds to a subset of what they were, queueing what must be revised.
         `revised`: the operator whose revision narrows i — consistent already once its revision
         is done (every kind kept has its support kept), so it is not queued again; a symbol's
@@ -274,14 +280,14 @@ class Uses:
         if not kinds:
             raise Unsatisfiable(i)
         if name is not None:
-            self.trail.append(("sym", name, old))
+            self.trail.append((name, -1, old))
             self.domain[name] = kinds
             parent = self.parent
             for j in self.occurrences[name]:
                 if parent[j] >= 0:
                     queue.append(parent[j])
             return
-        self.trail.append(("node", i, old))
+        self.trail.append((None, i, old))
         self.node_domain[i] = kinds
         up = self.parent[i]
         if up >= 0 and up != revised:
@@ -289,19 +295,19 @@ class Uses:
         if self.kids[i] and i != revised:
             queue.append(i)
 
-    def revise(self, i: int, queue: list) -> None:
+    def revise(self, i: int, queue: list[int]) -> None:
         if i in self.broken:
             return
         kids = self.kids[i]
         sym_name, node_domain, domain = self.sym_name, self.node_domain, self.domain
         here = self.get(i)
         # the operands' sets, as `get` gives them (inlined: this is the hot loop of propagation)
-        domains = tuple([node_domain[k] if sym_name[k] is None else domain[sym_name[k]] for k in kids])
+        domains = tuple([node_domain[k] if (name := sym_name[k]) is None else domain[name] for k in kids])
         key = (self.signature[i], self.same_kind[i], here, domains, self.context)
         found = _REVISED.get(key)
         if found is None:
-            results: set = set()
-            per_kid: list[set] = [set() for _ in kids]
+            results: set[str] = set()
+            per_kid: list[set[str]] = [set() for _ in kids]
             for kinds in product(*(sorted(d) for d in domains)):
                 r = self.result(i, kinds)
                 if r is not None and r in here:
@@ -311,19 +317,19 @@ class Uses:
             found = _REVISED[key] = (frozenset(results), tuple(frozenset(ks) for ks in per_kid))
         if found[0] != here:
             self.narrow(i, found[0], queue, i)
-        for k, ks in zip(kids, found[1]):
-            self.narrow(k, ks, queue, i)
+        for kid, ks in zip(kids, found[1]):
+            self.narrow(kid, ks, queue, i)
 
-    def propagate(self, queue: list) -> None:
+    def propagate(self, queue: list[int]) -> None:
         propagate(self.revise, queue)
 
     def undo(self, mark: int) -> None:
         while len(self.trail) > mark:
-            what, key, old = self.trail.pop()
-            if what == "sym":
-                self.domain[key] = old
+            name, i, old = self.trail.pop()
+            if name is not None:
+                self.domain[name] = old
             else:
-                self.node_domain[key] = old
+                self.node_domain[i] = old
 
     # ------------------------------------------------------------------ decisions
     def candidates(self, name: str) -> list[list[str]]:
@@ -352,7 +358,7 @@ class Uses:
         that failed (everything taken back)."""
         mark = len(self.trail)
         try:
-            queue: list = []
+            queue: list[int] = []
             self.narrow(self.occurrences[name][0], frozenset(kind), queue)
             self.propagate(queue)
             return None
@@ -410,22 +416,26 @@ class Uses:
         return {name: KIND_RANK[next(iter(kinds))] for name, kinds in self.domain.items() if len(kinds) == 1}
 
 
-_DECIDED: dict = {}  # skeleton of a formula -> its decided ranks (see `skeleton`)
+_DECIDED: dict[Hashable, dict[str, int]] = {}  # skeleton of a formula -> its decided ranks (see `skeleton`)
 _DECIDED_LIMIT = 4096  # a check file of distinct skeletons must not grow this without end
+# nodes beyond which a formula is decided without its skeleton: the memo is for the many short
+# formulas of a check file, and the key of a 100,000-term sum is a pass over it for a memo
+# that a formula this long never hits
+_SKELETON_LIMIT = 2000
 
 
-def skeleton(order: list[Node], declared: dict[str, int]) -> tuple:
+def skeleton(order: list[Node], declared: dict[str, int]) -> Skeleton:
     """All that decides ranks about a formula, as a key: the operators (their signatures and
     operand counts, in post-order, which fixes the tree), the symbols at the leaves, numbers
     as just numbers, the declared ranks of the symbols that occur, and the order of first
     appearance.  Formulas that differ only in their literals or columns share it
     (`x'@A@x + 1*c`, `x'@A@x + 2*c`)."""
-    parts: list = []
+    parts: list[Hashable] = []
     add = parts.append
     first: dict[str, int] = {}
     for n in order:
         cls = type(n)
-        if cls is Sym:
+        if isinstance(n, Sym):
             name = n.name
             add(name)
             if n.col < first.get(name, n.col + 1):
@@ -439,16 +449,21 @@ def skeleton(order: list[Node], declared: dict[str, int]) -> tuple:
 
 
 def decide_ranks(root: Node, declared: dict[str, int], default_rank: Callable[[str], int],
-                 kind_rule: KindRule, context: Hashable = None) -> dict[str, int]:
+                 kind_rule: KindRule, context: Hashable = None,
+                 order: list[Node] | None = None) -> dict[str, int]:
     """The rank of the undeclared symbols of root as their use decides it (see the module
     docstring); a symbol use does not decide (or cannot satisfy) is left out: its default
     by name stands, and the shape checker reports any mismatch.  Remembered per skeleton:
-    a check file repeats the same shapes of formula with other numbers."""
-    order = _postorder(root)
-    key = skeleton(order, declared)
-    if all(name in declared for name in key[1]):
+    a check file repeats the same shapes of formula with other numbers.  `order`: root's
+    post-order by `children`, when the caller has it."""
+    if order is None:
+        order = _postorder(root)
+    if len(order) > _SKELETON_LIMIT:  # a formula this long is not one of many alike: decide it
+        return _decide(root, declared, default_rank, kind_rule, context, order)
+    shape = skeleton(order, declared)
+    if all(name in declared for name in shape[1]):
         return {}  # every symbol is declared: nothing to decide, no constraints to build
-    key = (key, default_rank, context)
+    key = (shape, default_rank, context)
     found = _DECIDED.get(key)
     if found is None:
         found = _decide(root, declared, default_rank, kind_rule, context, order)
@@ -458,7 +473,8 @@ def decide_ranks(root: Node, declared: dict[str, int], default_rank: Callable[[s
     return dict(found)
 
 
-def _decide(root, declared, default_rank, kind_rule, context, order) -> dict[str, int]:
+def _decide(root: Node, declared: dict[str, int], default_rank: Callable[[str], int], kind_rule: KindRule,
+            context: Hashable, order: list[Node]) -> dict[str, int]:
     try:
         classes = Classes(order, declared, default_rank, kind_rule, context)
         if not classes.names:
@@ -512,19 +528,19 @@ class Classes:
                 parent[i], i = root, parent[i]
             return root
 
-        domain: dict[int, frozenset] = {}  # a class's root -> its kinds (roots only, at the end)
+        domain: dict[int, Kinds] = {}  # a class's root -> its kinds (roots only, at the end)
         first: dict[str, int] = {}  # column of each undeclared symbol's first occurrence
         self.symbol_class: dict[str, int] = {}
         # leaves of one fixed kind (numbers, declared symbols) are one class per kind: a set of
         # one kind can only lose it, which fails the search wherever it happens
-        fixed: dict[frozenset, int] = {}
-        keeping: dict = {}  # signature -> the kinds a same-kind operator keeps, or None
-        operators: list[tuple[int, tuple, bool, list[int]]] = []  # (node, signature, same kind, kids)
+        fixed: dict[Kinds, int] = {}
+        keeping: dict[Signature, Kinds | None] = {}  # signature -> the kinds a same-kind operator keeps, or None
+        operators: list[tuple[int, Signature, bool, list[int]]] = []  # (node, signature, same kind, kids)
         done: list[int] = []
         all_kinds = frozenset(KIND_RANK)
         for i, node in enumerate(order):
             cls = type(node)
-            if cls is Sym:
+            if isinstance(node, Sym):
                 name = node.name
                 if name in declared:
                     kinds = frozenset(RANK_KIND.get(declared[name], "M"))
@@ -577,9 +593,9 @@ class Classes:
         self.find = find
         self.names = sorted(first, key=first.__getitem__)
         self.domain = domain
-        self.constraints: list[tuple[int, tuple, bool, int, tuple[int, ...]]] = []
+        self.constraints: list[tuple[int, Signature, bool, int, tuple[int, ...]]] = []
         self.watch: dict[int, list[int]] = {}
-        known: set = set()
+        known: set[tuple[Signature, bool, int, tuple[int, ...]]] = set()
         for i, sig, same, ks in operators:
             key = (sig, same, find(i), tuple([find(k) for k in ks]))
             if key in known:
@@ -589,7 +605,7 @@ class Classes:
             self.constraints.append((i, sig, same, key[2], key[3]))
             for c in {key[2], *key[3]}:
                 self.watch.setdefault(c, []).append(index)
-        self.trail: list[tuple[int, frozenset]] = []
+        self.trail: list[tuple[int, Kinds]] = []
         if any(not d for d in domain.values()):
             raise _Undecided
 
@@ -597,7 +613,7 @@ class Classes:
         return type(node) is Binary and node.op in "+-" and not (
             is_fixed(node.left, self.declared) or is_fixed(node.right, self.declared))
 
-    def result(self, i: int, signature: tuple, same: bool, kinds: tuple) -> str | None:
+    def result(self, i: int, signature: Signature, same: bool, kinds: tuple[str, ...]) -> str | None:
         if same and kinds[0] != kinds[1]:
             return None
         key = (signature, kinds, self.context)
@@ -605,7 +621,7 @@ class Classes:
             _MEMO[key] = self.kind_rule(*template(self.order[i], kinds))
         return _MEMO[key]
 
-    def narrow(self, c: int, kinds: frozenset, queue: list) -> None:
+    def narrow(self, c: int, kinds: Kinds, queue: list[int]) -> None:
         old = self.domain[c]
         if kinds == old:
             return
@@ -615,7 +631,7 @@ class Classes:
         self.domain[c] = kinds
         queue.extend(self.watch.get(c, ()))
 
-    def revise(self, index: int, queue: list) -> None:
+    def revise(self, index: int, queue: list[int]) -> None:
         i, sig, same, c, kid_classes = self.constraints[index]
         domain = self.domain
         here = domain[c]
@@ -623,8 +639,8 @@ class Classes:
         key = (sig, same, here, domains, self.context)
         found = _REVISED.get(key)
         if found is None:
-            results: set = set()
-            per_kid: list[set] = [set() for _ in kid_classes]
+            results: set[str] = set()
+            per_kid: list[set[str]] = [set() for _ in kid_classes]
             for kinds in product(*(sorted(d) for d in domains)):
                 r = self.result(i, sig, same, kinds)
                 if r is not None and r in here:
@@ -633,10 +649,10 @@ class Classes:
                         per_kid[j].add(k)
             found = _REVISED[key] = (frozenset(results), tuple(frozenset(ks) for ks in per_kid))
         self.narrow(c, found[0] & domain[c], queue)
-        for k, ks in zip(kid_classes, found[1]):
-            self.narrow(k, ks & domain[k], queue)
+        for kid, ks in zip(kid_classes, found[1]):
+            self.narrow(kid, ks & domain[kid], queue)
 
-    def propagate(self, queue: list) -> None:
+    def propagate(self, queue: list[int]) -> None:
         propagate(self.revise, queue)
 
     def undo(self, mark: int) -> None:
@@ -644,13 +660,13 @@ class Classes:
             c, old = self.trail.pop()
             self.domain[c] = old
 
-    def kinds(self, name: str) -> frozenset:
+    def kinds(self, name: str) -> Kinds:
         return self.domain[self.find(self.symbol_class[name])]
 
     def attempt(self, name: str, kind: str) -> bool:
         mark = len(self.trail)
         try:
-            queue: list = []
+            queue: list[int] = []
             self.narrow(self.find(self.symbol_class[name]), frozenset(kind), queue)
             self.propagate(queue)
             return True

@@ -9,11 +9,15 @@ generic argument handling); `@record` keeps it and adds the repr.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeAlias
 
 from ..record import record
 
-Dim = int | str
-ShapeSpec = tuple[Dim, ...]  # () is a scalar, (n,) a column vector, (m, n) a matrix
+if TYPE_CHECKING:  # for checkers only: a declared size is one the shape system holds (m*n too)
+    from . import shapes
+
+Dim: TypeAlias = "shapes.Dim"
+ShapeSpec: TypeAlias = "tuple[Dim, ...]"  # () is a scalar, (n,) a column vector, (m, n) a matrix
 
 
 @record
