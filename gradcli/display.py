@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 def _ascii_label(d: Derivative) -> str:
     """df/dtheta, d2f/dx2, d2f/dxdy: a label typed as the formulas are (ASCII)."""
+    if d.along or d.tensor is not None:
+        from .derivative import derivative_symbol
+
+        return derivative_symbol(d, "ascii")
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
         return f"d2f/d{a}2" if not b or a == b else f"d2f/d{a}d{b}"
