@@ -199,6 +199,8 @@ def direction_values(direction: Mapping[str, str], values: Mapping[str, Any], ar
 
     out: Values = {}
     for n, (x, v) in enumerate(sorted(direction.items())):
+        if x not in values:
+            continue  # x has no value: the evaluation says so, as for any symbol
         shape = tuple(np.shape(values[x]))
         if v in arrays:
             a = np.asarray(arrays[v], dtype=float)

@@ -26,7 +26,7 @@ from .indexform import MAX_DEPTH, Fresh, Term, TooLarge, _as_products, _contract
 
 if TYPE_CHECKING:
     from ..language.shapes import Dim
-    from .indexform import Indices
+    from .indexform import Factor, Indices
 
 INDEX_NAMES = ("i", "j", "k", "l", "p", "q", *(f"i{n}" for n in range(1, 40)))
 
@@ -87,12 +87,25 @@ class Multilinear:
 
     def text(self, style: str = "unicode") -> str | None:
         """T[names] in index notation (the right-hand side), or None where none is found."""
+        terms = self.display_terms(style)
+        return None if terms is None else _render(terms, style)
+
+    def display_terms(self, style: str = "unicode") -> list[Term] | None:
+        """The terms as printed: sums of two factors written as their product (indexform's
+        display), and terms equal up to the order of their factors added into one."""
         found = self._walk(style)
         if found is None:
             return None
         terms, _, _, fresh = found
         r = Renderer(style)
-        return _render([_as_products(_counted(t, fresh, r), r) for t in terms], style)
+        merged: dict[tuple[object, ...], Term] = {}
+        for t in (_as_products(_counted(t, fresh, r), r) for t in terms):
+            key = (tuple(sorted(_factor_key(f) for f in t.factors)), tuple(sorted(t.sums)))
+            if key in merged:
+                merged[key].coef += t.coef
+            else:
+                merged[key] = t
+        return [t for t in merged.values() if t.coef != 0.0]
 
     def terms(self) -> tuple[list[Term], Indices, Indices] | None:
         """(terms, seed indices, g's indices) ready for evaluation by einsum, or None."""
@@ -128,6 +141,15 @@ class Multilinear:
         except NoIndexForm:
             return None
         return terms, tuple(names[:at]), own, fresh
+
+
+def _factor_key(f: Factor) -> tuple[str, ...]:
+    """A factor as a sortable key: a δ's two indices in order, an entry's text and indices."""
+    if f[0] == "d":
+        return ("d", *sorted((f[1], f[2])))
+    if f[0] == "t":
+        return ("t", f[1], *f[2])
+    return ("v", *f[1])
 
 
 class _SeededIndexing(_Indexing):
