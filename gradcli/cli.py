@@ -629,9 +629,7 @@ def _print_claims(verdicts: list["Verdict"]) -> None:
 
 def _label(d: "Derivative") -> str:
     if d.along or d.tensor is not None:
-        from .derivative import derivative_symbol
-
-        return derivative_symbol(d, "unicode")
+        return d.symbol("unicode")
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
         b = b or a

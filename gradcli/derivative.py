@@ -73,6 +73,10 @@ class Derivative:
     direction: tuple[tuple[str, str], ...] = ()  # (x, v) of each wrt symbol, for a directional derivative
     tensor: Multilinear | None = None  # a tensor of order ≥ 3 (calculus/higher.py): its index form
 
+    def symbol(self, style: str = "ascii") -> str:
+        """∂f/∂x, ∂²f/∂x², ∂³f/∂x³, ∂f/∂x·v … (see `derivative_symbol`)."""
+        return derivative_symbol(self, style)
+
     @property
     def along(self) -> bool:
         """Whether this is a directional derivative or a Hessian-vector product (its value has

@@ -23,6 +23,7 @@ from .numeric.evaluate import Program, compile_graph
 
 if TYPE_CHECKING:
     from .api import Problem
+    from .language.shapes import Dim
 
 Values = dict[str, Any]
 
@@ -224,7 +225,7 @@ def tensor_value(t: Multilinear, arrays: Values, fns: Mapping[str, str], allow_n
 
     import numpy as np
 
-    shape = tuple(int(k) for k in t.dims())  # type: ignore[call-overload]
+    shape = _sizes(t.dims())
     found = t.terms() if t.seeds else None
     if found is not None and found[0]:
         index = IndexProgram(found[0], found[1], found[2], dict(fns))
@@ -232,7 +233,7 @@ def tensor_value(t: Multilinear, arrays: Values, fns: Mapping[str, str], allow_n
         return index.evaluate(shape, arrays)
     program = compile_graph([t.g], dict(fns))
     program.allow_nonfinite = allow_nonfinite
-    seed_shapes = [tuple(int(k) for k in s.ty.dims) for s in t.seeds]  # type: ignore[call-overload]
+    seed_shapes = [_sizes(s.ty.dims) for s in t.seeds]
     own = shape[sum(len(s) for s in seed_shapes):]
     out = np.zeros(shape)
     for at in itertools.product(*(np.ndindex(*s) for s in seed_shapes)):
@@ -244,6 +245,11 @@ def tensor_value(t: Multilinear, arrays: Values, fns: Mapping[str, str], allow_n
         (g,) = program.run({**arrays, **units})
         out[tuple(k for i in at for k in i)] = np.broadcast_to(np.asarray(g, dtype=float), own)
     return out
+
+
+def _sizes(dims: Sequence[Dim]) -> tuple[int, ...]:
+    """The sizes of a bound problem's dimensions (all numbers once the arrays are bound)."""
+    return tuple(int(d) for d in dims)  # type: ignore[arg-type]
 
 
 def _shaped(value: Any, dims: Sequence[Any]) -> Any:

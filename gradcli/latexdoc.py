@@ -37,7 +37,8 @@ def derivative_label(d: Derivative) -> str:
     if d.kind == "directional":
         return " + ".join(rf"\frac{{\partial f}}{{\partial {_name(x)}}} {_name(v)}" for x, v in d.direction)
     if d.kind == "hessian-vector":
-        return " + ".join(rf"\frac{{\partial^{{2}} f}}{{\partial {_name(d.wrt)} \, \partial {_name(x)}}} {_name(v)}"
+        return " + ".join((rf"\frac{{\partial^{{2}} f}}{{\partial {_brace(_name(d.wrt))}^{{2}}}}" if x == d.wrt else
+                           rf"\frac{{\partial^{{2}} f}}{{\partial {_name(d.wrt)} \, \partial {_name(x)}}}") + f" {_name(v)}"
                           for x, v in d.direction)
     if d.kind == "tensor":
         return rf"\frac{{\partial^{{{d.order}}} f}}{{\partial {_brace(_name(d.wrt))}^{{{d.order}}}}}"
