@@ -8,11 +8,10 @@ below the problem that makes it (gradcli.api).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .language import operators  # noqa: F401  (fills the operator registry)
 from .language import simplify as S
-from .calculus.higher import Multilinear
 from .calculus.indexform import index_notation
 from .calculus.kronform import size, vec_jacobian
 from .language.expr import Expr, make
@@ -20,6 +19,9 @@ from .record import record
 from .language.render import render
 from .language.shapes import Dim, Ty
 from .errors import GradcliError
+
+if TYPE_CHECKING:
+    from .calculus.higher import Multilinear
 
 LAYOUTS = ("gradient", "numerator", "denominator", "vec")
 DIRECTED = ("directional", "hessian-vector")  # --direction: f's derivative along v, and H·v
@@ -225,14 +227,15 @@ def derivative_symbol(d: Derivative, style: str = "ascii") -> str:
         return " + ".join((f"∂²f/∂{name(d.wrt)}²" if x == d.wrt else f"∂²f/∂{name(d.wrt)}∂{name(x)}") + f"·{name(v)}"
                           for x, v in d.direction)
     if d.kind == "tensor":
-        return f"∂{_power(d.order)}f/∂{name(d.wrt)}{_power(d.order)}"
+        return f"∂{superscript(d.order)}f/∂{name(d.wrt)}{superscript(d.order)}"
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
         return f"∂²f/∂{name(a)}∂{name(b)}" if b and b != a else f"∂²f/∂{name(a)}²"
     return f"∂f/∂{name(d.wrt)}"
 
 
-def _power(k: int) -> str:
+def superscript(k: int) -> str:
+    """3 → ³ (the order of a derivative, as ∂³f/∂x³ writes it)."""
     return "".join("⁰¹²³⁴⁵⁶⁷⁸⁹"[int(c)] for c in str(k))
 
 

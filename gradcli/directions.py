@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .calculus.higher import Multilinear, directional, hessian_tensor, hessian_vector, order_tensor
 from .compiled import IndexProgram
-from .derivative import Derivative, derivative_symbol, fmt_shape
+from .derivative import Derivative, derivative_symbol, fmt_shape, superscript
 from .errors import GradcliError
 from .language import simplify as S
 from .numeric.evaluate import Program, compile_graph
@@ -26,12 +26,6 @@ if TYPE_CHECKING:
     from .language.shapes import Dim
 
 Values = dict[str, Any]
-
-
-def wanted(order: int, direction: Mapping[str, str], scalar: bool) -> bool:
-    """Whether a run needs this module: a direction, an order past 2, or the Hessian of a
-    vector or matrix f."""
-    return bool(direction) or order > 2 or (order == 2 and not scalar)
 
 
 def derivatives(problem: Problem, order: int, direction: Mapping[str, str]) -> list[Derivative]:
@@ -96,9 +90,7 @@ _SUB = {"i": "ᵢ", "j": "ⱼ", "k": "ₖ", "l": "ₗ", "p": "ₚ", "q": "q"}
 
 def _entry(order: int, xs: list[str], names: list[str]) -> str:
     """∂³f/∂xᵢ∂xⱼ∂xₖ."""
-    from .derivative import _power
-
-    return f"∂{_power(order)}f/" + "".join(f"∂{x}{_SUB.get(n, '[' + n + ']')}" for x, n in zip(xs, names))
+    return f"∂{superscript(order)}f/" + "".join(f"∂{x}{_SUB.get(n, '[' + n + ']')}" for x, n in zip(xs, names))
 
 
 class Extended:
@@ -111,15 +103,20 @@ class Extended:
         self.problem, self.order, self.direction = problem, order, dict(direction)
         self.fns, self.allow_nonfinite = dict(fns or {}), allow_nonfinite
         self.derivs = derivatives(problem, order, direction)
-        self.program: Program | None = None if problem.is_symbolic else self._program(self.derivs)
+        self._program: Program | None = None
 
-    def _program(self, derivs: Sequence[Derivative]) -> Program:
-        program = compile_graph([self.problem.target] + [d.expr for d in derivs if d.expr is not None], self.fns)
-        program.allow_nonfinite = self.allow_nonfinite
-        return program
+    @property
+    def program(self) -> Program | None:
+        """f and the derivatives that have a formula, compiled once (None while a dimension has
+        no size: then `evaluate` binds the arrays' shapes first)."""
+        if self._program is None and not self.problem.is_symbolic:
+            roots = [self.problem.target] + [d.expr for d in self.derivs if d.expr is not None]
+            self._program = compile_graph(roots, self.fns)
+            self._program.allow_nonfinite = self.allow_nonfinite
+        return self._program
 
     def _bound(self, arrays: Values) -> Extended:
-        if self.program is not None:
+        if not self.problem.is_symbolic:
             return self
         names = {n: a for n, a in arrays.items() if n in self.problem.symbols}
         return Extended(self.problem.bind(names), self.order, self.direction, self.fns, self.allow_nonfinite)
@@ -131,8 +128,10 @@ class Extended:
 
         bound = self._bound(arrays)
         assert bound.program is not None
+        if xp is not None and any(d.tensor is not None for d in bound.derivs):  # tensors: by numpy's einsum
+            arrays, xp = {n: np.asarray(a, dtype=float) for n, a in arrays.items()}, None
         values = bound.program.run(arrays, xp)
-        f = np.asarray(values[0], dtype=float)
+        f = _shaped(values[0], bound.problem.target.ty.full_dims)
         rest = iter(values[1:])
         out: Values = {}
         for d in bound.derivs:

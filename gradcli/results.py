@@ -24,6 +24,7 @@ from .values import Inputs, gather, translated
 if TYPE_CHECKING:
     from .api import Derivative, Problem
     from .checks.claims import Verdict
+    from .directions import Extended
 
 
 class Results(Mapping[str, "Result"]):
@@ -33,15 +34,16 @@ class Results(Mapping[str, "Result"]):
 
     def __init__(self, problem: Problem, inputs: Inputs, fns: Mapping[str, str], hessian: bool,
                  formulas: bool = True, order: int | None = None, direction: Mapping[str, str] | None = None):
-        from .directions import Extended, wanted
-
         self.problem, self.inputs, self.fns, self.hessian = problem, inputs, dict(fns), hessian
         self._formulas = formulas  # False for `shape`: shapes only
         self.order = order if order is not None else 2 if hessian else 1
         self.direction = dict(direction or {})  # wrt symbol → direction symbol (directional derivatives)
         # directions, orders past 2 and the Hessian of a vector f: built and evaluated by directions.py
-        self._extended = Extended(problem, self.order, self.direction, self.fns, inputs.allow_nonfinite) \
-            if formulas and wanted(self.order, self.direction, problem.target.ty.is_scalar) else None
+        self._extended: Extended | None = None
+        if formulas and (self.direction or self.order > 2 or (self.order == 2 and not problem.target.ty.is_scalar)):
+            from .directions import Extended
+
+            self._extended = Extended(problem, self.order, self.direction, self.fns, inputs.allow_nonfinite)
         derivs = self._extended.derivs if self._extended is not None else \
             (problem.hessians() if hessian else problem.derivatives()) if formulas else problem.derivative_shapes()
         self._items = {d.wrt: Result(self, d) for d in derivs}
@@ -282,12 +284,14 @@ class Result:
         from .api import derivation
 
         r = self.results
+        r.not_extended("the derivation (steps)")
         return Steps(*derivation(r.problem, [self.derivative], r.hessian, style))
 
     def emit(self, target: str = "numpy") -> str:
         from .api import emit_code
 
         r = self.results
+        r.not_extended(f"emit {target}")
         return emit_code(target, r.problem, [self.derivative], r.fns, r.hessian)
 
     def __repr__(self) -> str:

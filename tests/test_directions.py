@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -206,8 +207,15 @@ def test_the_hessian_vector_product_never_builds_an_n_by_n_array():
     program = r.compiled().program
     shapes = [tuple(step.node.ty.dims) for step in program.plan.steps]
     assert shapes and all(s.count(n) <= 1 for s in shapes), [s for s in shapes if s.count(n) > 1]
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc: the evaluation's peak memory
+    try:
+        value = r["w"].value
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * n * 8, peak  # a few vectors of n, where H alone is n² · 8 bytes = 3.2 GB
     s = 1 / (1 + np.exp(y * (X @ w)))  # σ(−y ⊙ Xw), by hand: H·v = Xᵀ(s(1 − s) ⊙ Xv) as y² = 1
-    assert np.allclose(r["w"].value, X.T @ (s * (1 - s) * (X @ v)))
+    assert np.allclose(value, X.T @ (s * (1 - s) * (X @ v)))
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
