@@ -591,8 +591,10 @@ def _print_derivatives(results: "Results", style: str) -> None:
                 note((_label(d), "bold"), ": no Kronecker form found; its values are the derivative's "
                                           "entries in vec (column-major) order")
             else:
+                how = ("one evaluation of its formula per entry of its directions" if d.tensor is not None
+                       else "one vector-Jacobian product per entry of f")
                 note((_label(d), "bold"), f": no matrix formula (a {len(d.shape)}-index tensor); its values come "
-                           "from one vector-Jacobian product per entry of f")
+                           f"from {how}")
         note(f"  shape {fmt_dims(d.shape)}", (f"  ({_layout_note(d)})", "dim"))
         if d.wrt in d_values:
             note(f"  value: {_summary(d_values[d.wrt])}")
