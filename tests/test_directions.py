@@ -134,8 +134,8 @@ def _printed_tensor(d, values):
 
     t = d.tensor
     terms = t.display_terms()
-    factors = {id(f[3]): f[3] for term in terms for f in term.factors if f[0] == "t"}
-    computed = dict(zip(factors, compile_graph(list(factors.values())).run(values)))
+    factors = list(dict.fromkeys(f[3] for term in terms for f in term.factors if f[0] == "t"))
+    computed = dict(zip(factors, compile_graph(factors).run(values)))
     names = t.names()
     own = len(t.g.ty.dims)
     shape = tuple(int(k) for k in d.shape)
