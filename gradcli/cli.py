@@ -272,6 +272,10 @@ def _layout_note(d: "Derivative") -> str:
     from .language.render import pretty_name
 
     x = pretty_name(d.wrt, "unicode")
+    if d.along or d.tensor is not None:
+        from .directions import shape_note
+
+        return shape_note(d)
     if d.layout == "vec":
         a, _, b = d.wrt.partition(",")
         of = "∇f" if d.kind == "hessian" else "f"
@@ -370,6 +374,11 @@ SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", metavar="ADD
 ChunkRowsOpt = Annotated[Optional[int], typer.Option("--chunk-rows", metavar="N",
                                                      help="With --backend dask: rows per chunk (default: about "
                                                           "64 MiB of the widest input per chunk).")]
+DirectionOpt = Annotated[Optional[list[str]], typer.Option(
+    "--direction", metavar="X=V", help="X=V: the derivative along V, an array of X's shape (given with -d V=… or "
+                                       "drawn by --random); with hess, the Hessian-vector product. One per wrt symbol.")]
+OrderOpt = Annotated[Optional[int], typer.Option("--order", metavar="K", help="grad: the K-th derivative "
+                                                 "(K ≥ 3: a tensor in index notation).")]
 OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR",
                                                help="Write f.npy and d_<name>.npy (h_<name>.npy) into DIR.")]
 
@@ -398,15 +407,20 @@ class DerivativeOptions:
     backend: Optional[str] = None
     scheduler: Optional[str] = None
     chunk_rows: Optional[int] = None
+    direction: Optional[list[str]] = None
+    order: Optional[int] = None
 
     def run_options(self) -> "RunOptions":
         """The application's options: -s and --fn parsed, defaults put in, the CLI's spelling."""
-        from .run import RunOptions
+        from .run import RunOptions, directions
         from .spelling import CLI
         from .values import Backend
 
+        if self.hessian and self.order not in (None, 2):
+            _usage(f"hess --order {self.order}: hess is the order 2; the K-th derivative is grad --order K")
         return RunOptions(
-            order=2 if self.hessian else 1, wrt=tuple(self.wrt or ()), shapes=_shapes(self.shapes),
+            order=(2 if self.hessian else 1) if self.order is None else self.order,
+            direction=directions(self.direction, CLI), wrt=tuple(self.wrt or ()), shapes=_shapes(self.shapes),
             layout=self.layout, fns=_fns(self.fn), data=tuple(self.data or ()), evaluate=self.emit is None,
             random=self.random, seed=0 if self.seed is None else self.seed, allow_nonfinite=self.allow_nonfinite,
             check=self.check, tol=1e-5 if self.tol is None else self.tol, save=self.out,
@@ -442,9 +456,11 @@ def _derivative_command(hessian: bool) -> Callable[..., None]:
                 tol: TolOpt = None, layout: LayoutOpt = None, as_json: JsonOpt = False,
                 latex: LatexOpt = False, out: OutOpt = None, emit: EmitOpt = None,
                 allow_nonfinite: NonfiniteOpt = False, steps: StepsOpt = False, claim: ClaimOpt = None,
-                backend: BackendOpt = None, scheduler: SchedulerOpt = None, chunk_rows: ChunkRowsOpt = None) -> None:
+                backend: BackendOpt = None, scheduler: SchedulerOpt = None, chunk_rows: ChunkRowsOpt = None,
+                direction: DirectionOpt = None, order: OrderOpt = None) -> None:
         opts = DerivativeOptions(hessian, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
-                                 out, emit, allow_nonfinite, steps, claim, backend, scheduler, chunk_rows)
+                                 out, emit, allow_nonfinite, steps, claim, backend, scheduler, chunk_rows,
+                                 direction, order)
         _run(as_json, opts.conflicts)
         _each_formula(formula, as_json, lambda text: _differentiate(text, opts),
                       single={"-o": out is not None, "--emit": emit is not None, "--claim": bool(claim)})
@@ -575,8 +591,10 @@ def _print_derivatives(results: "Results", style: str) -> None:
                 note((_label(d), "bold"), ": no Kronecker form found; its values are the derivative's "
                                           "entries in vec (column-major) order")
             else:
+                how = ("one evaluation of its formula per entry of its directions" if d.tensor is not None
+                       else "one vector-Jacobian product per entry of f")
                 note((_label(d), "bold"), f": no matrix formula (a {len(d.shape)}-index tensor); its values come "
-                           "from one vector-Jacobian product per entry of f")
+                           f"from {how}")
         note(f"  shape {fmt_dims(d.shape)}", (f"  ({_layout_note(d)})", "dim"))
         if d.wrt in d_values:
             note(f"  value: {_summary(d_values[d.wrt])}")
@@ -612,6 +630,8 @@ def _print_claims(verdicts: list["Verdict"]) -> None:
 
 
 def _label(d: "Derivative") -> str:
+    if d.along or d.tensor is not None:
+        return d.symbol("unicode")
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
         b = b or a

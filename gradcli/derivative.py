@@ -8,7 +8,7 @@ below the problem that makes it (gradcli.api).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .language import operators  # noqa: F401  (fills the operator registry)
 from .language import simplify as S
@@ -20,7 +20,11 @@ from .language.render import render
 from .language.shapes import Dim, Ty
 from .errors import GradcliError
 
+if TYPE_CHECKING:
+    from .calculus.higher import Multilinear
+
 LAYOUTS = ("gradient", "numerator", "denominator", "vec")
+DIRECTED = ("directional", "hessian-vector")  # --direction: f's derivative along v, and H·v
 
 
 def derivative_dims(f_ty: Ty, x_ty: Ty, layout: str) -> tuple[Dim, ...]:
@@ -67,12 +71,27 @@ class Derivative:
     x: Expr  # the symbol it is differentiated by
     squeezed: Expr | None = None  # where expr is None: the formula with singleton axes dropped
     _vec_form: tuple[Expr | None] | None = None  # the vec layout's Kronecker form, once found
+    order: int = 1  # how many times f is differentiated (a Hessian block: 2; `--order k`: k)
+    direction: tuple[tuple[str, str], ...] = ()  # (x, v) of each wrt symbol, for a directional derivative
+    tensor: Multilinear | None = None  # a tensor of order ≥ 3 (calculus/higher.py): its index form
+
+    def symbol(self, style: str = "ascii") -> str:
+        """∂f/∂x, ∂²f/∂x², ∂³f/∂x³, ∂f/∂x·v … (see `derivative_symbol`)."""
+        return derivative_symbol(self, style)
+
+    @property
+    def along(self) -> bool:
+        """Whether this is a directional derivative or a Hessian-vector product (its value has
+        its own shape, f's or x's, in every layout)."""
+        return self.kind in DIRECTED
 
     @property
     def transposes(self) -> bool:
         """Whether the chosen layout is the transpose of the base one."""
         if self.kind == "gradient":
             return self.layout == "numerator" and not self.x_ty.is_scalar
+        if self.along or self.tensor is not None:
+            return False
         return self.layout == "denominator" and not self.f_ty.is_scalar and not self.x_ty.is_scalar
 
     def shown(self) -> Expr | None:
@@ -109,6 +128,8 @@ class Derivative:
     def index_text(self, style: str = "unicode") -> str | None:
         """The right-hand side of the index notation (indices i, j of f and k, l of x, whatever
         the layout), for tensor derivatives."""
+        if self.tensor is not None:
+            return self.tensor.text(style)
         return index_notation(self.of, self.x, style)
 
     def formula(self, style: str = "unicode") -> str | None:
@@ -134,6 +155,8 @@ class Derivative:
         vector's leading axis has the one index 0: J[0,i,k] = ∂fᵢ/∂xₖ."""
         from .calculus.indexform import F_INDEX, X_INDEX
 
+        if self.tensor is not None:
+            return self.tensor.names()
         f_names = ["0"] * bool(self.f_ty.row) + list(F_INDEX[:len(self.f_ty.dims)])
         x_names = list(X_INDEX[:len(self.x_ty.dims)])
         return x_names + f_names if self.transposes else f_names + x_names
@@ -152,6 +175,8 @@ class Derivative:
         """The value's shape in the base layout: x's for a gradient, shape(f) + shape(x) else."""
         if self.kind == "gradient":
             return tuple(self.x_ty.dims)
+        if self.along or self.tensor is not None:
+            return tuple(self.shape)
         return tuple(self.f_ty.full_dims) + tuple(self.x_ty.dims)
 
     def to_layout(self, value: Any) -> Any:
@@ -190,15 +215,28 @@ def _count(shape: tuple[int, ...], axes: list[int]) -> int:
 
 
 def derivative_symbol(d: Derivative, style: str = "ascii") -> str:
-    """∂f/∂x, ∂²f/∂x², ∂²f/∂x∂y: names as typed, or (unicode) in Greek with subscripts."""
+    """∂f/∂x, ∂²f/∂x², ∂²f/∂x∂y, ∂³f/∂x³, ∂f/∂x·v, ∂²f/∂x²·v: names as typed, or (unicode) in
+    Greek with subscripts."""
     from .language.render import pretty_name
 
     def name(n: str) -> str:
         return pretty_name(n, style) if style == "unicode" else n
+    if d.kind == "directional":
+        return " + ".join(f"∂f/∂{name(x)}·{name(v)}" for x, v in d.direction)
+    if d.kind == "hessian-vector":
+        return " + ".join((f"∂²f/∂{name(d.wrt)}²" if x == d.wrt else f"∂²f/∂{name(d.wrt)}∂{name(x)}") + f"·{name(v)}"
+                          for x, v in d.direction)
+    if d.kind == "tensor":
+        return f"∂{superscript(d.order)}f/∂{name(d.wrt)}{superscript(d.order)}"
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
         return f"∂²f/∂{name(a)}∂{name(b)}" if b and b != a else f"∂²f/∂{name(a)}²"
     return f"∂f/∂{name(d.wrt)}"
+
+
+def superscript(k: int) -> str:
+    """3 → ³ (the order of a derivative, as ∂³f/∂x³ writes it)."""
+    return "".join("⁰¹²³⁴⁵⁶⁷⁸⁹"[int(c)] for c in str(k))
 
 
 def fmt_shape(dims: tuple[Dim, ...]) -> str:

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 
 def _ascii_label(d: Derivative) -> str:
     """df/dtheta, d2f/dx2, d2f/dxdy: a label typed as the formulas are (ASCII)."""
+    if d.kind == "directional":
+        return " + ".join(f"df/d{x}*{v}" for x, v in d.direction)
+    if d.kind == "hessian-vector":
+        return " + ".join(f"d2f/d{d.wrt}{'2' if x == d.wrt else 'd' + x}*{v}" for x, v in d.direction)
+    if d.kind == "tensor":
+        return f"d{d.order}f/d{d.wrt}{d.order}"
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
         return f"d2f/d{a}2" if not b or a == b else f"d2f/d{a}d{b}"

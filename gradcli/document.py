@@ -66,6 +66,10 @@ def document(problem: Problem, derivs: Sequence[Derivative], f_value: Any, d_val
             "value": jsonable(d_values[d.wrt]) if d.wrt in d_values else None,
             "check": checks.get(d.wrt),
         })
+        if d.direction:  # --direction: the symbol of each wrt symbol's direction
+            entries[-1]["direction"] = dict(d.direction)
+        if d.order > 2 or d.tensor is not None:  # a tensor: how many times f is differentiated
+            entries[-1]["order"] = d.order
     if formulas:
         doc["bindings"] = bindings
     doc["notes"] = [note.to_json() for note in problem.notes]

@@ -32,7 +32,16 @@ def _sub(name: str, indices: Iterable[str]) -> str:
 
 def derivative_label(d: Derivative) -> str:
     """`\\frac{\\partial f}{\\partial X}`; `\\frac{\\partial^{2} f}{\\partial x^{2}}` for a
-    Hessian, `\\frac{\\partial^{2} f}{\\partial x \\, \\partial y}` for a mixed block."""
+    Hessian, `\\frac{\\partial^{2} f}{\\partial x \\, \\partial y}` for a mixed block;
+    `\\frac{\\partial f}{\\partial x} v` along a direction, `\\frac{\\partial^{3} f}{\\partial x^{3}}`."""
+    if d.kind == "directional":
+        return " + ".join(rf"\frac{{\partial f}}{{\partial {_name(x)}}} {_name(v)}" for x, v in d.direction)
+    if d.kind == "hessian-vector":
+        return " + ".join((rf"\frac{{\partial^{{2}} f}}{{\partial {_brace(_name(d.wrt))}^{{2}}}}" if x == d.wrt else
+                           rf"\frac{{\partial^{{2}} f}}{{\partial {_name(d.wrt)} \, \partial {_name(x)}}}") + f" {_name(v)}"
+                          for x, v in d.direction)
+    if d.kind == "tensor":
+        return rf"\frac{{\partial^{{{d.order}}} f}}{{\partial {_brace(_name(d.wrt))}^{{{d.order}}}}}"
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
         if not b or a == b:
@@ -55,6 +64,8 @@ def indexed_label(d: Derivative) -> str:
 
     f_idx = F_INDEX[:len(d.f_ty.dims)]
     x_idx = X_INDEX[:len(d.x_ty.dims)]
+    if d.tensor is not None:  # T_{ijk}: the tensor's entry at its indices
+        return latex_subscript(rf"\left({derivative_label(d)}\right)", d.index_names())
     x_name = d.x.params[0] if d.x is not None else d.wrt.partition(",")[-1]
     if d.kind == "hessian":
         a = d.wrt.partition(",")[0]

@@ -24,6 +24,7 @@ from .values import Inputs, gather, translated
 if TYPE_CHECKING:
     from .api import Derivative, Problem
     from .checks.claims import Verdict
+    from .directions import Extended
 
 
 class Results(Mapping[str, "Result"]):
@@ -32,11 +33,19 @@ class Results(Mapping[str, "Result"]):
     its `.claims`."""
 
     def __init__(self, problem: Problem, inputs: Inputs, fns: Mapping[str, str], hessian: bool,
-                 formulas: bool = True):
+                 formulas: bool = True, order: int | None = None, direction: Mapping[str, str] | None = None):
         self.problem, self.inputs, self.fns, self.hessian = problem, inputs, dict(fns), hessian
         self._formulas = formulas  # False for `shape`: shapes only
-        derivs = (problem.hessians() if hessian else problem.derivatives()) if formulas \
-            else problem.derivative_shapes()
+        self.order = order if order is not None else 2 if hessian else 1
+        self.direction = dict(direction or {})  # wrt symbol → direction symbol (directional derivatives)
+        # directions, orders past 2 and the Hessian of a vector f: built and evaluated by directions.py
+        self._extended: Extended | None = None
+        if formulas and (self.direction or self.order > 2 or (self.order == 2 and not problem.target.ty.is_scalar)):
+            from .directions import Extended
+
+            self._extended = Extended(problem, self.order, self.direction, self.fns, inputs.allow_nonfinite)
+        derivs = self._extended.derivs if self._extended is not None else \
+            (problem.hessians() if hessian else problem.derivatives()) if formulas else problem.derivative_shapes()
         self._items = {d.wrt: Result(self, d) for d in derivs}
         self._values: tuple[Any, dict[str, Any]] | None = None
         self.checks: Checks | None = None  # check=True: each derivative against finite differences
@@ -97,14 +106,32 @@ class Results(Mapping[str, "Result"]):
         """The run evaluated f and the derivatives (values in their layouts)."""
         self._values, self.evaluation = (f_value, values), evaluation
 
+    def compiled(self) -> Any:
+        """What evaluates f and these derivatives (`Compiled`, `Deferred` or directions.Extended)."""
+        if self._extended is not None:
+            return self._extended
+        return self.problem.compile(self.fns, hessian=self.hessian, allow_nonfinite=self.inputs.allow_nonfinite)
+
+    def direction_values(self, values: Mapping[str, Any], spelling: Any = PYTHON,
+                         random: bool | None = None) -> dict[str, Any]:
+        """The arrays of the direction symbols (given, data, or drawn), for f's arrays `values`."""
+        if not self.direction:
+            return {}
+        from .directions import direction_values
+
+        inputs = self.inputs
+        with translated(spelling):
+            return direction_values(self.direction, values, inputs.arrays, inputs.sources,
+                                    inputs.random if random is None else random,
+                                    inputs.seed, inputs.allow_nonfinite)
+
     def found(self) -> tuple[Any, dict[str, Any]] | None:
         """(f, {wrt: value}) at the given arrays, computed once; None while a symbol has none."""
         if self._values is None:
-            if not self._formulas or any(n not in self.arrays for n in self.problem.symbols):
+            if not self._formulas or any(n not in self.arrays for n in [*self.problem.symbols, *self.direction.values()]):
                 return None
             with translated(PYTHON):  # only Python asks lazily
-                f, base = self.problem.compile(self.fns, hessian=self.hessian,
-                                               allow_nonfinite=self.inputs.allow_nonfinite).evaluate(dict(self.arrays))
+                f, base = self.compiled().evaluate(dict(self.arrays))
             self._values = (f, {d.wrt: d.to_layout(base[d.wrt]) for d in self.derivatives})
         return self._values
 
@@ -124,9 +151,10 @@ class Results(Mapping[str, "Result"]):
                                        f"sizes={{{', '.join(repr(u) + ': 3' for u in unsized)}}})")
         allow = self.inputs.allow_nonfinite
         with translated(PYTHON):
-            compiled = self.problem.compile(self.fns, hessian=self.hessian, allow_nonfinite=allow)
+            compiled = self.compiled()
             values = gather(self.problem, self.derivatives, Inputs(self.inputs.arrays, self.inputs.sources, True, self.inputs.seed, allow), PYTHON,
                             getattr(compiled, "program", None))
+            values.update(self.direction_values(values, random=True))
             _, base = compiled.evaluate(values)
             errors = compiled.check(values, base, self.fns)
         return Checks.of({k: check_verdict(e, tol, allow) for k, e in errors.items()}, tol)
@@ -140,13 +168,23 @@ class Results(Mapping[str, "Result"]):
         """The derivation with its formulas in `style` (unicode, ascii or latex)."""
         from .api import derivation
 
+        self.not_extended("the derivation (steps)")
         return Steps(*derivation(self.problem, self.derivatives, self.hessian, style))
+
+    def not_extended(self, what: str) -> None:
+        """What gradients, Jacobians and Hessian blocks have and these derivatives do not yet."""
+        if self._extended is not None:
+            asked = "--direction" if self.direction else f"--order {self.order}" if self.order > 2 else \
+                "the Hessian of a vector or matrix f"
+            raise GradcliError("usage", f"{what}: not available for {asked} (gradients, Jacobians and Hessians of "
+                                        "a scalar f only)")
 
     def emit(self, target: str = "numpy") -> str:
         """Source for all the derivatives: "numpy" (a module), "array-api" (the module for any
         array API library), "latex" (a standalone document)."""
         from .api import emit_code
 
+        self.not_extended(f"emit {target}")
         return emit_code(target, self.problem, self.derivatives, self.fns, self.hessian)
 
     def to_json(self, steps: bool = False) -> dict[str, Any]:
@@ -246,12 +284,14 @@ class Result:
         from .api import derivation
 
         r = self.results
+        r.not_extended("the derivation (steps)")
         return Steps(*derivation(r.problem, [self.derivative], r.hessian, style))
 
     def emit(self, target: str = "numpy") -> str:
         from .api import emit_code
 
         r = self.results
+        r.not_extended(f"emit {target}")
         return emit_code(target, r.problem, [self.derivative], r.fns, r.hessian)
 
     def __repr__(self) -> str:

@@ -42,7 +42,8 @@ Dims = tuple[Dim, ...]
 class RunOptions:
     """Everything one run is asked to do (what `grad`'s keywords and the CLI's options say)."""
 
-    order: int = 1  # 1: gradients and Jacobians; 2: the Hessian blocks
+    order: int = 1  # 1: gradients and Jacobians; 2: the Hessian blocks; k ≥ 3: the k-th derivative tensor
+    direction: Mapping[str, str] = Factory(default_factory=dict)  # wrt symbol → the symbol of its direction
     formulas: bool = True  # False: shapes only (gradcli.shape)
     wrt: tuple[str, ...] = ()
     shapes: Mapping[str, Dims] = Factory(default_factory=dict)  # declared shapes
@@ -73,13 +74,16 @@ def grad(formula: str, values: Mapping[str, Any] | None = None, /, *, wrt: str |
          data: str | Sequence[str] | Mapping[str, Any] | None = None, random: bool = False,
          allow_nonfinite: bool = False, check: bool = False, tol: float = 1e-5, save: str | None = None,
          claims: str | Sequence[str] | Mapping[str, str] | None = None, backend: str | None = None,
-         scheduler: str | None = None, chunk_rows: int | None = None, **arrays: Any) -> Results:
+         scheduler: str | None = None, chunk_rows: int | None = None,
+         direction: str | Sequence[str] | Mapping[str, str] | None = None, **arrays: Any) -> Results:
     """The derivatives of `formula` with respect to its wrt symbols, keyed by name.
 
     arrays (keywords, or the mapping after the formula): values of symbols by name (their shapes
     bind the formula's dimensions); sizes: {"n": 3} for named dimensions no array fixes;
     shapes: {"X": "m,n"} declared shapes; layout: gradient | numerator | denominator | vec;
-    fns: {"h": "tanh"} binds abstract functions; order=2: the Hessian blocks (as `hess`);
+    fns: {"h": "tanh"} binds abstract functions; order=2: the Hessian blocks (as `hess`), order=k
+    (k ≥ 3): the k-th derivative tensor; direction={"x": "v"}: the derivative along the array v
+    (given like any other; with order=2 the Hessian-vector product);
     data: {"X": "X.npy"}, "run.npz" or ["X=X.npy", …] (files, as the command's -d);
     random=True: seeded draws (`seed`) for the symbols without values; allow_nonfinite: NaN/Inf
     results instead of a math error; check=True: finite differences now (`.checks`, below `tol`);
@@ -87,7 +91,8 @@ def grad(formula: str, values: Mapping[str, Any] | None = None, /, *, wrt: str |
     {"x": "EXPR"}; `.claims`); backend="dask" (with scheduler, chunk_rows)."""
     keywords = dict(wrt=wrt, sizes=sizes, shapes=shapes, layout=layout, fns=fns, seed=seed, order=order,
                     data=data, random=random, allow_nonfinite=allow_nonfinite, check=check, tol=tol,
-                    save=save, claims=claims, backend=backend, scheduler=scheduler, chunk_rows=chunk_rows)
+                    save=save, claims=claims, backend=backend, scheduler=scheduler, chunk_rows=chunk_rows,
+                    direction=direction)
     return run(formula, options(formula, {**(values or {}), **arrays}, **keywords))
 
 
@@ -143,10 +148,10 @@ def options(formula: str, arrays: Mapping[str, Any], **kw: Any) -> RunOptions:
         "layout": (str, none), "fns": (Mapping, none), "seed": (Integral,), "order": (Integral,),
         "data": (str, list, tuple, Mapping, none), "random": (bool,), "allow_nonfinite": (bool,),
         "check": (bool,), "tol": (Real,), "save": (str, none), "claims": (str, list, tuple, Mapping, none),
-        "backend": (str, none), "scheduler": (str, none), "chunk_rows": (Integral, none)}.items() if k in kw})
+        "backend": (str, none), "scheduler": (str, none), "chunk_rows": (Integral, none),
+        "direction": (str, list, tuple, Mapping, none)}.items() if k in kw})
     order = int(kw.get("order", 1))
-    if order not in (1, 2):
-        raise GradcliError("usage", f"order={order}: expected 1 (gradients, Jacobians) or 2 (Hessians)")
+    check_order(order, PYTHON)
     wrt = kw.get("wrt")
     claims = kw.get("claims")
     return RunOptions(
@@ -158,7 +163,49 @@ def options(formula: str, arrays: Mapping[str, Any], **kw: Any) -> RunOptions:
         check=kw.get("check", False), tol=float(kw.get("tol", 1e-5)), save=kw.get("save"),
         claims=(claims,) if isinstance(claims, str) else tuple(f"{n}={c}" for n, c in claims.items())
         if isinstance(claims, Mapping) else tuple(claims or ()),
-        backend=Backend(kw.get("backend") or "numpy", kw.get("scheduler"), kw.get("chunk_rows")))
+        backend=Backend(kw.get("backend") or "numpy", kw.get("scheduler"), kw.get("chunk_rows")),
+        direction=directions(kw.get("direction"), PYTHON))
+
+
+MAX_ORDER = 8  # a tensor of n^k entries: past 8 no use is known, and n = 3 is 6561 entries already
+
+
+def check_order(order: int, spelling: Spelling) -> None:
+    if not 1 <= order <= MAX_ORDER:
+        raise GradcliError("usage", f"{spelling.order(order)}: expected 1 (gradients, Jacobians), 2 (Hessians) or "
+                                    f"k from 3 to {MAX_ORDER} (the k-th derivative tensor)")
+
+
+def directions(given: str | Sequence[str] | Mapping[str, str] | None, spelling: Spelling) -> dict[str, str]:
+    """{wrt symbol: direction symbol} from X=V texts (as --direction) or a mapping; each a name."""
+    from .language.parse import KEYWORDS, is_name
+
+    pairs: list[tuple[Any, Any]]
+    if given is None:
+        return {}
+    if isinstance(given, Mapping):
+        pairs = list(given.items())
+    else:
+        texts = [given] if isinstance(given, str) else list(given)
+        pairs = []
+        for text in texts:
+            x, eq, v = str(text).partition("=")
+            if not eq:
+                raise GradcliError("usage", f"{spelling.direction(str(text))}: expected X=V, the wrt symbol and the "
+                                            "symbol of its direction (-d V=v.npy, or --random)")
+            pairs.append((x.strip(), v.strip()))
+    out: dict[str, str] = {}
+    for x, v in pairs:
+        where = printable(spelling.direction(f"{x}={v}"))
+        if not all(isinstance(n, str) and is_name(n) and n not in KEYWORDS for n in (x, v)):
+            raise GradcliError("usage", f"{where}: expected two symbol names (X=V)")
+        if x in out:
+            raise GradcliError("usage", f"{where}: {x} has a direction already ({x}={out[x]})")
+        out[x] = v
+    if len(set(out.values())) < len(out):
+        raise GradcliError("usage", f"{spelling.direction(', '.join(f'{x}={v}' for x, v in out.items()))}: "
+                                    "each wrt symbol needs a direction of its own")
+    return out
 
 
 def _check_types(formula: str, **options: tuple[Any, tuple[type, ...]]) -> None:
@@ -284,7 +331,10 @@ def run(formula: str, o: RunOptions) -> Results:
     check_tolerance(o.tol, s)
     o.backend.check(s)
     fns = check_functions(o.fns, s)
-    sources = open_data(o.data, formula, s)
+    check_order(o.order, s)
+    along = set(o.direction.values())  # the direction symbols: values, but not symbols of f
+    sources = open_data(o.data, formula, s, along)
+    given = {n: v for n, v in o.arrays.items() if n not in along}  # the arrays of f's symbols
     numbers = bool(sources or o.random or o.arrays) and o.evaluate
     if o.save is not None:
         from .outputs import check_target
@@ -293,26 +343,31 @@ def run(formula: str, o: RunOptions) -> Results:
             check_target(o.save)
         if not numbers:
             raise GradcliError("usage", f"{s.save} needs numbers to write: give {s.data} or {s.random}")
-    data_shapes = {k: tuple(v.shape) for k, v in sources.items()}
+    data_shapes = {k: tuple(v.shape) for k, v in sources.items() if k not in along}
     # the arrays' shapes from the start, as data files': a formula may be well-shaped only at
     # them (unvec(vec(L), 2) needs L's size even); `bind` below still refuses unknown names
-    data_shapes.update({k: tuple(v.shape) for k, v in o.arrays.items() if k not in data_shapes})
-    if o.arrays:
+    data_shapes.update({k: tuple(v.shape) for k, v in given.items() if k not in data_shapes})
+    if given:
         from .numeric.data import check_declared_shapes
 
         with translated(s):  # an array's shape must agree with a declared one, as data files
-            check_declared_shapes(dict(o.shapes), {n: v.shape for n, v in o.arrays.items()})
+            check_declared_shapes(dict(o.shapes), {n: v.shape for n, v in given.items()})
     with translated(s):  # the shape checker's advice names flags (--fn h=tanh)
         problem = analyze(formula, dict(o.shapes), list(o.wrt), o.layout, data_shapes, set(fns))
-        if o.arrays or o.sizes:
-            problem = problem.bind(dict(o.arrays), dict(o.sizes) if o.sizes is not None else None)
+        if given or o.sizes:
+            problem = problem.bind(dict(given), dict(o.sizes) if o.sizes is not None else None)
     _warn_unused_functions(fns, problem, s)
     if not problem.wrt and o.formulas:
         raise GradcliError("usage", f"nothing to differentiate: add 'wrt NAME' to the formula or {s.wrt}")
+    if o.direction:
+        problem = _sized_by_directions(problem, o, sources, given)
     inputs = Inputs(o.arrays, sources, o.random, o.seed, o.allow_nonfinite)
-    results = Results(problem, inputs, fns, o.order == 2, o.formulas)
+    with translated(s):  # the messages of --direction and --order name the caller's options
+        results = Results(problem, inputs, fns, o.order == 2, o.formulas, order=o.order, direction=o.direction)
     if not o.formulas:
         return results
+    if o.claims:
+        results.not_extended(s.claim)
     if numbers and (sources or o.random or o.check or o.save is not None):
         with translated(s):  # the evaluator's advice names flags (--allow-nonfinite)
             _compute(results, o)
@@ -329,9 +384,11 @@ def _compute(results: Results, o: RunOptions) -> None:
     from .api import check_verdict
 
     problem, derivs, s = results.problem, results.derivatives, o.spelling
-    compiled = problem.compile(results.fns, hessian=results.hessian, allow_nonfinite=o.allow_nonfinite)
+    compiled = results.compiled()
     # a symbolic problem compiles lazily (no program yet): gather then says which shape is missing
     values = gather(problem, derivs, results.inputs, s, getattr(compiled, "program", None))
+    along = results.direction_values(values, s)
+    values.update(along)
     try:
         with o.progress.rows() as rows_done:
             f_value, base = evaluate_on(o.backend, compiled, values, rows_done)
@@ -345,11 +402,36 @@ def _compute(results: Results, o: RunOptions) -> None:
                                    o.tol)
     if o.save is not None:
         inputs = results.inputs
-        drawn_arrays = ({n: values[n] for n in problem.symbols if n not in inputs.sources and n not in inputs.arrays}
-                        if o.random else None)
+        drawn_arrays = ({n: values[n] for n in [*problem.symbols, *along] if n not in inputs.sources
+                         and n not in inputs.arrays} if o.random else None)
         found = results.found()
         assert found is not None
         save(o.save, found[0], found[1], results.hessian, drawn_arrays, s)
+
+
+def _sized_by_directions(problem: Problem, o: RunOptions, sources: Mapping[str, Any],
+                         given: Mapping[str, Any]) -> Problem:
+    """Each direction is for a wrt symbol and is not a symbol of f (it is not differentiated);
+    a direction given as data sizes the named dimensions of its symbol (v has x's shape)."""
+    s = o.spelling
+    sizes: dict[str, int] = {}
+    for x, v in o.direction.items():
+        where = printable(s.direction(f"{x}={v}"))
+        if x not in problem.wrt:
+            raise GradcliError("usage", f"{where}: {x} is not differentiated (the wrt symbols: "
+                                        f"{', '.join(problem.wrt) or 'none'})")
+        if v in problem.symbols:
+            raise GradcliError("usage", f"{where}: {v} is a symbol of the formula; a direction needs a name of its "
+                                        "own (it is held fixed, not differentiated)")
+        shape = tuple(o.arrays[v].shape) if v in o.arrays else tuple(sources[v].shape) if v in sources else None
+        dims = problem.symbols[x].shape
+        if shape is None or len(shape) != len(dims):
+            continue
+        sizes.update({d: int(k) for d, k in zip(dims, shape) if isinstance(d, str) and d not in sizes})
+    if not sizes:
+        return problem
+    with translated(s):
+        return problem.bind(dict(given), {**(dict(o.sizes) if o.sizes is not None else {}), **sizes})
 
 
 def _claims(formula: str, results: Results, o: RunOptions) -> None:

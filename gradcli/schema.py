@@ -32,7 +32,9 @@ _DERIVATIVE = {
     "required": ["wrt", "kind", "formula", "latex", "shape", "layout", "value", "check"],
     "properties": {
         "wrt": {"type": "string", "description": "the symbol; \"x,y\" for a mixed Hessian block"},
-        "kind": {"enum": ["gradient", "jacobian", "hessian"]},
+        "kind": {"enum": ["gradient", "jacobian", "hessian", "tensor", "directional", "hessian-vector"],
+                 "description": "tensor: the derivative of order k ≥ 3 (--order); directional: ∂f/∂x·v, of f's "
+                                "shape; hessian-vector: H·v, of x's shape (--direction)"},
         "formula": {"type": ["string", "null"], "description": "gradcli's own language (re-parses); index "
                                                                "notation for a tensor; null from `shape`"},
         "latex": {"type": ["string", "null"], "description": "the right-hand side; a tensor's whole equation"},
@@ -42,6 +44,10 @@ _DERIVATIVE = {
         "check": {"oneOf": [{"type": "null"}, {
             "type": "object", "required": ["max_rel_error", "ok"], "additionalProperties": False,
             "properties": {"max_rel_error": {"type": ["number", "null"]}, "ok": {"type": "boolean"}}}]},
+        "direction": {"type": "object", "additionalProperties": {"type": "string"},
+                      "description": "with --direction: {wrt symbol: the symbol of its direction}"},
+        "order": {"type": "integer", "minimum": 2, "description": "a tensor's order: k for --order k, 2 for the "
+                                                                   "Hessian of a vector or matrix f"},
         "claim": {"type": "object", "required": ["verdict", "ok", "message"],
                   "properties": {"verdict": {"type": "string"}, "ok": {"type": "boolean"},
                                  "message": {"type": "string"}},

@@ -21,7 +21,8 @@ _FLAG = re.compile(r"(?:(?<![\w-])--[a-z][a-z-]*[a-z]|(?:^|(?<= ))-[a-z])(?![\w-
 KEYWORDS = {"-d": "data", "-o": "save", "-s": "shapes", "--fn": "fns", "--random": "random=True",
             "--seed": "seed", "--tol": "tol", "--check": "check=True", "--claim": "claims",
             "--wrt": "wrt", "--layout": "layout", "--backend": "backend", "--scheduler": "scheduler",
-            "--chunk-rows": "chunk_rows", "--allow-nonfinite": "allow_nonfinite=True"}
+            "--chunk-rows": "chunk_rows", "--allow-nonfinite": "allow_nonfinite=True",
+            "--direction": "direction", "--order": "order"}
 
 
 @record
@@ -38,6 +39,9 @@ class Spelling:
     save: str = "save="
     data: str = "arrays or data="
     data_with: str = "arrays or data="
+    claim: str = "claims="
+    order_item: str = "order={value}"
+    direction_item: str = "direction={value!r}"
     flags: bool = False  # whether the flags the stages below speak of are this caller's words
 
     def fn(self, name: str, builtin: str) -> str:
@@ -45,6 +49,12 @@ class Spelling:
 
     def tolerance(self, value: float) -> str:
         return self.tol.format(value=value)
+
+    def order(self, value: int) -> str:
+        return self.order_item.format(value=value)
+
+    def direction(self, value: str) -> str:
+        return self.direction_item.format(value=value)
 
     def translate(self, err: GradcliError) -> GradcliError:
         """The error in this caller's words (flags named by their keywords for Python)."""
@@ -57,4 +67,5 @@ class Spelling:
 PYTHON = Spelling()
 CLI = Spelling(wrt="--wrt NAME", fns="--fn", fn_item="--fn {name}={builtin}", tol="--tol {value}",
                check="--check", random="--random", seed="--seed", save="-o", data="-d data",
-               data_with="data with -d", flags=True)
+               data_with="data with -d", claim="--claim", order_item="--order {value}", direction_item="--direction {value}",
+               flags=True)

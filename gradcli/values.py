@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,14 +69,15 @@ def translated(spelling: Spelling) -> Iterator[None]:
         raise spelling.translate(err) from None
 
 
-def open_data(specs: Sequence[str], formula: str, spelling: Spelling) -> dict[str, Any]:
+def open_data(specs: Sequence[str], formula: str, spelling: Spelling, more: Collection[str] = ()) -> dict[str, Any]:
     """The data options' headers only, {name: data.Source}: shapes before anything is
-    allocated.  Of an .npz bound as a whole, only the members the formula names are looked at."""
+    allocated.  Of an .npz bound as a whole, only the members the formula names are looked at
+    (and `more`: the symbols of directions)."""
     if not specs:
         return {}
     from .numeric.data import open_sources
 
-    wanted = symbol_names(formula) if any("=" not in s for s in specs) else None
+    wanted = symbol_names(formula) | set(more) if any("=" not in s for s in specs) else None
     with translated(spelling):
         return dict(open_sources(list(specs), wanted))
 

@@ -120,12 +120,14 @@ def test_draws_checks_and_saved_folders_from_python(tmp_path):
     assert not np.array_equal(other["x"].value, results["x"].value)
 
 
-def test_order_two_is_hess_and_a_vector_has_none():
+def test_order_two_is_hess_and_order_k_a_tensor():
+    # issue 17: order=3 is the third derivative, and a vector's Hessian a 3-index tensor
+    # (tests/test_directions.py checks their values against the oracle)
     assert gradcli.grad("x'@A@x wrt x", order=2)["x"].kind == "hessian"
-    with pytest.raises(GradcliError, match="order=3"):
-        gradcli.grad("x'@A@x wrt x", order=3)
-    with pytest.raises(GradcliError, match="Hessian needs a scalar"):
-        gradcli.hess("A@x wrt x")
+    assert gradcli.grad("x'@A@x wrt x", order=3)["x"].kind == "tensor"
+    with pytest.raises(GradcliError, match="order=9"):
+        gradcli.grad("x'@A@x wrt x", order=9)
+    assert len(gradcli.hess("A@x wrt x")["x"].shape) == 3
 
 
 # every API error names the keyword the caller gave, never a flag (the CLI says the flag)

@@ -49,6 +49,10 @@ CASES = [
     ("grad", "X'@X wrt X", "-s", "X=3x2", "--random", "--layout", "vec"),
     ("grad", "sum(X, 0) wrt X", "-s", "X=3x2", "--random", "--layout", "vec"),  # no Kronecker form
     ("hess", "tr(X'@A@X) wrt X", "-s", "X=3x2", "--random", "--layout", "vec"),
+    ("hess", "x'@A@x wrt x", "--direction", "x=v", "-s", "A=3x3", "--random", "--check"),  # issue 17
+    ("grad", "tanh(W@x) wrt W, x", "--direction", "W=V", "--direction", "x=u", "-s", "W=2x3", "--random"),
+    ("grad", "logsumexp(x) wrt x", "--order", "3", "-s", "x=3", "--random", "--check"),
+    ("hess", "tanh(W@x) wrt x", "-s", "W=2x3", "--random", "--check"),
     ("shape", "0.5*sum((y - h(X@Theta))^2) wrt Theta", "-s", "X=M,in", "-s", "Theta=in,out", "-s", "y=M,out"),
     ("check", str(SAMPLES)),
     ("check", str(SAMPLES / "formulas.gradcli")),

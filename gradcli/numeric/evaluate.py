@@ -465,7 +465,9 @@ def reassociate(roots: list[Expr]) -> list[Expr]:
             return None
         if len(fs) > MAX_CHAIN_ORDERED:  # the cubic ordering search is not worth it: fold
             return _folded(fs)  # from the narrow end (A(A(…(Ax))) for a vector x)
-        _, split = _chain_cost([_as_matrix(f.ty) for f in fs], [f.op == "diagm" for f in fs])
+        cost, split = _chain_cost([_as_matrix(f.ty) for f in fs], [f.op == "diagm" for f in fs])
+        if cost[0][-1] == float("inf"):  # every grouping leaves a 1×1 product inside: as written
+            return None
         return _grouped(fs, split)
 
     return rewrite(roots, regroup, order, rebuild=rebuilt_raw, done=done)
