@@ -15,7 +15,7 @@ from ..language.rewrite import rewrite
 
 
 def depends_on(root: Expr, names: set[str], order: list[Expr] | None = None) -> set[Expr]:
-    """ids of the nodes of root that depend on any of the named symbols (`order`: root's
+    """The nodes of root that depend on any of the named symbols (`order`: root's
     `topological` order, when the caller has it)."""
     dep: set[Expr] = set()
     for n in topological([root]) if order is None else order:
@@ -35,16 +35,26 @@ def adjoints(f: Expr, names: set[str], seed: Expr) -> dict[Expr, Expr]:
     order = topological([f])  # one walk for both passes
     dep = depends_on(f, names, order)
     adjoint: dict[Expr, Expr] = {f: seed}
-    with S.IN_DERIVATIVE:
-        _propagate(order, dep, adjoint)
+    # the derivative-only rewrites (factoring, cancelling, distributing) on the adjoints' new
+    # nodes: f's own nodes, which the adjoints share, stay as the user wrote them
+    tidy = S.DerivativeForm(order)
+    _propagate(order, dep, adjoint, tidy)
+    leaves = [n for n in adjoint if not n.args]
+    for n, G in zip(leaves, tidy([adjoint[n] for n in leaves])):
+        adjoint[n] = G
     return adjoint
 
 
-def _propagate(order: list[Expr], dep: set[Expr], adjoint: dict[Expr, Expr]) -> None:
+def _propagate(order: list[Expr], dep: set[Expr], adjoint: dict[Expr, Expr],
+               tidy: S.DerivativeForm) -> None:
+    """Each node's adjoint, once complete, put in derivative form before the node's rules read
+    it (so σ − y, not its chain-rule spelling, flows on into Xᵀ(σ − y))."""
     for node in reversed(order):
         G = adjoint.get(node)
         if G is None or not node.args:
             continue
+        (G,) = tidy([G])
+        adjoint[node] = G
         rules = OPS[node.op].vjp
         for i, arg in enumerate(node.args):
             if arg not in dep:

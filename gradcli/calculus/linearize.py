@@ -32,11 +32,13 @@ def matrix_of(e: Expr, v: Expr) -> Expr | None:
     """M with e = M v, for e a column vector or scalar and v a column-vector symbol."""
     if not v.ty.is_col or not (e.ty.is_col or e.ty.is_scalar):
         return None
+    order = topological([e])
     try:
-        with S.IN_DERIVATIVE:  # a derivative: its terms may be factored and cancelled
-            return _matrix(e, _Linear(v, depends_on(e, {v.params[0]})))
+        M = _matrix(e, _Linear(v, depends_on(e, {v.params[0]}, order)))
     except NoMatrixForm:
         return None
+    # a derivative: its terms may be factored and cancelled (e's own nodes stay as they are)
+    return S.derivative_form([M], set(order))[0]
 
 
 class _Linear:

@@ -149,13 +149,10 @@ class Typed:
     def expr(self) -> Expr:
         if self._expr is None:
             assert self._pending is not None
-            from .simplify import AsWritten
-
             limit = sys.getrecursionlimit()
             try:
                 sys.setrecursionlimit(max(limit, 20000))
-                with AsWritten():
-                    self._expr = resolve_graph(*self._pending)
+                self._expr = resolve_graph(*self._pending)
             except RecursionError:
                 raise parse_error("the formula is nested too deeply") from None
             finally:

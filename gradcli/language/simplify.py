@@ -2,21 +2,92 @@
 
 Every node is built through `make`, which first offers it to its operator's `simplify` hook: a
 rewrite that returns an equal, simpler expression (constants folded, scalar factors pulled to the
-front, transposes pushed onto the leaves, like terms collected, `AX + BX` factored).  The
-derivative rules in `operators/` build their results with the constructors here (`add`, `mul`,
-`matmul`, `T`, ...), so what they produce is simplified as it is built.
+front, transposes pushed onto the leaves, like terms collected).  The derivative rules in
+`operators/` build their results with the constructors here (`add`, `mul`, `matmul`, `T`, ...),
+so what they produce is simplified as it is built.
+
+Some rewrites are for derivatives only: factoring AX + BX into (A + B)X, cancelling p ⊘ p and
+x/x (which changes where a formula is defined), distributing (p + q) ⊙ r to collect terms.  A
+user's formula is echoed as typed, so these are a separate step the differentiator asks for:
+`derivative_form` rebuilds a derivative's new nodes under `Rules.DERIVATIVE`.  The rules are a
+value passed down the hooks that read them, never a switch someone else flips.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import weakref
-from collections.abc import Generator
-from typing import Callable, Optional
+from collections.abc import Callable, Collection, Generator, Iterable
+from typing import TYPE_CHECKING, Optional, TypeAlias
 
-from .expr import OPS, Expr, NonFiniteConstant, make, make_raw
-from .shaperules import broadcast_shape, matmul_shape, sum_shape
-from .shapes import STRICT, Ty, fmt
+from .expr import OPS, Expr, IllTyped, NonFiniteConstant, make, make_raw
+from .rewrite import rewrite
+from .shapes import STRICT, Dim, Ty, fmt
+
+if TYPE_CHECKING:
+    from .expr import Params, Simplify
+
+
+class Rules(enum.Enum):
+    """Which rewrites a simplification may use besides those that hold wherever the formula is
+    defined."""
+
+    AS_WRITTEN = "as written"  # a user's formula (and every plain constructor call)
+    DERIVATIVE = "derivative"  # also factoring, cancelling and distributing
+    DISTRIBUTING = "distributing"  # derivative rules inside a distribution (never nested)
+
+
+AS_WRITTEN, DERIVATIVE, DISTRIBUTING = Rules.AS_WRITTEN, Rules.DERIVATIVE, Rules.DISTRIBUTING
+
+# a hook of this module: (arguments, settings, the rules in force) -> the rewrite, or None
+RuledHook: TypeAlias = Callable[[tuple[Expr, ...], "Params", Rules], Optional[Expr]]
+
+
+def _make(rules: Rules, op_name: str, args: tuple[Expr, ...], params: Params = ()) -> Expr:
+    """`make` under the given rules: as written, `make` itself; otherwise the operator's hook is
+    given the rules (hooks of other modules have no derivative-only rewrites and run as usual)."""
+    if rules is AS_WRITTEN:
+        return make(op_name, *args, params=params)
+    ruled = _RULED.get(OPS[op_name].simplify)
+    if ruled is None:
+        return make(op_name, *args, params=params)
+    try:
+        rewritten = ruled(args, params, rules)
+    except (NonFiniteConstant, IllTyped):
+        rewritten = None
+    return rewritten if rewritten is not None else make_raw(op_name, args, params)
+
+
+class DerivativeForm:
+    """The derivative-only rewrites (factoring, cancelling, distributing), applied to a
+    derivative as it grows: each call rebuilds, bottom-up under `Rules.DERIVATIVE`, the nodes of
+    its roots not seen before, so over a whole differentiation every node is rebuilt once and
+    the cost stays linear.  The nodes `given` (the formula being differentiated, which the
+    derivative shares) stay as the user wrote them, and so does a node kept as written (log(2)
+    in d log₂x) whose arguments stay and whose operator has no derivative-only rewrite."""
+
+    __slots__ = ("_done",)
+
+    def __init__(self, given: Iterable[Expr]) -> None:
+        self._done: dict[Expr, Expr] = {n: n for n in given}  # each node -> its derivative form
+
+    def __call__(self, roots: list[Expr]) -> list[Expr]:
+        return rewrite(roots, self._visit, _unknown_first(roots, self._done), done=self._done)
+
+    def _visit(self, node: Expr, args: tuple[Expr, ...]) -> Expr:
+        if args == node.args and OPS[node.op].simplify not in _DERIVATIVE_ONLY:
+            out = node
+        else:
+            out = _make(DERIVATIVE, node.op, args, node.params)
+        self._done.setdefault(out, out)  # a form is its own form: a later root reaching it stops
+        return out
+
+
+def derivative_form(roots: list[Expr], given: Iterable[Expr]) -> list[Expr]:
+    """The roots of a derivative with the derivative-only rewrites applied (`DerivativeForm`),
+    in one call."""
+    return DerivativeForm(given)(roots)
 
 
 # ----------------------------------------------------------------- smart constructors
@@ -35,71 +106,68 @@ def sym(name: str, ty: Ty) -> Expr:
     return make_raw("sym", (), (name, ty))
 
 
-def add(a: Expr, b: Expr) -> Expr:
-    return make("add", a, b)
+def add(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
+    return _make(rules, "add", (a, b))
 
 
-def mul(a: Expr, b: Expr) -> Expr:
-    return make("mul", a, b)
+def mul(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
+    return _make(rules, "mul", (a, b))
 
 
-def neg(a: Expr) -> Expr:
-    return mul(const(-1.0), a)
+def neg(a: Expr, rules: Rules = AS_WRITTEN) -> Expr:
+    return mul(const(-1.0), a, rules)
 
 
-def sub(a: Expr, b: Expr) -> Expr:
-    return add(a, neg(b))
+def sub(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
+    return add(a, neg(b, rules), rules)
 
 
-def div(a: Expr, b: Expr) -> Expr:
-    return make("div", a, b)
+def div(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
+    return _make(rules, "div", (a, b))
 
 
-def power(a: Expr, b: Expr) -> Expr:
-    return make("pow", a, b)
+def power(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
+    return _make(rules, "pow", (a, b))
 
 
-def matmul(a: Expr, b: Expr) -> Expr:
-    return make("matmul", a, b)
+def matmul(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
+    return _make(rules, "matmul", (a, b))
 
 
-def T(a: Expr) -> Expr:
+def T(a: Expr, rules: Rules = AS_WRITTEN) -> Expr:
     """aᵀ, with the transpose pushed onto the leaves ((AB)ᵀ = BᵀAᵀ, (P + Q)ᵀ = Pᵀ + Qᵀ).  The
     push goes as deep as a, so the parts it reaches are transposed first, deepest first, and
     every answer is remembered: the Hessian of a formula nested 1,000 deep is neither recursive
     nor quadratic."""
-    found = _transpose_known(a)
+    found = _transpose_known(a, rules)
     if found is not None:
         return found
-    made = [_transpose_remember(part, make("T", part)) for part in _transposed_parts(a)]
-    out = _transpose_remember(a, make("T", a))
+    made = [_transpose_remember(part, _make(rules, "T", (part,)), rules)
+            for part in _transposed_parts(a, rules)]
+    out = _transpose_remember(a, _make(rules, "T", (a,)), rules)
     del made  # the parts' transposes were kept alive (and so remembered) until a's was made
     return out
 
 
-_transposes_made: "weakref.WeakKeyDictionary[Expr, dict]" = weakref.WeakKeyDictionary()
+# a node -> its transpose under each rules, weakly both ways (never keeps a node alive)
+_transposes_made: weakref.WeakKeyDictionary[Expr, dict[Rules, weakref.ref[Expr]]] = weakref.WeakKeyDictionary()
 
 
-def _mode() -> tuple:
-    """What a simplification may depend on besides its arguments."""
-    return (_InDerivative.on, _Distributing.on)
-
-
-def _transpose_known(a: Expr) -> Optional[Expr]:
-    ref = _transposes_made.get(a, {}).get(_mode())
+def _transpose_known(a: Expr, rules: Rules) -> Optional[Expr]:
+    ref = _transposes_made.get(a, {}).get(rules)
     return ref() if ref is not None else None
 
 
-def _transpose_remember(a: Expr, out: Expr) -> Expr:
-    _transposes_made.setdefault(a, {})[_mode()] = weakref.ref(out)  # weak: never keeps a alive
+def _transpose_remember(a: Expr, out: Expr, rules: Rules) -> Expr:
+    _transposes_made.setdefault(a, {})[rules] = weakref.ref(out)
     return out
 
 
-def _transposed_parts(a: Expr) -> list:
+def _transposed_parts(a: Expr, rules: Rules) -> list[Expr]:
     """The proper parts of a that `_simplify_T` pushes a transpose into and whose transposes are
     not known yet, deepest first."""
-    order: list = []
-    seen: set = set()
+    order: list[Expr] = []
+    seen: set[Expr] = set()
     stack = [(a, False)]
     while stack:
         n, expanded = stack.pop()
@@ -109,13 +177,13 @@ def _transposed_parts(a: Expr) -> list:
             continue
         stack.append((n, True))
         for part in _transpose_targets(n):
-            if id(part) not in seen and _transpose_known(part) is None:
-                seen.add(id(part))
+            if part not in seen and _transpose_known(part, rules) is None:
+                seen.add(part)
                 stack.append((part, False))
     return order
 
 
-def _transpose_targets(a: Expr) -> tuple:
+def _transpose_targets(a: Expr) -> tuple[Expr, ...]:
     """The arguments `_simplify_T` transposes when it transposes a (none where it stops)."""
     if a.ty.is_scalar or a.op == "T" or is_symmetric(a):
         return ()
@@ -128,25 +196,25 @@ def _transpose_targets(a: Expr) -> tuple:
     return ()
 
 
-def fn(name: str, a: Expr) -> Expr:
-    return make(name, a)
+def fn(name: str, a: Expr, rules: Rules = AS_WRITTEN) -> Expr:
+    return _make(rules, name, (a,))
 
 
-def fill(value: Expr, ty: Ty) -> Expr:
+def fill(value: Expr, ty: Ty, rules: Rules = AS_WRITTEN) -> Expr:
     """value (a scalar) in every entry of an array of shape ty: `c𝟙`."""
-    return make("fill", value, params=(ty,))
+    return _make(rules, "fill", (value,), (ty,))
 
 
-def zeros(ty: Ty) -> Expr:
-    return fill(const(0.0), ty)
+def zeros(ty: Ty, rules: Rules = AS_WRITTEN) -> Expr:
+    return fill(const(0.0), ty, rules)
 
 
-def eye(n) -> Expr:
+def eye(n: Dim) -> Expr:
     return make_raw("eye", (), (n,))
 
 
-def summ(a: Expr, axis=None, keep: bool = False) -> Expr:
-    return make("sum", a, params=(axis, keep))
+def summ(a: Expr, axis: int | None = None, keep: bool = False, rules: Rules = AS_WRITTEN) -> Expr:
+    return _make(rules, "sum", (a,), (axis, keep))
 
 
 def is_zero(e: Expr) -> bool:
@@ -164,8 +232,8 @@ def split_coef(e: Expr) -> tuple[float, Expr]:
     return 1.0, e
 
 
-def scale(c: float, e: Expr) -> Expr:
-    return mul(const(c), e) if c != 1.0 else e
+def scale(c: float, e: Expr, rules: Rules = AS_WRITTEN) -> Expr:
+    return mul(const(c), e, rules) if c != 1.0 else e
 
 
 def like(e: Expr, ty: Ty) -> Expr:
@@ -205,8 +273,8 @@ def mm(a: Expr, b: Expr) -> Expr:
 
 
 # ----------------------------------------------------------------- simplification hooks
-def _fold(pyfun: Callable[..., float]) -> Callable[..., Expr | None]:
-    def simp(args, params):
+def _fold(pyfun: Callable[..., float]) -> Simplify:
+    def simp(args: tuple[Expr, ...], params: Params) -> Expr | None:
         if all(a.is_const for a in args):
             try:
                 v = pyfun(*(a.value for a in args))
@@ -218,53 +286,57 @@ def _fold(pyfun: Callable[..., float]) -> Callable[..., Expr | None]:
     return simp
 
 
-def _combine(a: Expr, b: Expr) -> Optional[Expr]:
-    """a + b as one term, where that is possible: like terms (cX + dX = (c + d)X) and common
-    factors of matrix products (AX + BX = (A + B)X, XA + XB = X(A + B))."""
+def _combine(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
+    """a + b as one term, where that is possible: like terms (cX + dX = (c + d)X) and, in a
+    derivative, common factors (p/s + q/s = (p + q)/s, AX + BX = (A + B)X, XA + XB = X(A + B))."""
     ca, xa = split_coef(a)
     cb, xb = split_coef(b)
     if xa is xb or _commuted(xa, xb):
         c = ca + cb
-        return zeros(xa.ty) if c == 0 else scale(c, xa)
-    if (_InDerivative.on and xa.op == xb.op == "div" and xa.args[1] is xb.args[1] and ca == cb
+        return zeros(xa.ty, rules) if c == 0 else scale(c, xa, rules)
+    derivative = rules is not AS_WRITTEN
+    if (derivative and xa.op == xb.op == "div" and xa.args[1] is xb.args[1] and ca == cb
             and xa.args[1].ty.is_scalar and xa.args[0].ty == xb.args[0].ty):  # p/s + q/s = (p + q)/s
-        return scale(ca, div(add(*_ordered(xa.args[0], xb.args[0])), xa.args[1]))
+        return scale(ca, div(add(*_ordered(xa.args[0], xb.args[0]), rules), xa.args[1], rules), rules)
     if (xa.op == xb.op == "mul" and xa.args[0] is xb.args[0] and xa.args[0].ty.is_scalar
             and not xa.args[0].is_const and xa.args[1].ty == xb.args[1].ty):  # sX + sY, s an expression
-        inner = _combine(scale(ca, xa.args[1]), scale(cb, xb.args[1]))
+        inner = _combine(scale(ca, xa.args[1], rules), scale(cb, xb.args[1], rules), rules)
         if inner is not None:
-            return mul(xa.args[0], inner)
-    if _InDerivative.on and xa.op == "matmul" and xb.op == "matmul":
+            return mul(xa.args[0], inner, rules)
+    if derivative and xa.op == "matmul" and xb.op == "matmul":
         fa, fb = matmul_factors(xa, []), matmul_factors(xb, [])
         if fa is None or fb is None:
             return None
         if fa[-1] is fb[-1]:  # a common last factor, however the chains are grouped: s(sᵀW) = (ssᵀ)W
-            p, r = _product(fa[:-1]), _product(fb[:-1])
+            p, r = _product(fa[:-1], rules), _product(fb[:-1], rules)
             if p is not None and r is not None and p.ty == r.ty:
-                return _factored(ca, p, cb, r, lambda inner: matmul(inner, fa[-1]))
+                last = fa[-1]
+                return _factored(ca, p, cb, r, lambda inner: matmul(inner, last, rules), rules)
         if fa[0] is fb[0]:
-            q, t = _product(fa[1:]), _product(fb[1:])
+            q, t = _product(fa[1:], rules), _product(fb[1:], rules)
             if q is not None and t is not None and q.ty == t.ty:
-                return _factored(ca, q, cb, t, lambda inner: matmul(fa[0], inner))
+                first = fa[0]
+                return _factored(ca, q, cb, t, lambda inner: matmul(first, inner, rules), rules)
     return None
 
 
-def _factored(ca: float, p: Expr, cb: float, r: Expr, around) -> Expr:
+def _factored(ca: float, p: Expr, cb: float, r: Expr, around: Callable[[Expr], Expr],
+              rules: Rules) -> Expr:
     """ca·(…p…) + cb·(…r…) with the common factor written once: c(…(p + r)…) when the
     coefficients agree, (…(ca·p + cb·r)…) when they do not (AX − BX = (A − B)X)."""
     if ca == cb:
-        return scale(ca, around(add(*_ordered(p, r))))
-    return around(add(scale(ca, p), scale(cb, r)))
+        return scale(ca, around(add(*_ordered(p, r), rules)), rules)
+    return around(add(scale(ca, p, rules), scale(cb, r, rules), rules))
 
 
-def _product(factors: list) -> Optional[Expr]:
+def _product(factors: list[Expr], rules: Rules) -> Optional[Expr]:
     """F₁F₂…F_k grouped from the left; None where a partial product would be a scalar (xᵀx
     inside a chain cannot be matrix-multiplied on)."""
     out = factors[0]
     for f in factors[1:]:
         if out.ty.is_scalar or f.ty.is_scalar:
             return None
-        out = matmul(out, f)
+        out = matmul(out, f, rules)
     return None if out.ty.is_scalar else out
 
 
@@ -274,39 +346,11 @@ def _commuted(p: Expr, q: Expr) -> bool:
             and p.args[0].ty == p.args[1].ty)
 
 
-class _InDerivative:
-    """Factoring AX + BX into (A + B)X and cancelling p ⊘ p are for derivatives, not for the user's formula,
-    which is echoed as typed: `differentiate` switches it on while it builds adjoints."""
-
-    on = False
-
-    def __enter__(self):
-        self.saved, _InDerivative.on = _InDerivative.on, True
-
-    def __exit__(self, *exc):
-        _InDerivative.on = self.saved
-
-
-IN_DERIVATIVE = _InDerivative()
-
-
-class AsWritten:
-    """Simplification as for a user's formula (no derivative-only rewrites), whatever the caller
-    is in the middle of: shape inference builds a formula's graph when it is first asked for,
-    which may be inside a derivative."""
-
-    def __enter__(self) -> None:
-        self.saved = (_InDerivative.on, _Distributing.on)
-        _InDerivative.on = _Distributing.on = False
-
-    def __exit__(self, *exc: object) -> None:
-        _InDerivative.on, _Distributing.on = self.saved
-
 MAX_FLAT_TERMS = 12  # longer sums are left as written (keeps 100,000-term sums linear)
 _long_sums: "weakref.WeakSet[Expr]" = weakref.WeakSet()  # sums known to have more terms
 
 
-def _terms(e: Expr, ty, out: list) -> bool:
+def _terms(e: Expr, ty: Ty, out: list[Expr]) -> bool:
     """Flatten a sum of same-shaped terms into out; False (after at most MAX_FLAT_TERMS + 1 nodes
     looked at) when it has more terms than that — so building a long sum stays linear.  A sum
     found long is remembered: a sum containing it is long too, found in a step or two, so
@@ -331,66 +375,68 @@ def _terms(e: Expr, ty, out: list) -> bool:
     return True
 
 
-_sums_made: dict = {}  # (a, b, mode) -> what a + b simplified to (None: a + b as written)
+# (a, b, rules) -> what a + b simplified to (None: a + b as written); a few thousand recent
+# pairs, so the nodes it keeps alive are bounded
+_sums_made: dict[tuple[Expr, Expr, Rules], Optional[Expr]] = {}
 _SUMS_MADE_LIMIT = 4096  # recent ones only: enough for the prefixes of a sum being rebuilt
 
 
-def _simplify_add(args, params) -> Optional[Expr]:
+def _simplify_add(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     """a + b simplified, remembered for the recent pairs: merging like terms rebuilds the sum
     around the merged term, one prefix at a time, and each prefix is a sum simplified before
     (without this, every term added to a short sum re-simplified all its prefixes: a
     100,000-term sum of ten distinct terms cost 20,000 like-term comparisons a term)."""
-    key = (args[0], args[1], _mode())
+    a, b = args
+    key = (a, b, rules)
     if key in _sums_made:
         return _sums_made[key]
-    out = _simplify_add_once(args)
+    out = _simplify_add_once(a, b, rules)
     if len(_sums_made) >= _SUMS_MADE_LIMIT:
         _sums_made.clear()
     _sums_made[key] = out
     return out
 
 
-def _simplify_add_once(args) -> Optional[Expr]:
-    a, b = args
-    if _onto_long_sum(a, b):
+def _simplify_add_once(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
+    if _onto_long_sum(a, b, rules):
         return None
     if is_zero(a):
-        return like_broadcast(b, a, b)
+        return like_broadcast(b, a, b, rules)
     if is_zero(b):
-        return like_broadcast(a, a, b)
+        return like_broadcast(a, a, b, rules)
     if a.is_const and b.is_const:
         return const(a.value + b.value)
-    combined = _combine(a, b)
+    combined = _combine(a, b, rules)
     if combined is not None:
         return combined
     ca, xa = split_coef(a)
     cb, xb = split_coef(b)
     if ca == cb and ca < 0 and not xa.is_const and not xb.is_const:  # -cX - cY = -c(X + Y)
-        return scale(ca, add(xa, xb))
+        return scale(ca, add(xa, xb, rules), rules)
     if ca < 0 < cb:  # −p + q reads better as q − p
-        return add(b, a)
+        return add(b, a, rules)
     if a.op == "T" and a.args[0] is b:  # Aᵀ + A is written A + Aᵀ
-        return add(b, a)
-    if _InDerivative.on and a.ty == b.ty and not a.ty.is_scalar and any(
-            split_coef(x)[1].op == "mul" and "add" in (y.op for y in split_coef(x)[1].args) for x in args):
+        return add(b, a, rules)
+    if rules is DERIVATIVE and a.ty == b.ty and not a.ty.is_scalar and any(
+            split_coef(x)[1].op == "mul" and "add" in (y.op for y in split_coef(x)[1].args) for x in (a, b)):
         distributed = _distributed(make_raw("add", (a, b)))
         if distributed is not None:
             return distributed
     if (a.op == "add" or b.op == "add") and a.ty == b.ty:  # like terms anywhere in a longer sum
-        terms: list = []
+        terms: list[Expr] = []
         if _terms(a, a.ty, terms):
             # pairs within a sum simplified before hold no like terms: only pairs reaching past
             # it are compared (the same first pair is found, with fewer comparisons)
-            known = len(terms) if _settled(a) else 1
+            known = len(terms) if _settled(a, rules) else 1
             if _terms(b, a.ty, terms):
                 for i in range(len(terms)):
                     for j in range(max(i + 1, known), len(terms)):
-                        merged = _combine(terms[i], terms[j])
+                        merged = _combine(terms[i], terms[j], rules)
                         if merged is not None:
                             rest = terms[:i] + [merged] + terms[i + 1:j] + terms[j + 1:]
                             out = rest[0]
                             for t in rest[1:]:
-                                out = add(out, t)
+                                out = add(out, t, rules)
                             return out
     return None
 
@@ -398,12 +444,12 @@ def _simplify_add_once(args) -> Optional[Expr]:
 _UNKNOWN = object()
 
 
-def _onto_long_sum(a: Expr, b: Expr) -> bool:
+def _onto_long_sum(a: Expr, b: Expr, rules: Rules) -> bool:
     """Whether a + b is written as it is because a is a long sum (its first operand known long)
     and b a term that nothing below applies to: not zero, not a multiple of a itself, and not
     in a derivative (where terms distribute).  Every rule below then gives None, and a is a long
     sum found in one step: a term added to a 100,000-term sum costs a few tests."""
-    if a.op != "add" or _InDerivative.on or b.op == "add" or b.is_const or b.op == "fill":
+    if a.op != "add" or rules is not AS_WRITTEN or b.op == "add" or b.is_const or b.op == "fill":
         return False
     first, second = a.args
     if not (first.ty == a.ty and second.ty == a.ty and first in _long_sums):
@@ -414,27 +460,27 @@ def _onto_long_sum(a: Expr, b: Expr) -> bool:
     return True
 
 
-def _settled(e: Expr) -> bool:
-    """Whether e is a sum whose terms were compared pairwise for like terms, in this mode, and
-    none combined: it was built as written by a recent `_simplify_add`."""
-    return e.op == "add" and _sums_made.get((e.args[0], e.args[1], _mode()), _UNKNOWN) is None
+def _settled(e: Expr, rules: Rules) -> bool:
+    """Whether e is a sum whose terms were compared pairwise for like terms, under these rules,
+    and none combined: it was built as written by a recent `_simplify_add`."""
+    return e.op == "add" and _sums_made.get((e.args[0], e.args[1], rules), _UNKNOWN) is None
 
 
-def like_broadcast(keep: Expr, a: Expr, b: Expr) -> Expr:
+def like_broadcast(keep: Expr, a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
     """x + 0 is x, but with the broadcast shape of the sum."""
     ty = broadcast_ty(a, b)
     if keep.ty == ty:
         return keep
     if keep.ty.is_scalar:
-        return fill(keep, ty)
-    return make_raw("add", (keep, zeros(ty)))
+        return fill(keep, ty, rules)
+    return make_raw("add", (keep, zeros(ty, rules)))
 
 
 def broadcast_ty(a: Expr, b: Expr) -> Ty:
-    return broadcast_shape("+")(STRICT, (a.ty, b.ty), ())
+    return OPS["add"].shape(STRICT, (a.ty, b.ty), ())  # the shape rule of the sum's operator
 
 
-_transpose_counts: "weakref.WeakKeyDictionary[Expr, int]" = weakref.WeakKeyDictionary()
+_transpose_counts: weakref.WeakKeyDictionary[Expr, int] = weakref.WeakKeyDictionary()
 
 
 def _transposes(e: Expr) -> int:
@@ -448,17 +494,17 @@ def _transposes(e: Expr) -> int:
     return _transpose_counts[e]
 
 
-def _unknown_first(root: Expr, memo) -> list:
-    """The nodes of root not in memo, arguments before users, each once (iterative)."""
-    order: list = []
-    seen: set = set()
-    stack = [(root, False)]
+def _unknown_first(roots: Expr | list[Expr], memo: Collection[Expr]) -> list[Expr]:
+    """The nodes of the roots not in memo, arguments before users, each once (iterative)."""
+    order: list[Expr] = []
+    seen: set[Expr] = set()
+    stack = [(root, False) for root in reversed(roots if isinstance(roots, list) else [roots])]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
-        elif id(node) not in seen and node not in memo:
-            seen.add(id(node))
+        elif node not in seen and node not in memo:
+            seen.add(node)
             stack.append((node, True))
             stack.extend((a, False) for a in node.args)
     return order
@@ -466,69 +512,65 @@ def _unknown_first(root: Expr, memo) -> list:
 
 def _ordered(p: Expr, q: Expr) -> tuple[Expr, Expr]:
     """Terms in textbook order: fewer transposes first, then smaller."""
-    def key(e: Expr):
+    def key(e: Expr) -> tuple[int, int]:
         return (_transposes(e), e.size)
     return (p, q) if key(p) <= key(q) else (q, p)
 
 
-def _simplify_mul(args, params) -> Optional[Expr]:
+def _simplify_mul(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     a, b = args
     if a.is_const and b.is_const:
         return const(a.value * b.value)
     if b.ty.is_scalar and not a.ty.is_scalar or (b.is_const and not a.is_const):
-        return mul(b, a)  # scalar factors, and constants, to the front
+        return mul(b, a, rules)  # scalar factors, and constants, to the front
     if is_zero(a) or is_zero(b):
-        return zeros(broadcast_ty(a, b))
+        return zeros(broadcast_ty(a, b), rules)
     if a.is_const:
         if a.value == 1.0:
             return b
         cb, xb = split_coef(b)
         if cb != 1.0:
-            return scale(a.value * cb, xb)
+            return scale(a.value * cb, xb, rules)
         if xb.op == "fill":
-            return fill(mul(a, xb.args[0]), xb.ty)
+            return fill(mul(a, xb.args[0], rules), xb.ty, rules)
         if b.op == "div" and b.args[0].is_const and b.ty.is_scalar:  # c·(d/s) = (cd)/s
-            return div(const(a.value * b.args[0].value), b.args[1])
+            return div(const(a.value * b.args[0].value), b.args[1], rules)
         if a.value == -1.0 and b.op == "add":  # −(p − q) = q − p
             p, q = b.args
             if split_coef(q)[0] < 0:
-                return add(neg(q), neg(p))
+                return add(neg(q, rules), neg(p, rules), rules)
         return None  # canonical: the numeric coefficient is the outermost factor
     ca, xa = split_coef(a)
     cb, xb = split_coef(b)
     if ca != 1.0 or cb != 1.0:
-        return scale(ca * cb, mul(xa, xb))
+        return scale(ca * cb, mul(xa, xb, rules), rules)
     if a is b and a.ty.is_scalar:  # s·s = s²
-        return power(a, const(2.0))
+        return power(a, const(2.0), rules)
     if a.ty.is_scalar and b.ty.is_scalar and b.op == "pow" and b.args[0] is a and b.args[1].is_const:
-        return power(a, const(b.args[1].value + 1.0))
+        return power(a, const(b.args[1].value + 1.0), rules)
     for x, y in ((a, b), (b, a)):  # c𝟙 ⊙ Y = c·Y
         if x.op == "fill" and broadcast_ty(a, b) == y.ty:
-            return mul(x.args[0], y)
+            return mul(x.args[0], y, rules)
     if a.ty.is_scalar and b.op == "mul" and b.args[0].ty.is_scalar and not b.ty.is_scalar:
-        return mul(mul(a, b.args[0]), b.args[1])  # a·(b·X) = (ab)·X
+        return mul(mul(a, b.args[0], rules), b.args[1], rules)  # a·(b·X) = (ab)·X
     if b.op == "mul" and b.args[0].ty.is_scalar and not b.args[1].ty.is_scalar and not a.ty.is_scalar:
-        return mul(b.args[0], mul(a, b.args[1]))  # X ⊙ (s·Y) = s·(X ⊙ Y)
+        return mul(b.args[0], mul(a, b.args[1], rules), rules)  # X ⊙ (s·Y) = s·(X ⊙ Y)
     if a.op == "mul" and a.args[0].ty.is_scalar and not a.ty.is_scalar and not b.ty.is_scalar:
-        return mul(a.args[0], mul(a.args[1], b))  # (s·X) ⊙ Y = s·(X ⊙ Y)
+        return mul(a.args[0], mul(a.args[1], b, rules), rules)  # (s·X) ⊙ Y = s·(X ⊙ Y)
     if a.op == "div" and (not b.ty.is_scalar or a.ty.is_scalar):  # (p/q)·r = (p·r)/q
-        return div(mul(a.args[0], b), a.args[1])
+        return div(mul(a.args[0], b, rules), a.args[1], rules)
     if b.op == "div" and not a.ty.is_scalar:
-        return div(mul(a, b.args[0]), b.args[1])
-    if _InDerivative.on and (a.op == "add" or b.op == "add") and a.ty == b.ty:
+        return div(mul(a, b.args[0], rules), b.args[1], rules)
+    if rules is DERIVATIVE and (a.op == "add" or b.op == "add") and a.ty == b.ty:
         distributed = _distributed(make_raw("mul", (a, b)))
         if distributed is not None:
             return distributed
-    if a.op in ("mul", "div", "pow") or b.op in ("mul", "div", "pow") or a is b:
-        return _cancel(make_raw("mul", (a, b)))
+    if rules is not AS_WRITTEN and (a.op in ("mul", "div", "pow") or b.op in ("mul", "div", "pow") or a is b):
+        return _cancel(make_raw("mul", (a, b)), rules)
     return None
 
 
 MAX_EXPANDED_TERMS = 8
-
-
-class _Distributing:
-    on = False
 
 
 def _distributed(e: Expr) -> Optional[Expr]:
@@ -536,23 +578,18 @@ def _distributed(e: Expr) -> Optional[Expr]:
     when that comes out smaller.  It is what makes terms cancel: the chain rule through σ turns
     the cross-entropy −Σ y log σ(z) + (1 − y) log(1 − σ(z)) into ((y − 1) ⊘ (1 − σ) + y ⊘ σ) ⊙
     σ(1 − σ), which distributes and collects to y − σ — the logistic regression gradient
-    Xᵀ(σ(Xw) − y) as the textbooks print it.  Derivatives only, and never nested."""
-    if _Distributing.on:
+    Xᵀ(σ(Xw) − y) as the textbooks print it.  Derivatives only, and never nested: what it
+    builds is built under `Rules.DISTRIBUTING`."""
+    terms = _expand(e, [32])
+    if terms is None or len(terms) < 2 and e.op == "add":
         return None
-    _Distributing.on = True
-    try:
-        terms = _expand(e, [32])
-        if terms is None or len(terms) < 2 and e.op == "add":
-            return None
-        out = terms[0]
-        for t in terms[1:]:
-            out = add(out, t)
-        return out if out.size < e.size else None
-    finally:
-        _Distributing.on = False
+    out = terms[0]
+    for t in terms[1:]:
+        out = add(out, t, DISTRIBUTING)
+    return out if out.size < e.size else None
 
 
-def _expand(e: Expr, budget: list) -> Optional[list]:
+def _expand(e: Expr, budget: list[int]) -> Optional[list[Expr]]:
     """The terms of e with element-wise products distributed over sums (None past the budget)."""
     budget[0] -= 1
     if budget[0] < 0:
@@ -571,9 +608,9 @@ def _expand(e: Expr, budget: list) -> Optional[list]:
         terms = _expand(summed, budget)
         if terms is None:
             return None
-        out: list = []
+        out: list[Expr] = []
         for t in terms:
-            product = mul(t, whole)  # (y ⊘ σ) ⊙ (σ ⊙ (1 − σ)) = y ⊙ (1 − σ)
+            product = mul(t, whole, DISTRIBUTING)  # (y ⊘ σ) ⊙ (σ ⊙ (1 − σ)) = y ⊙ (1 − σ)
             more = _expand(product, budget) if product.op in ("add", "mul") else [product]
             if more is None:
                 return None
@@ -587,11 +624,11 @@ def _expand(e: Expr, budget: list) -> Optional[list]:
 MAX_FACTORS = 16  # longer products are left as written (keeps 1,000-deep chain rules linear)
 
 
-def _monomial(e: Expr, sign: float, coef: list, powers: dict, order: list) -> bool:
-    """Flatten a product/quotient into coef · Π baseᵏ; False if it broadcasts (then it stays),
-    or if it has more than MAX_FACTORS factors: the chain rule through a 1,000-deep formula
-    multiplies factor onto factor, and flattening the whole product at every step would make
-    it quadratic."""
+def _monomial(e: Expr, sign: float, coef: list[float], powers: dict[Expr, float]) -> bool:
+    """Flatten a product/quotient into coef · Π baseᵏ (powers: each base's exponent, in the
+    order met); False if it broadcasts (then it stays), or if it has more than MAX_FACTORS
+    factors: the chain rule through a 1,000-deep formula multiplies factor onto factor, and
+    flattening the whole product at every step would make it quadratic."""
     stack = [(e, sign)]
     looked = 0
     while stack:
@@ -617,26 +654,25 @@ def _monomial(e: Expr, sign: float, coef: list, powers: dict, order: list) -> bo
             if base.op in ("mul", "div") and base.ty.is_scalar:  # (ab)ᵏ = aᵏbᵏ, for scalars
                 stack.append((base, sign * k))
                 continue
-        if id(base) not in powers:
-            order.append(base)
-            powers[id(base)] = 0.0
-        powers[id(base)] += sign * k
+        powers[base] = powers.get(base, 0.0) + sign * k
     return True
 
 
-def _cancel(e: Expr) -> Optional[Expr]:
+def _cancel(e: Expr, rules: Rules) -> Optional[Expr]:
     """Products and quotients with a repeated factor, collected: p ⊙ q ⊘ p = q, s·s = s²,
-    σ ⊙ (1 − σ) ⊘ σ = 1 − σ.  Only when a base repeats, so the result is strictly smaller."""
-    coef, powers, order = [1.0], {}, []
-    if not _InDerivative.on or not _monomial(e, 1.0, coef, powers, order):
+    σ ⊙ (1 − σ) ⊘ σ = 1 − σ.  Only when a base repeats, so the result is strictly smaller.
+    Derivatives only: cancelling changes where a formula is defined."""
+    coef = [1.0]
+    powers: dict[Expr, float] = {}  # insertion-ordered: the bases in the order met
+    if not _monomial(e, 1.0, coef, powers):
         return None
     occurrences = _count_factors(e)
-    if len(order) >= occurrences:
+    if len(powers) >= occurrences:
         return None
-    num = [(b, k) for b in order if (k := powers[id(b)]) > 0]
-    den = [(b, -k) for b in order if (k := powers[id(b)]) < 0]
+    num = [(b, k) for b, k in powers.items() if k > 0]
+    den = [(b, -k) for b, k in powers.items() if k < 0]
 
-    def product(items):
+    def product(items: list[tuple[Expr, float]]) -> Optional[Expr]:
         out = None
         for b, k in sorted(items, key=lambda bk: (not bk[0].ty.is_scalar, bk[0].size)):
             term = b if k == 1 else make_raw("pow", (b, const(k)))
@@ -646,13 +682,13 @@ def _cancel(e: Expr) -> Optional[Expr]:
     top, bottom = product(num), product(den)
     ty = e.ty
     if top is None:
-        top = const(1.0) if ty.is_scalar or bottom is not None and bottom.ty == ty else fill(const(1.0), ty)
+        top = const(1.0) if ty.is_scalar or bottom is not None and bottom.ty == ty else fill(const(1.0), ty, rules)
     out = top if bottom is None else make_raw("div", (top, bottom))
     if out.ty != ty:
-        out = make_raw("mul", (out, fill(const(1.0), ty))) if out.ty.is_scalar else out
+        out = make_raw("mul", (out, fill(const(1.0), ty, rules))) if out.ty.is_scalar else out
         if out.ty != ty:
             return None
-    return scale(coef[0], out) if coef[0] != 1.0 else out
+    return scale(coef[0], out, rules) if coef[0] != 1.0 else out
 
 
 def _count_factors(e: Expr) -> int:
@@ -666,77 +702,86 @@ def _count_factors(e: Expr) -> int:
     return count
 
 
-def _simplify_div(args, params) -> Optional[Expr]:
+def _simplify_div(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     a, b = args
     if a.is_const and b.is_const and b.value != 0:
         return const(a.value / b.value)
     if is_one(b):
         return a
     if b.is_const and b.value != 0:
-        return mul(const(1.0 / b.value), a)
+        return mul(const(1.0 / b.value), a, rules)
     if is_zero(a):
-        return zeros(broadcast_ty(a, b))
+        return zeros(broadcast_ty(a, b), rules)
     ca, xa = split_coef(a)
     if ca != 1.0 and not xa.is_const:
-        return scale(ca, div(xa, b))
-    if _InDerivative.on and xa is b and a.ty == b.ty:  # x/x = 1 (not where x = 0: derivatives only)
-        return scale(ca, fill(const(1.0), a.ty) if not a.ty.is_scalar else const(1.0))
+        return scale(ca, div(xa, b, rules), rules)
+    derivative = rules is not AS_WRITTEN  # cancellations change where f is defined
+    if derivative and xa is b and a.ty == b.ty:  # x/x = 1 (not where x = 0: derivatives only)
+        return scale(ca, fill(const(1.0), a.ty, rules) if not a.ty.is_scalar else const(1.0), rules)
     if xa.op == "exp" and b.op == "add" and is_one(b.args[0]) and b.args[1] is xa:
-        return scale(ca, fn("sigmoid", xa.args[0]))  # eᶻ/(1 + eᶻ) = σ(z)
-    if b.ty.is_scalar and _InDerivative.on:  # cancellations change where f is defined
-        if xa.op == "div" and xa.args[1] is b:  # (p/s)/s = p/s²
-            return scale(ca, div(xa.args[0], power(b, const(2.0))))
-        if xa.op == "div" and xa.args[1].op == "pow" and xa.args[1].args[0] is b and xa.args[1].args[1].is_const:
-            return scale(ca, div(xa.args[0], power(b, const(xa.args[1].args[1].value + 1.0))))
-        s_, rest = (xa.args[0], xa.args[1]) if xa.op == "mul" and xa.args[0].ty.is_scalar else (xa, None)
-        cs, s_ = split_coef(s_)
-        ca *= cs
-        if s_.op == "sqnorm" and b.op == "norm2" and s_.args[0] is b.args[0]:  # ‖v‖²X/‖v‖ = ‖v‖X
-            return scale(ca, mul(b, rest) if rest is not None else b)
-        if s_ is b:  # (s·X)/s = X
-            return scale(ca, rest if rest is not None else const(1.0))
-        if s_.op == "pow" and s_.args[0] is b and s_.args[1].is_const:  # sᵏX/s = sᵏ⁻¹X
-            lower = power(b, const(s_.args[1].value - 1.0))
-            return scale(ca, mul(lower, rest) if rest is not None else lower)
-    if exp_sum := _softmax_of(xa, b):
-        return scale(ca, exp_sum)
-    return _cancel(make_raw("div", (a, b)))
+        return scale(ca, fn("sigmoid", xa.args[0], rules), rules)  # eᶻ/(1 + eᶻ) = σ(z)
+    if derivative and b.ty.is_scalar:
+        cancelled = _cancel_scalar(xa, b, ca, rules)
+        if cancelled is not None:
+            return cancelled
+    if exp_sum := _softmax_of(xa, b, rules):
+        return scale(ca, exp_sum, rules)
+    return _cancel(make_raw("div", (a, b)), rules) if derivative else None
 
 
-def _softmax_of(num: Expr, den: Expr) -> Optional[Expr]:
-    """exp(x) / sum(exp(x)) = softmax(x) for a vector x."""
-    if num.op == "exp" and num.ty.is_col and den.op == "sum" and den.params == (None, False) \
-            and den.args[0] is num:
-        return fn("softmax", num.args[0])
+def _cancel_scalar(xa: Expr, b: Expr, ca: float, rules: Rules) -> Optional[Expr]:
+    """ca·xa / b for a scalar b that xa holds as a factor (derivatives only)."""
+    if xa.op == "div" and xa.args[1] is b:  # (p/s)/s = p/s²
+        return scale(ca, div(xa.args[0], power(b, const(2.0), rules), rules), rules)
+    if xa.op == "div" and xa.args[1].op == "pow" and xa.args[1].args[0] is b and xa.args[1].args[1].is_const:
+        return scale(ca, div(xa.args[0], power(b, const(xa.args[1].args[1].value + 1.0), rules), rules), rules)
+    s_, rest = (xa.args[0], xa.args[1]) if xa.op == "mul" and xa.args[0].ty.is_scalar else (xa, None)
+    cs, s_ = split_coef(s_)
+    ca *= cs
+    if s_.op == "sqnorm" and b.op == "norm2" and s_.args[0] is b.args[0]:  # ‖v‖²X/‖v‖ = ‖v‖X
+        return scale(ca, mul(b, rest, rules) if rest is not None else b, rules)
+    if s_ is b:  # (s·X)/s = X
+        return scale(ca, rest if rest is not None else const(1.0), rules)
+    if s_.op == "pow" and s_.args[0] is b and s_.args[1].is_const:  # sᵏX/s = sᵏ⁻¹X
+        lower = power(b, const(s_.args[1].value - 1.0), rules)
+        return scale(ca, mul(lower, rest, rules) if rest is not None else lower, rules)
     return None
 
 
-def _simplify_pow(args, params) -> Optional[Expr]:
+def _softmax_of(num: Expr, den: Expr, rules: Rules) -> Optional[Expr]:
+    """exp(x) / sum(exp(x)) = softmax(x) for a vector x."""
+    if num.op == "exp" and num.ty.is_col and den.op == "sum" and den.params == (None, False) \
+            and den.args[0] is num:
+        return fn("softmax", num.args[0], rules)
+    return None
+
+
+def _simplify_pow(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     a, b = args
     if b.is_const:
         if b.value == 1.0:
             return a
         if b.value == 0.0:
-            return fill(const(1.0), a.ty) if not a.ty.is_scalar else const(1.0)
+            return fill(const(1.0), a.ty, rules) if not a.ty.is_scalar else const(1.0)
         if b.value == 2.0 and a.op == "norm2":
-            return make("sqnorm", a.args[0])
+            return _make(rules, "sqnorm", (a.args[0],))
         if a.is_const:
             return _fold(lambda x, y: x ** y)(args, params)
     return None
 
 
-def _simplify_matmul(args, params) -> Optional[Expr]:
+def _simplify_matmul(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     a, b = args
     if a.ty.is_col and b.ty.is_matrix:  # numpy's 1-D x @ A is the column Aᵀx
-        return matmul(T(b), a)
+        return matmul(T(b, rules), a, rules)
     if a.ty.is_col and b.ty.is_col:  # numpy's x @ y is the inner product xᵀy
-        return matmul(T(a), b)
+        return matmul(T(a, rules), b, rules)
     ca, xa = split_coef(a)
     cb, xb = split_coef(b)
     if ca != 1.0 or cb != 1.0:
-        return scale(ca * cb, matmul(xa, xb))
+        return scale(ca * cb, matmul(xa, xb, rules), rules)
     if is_zero(a) or is_zero(b):
-        return zeros(matmul_shape(STRICT, (a.ty, b.ty), ()))
+        return zeros(OPS["matmul"].shape(STRICT, (a.ty, b.ty), ()), rules)
     if a.op == "eye":
         return b
     if b.op == "eye":
@@ -744,27 +789,28 @@ def _simplify_matmul(args, params) -> Optional[Expr]:
     for x, y, pos in ((a, b, 0), (b, a, 1)):  # (sX)Y = s(XY) for a scalar expression s
         if x.op == "mul" and x.args[0].ty.is_scalar and not x.args[1].ty.is_scalar:
             rest = (x.args[1], y) if pos == 0 else (y, x.args[1])
-            return mul(x.args[0], matmul(*rest))
+            return mul(x.args[0], matmul(*rest, rules), rules)
         if x.op == "div" and x.args[1].ty.is_scalar and not x.args[0].ty.is_scalar:  # (X/s)Y = XY/s
             rest = (x.args[0], y) if pos == 0 else (y, x.args[0])
-            return div(matmul(*rest), x.args[1])
+            return div(matmul(*rest, rules), x.args[1], rules)
     if a.op == "diagm" and b.op == "diagm":  # diag(u)diag(v) = diag(u ⊙ v)
-        return make("diagm", mul(a.args[0], b.args[0]))
+        return _make(rules, "diagm", (mul(a.args[0], b.args[0], rules),))
     if a.op == "diagm" and b.op == "matmul" and b.args[0].op == "diagm":
-        return matmul(matmul(a, b.args[0]), b.args[1])
+        return matmul(matmul(a, b.args[0], rules), b.args[1], rules)
     if b.op == "diagm" and a.op == "matmul" and a.args[1].op == "diagm":
-        return matmul(a.args[0], matmul(a.args[1], b))
-    ty = matmul_shape(STRICT, (a.ty, b.ty), ())
+        return matmul(a.args[0], matmul(a.args[1], b, rules), rules)
+    ty = OPS["matmul"].shape(STRICT, (a.ty, b.ty), ())
     if a.ty.is_col and b.ty.is_row:  # an outer product: 𝟙xᵀ stays as it is
         return None
     if a.op == "fill" and b.ty.is_vector:  # (c𝟙)v = c·sum(v)𝟙
-        return fill(mul(a.args[0], summ(b)), ty)
+        return fill(mul(a.args[0], summ(b, rules=rules), rules), ty, rules)
     if b.op == "fill" and a.ty.is_vector:
-        return fill(mul(b.args[0], summ(a)), ty) if not ty.is_scalar else mul(b.args[0], summ(a))
+        s = mul(b.args[0], summ(a, rules=rules), rules)
+        return fill(s, ty, rules) if not ty.is_scalar else s
     return None
 
 
-_symmetric_memo: "weakref.WeakKeyDictionary[Expr, bool]" = weakref.WeakKeyDictionary()
+_symmetric_memo: weakref.WeakKeyDictionary[Expr, bool] = weakref.WeakKeyDictionary()
 
 
 def is_symmetric(e: Expr) -> bool:
@@ -782,21 +828,21 @@ def is_symmetric(e: Expr) -> bool:
     if known is not None:
         return known
     stack = [(e, _symmetric(e))]
-    active = {id(e)}  # a node whose answer rests on its own (a broadcast sum is its one term): no
-    answer = None
+    active = {e}  # a node whose answer rests on its own (a broadcast sum is its one term): no
+    answer: Optional[bool] = None
     while stack:
         node, rule = stack[-1]
         try:
-            need = rule.send(answer)
+            need = next(rule) if answer is None else rule.send(answer)  # None: a new rule
         except StopIteration as done:
             answer = _symmetric_memo[node] = bool(done.value)
-            active.discard(id(node))
+            active.discard(node)
             stack.pop()
             continue
-        answer = _symmetric_memo.get(need) if _square(need) and id(need) not in active else False
+        answer = _symmetric_memo.get(need) if _square(need) and need not in active else False
         if answer is None:
             stack.append((need, _symmetric(need)))
-            active.add(id(need))
+            active.add(need)
     return _symmetric_memo[e]
 
 
@@ -813,7 +859,7 @@ def is_transpose_pair(a: Expr, b: Expr) -> bool:
 MAX_CHAIN = 32  # longer products are not searched for common factors or symmetry
 
 
-def matmul_factors(e: Expr, out: list, limit: int | None = MAX_CHAIN) -> list | None:
+def matmul_factors(e: Expr, out: list[Expr], limit: int | None = MAX_CHAIN) -> list[Expr] | None:
     """The factors F₁…F_k of a product however it is grouped, appended to out; None when there
     are more than `limit` (A(A(A…x)) 1,000 deep is not flattened at every simplifying step)."""
     stack = list(reversed(e.args))
@@ -898,7 +944,7 @@ def _transpose_pair(a: Expr, b: Expr) -> Generator[Expr, bool, bool]:
     return a is b and (yield a)
 
 
-def _simplify_T(args, params) -> Optional[Expr]:
+def _simplify_T(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     (a,) = args
     if a.ty.is_scalar:
         return a
@@ -909,68 +955,68 @@ def _simplify_T(args, params) -> Optional[Expr]:
     if a.op in ("eye", "const"):
         return a
     if a.op == "fill":
-        return fill(a.args[0], a.ty.transposed())
+        return fill(a.args[0], a.ty.transposed(), rules)
     if a.op == "mul" and a.args[0].ty.is_scalar:  # (cX)ᵀ = cXᵀ
-        return mul(a.args[0], T(a.args[1]))
+        return mul(a.args[0], T(a.args[1], rules), rules)
     if a.op == "add" and a.args[0].ty == a.args[1].ty:  # (P + Q)ᵀ = Pᵀ + Qᵀ when that leaves
         # fewer transposes: (A + Aᵀ)ᵀ = A + Aᵀ.  Not for a broadcast sum: (A + x)ᵀ adds x to rows.
-        distributed = add(T(a.args[0]), T(a.args[1]))
+        distributed = add(T(a.args[0], rules), T(a.args[1], rules), rules)
         if _transposes(distributed) <= _transposes(a):
             return distributed
     if a.op == "div" and a.args[1].ty.is_scalar:  # (X/s)ᵀ = Xᵀ/s
-        return div(T(a.args[0]), a.args[1])
+        return div(T(a.args[0], rules), a.args[1], rules)
     if a.op == "matmul":  # (AB)ᵀ = BᵀAᵀ, pushing transposes onto the leaves
-        return matmul(T(a.args[1]), T(a.args[0]))
+        return matmul(T(a.args[1], rules), T(a.args[0], rules), rules)
     if a.op in ("diagm",):
         return a
     return None
 
 
-def _simplify_sqrt(args, params) -> Optional[Expr]:
+def _simplify_sqrt(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     (a,) = args
     if a.op == "sqnorm":  # √(‖v‖²) = ‖v‖
-        return make("norm2", a.args[0])
+        return _make(rules, "norm2", (a.args[0],))
     return _fold(math.sqrt)(args, params)
 
 
-def _simplify_log(args, params) -> Optional[Expr]:
+def _simplify_log(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     (a,) = args
     if a.op == "exp":
         return a.args[0]
     if a.op == "det":
-        return make("logdet", a.args[0])
+        return _make(rules, "logdet", (a.args[0],))
     if a.op == "sum" and a.params == (None, False) and a.args[0].op == "exp":  # log Σ eˣ
-        return make("logsumexp", a.args[0].args[0])
+        return _make(rules, "logsumexp", (a.args[0].args[0],))
     if a.op == "softmax":  # log softmax(v) = v − logsumexp(v)
         v = a.args[0]
-        return sub(v, make("logsumexp", v))
+        return sub(v, _make(rules, "logsumexp", (v,)), rules)
     if a.op == "pow" and a.args[0].ty.is_scalar and a.args[0].op == "exp":  # log (eᵃ)ᵖ = p·a
-        return mul(a.args[1], fn("log", a.args[0]))
+        return mul(a.args[1], fn("log", a.args[0], rules), rules)
     if a.op == "pow" and a.args[0].op == "det" and a.args[1].is_const and not (
             float(a.args[1].value).is_integer() and a.args[1].value % 2 == 0):
-        return mul(a.args[1], fn("log", a.args[0]))  # log det(X)ᵖ = p·log det(X), not for even p
+        return mul(a.args[1], fn("log", a.args[0], rules), rules)  # log det(X)ᵖ = p·log det(X), not for even p
     return _fold(math.log)(args, params)
 
 
-def _simplify_det(args, params) -> Optional[Expr]:
+def _simplify_det(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     (a,) = args
     if a.op == "inv":  # det(X⁻¹) = 1/det(X)
-        return power(make("det", a.args[0]), const(-1.0))
+        return power(_make(rules, "det", (a.args[0],)), const(-1.0), rules)
     if a.op == "T":
-        return make("det", a.args[0])
+        return _make(rules, "det", (a.args[0],))
     return None
 
 
-def _simplify_logdet(args, params) -> Optional[Expr]:
+def _simplify_logdet(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     (a,) = args
     if a.op == "inv":
-        return neg(make("logdet", a.args[0]))
+        return neg(_make(rules, "logdet", (a.args[0],)), rules)
     if a.op == "T":
-        return make("logdet", a.args[0])
+        return _make(rules, "logdet", (a.args[0],))
     return None
 
 
-def _simplify_inv(args, params) -> Optional[Expr]:
+def _simplify_inv(args: tuple[Expr, ...], params: Params) -> Optional[Expr]:
     (a,) = args
     if a.op == "inv":
         return a.args[0]
@@ -979,45 +1025,55 @@ def _simplify_inv(args, params) -> Optional[Expr]:
     return None
 
 
-def _simplify_sum(args, params) -> Optional[Expr]:
+def _simplify_sum(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     (a,) = args
     axis, keep = params
     if axis is None:
         if a.ty.is_scalar:
             return a
         if a.op == "pow" and a.args[1].is_const and a.args[1].value == 2.0:
-            return make("sqnorm", a.args[0])  # Σ x² = ‖x‖²
+            return _make(rules, "sqnorm", (a.args[0],))  # Σ x² = ‖x‖²
         if a.op == "fill":
-            return mul(a.args[0], make_raw("numel", (), (a.ty,)))
+            return mul(a.args[0], make_raw("numel", (), (a.ty,)), rules)
         if a.op == "softmax":
             return const(1.0)
     if a.op == "expand" and a.params[:2] == (axis, keep) and axis is not None:  # Σ of n copies
         n = make_raw("numel", (), (Ty((a.ty.dims[axis],)),))
-        return mul(n, a.args[0])
+        return mul(n, a.args[0], rules)
     if a.op == "diagm" and not keep:  # the row and column sums of diag(w) are w
-        return summ(a.args[0]) if axis is None else a.args[0]
+        return summ(a.args[0], rules=rules) if axis is None else a.args[0]
     if a.op == "mul" and a.args[0].ty.is_scalar and not a.args[1].ty.is_scalar:
-        return mul(a.args[0], summ(a.args[1], axis, keep))  # sum is linear
+        return mul(a.args[0], summ(a.args[1], axis, keep, rules), rules)  # sum is linear
     if a.op == "div" and a.args[1].ty.is_scalar and not a.args[0].ty.is_scalar:
-        return div(summ(a.args[0], axis, keep), a.args[1])  # Σ(A/s) = (ΣA)/s
+        return div(summ(a.args[0], axis, keep, rules), a.args[1], rules)  # Σ(A/s) = (ΣA)/s
     if a.op == "fill" and axis is not None:
         n = make_raw("numel", (), (Ty((a.ty.dims[axis % a.ty.rank],)),))
-        return fill(mul(a.args[0], n), sum_shape(STRICT, (a.ty,), params))
+        return fill(mul(a.args[0], n, rules), OPS["sum"].shape(STRICT, (a.ty,), params), rules)
     return None
 
 
-def _simplify_fill(args, params) -> Optional[Expr]:
+def _simplify_fill(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     (v,) = args
     (ty,) = params
     if ty.is_scalar:
         return v
     if v.op == "fill":
-        return fill(v.args[0], ty)
+        return fill(v.args[0], ty, rules)
     return None
 
 
-def _simplify_tr(args, params) -> Optional[Expr]:
+def _simplify_tr(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
     (a,) = args
     if a.op == "T":
-        return make("tr", a.args[0])
+        return _make(rules, "tr", (a.args[0],))
     return None
+
+
+# the hooks above that read the rules in force, as `_make` finds them (by the operator's hook)
+_RULED: dict[object, RuledHook] = {hook: hook for hook in (
+    _simplify_add, _simplify_mul, _simplify_div, _simplify_pow, _simplify_matmul, _simplify_T,
+    _simplify_sqrt, _simplify_log, _simplify_det, _simplify_logdet, _simplify_sum, _simplify_fill,
+    _simplify_tr)}
+# the hooks with rewrites of their own for derivatives only: a node of theirs is rebuilt by
+# `derivative_form` even where its arguments stay
+_DERIVATIVE_ONLY: frozenset[object] = frozenset((_simplify_add, _simplify_mul, _simplify_div))
