@@ -47,9 +47,7 @@ RuledHook: TypeAlias = Callable[[tuple[Expr, ...], "Params", Rules], Optional[Ex
 def _make(rules: Rules, op_name: str, args: tuple[Expr, ...], params: Params = ()) -> Expr:
     """`make` under the given rules: as written, `make` itself; otherwise the operator's hook is
     given the rules (hooks of other modules have no derivative-only rewrites and run as usual)."""
-    if rules is AS_WRITTEN:
-        return make(op_name, *args, params=params)
-    ruled = _RULED.get(OPS[op_name].simplify)
+    ruled = _RULED.get(OPS[op_name].simplify) if rules is not AS_WRITTEN else None
     if ruled is None:
         return make(op_name, *args, params=params)
     try:
@@ -73,7 +71,10 @@ class DerivativeForm:
         self._done: dict[Expr, Expr] = {n: n for n in given}  # each node -> its derivative form
 
     def __call__(self, roots: list[Expr]) -> list[Expr]:
-        return rewrite(roots, self._visit, _unknown_first(roots, self._done), done=self._done)
+        order = _unknown_first(roots, self._done)
+        if not order:  # all seen before (an adjoint passed on unchanged)
+            return [self._done[r] for r in roots]
+        return rewrite(roots, self._visit, order, done=self._done)
 
     def _visit(self, node: Expr, args: tuple[Expr, ...]) -> Expr:
         if args == node.args and OPS[node.op].simplify not in _DERIVATIVE_ONLY:
@@ -107,11 +108,11 @@ def sym(name: str, ty: Ty) -> Expr:
 
 
 def add(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
-    return _make(rules, "add", (a, b))
+    return make("add", a, b) if rules is AS_WRITTEN else _make(rules, "add", (a, b))
 
 
 def mul(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
-    return _make(rules, "mul", (a, b))
+    return make("mul", a, b) if rules is AS_WRITTEN else _make(rules, "mul", (a, b))
 
 
 def neg(a: Expr, rules: Rules = AS_WRITTEN) -> Expr:
@@ -123,15 +124,15 @@ def sub(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
 
 
 def div(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
-    return _make(rules, "div", (a, b))
+    return make("div", a, b) if rules is AS_WRITTEN else _make(rules, "div", (a, b))
 
 
 def power(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
-    return _make(rules, "pow", (a, b))
+    return make("pow", a, b) if rules is AS_WRITTEN else _make(rules, "pow", (a, b))
 
 
 def matmul(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:
-    return _make(rules, "matmul", (a, b))
+    return make("matmul", a, b) if rules is AS_WRITTEN else _make(rules, "matmul", (a, b))
 
 
 def T(a: Expr, rules: Rules = AS_WRITTEN) -> Expr:
