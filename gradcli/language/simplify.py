@@ -9,8 +9,9 @@ so what they produce is simplified as it is built.
 Some rewrites are for derivatives only: factoring AX + BX into (A + B)X, cancelling p ⊘ p and
 x/x (which changes where a formula is defined), distributing (p + q) ⊙ r to collect terms.  A
 user's formula is echoed as typed, so these are a separate step the differentiator asks for:
-`derivative_form` rebuilds a derivative's new nodes under `Rules.DERIVATIVE`.  The rules are a
-value passed down the hooks that read them, never a switch someone else flips.
+`DerivativeForm` rebuilds a derivative's new nodes under `Rules.DERIVATIVE` (each adjoint once
+it is complete, before the chain rule reads it).  The rules are a value passed down the hooks
+that read them, never a switch someone else flips.
 """
 
 from __future__ import annotations
