@@ -308,7 +308,8 @@ def terms(e: Expr, limit: int = 16) -> list[Expr]:
             for part in _addends(n.args[i]):
                 args = list(n.args)
                 args[i] = part
-                out.append(S.scale(coef, S.matmul(*args) if n.op == "matmul" else S.mul(*args)))
+                a, b = args
+                out.append(S.scale(coef, S.matmul(a, b) if n.op == "matmul" else S.mul(a, b)))
         else:
             out.append(S.scale(coef, n))
     walk(e, 1.0)
