@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from ..errors import GradcliError
 from ..language import simplify as S
-from ..language.expr import OPS, Expr, IllTyped, ShapeMsg, make
+from ..language.expr import OPS, Expr, IllTyped, ShapeMsg, make, topological
 from ..language.shapes import Dim, DimMismatch, Ty, product
 from .differentiate import depends_on, gradients
 
@@ -41,10 +41,11 @@ def vec_jacobian(f: Expr, x: Expr) -> Expr | None:
     if f.ty.is_scalar or x.ty.is_scalar:
         return None
     try:
-        with S.IN_DERIVATIVE:
-            out = _Rules(f, x).of(f)
-            if out is None:  # f does not depend on x
-                return S.zeros(Ty((size(f.ty), size(x.ty))))
+        out = _Rules(f, x).of(f)
+        if out is None:  # f does not depend on x
+            return S.zeros(Ty((size(f.ty), size(x.ty))))
+        # a derivative: its terms may be factored and cancelled (f's own nodes stay as written)
+        (out,) = S.derivative_form([out], topological([f]))
     except (NoKroneckerForm, ShapeMsg, DimMismatch, GradcliError, IllTyped):
         return None
     if out.ty.is_vector or out.ty.dims != (size(f.ty), size(x.ty)):
