@@ -27,6 +27,7 @@ from .errors import GradcliError, printable
 from .record import Factory, record
 from .results import Checks, Results
 from .language.shapes import Dim
+from .language.structures import split_structure
 from .spelling import PYTHON, Spelling
 from .values import Backend, Inputs, Progress, Quiet, drawn, evaluate_on, finite_differences, gather, \
     open_data, save, translated
@@ -47,6 +48,8 @@ class RunOptions:
     wrt: tuple[str, ...] = ()
     shapes: Mapping[str, Dims] = Factory(default_factory=dict)  # declared shapes
     sizes: Mapping[str, int] | None = None  # named dimensions no array fixes
+    structures: Mapping[str, str] = Factory(default_factory=dict)  # S → symmetric | spd | diagonal
+    symmetric_gradient: str = "sym"  # gradient wrt a symmetric S: sym (G + Gᵀ)/2 | vech (G + Gᵀ − G⊙I)
     layout: str | None = None
     fns: Mapping[str, str] = Factory(default_factory=dict)  # abstract function → element-wise builtin
     arrays: Mapping[str, Any] = Factory(default_factory=dict)  # float arrays by symbol name
@@ -73,7 +76,8 @@ def grad(formula: str, values: Mapping[str, Any] | None = None, /, *, wrt: str |
          data: str | Sequence[str] | Mapping[str, Any] | None = None, random: bool = False,
          allow_nonfinite: bool = False, check: bool = False, tol: float = 1e-5, save: str | None = None,
          claims: str | Sequence[str] | Mapping[str, str] | None = None, backend: str | None = None,
-         scheduler: str | None = None, chunk_rows: int | None = None, **arrays: Any) -> Results:
+         scheduler: str | None = None, chunk_rows: int | None = None,
+         structures: Mapping[str, str] | None = None, symmetric_gradient: str = "sym", **arrays: Any) -> Results:
     """The derivatives of `formula` with respect to its wrt symbols, keyed by name.
 
     arrays (keywords, or the mapping after the formula): values of symbols by name (their shapes
@@ -84,10 +88,13 @@ def grad(formula: str, values: Mapping[str, Any] | None = None, /, *, wrt: str |
     random=True: seeded draws (`seed`) for the symbols without values; allow_nonfinite: NaN/Inf
     results instead of a math error; check=True: finite differences now (`.checks`, below `tol`);
     save: a folder for f.npy and d_<x>.npy; claims: a claimed derivative ("EXPR" or
-    {"x": "EXPR"}; `.claims`); backend="dask" (with scheduler, chunk_rows)."""
+    {"x": "EXPR"}; `.claims`); backend="dask" (with scheduler, chunk_rows); structures:
+    {"S": "spd"} declared structure (symmetric, spd, diagonal; or shapes={"S": "n,n,spd"});
+    symmetric_gradient: "sym" ((G + Gᵀ)/2) or "vech" (G + Gᵀ − G⊙I)."""
     keywords = dict(wrt=wrt, sizes=sizes, shapes=shapes, layout=layout, fns=fns, seed=seed, order=order,
                     data=data, random=random, allow_nonfinite=allow_nonfinite, check=check, tol=tol,
-                    save=save, claims=claims, backend=backend, scheduler=scheduler, chunk_rows=chunk_rows)
+                    save=save, claims=claims, backend=backend, scheduler=scheduler, chunk_rows=chunk_rows,
+                    structures=structures, symmetric_gradient=symmetric_gradient)
     return run(formula, options(formula, {**(values or {}), **arrays}, **keywords))
 
 
@@ -143,7 +150,8 @@ def options(formula: str, arrays: Mapping[str, Any], **kw: Any) -> RunOptions:
         "layout": (str, none), "fns": (Mapping, none), "seed": (Integral,), "order": (Integral,),
         "data": (str, list, tuple, Mapping, none), "random": (bool,), "allow_nonfinite": (bool,),
         "check": (bool,), "tol": (Real,), "save": (str, none), "claims": (str, list, tuple, Mapping, none),
-        "backend": (str, none), "scheduler": (str, none), "chunk_rows": (Integral, none)}.items() if k in kw})
+        "backend": (str, none), "scheduler": (str, none), "chunk_rows": (Integral, none),
+        "structures": (Mapping, none), "symmetric_gradient": (str,)}.items() if k in kw})
     order = int(kw.get("order", 1))
     if order not in (1, 2):
         raise GradcliError("usage", f"order={order}: expected 1 (gradients, Jacobians) or 2 (Hessians)")
@@ -152,6 +160,9 @@ def options(formula: str, arrays: Mapping[str, Any], **kw: Any) -> RunOptions:
     return RunOptions(
         order=order, wrt=tuple([wrt] if isinstance(wrt, str) else wrt or ()),
         shapes={n: _declared(n, s) for n, s in (kw.get("shapes") or {}).items()},
+        structures={**{n: split_structure(s)[1] for n, s in (kw.get("shapes") or {}).items()
+                       if isinstance(s, str) and split_structure(s)[1]}, **dict(kw.get("structures") or {})},
+        symmetric_gradient=kw.get("symmetric_gradient", "sym"),
         sizes=kw.get("sizes"), layout=kw.get("layout"), fns=dict(kw.get("fns") or {}),
         arrays={n: _as_value(n, v) for n, v in arrays.items()}, data=_data_specs(kw.get("data")),
         random=kw.get("random", False), seed=int(kw.get("seed", 0)), allow_nonfinite=kw.get("allow_nonfinite", False),
@@ -185,7 +196,7 @@ def _declared(name: str, dims: Any) -> Dims:
     from .api import parse_dims
 
     if isinstance(dims, str):
-        return tuple(parse_dims(dims))
+        return tuple(parse_dims(split_structure(dims)[0]))
     entries = tuple(dims) if isinstance(dims, (tuple, list)) else None
     if entries is None or len(entries) > 2 or not all(
             (isinstance(d, Integral) and not isinstance(d, bool) and int(d) >= 1)
@@ -303,7 +314,8 @@ def run(formula: str, o: RunOptions) -> Results:
         with translated(s):  # an array's shape must agree with a declared one, as data files
             check_declared_shapes(dict(o.shapes), {n: v.shape for n, v in o.arrays.items()})
     with translated(s):  # the shape checker's advice names flags (--fn h=tanh)
-        problem = analyze(formula, dict(o.shapes), list(o.wrt), o.layout, data_shapes, set(fns))
+        problem = analyze(formula, dict(o.shapes), list(o.wrt), o.layout, data_shapes, set(fns),
+                          dict(o.structures), o.symmetric_gradient)
         if o.arrays or o.sizes:
             problem = problem.bind(dict(o.arrays), dict(o.sizes) if o.sizes is not None else None)
     _warn_unused_functions(fns, problem, s)
