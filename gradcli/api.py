@@ -164,6 +164,8 @@ class Problem:
                 exprs = [jacobian_formula(f, d.x) for d in shapes]
             for d, e in zip(shapes, exprs):
                 d.expr = e
+                structure = self.typed.structures.get(d.wrt, "") if f.ty.is_scalar else ""
+                d.convention = "diagonal" if structure == "diagonal" else self.symmetric_gradient if structure else ""
                 if e is None:
                     self._squeeze(d, f)
             self._derivs = shapes

@@ -67,6 +67,7 @@ class Derivative:
     x: Expr  # the symbol it is differentiated by
     squeezed: Expr | None = None  # where expr is None: the formula with singleton axes dropped
     _vec_form: tuple[Expr | None] | None = None  # the vec layout's Kronecker form, once found
+    convention: str = ""  # wrt a declared structure: sym | vech | diagonal (language/structures.py)
 
     @property
     def transposes(self) -> bool:

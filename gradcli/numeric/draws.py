@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..record import record
+from .structured import conform
 
 if TYPE_CHECKING:
     from ..language.expr import Expr
@@ -155,6 +156,7 @@ def random_inputs(shapes: Mapping[str, tuple[int, ...]], seed: int, expr: Expr |
     import numpy as np
 
     d = domain(expr) if expr is not None else Domain(frozenset(), frozenset(), frozenset(), {})
+    structured = declared_structures(expr) if expr is not None else {}
     rng = np.random.default_rng(seed)
     out = {}
     for name in sorted(shapes):
@@ -171,8 +173,17 @@ def random_inputs(shapes: Mapping[str, tuple[int, ...]], seed: int, expr: Expr |
             arr = np.exp(0.5 * z) * scale
         else:
             arr = z * scale
+        if name in structured and len(dims) == 2 and dims[0] == dims[1]:
+            arr = conform(arr, structured[name])
         out[name] = np.asarray(arr, dtype=np.float64)
     return out
+
+
+def declared_structures(expr: Expr) -> dict[str, str]:
+    """symbol → its declared structure (symmetric, spd, diagonal), for the symbols that have one."""
+    from ..language.expr import topological
+
+    return {str(n.params[0]): str(n.params[2]) for n in topological([expr]) if n.op == "sym" and len(n.params) > 2}
 
 
 def claim_values(shapes: Mapping[str, tuple[int, ...]], seed: int, positive: bool) -> dict[str, Any]:
