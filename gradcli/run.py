@@ -28,6 +28,7 @@ from .record import Factory, record
 from .results import Checks, Results
 from .language.shapes import Dim
 from .language.structures import split_structure
+from .numeric.structured import check_structure
 from .spelling import PYTHON, Spelling
 from .values import Backend, Inputs, Progress, Quiet, drawn, evaluate_on, finite_differences, gather, \
     open_data, save, translated
@@ -318,6 +319,9 @@ def run(formula: str, o: RunOptions) -> Results:
                           dict(o.structures), o.symmetric_gradient)
         if o.arrays or o.sizes:
             problem = problem.bind(dict(o.arrays), dict(o.sizes) if o.sizes is not None else None)
+    for name, structure in problem.typed.structures.items():  # arrays that contradict a declaration
+        if name in o.arrays:
+            check_structure(name, o.arrays[name], structure)
     _warn_unused_functions(fns, problem, s)
     if not problem.wrt and o.formulas:
         raise GradcliError("usage", f"nothing to differentiate: add 'wrt NAME' to the formula or {s.wrt}")
