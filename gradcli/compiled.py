@@ -15,7 +15,7 @@ from .derivative import Derivative
 from .calculus.differentiate import SEED, gradients, seed_for
 from .errors import GradcliError
 from .numeric.evaluate import Program, compile_graph
-from .numeric.structured import structured_check
+from .numeric.fdcheck import structured_check
 from .language.structures import structure_of
 from .calculus.indexform import evaluate_terms, index_terms
 from .record import record

@@ -25,7 +25,7 @@ from gradcli.language import simplify as S
 from gradcli.language.expr import topological
 from gradcli.language.shapes import Ty
 from gradcli.numeric.draws import random_inputs
-from gradcli.numeric.structured import structured_check
+from gradcli.numeric.fdcheck import structured_check
 
 EXAMPLES = int(os.environ.get("GRADCLI_EXAMPLES", "200"))
 

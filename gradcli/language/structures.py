@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..errors import GradcliError
-from .expr import Expr
+from .expr import Expr, make
 from .shapes import Ty, fmt_dims
 
 if TYPE_CHECKING:  # for checkers only: infer imports this module
@@ -104,7 +104,7 @@ def project_gradient(g: Expr, structure: str, convention: str) -> Expr:
     from . import simplify as S
 
     if structure == "diagonal":
-        return S.make("diagm", S.make("diagv", g))
+        return make("diagm", make("diagv", g))
     both = S.add(g, S.T(g))
     if convention == "vech":
         return S.sub(both, S.mul(g, S.eye(g.ty.dims[0])))

@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..record import record
-from .structured import conform
 
 if TYPE_CHECKING:
     from ..language.expr import Expr
@@ -174,9 +173,23 @@ def random_inputs(shapes: Mapping[str, tuple[int, ...]], seed: int, expr: Expr |
         else:
             arr = z * scale
         if name in structured and len(dims) == 2 and dims[0] == dims[1]:
-            arr = conform(arr, structured[name])
+            arr = conform(arr, structured[name], name in d.spd)
         out[name] = np.asarray(arr, dtype=np.float64)
     return out
+
+
+def conform(arr: Any, structure: str, spd_already: bool) -> Any:
+    """A drawn square matrix made to have its declared structure: its symmetric part; for spd,
+    AAᵀ/n + I unless drawn so already (inside logdet, det, inv); for diagonal, its diagonal
+    (positive where the draw was)."""
+    import numpy as np
+
+    n = arr.shape[0]
+    if structure == "diagonal":
+        return np.diag(np.diag(arr))
+    if structure == "spd" and not spd_already:
+        return arr @ arr.T / n + np.eye(n)
+    return (arr + arr.T) / 2
 
 
 def declared_structures(expr: Expr) -> dict[str, str]:
