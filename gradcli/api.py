@@ -32,10 +32,11 @@ from .language.parse import dimension, parse
 from .record import record
 from .language.render import render, render_formulas
 from .language.shapes import Dim, Ty, product
+from .language.structures import CONVENTIONS, canonical, split_structure, gradient_note, project_gradient
 
 __all__ = ["LAYOUTS", "Compiled", "Deferred", "Derivative", "Problem", "SymbolInfo", "analyze", "check_verdict",
            "default_layout", "derivation", "derivative_dims", "derivative_symbol", "emit_code", "fmt_shape",
-           "parse_dims", "render_derivatives", "vjp_program"]
+           "parse_dims", "parse_shape", "render_derivatives", "vjp_program"]
 
 
 def parse_dims(text: str, max_rank: int = 2) -> tuple[Dim, ...]:
@@ -55,6 +56,12 @@ def parse_dims(text: str, max_rank: int = 2) -> tuple[Dim, ...]:
     if len(dims) > max_rank:
         raise GradcliError("usage", f"shape '{text}': at most 2 dimensions (scalar, vector, matrix)")
     return tuple(dims)
+
+
+def parse_shape(text: str) -> tuple[tuple[Dim, ...], str]:
+    """-s NAME=DIMS[,STRUCTURE]: `n,n,sym`, `3x3,spd`, `(n, n),diag` → (dims, structure or '')."""
+    dims, structure = split_structure(text)
+    return parse_dims(dims), structure
 
 
 def _is_numeric_x(t: str) -> bool:
@@ -77,6 +84,7 @@ class Problem:
     _expanded: Expr | None = None  # f with h'(x) written out (`expr`)
     _functions: frozenset[str] = frozenset()  # the names of bound abstract functions (set by analyze)
     _derivs: list[Derivative] | None = None
+    symmetric_gradient: str = "sym"  # the convention for a symmetric S: sym (G + Gᵀ)/2 or vech
     _hessians: tuple[str | None, list[Derivative]] | None = None  # (the layout they were made in, blocks)
     _notes: tuple[tuple[str, str, set[str]], ...] = ()  # (wrt, label, symbols used) of each derivative
     # printed with singleton axes dropped
@@ -113,10 +121,17 @@ class Problem:
         if is_unit(self.expr.ty):
             out.append(Note("scalar", f"f has shape {fmt_shape(self.shape)}: it is taken as the scalar it "
                                       "holds (derivatives are gradients, its value a number)"))
-        return out + self._squeezed_note() + self._alike_names_note()
+        return out + self._structure_notes() + self._squeezed_note() + self._alike_names_note()
+
+    def _structure_notes(self) -> list[Note]:
+        """Which convention each gradient wrt a structured symbol follows (one line each)."""
+        if not self.target.ty.is_scalar:
+            return []
+        return [Note("structure", gradient_note(name, self.typed.structures[name], self.symmetric_gradient), name)
+                for name in self.wrt if name in self.typed.structures]
 
     def symbol(self, name: str) -> Expr:
-        return S.sym(name, self.typed.symbols[name].ty)
+        return S.sym(name, self.typed.symbols[name].ty, self.typed.structures.get(name, ""))
 
     def text(self, style: str = "unicode") -> str:
         return render(self.expr, style)
@@ -144,15 +159,22 @@ class Problem:
                 grads = gradients(f, [d.x for d in shapes]) if shapes else []
                 if f is not self.expr:  # a 1×1 f: fold the 1×1 ones its adjoints carry
                     grads = [fold_units(e) for e in grads]
-                exprs = list(grads)
+                exprs = [self._structured(d.wrt, g) for d, g in zip(shapes, grads)]
             else:
                 exprs = [jacobian_formula(f, d.x) for d in shapes]
             for d, e in zip(shapes, exprs):
                 d.expr = e
+                structure = self.typed.structures.get(d.wrt, "") if f.ty.is_scalar else ""
+                d.convention = "diagonal" if structure == "diagonal" else self.symmetric_gradient if structure else ""
                 if e is None:
                     self._squeeze(d, f)
             self._derivs = shapes
         return self._derivs
+
+    def _structured(self, name: str, g: Expr) -> Expr:
+        """The gradient wrt a declared symmetric/spd/diagonal symbol (structures.py)."""
+        structure = self.typed.structures.get(name)
+        return g if not structure else project_gradient(g, structure, self.symmetric_gradient)
 
     def hessians(self) -> list[Derivative]:
         """∂²f/∂x∂y for every pair of wrt symbols (x = y: the Hessian; else the mixed block),
@@ -287,7 +309,10 @@ class Problem:
                   for n, s in self.symbols.items()
                   if n not in data and (s.source != "assumed" or any(d in sizes for d in s.shape))}
         extra = [w for w in self.wrt if w not in {name for name, _ in self.typed.formula.wrt}]
-        return analyze(self.typed.formula.text, shapes, extra, self.layout, data, self._functions)
+        return analyze(self.typed.formula.text, shapes, extra, self.layout, data, self._functions,
+                       {n: s for n, s in self.typed.structures.items()
+                        if n not in {d.name for d in self.typed.formula.where if d.structure}},
+                       self.symmetric_gradient)
 
     def compile(self, fns: dict[str, str] | None = None, hessian: bool = False,
                 allow_nonfinite: bool = False) -> Compiled | Deferred:
@@ -352,9 +377,20 @@ def emit_code(target: str, problem: Problem, derivs: list[Derivative], fns: dict
 
 def analyze(text: str, shapes: Mapping[str, tuple[Dim, ...]] | None = None, wrt: list[str] | None = None,
             layout: str | None = None, data_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
-            functions: Iterable[str] = ()) -> Problem:
+            functions: Iterable[str] = (), structures: Mapping[str, str] | None = None,
+            symmetric_gradient: str = "sym") -> Problem:
     """Parse and shape-check one formula. shapes: -s options; data_shapes: shapes of given arrays;
-    functions: names bound with --fn (abstract functions whatever their length)."""
+    functions: names bound with --fn (abstract functions whatever their length); structures:
+    declared structure by name (symmetric/sym, spd, diagonal/diag: -s S=n,n,sym);
+    symmetric_gradient: sym ((G + Gᵀ)/2) or vech (G + Gᵀ − G⊙I)."""
+    if symmetric_gradient not in CONVENTIONS:
+        raise GradcliError("usage", f"unknown symmetric gradient convention {symmetric_gradient!r} (sym, vech)")
+    kinds: dict[str, str] = {}
+    for name, word in (structures or {}).items():
+        found = canonical(word)
+        if found is None:
+            raise GradcliError("usage", f"{name}: unknown structure {word!r} (symmetric, spd, diagonal)")
+        kinds[name] = found
     formula = parse(text)
     declared: dict[str, tuple[tuple[Dim, ...], str]] = {}
     bound: dict[Dim, Dim] = {}  # dimension names of -s shapes that the data fixes (-s X=M,n with X 4×3: M=4)
@@ -370,10 +406,10 @@ def analyze(text: str, shapes: Mapping[str, tuple[Dim, ...]] | None = None, wrt:
     for name, dims in (data_shapes or {}).items():
         declared[name] = (tuple(dims), "data")
     try:
-        typed = infer(formula, declared, wrt, functions)
+        typed = infer(formula, declared, wrt, functions, kinds)
     except GradcliError as err:
         raise err.with_text(text)
-    problem = Problem(typed, layout)
+    problem = Problem(typed, layout, symmetric_gradient=symmetric_gradient)
     problem._functions = frozenset(functions)
     default_layout(typed.ty, layout)  # validate early
     return problem

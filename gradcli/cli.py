@@ -38,7 +38,11 @@ FormulaArg = Annotated[str, typer.Argument(metavar="FORMULA", help="The formula,
 WrtOpt = Annotated[Optional[list[str]], typer.Option("--wrt", metavar="NAME", help="Differentiate with respect to NAME "
                                                                    "(repeatable; same as the wrt clause).")]
 ShapeOpt = Annotated[Optional[list[str]], typer.Option("--shape", "-s", metavar="NAME=DIMS", help="NAME=DIMS: X=100x3, X=M,n, "
-                                                                            "X=(M,n), a=scalar.")]
+                                                                            "X=(M,n), a=scalar; S=n,n,sym (also spd, diag) "
+                                                                            "declares a structure.")]
+SymGradOpt = Annotated[Optional[str], typer.Option("--symmetric-gradient", metavar="CONVENTION",
+                                                   help="Gradient wrt a symmetric S: sym ((G + Gᵀ)/2, default) or "
+                                                        "vech (G + Gᵀ − G⊙I).")]
 DataOpt = Annotated[Optional[list[str]], typer.Option("--data", "-d", metavar="NAME=FILE|FILE.npz", help="NAME=FILE.npy, FILE.npz "
                                                                           "or NAME=NUMBER.")]
 FnOpt = Annotated[Optional[list[str]], typer.Option("--fn", metavar="NAME=BUILTIN", help="NAME=BUILTIN: bind an abstract "
@@ -175,6 +179,7 @@ def _read_stdin(what: str) -> str:
 def _shapes(specs: list[str] | None) -> dict[str, "tuple[Dim, ...]"]:
     from .api import parse_dims
     from .language.parse import is_name
+    from .language.structures import split_structure
 
     out = {}
     for spec in specs or []:
@@ -183,7 +188,20 @@ def _shapes(specs: list[str] | None) -> dict[str, "tuple[Dim, ...]"]:
             raise GradcliError("usage", f"-s {printable(spec)}: expected NAME=DIMS, e.g. X=100x3 or X=M,n")
         if not is_name(name.strip()):
             raise GradcliError("usage", f"-s {printable(spec)}: '{printable(name.strip())}' is not a symbol name")
-        out[name.strip()] = parse_dims(dims)
+        out[name.strip()] = parse_dims(split_structure(dims)[0])
+    return out
+
+
+def _structures(specs: list[str] | None) -> dict[str, str]:
+    """The structures -s declares (S=n,n,sym): name → symmetric | spd | diagonal."""
+    from .language.structures import split_structure
+
+    out = {}
+    for spec in specs or []:
+        name, _, dims = spec.partition("=")
+        structure = split_structure(dims)[1]
+        if structure:
+            out[name.strip()] = structure
     return out
 
 
@@ -409,6 +427,7 @@ class DerivativeOptions:
     chunk_rows: Optional[int] = None
     direction: Optional[list[str]] = None
     order: Optional[int] = None
+    symmetric_gradient: Optional[str] = None
 
     def run_options(self) -> "RunOptions":
         """The application's options: -s and --fn parsed, defaults put in, the CLI's spelling."""
@@ -421,6 +440,7 @@ class DerivativeOptions:
         return RunOptions(
             order=(2 if self.hessian else 1) if self.order is None else self.order,
             direction=directions(self.direction, CLI), wrt=tuple(self.wrt or ()), shapes=_shapes(self.shapes),
+            structures=_structures(self.shapes), symmetric_gradient=self.symmetric_gradient or "sym",
             layout=self.layout, fns=_fns(self.fn), data=tuple(self.data or ()), evaluate=self.emit is None,
             random=self.random, seed=0 if self.seed is None else self.seed, allow_nonfinite=self.allow_nonfinite,
             check=self.check, tol=1e-5 if self.tol is None else self.tol, save=self.out,
@@ -457,10 +477,11 @@ def _derivative_command(hessian: bool) -> Callable[..., None]:
                 latex: LatexOpt = False, out: OutOpt = None, emit: EmitOpt = None,
                 allow_nonfinite: NonfiniteOpt = False, steps: StepsOpt = False, claim: ClaimOpt = None,
                 backend: BackendOpt = None, scheduler: SchedulerOpt = None, chunk_rows: ChunkRowsOpt = None,
-                direction: DirectionOpt = None, order: OrderOpt = None) -> None:
+                direction: DirectionOpt = None, order: OrderOpt = None,
+                symmetric_gradient: SymGradOpt = None) -> None:
         opts = DerivativeOptions(hessian, wrt, shape_, data, fn, random, seed, check, tol, layout, as_json, latex,
                                  out, emit, allow_nonfinite, steps, claim, backend, scheduler, chunk_rows,
-                                 direction, order)
+                                 direction, order, symmetric_gradient)
         _run(as_json, opts.conflicts)
         _each_formula(formula, as_json, lambda text: _differentiate(text, opts),
                       single={"-o": out is not None, "--emit": emit is not None, "--claim": bool(claim)})

@@ -15,6 +15,8 @@ from .derivative import Derivative
 from .calculus.differentiate import SEED, gradients, seed_for
 from .errors import GradcliError
 from .numeric.evaluate import Program, compile_graph
+from .numeric.fdcheck import structured_check
+from .language.structures import structure_of
 from .calculus.indexform import evaluate_terms, index_terms
 from .record import record
 from .language.shapes import Dim, Ty
@@ -109,6 +111,10 @@ class Compiled:
             program = compile_graph([d.of], fns)
             program.allow_nonfinite = self.program.allow_nonfinite  # as f itself was evaluated
             x_name = d.x.params[0]
+            if d.convention:  # along directions of the declared structure
+                out[d.wrt] = structured_check(lambda vals: program.run(vals)[0], arrays, x_name, base[d.wrt],
+                                              structure_of(d.x.params), d.convention, on_step)
+                continue
             out[d.wrt] = check_derivative(lambda vals: program.run(vals)[0], arrays, x_name,
                                           base[d.wrt], on_step=on_step)
         return out

@@ -74,6 +74,7 @@ class Derivative:
     order: int = 1  # how many times f is differentiated (a Hessian block: 2; `--order k`: k)
     direction: tuple[tuple[str, str], ...] = ()  # (x, v) of each wrt symbol, for a directional derivative
     tensor: Multilinear | None = None  # a tensor of order ≥ 3 (calculus/higher.py): its index form
+    convention: str = ""  # wrt a declared structure: sym | vech | diagonal (language/structures.py)
 
     def symbol(self, style: str = "ascii") -> str:
         """∂f/∂x, ∂²f/∂x², ∂³f/∂x³, ∂f/∂x·v … (see `derivative_symbol`)."""

@@ -27,6 +27,8 @@ from .errors import GradcliError, printable
 from .record import Factory, record
 from .results import Checks, Results
 from .language.shapes import Dim
+from .language.structures import split_structure
+from .numeric.structured import check_structure
 from .spelling import PYTHON, Spelling
 from .values import Backend, Inputs, Progress, Quiet, drawn, evaluate_on, finite_differences, gather, \
     open_data, save, translated
@@ -48,6 +50,8 @@ class RunOptions:
     wrt: tuple[str, ...] = ()
     shapes: Mapping[str, Dims] = Factory(default_factory=dict)  # declared shapes
     sizes: Mapping[str, int] | None = None  # named dimensions no array fixes
+    structures: Mapping[str, str] = Factory(default_factory=dict)  # S → symmetric | spd | diagonal
+    symmetric_gradient: str = "sym"  # gradient wrt a symmetric S: sym (G + Gᵀ)/2 | vech (G + Gᵀ − G⊙I)
     layout: str | None = None
     fns: Mapping[str, str] = Factory(default_factory=dict)  # abstract function → element-wise builtin
     arrays: Mapping[str, Any] = Factory(default_factory=dict)  # float arrays by symbol name
@@ -75,7 +79,8 @@ def grad(formula: str, values: Mapping[str, Any] | None = None, /, *, wrt: str |
          allow_nonfinite: bool = False, check: bool = False, tol: float = 1e-5, save: str | None = None,
          claims: str | Sequence[str] | Mapping[str, str] | None = None, backend: str | None = None,
          scheduler: str | None = None, chunk_rows: int | None = None,
-         direction: str | Sequence[str] | Mapping[str, str] | None = None, **arrays: Any) -> Results:
+         direction: str | Sequence[str] | Mapping[str, str] | None = None,
+         structures: Mapping[str, str] | None = None, symmetric_gradient: str = "sym", **arrays: Any) -> Results:
     """The derivatives of `formula` with respect to its wrt symbols, keyed by name.
 
     arrays (keywords, or the mapping after the formula): values of symbols by name (their shapes
@@ -88,11 +93,13 @@ def grad(formula: str, values: Mapping[str, Any] | None = None, /, *, wrt: str |
     random=True: seeded draws (`seed`) for the symbols without values; allow_nonfinite: NaN/Inf
     results instead of a math error; check=True: finite differences now (`.checks`, below `tol`);
     save: a folder for f.npy and d_<x>.npy; claims: a claimed derivative ("EXPR" or
-    {"x": "EXPR"}; `.claims`); backend="dask" (with scheduler, chunk_rows)."""
+    {"x": "EXPR"}; `.claims`); backend="dask" (with scheduler, chunk_rows); structures:
+    {"S": "spd"} declared structure (symmetric, spd, diagonal; or shapes={"S": "n,n,spd"});
+    symmetric_gradient: "sym" ((G + Gᵀ)/2) or "vech" (G + Gᵀ − G⊙I)."""
     keywords = dict(wrt=wrt, sizes=sizes, shapes=shapes, layout=layout, fns=fns, seed=seed, order=order,
                     data=data, random=random, allow_nonfinite=allow_nonfinite, check=check, tol=tol,
                     save=save, claims=claims, backend=backend, scheduler=scheduler, chunk_rows=chunk_rows,
-                    direction=direction)
+                    direction=direction, structures=structures, symmetric_gradient=symmetric_gradient)
     return run(formula, options(formula, {**(values or {}), **arrays}, **keywords))
 
 
@@ -149,7 +156,8 @@ def options(formula: str, arrays: Mapping[str, Any], **kw: Any) -> RunOptions:
         "data": (str, list, tuple, Mapping, none), "random": (bool,), "allow_nonfinite": (bool,),
         "check": (bool,), "tol": (Real,), "save": (str, none), "claims": (str, list, tuple, Mapping, none),
         "backend": (str, none), "scheduler": (str, none), "chunk_rows": (Integral, none),
-        "direction": (str, list, tuple, Mapping, none)}.items() if k in kw})
+        "direction": (str, list, tuple, Mapping, none),
+        "structures": (Mapping, none), "symmetric_gradient": (str,)}.items() if k in kw})
     order = int(kw.get("order", 1))
     check_order(order, PYTHON)
     wrt = kw.get("wrt")
@@ -157,6 +165,9 @@ def options(formula: str, arrays: Mapping[str, Any], **kw: Any) -> RunOptions:
     return RunOptions(
         order=order, wrt=tuple([wrt] if isinstance(wrt, str) else wrt or ()),
         shapes={n: _declared(n, s) for n, s in (kw.get("shapes") or {}).items()},
+        structures={**{n: split_structure(s)[1] for n, s in (kw.get("shapes") or {}).items()
+                       if isinstance(s, str) and split_structure(s)[1]}, **dict(kw.get("structures") or {})},
+        symmetric_gradient=kw.get("symmetric_gradient", "sym"),
         sizes=kw.get("sizes"), layout=kw.get("layout"), fns=dict(kw.get("fns") or {}),
         arrays={n: _as_value(n, v) for n, v in arrays.items()}, data=_data_specs(kw.get("data")),
         random=kw.get("random", False), seed=int(kw.get("seed", 0)), allow_nonfinite=kw.get("allow_nonfinite", False),
@@ -232,7 +243,7 @@ def _declared(name: str, dims: Any) -> Dims:
     from .api import parse_dims
 
     if isinstance(dims, str):
-        return tuple(parse_dims(dims))
+        return tuple(parse_dims(split_structure(dims)[0]))
     entries = tuple(dims) if isinstance(dims, (tuple, list)) else None
     if entries is None or len(entries) > 2 or not all(
             (isinstance(d, Integral) and not isinstance(d, bool) and int(d) >= 1)
@@ -353,9 +364,13 @@ def run(formula: str, o: RunOptions) -> Results:
         with translated(s):  # an array's shape must agree with a declared one, as data files
             check_declared_shapes(dict(o.shapes), {n: v.shape for n, v in given.items()})
     with translated(s):  # the shape checker's advice names flags (--fn h=tanh)
-        problem = analyze(formula, dict(o.shapes), list(o.wrt), o.layout, data_shapes, set(fns))
+        problem = analyze(formula, dict(o.shapes), list(o.wrt), o.layout, data_shapes, set(fns),
+                          dict(o.structures), o.symmetric_gradient)
         if given or o.sizes:
             problem = problem.bind(dict(given), dict(o.sizes) if o.sizes is not None else None)
+    for name, structure in problem.typed.structures.items():  # arrays that contradict a declaration
+        if name in given:
+            check_structure(name, given[name], structure)
     _warn_unused_functions(fns, problem, s)
     if not problem.wrt and o.formulas:
         raise GradcliError("usage", f"nothing to differentiate: add 'wrt NAME' to the formula or {s.wrt}")

@@ -128,6 +128,7 @@ def gather(problem: Problem, derivs: Sequence[Derivative], inputs: Inputs, spell
     from .api import derivative_symbol
     from .numeric.data import ensure_memory, load_values, random_shapes, random_values
     from .numeric.evaluate import peak_entries
+    from .numeric.structured import check_structure
 
     used = {n: inputs.sources[n] for n in problem.symbols if n in inputs.sources and n not in inputs.arrays}
     missing = ({n: s.shape for n, s in problem.symbols.items() if n not in used and n not in inputs.arrays}
@@ -147,6 +148,10 @@ def gather(problem: Problem, derivs: Sequence[Derivative], inputs: Inputs, spell
     ensure_memory(parts, estimate=peak is not None)
     values = dict(load_values(used, inputs.allow_nonfinite))
     values.update(inputs.arrays)
+    for name, structure in problem.typed.structures.items():  # data that contradicts a declaration
+        if name in values:
+            with translated(spelling):
+                check_structure(name, values[name], structure)
     values.update(random_values(missing, inputs.seed, problem.expr))
     return {n: values[n] for n in problem.symbols if n in values}
 

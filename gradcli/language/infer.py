@@ -29,6 +29,7 @@ from .expr import CALLS, OPS, Expr, ShapeMsg, make, make_raw
 from .ranks import decide_ranks, is_fixed
 from .rewrite import rewrite
 from .shapes import SCALAR, Dim, DimMismatch, DimProduct, DimVar, Ty, Unifier, fmt, fmt_dims, product
+from .structures import check_square, declared_structures
 from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ class Typed:
         self.columns = builder.columns  # first column of each symbol
         self._builder: _Builder | None = builder  # until symbols and notes are made
         self._pending: tuple[Expr, _Ctx] | None = (root, builder.ctx)  # pass 1's graph and its unifier
+        self.structures: dict[str, str] = {}  # declared structure of each symbol that has one
         self._expr: Expr | None = None
         self._symbols: dict[str, Symbol] | None = None
         self._notes: list[Note] | None = None
@@ -265,6 +267,7 @@ class _Builder:
         self.declared = declared
         self.ranks = ranks or {}  # undeclared symbols' ranks, decided by their use
         self.symbols: dict[str, tuple[Ty, str]] = {}
+        self.structures: dict[str, str] = {}  # declared structure (symmetric, spd, diagonal)
         self.columns: dict[str, int] = {}
         self.stretched: list[tuple[str, int, tuple[Expr, Expr], Ty]] = []  # (operator, column, operand, result type): for notes
         self._built: dict[Node, Expr] = {}  # syntax node (records compare by identity) -> its typed node
@@ -354,8 +357,14 @@ class _Builder:
                         self.ctx._names = None
                 self.ctx.order.append(d)
             ty = Ty(tuple(dims))
+            if self.structures.get(name) and len(dims) == 2:  # a structured matrix is square
+                try:
+                    self.ctx.same(dims[0], dims[1])
+                except DimMismatch:
+                    pass  # (n, m) declared: check_square says so, at the declaration
             self.symbols[name] = (ty, source)
-            self._syms[name] = Expr("sym", (), (name, ty), ty)
+            structure = self.structures.get(name)
+            self._syms[name] = Expr("sym", (), (name, ty, structure) if structure else (name, ty), ty)
         return self._syms[name]
 
     def _stretch(self, op: str, col: int, a: Expr, b: Expr, out: Expr) -> None:
@@ -523,7 +532,7 @@ def resolve_graph(root: Expr, ctx: _Ctx) -> Expr:
     def visit(n: Expr, args: tuple[Expr, ...]) -> Expr:
         op = n.op
         if op == "sym":
-            return S.sym(n.params[0], resolve(n.params[1]))
+            return S.sym(n.params[0], resolve(n.params[1]), *n.params[2:])
         if op == "const":
             return S.const(n.params[0])
         if op == "numel":
@@ -597,7 +606,8 @@ def _has_product(dims: tuple[object, ...]) -> bool:
 
 
 def infer(formula: Formula, shapes: dict[str, tuple[tuple[Dim, ...], str]] | None = None,
-          extra_wrt: list[str] | None = None, functions: Iterable[str] = ()) -> Typed:
+          extra_wrt: list[str] | None = None, functions: Iterable[str] = (),
+          structures: dict[str, str] | None = None) -> Typed:
     """Shape-check a parsed formula. `shapes` maps names to (dims, source) from data/options;
     `functions`: names bound with --fn, abstract functions however long their names."""
     declared: dict[str, tuple[tuple[Dim, ...], str]] = {}
@@ -623,6 +633,7 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple[Dim, ...], str]] | Non
                              lambda node, stand_ins: _kind_rule(node, stand_ins, functions), functions,
                              shared)
         b = _Builder(given, functions, ranks)
+        b.structures = declared_structures(formula, structures)
         root = b.build(formula.expr, order)
         # a lower-priority declaration must agree with the higher one (M may become 100)
         for key, (dims, source) in sorted(declared.items(), key=lambda kv: _has_product(kv[1][0])):
@@ -651,4 +662,8 @@ def infer(formula: Formula, shapes: dict[str, tuple[tuple[Dim, ...], str]] | Non
         if name not in b.symbols:
             raise GradcliError("shape", f"wrt: '{name}' does not appear in the formula",
                                cols.get(name), except_text)
-    return Typed(formula, b.ctx.resolve(root.ty), wrt, b, root)
+    typed = Typed(formula, b.ctx.resolve(root.ty), wrt, b, root)
+    if b.structures:
+        check_square(formula, b.structures, typed.symbols)
+        typed.structures = {name: s for name, s in b.structures.items() if name in typed.symbols}
+    return typed

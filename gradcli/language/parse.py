@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import GradcliError, parse_error
 from .lalr import Parser, TablesError, Token, UnexpectedCharacters, UnexpectedToken, load_tables
 from .shapes import product
+from .structures import canonical, known_words
 from .syntax import Binary, Call, Decl, Dim, Formula, Keyword, Node, Norm, Num, ShapeSpec, Sym, Transpose, Unary
 
 KEYWORDS = {"wrt", "where", "scalar"}
@@ -118,8 +119,14 @@ class _Builder:
             return d  # a product, made by dim_product
         return dimension(str(d), d.column) if d.type == "INT" else str(d)
 
-    def decl(self, name: Token, shape: ShapeSpec) -> Decl:
-        return Decl(str(name), shape, name.column)
+    def structure(self, word: Token) -> tuple[str, int]:
+        found = canonical(str(word))
+        if found is None:
+            raise parse_error(f"unknown structure {str(word)!r}: expected {known_words()}", word.column)
+        return (found, word.column)
+
+    def decl(self, name: Token, shape: ShapeSpec, structure: tuple[str, int] = ("", 0)) -> Decl:
+        return Decl(str(name), shape, name.column, *structure)
 
     def wrt_clause(self, _kw: Token, *names: Token) -> tuple[str, tuple[tuple[str, int], ...]]:
         return ("wrt", tuple((str(n), n.column) for n in names))

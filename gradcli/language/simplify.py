@@ -104,8 +104,9 @@ def const(value: float) -> Expr:
     return make_raw("const", (), (value,))
 
 
-def sym(name: str, ty: Ty) -> Expr:
-    return make_raw("sym", (), (name, ty))
+def sym(name: str, ty: Ty, structure: str = "") -> Expr:
+    """A symbol; `structure` (symmetric, spd, diagonal) as declared (structures.py)."""
+    return make_raw("sym", (), (name, ty, structure) if structure else (name, ty))
 
 
 def add(a: Expr, b: Expr, rules: Rules = AS_WRITTEN) -> Expr:

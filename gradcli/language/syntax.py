@@ -98,6 +98,8 @@ class Decl:
     name: str
     shape: ShapeSpec
     col: int
+    structure: str = ""  # symmetric | spd | diagonal (`where S: (n, n) symmetric`), else ""
+    structure_col: int = 0
 
 
 @record

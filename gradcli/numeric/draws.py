@@ -155,6 +155,7 @@ def random_inputs(shapes: Mapping[str, tuple[int, ...]], seed: int, expr: Expr |
     import numpy as np
 
     d = domain(expr) if expr is not None else Domain(frozenset(), frozenset(), frozenset(), {})
+    structured = declared_structures(expr) if expr is not None else {}
     rng = np.random.default_rng(seed)
     out = {}
     for name in sorted(shapes):
@@ -171,8 +172,31 @@ def random_inputs(shapes: Mapping[str, tuple[int, ...]], seed: int, expr: Expr |
             arr = np.exp(0.5 * z) * scale
         else:
             arr = z * scale
+        if name in structured and len(dims) == 2 and dims[0] == dims[1]:
+            arr = conform(arr, structured[name], name in d.spd)
         out[name] = np.asarray(arr, dtype=np.float64)
     return out
+
+
+def conform(arr: Any, structure: str, spd_already: bool) -> Any:
+    """A drawn square matrix made to have its declared structure: its symmetric part; for spd,
+    AAᵀ/n + I unless drawn so already (inside logdet, det, inv); for diagonal, its diagonal
+    (positive where the draw was)."""
+    import numpy as np
+
+    n = arr.shape[0]
+    if structure == "diagonal":
+        return np.diag(np.diag(arr))
+    if structure == "spd" and not spd_already:
+        return arr @ arr.T / n + np.eye(n)
+    return (arr + arr.T) / 2
+
+
+def declared_structures(expr: Expr) -> dict[str, str]:
+    """symbol → its declared structure (symmetric, spd, diagonal), for the symbols that have one."""
+    from ..language.expr import topological
+
+    return {str(n.params[0]): str(n.params[2]) for n in topological([expr]) if n.op == "sym" and len(n.params) > 2}
 
 
 def claim_values(shapes: Mapping[str, tuple[int, ...]], seed: int, positive: bool) -> dict[str, Any]:

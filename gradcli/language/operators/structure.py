@@ -12,6 +12,7 @@ from ..shaperules import _shape_err, square_to, to_scalar, vector_only
 from ..shapes import Ty, col, divide, fmt, mat, product
 from ..simplify import (_simplify_fill, _simplify_T, T, always_symmetric, const, div, eye, fill, is_one, is_zero, like,
                         matmul, summ, symmetric_as_argument)
+from ..structures import declared_symmetric
 from ..syntax import Num, Sym
 from . import kernels as K
 from .kernels import Attr, Choose, Helper, Kernel, Same, Shape, Size
@@ -115,6 +116,7 @@ def _index_expand(c: IndexContext, e: Expr, idx: Indices) -> Terms:
 register(Op("const", to_scalar, None,  # (a literal: the evaluator and --emit read its value)
             notation={"custom": _const_notation}))
 register(Op("sym", _sym_shape, None,  # (an input)
+            symmetric=declared_symmetric,  # a declared symmetric/spd/diagonal S: Sᵀ = S
             notation={"custom": lambda r, node: (r.name(node.params[0]), ATOM)}))
 register(Op("numel", to_scalar, Helper(K._entries, settings=lambda n: (Shape(n.params[0].dims),)),
             notation={"custom": lambda r, node: r.dims_product(node.params[0].dims)}))
