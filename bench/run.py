@@ -319,7 +319,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="numeric workloads whose name contains this text")
     ap.add_argument("--no-peers", action="store_true", help="numeric: hand numpy, gradcli and the emitted "
                                                               "module only (no jax / autograd / torch)")
-    ap.add_argument("--part", choices=["all", "numeric", "symbolic", "process", "sizes", "blocks", "ooc"],
+    ap.add_argument("--part", choices=["all", "numeric", "symbolic", "process", "sizes", "blocks", "hvp", "ooc"],
                     default="all",
                     help="numeric derivatives, symbolic scaling, whole-process timings, or big formulas "
                          "and check files only")
@@ -341,6 +341,10 @@ def main(argv=None) -> int:
         from bench.blocks import blocks_table
 
         blocks_table(args.quick, repeats)
+    if args.part in ("all", "hvp"):
+        from bench.hvp import hvp_table
+
+        hvp_table(args.quick, repeats)
     if args.part == "ooc":  # never part of "all": it writes N GB to disk
         from bench.blocks import ooc_table
 
