@@ -79,3 +79,29 @@ def test_a_kernel_that_computes_into_an_array_reuses_a_dead_temporary(name):
     values = {"A": rng.normal(size=(50, 40)), "x": rng.normal(size=40)}
     (value,) = program.run(values)
     assert np.isclose(value, np.sum(OPS[name].impl.fn(np, values["A"] @ values["x"])))
+
+
+@pytest.mark.parametrize("text, products", [
+    ("tr(A@X@B)", 1),          # sum(A ⊙ (XB)ᵀ): one product, not two
+    ("tr(A@X) + sum(A@X)", 1),  # AX is used twice: formed once, its trace read from it
+    ("tr(A@X@B@C)", 2),
+])
+def test_the_trace_of_a_product_forms_one_product_fewer(text, products):
+    """tr(PQ) is evaluated as the sum of P ⊙ Qᵀ (an entry-wise product instead of a matrix
+    product), and still equals numpy's trace of the product."""
+    import numpy as np
+
+    from gradcli.language.expr import topological
+    from gradcli.numeric.evaluate import reassociate
+
+    rng = np.random.default_rng(3)
+    arrays = {k: rng.standard_normal((5, 5)) for k in "AXBC" if k in text}
+    problem = gradcli.analyze(text, data_shapes={k: v.shape for k, v in arrays.items()})
+    graph = reassociate([problem.expr])
+    assert sum(n.op == "matmul" for n in topological(graph)) == products
+    A, X = arrays["A"], arrays["X"]
+    expected = {"tr(A@X@B)": lambda: np.trace(A @ X @ arrays["B"]),
+                "tr(A@X) + sum(A@X)": lambda: np.trace(A @ X) + np.sum(A @ X),
+                "tr(A@X@B@C)": lambda: np.trace(A @ X @ arrays["B"] @ arrays["C"])}[text]()
+    value = problem.compile(hessian=False).evaluate(arrays)[0]
+    np.testing.assert_allclose(value, expected, rtol=1e-12)

@@ -455,6 +455,8 @@ def reassociate(roots: list[Expr]) -> list[Expr]:
         return out
 
     def regroup(n: Expr, args: tuple[Expr, ...]) -> Expr | None:  # None: as written
+        if n.op == "tr":
+            return _trace_of_product(n, args[0], uses)
         if n.op != "matmul" or n in interior:  # (an inner product: its chain's top regroups it)
             return None
         fs = factors(n)
@@ -471,6 +473,18 @@ def reassociate(roots: list[Expr]) -> list[Expr]:
         return _grouped(fs, split)
 
     return rewrite(roots, regroup, order, rebuild=rebuilt_raw, done=done)
+
+
+def _trace_of_product(n: Expr, product: Expr, uses: dict[Expr, int]) -> Expr | None:
+    """tr(PQ) as the sum of P ⊙ Qᵀ: an m·k product of entries instead of the m·k·m of forming
+    PQ (tr(AXB) takes one matrix product, not two).  Only where the product PQ is used by
+    nothing else (else it is computed anyway) and both factors are matrices."""
+    original = n.args[0]
+    if (product.op != "matmul" or uses.get(original) != 1
+            or not all(f.ty.is_matrix for f in product.args)):
+        return None
+    p, q = product.args
+    return make_raw("sum", (make_raw("mul", (p, make_raw("T", (q,)))),), (None, False))
 
 
 MAX_CHAIN_ORDERED = 48  # longer products are multiplied from their narrower end
