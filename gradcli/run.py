@@ -403,6 +403,12 @@ def _compute(results: Results, o: RunOptions) -> None:
     # a symbolic problem compiles lazily (no program yet): gather then says which shape is missing
     values = gather(problem, derivs, results.inputs, s, getattr(compiled, "program", None))
     along = results.direction_values(values, s)
+    for v, array in along.items():  # a direction declared with -s/shapes= has that shape
+        declared = o.shapes.get(v)
+        if declared is not None and all(isinstance(d, int) for d in declared) and tuple(declared) != array.shape:
+            x = next(x for x, name in o.direction.items() if name == v)
+            raise GradcliError("shape", f"{v} is declared with shape {tuple(declared)}, but a direction has the "
+                                        f"shape of its symbol: {x} has shape {array.shape}")
     values.update(along)
     try:
         with o.progress.rows() as rows_done:
