@@ -15,19 +15,20 @@ chain of them the products (with the mixed-product rule (A ⊗ B)(C ⊗ D) = AC 
 back into one Kronecker product where the sizes allow).  A node none of these covers (a
 broadcast, a reduction to a vector, a function with no entrywise derivative) has no form here:
 `vec_jacobian` returns None and the caller says so; it never guesses.
+
+Each identity belongs to its operator: it is the `kronecker` rule of the operator's record
+(language/operators: transpose, vec, unvec and fill in structure.py, + ⊙ ÷ @ in arithmetic.py,
+inv and kron in linalg.py).  This module is the driver those rules call back into (the
+recursion, the generic cases, and the Kronecker algebra that keeps results in textbook form).
 """
 
 from __future__ import annotations
 
 from ..errors import GradcliError
 from ..language import simplify as S
-from ..language.expr import OPS, Expr, IllTyped, ShapeMsg, make, topological
+from ..language.expr import OPS, Expr, IllTyped, NoKroneckerForm, ShapeMsg, make, topological
 from ..language.shapes import Dim, DimMismatch, Ty, product
 from .differentiate import depends_on, gradients
-
-
-class NoKroneckerForm(Exception):
-    """A node of F the vec-layout rules do not cover."""
 
 
 def size(ty: Ty) -> Dim:
@@ -41,9 +42,10 @@ def vec_jacobian(f: Expr, x: Expr) -> Expr | None:
     if f.ty.is_scalar or x.ty.is_scalar:
         return None
     try:
-        out = _Rules(f, x).of(f)
-        if out is None:  # f does not depend on x
+        rules = _Rules(f, x)
+        if not rules.live(f):
             return S.zeros(Ty((size(f.ty), size(x.ty))))
+        out = rules.of(f)
         # a derivative: its terms may be factored and cancelled (f's own nodes stay as written)
         (out,) = S.derivative_form([out], topological([f]))
     except (NoKroneckerForm, ShapeMsg, DimMismatch, GradcliError, IllTyped):
@@ -54,16 +56,22 @@ def vec_jacobian(f: Expr, x: Expr) -> Expr | None:
 
 
 class _Rules:
-    """The recursion over F: `of(e)` is ∂vec(e)/∂vec(x)ᵀ, or None where e does not depend on x."""
+    """The recursion over F: `of(e)` is ∂vec(e)/∂vec(x)ᵀ.  Each operator's own step is its
+    record's `kronecker` rule (the operator families in language/operators); this class is what
+    those rules ask of their context (`expr.KroneckerContext`), and the generic cases: x itself,
+    a scalar node (its gradient, as a row) and an entry-wise operator with no rule of its own."""
 
     def __init__(self, f: Expr, x: Expr):
         self.x = x
-        self.live = depends_on(f, {x.params[0]})
-        self.memo: dict[Expr, Expr | None] = {}
+        self.depends = depends_on(f, {x.params[0]})
+        self.memo: dict[Expr, Expr] = {}
 
-    def of(self, e: Expr) -> Expr | None:
-        if e not in self.live:
-            return None
+    def live(self, e: Expr) -> bool:
+        return e in self.depends
+
+    def of(self, e: Expr) -> Expr:
+        if e not in self.depends:
+            raise AssertionError("a Kronecker rule asked for an argument that does not depend on x")
         if e not in self.memo:
             self.memo[e] = self._rule(e)
         return self.memo[e]
@@ -74,125 +82,69 @@ class _Rules:
         if e.ty.is_scalar:  # ds = vec(∇s)ᵀ dvec(X): the gradient machinery's answer, as a row
             (g,) = gradients(e, [self.x])
             return S.T(vec_of(g))
-        rule = getattr(self, "_" + e.op, None)
-        if rule is not None:
-            out: Expr = rule(e)
-            return out
-        if OPS[e.op].entrywise:
-            return self._entrywise(e)
+        op = OPS[e.op]
+        if op.kronecker is not None:
+            return op.kronecker(self, e)
+        if op.entrywise:
+            return self.entrywise(e)
         raise NoKroneckerForm(e.op)
 
-    def _need(self, e: Expr) -> Expr:
-        j = self.of(e)
-        if j is None:
-            raise AssertionError("a live node has a live argument")
-        return j
+    # ------------------------------------------------- the algebra the records' rules build with
+    def total(self, parts: list[Expr]) -> Expr:
+        out = parts[0]
+        for p in parts[1:]:
+            out = plus(out, p)
+        return out
 
-    # ------------------------------------------------------------- the rules, one per operator
-    def _T(self, e: Expr) -> Expr:
-        (a,) = e.args
-        if a.ty.is_matrix:
-            m, n = a.ty.dims
-            return times(make_raw_commutation(m, n), self._need(a))
-        return self._need(a)  # a vector's transpose has the same entries in the same order
+    @staticmethod
+    def times(m: Expr, j: Expr) -> Expr:
+        return times(m, j)
 
-    def _vec(self, e: Expr) -> Expr:
-        return self._need(e.args[0])
+    @staticmethod
+    def kron(a: Expr, b: Expr) -> Expr:
+        return kron(a, b)
 
-    def _unvec(self, e: Expr) -> Expr:
-        return self._need(e.args[0])
+    @staticmethod
+    def commutation(m: Dim, n: Dim) -> Expr:
+        return make_raw_commutation(m, n)
 
-    def _add(self, e: Expr) -> Expr:
-        a, b = e.args
-        parts = [self._broadcast(t, e.ty) for t in (a, b) if t in self.live]
-        return parts[0] if len(parts) == 1 else plus(parts[0], parts[1])
+    @staticmethod
+    def vec(e: Expr) -> Expr:
+        return vec_of(e)
 
-    def _broadcast(self, t: Expr, ty: Ty) -> Expr:
-        """The part of a sum one term gives: its own, or a scalar's spread over every entry."""
+    @staticmethod
+    def column(e: Expr) -> Expr:
+        return column(e)
+
+    @staticmethod
+    def as_matrix(e: Expr, row: bool) -> Expr:
+        return as_matrix(e, row)
+
+    def spread(self, t: Expr, ty: Ty) -> Expr:
+        """The part of a sum of type ty one term gives: its own, or a scalar's spread over every
+        entry."""
         if size(t.ty) == size(ty) and (t.ty.is_vector or t.ty.dims == ty.dims):
-            return self._need(t)
+            return self.of(t)
         if t.ty.is_scalar:
-            return S.matmul(S.fill(S.const(1.0), Ty((size(ty),))), self._need(t))
+            return S.matmul(S.fill(S.const(1.0), Ty((size(ty),))), self.of(t))
         raise NoKroneckerForm("broadcast")
 
-    def _mul(self, e: Expr) -> Expr:
-        a, b = e.args
-        if b.ty.is_scalar and not a.ty.is_scalar:
-            a, b = b, a
-        if a.ty.is_scalar:  # d(s M) = s dM + vec(M) ds
-            parts = []
-            if b in self.live:
-                parts.append(S.mul(a, self._need(b)))
-            if a in self.live:
-                parts.append(S.matmul(vec_of(b), self._need(a)))
-            return parts[0] if len(parts) == 1 else plus(parts[0], parts[1])
-        if a.ty.full_dims != b.ty.full_dims:
-            raise NoKroneckerForm("broadcast")
-        parts = [times(make("diagm", vec_of(other)), self._need(t))  # d(A ⊙ B) = B ⊙ dA + A ⊙ dB
-                 for t, other in ((a, b), (b, a)) if t in self.live]
-        return parts[0] if len(parts) == 1 else plus(parts[0], parts[1])
-
-    def _div(self, e: Expr) -> Expr:
-        """d(M/s) = dM/s − vec(M/s²) ds for a scalar s; else entry by entry."""
-        a, b = e.args
-        if not b.ty.is_scalar or a.ty.is_scalar:
-            return self._entrywise(e)
-        parts = []
-        if a in self.live:
-            parts.append(S.div(self._need(a), b))
-        if b in self.live:
-            parts.append(S.neg(S.matmul(vec_of(S.div(a, S.mul(b, b))), self._need(b))))
-        return parts[0] if len(parts) == 1 else plus(parts[0], parts[1])
-
-    def _matmul(self, e: Expr) -> Expr:
-        """d vec(A B) = (Bᵀ ⊗ I_m) d vec(A) + (I_n ⊗ A) d vec(B), vectors taken as m×1 or 1×n."""
-        a, b = e.args
-        outer = b.ty.is_row  # a column times a row; else a vector on the left is a row
-        am = as_matrix(a, row=not outer and a.ty.is_vector)
-        bm = as_matrix(b, row=outer)
-        m, n = am.ty.dims[0], bm.ty.dims[1]
-        parts = []
-        if a in self.live:
-            parts.append(times(kron(S.T(bm), S.eye(m)), self._need(a)))
-        if b in self.live:
-            parts.append(times(kron(S.eye(n), am), self._need(b)))
-        return parts[0] if len(parts) == 1 else plus(parts[0], parts[1])
-
-    def _inv(self, e: Expr) -> Expr:
-        return S.neg(times(kron(S.T(e), e), self._need(e.args[0])))
-
-    def _kron(self, e: Expr) -> Expr:
-        """vec(A ⊗ B) = (I_n ⊗ K_{q,m} ⊗ I_p)(vec A ⊗ vec B) for A (m, n), B (p, q)."""
-        a, b = e.args
-        (m, n), (p, q) = a.ty.dims, b.ty.dims
-        parts = []
-        if a in self.live:
-            parts.append(times(kron(S.eye(product(m, n)), column(b)), self._need(a)))
-        if b in self.live:
-            parts.append(times(kron(column(a), S.eye(product(p, q))), self._need(b)))
-        inner = parts[0] if len(parts) == 1 else plus(parts[0], parts[1])
-        shuffle = kron(kron(S.eye(n), make_raw_commutation(q, m)), S.eye(p))
-        return times(shuffle, inner)
-
-    def _fill(self, e: Expr) -> Expr:
-        return self._broadcast(e.args[0], e.ty)
-
-    def _entrywise(self, e: Expr) -> Expr:
+    def entrywise(self, e: Expr) -> Expr:
         """d vec(f(A, B, …)) = Σ diag(vec ∂f/∂A) d vec(A) over the arguments that depend on x,
         each ∂f/∂A read off the operator's own adjoint rule (its adjoint of a ones seed).  An
         argument broadcast against the others (its adjoint would be summed) has no such form."""
         op, ones = OPS[e.op], S.fill(S.const(1.0), e.ty)
         parts = []
         for i, a in enumerate(e.args):
-            if a not in self.live:
+            if not self.live(a):
                 continue
             if a.ty.full_dims != e.ty.full_dims or len(op.vjp) <= i:
                 raise NoKroneckerForm(e.op)
             slope = op.vjp[i](e, ones)
             if slope.ty.full_dims != a.ty.full_dims:
                 raise NoKroneckerForm(e.op)
-            parts.append(times(make("diagm", vec_of(slope)), self._need(a)))
-        return parts[0] if len(parts) == 1 else plus(parts[0], parts[1])
+            parts.append(times(make("diagm", vec_of(slope)), self.of(a)))
+        return self.total(parts)
 
 
 # ----------------------------------------------------------------- building blocks, simplified

@@ -96,6 +96,27 @@ if TYPE_CHECKING:  # the types of an operator's parts, for checkers only (nothin
     # (context, node depending on the seed, its indices) → its terms; raises NoIndexForm
     IndexRule: TypeAlias = Callable[[IndexContext, "Expr", Indices], list[Any]]
 
+    class KroneckerContext(Protocol):
+        """What a Kronecker-form rule asks of `kronform` (`--layout vec`): the vec-Jacobian
+        ∂vec(a)/∂vec(X)ᵀ of an argument, whether an argument depends on X, and the Kronecker
+        algebra that keeps the result in textbook form (I ⊗ I = I, the mixed-product rule,
+        common factors of a sum gathered)."""
+
+        def of(self, e: Expr) -> Expr: ...  # ∂vec(e)/∂vec(X)ᵀ of an argument that depends on X
+        def live(self, e: Expr) -> bool: ...
+        def total(self, parts: list[Expr]) -> Expr: ...  # the sum of one or more vec-Jacobians
+        def times(self, m: Expr, j: Expr) -> Expr: ...  # m @ j, a matrix times a vec-Jacobian
+        def kron(self, a: Expr, b: Expr) -> Expr: ...  # a ⊗ b
+        def commutation(self, m: Dim, n: Dim) -> Expr: ...  # K_{m,n}, with K vec(A) = vec(Aᵀ)
+        def vec(self, e: Expr) -> Expr: ...  # vec(e) as a column
+        def column(self, e: Expr) -> Expr: ...  # vec(e) as a (size, 1) matrix
+        def as_matrix(self, e: Expr, row: bool) -> Expr: ...  # a vector as a column (or row) matrix
+        def spread(self, e: Expr, ty: Ty) -> Expr: ...  # a term of a sum of type ty: a scalar spread
+        def entrywise(self, e: Expr) -> Expr: ...  # the rule of an entry-wise operator
+
+    # (context, node depending on X) → ∂vec(node)/∂vec(X)ᵀ; raises NoKroneckerForm
+    KroneckerRule: TypeAlias = Callable[[KroneckerContext, "Expr"], "Expr"]
+
 
 class ShapeMsg(Exception):
     """Raised by a shape rule: the message names the operator and both shapes."""
@@ -108,6 +129,11 @@ class NoMatrixForm(Exception):
 
 class NoIndexForm(Exception):
     """Raised by an index-notation rule: the node has no index form gradcli writes."""
+
+
+class NoKroneckerForm(Exception):
+    """Raised by a Kronecker-form rule: the node has no vec-layout form here (a broadcast, an
+    argument that is not a matrix)."""
 
 
 class Row:
@@ -152,6 +178,9 @@ class Op:
     matrix(ctx, node) generator: the matrix M of a node linear in the seed (linearize.py)
     row(ctx, node)    generator: for a row r linear in the seed, the M with rᵀ = M v
     index(ctx, node, idx) → terms: the node's entries in index notation (indexform.py)
+    kronecker(ctx, node) → ∂vec(node)/∂vec(X)ᵀ from its arguments', in Kronecker form with the
+                 commutation matrix (kronform.py, `--layout vec`); an entrywise record without
+                 one gets the generic diag(vec f')(…) rule
     trivial(node) → bool: not worth a name of its own in `--steps` (True: never)
     domain       where the registry's tests draw its argument: "any", "positive", "unit"
                  (|x| < 1), "spd" (symmetric positive definite), "distinct" (no ties, no zeros)
@@ -178,6 +207,7 @@ class Op:
     matrix: MatrixRule | None = None
     row: MatrixRule | None = None
     index: IndexRule | None = None
+    kronecker: KroneckerRule | None = None
     trivial: bool | Callable[[Expr], bool] = False
     domain: str = "any"
 

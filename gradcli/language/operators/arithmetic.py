@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import simplify as S
 from ...errors import shape_error
-from ..expr import OPS, NoIndexForm, NoMatrixForm, Op, Row, ShapeMsg, make, make_raw, register
+from ..expr import OPS, NoIndexForm, NoKroneckerForm, NoMatrixForm, Op, Row, ShapeMsg, make, make_raw, register
 from ..shaperules import broadcast_shape, matmul_shape, pow_shape
 from ..shapes import SCALAR, STRICT, DimMismatch
 from ..simplify import (matmul_factors, _simplify_add, _simplify_div, _simplify_matmul, _simplify_mul, _simplify_pow, T,
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Generator
     from typing import Any, TypeAlias
 
-    from ..expr import CallContext, Expr, IndexContext, Indices, MatrixContext
+    from ..expr import CallContext, Expr, IndexContext, Indices, KroneckerContext, MatrixContext
     from ..syntax import Call
 
     MatrixSteps: TypeAlias = Generator["Expr | Row", Expr, Expr]
@@ -213,11 +213,64 @@ def _call_product(b: CallContext, call: Call) -> Expr:
     return b.raw("matmul", (cols[0], b.raw("T", (cols[1],), (), call.col)), (), call.col)
 
 
+# ----------------------------------------------------------------- Kronecker forms (--layout vec)
+def _kronecker_add(c: KroneckerContext, e: Expr) -> Expr:
+    """d vec(A + B) = d vec(A) + d vec(B), a scalar term spread over every entry."""
+    return c.total([c.spread(t, e.ty) for t in e.args if c.live(t)])
+
+
+def _kronecker_mul(c: KroneckerContext, e: Expr) -> Expr:
+    """d vec(s M) = s d vec(M) + vec(M) ds for a scalar s; d vec(A ⊙ B) = diag(vec B) d vec(A)
+    + diag(vec A) d vec(B) for two arrays of one shape (a broadcast has no form here)."""
+    a, b = e.args
+    if b.ty.is_scalar and not a.ty.is_scalar:
+        a, b = b, a
+    if a.ty.is_scalar:
+        parts = []
+        if c.live(b):
+            parts.append(S.mul(a, c.of(b)))
+        if c.live(a):
+            parts.append(S.matmul(c.vec(b), c.of(a)))
+        return c.total(parts)
+    if a.ty.full_dims != b.ty.full_dims:
+        raise NoKroneckerForm("broadcast")
+    return c.total([c.times(make("diagm", c.vec(other)), c.of(t)) for t, other in ((a, b), (b, a)) if c.live(t)])
+
+
+def _kronecker_div(c: KroneckerContext, e: Expr) -> Expr:
+    """d vec(M / s) = d vec(M) / s − vec(M / s²) ds for a scalar s; else entry by entry."""
+    a, b = e.args
+    if not b.ty.is_scalar or a.ty.is_scalar:
+        return c.entrywise(e)
+    parts = []
+    if c.live(a):
+        parts.append(S.div(c.of(a), b))
+    if c.live(b):
+        parts.append(S.neg(S.matmul(c.vec(S.div(a, S.mul(b, b))), c.of(b))))
+    return c.total(parts)
+
+
+def _kronecker_matmul(c: KroneckerContext, e: Expr) -> Expr:
+    """d vec(A B) = (Bᵀ ⊗ I_m) d vec(A) + (I_n ⊗ A) d vec(B), vectors taken as m×1 or 1×n."""
+    a, b = e.args
+    outer = b.ty.is_row  # a column times a row; else a vector on the left is a row
+    am = c.as_matrix(a, row=not outer and a.ty.is_vector)
+    bm = c.as_matrix(b, row=outer)
+    m, n = am.ty.dims[0], bm.ty.dims[1]
+    parts = []
+    if c.live(a):
+        parts.append(c.times(c.kron(S.T(bm), S.eye(m)), c.of(a)))
+    if c.live(b):
+        parts.append(c.times(c.kron(S.eye(n), am), c.of(b)))
+    return c.total(parts)
+
+
 register(Op("add", broadcast_shape("+"), Choose(_add_kernel),
             vjp=(_vjp_add_a, _vjp_add_b), notation={"custom": _add_notation},
             simplify=_simplify_add,
             rule='d(A + B) = dA + dB (a broadcast operand gets the adjoint summed over the broadcast axes)',
-            entrywise=True, symmetric=symmetric_sum, matrix=_matrix_add, index=_index_add))
+            entrywise=True, symmetric=symmetric_sum, matrix=_matrix_add, index=_index_add,
+            kronecker=_kronecker_add))
 
 
 def _mul_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -253,7 +306,7 @@ register(Op("mul", broadcast_shape("*"), PRODUCT,
             vjp=(_vjp_mul_a, _vjp_mul_b), notation={"custom": _mul_notation},
             simplify=_simplify_mul,
             rule='d(A ⊙ B) = dA ⊙ B + A ⊙ dB',
-            entrywise=True, matrix=_matrix_scaled, index=_index_scaled,
+            entrywise=True, matrix=_matrix_scaled, index=_index_scaled, kronecker=_kronecker_mul,
             trivial=lambda n: n.args[0].is_const))  # −x and 2x need no name of their own
 
 
@@ -273,7 +326,7 @@ register(Op("div", broadcast_shape("/"), Infix("/", "divide"),
             notation={"custom": _div_notation}, simplify=_simplify_div,
             fails="division by zero",
             rule='d(A ⊘ B) = dA ⊘ B − A ⊙ dB ⊘ B²',
-            entrywise=True, matrix=_matrix_scaled, index=_index_scaled))
+            entrywise=True, matrix=_matrix_scaled, index=_index_scaled, kronecker=_kronecker_div))
 
 
 def _pow_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -368,4 +421,5 @@ register(Op("matmul", matmul_shape, Choose(_matmul_kernel), vjp=(_vjp_matmul_a, 
             notation={"custom": _matmul_notation}, simplify=_simplify_matmul,
             rule='d(AB) = dA·B + A·dB and ⟨G, dA·B⟩ = ⟨GBᵀ, dA⟩, ⟨G, A·dB⟩ = ⟨AᵀG, dB⟩',
             names=("dot", "outer"), arity=(2,), call=_call_product,
-            symmetric=symmetric_product, matrix=_matrix_matmul, row=_row_matmul, index=_index_matmul))
+            symmetric=symmetric_product, matrix=_matrix_matmul, row=_row_matmul, index=_index_matmul,
+            kronecker=_kronecker_matmul))

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
     from collections.abc import Generator
 
-    from ..expr import (Expr, IndexContext, Indices, IndexRule, MatrixContext, MatrixRule, Notation, Params, Row,
-                        ShapeContext, ShapeRule, Simplify, Vjp)
+    from ..expr import (Expr, IndexContext, Indices, IndexRule, KroneckerContext, MatrixContext, MatrixRule, Notation,
+                        Params, Row, ShapeContext, ShapeRule, Simplify, Vjp)
     from ..shapes import Dim
 
     from ..render import Renderer
@@ -78,12 +78,17 @@ def _inv_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     return r.child(node.args[0], POST + 0.5) + ("⁻¹" if r.style == "unicode" else "^{-1}"), POST
 
 
+def _kronecker_inv(c: KroneckerContext, e: Expr) -> Expr:
+    """d vec(A⁻¹) = −(A⁻ᵀ ⊗ A⁻¹) d vec(A)."""
+    return neg(c.times(c.kron(T(e), e), c.of(e.args[0])))
+
+
 register(Op("inv", square_to("inv", lambda ty: ty), K.Call("linalg.inv"),
             vjp=(lambda node, G: neg(matmul(matmul(T(node), G), T(node))),),
             notation={"custom": _inv_notation}, simplify=_simplify_inv,
             fails="inverse of a singular matrix",
             rule='d(A⁻¹) = −A⁻¹ dA A⁻¹ and ⟨G, −A⁻¹dA A⁻¹⟩ = ⟨−A⁻ᵀGA⁻ᵀ, dA⟩',
-            names=("inv",), symmetric=symmetric_as_argument, domain="spd"))
+            names=("inv",), symmetric=symmetric_as_argument, domain="spd", kronecker=_kronecker_inv))
 
 def _congruence_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
     p, w = tys
@@ -294,11 +299,25 @@ def _call_notation(name: str) -> Notation:
             "latex": (latex + r"\left({0}, {1}\right)", ATOM)}
 
 
+def _kronecker_kron(c: KroneckerContext, e: Expr) -> Expr:
+    """vec(A ⊗ B) = (I_n ⊗ K_{q,m} ⊗ I_p)(vec A ⊗ vec B) for A (m, n), B (p, q), so
+    d vec(A ⊗ B) = (I_n ⊗ K_{q,m} ⊗ I_p)((I ⊗ vec B) d vec(A) + (vec A ⊗ I) d vec(B))."""
+    a, b = e.args
+    (m, n), (p, q) = a.ty.dims, b.ty.dims
+    parts = []
+    if c.live(a):
+        parts.append(c.times(c.kron(eye(product(m, n)), c.column(b)), c.of(a)))
+    if c.live(b):
+        parts.append(c.times(c.kron(c.column(a), eye(product(p, q))), c.of(b)))
+    shuffle = c.kron(c.kron(eye(n), c.commutation(q, m)), eye(p))
+    return c.times(shuffle, c.total(parts))
+
+
 register(Op("kron", _kron_shape, Helper(K._kron),
             vjp=(lambda node, G: make("kron_a", G, node.args[1]), lambda node, G: make("kron_b", G, node.args[0])),
             notation={"custom": _kron_notation},
             rule="d(A ⊗ B) = dA ⊗ B + A ⊗ dB and ⟨G, dA ⊗ B⟩ = ⟨kron_a(G, B), dA⟩, ⟨G, A ⊗ dB⟩ = ⟨kron_b(G, A), dB⟩",
-            names=("kron",), arity=(2,), index=_index_kron, matrix=_matrix_kron))
+            names=("kron",), arity=(2,), index=_index_kron, matrix=_matrix_kron, kronecker=_kronecker_kron))
 register(Op("kron_a", _contraction_shape("kron_a"), Helper(K._kron_a),
             vjp=(lambda node, H: make("kron", H, node.args[1]), lambda node, H: make("kron_b", node.args[0], H)),
             notation=_call_notation("kron_a"), simplify=_simplify_contraction("kron_a"),

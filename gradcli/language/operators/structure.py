@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Generator
     from typing import Any, TypeAlias
 
-    from ..expr import Array, CallContext, Expr, IndexContext, Indices, MatrixContext, Namespace, Params, ShapeContext
+    from ..expr import (Array, CallContext, Expr, IndexContext, Indices, KroneckerContext, MatrixContext, Namespace, Params,
+                        ShapeContext)
     from ..render import Renderer
     from .kernels import Deferred
     from ..syntax import Call
@@ -108,6 +109,27 @@ def _matrix_diagv(c: MatrixContext, e: Expr) -> MatrixSteps:
     return (yield e.args[0].args[0])
 
 
+# ----------------------------------------------------------------- Kronecker forms (--layout vec)
+def _kronecker_T(c: KroneckerContext, e: Expr) -> Expr:
+    """d vec(Aᵀ) = K_{m,n} d vec(A) for A (m, n); a vector's transpose has its entries in the
+    same order."""
+    (a,) = e.args
+    if a.ty.is_matrix:
+        m, n = a.ty.dims
+        return c.times(c.commutation(m, n), c.of(a))
+    return c.of(a)
+
+
+def _kronecker_reshape(c: KroneckerContext, e: Expr) -> Expr:
+    """vec and unvec move no entry in column-major order: d vec(vec(A)) = d vec(A)."""
+    return c.of(e.args[0])
+
+
+def _kronecker_fill(c: KroneckerContext, e: Expr) -> Expr:
+    """d vec(c𝟙) = 𝟙 dc: the scalar spread over every entry."""
+    return c.spread(e.args[0], e.ty)
+
+
 def _index_expand(c: IndexContext, e: Expr, idx: Indices) -> Terms:
     axis, keep, _ = e.params
     return c.of(e.args[0], tuple(ix for n, ix in enumerate(idx) if n != axis) if not keep else idx)
@@ -141,7 +163,7 @@ register(Op("T", lambda ctx, tys, p: tys[0].transposed(), Choose(_transpose_kern
             vjp=(lambda node, G: T(G),), notation={"custom": _T_notation},
             simplify=_simplify_T,
             rule='d(Aᵀ) = (dA)ᵀ and ⟨G, dAᵀ⟩ = ⟨Gᵀ, dA⟩',
-            symmetric=symmetric_as_argument, matrix=_matrix_T, row=_row_T,
+            symmetric=symmetric_as_argument, matrix=_matrix_T, row=_row_T, kronecker=_kronecker_T,
             index=lambda c, e, idx: c.of(e.args[0], (idx[1], idx[0]) if len(idx) == 2 else idx),
             trivial=lambda n: not n.args[0].args))  # a transposed leaf needs no name
 
@@ -206,7 +228,8 @@ register(Op("fill", lambda ctx, tys, p: p[0], Helper(K._full, settings=lambda n:
             simplify=_simplify_fill,
             rule='d(c𝟙) = dc·𝟙',
             names=("ones", "zeros"), arity=(1, 2), operands=0, call=_call_fill, trivial=True,
-            symmetric=always_symmetric, matrix=_matrix_fill, index=lambda c, e, idx: c.of(e.args[0], ())))
+            symmetric=always_symmetric, matrix=_matrix_fill, index=lambda c, e, idx: c.of(e.args[0], ()),
+            kronecker=_kronecker_fill))
 
 
 register(Op("diagm", vector_only("diag", lambda ty: mat(ty.dims[0], ty.dims[0])), Helper(K._diag_matrix),
@@ -326,9 +349,10 @@ register(Op("vec", _vec_shape, Helper(K._vec, view=True),  # (a reshape: may sha
             vjp=(lambda node, G: make("unvec", G, params=(node.args[0].ty.dims[0],)),),
             notation=func("vec", latex=r"\operatorname{vec}"),
             rule="d vec(A) = vec(dA) and ⟨g, vec(dA)⟩ = ⟨unvec(g, m), dA⟩",
-            names=("vec",), index=_index_vec, matrix=_matrix_vec))
+            names=("vec",), index=_index_vec, matrix=_matrix_vec, kronecker=_kronecker_reshape))
 register(Op("unvec", _unvec_shape, Helper(K._unvec, settings=lambda n: (Size(n.ty.dims[1]),), view=True),
             vjp=(lambda node, H: make("vec", H),),
             notation={"custom": _unvec_notation},
             rule="d unvec(g, m) = unvec(dg, m)",
-            names=("unvec",), arity=(2,), operands=1, call=_call_unvec, index=_index_unvec))
+            names=("unvec",), arity=(2,), operands=1, call=_call_unvec, index=_index_unvec,
+            kronecker=_kronecker_reshape))
