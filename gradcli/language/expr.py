@@ -184,6 +184,11 @@ class Op:
     trivial(node) → bool: not worth a name of its own in `--steps` (True: never)
     domain       where the registry's tests draw its argument: "any", "positive", "unit"
                  (|x| < 1), "spd" (symmetric positive definite), "distinct" (no ties, no zeros)
+    structures   the declared structures (`where S: (n, n) symmetric`) under which the
+                 registry's tests take a square-matrix argument, drawn from `domain` with that
+                 structure: the gradient wrt S must be sym(G) of the general G (and G + Gᵀ − G⊙I
+                 with --symmetric-gradient vech; tests/test_registry_structured.py); () for
+                 none, with the reason beside it
     """
 
     name: str
@@ -210,6 +215,7 @@ class Op:
     kronecker: KroneckerRule | None = None
     trivial: bool | Callable[[Expr], bool] = False
     domain: str = "any"
+    structures: tuple[str, ...] = ("symmetric", "spd")
 
 
 OPS: dict[str, Op] = {}
