@@ -177,7 +177,8 @@ def translate(text: str, fns: dict | None = None):
                 # the axis evaluated as the number it is (axis=1, -1)
                 return (reduce(args[0]) if len(args) == 1 else reduce(args[0], axis=int(args[1]))), False
             if name in DIMENSION_FUNCTIONS:  # eye(3), ones(3, 4): dimensions as arguments
-                dims = tuple(int(a.value) for a in node.args)
+                # a named dimension (eye(m)) takes its size from env, where the caller puts it
+                dims = tuple(int(a.value) if isinstance(a, Num) else int(env[a.name]) for a in node.args)
                 return DIMENSION_FUNCTIONS[name](dims[0] if name == "eye" else dims), False
             return FUNCTIONS[name](*args), False
         raise TypeError(node)
