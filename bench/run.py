@@ -319,7 +319,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="numeric workloads whose name contains this text")
     ap.add_argument("--no-peers", action="store_true", help="numeric: hand numpy, gradcli and the emitted "
                                                               "module only (no jax / autograd / torch)")
-    ap.add_argument("--part", choices=["all", "numeric", "symbolic", "process", "sizes", "blocks", "hvp", "ooc"],
+    ap.add_argument("--part", choices=["all", "numeric", "symbolic", "process", "sizes", "blocks", "hvp", "ooc",
+                                           "textbook"],
                     default="all",
                     help="numeric derivatives, symbolic scaling, whole-process timings, or big formulas "
                          "and check files only")
@@ -345,6 +346,10 @@ def main(argv=None) -> int:
         from bench.hvp import hvp_table
 
         hvp_table(args.quick, repeats)
+    if args.part in ("all", "textbook"):
+        from bench.textbook import textbook_table
+
+        textbook_table()
     if args.part == "ooc":  # never part of "all": it writes N GB to disk
         from bench.blocks import ooc_table
 

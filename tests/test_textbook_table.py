@@ -11,8 +11,9 @@ rewrites, and the figures (`python -m bench --part textbook`) to floors that onl
 
 from __future__ import annotations
 
-import math
-import statistics
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ import gradcli
 import textbook_compare as C
 import textbook_table as T
 from oracle import translate
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def central_jacobian(f, values: dict, name: str, h: float = 1e-6) -> np.ndarray:
@@ -177,13 +180,25 @@ def test_the_renderer_prints_what_parses_back_to_the_same_tree(text):
 
 # ------------------------------------------------------------------ the figures, as floors
 def test_figures_only_improve():
-    """Measured on main on 2026-12-02 (before issue 19's rules): 120 of 164 rows equal (73.2%),
-    median ratio 1.00, max 14.0 (an index-notation Jacobian of a matrix wrt a scalar).
-    Issue 19's goal: at least 95% equal, and no ratio above 1.5."""
+    """Measured on main on 2026-12-02, before issue 19's rules: 121 of 164 rows equal (73.8%),
+    median ratio 1.00, p90 1.62, max 14.0 (index notation for the Jacobian of (Ax)ᵀ, a row
+    vector).  Floors: the rate rounded down, the ratios rounded up; raise them as rules land.
+    Issue 19's goal: at least 95% equal, and no printed form longer than 1.5× the textbook's."""
+    f = C.figures([C.compare(r) for r in T.ROWS])
+    assert f.rows == len(T.ROWS)
+    assert f.percent_equal >= 73  # goal: 95
+    assert f.median_ratio <= 1.0
+    assert f.worst_tenth_ratio <= 1.7
+    assert f.max_ratio <= 14  # goal: 1.5
+
+
+def test_bench_part_prints_the_figures_and_every_differing_row():
+    out = subprocess.run([sys.executable, "-m", "bench", "--part", "textbook"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
     results = [C.compare(r) for r in T.ROWS]
-    rate = 100 * sum(r.equal for r in results) / len(results)
-    ratios = [r.ratio for r in results]
-    assert rate >= 73  # goal: 95
-    assert statistics.median(ratios) <= 1.0  # goal: ≤ 1
-    assert max(ratios) <= 14  # goal: 1.5
-    assert math.isfinite(max(ratios))
+    f = C.figures(results)
+    assert f"| {f.rows} | all | {f.equal} ({f.percent_equal:.1f}%) | {f.median_ratio:.2f} |" in out
+    differing = [r for r in results if not r.equal]
+    assert f"{len(differing)} rows differ" in out
+    rows = [line for line in out.splitlines() if line.startswith(("| grad |", "| hess |"))]
+    assert len(rows) == len(differing)

@@ -288,3 +288,24 @@ def compare(row: Any) -> Comparison:
     shown = main + "".join(f"  where {name} = {body}" for name, body in bindings)
     equal = same_up_to_trivial_rewrites(expanded, row.textbook, ranks)
     return Comparison(row.label, expanded, shown, row.textbook, equal, printed_len, tb_len)
+
+
+# ------------------------------------------------------------------ the figures
+@dataclass(frozen=True)
+class Figures:
+    rows: int
+    equal: int
+    median_ratio: float
+    worst_tenth_ratio: float  # the 90th percentile: the ratio the worst tenth reaches or passes
+    max_ratio: float
+
+    @property
+    def percent_equal(self) -> float:
+        return 100.0 * self.equal / self.rows
+
+
+def figures(results: list[Comparison]) -> Figures:
+    ratios = sorted(r.ratio for r in results)
+    median = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
+    tenth = ratios[min(len(ratios) - 1, int(0.9 * len(ratios)))]
+    return Figures(len(results), sum(r.equal for r in results), median, tenth, ratios[-1])
