@@ -24,6 +24,7 @@ from .numeric.evaluate import Program, compile_graph
 if TYPE_CHECKING:
     from .api import Problem
     from .language.shapes import Dim
+    from .values import Inputs
 
 Values = dict[str, Any]
 
@@ -191,10 +192,11 @@ class Extended:
         return relative_error(fd.reshape(np.shape(value)), value, noise_floor(at(0.0)))
 
 
-def direction_values(direction: Mapping[str, str], values: Mapping[str, Any], arrays: Mapping[str, Any],
-                     sources: Mapping[str, Any], random: bool, seed: int, allow_nonfinite: bool) -> Values:
+def direction_values(direction: Mapping[str, str], values: Mapping[str, Any], inputs: Inputs,
+                     random: bool) -> Values:
     """{v: array} for each direction x=v: given, from data, or (random) drawn standard normal
-    from a stream of the seed of its own (never the draws of f's symbols); of x's shape."""
+    from a stream of the seed of its own (never the draws of f's symbols); of x's shape, which
+    is checked here once for all three (and against a shape declared for v: -s v=…, shapes=)."""
     import numpy as np
 
     out: Values = {}
@@ -202,12 +204,16 @@ def direction_values(direction: Mapping[str, str], values: Mapping[str, Any], ar
         if x not in values:
             continue  # x has no value: the evaluation says so, as for any symbol
         shape = tuple(np.shape(values[x]))
-        if v in arrays:
-            a = np.asarray(arrays[v], dtype=float)
-        elif v in sources:
-            a = np.asarray(sources[v].load(allow_nonfinite), dtype=float)
+        declared = inputs.shapes.get(v)
+        if declared is not None and all(isinstance(d, int) for d in declared) and tuple(declared) != shape:
+            raise GradcliError("shape", f"{v} is declared with shape {tuple(declared)}, but a direction has the "
+                                        f"shape of its symbol: {x} has shape {shape}")
+        if v in inputs.arrays:
+            a = np.asarray(inputs.arrays[v], dtype=float)
+        elif v in inputs.sources:
+            a = np.asarray(inputs.sources[v].load(inputs.allow_nonfinite), dtype=float)
         elif random:
-            a = np.random.default_rng([seed, 1 + n]).standard_normal(shape)
+            a = np.random.default_rng([inputs.seed, 1 + n]).standard_normal(shape)
         else:
             raise GradcliError("data", f"--direction {x}={v}: {v} has no value (give -d {v}=FILE.npy or --random)")
         if a.shape != shape:

@@ -121,9 +121,7 @@ class Results(Mapping[str, "Result"]):
 
         inputs = self.inputs
         with translated(spelling):
-            return direction_values(self.direction, values, inputs.arrays, inputs.sources,
-                                    inputs.random if random is None else random,
-                                    inputs.seed, inputs.allow_nonfinite)
+            return direction_values(self.direction, values, inputs, inputs.random if random is None else random)
 
     def found(self) -> tuple[Any, dict[str, Any]] | None:
         """(f, {wrt: value}) at the given arrays, computed once; None while a symbol has none."""
@@ -152,7 +150,7 @@ class Results(Mapping[str, "Result"]):
         allow = self.inputs.allow_nonfinite
         with translated(PYTHON):
             compiled = self.compiled()
-            values = gather(self.problem, self.derivatives, Inputs(self.inputs.arrays, self.inputs.sources, True, self.inputs.seed, allow), PYTHON,
+            values = gather(self.problem, self.derivatives, Inputs(self.inputs.arrays, self.inputs.sources, True, self.inputs.seed, allow, self.inputs.shapes), PYTHON,
                             getattr(compiled, "program", None))
             values.update(self.direction_values(values, random=True))
             _, base = compiled.evaluate(values)

@@ -376,7 +376,7 @@ def run(formula: str, o: RunOptions) -> Results:
         raise GradcliError("usage", f"nothing to differentiate: add 'wrt NAME' to the formula or {s.wrt}")
     if o.direction:
         problem = _sized_by_directions(problem, o, sources, given)
-    inputs = Inputs(o.arrays, sources, o.random, o.seed, o.allow_nonfinite)
+    inputs = Inputs(o.arrays, sources, o.random, o.seed, o.allow_nonfinite, dict(o.shapes))
     with translated(s):  # the messages of --direction and --order name the caller's options
         results = Results(problem, inputs, fns, o.order == 2, o.formulas, order=o.order, direction=o.direction)
     if not o.formulas:
@@ -403,12 +403,6 @@ def _compute(results: Results, o: RunOptions) -> None:
     # a symbolic problem compiles lazily (no program yet): gather then says which shape is missing
     values = gather(problem, derivs, results.inputs, s, getattr(compiled, "program", None))
     along = results.direction_values(values, s)
-    for v, array in along.items():  # a direction declared with -s/shapes= has that shape
-        declared = o.shapes.get(v)
-        if declared is not None and all(isinstance(d, int) for d in declared) and tuple(declared) != array.shape:
-            x = next(x for x, name in o.direction.items() if name == v)
-            raise GradcliError("shape", f"{v} is declared with shape {tuple(declared)}, but a direction has the "
-                                        f"shape of its symbol: {x} has shape {array.shape}")
     values.update(along)
     try:
         with o.progress.rows() as rows_done:

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import GradcliError
-from .record import record
+from .record import Factory, record
 from .spelling import Spelling
 
 if TYPE_CHECKING:
@@ -117,6 +117,7 @@ class Inputs:
     random: bool
     seed: int
     allow_nonfinite: bool
+    shapes: Mapping[str, tuple[Any, ...]] = Factory(default_factory=dict)  # declared (-s, shapes=)
 
 
 def gather(problem: Problem, derivs: Sequence[Derivative], inputs: Inputs, spelling: Spelling,
