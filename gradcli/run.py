@@ -264,7 +264,7 @@ def _as_value(name: str, value: Any) -> Any:
     if arr.ndim > 2:
         raise GradcliError("data", f"{name}: {arr.ndim}-d arrays are not supported (scalars, vectors and "
                                    "matrices only)")
-    arr = arr.astype(float)
+    arr = arr.astype(float, copy=False)  # a float array is used as given, never copied (it is only read)
     if not np.all(np.isfinite(arr)):
         raise GradcliError("data", f"{name} contains NaN or Inf")
     return arr
