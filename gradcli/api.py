@@ -32,7 +32,8 @@ from .language.parse import dimension, parse
 from .record import record
 from .language.render import render, render_formulas
 from .language.shapes import Dim, Ty, product
-from .language.structures import CONVENTIONS, canonical, split_structure, gradient_note, project_gradient
+from .language.structures import CONVENTIONS, canonical, convention_of, split_structure, gradient_note, \
+    jacobian_note, project_gradient
 
 __all__ = ["LAYOUTS", "Compiled", "Deferred", "Derivative", "Problem", "SymbolInfo", "analyze", "check_verdict",
            "default_layout", "derivation", "derivative_dims", "derivative_symbol", "emit_code", "fmt_shape",
@@ -124,11 +125,16 @@ class Problem:
         return out + self._structure_notes() + self._squeezed_note() + self._alike_names_note()
 
     def _structure_notes(self) -> list[Note]:
-        """Which convention each gradient wrt a structured symbol follows (one line each)."""
+        """Which convention each derivative wrt a structured symbol follows (one line each): a
+        gradient's, or a Jacobian's (projected on the symbol's axes; structures.py)."""
+        structures = self.typed.structures
         if not self.target.ty.is_scalar:
-            return []
-        return [Note("structure", gradient_note(name, self.typed.structures[name], self.symmetric_gradient), name)
-                for name in self.wrt if name in self.typed.structures]
+            return [Note("structure", jacobian_note(name, structures[name],
+                                                    convention_of(structures[name], self.symmetric_gradient),
+                                                    False), name)
+                    for name in self.wrt if name in structures]
+        return [Note("structure", gradient_note(name, structures[name], self.symmetric_gradient), name)
+                for name in self.wrt if name in structures]
 
     def symbol(self, name: str) -> Expr:
         return S.sym(name, self.typed.symbols[name].ty, self.typed.structures.get(name, ""))
@@ -164,12 +170,17 @@ class Problem:
                 exprs = [jacobian_formula(f, d.x) for d in shapes]
             for d, e in zip(shapes, exprs):
                 d.expr = e
-                structure = self.typed.structures.get(d.wrt, "") if f.ty.is_scalar else ""
-                d.convention = "diagonal" if structure == "diagonal" else self.symmetric_gradient if structure else ""
+                d.convention = self._convention(d.wrt)
+                if d.convention and d.kind != "gradient":  # a gradient's formula is projected already
+                    d.projected = ((len(f.ty.full_dims), d.convention),)
                 if e is None:
                     self._squeeze(d, f)
             self._derivs = shapes
         return self._derivs
+
+    def _convention(self, name: str) -> str:
+        """How a derivative wrt the symbol `name` is projected on its axes ('' if general)."""
+        return convention_of(self.typed.structures.get(name, ""), self.symmetric_gradient)
 
     def _structured(self, name: str, g: Expr) -> Expr:
         """The gradient wrt a declared symmetric/spd/diagonal symbol (structures.py)."""
@@ -194,7 +205,9 @@ class Problem:
                 dims = (derivative_dims(g.x_ty, y.ty, layout) if layout == "vec"
                         else g.x_ty.dims + y.ty.dims if layout == "numerator" else y.ty.dims + g.x_ty.dims)
                 d = Derivative(a if a == b else f"{a},{b}", "hessian", dims, layout,
-                               jacobian_formula(g.expr, y), y.ty, g.x_ty, g.expr, y)
+                               jacobian_formula(g.expr, y), y.ty, g.x_ty, g.expr, y, convention=self._convention(b))
+                if d.convention:  # the gradient's axes are projected by its formula; y's here
+                    d.projected = ((len(g.x_ty.dims), d.convention),)
                 if d.expr is None:
                     self._squeeze(d, self.target, g.x)
                 out.append(d)

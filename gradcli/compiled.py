@@ -16,6 +16,7 @@ from .calculus.differentiate import SEED, gradients, seed_for
 from .errors import GradcliError
 from .numeric.evaluate import Program, compile_graph
 from .numeric.fdcheck import structured_check
+from .numeric.structured import project
 from .language.structures import structure_of
 from .calculus.indexform import evaluate_terms, index_terms
 from .record import record
@@ -92,6 +93,8 @@ class Compiled:
                 fallback = self.fallback[d.wrt]
                 out[d.wrt] = (fallback.evaluate(_sizes(d.base_dims()), arrays) if isinstance(fallback, IndexProgram)
                               else _by_vjp(fallback, d, arrays, xp))
+            for at, convention in d.projected:  # wrt a structured S: projected on S's axes
+                out[d.wrt] = project(out[d.wrt], convention, (at, at + 1))
         return f, out
 
     def evaluation_note(self) -> str | None:

@@ -14,6 +14,7 @@ from .language import operators  # noqa: F401  (fills the operator registry)
 from .language import simplify as S
 from .calculus.indexform import index_notation
 from .calculus.kronform import size, vec_jacobian
+from .language.structures import projected_entry, vec_projector
 from .language.expr import Expr, make
 from .record import record
 from .language.render import render
@@ -75,6 +76,9 @@ class Derivative:
     direction: tuple[tuple[str, str], ...] = ()  # (x, v) of each wrt symbol, for a directional derivative
     tensor: Multilinear | None = None  # a tensor of order ≥ 3 (calculus/higher.py): its index form
     convention: str = ""  # wrt a declared structure: sym | vech | diagonal (language/structures.py)
+    # the pairs of axes (first axis in base layout, convention) of structured matrices the value
+    # is projected on: S's two for a Jacobian or Hessian block wrt S, each pair of a tensor's
+    projected: tuple[tuple[int, str], ...] = ()
 
     def symbol(self, style: str = "ascii") -> str:
         """∂f/∂x, ∂²f/∂x², ∂³f/∂x³, ∂f/∂x·v … (see `derivative_symbol`)."""
@@ -118,6 +122,9 @@ class Derivative:
                 form = self.expr  # vectors: the vec layout is the numerator layout
             else:
                 form = vec_jacobian(self.of, self.x)
+            at = len(self.f_ty.full_dims)  # x's axes: J P projects them (f's, a Hessian's first, are already)
+            if form is not None and [a for a, _ in self.projected] == [at]:
+                form = S.matmul(form, vec_projector(self.projected[0][1], self.x_ty.dims[0]))
             self._vec_form = (form,)
         return self._vec_form[0]
 
@@ -144,11 +151,33 @@ class Derivative:
         index = self.index_text(style)
         if index is None:
             return None
+        if self.projected:  # the unstructured T, projected on the axes of structured matrices
+            index = self._projected(index, style)
         if style == "latex":  # a whole equation, one entry of the tensor on the left
             from .latexdoc import indexed_label
 
             return f"{indexed_label(self)} = {index}"
         return f"[{','.join(self.index_names())}] = {index}"
+
+    def _projected(self, index: str, style: str) -> str:
+        """`½(T[i,k,l] + T[i,l,k]), T[i,k,l] = …`: the index form of a derivative wrt a
+        structured matrix, the unstructured tensor T projected on the matrix's axes k, l (on
+        each such pair in turn, where there are several)."""
+        names = self.index_names()
+        kf = len(self.f_ty.full_dims)
+        shown = [a - kf if self.transposes and a >= kf else a + len(self.x_ty.dims) if self.transposes else a
+                 for a, _ in self.projected]  # the pairs' places among the printed indices
+        at, convention = shown[0], self.projected[0][1]
+
+        def entry(a: str, b: str) -> str:
+            idx = names[:at] + [a, b] + names[at + 2:]
+            return f"T_{{{''.join(idx)}}}" if style == "latex" else f"T[{','.join(idx)}]"
+        k, l = names[at], names[at + 1]
+        text = projected_entry(convention, k, l, entry, style)
+        if len(shown) > 1:
+            pairs = ", ".join(f"({names[a]},{names[a + 1]})" for a in shown)
+            text += f" on each pair {pairs} in turn"
+        return f"{text}, {entry(k, l)} = {index}"
 
     def index_names(self) -> list[str]:
         """The indices of the printed J[…], in the order of the value's axes: f's then x's in

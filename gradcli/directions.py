@@ -19,10 +19,13 @@ from .compiled import IndexProgram
 from .derivative import Derivative, derivative_symbol, fmt_shape, superscript
 from .errors import GradcliError
 from .language import simplify as S
+from .language.structures import convention_of, project_gradient
 from .numeric.evaluate import Program, compile_graph
+from .numeric.structured import project
 
 if TYPE_CHECKING:
     from .api import Problem
+    from .language.expr import Expr
     from .language.shapes import Dim
     from .values import Inputs
 
@@ -31,7 +34,16 @@ Values = dict[str, Any]
 
 def derivatives(problem: Problem, order: int, direction: Mapping[str, str]) -> list[Derivative]:
     """The derivatives asked for, one per wrt symbol (one in all for a directional derivative;
-    one per pair of symbols for the Hessian of a vector or matrix f)."""
+    one per pair of symbols for the Hessian of a vector or matrix f); a tensor's value is
+    projected on the axes of each structured matrix (`structured_axes`)."""
+    out = _derivatives(problem, order, direction)
+    for d in out:
+        if d.tensor is not None:
+            d.projected = structured_axes(problem, d)
+    return out
+
+
+def _derivatives(problem: Problem, order: int, direction: Mapping[str, str]) -> list[Derivative]:
     f = problem.target
     xs = [problem.symbol(n) for n in problem.wrt]
     if direction:
@@ -49,8 +61,9 @@ def derivatives(problem: Problem, order: int, direction: Mapping[str, str]) -> l
             return [Derivative(",".join(problem.wrt), "directional", tuple(f.ty.full_dims), "gradient",
                                directional(f, xs, vs), f.ty, f.ty, f, xs[0], order=1, direction=along)]
         _scalar(problem, "the Hessian-vector product")
-        return [Derivative(n, "hessian-vector", tuple(x.ty.dims), "gradient", e, x.ty, x.ty, f, x, order=2,
-                           direction=along) for n, x, e in zip(problem.wrt, xs, hessian_vector(f, xs, vs))]
+        return [Derivative(n, "hessian-vector", tuple(x.ty.dims), "gradient", _structured(problem, n, e), x.ty, x.ty,
+                           f, x, order=2, direction=along)
+                for n, x, e in zip(problem.wrt, xs, hessian_vector(f, xs, vs))]
     if order == 2:  # a vector or matrix f: T[i…, j…, k…] = ∂²fᵢ/∂xⱼ∂y_k
         out = []
         for a, x in zip(problem.wrt, xs):
@@ -62,6 +75,34 @@ def derivatives(problem: Problem, order: int, direction: Mapping[str, str]) -> l
     _scalar(problem, f"the derivative of order {order}")
     return [Derivative(n, "tensor", tuple(x.ty.dims) * order, "numerator", None, x.ty, f.ty, f, x, order=order,
                        tensor=order_tensor(f, x, order)) for n, x in zip(problem.wrt, xs)]
+
+
+def _structured(problem: Problem, name: str, hv: Expr) -> Expr:
+    """H·v wrt a structured S (v of S's structure): the derivative of the projected gradient
+    along v, which is the gradient of ⟨∇f, v⟩ projected as a gradient is (structures.py)."""
+    structure = problem.typed.structures.get(name)
+    return hv if not structure else project_gradient(hv, structure, problem.symmetric_gradient)
+
+
+def structured_axes(problem: Problem, d: Derivative) -> tuple[tuple[int, str], ...]:
+    """(first axis, convention) of each pair of axes of a tensor derivative that belongs to a
+    structured matrix: every pair of the k-th derivative wrt S; the x and y pairs of the
+    Hessian T[i…, j…, k…] = ∂²fᵢ/∂xⱼ∂y_k of a vector f.  Each is projected (structures.py)."""
+    def convention(name: str) -> str:
+        return convention_of(problem.typed.structures.get(name, ""), problem.symmetric_gradient)
+    if d.kind == "tensor":
+        c = convention(d.wrt)
+        return tuple((2 * k, c) for k in range(d.order)) if c else ()
+    a, _, b = d.wrt.partition(",")
+    start = len(problem.target.ty.full_dims)
+    x_dims = len(problem.typed.symbols[a].ty.dims)
+    return tuple((at, c) for at, c in ((start, convention(a)), (start + x_dims, convention(b or a))) if c)
+
+
+def _projected(value: Any, axes: Sequence[tuple[int, str]]) -> Any:
+    for at, c in axes:
+        value = project(value, c, (at, at + 1))
+    return value
 
 
 def _scalar(problem: Problem, what: str) -> None:
@@ -140,7 +181,7 @@ class Extended:
                 out[d.wrt] = _shaped(next(rest), d.base_dims())
             else:
                 assert d.tensor is not None
-                out[d.wrt] = tensor_value(d.tensor, arrays, self.fns, self.allow_nonfinite)
+                out[d.wrt] = _projected(tensor_value(d.tensor, arrays, self.fns, self.allow_nonfinite), d.projected)
         return f, out
 
     def evaluation_note(self) -> str | None:
@@ -150,7 +191,7 @@ class Extended:
               on_step: Callable[[], None] | None = None) -> dict[str, float]:
         """{key: max relative error} against central finite differences: of f along the
         direction, of the gradient along it (H·v), of the derivative one order lower (a tensor)."""
-        from .numeric.fdcheck import check_derivative
+        from .numeric.fdcheck import check_derivative, structured_check
 
         bound = self._bound(arrays)
         out: dict[str, float] = {}
@@ -161,8 +202,18 @@ class Extended:
             assert d.tensor is not None and d.tensor.lower is not None
             lower = d.tensor.lower
             x_name = str(d.x.params[0])
-            out[d.wrt] = check_derivative(lambda vals: tensor_value(lower, vals, self.fns, True), arrays, x_name,
-                                          base[d.wrt], on_step=on_step)
+            axes = d.projected
+            last = len(d.shape) - len(d.x_ty.dims)  # x's axes, the last: those the differences move along
+            lower_axes = [(at, c) for at, c in axes if at < last]
+
+            def lower_value(vals: Values) -> Any:
+                return _projected(tensor_value(lower, vals, self.fns, True), lower_axes)
+            if any(at == last for at, _ in axes):  # along directions of x's structure
+                structure = bound.problem.typed.structures[x_name]
+                out[d.wrt] = structured_check(lower_value, arrays, x_name, base[d.wrt], structure,
+                                              dict(axes)[last], on_step)
+            else:
+                out[d.wrt] = check_derivative(lower_value, arrays, x_name, base[d.wrt], on_step=on_step)
         return out
 
     def _along(self, bound: Extended, d: Derivative, arrays: Values, value: Any,
@@ -170,14 +221,13 @@ class Extended:
         """(F(x + hv) − F(x − hv)) / 2h for F = f (directional) or ∂f/∂x (H·v)."""
         import numpy as np
 
-        from .calculus.differentiate import gradients
         from .numeric.fdcheck import noise_floor, relative_error
 
         p = bound.problem
         if d.kind == "directional":
             of = p.target
-        else:
-            (of,) = gradients(p.target, [p.symbol(d.wrt)])
+        else:  # the gradient as gradcli gives it (projected wrt a structured symbol)
+            (of,) = [g.expr for g in p.derivatives() if g.wrt == d.wrt and g.expr is not None]
         program = compile_graph([of], self.fns)
         program.allow_nonfinite = True
         scale = max(1.0, *(float(np.max(np.abs(arrays[x]), initial=0.0)) for x, _ in d.direction))
@@ -193,12 +243,16 @@ class Extended:
 
 
 def direction_values(direction: Mapping[str, str], values: Mapping[str, Any], inputs: Inputs,
-                     random: bool) -> Values:
+                     random: bool, structures: Mapping[str, str] | None = None) -> Values:
     """{v: array} for each direction x=v: given, from data, or (random) drawn standard normal
     from a stream of the seed of its own (never the draws of f's symbols); of x's shape, which
     is checked here once for all three (and against a shape declared for v: -s v=…, shapes=)."""
     import numpy as np
 
+    from .numeric.draws import conform
+    from .numeric.structured import check_structure
+
+    structures = structures or {}
     out: Values = {}
     for n, (x, v) in enumerate(sorted(direction.items())):
         if x not in values:
@@ -212,13 +266,21 @@ def direction_values(direction: Mapping[str, str], values: Mapping[str, Any], in
             a = np.asarray(inputs.arrays[v], dtype=float)
         elif v in inputs.sources:
             a = np.asarray(inputs.sources[v].load(inputs.allow_nonfinite), dtype=float)
-        elif random:
+        elif random:  # a direction of x's declared structure, as every direction must be (below)
             a = np.random.default_rng([inputs.seed, 1 + n]).standard_normal(shape)
+            a = conform(a, structures[x], True) if x in structures else a
         else:
             raise GradcliError("data", f"--direction {x}={v}: {v} has no value (give -d {v}=FILE.npy or --random)")
         if a.shape != shape:
             raise GradcliError("data", f"--direction {x}={v}: {v} has shape {fmt_shape(a.shape)} and {x} has shape "
                                        f"{fmt_shape(shape)}: a direction has the shape of its symbol")
+        if x in structures:  # x + tv stays symmetric (diagonal): v is (any sign: not spd)
+            need = "diagonal" if structures[x] == "diagonal" else "symmetric"
+            try:
+                check_structure(v, a, need)
+            except GradcliError as err:
+                raise GradcliError("data", f"--direction {x}={v}: {x} is declared {structures[x]}, so its direction "
+                                           f"must be {need}, and {v} {err.message.partition(' but ')[2]}") from None
         out[v] = a
     return out
 

@@ -121,15 +121,18 @@ class Results(Mapping[str, "Result"]):
 
         inputs = self.inputs
         with translated(spelling):
-            return direction_values(self.direction, values, inputs, inputs.random if random is None else random)
+            return direction_values(self.direction, values, inputs, inputs.random if random is None else random,
+                                    self.problem.typed.structures)
 
     def found(self) -> tuple[Any, dict[str, Any]] | None:
         """(f, {wrt: value}) at the given arrays, computed once; None while a symbol has none."""
         if self._values is None:
             if not self._formulas or any(n not in self.arrays for n in [*self.problem.symbols, *self.direction.values()]):
                 return None
+            arrays = dict(self.arrays)
+            arrays.update(self.direction_values(arrays, random=False))  # the directions' shapes checked
             with translated(PYTHON):  # only Python asks lazily
-                f, base = self.compiled().evaluate(dict(self.arrays))
+                f, base = self.compiled().evaluate(arrays)
             self._values = (f, {d.wrt: d.to_layout(base[d.wrt]) for d in self.derivatives})
         return self._values
 

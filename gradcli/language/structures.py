@@ -18,7 +18,7 @@ from .expr import Expr, make
 from .shapes import Ty, fmt_dims
 
 if TYPE_CHECKING:  # for checkers only: infer imports this module
-    from collections.abc import Generator
+    from collections.abc import Callable, Generator
 
     from .infer import Symbol
     from .syntax import Formula
@@ -119,3 +119,63 @@ def split_structure(text: str) -> tuple[str, str]:
     if sep and word is not None and ("," in head or "x" in head.replace(" ", "").strip("()")):
         return head, word
     return text, ""
+
+
+# ----------------------------------------------------------------------------- Jacobians and Hessians
+# The same convention for a derivative with more axes than a gradient: each entry of f (each
+# entry of the gradient, for a Hessian block) is a scalar function of S, and its gradient over
+# matrices of S's structure is taken as above.  So a Jacobian or Hessian wrt S is the
+# unstructured one J projected on S's two axes (k, l): sym ½(J[…,k,l] + J[…,l,k]); vech
+# J[…,k,l] + J[…,l,k] − δ(k,l) J[…,k,l]; diagonal δ(k,l) J[…,k,l].  A Hessian block wrt S and S
+# is projected on both pairs: the first by the projected gradient it differentiates.
+
+def convention_of(structure: str, symmetric_gradient: str) -> str:
+    """The projection a derivative wrt a symbol of this structure takes ('' for none)."""
+    if not structure:
+        return ""
+    return "diagonal" if structure == "diagonal" else symmetric_gradient
+
+
+def projected_entry(convention: str, k: str, l: str, entry: Callable[[str, str], str], style: str) -> str:
+    """One entry of the projection of a tensor T on the axes indexed k, l, as text; entry(a, b)
+    writes T's entry with a, b in those places."""
+    delta = rf"\delta_{{{k}{l}}}" if style == "latex" else f"delta({k},{l})" if style == "ascii" else f"δ({k},{l})"
+    if convention == "diagonal":
+        return f"{delta} {entry(k, l)}"
+    both = f"{entry(k, l)} + {entry(l, k)}"
+    if convention == "vech":
+        return f"{both} − {delta} {entry(k, l)}" if style != "ascii" else f"{both} - {delta} {entry(k, l)}"
+    half = r"\tfrac{1}{2}" if style == "latex" else "½" if style == "unicode" else "0.5 "
+    return f"{half}({both})"
+
+
+def jacobian_note(name: str, structure: str, convention: str, hessian: bool) -> str:
+    """The line that says how a Jacobian (or Hessian) wrt a structured matrix is taken."""
+    of = "the gradient's entries" if hessian else "f's entries"
+    if convention == "diagonal":
+        how = f"δ(k,l) J[…,k,l], the diagonal part over {name}'s two axes k, l"
+    elif convention == "vech":
+        how = (f"J[…,k,l] + J[…,l,k] − δ(k,l) J[…,k,l] over {name}'s two axes k, l (the derivative wrt the "
+               "n(n+1)/2 distinct entries; --symmetric-gradient sym gives ½(J[…,k,l] + J[…,l,k]))")
+    else:
+        how = (f"½(J[…,k,l] + J[…,l,k]), the symmetric part over {name}'s two axes k, l "
+               "(--symmetric-gradient vech gives J[…,k,l] + J[…,l,k] − δ(k,l) J[…,k,l])")
+    return (f"{name} is {structure}: {of} are differentiated over {structure} matrices, so "
+            f"∂/∂{name} of them is {how}, for the unstructured J")
+
+
+def vec_projector(convention: str, n: object) -> Expr:
+    """The (n², n²) matrix P with vec(proj(E)) = P vec(E): the projection in the vec layout,
+    so the derivative there is J P (K the commutation matrix, K vec(E) = vec(Eᵀ)):
+    sym (I + K)/2, vech I + K − Diag(vec(I)), diagonal Diag(vec(I))."""
+    from . import simplify as S
+    from .shapes import product
+
+    eye = S.eye(n)  # type: ignore[arg-type]
+    diagonal = make("diagm", make("vec", eye))
+    if convention == "diagonal":
+        return diagonal
+    both = S.add(S.eye(product(n, n)), make("commutation", params=(n, n)))  # type: ignore[arg-type]
+    if convention == "vech":
+        return S.sub(both, diagonal)
+    return S.div(both, S.const(2.0))

@@ -216,6 +216,23 @@ class Dialect:
         axes = tuple(list(range(kf, nd)) + list(range(kf)))
         return f"np.transpose({value}, {axes})" if self.numpy else f"_xp.permute_dims({value}, {axes})"
 
+    def project(self, d: Derivative, value: str) -> str:
+        """The base value projected on the axes of each structured matrix (numeric/structured.py
+        `project`, as the evaluator does): sym ½(J + Jᵀ), vech J + Jᵀ − J⊙I, diagonal J⊙I, Jᵀ
+        swapping the pair's two axes."""
+        for at, convention in d.projected:
+            nd = len(d.base_dims())
+            axes = list(range(nd))
+            axes[at], axes[at + 1] = at + 1, at
+            swapped = f"np.transpose(_v, {tuple(axes)})" if self.numpy else f"_xp.permute_dims(_v, {tuple(axes)})"
+            shape = ", ".join("_v.shape[%d]" % at if k in (at, at + 1) else "1" for k in range(nd))
+            eye = (f"np.reshape(np.eye(_v.shape[{at}]), ({shape},))" if self.numpy else
+                   f"_xp.reshape(_xp.eye(_v.shape[{at}], dtype=_dtype, device=_device), ({shape},))")
+            body = {"sym": f"(_v + {swapped}) / 2", "vech": f"_v + {swapped} - _v * {eye}",
+                    "diagonal": f"_v * {eye}"}[convention]
+            value = f"(lambda _v: {body})({value})"
+        return value
+
     def vec_layout(self, d: Derivative, value: str) -> str:
         """The base value in column-major (vec) order (Derivative.to_layout): f's axes and x's
         each reversed, then a row-major reshape to (size(f), size(x))."""
@@ -552,7 +569,8 @@ def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str],
         results[d.wrt] = loop["jac"]
     if target.ty.row:
         f_name = f"{kind.ns}.reshape({f_name}, (1, -1))"
-    out_items = ", ".join(f"{d.wrt!r}: {kind.layout(d, kind.result(results[d.wrt]))}" for d in derivs)
+    out_items = ", ".join(f"{d.wrt!r}: {kind.layout(d, kind.project(d, kind.result(results[d.wrt])))}"
+                          for d in derivs)
     abstract = _function_parameters(functions, namer)
     renamed = [f"{s} is {symbols[s]}" for s in users if s != symbols[s]]
     own = kind.own_functions() + (["_callables"] if abstract else [])

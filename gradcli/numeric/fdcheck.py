@@ -83,23 +83,25 @@ def noise_floor(f_value: Array) -> float:
 
 
 def distinct_entries(gradient: Array, convention: str) -> Array:
-    """The derivative wrt each distinct entry (i ≤ j) as an n×n array read at i ≤ j: what a
-    central difference along the symmetric direction eᵢeⱼᵀ + eⱼeᵢᵀ (eᵢeᵢᵀ on the diagonal)
-    measures.  From (G + Gᵀ)/2 ("sym") that is 2·∇ᵢⱼ off the diagonal; "vech" is that already."""
+    """The derivative wrt each distinct entry (i ≤ j) as an n×n array (on the last two axes,
+    after f's own for a Jacobian) read at i ≤ j: what a central difference along the symmetric
+    direction eᵢeⱼᵀ + eⱼeᵢᵀ (eᵢeᵢᵀ on the diagonal) measures.  From (G + Gᵀ)/2 ("sym") that is
+    2·∇ᵢⱼ off the diagonal; "vech" is that already."""
     import numpy as np
 
     g = np.asarray(gradient, dtype=float)
     if convention == "sym":
-        return g + g.T - g * np.eye(g.shape[0])
+        return g + np.swapaxes(g, -1, -2) - g * np.eye(g.shape[-1])
     return g
 
 
 def structured_check(f: Callable[[dict[str, Array]], Array], values: dict[str, Array], name: str,
-                     gradient: Array, structure: str, convention: str,
+                     derivative: Array, structure: str, convention: str,
                      on_step: Callable[[], None] | None = None, max_directions: int = 64, seed: int = 0) -> float:
-    """Max relative error of a gradient wrt a structured matrix against central differences
-    along directions of that structure (the diagonal ones for diagonal, eᵢeⱼᵀ + eⱼeᵢᵀ for
-    symmetric and spd), so f is only ever evaluated on matrices of the declared structure."""
+    """Max relative error of a derivative wrt a structured matrix (a gradient; a Jacobian or
+    Hessian block in base layout, S's axes last) against central differences along directions
+    of that structure (the diagonal ones for diagonal, eᵢeⱼᵀ + eⱼeᵢᵀ for symmetric and spd), so f
+    is only ever evaluated on matrices of the declared structure."""
     import numpy as np
 
     x = np.asarray(values[name], dtype=float)
@@ -109,21 +111,22 @@ def structured_check(f: Callable[[dict[str, Array]], Array], values: dict[str, A
     if len(pairs) > max_directions:
         rng = np.random.default_rng(seed)
         pairs = [pairs[k] for k in sorted(rng.choice(len(pairs), size=max_directions, replace=False))]
-    predicted = distinct_entries(gradient, "vech" if structure == "diagonal" else convention)
+    g = np.asarray(derivative, dtype=float)
+    g = g.reshape(g.shape[:-2] + (n, n)) if g.ndim >= 2 else g.reshape(n, n)
+    predicted = distinct_entries(g, "vech" if structure == "diagonal" else convention)
     fd, exact = [], []
     for i, j in pairs:
         e = np.zeros_like(x)
         e[i, j] = e[j, i] = 1.0
         h = 1e-6 * max(1.0, abs(x[i, j]))
-        plus = float(np.asarray(f({**values, name: x + h * e})))
-        minus = float(np.asarray(f({**values, name: x - h * e})))
-        fd.append((plus - minus) / (2 * h))
-        exact.append(predicted[i, j])
+        plus = np.asarray(f({**values, name: x + h * e}), dtype=float)
+        minus = np.asarray(f({**values, name: x - h * e}), dtype=float)
+        fd.append(((plus - minus) / (2 * h)).reshape(-1))
+        exact.append(predicted[..., i, j].reshape(-1))
         if on_step:
             on_step()
     error = relative_error(np.array(fd), np.array(exact), noise_floor(f(values)))
     if structure == "diagonal":  # and nothing off the diagonal
-        g = np.asarray(gradient, dtype=float)
-        off = float(np.max(np.abs(g - np.diag(np.diag(g))), initial=0.0))
+        off = float(np.max(np.abs(g - g * np.eye(n)), initial=0.0))
         error = max(error, off / max(1e-12, float(np.max(np.abs(g), initial=0.0))))
     return error

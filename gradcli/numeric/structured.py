@@ -36,3 +36,18 @@ def check_structure(name: str, value: Any, structure: str) -> None:
         except np.linalg.LinAlgError:
             raise GradcliError("data", f"{name} is declared spd but is not positive definite "
                                        "(its Cholesky factorisation fails)") from None
+
+
+def project(value: Any, convention: str, axes: tuple[int, int] = (-2, -1)) -> Any:
+    """A derivative's value projected on the two axes of a structured matrix (the numeric half
+    of language/structures.py's convention for Jacobians and Hessians): sym ½(J + Jᵀ), vech
+    J + Jᵀ − J⊙I, diagonal J⊙I, Jᵀ swapping those two axes."""
+    import numpy as np
+
+    j = np.asarray(value, dtype=float)
+    a, b = axes
+    eye = np.eye(j.shape[a]).reshape([j.shape[a] if k in (a % j.ndim, b % j.ndim) else 1 for k in range(j.ndim)])
+    if convention == "diagonal":
+        return np.where(eye == 1.0, j, 0.0)  # (not j·I: no −0.0 off the diagonal)
+    both = j + np.swapaxes(j, a, b)
+    return both - j * eye if convention == "vech" else both / 2
