@@ -110,6 +110,42 @@ def _scalar(problem: Problem, what: str) -> None:
         raise GradcliError("shape", f"{what} needs a scalar f; f has shape {fmt_shape(problem.shape)}")
 
 
+def derivation(problem: Problem, derivs: Sequence[Derivative], style: str = "unicode") -> tuple[list[str], list[Any]]:
+    """`--steps` along directions: the first derivative's derivation (the gradient of a scalar
+    f, the vector-Jacobian product JᵀV of a vector f), then how the derivative along v comes
+    from it — ⟨∇f, v⟩, or J·v as the derivative of ⟨JᵀV, v⟩ wrt V — and, for H·v, the
+    derivation of the gradient of ⟨∇f, v⟩ (forward over reverse: no Hessian on the way)."""
+    from .calculus.steps import render_steps, seed_symbol_name
+    from .language.render import pretty_name, render
+
+    f = problem.target
+    xs = [problem.symbol(n) for n in problem.wrt]
+    along = dict(derivs[0].direction) if derivs else {}
+    vs = [S.sym(along[n], x.ty) for n, x in zip(problem.wrt, xs)]
+    avoid = frozenset(along.values())
+    lines, records = render_steps(f, xs, style, avoid=avoid)
+    inner = " + ".join(f"⟨∂f/∂{render(x, 'unicode')}, {render(v, 'unicode')}⟩" for x, v in zip(xs, vs))
+    label = derivs[0].symbol("unicode") if derivs else ""
+    if derivs and derivs[0].kind == "directional":
+        seed = pretty_name(seed_symbol_name(f, avoid), "unicode")
+        directions = ", ".join(render(v, "unicode") for v in vs)
+        how = inner if f.ty.is_scalar else \
+            f"J·{directions if len(vs) == 1 else '(' + directions + ')'}: the derivative wrt {seed} of " \
+            f"{inner.replace('∂f/', f'∂⟨{seed}, f⟩/')}, the map Jᵀ{seed} above applied to the direction"
+        lines += ["", f"{label} = {how}"]
+    elif derivs:
+        lines += ["", f"H·v: the gradient of {inner} (forward over reverse: the Hessian is never formed)"]
+        more, recs = render_steps(directional(f, xs, vs), xs, style)
+        lines += more
+        records += [{**r, "block": "H·v"} for r in recs]
+    lines += ["", "result:"]
+    for d in derivs:
+        lines.append(f"  {d.symbol('unicode')} = {d.text(style)}")
+        records.append({"name": d.symbol("ascii"), "expression": d.formula("ascii"), "rule": None,
+                        "adjoint": None, "shape": [k if isinstance(k, int) else str(k) for k in d.shape]})
+    return lines, records
+
+
 def shape_note(d: Derivative) -> str:
     """What the shape of one of these derivatives is (the CLI prints it after the shape)."""
     if d.kind == "directional":

@@ -167,18 +167,20 @@ class Results(Mapping[str, "Result"]):
 
     def derivation(self, style: str = "unicode") -> Steps:
         """The derivation with its formulas in `style` (unicode, ascii or latex)."""
-        from .api import derivation
-
         self.not_extended("the derivation (steps)")
-        return Steps(*derivation(self.problem, self.derivatives, self.hessian, style))
+        return Steps(*_derivation(self, self.derivatives, style))
 
     def not_extended(self, what: str) -> None:
-        """What gradients, Jacobians and Hessian blocks have and these derivatives do not yet."""
-        if self._extended is not None:
-            asked = "--direction" if self.direction else f"--order {self.order}" if self.order > 2 else \
-                "the Hessian of a vector or matrix f"
-            raise GradcliError("usage", f"{what}: not available for {asked} (gradients, Jacobians and Hessians of "
-                                        "a scalar f only)")
+        """What every derivative has but a tensor of order ≥ 3 (`--order k`, the Hessian of a
+        vector or matrix f): a formula the code, the derivation or a claim can be made of.  Its
+        index form is evaluated by einsum over the tensor's own index walk (calculus/higher.py),
+        not a formula of the language, so there is no claim to compare it with, no chain of
+        rules to show and no module to write from it: a usage error says so."""
+        if any(d.tensor is not None for d in self.derivatives):
+            asked = f"--order {self.order}" if self.order > 2 else "the Hessian of a vector or matrix f"
+            raise GradcliError("usage", f"{what}: not available for {asked}, a tensor in index notation (its "
+                                        "values and --check are; --emit, --steps and --claim need a formula: "
+                                        "gradients, Jacobians, Hessians, --direction)")
 
     def emit(self, target: str = "numpy") -> str:
         """Source for all the derivatives: "numpy" (a module), "array-api" (the module for any
@@ -282,11 +284,9 @@ class Result:
         return self.derivation()
 
     def derivation(self, style: str = "unicode") -> Steps:
-        from .api import derivation
-
         r = self.results
         r.not_extended("the derivation (steps)")
-        return Steps(*derivation(r.problem, [self.derivative], r.hessian, style))
+        return Steps(*_derivation(r, [self.derivative], style))
 
     def emit(self, target: str = "numpy") -> str:
         from .api import emit_code
@@ -314,6 +314,17 @@ class Result:
         from .display import result_html
 
         return result_html(self)
+
+
+def _derivation(results: Results, derivs: list[Derivative], style: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """The derivation of these derivatives: along directions (directions.py), else api's."""
+    if results.direction:
+        from .directions import derivation as along
+
+        return along(results.problem, derivs, style)
+    from .api import derivation
+
+    return derivation(results.problem, derivs, results.hessian, style)
 
 
 class Check:

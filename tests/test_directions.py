@@ -250,8 +250,10 @@ def test_the_command_line_checks_directions_and_orders_against_finite_difference
     (["hess", "x'@A@x wrt x", "-s", "A=3x3", "--direction", "x=v", "-d", "v=2"], "no value for 'x'", 1),
     (["grad", "x'@x wrt x", "-s", "x=3", "-s", "v=4", "--direction", "x=v", "--random"],
      "a direction has the shape of its symbol: x has shape (3,)", 1),
-    (["hess", "x'@A@x wrt x", "--direction", "x=v", "--emit", "numpy"], "not available for --direction", 2),
     (["grad", "x'@A@x wrt x", "--order", "3", "--steps"], "not available for --order 3", 2),
+    (["grad", "x'@A@x wrt x", "--order", "3", "--emit", "numpy"], "not available for --order 3", 2),
+    (["grad", "x'@A@x wrt x", "--order", "3", "--claim", "A"], "not available for --order 3", 2),
+    (["hess", "A@x wrt x", "--steps"], "not available for the Hessian of a vector or matrix f", 2),
 ])
 def test_mistakes_are_one_clear_message(args, message, code):
     out = _cli(*args)

@@ -87,13 +87,20 @@ def _order_word(order: int) -> str:
     return {0: "a scalar", 1: "a vector", 2: "a matrix"}.get(order, f"a {order}th-order tensor")
 
 
+def seed_symbol_name(f: Expr, avoid: frozenset[str] = frozenset()) -> str:
+    """The name of the seed V of a non-scalar f's derivation: one f's symbols (and `avoid`,
+    such as a direction's name) do not use."""
+    taken = {n.params[0] for n in topological([f]) if n.op == "sym"} | avoid
+    return next(n for n in chain(("V", "G", "S"), (f"V{i}" for i in count())) if n not in taken)
+
+
 def render_steps(f: Expr, wrt: list[Expr], style: str = "unicode",
-                 numerator: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
+                 numerator: bool = False, avoid: frozenset[str] = frozenset()) -> tuple[list[str], list[dict[str, Any]]]:
     """Lines for the terminal, and the JSON `steps` list (one record per named intermediate).
     For a non-scalar f the derivation is of L = ⟨V, f⟩ for a seed V of f's shape: ∂L/∂x = JᵀV,
-    from which the Jacobian is read off."""
+    from which the Jacobian is read off (V named as no symbol of f nor `avoid` is)."""
     taken = {n.params[0] for n in topological([f]) if n.op == "sym"}
-    seed_name = next(n for n in ("V", "G", "S", "V0", "G0") if n not in taken)
+    seed_name = seed_symbol_name(f, avoid)
     seed = None if f.ty.is_scalar else S.sym(seed_name, f.ty)
     d = Derivation(f, wrt, seed)
     steps = d.steps()

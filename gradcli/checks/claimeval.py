@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..api import Problem
     from ..compiled import Compiled, Deferred
     from ..derivative import Derivative
+    from ..directions import Extended
     from ..language.expr import Array, Expr
     from ..language.shapes import Dim
     from ..numeric.evaluate import Program
@@ -51,20 +52,23 @@ class Draw:
     functions: dict[str, str]  # each unbound abstract function's builtin
 
 
-def parse_claim(problem: Problem, text: str, functions: Iterable[str] = ()) -> Expr:
-    """The claim as a typed expression over the formula's symbols, in their shapes."""
+def parse_claim(problem: Problem, text: str, functions: Iterable[str] = (),
+                direction: Mapping[str, str] | None = None) -> Expr:
+    """The claim as a typed expression over the formula's symbols, in their shapes (and the
+    directions' symbols, each in the shape of its wrt symbol)."""
     import re
 
     from ..api import analyze
     from ..errors import GradcliError
 
     shapes = {n: s.shape for n, s in problem.symbols.items()}
+    shapes.update(direction_shapes(problem, direction))
     try:
         claim = analyze(text, shapes, functions=set(functions))
     except GradcliError as err:
         err.message = f"in the claim: {err.message}"
         raise err.with_text(text)
-    new = [n for n in claim.symbols if n not in problem.symbols]
+    new = [n for n in claim.symbols if n not in shapes]
     if new:
         found = re.search(rf"(?<![\w']){re.escape(new[0])}(?!\w)", text)
         raise GradcliError("parse", f"the claim uses '{new[0]}', which is not a symbol of the "
@@ -79,6 +83,11 @@ def parse_claim(problem: Problem, text: str, functions: Iterable[str] = ()) -> E
         raise GradcliError("parse", f"the claim uses the function '{new_fns[0]}', which the formula "
                                     "does not", found.start() + 1 if found else None, text)
     return claim.expr
+
+
+def direction_shapes(problem: Problem, direction: Mapping[str, str] | None) -> dict[str, tuple[Dim, ...]]:
+    """{v: the shape of x} for each direction x=v (a claim may use v)."""
+    return {v: problem.symbols[x].shape for x, v in (direction or {}).items() if x in problem.symbols}
 
 
 def _factors(d: Dim) -> tuple[Dim, ...]:
@@ -148,11 +157,12 @@ class Evaluator:
     sizes in the graph, so the formula and each claim are analysed again for each size set."""
 
     def __init__(self, source: Source, problem: Problem, claims: Mapping[str, str], hessian: bool,
-                 fns: dict[str, str]):
+                 fns: dict[str, str], direction: Mapping[str, str] | None = None):
         from ..api import analyze
 
         self.hessian = hessian
         self.fns = fns
+        self.direction = dict(direction or {})  # the derivatives along these (directions.py)
         self.sets = size_sets(problem)
         self.problems: list[Problem] = []
         self.claims: list[dict[str, Expr]] = []  # per size set: each claim, analysed at those sizes
@@ -162,8 +172,8 @@ class Evaluator:
             shapes = {n: _numeric(s.shape, sizes) for n, s in problem.symbols.items()}
             p = analyze(source["text"], shapes, source.get("wrt"), source.get("layout"), None, set(fns))
             self.problems.append(p)
-            self.claims.append({n: parse_claim(p, sized(t, sizes, p), fns) for n, t in claims.items()})
-            self.derivs.append({d.wrt: d for d in (p.hessians() if hessian else p.derivatives())})
+            self.claims.append({n: parse_claim(p, sized(t, sizes, p), fns, self.direction) for n, t in claims.items()})
+            self.derivs.append({d.wrt: d for d in self._derivatives(p)})
         exprs = [x for p, cs, ds in zip(self.problems, self.claims, self.derivs)
                  for x in [p.expr, *cs.values(), *(d.expr for d in ds.values() if d.expr is not None)]]
         unbound = [n for n in _abstract_functions(exprs) if n not in fns]
@@ -171,7 +181,7 @@ class Evaluator:
         self.values: list[dict[str, Array]] = []
         self._bindings: list[dict[str, str]] = []
         self._programs: dict[tuple[Expr, Binding], Program] = {}
-        self._derivative_programs: dict[tuple[int, Binding], Compiled | Deferred] = {}
+        self._derivative_programs: dict[tuple[int, Binding], Compiled | Deferred | Extended] = {}
         for seed in range(DRAWS):
             binding = {**fns, **{n: ABSTRACT_BINDINGS[(seed + i) % len(ABSTRACT_BINDINGS)]
                                  for i, n in enumerate(unbound)}}
@@ -181,10 +191,17 @@ class Evaluator:
             self.values.append({})
         self._prepare()
 
+    def _derivatives(self, p: Problem) -> list[Derivative]:
+        if self.direction:
+            from ..directions import derivatives
+
+            return derivatives(p, 2 if self.hessian else 1, self.direction)
+        return p.hessians() if self.hessian else p.derivatives()
+
     def add_claim(self, key: str, text: str) -> None:
         """One more claim, at the draws already chosen."""
         for p, cs, sizes in zip(self.problems, self.claims, self.sets):
-            cs[key] = parse_claim(p, sized(text, sizes, p), self.fns)
+            cs[key] = parse_claim(p, sized(text, sizes, p), self.fns, self.direction)
 
     def set_of(self, k: int) -> int:
         return k * len(self.sets) // DRAWS
@@ -197,11 +214,17 @@ class Evaluator:
             self._programs[key] = compile_graph([e], self._bindings[k])  # e itself in the key
         return self._programs[key]
 
-    def _compiled_derivatives(self, k: int) -> Compiled | Deferred:
+    def _compiled_derivatives(self, k: int) -> Compiled | Deferred | Extended:
         key = (self.set_of(k), tuple(sorted(self._bindings[k].items())))
         if key not in self._derivative_programs:
             p = self.problems[self.set_of(k)]
-            self._derivative_programs[key] = p.compile(self._bindings[k], hessian=self.hessian)
+            if self.direction:
+                from ..directions import Extended
+
+                self._derivative_programs[key] = Extended(p, 2 if self.hessian else 1, self.direction,
+                                                          self._bindings[k], False)
+            else:
+                self._derivative_programs[key] = p.compile(self._bindings[k], hessian=self.hessian)
         return self._derivative_programs[key]
 
     def _prepare(self) -> None:
@@ -212,6 +235,7 @@ class Evaluator:
         for k, draw in enumerate(self.draws):
             p = self.problems[self.set_of(k)]
             shapes = {n: _numeric(s.shape, draw.sizes) for n, s in p.symbols.items()}
+            shapes.update({v: _numeric(dims, draw.sizes) for v, dims in direction_shapes(p, self.direction).items()})
             for positive in (False, True):
                 values = draw_values(shapes, draw.seed, positive)
                 try:
@@ -329,6 +353,8 @@ def alternate(d: Derivative) -> Derivative | None:
     """The same derivative in the other layout, or None where both layouts are one shape."""
     from ..derivative import Derivative, derivative_dims
 
+    if d.along:  # f's shape or x's, in every layout
+        return None
     if d.kind == "gradient":
         other = "numerator" if d.layout != "numerator" else "gradient"
         dims = derivative_dims(d.f_ty, d.x_ty, other)

@@ -304,6 +304,8 @@ def _draws_text(ev: Evaluator) -> str:
 def label(d: Derivative) -> str:
     from ..language.render import pretty_name
 
+    if d.along:
+        return d.symbol("unicode")
     if d.kind == "hessian":
         a, _, b = d.wrt.partition(",")
         b = b or a
@@ -373,21 +375,29 @@ class ClaimChecker:
     def __init__(self, text: str, shapes: dict[str, tuple[Dim, ...]] | None = None,
                  wrt: list[str] | None = None, layout: str | None = None,
                  data_shapes: dict[str, tuple[int, ...]] | None = None, fns: dict[str, str] | None = None,
-                 hessian: bool = False, claims: dict[str, str] | None = None):
+                 hessian: bool = False, claims: dict[str, str] | None = None,
+                 direction: dict[str, str] | None = None):
         from ..api import analyze
         from ..errors import GradcliError
 
         self.fns = dict(fns or {})
+        self.direction = dict(direction or {})  # claims of derivatives along these (directions.py)
         self.problem = analyze(text, shapes, wrt, layout, data_shapes, set(self.fns))
-        self.derivs = {d.wrt: d for d in (self.problem.hessians() if hessian else self.problem.derivatives())}
+        if self.direction:
+            from ..directions import derivatives
+
+            found = derivatives(self.problem, 2 if hessian else 1, self.direction)
+        else:
+            found = self.problem.hessians() if hessian else self.problem.derivatives()
+        self.derivs = {d.wrt: d for d in found}
         claims = dict(claims or {})
         for name in claims:
             if name not in self.derivs:
                 raise GradcliError("usage", f"--claim {name}=...: ∂f/∂{name} is not computed here "
                                             f"(derivatives: {', '.join(self.derivs)})")
-        self.exprs = {name: parse_claim(self.problem, t, self.fns) for name, t in claims.items()}
+        self.exprs = {name: parse_claim(self.problem, t, self.fns, self.direction) for name, t in claims.items()}
         self.ev = Evaluator({"text": text, "wrt": wrt, "layout": layout}, self.problem, claims,
-                             hessian, self.fns)
+                             hessian, self.fns, self.direction)
 
     def verdict(self, name: str, steps: bool = False) -> Verdict:
         """The verdict on the claim given up front for ∂f/∂name."""
@@ -400,7 +410,7 @@ class ClaimChecker:
         """The verdict on another claim for ∂f/∂name, at the same draws."""
         key = f"{name}\0{text}"
         if key not in self.exprs:
-            self.exprs[key] = parse_claim(self.problem, text, self.fns)
+            self.exprs[key] = parse_claim(self.problem, text, self.fns, self.direction)
             self.ev.add_claim(key, text)
         return judge(self.derivs[name], key, self.exprs[key], self.ev)
 
@@ -408,10 +418,11 @@ class ClaimChecker:
 def check_claims(text: str, claims: dict[str, str], shapes: dict[str, tuple[Dim, ...]] | None = None,
                  wrt: list[str] | None = None, layout: str | None = None,
                  data_shapes: dict[str, tuple[int, ...]] | None = None, fns: dict[str, str] | None = None,
-                 hessian: bool = False, steps: bool = False) -> list[Verdict]:
+                 hessian: bool = False, steps: bool = False, direction: dict[str, str] | None = None) -> list[Verdict]:
     """Judge each claimed derivative {wrt: claim text} of the formula `text`; the Hessian
-    blocks with hessian."""
-    checker = ClaimChecker(text, shapes, wrt, layout, data_shapes, fns, hessian, claims)
+    blocks with hessian; with direction {x: v}, the derivative along v (the Hessian-vector
+    product with hessian), the claim written over f's symbols and v."""
+    checker = ClaimChecker(text, shapes, wrt, layout, data_shapes, fns, hessian, claims, direction)
     return [checker.verdict(name, steps) for name in claims]
 
 
