@@ -176,8 +176,10 @@ class Derivative:
         text = projected_entry(convention, k, l, entry, style)
         if len(shown) > 1:
             pairs = ", ".join(f"({names[a]},{names[a + 1]})" for a in shown)
-            text += f" on each pair {pairs} in turn"
-        return f"{text}, {entry(k, l)} = {index}"
+            words = f"on each pair {pairs} in turn"
+            text += rf"\ \text{{{words}}}" if style == "latex" else f" {words}"
+        separator = r",\quad " if style == "latex" else ", "
+        return f"{text}{separator}{entry(k, l)} = {index}"
 
     def index_names(self) -> list[str]:
         """The indices of the printed J[…], in the order of the value's axes: f's then x's in

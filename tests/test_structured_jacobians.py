@@ -110,6 +110,7 @@ def test_printed_formulas_say_they_are_projected_and_the_vec_form_evaluates_to_t
         r = gradcli.grad(f"{text} wrt S where S: (n, n) spd", symmetric_gradient=convention, **arrays)
         shown = r["S"].formula
         assert ("½(T[" if convention == "sym" else "δ(") in shown and "T[" in shown, shown
+        assert (r"\tfrac{1}{2}(T_{" if convention == "sym" else r"\delta_{") in r["S"].latex
         vec = gradcli.grad(f"{text} wrt S where S: (n, n) spd", symmetric_gradient=convention, layout="vec", **arrays)
         assert "commutation(3, 3)" in vec["S"].ascii  # J (I + K)/2, J (I + K − Diag(vec I))
         assert np.allclose(np.asarray(translate(vec["S"].ascii)(arrays), float), vec["S"].value)
