@@ -24,6 +24,7 @@ from .calculus.columns import (as_scalar, column_symbol, entries_column, fold_un
 from .compiled import Compiled, Deferred, vjp_program
 from .derivative import LAYOUTS, Derivative, default_layout, derivative_dims, derivative_symbol, fmt_shape
 from .calculus.differentiate import expand_derivatives, gradients
+from .calculus.higher import directional
 from .calculus.linearize import jacobian_formula
 from .errors import GradcliError
 from .numeric.evaluate import Program, compile_graph
@@ -41,13 +42,13 @@ __all__ = ["LAYOUTS", "Compiled", "Deferred", "Derivative", "Problem", "SymbolIn
 
 
 def _jacobian(f: Expr, x: Expr) -> Expr | None:
-    """∂f/∂x of a vector f in numerator layout where a matrix formula has its shape: a row f wrt
-    a scalar x is the row (∂fᵀ/∂x)ᵀ, shape (1, n) as declared."""
-    if f.ty.is_row and x.ty.is_scalar:
-        column = entries_column(f)
-        J = None if column is None else jacobian_formula(column, x)
-        return None if J is None else S.T(J)
-    return jacobian_formula(f, x)
+    """∂f/∂x in numerator layout, where a matrix formula has its shape.  A row or a matrix f wrt
+    a scalar x has f's shape, and its formula is the derivative along dx = 1 (forward mode):
+    ∂(A + aB)⁻¹/∂a = −(A + aB)⁻¹B(A + aB)⁻¹, ∂(a·xᵀ)/∂a = xᵀ."""
+    J = jacobian_formula(f, x)
+    if J is None and x.ty.is_scalar and not f.ty.is_scalar:
+        return directional(f, [x], [S.const(1.0)])
+    return J
 
 
 def parse_dims(text: str, max_rank: int = 2) -> tuple[Dim, ...]:

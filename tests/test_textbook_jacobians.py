@@ -71,3 +71,35 @@ def test_the_mean_of_one_number_is_that_number():
     p = analyze("x - mean(x) wrt x")
     (d,) = p.derivatives()
     assert p.symbols["x"].shape == () and d.text() == "0" and d.text("latex") == "0"
+
+
+# a row or a matrix f wrt a scalar a: the derivative has f's shape and a matrix formula
+SCALAR_CASES = [
+    ("A*a", "A", lambda v: v["A"] * v["a"]),
+    ("inv(A + a*B)", "−(A + a·B)⁻¹B(A + a·B)⁻¹", lambda v: np.linalg.inv(v["A"] + v["a"] * v["B"])),
+    ("a^2*A + B/a", "2a·A − B / a²", lambda v: v["a"] ** 2 * v["A"] + v["B"] / v["a"]),
+    ("(A + a*B)@(A + a*B)", "(A + a·B)B + B(A + a·B)",
+     lambda v: (v["A"] + v["a"] * v["B"]) @ (v["A"] + v["a"] * v["B"])),
+    ("x'*a", "xᵀ", lambda v: v["x"][None, :] * v["a"]),
+    ("exp(a*x')", "xᵀ ⊙ exp(a·xᵀ)", lambda v: np.exp(v["a"] * v["x"][None, :])),
+]
+
+
+@pytest.mark.parametrize("text, textbook, f", SCALAR_CASES)
+def test_a_row_or_matrix_wrt_a_scalar_has_its_matrix_formula(text, textbook, f):
+    sizes = {"A": (3, 3), "B": (3, 3), "x": (N,), "a": ()}
+    used = {n: s for n, s in sizes.items() if n in text}
+    where = ", ".join(f"{n}: ({', '.join(map(str, s))})" for n, s in used.items() if s)
+    p = analyze(f"{text} wrt a where {where}")
+    (d,) = p.derivatives()
+    assert d.expr is not None and d.text() == textbook and d.printed_dims() is None
+    rng = np.random.default_rng(11)
+    vals = {n: 0.5 * rng.normal(size=s) for n, s in used.items()}
+    vals["a"] = np.float64(0.8)
+    expected = fd_jacobian(f, vals, "a")
+    _, got = p.compile()(**vals)
+    assert got["a"].shape == expected.shape == tuple(d.shape)
+    assert np.allclose(got["a"], expected, rtol=1e-6, atol=1e-8)
+    again = analyze(d.formula("ascii"), data_shapes={n: v.shape for n, v in vals.items()})
+    value, _ = again.compile()(**{n: vals[n] for n in again.symbols})
+    assert np.allclose(value, expected, rtol=1e-6, atol=1e-8)
