@@ -19,10 +19,12 @@ from typing import Any
 
 from .language import operators  # noqa: F401  (fills the operator registry)
 from .language import simplify as S
-from .calculus.columns import as_scalar, fold_units, has_singleton, is_unit, squeeze, squeezed_symbol, squeezed_ty
+from .calculus.columns import (as_scalar, column_symbol, entries_column, fold_units, has_singleton, is_unit, squeeze,
+                               squeezed_ty)
 from .compiled import Compiled, Deferred, vjp_program
 from .derivative import LAYOUTS, Derivative, default_layout, derivative_dims, derivative_symbol, fmt_shape
 from .calculus.differentiate import expand_derivatives, gradients
+from .calculus.higher import directional
 from .calculus.linearize import jacobian_formula
 from .errors import GradcliError
 from .numeric.evaluate import Program, compile_graph
@@ -38,6 +40,16 @@ from .language.structures import CONVENTIONS, canonical, convention_of, split_st
 __all__ = ["LAYOUTS", "Compiled", "Deferred", "Derivative", "Problem", "SymbolInfo", "analyze", "check_verdict",
            "default_layout", "derivation", "derivative_dims", "derivative_symbol", "emit_code", "fmt_shape",
            "parse_dims", "parse_shape", "render_derivatives", "vjp_program"]
+
+
+def _jacobian(f: Expr, x: Expr) -> Expr | None:
+    """∂f/∂x in numerator layout, where a matrix formula has its shape.  A row or a matrix f wrt
+    a scalar x has f's shape, and its formula is the derivative along dx = 1 (forward mode):
+    ∂(A + aB)⁻¹/∂a = −(A + aB)⁻¹B(A + aB)⁻¹, ∂(a·xᵀ)/∂a = xᵀ."""
+    J = jacobian_formula(f, x)
+    if J is None and x.ty.is_scalar and not f.ty.is_scalar:
+        return directional(f, [x], [S.const(1.0)])
+    return J
 
 
 def parse_dims(text: str, max_rank: int = 2) -> tuple[Dim, ...]:
@@ -167,7 +179,7 @@ class Problem:
                     grads = [fold_units(e) for e in grads]
                 exprs = [self._structured(d.wrt, g) for d, g in zip(shapes, grads)]
             else:
-                exprs = [jacobian_formula(f, d.x) for d in shapes]
+                exprs = [_jacobian(f, d.x) for d in shapes]
             for d, e in zip(shapes, exprs):
                 d.expr = e
                 d.convention = self._convention(d.wrt)
@@ -219,21 +231,20 @@ class Problem:
         singleton axes (n×1 vectors), derive it with those axes dropped: d.squeezed, and a note.
         `first` is the other wrt symbol of a Hessian block (f is then the scalar target)."""
         x = d.x
-        if not any(has_singleton(t) for t in (f.ty, x.ty, first.ty if first is not None else x.ty)):
+        tys = (f.ty, x.ty, first.ty if first is not None else x.ty)
+        if not (f.ty.is_row or any(has_singleton(t) for t in tys)):
             return
         f_sq = squeeze(f)
         if f_sq is None:
             return
-        x_sq = squeezed_symbol(x)
-        if x_sq.op != "sym":
-            return  # a 1×n row symbol: no column to differentiate by
+        x_sq = column_symbol(x)
         if first is not None:
-            first_sq = squeezed_symbol(first)
-            if first_sq.op != "sym":
-                return
-            (of,) = gradients(f_sq, [first_sq])
+            (of,) = gradients(f_sq, [column_symbol(first)])
         else:
-            of = f_sq
+            column = entries_column(f_sq)
+            if column is None:
+                return
+            of = column
         formula = jacobian_formula(of, x_sq)
         declared = [k for k in d.base_dims() if k != 1]
         if formula is None or [k for k in formula.ty.full_dims if k != 1] != declared:

@@ -287,6 +287,20 @@ def _notes(out: Any, problem: "Problem") -> None:
 
 
 def _layout_note(d: "Derivative") -> str:
+    """How the value's shape is laid out (and, for a formula printed with its axes of length 1
+    dropped, the printed matrix's shape)."""
+    printed = d.printed_dims()
+    if printed is None:
+        return _layout(d)
+    from .language.shapes import fmt_dims
+
+    dropped = len(d.shape) - len(printed)
+    what = {0: "a scalar", 1: f"the vector {fmt_dims(printed)}"}.get(len(printed), f"the {fmt_dims(printed)} matrix")
+    return f"{_layout(d)}; printed as {what}, {'its' if dropped == 1 else 'the'} " \
+           f"{'axis' if dropped == 1 else f'{dropped} axes'} of length 1 dropped"
+
+
+def _layout(d: "Derivative") -> str:
     from .language.render import pretty_name
 
     x = pretty_name(d.wrt, "unicode")

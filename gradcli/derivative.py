@@ -108,6 +108,14 @@ class Derivative:
             return None
         return S.T(expr) if self.transposes else expr
 
+    def printed_dims(self) -> tuple[Dim, ...] | None:
+        """The shape of the printed formula where it is not the value's: one printed with its
+        axes of length 1 dropped (the Jacobian of a 1×n row f wrt x ∈ ℝᵐ, a (1, n, m) tensor, is
+        printed as the n×m matrix of its entries).  None where the formula has the value's shape."""
+        if self.expr is not None or self.squeezed is None or self.layout == "vec":
+            return None
+        return tuple(self.squeezed.ty.transposed().full_dims if self.transposes else self.squeezed.ty.full_dims)
+
     def vec_form(self) -> Expr | None:
         """The vec layout's formula: vec(∇f) for a gradient, ∂vec(f)/∂vec(x)ᵀ in Kronecker form
         for a Jacobian or a Hessian block (calculus.kronform), None where none is found."""

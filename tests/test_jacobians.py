@@ -242,15 +242,18 @@ def test_printed_index_notation_of_random_tensors_evaluates_to_the_derivative(te
 
 
 def test_a_row_vector_f_has_its_singleton_axis_in_index_notation():
+    # printed as the matrix of its entries (tests/test_rowjacobians.py); the index form keeps
+    # the axis of length 1 as the index 0
     (d,) = gradcli.analyze("x'@A wrt x").derivatives()
-    assert d.shape == (1, "n", "m") and d.formula() == "[0,i,k] = A[k,i]"
+    assert d.shape == (1, "n", "m") and d.formula() == "Aᵀ"
+    assert d.index_names() == ["0", "i", "k"] and d.index_text() == "A[k,i]"
     check_all("x'@A wrt x", {"A": (3, 2)})
 
 
 @pytest.mark.parametrize("layout", ["numerator", "denominator"])
 @pytest.mark.parametrize("text, shapes, hessian", [
     ("W@x wrt W", {"W": (2, 3)}, False),
-    ("x'@W wrt x", {"W": (3, 2)}, False),
+    ("x'@W wrt W", {"W": (3, 2)}, False),
     ("inv(X) wrt X", {"X": (3, 3)}, False),
     ("R'@R wrt R", {"R": (4, 3)}, False),
     ("tanh(W@x + b) wrt W", {"W": (3, 2), "b": (3,)}, False),

@@ -6,9 +6,11 @@ Such an x is what numpy makes of it, an n×1 matrix, everywhere a value is compu
 - a 1×1 f is the scalar it holds (`as_scalar`): its derivatives are gradients of that scalar,
   and the 1×1 ones-matrices reverse mode then carries (M𝟙₁ₓ₁, Σ𝟙₁ₓ₁) are folded away;
 - a derivative with no matrix formula in the declared shapes (the Hessian wrt an n×1 x is a
-  4-index tensor) is also derived with every singleton axis dropped (`squeeze`): n×1 symbols
-  become vectors, 1×n rows, 1×1 scalars.  Where that gives a matrix formula (A + Aᵀ), it is
-  printed as the n×n matrix of the same entries, with a note; values keep the declared shape.
+  4-index tensor; the Jacobian of a 1×n row f = xᵀA wrt x is a (1, n, m) tensor) is also
+  derived with every singleton axis dropped (`squeeze`): n×1 symbols become vectors, 1×n rows,
+  1×1 scalars, and a row f is the column of its entries (`entries_column`).  Where that gives a
+  matrix formula (A + Aᵀ; Aᵀ), it is printed as the matrix of the same entries, with a note;
+  values keep the declared shape.
 
 `squeeze` only rewrites operators whose meaning survives dropping the axes, and checks every
 node's shape against the declared one with the axes dropped; anything else gives None (no
@@ -95,6 +97,60 @@ def squeezed_symbol(x: Expr) -> Expr:
     if ty.row:
         return S.T(S.sym(x.params[0], col(ty.dims[0])))
     return S.sym(x.params[0], ty)
+
+
+def column_symbol(x: Expr) -> Expr:
+    """The symbol a derivative wrt x is taken by once its singleton axes are dropped: a 1×n x
+    (the row `squeeze` writes as the transpose of a column) is the column of its n entries."""
+    sq = squeezed_symbol(x)
+    return sq.args[0] if sq.op == "T" else sq
+
+
+def entries_column(f: Expr) -> Expr | None:
+    """A row vector's entries as a column, fᵀ written on columns (anything else as it is), or
+    None where some row has no column form here.
+
+    The Jacobian of a 1×n row f wrt x has the entries of fᵀ's: J[0,i,k] = ∂fᵢ/∂xₖ, so the
+    matrix formula of ∂fᵀ/∂x, n × shape(x), is the row's Jacobian with its axis of length 1
+    dropped.  fᵀ is written with every row-valued node transposed on the spot — (xᵀA)ᵀ = Aᵀx,
+    h(r)ᵀ = h(rᵀ), (r + s)ᵀ = rᵀ + sᵀ — so that the differentiator and `linearize` see columns
+    only (tanh(xᵀA) has the Jacobian diag(1 − tanh(Aᵀx)²)Aᵀ)."""
+    if not f.ty.is_row:
+        return f
+
+    def visit(n: Expr, args: tuple[Expr, ...]) -> Expr:
+        # which arguments were rows and are now the columns of their entries
+        turned = [a.ty.row and not b.ty.row for a, b in zip(n.args, args)]
+        if not n.ty.row:  # a column, scalar or matrix: over its rows as they were
+            return n if not any(turned) else make(
+                n.op, *(S.T(b) if t else b for b, t in zip(args, turned)), params=n.params)
+        new = _column_of_row(n, args, turned)
+        if new is None or new.ty != n.ty.transposed():
+            raise _Unsqueezable
+        return new
+
+    try:
+        return rewrite([f], visit)[0]
+    except (_Unsqueezable, ShapeMsg, AssertionError):
+        return None
+
+
+def _column_of_row(n: Expr, args: tuple[Expr, ...], turned: list[bool]) -> Expr | None:
+    """The column of the entries of the row n, its row arguments already turned to columns."""
+    if n.op == "T":  # (cᵀ)ᵀ = c
+        return args[0] if not turned[0] else None
+    if n.op == "matmul":  # (rM)ᵀ = Mᵀrᵀ; (c·r)ᵀ with a scalar c
+        a, b = args
+        if turned[0] and b.ty.is_matrix:
+            return S.matmul(S.T(b), a)
+        if a.ty.is_scalar or b.ty.is_scalar:
+            return S.mul(a, b)
+        return None
+    if n.op == "fill":
+        return S.fill(args[0], n.ty.transposed())
+    if OPS[n.op].entrywise and all(t or b.ty.is_scalar for b, t in zip(args, turned)):
+        return make(n.op, *args, params=n.params)  # entry by entry: rows and scalars only
+    return None
 
 
 def _squeeze_node(n: Expr, args: tuple[Expr, ...]) -> Expr:

@@ -141,8 +141,25 @@ def jacobian_formula(f: Expr, x: Expr) -> Expr | None:
     M = matrix_of(g, v)
     if M is None:
         return None
-    J = S.T(M)  # g = M v = Jᵀ v, so J = Mᵀ (a row r gives the column rᵀ when x is a scalar)
+    J = _transposed(M)  # g = M v = Jᵀ v, so J = Mᵀ (a row r gives the column rᵀ when x is a scalar)
     return _kron_algebra(J) if any(n.op == "kron" for n in topological([J])) else J
+
+
+def _transposed(M: Expr) -> Expr:
+    """Mᵀ, with each transposed sum in it distributed where that prints no more transposes
+    than (…)ᵀ does: the Jacobian of log softmax(Ax) is (I − 𝟙softmax(Ax)ᵀ)A, not
+    (I − softmax(Ax)𝟙ᵀ)ᵀA.  (The simplifier weighs (P + Q)ᵀ against P + Q, without its mark.)"""
+    def visit(n: Expr, args: tuple[Expr, ...]) -> Expr | None:
+        if n.op != "T" or args[0].op != "add":
+            return None
+        P, Q = args[0].args
+        if not P.ty == Q.ty == args[0].ty:  # a broadcast sum: (A + x)ᵀ adds x to rows
+            return None
+        kept = S.T(args[0])
+        distributed = S.add(S.T(P), S.T(Q))
+        return distributed if S._transposes(distributed) <= S._transposes(kept) else kept
+
+    return rewrite([S.T(M)], visit)[0]
 
 
 def _kron_algebra(e: Expr) -> Expr:

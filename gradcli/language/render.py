@@ -122,6 +122,8 @@ class Renderer:
                 n *= d
             return str(n), 6
         parts = [str(d) for d in dims]
+        if not parts:  # a scalar's one entry
+            return "1", 6
         if len(parts) == 1:
             return parts[0], 6
         return ("·" if self.style == "unicode" else "*").join(parts), 2

@@ -1052,6 +1052,8 @@ def _simplify_sum(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
     if a.op == "fill" and axis is not None:
         n = make_raw("numel", (), (Ty((a.ty.dims[axis % a.ty.rank],)),))
         return fill(mul(a.args[0], n, rules), OPS["sum"].shape(STRICT, (a.ty,), params), rules)
+    if a.op == "eye" and axis is not None:  # I's row and column sums are 𝟙 (log-softmax: I − 𝟙sᵀ)
+        return fill(const(1.0), OPS["sum"].shape(STRICT, (a.ty,), params), rules)
     return None
 
 

@@ -127,7 +127,8 @@ register(Op("sum", sum_shape, K.Call("sum", keywords=_sum_keywords), vjp=(_vjp_s
 
 
 register(Op("mean", to_scalar, K.Call("mean"),
-            vjp=(lambda node, G: fill(div(G, make_raw("numel", (), (node.args[0].ty,))), node.args[0].ty),),
+            vjp=(lambda node, G: G if node.args[0].ty.is_scalar  # the mean of one number is it
+                 else fill(div(G, make_raw("numel", (), (node.args[0].ty,))), node.args[0].ty),),
             notation=func("mean"),
             rule='d mean(A) = ⟨𝟙/N, dA⟩',
             names=("mean",), arity=(1, 2), axis=True, operands=1, call=_call_mean, total=True))

@@ -104,9 +104,32 @@ def _matrix_fill(c: MatrixContext, e: Expr) -> MatrixSteps:
 
 
 def _matrix_diagv(c: MatrixContext, e: Expr) -> MatrixSteps:
-    if e.args[0].op != "diagm":  # diag(diag(u)) = u
+    x = e.args[0]
+    if x.op == "diagm":  # diag(diag(u)) = u
+        return (yield x.args[0])
+    outer = _outer_factors(x)
+    if outer is None:
         raise NoMatrixForm
-    return (yield e.args[0].args[0])
+    a, r = outer  # diag(a rᵀ) = a ⊙ r: the diagonal of diag(v)@y's adjoint v yᵀ is y ⊙ v, so
+    # ∂(diag(x)y)/∂x = diag(y) as textbooks write it
+    return (yield from c.regroup(e, make_raw("mul", (a, T(r)))))
+
+
+def _outer_factors(x: Expr) -> tuple[Expr, Expr] | None:
+    """(a, r) with x = a r, a column times a row, where x is such a product written with more
+    factors: (a bᵀ)M = a(bᵀM), M(a bᵀ) = (Ma)bᵀ.  None for any other matrix."""
+    if x.op != "matmul":
+        return None
+    p, q = x.args
+    if p.ty.is_col and q.ty.is_row:
+        return p, q
+    left = _outer_factors(p)
+    if left is not None:
+        return left[0], make("matmul", left[1], q)
+    right = _outer_factors(q)
+    if right is not None:
+        return make("matmul", p, right[0]), right[1]
+    return None
 
 
 # ----------------------------------------------------------------- Kronecker forms (--layout vec)
