@@ -6,8 +6,10 @@ front, transposes pushed onto the leaves, like terms collected).  The derivative
 `operators/` build their results with the constructors here (`add`, `mul`, `matmul`, `T`, ...),
 so what they produce is simplified as it is built.
 
-Some rewrites are for derivatives only: factoring AX + BX into (A + B)X, cancelling p ⊘ p and
-x/x (which changes where a formula is defined), distributing (p + q) ⊙ r to collect terms.  A
+Some rewrites are for derivatives only: factoring AX + BX into (A + B)X and s·X + s·Y into
+s·(X + Y), cancelling p ⊘ p and x/x and merging powers of one base (x/‖x‖²/‖x‖ = x/‖x‖³: these
+change where a formula is defined), distributing (p + q) ⊙ r to collect terms, writing two terms
+over a common denominator where that prints shorter.  A
 user's formula is echoed as typed, so these are a separate step the differentiator asks for:
 `DerivativeForm` rebuilds a derivative's new nodes under `Rules.DERIVATIVE` (each adjoint once
 it is complete, before the chain rule reads it).  The rules are a value passed down the hooks
@@ -455,11 +457,13 @@ def _common_factored(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
     """a + b with what the two terms share written once, read off their monomials (`_monomial`):
     a common factor pulled out (s·p + s·q = s(p + q), p/s + q/s = (p + q)/s, element-wise
     too), or over a common denominator (p/√s − q/√s³ = (p·s − q)/√s³, which collects
-    the pseudo-Huber Hessian's 1/√(1 + r²) − r²/√(1 + r²)³ to 1/√(1 + r²)³).  Each is kept only
-    when it prints shorter (`printed_symbols`) than a + b, so only where something cancels or a
-    factor is written once instead of twice.  Derivatives only (and not inside a distribution,
-    whose terms are still to be collected); it holds wherever a + b is defined, except that
-    a cancelled factor may make it defined at more points, as any cancellation does."""
+    the pseudo-Huber Hessian's 1/√(1 + r²) − r²/√(1 + r²)³ to (1 + r²)^-1.5).  Each is kept
+    only when it prints shorter (`printed_symbols`) than a + b, so only where something cancels
+    or a factor is written once instead of twice.  Derivatives only (and not inside a
+    distribution, whose terms are still to be collected); it holds wherever a + b is defined,
+    except that a cancelled factor may make it defined at more points, as any cancellation
+    does.  Two terms at a time: a longer sum is factored as it is built, pair by pair, after
+    its like terms are collected."""
     if a.size + b.size > MAX_FACTORED_SIZE or a.ty != b.ty:
         return None
     coef_a, coef_b = [1.0], [1.0]
@@ -504,9 +508,10 @@ COMMON_DENOMINATOR_SAVES = 3
 def _pulled_out(common: dict[Expr, float], a: tuple[float, dict[Expr, float]],
                 b: tuple[float, dict[Expr, float]], ty: Ty, rules: Rules) -> Optional[Expr]:
     """common · (a/common + b/common), each monomial written out again (`_written`)."""
-    inner = add(*(_written(c, {base: powers.get(base, 0.0) - common.get(base, 0.0)
-                               for base in {**powers, **common}}, rules)
-                  for c, powers in (a, b)), rules)
+    left, right = (_written(c, {base: powers.get(base, 0.0) - common.get(base, 0.0)
+                                for base in {**powers, **common}}, rules)
+                   for c, powers in (a, b))
+    inner = add(left, right, rules)
     out = _written(1.0, common, rules, inner)
     return out if out.ty == ty else None
 
@@ -563,7 +568,7 @@ def printed_symbols(e: Expr) -> int:
             own = 1 if first.ty.is_scalar or second.ty.is_scalar else 3
         else:
             own = _OWN_CHARACTERS.get(n.op, len(n.op) + 2)
-        if n.op == "pow" and not float(n.args[1].value if n.args[1].is_const else 0.5).is_integer():
+        if n.op == "pow" and not (n.args[1].is_const and float(n.args[1].value).is_integer()):
             own += 1  # s^1.5, not s²
         if n.op in _GROUPING:
             own += sum(2 for a in n.args if a.op == "add" or a.op in ("mul", "div") and n.op in ("div", "pow"))
@@ -1127,10 +1132,8 @@ def _simplify_T(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTE
         return fill(a.args[0], a.ty.transposed(), rules)
     if a.op == "mul" and a.args[0].ty.is_scalar:  # (cX)ᵀ = cXᵀ
         return mul(a.args[0], T(a.args[1], rules), rules)
-    if a.op == "add" and a.args[0].ty == a.args[1].ty:  # (P + Q)ᵀ = Pᵀ + Qᵀ when that prints
-        # no more transposes than (P + Q)ᵀ (its own counted): (A + Aᵀ)ᵀ = A + Aᵀ, (A + Bᵀ)ᵀ =
-        # Aᵀ + B, never a transposed sum where a transpose of each term does as well.  Not for a
-        # broadcast sum: (A + x)ᵀ adds x to rows.
+    if a.op == "add" and a.args[0].ty == a.args[1].ty:  # (P + Q)ᵀ = Pᵀ + Qᵀ when that leaves
+        # fewer transposes: (A + Aᵀ)ᵀ = A + Aᵀ.  Not for a broadcast sum: (A + x)ᵀ adds x to rows.
         distributed = add(T(a.args[0], rules), T(a.args[1], rules), rules)
         if _transposes(distributed) <= _transposes(a):
             return distributed
