@@ -3,6 +3,8 @@ x/‖x‖³), rational functions of one expression over a common denominator whe
 shorter, common scalar factors pulled out of sums.  Each rewrite keeps the value (against numpy,
 written here), and each printed formula is the short one and parses back to the same value."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -44,16 +46,22 @@ REWRITES = [
     (S.mul(S.power(sqnorm(x), c(2.0)), norm(x)), lambda v: n2(v["x"]) ** 5, "‖x‖⁵"),
     (S.div(x, S.mul(sqrt(x), x)), lambda v: 1 / np.sqrt(v["x"]), "1 ⊘ √(x)"),  # element-wise
     # the pseudo-Huber Hessian's 1/√(1 + r²) − r²/√(1 + r²)³, over the common denominator
-    (S.sub(S.div(c(1.0), sqrt(x)), S.div(S.power(y, c(2.0)), S.power(sqrt(x), c(3.0)))),
-     lambda v: 1 / np.sqrt(v["x"]) - v["y"] ** 2 / np.sqrt(v["x"]) ** 3, "(x − y²) ⊘ √(x)³"),
+    # where the numerator collects: (1 + r² − r²)/√(1 + r²)³
+    (S.sub(S.div(c(1.0), sqrt(S.add(c(1.0), S.power(a, c(2.0))))),
+           S.div(S.power(a, c(2.0)), S.power(sqrt(S.add(c(1.0), S.power(a, c(2.0)))), c(3.0)))),
+     lambda v: (1 + v["a"] ** 2) ** -1.5, "(1 + a²)^(−1.5)"),
+    (S.add(S.div(x, s), S.mul(c(2.0), S.div(y, s))),  # over the same denominator
+     lambda v: (v["x"] + 2 * v["y"]) / v["s"], "(x + 2y) / s"),
     (S.sub(S.mul(S.fn("exp", s), x), S.mul(S.fn("exp", s), y)),
      lambda v: np.exp(v["s"]) * (v["x"] - v["y"]), "exp(s)·(x − y)"),
-    (S.sub(S.div(y, S.mul(s, a)), S.div(S.mul(b, x), S.mul(S.power(s, c(3.0)), a))),
-     lambda v: v["y"] / (v["s"] * v["a"]) - v["b"] * v["x"] / (v["s"] ** 3 * v["a"]),
-     "(s²·y − b·x) / (s³·a)"),
 ]
-# written as they are: not shorter over a common denominator, or not an identity
+# written as they are: not shorter over a common denominator, a numerator that does not
+# collect (the textbooks keep p/s − q/s² apart), or not an identity
 KEPT = [
+    (S.sub(S.div(c(1.0), sqrt(x)), S.div(S.power(y, c(2.0)), S.power(sqrt(x), c(3.0)))),
+     lambda v: 1 / np.sqrt(v["x"]) - v["y"] ** 2 / np.sqrt(v["x"]) ** 3),
+    (S.sub(S.div(y, S.mul(s, a)), S.div(S.mul(b, x), S.mul(S.power(s, c(3.0)), a))),
+     lambda v: v["y"] / (v["s"] * v["a"]) - v["b"] * v["x"] / (v["s"] ** 3 * v["a"])),
     (S.sub(S.div(a, s), S.div(b, S.power(s, c(2.0)))), lambda v: v["a"] / v["s"] - v["b"] / v["s"] ** 2),
     (S.add(S.div(x, s), y), lambda v: v["x"] / v["s"] + v["y"]),
     (S.sub(S.div(x, S.power(s, c(2.0))), S.div(y, S.power(s, c(3.0)))),  # (s·x − y)/s³ is as long
@@ -86,7 +94,9 @@ def test_what_is_not_shorter_or_not_an_identity_is_kept(e, closed):
     assert tidy is e
     for seed in range(5):
         v = draws(e, seed, -2.0, 2.0)  # (s²)^½/s is −1 for s < 0
-        assert np.allclose(run(tidy, v), closed(v))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # √x is nan where x < 0, in both
+            assert np.allclose(run(tidy, v), closed(v), equal_nan=True)
 
 
 def test_merging_powers_never_narrows_the_domain():
@@ -107,28 +117,29 @@ def cosine_hessian(v):
             + 3 * d * np.outer(x_, x_) / (nx ** 5 * ny))
 
 
-# (formula; gradient or Hessian; printed; its value in numpy; the textbook's form, in ASCII)
+# (formula; gradient or Hessian; printed; its value in numpy; the textbook's form, in ASCII;
+#  how much longer than the textbook's the print may be: none, or issue 19's bound 1.5)
 DERIVATIVES = [
-    ("1/norm(x) wrt x", "grad", "−x / ‖x‖³", lambda v: -v["x"] / n2(v["x"]) ** 3, "-x/||x||^3"),
+    ("1/norm(x) wrt x", "grad", "−x / ‖x‖³", lambda v: -v["x"] / n2(v["x"]) ** 3, "-x/||x||^3", 1.0),
     ("1/norm(x) wrt x", "hess", "3xxᵀ / ‖x‖⁵ − I / ‖x‖³",
      lambda v: (3 * np.outer(v["x"], v["x"]) - n2(v["x"]) ** 2 * np.eye(4)) / n2(v["x"]) ** 5,
-     "3*x@x'/||x||^5 - eye(m)/||x||^3"),
+     "3*x@x'/||x||^5 - eye(m)/||x||^3", 1.0),
     ("exp(-norm(x-y)^2/2) wrt x", "hess", "exp(−0.5‖x − y‖²)·((x − y)(x − y)ᵀ − I)",
      lambda v: np.exp(-n2(v["x"] - v["y"]) ** 2 / 2) * (np.outer(v["x"] - v["y"], v["x"] - v["y"]) - np.eye(4)),
-     "exp(-||x - y||^2/2)*((x - y)@(x - y)' - eye(m))"),
+     "exp(-||x - y||^2/2)*((x - y)@(x - y)' - eye(m))", 1.0),
     ("sum(sqrt(1 + (X@w - y)^2)) wrt w", "hess", "Xᵀ diag((1 + (Xw − y)²)^(−1.5)) X",
      lambda v: v["X"].T @ np.diag((1 + (v["X"] @ v["w"] - v["y"]) ** 2) ** -1.5) @ v["X"],
-     "X'@diag((1 + (X@w - y)^2)^-1.5)@X"),
-    ("dot(x, y)/(norm2(x)*norm2(y)) wrt x", "grad", "(‖x‖²·y − xᵀy·x) / (‖x‖³·‖y‖)",
+     "X'@diag((1 + (X@w - y)^2)^-1.5)@X", 1.0),
+    ("dot(x, y)/(norm2(x)*norm2(y)) wrt x", "grad", "y / (‖x‖·‖y‖) − xᵀy·x / (‖y‖·‖x‖³)",
      lambda v: v["y"] / (n2(v["x"]) * n2(v["y"])) - (v["x"] @ v["y"]) * v["x"] / (n2(v["x"]) ** 3 * n2(v["y"])),
-     "y/(||x||*||y||) - x'@y*x/(||x||^3*||y||)"),
+     "y/(||x||*||y||) - x'@y*x/(||x||^3*||y||)", 1.0),
     ("dot(x, y)/(norm2(x)*norm2(y)) wrt x", "hess", None, cosine_hessian,
-     "-(x@y' + y@x')/(||x||^3*||y||) - x'@y*eye(m)/(||x||^3*||y||) + 3*x'@y*x@x'/(||x||^5*||y||)"),
+     "-(x@y' + y@x')/(||x||^3*||y||) - x'@y*eye(m)/(||x||^3*||y||) + 3*x'@y*x@x'/(||x||^5*||y||)", 1.5),
 ]
 
 
-@pytest.mark.parametrize("text, kind, printed, closed, textbook", DERIVATIVES)
-def test_derivatives_print_short_and_parse_back_to_their_values(text, kind, printed, closed, textbook):
+@pytest.mark.parametrize("text, kind, printed, closed, textbook, bound", DERIVATIVES)
+def test_derivatives_print_short_and_parse_back_to_their_values(text, kind, printed, closed, textbook, bound):
     shapes = {"X": (5, 3), "w": (3,), "y": (5,)} if "X" in text else {"x": (4,), "y": (4,)}
     (d,) = getattr(gradcli.analyze(text), "hessians" if kind == "hess" else "derivatives")()
     if printed is not None:
@@ -136,7 +147,7 @@ def test_derivatives_print_short_and_parse_back_to_their_values(text, kind, prin
     numeric = gradcli.analyze(text, shapes=shapes)
     (d,) = numeric.hessians() if kind == "hess" else numeric.derivatives()
     book = gradcli.analyze(textbook.replace("eye(m)", "eye(4)"), shapes=shapes).expr
-    assert len(d.text("ascii")) <= len(render(book, "ascii"))  # no longer than the textbook's
+    assert len(d.text("ascii")) <= bound * len(render(book, "ascii"))  # as long as the textbook's
     for _ in range(3):
         v = {n: rng.uniform(0.5, 2.0, size=shapes[n]) for n in shapes}
         expected = closed(v)

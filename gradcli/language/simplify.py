@@ -491,27 +491,28 @@ def _common_factored(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
     # p/(s·t) − q/(s³·t) = (s²·p − q)/(s³·t), not a product of several bases' powers)
     differ = [base for base in bases if min(pa.get(base, 0.0), 0.0) != min(pb.get(base, 0.0), 0.0)]
     if len(differ) <= 1 and any(k < 0 for k in lcd.values()) and lcd != gcd:
-        candidates.append((lcd, COMMON_DENOMINATOR_SAVES))
+        candidates.append((lcd, bool(differ)))  # p/s + q/s = (p + q)/s is kept where shorter
     best, best_cost = None, printed_symbols(make_raw("add", (a, b)))
-    for common, saving in candidates:
-        out = _pulled_out(common, (coef_a[0], pa), (coef_b[0], pb), a.ty, rules)
-        if out is not None and (cost := printed_symbols(out) + saving) < best_cost:
+    for common, must_collect in candidates:
+        out = _pulled_out(common, (coef_a[0], pa), (coef_b[0], pb), a.ty, rules, must_collect)
+        if out is not None and (cost := printed_symbols(out)) < best_cost:
             best, best_cost = out, cost
     return best
 
 
-# characters a common denominator must save besides the parentheses it adds: p/s − q·r/s²
-# as (p·s − q·r)/s² trades a fraction for parentheses and a product, and reads no better
-COMMON_DENOMINATOR_SAVES = 3
-
-
 def _pulled_out(common: dict[Expr, float], a: tuple[float, dict[Expr, float]],
-                b: tuple[float, dict[Expr, float]], ty: Ty, rules: Rules) -> Optional[Expr]:
-    """common · (a/common + b/common), each monomial written out again (`_written`)."""
+                b: tuple[float, dict[Expr, float]], ty: Ty, rules: Rules,
+                must_collect: bool = False) -> Optional[Expr]:
+    """common · (a/common + b/common), each monomial written out again (`_written`); None when
+    `must_collect` and the two numerators do not collect into something else than their sum (a
+    common denominator is written where the numerator simplifies, as the textbooks do: p/s −
+    q/s² stays, 1/√s − r²/√s³ with s = 1 + r² is (1 + r² − r²)/√s³ = s^-1.5)."""
     left, right = (_written(c, {base: powers.get(base, 0.0) - common.get(base, 0.0)
                                 for base in {**powers, **common}}, rules)
                    for c, powers in (a, b))
     inner = add(left, right, rules)
+    if must_collect and inner.op == "add" and {*inner.args} == {left, right}:
+        return None
     out = _written(1.0, common, rules, inner)
     return out if out.ty == ty else None
 
