@@ -475,7 +475,7 @@ def _common_factored(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
     if not shared:
         return None
     bases = list(pa) + [base for base in pb if base not in pa]
-    candidates = []
+    candidates: list[tuple[dict[Expr, float], bool]] = []  # (the factor, whose numerators must collect)
     # the greatest common factor of the numerators: each shared base to the power both have
     # (a shared denominator is the common denominator's: none is left inside, no nested fraction)
     # (scalar bases only: an element-wise factor pulled out hides s ⊙ V − s ⊙ (sᵀV) from the
@@ -483,7 +483,7 @@ def _common_factored(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
     gcd = {base: min(pa[base], pb[base]) for base in shared
            if pa[base] > 0 and pb[base] > 0 and base.ty.is_scalar}
     if gcd:
-        candidates.append((gcd, 0))
+        candidates.append((gcd, False))
     # the common denominator: every base to the lower power (numerators left polynomial)
     lcd = {base: min(pa.get(base, 0.0), pb.get(base, 0.0)) for base in bases}
     lcd = {base: k for base, k in lcd.items() if k < 0 or k > 0 and base.ty.is_scalar}
