@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import gradcli
@@ -136,6 +136,13 @@ def _unary(e):
         lambda a: S.fn("sigmoid", a), lambda a: S.fn("exp", S.mul(S.const(0.3), a)),
         lambda a: S.neg(a), lambda a: S.matmul(A, a) if a.ty == VEC else a,
         lambda a: S.T(S.matmul(S.T(a), A)) if a.ty == VEC else a,
+        # powers of one base in their several spellings (√, ‖v‖, ‖v‖², powers of powers):
+        # positive bases, so that every one is defined where the test draws
+        lambda a: S.fn("sqrt", S.fn("sigmoid", a)),
+        lambda a: S.power(S.fn("sqrt", S.fn("exp", a)), S.const(3.0)),
+        lambda a: S.power(S.fn("sigmoid", a), S.const(1.5)),
+        lambda a: S.fn("norm2", a) if a.ty == VEC else S.power(a, S.const(2.0)),
+        lambda a: S.fn("sqnorm", a) if a.ty == VEC else S.power(S.power(a, S.const(2.0)), S.const(0.5)),
     ]).map(lambda f: f(e))
 
 
@@ -149,6 +156,12 @@ def _binary(pair):
         lambda a, b: S.add(S.div(a, b), S.div(b, b)),
         lambda a, b: S.sub(S.mul(S.add(a, b), a), S.mul(a, a)),
         lambda a, b: S.add(S.matmul(A, a), S.matmul(A, S.mul(b, a))) if a.ty == VEC else S.mul(a, b),
+        # a common factor, and a common denominator: s·a + s·b, a ⊘ √q − b ⊘ √q³
+        lambda a, b: S.add(S.mul(S.fn("exp", S.summ(b)), a), S.mul(S.fn("exp", S.summ(b)), b)),
+        lambda a, b: S.sub(S.div(a, S.fn("sqrt", S.fn("exp", b))),
+                           S.div(b, S.power(S.fn("sqrt", S.fn("exp", b)), S.const(3.0)))),
+        lambda a, b: S.mul(S.div(a, S.power(S.fn("sqrt", S.fn("sigmoid", b)), S.const(3.0))),
+                           S.fn("sqrt", S.fn("sigmoid", b))),
     ]).map(lambda f: f(a, b))
 
 
@@ -173,6 +186,8 @@ def test_the_derivative_form_of_any_expression_has_its_value(e, seed):
         warnings.simplefilter("ignore")
         before, after = value(e, values), value(tidied, values)
     if not np.all(np.isfinite(before)) or np.max(np.abs(before), initial=0) > 1e6:
+        event("no verdict: a quotient by zero")
         return  # a quotient by zero (s − s) or nearly: no verdict
+    event("rewritten" if tidied is not e else "unchanged")
     scale = max(1.0, float(np.max(np.abs(before))))
     assert np.max(np.abs(after - before)) <= 1e-9 * scale, (e, tidied)

@@ -179,7 +179,8 @@ def test_a_term_made_while_printing_is_not_mistaken_for_another():
             terms.append(text[start:i])
             start = i + 3
     terms.append(text[start:])
-    assert len(terms) == len(set(terms)) == 3, text
+    # two terms over a common denominator, or three: none printed twice (and, above, none lost)
+    assert len(terms) == len(set(terms)) >= 2, text
 
 
 M, V, R = ("m", "n"), ("n",), ("p",)

@@ -183,12 +183,14 @@ def test_figures_only_improve():
     """Measured on main on 2026-12-02, before issue 19's rules: 121 of 164 rows equal (73.8%),
     median ratio 1.00, p90 1.62, max 14.0 (index notation for the Jacobian of (Ax)ᵀ, a row
     vector).  Floors: the rate rounded down, the ratios rounded up; raise them as rules land.
-    Issue 19's goal: at least 95% equal, and no printed form longer than 1.5× the textbook's."""
+    Issue 19's goal: at least 95% equal, and no printed form longer than 1.5× the textbook's.
+    With powers of one base merged, common scalar factors pulled out and common denominators
+    where the numerator collects: 124 equal (75.6%), p90 1.26."""
     f = C.figures([C.compare(r) for r in T.ROWS])
     assert f.rows == len(T.ROWS)
-    assert f.percent_equal >= 73  # goal: 95
+    assert f.percent_equal >= 75  # goal: 95
     assert f.median_ratio <= 1.0
-    assert f.worst_tenth_ratio <= 1.7
+    assert f.worst_tenth_ratio <= 1.3
     assert f.max_ratio <= 14  # goal: 1.5
 
 

@@ -6,8 +6,10 @@ front, transposes pushed onto the leaves, like terms collected).  The derivative
 `operators/` build their results with the constructors here (`add`, `mul`, `matmul`, `T`, ...),
 so what they produce is simplified as it is built.
 
-Some rewrites are for derivatives only: factoring AX + BX into (A + B)X, cancelling p ⊘ p and
-x/x (which changes where a formula is defined), distributing (p + q) ⊙ r to collect terms.  A
+Some rewrites are for derivatives only: factoring AX + BX into (A + B)X and s·X + s·Y into
+s·(X + Y), cancelling p ⊘ p and x/x and merging powers of one base (x/‖x‖²/‖x‖ = x/‖x‖³: these
+change where a formula is defined), distributing (p + q) ⊙ r to collect terms, writing two terms
+over a common denominator where that prints shorter.  A
 user's formula is echoed as typed, so these are a separate step the differentiator asks for:
 `DerivativeForm` rebuilds a derivative's new nodes under `Rules.DERIVATIVE` (each adjoint once
 it is complete, before the chain rule reads it).  The rules are a value passed down the hooks
@@ -306,6 +308,8 @@ def _combine(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
         inner = _combine(scale(ca, xa.args[1], rules), scale(cb, xb.args[1], rules), rules)
         if inner is not None:
             return mul(xa.args[0], inner, rules)
+        if rules is DERIVATIVE:  # s·X + s·Y = s·(X + Y): s printed once (the RBF kernel's Hessian)
+            return mul(xa.args[0], add(scale(ca, xa.args[1], rules), scale(cb, xb.args[1], rules), rules), rules)
     if derivative and xa.op == "matmul" and xb.op == "matmul":
         fa, fb = matmul_factors(xa, []), matmul_factors(xb, [])
         if fa is None or fb is None:
@@ -441,7 +445,136 @@ def _simplify_add_once(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
                             for t in rest[1:]:
                                 out = add(out, t, rules)
                             return out
+    if rules is DERIVATIVE and a.op != "add" and b.op != "add":
+        return _common_factored(a, b, rules)
     return None
+
+
+MAX_FACTORED_SIZE = 64  # two terms larger than this together are not searched for a common factor
+
+
+def _common_factored(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
+    """a + b with what the two terms share written once, read off their monomials (`_monomial`):
+    a common factor pulled out (s·p + s·q = s(p + q), p/s + q/s = (p + q)/s, element-wise
+    too), or over a common denominator (p/√s − q/√s³ = (p·s − q)/√s³, which collects
+    the pseudo-Huber Hessian's 1/√(1 + r²) − r²/√(1 + r²)³ to (1 + r²)^-1.5).  Each is kept
+    only when it prints shorter (`printed_symbols`) than a + b, so only where something cancels
+    or a factor is written once instead of twice.  Derivatives only (and not inside a
+    distribution, whose terms are still to be collected); it holds wherever a + b is defined,
+    except that a cancelled factor may make it defined at more points, as any cancellation
+    does.  Two terms at a time: a longer sum is factored as it is built, pair by pair, after
+    its like terms are collected."""
+    if a.size + b.size > MAX_FACTORED_SIZE or a.ty != b.ty:
+        return None
+    coef_a, coef_b = [1.0], [1.0]
+    pa: dict[Expr, float] = {}
+    pb: dict[Expr, float] = {}
+    if _monomial(a, 1.0, coef_a, pa) is None or _monomial(b, 1.0, coef_b, pb) is None:
+        return None
+    shared = [base for base in pa if base in pb]
+    if not shared:
+        return None
+    bases = list(pa) + [base for base in pb if base not in pa]
+    candidates: list[tuple[dict[Expr, float], bool]] = []  # (the factor, whose numerators must collect)
+    # the greatest common factor of the numerators: each shared base to the power both have
+    # (a shared denominator is the common denominator's: none is left inside, no nested fraction)
+    # (scalar bases only: an element-wise factor pulled out hides s ⊙ V − s ⊙ (sᵀV) from the
+    # reading of a Jacobian's matrix, diag(s) − ssᵀ)
+    gcd = {base: min(pa[base], pb[base]) for base in shared
+           if pa[base] > 0 and pb[base] > 0 and base.ty.is_scalar}
+    if gcd:
+        candidates.append((gcd, False))
+    # the common denominator: every base to the lower power (numerators left polynomial)
+    lcd = {base: min(pa.get(base, 0.0), pb.get(base, 0.0)) for base in bases}
+    lcd = {base: k for base, k in lcd.items() if k < 0 or k > 0 and base.ty.is_scalar}
+    # (a rational function of one expression: the denominators differ in one base at most,
+    # p/(s·t) − q/(s³·t) = (s²·p − q)/(s³·t), not a product of several bases' powers)
+    differ = [base for base in bases if min(pa.get(base, 0.0), 0.0) != min(pb.get(base, 0.0), 0.0)]
+    if len(differ) <= 1 and any(k < 0 for k in lcd.values()) and lcd != gcd:
+        candidates.append((lcd, bool(differ)))  # p/s + q/s = (p + q)/s is kept where shorter
+    best, best_cost = None, printed_symbols(make_raw("add", (a, b)))
+    for common, must_collect in candidates:
+        out = _pulled_out(common, (coef_a[0], pa), (coef_b[0], pb), a.ty, rules, must_collect)
+        if out is not None and (cost := printed_symbols(out)) < best_cost:
+            best, best_cost = out, cost
+    return best
+
+
+def _pulled_out(common: dict[Expr, float], a: tuple[float, dict[Expr, float]],
+                b: tuple[float, dict[Expr, float]], ty: Ty, rules: Rules,
+                must_collect: bool = False) -> Optional[Expr]:
+    """common · (a/common + b/common), each monomial written out again (`_written`); None when
+    `must_collect` and the two numerators do not collect into something else than their sum (a
+    common denominator is written where the numerator simplifies, as the textbooks do: p/s −
+    q/s² stays, 1/√s − r²/√s³ with s = 1 + r² is (1 + r² − r²)/√s³ = s^-1.5)."""
+    left, right = (_written(c, {base: powers.get(base, 0.0) - common.get(base, 0.0)
+                                for base in {**powers, **common}}, rules)
+                   for c, powers in (a, b))
+    inner = add(left, right, rules)
+    if must_collect and inner.op == "add" and {*inner.args} == {left, right}:
+        return None
+    out = _written(1.0, common, rules, inner)
+    return out if out.ty == ty else None
+
+
+def _written(coef: float, powers: dict[Expr, float], rules: Rules, times: Optional[Expr] = None) -> Expr:
+    """coef · Π baseᵏ (· times), as the textbook writes a monomial: the bases with k > 0 over
+    those with k < 0, scalars first, smaller first."""
+    def product(items: list[tuple[Expr, float]], first: Optional[Expr]) -> Optional[Expr]:
+        out = first
+        for base, k in sorted(items, key=lambda bk: (not bk[0].ty.is_scalar, bk[0].size)):
+            term = power_of(base, k)
+            out = term if out is None else mul(out, term, rules)
+        return out
+
+    top = product([(base, k) for base, k in powers.items() if k > 0], None)  # k = 0: gone
+    if times is not None and (is_one(times) or times.op == "fill" and is_one(times.args[0])):
+        times = None  # (1 + r² − r²)/√(1 + r²)³: a 1 left over
+    if times is not None:
+        top = times if top is None else mul(top, times, rules)
+    den = [(base, -k) for base, k in powers.items() if k < 0]
+    if top is None and len(den) == 1 and not den[0][1].is_integer() and den[0][1] != 0.5:
+        return scale(coef, power(den[0][0], const(-den[0][1]), rules), rules)  # s^-1.5, not 1/√s³
+    bottom = product(den, None)
+    out = top if top is not None else const(1.0)
+    if bottom is not None:
+        out = div(out, bottom, rules)
+    return scale(coef, out, rules)
+
+
+# characters an operator's node prints with besides its arguments' (a function: its name and
+# parentheses): an infix operator three (" − ", " / "), a product by juxtaposition none
+_OWN_CHARACTERS = {"add": 3, "div": 3, "matmul": 0, "T": 1, "pow": 0, "norm2": 2, "sqnorm": 3,
+                   "sqrt": 3, "sym": 0, "const": 0, "eye": 1, "fill": 1}
+_GROUPING = frozenset(("mul", "div", "matmul", "pow", "T"))  # operators a sum is parenthesised in
+
+
+def printed_symbols(e: Expr) -> int:
+    """About how many characters e prints with (the cost model of `_common_factored`): a
+    symbol its name, a number its digits, an infix operator three, a product by juxtaposition
+    none (3x, xxᵀ) and otherwise one (·) or three ( ⊙ ), ‖v‖ and √(s) their brackets, a
+    function its name and parentheses, a sum (or a product under / or a power) in parentheses
+    two more.  A shared subexpression counts at each use, as printed."""
+    cost: dict[Expr, int] = {}
+    for n in _unknown_first(e, cost):
+        if n.op == "sym":
+            own = len(str(n.params[0]))
+        elif n.op == "const":
+            own = len(f"{abs(n.value):g}")
+        elif n.op == "mul":
+            first, second = n.args
+            if first.is_const:  # 3x, and −x: the minus sign is the sum's
+                cost[n] = cost[second] + (0 if first.value == -1.0 else cost[first])
+                continue
+            own = 1 if first.ty.is_scalar or second.ty.is_scalar else 3
+        else:
+            own = _OWN_CHARACTERS.get(n.op, len(n.op) + 2)
+        if n.op == "pow" and not (n.args[1].is_const and float(n.args[1].value).is_integer()):
+            own += 1  # s^1.5, not s²
+        if n.op in _GROUPING:
+            own += sum(2 for a in n.args if a.op == "add" or a.op in ("mul", "div") and n.op in ("div", "pow"))
+        cost[n] = own + sum(cost[a] for a in n.args)
+    return cost[e]
 
 
 _UNKNOWN = object()
@@ -568,12 +701,14 @@ def _simplify_mul(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
         distributed = _distributed(make_raw("mul", (a, b)))
         if distributed is not None:
             return distributed
-    if rules is not AS_WRITTEN and (a.op in ("mul", "div", "pow") or b.op in ("mul", "div", "pow") or a is b):
+    if rules is not AS_WRITTEN and (a.op in _POWERS or b.op in _POWERS or a is b):
         return _cancel(make_raw("mul", (a, b)), rules)
     return None
 
 
 MAX_EXPANDED_TERMS = 8
+# the operators a product may share a base through (see `as_power`): p ⊙ q ⊘ p, s·sᵏ, ‖x‖·‖x‖²
+_POWERS = frozenset(("mul", "div", "pow", "sqrt", "sqnorm", "norm2"))
 
 
 def _distributed(e: Expr) -> Optional[Expr]:
@@ -627,63 +762,105 @@ def _expand(e: Expr, budget: list[int]) -> Optional[list[Expr]]:
 MAX_FACTORS = 16  # longer products are left as written (keeps 1,000-deep chain rules linear)
 
 
-def _monomial(e: Expr, sign: float, coef: list[float], powers: dict[Expr, float]) -> bool:
+def _monomial(e: Expr, sign: float, coef: list[float], powers: dict[Expr, float]) -> Optional[int]:
     """Flatten a product/quotient into coef · Π baseᵏ (powers: each base's exponent, in the
-    order met); False if it broadcasts (then it stays), or if it has more than MAX_FACTORS
-    factors: the chain rule through a 1,000-deep formula multiplies factor onto factor, and
-    flattening the whole product at every step would make it quadratic."""
+    order met, every factor read as a power of its base by `as_power`, so ‖x‖² and ‖x‖, √s and
+    s share a base); the number of factors read, or None if it broadcasts (then it stays), or
+    if it has more than MAX_FACTORS factors: the chain rule through a 1,000-deep formula
+    multiplies factor onto factor, and flattening the whole product at every step would make
+    it quadratic."""
     stack = [(e, sign)]
-    looked = 0
+    looked = reads = 0
     while stack:
         e, sign = stack.pop()
         looked += 1
         if looked > 2 * MAX_FACTORS:
-            return False
+            return None
         if e.op in ("mul", "div"):
             a, b = e.args
             if not (a.ty.is_scalar or b.ty.is_scalar or a.ty == b.ty):
-                return False
+                return None
             stack.append((b, sign if e.op == "mul" else -sign))
             stack.append((a, sign))
             continue
         if e.is_const:
-            if e.value == 0.0 and sign < 0:
-                return False
+            if e.value == 0.0 and sign < 0 or not float(sign).is_integer():
+                return None
             coef[0] *= e.value ** sign
             continue
-        base, k = e, 1.0
-        if e.op == "pow" and e.args[1].is_const and float(e.args[1].value).is_integer():
-            base, k = e.args[0], e.args[1].value
-            if base.op in ("mul", "div") and base.ty.is_scalar:  # (ab)ᵏ = aᵏbᵏ, for scalars
-                stack.append((base, sign * k))
-                continue
+        base, k = as_power(e)
+        if base.op in ("mul", "div") and base.ty.is_scalar and float(k).is_integer():
+            stack.append((base, sign * k))  # (ab)ᵏ = aᵏbᵏ, for scalars and whole k
+            continue
+        reads += 1
         powers[base] = powers.get(base, 0.0) + sign * k
-    return True
+    return reads
+
+
+def as_power(e: Expr) -> tuple[Expr, float]:
+    """e as baseᵏ, through the operators that are powers: ‖v‖² = ‖v‖², √s = s^½, (bᵖ)ᵏ = bᵖᵏ.
+    A power of a power is merged only where that holds wherever e is defined: for a whole outer
+    exponent, or an inner base known to be ≥ 0 (√s needs s ≥ 0, a norm is ≥ 0, bᵖ for a
+    fractional p needs b ≥ 0); (s²)^½ is |s|, not s, and stays the base s² to the power ½."""
+    k = 1.0
+    while True:
+        if e.op == "sqnorm":
+            return make_raw("norm2", e.args), 2.0 * k
+        if e.op == "sqrt":
+            e, k = e.args[0], 0.5 * k
+            continue
+        if e.op == "pow" and e.args[1].is_const:
+            p = float(e.args[1].value)
+            if float(k).is_integer() or not p.is_integer():
+                e, k = e.args[0], p * k
+                continue
+        return e, k
+
+
+def power_of(base: Expr, k: float) -> Expr:
+    """baseᵏ as `_cancel` writes it (k > 0): ‖v‖² for a norm squared, √s for s^½, √s³ for a
+    half-integer k (as the derivative of √s writes it), bᵏ otherwise.  (Alone under a 1, a
+    fractional power is written with its negative exponent: (1 + r²)^-1.5, not 1/√(1 + r²)³;
+    but 1/√s.)"""
+    if k == 1.0:
+        return base
+    if k == 2.0 and base.op == "norm2":
+        return make_raw("sqnorm", base.args)
+    if k == 0.5:
+        return make_raw("sqrt", (base,))
+    if (2 * k).is_integer() and not k.is_integer():
+        return make_raw("pow", (make_raw("sqrt", (base,)), const(2 * k)))
+    return make_raw("pow", (base, const(k)))
 
 
 def _cancel(e: Expr, rules: Rules) -> Optional[Expr]:
-    """Products and quotients with a repeated factor, collected: p ⊙ q ⊘ p = q, s·s = s²,
-    σ ⊙ (1 − σ) ⊘ σ = 1 − σ.  Only when a base repeats, so the result is strictly smaller.
-    Derivatives only: cancelling changes where a formula is defined."""
+    """Products and quotients with a repeated base, collected: p ⊙ q ⊘ p = q, s·s = s²,
+    σ ⊙ (1 − σ) ⊘ σ = 1 − σ, x/‖x‖²/‖x‖ = x/‖x‖³, √s³/s = √s.  Only when a base repeats, so
+    the result is strictly smaller.  Derivatives only: cancelling changes where a formula is
+    defined (it may extend it, as x/x = 1 does: √s·√s = s is defined for s < 0 too; it never
+    narrows it, see `as_power`)."""
     coef = [1.0]
     powers: dict[Expr, float] = {}  # insertion-ordered: the bases in the order met
-    if not _monomial(e, 1.0, coef, powers):
-        return None
-    occurrences = _count_factors(e)
-    if len(powers) >= occurrences:
+    reads = _monomial(e, 1.0, coef, powers)
+    if reads is None:
         return None
     num = [(b, k) for b, k in powers.items() if k > 0]
     den = [(b, -k) for b, k in powers.items() if k < 0]
+    reciprocal = not num and len(den) == 1 and not den[0][1].is_integer() and den[0][1] != 0.5
+    if len(powers) >= reads and not (reciprocal and e.op == "div"):  # nothing to merge, and
+        return None  # not 1/√s³, canonically s^-1.5
 
     def product(items: list[tuple[Expr, float]]) -> Optional[Expr]:
         out = None
         for b, k in sorted(items, key=lambda bk: (not bk[0].ty.is_scalar, bk[0].size)):
-            term = b if k == 1 else make_raw("pow", (b, const(k)))
+            term = power_of(b, k)
             out = term if out is None else make_raw("mul", (out, term))
         return out
 
     top, bottom = product(num), product(den)
     ty = e.ty
+    if reciprocal and den[0][0].ty == ty:
+        top, bottom = make_raw("pow", (den[0][0], const(-den[0][1]))), None  # (1 + r²)^-1.5
     if top is None:
         top = const(1.0) if ty.is_scalar or bottom is not None and bottom.ty == ty else fill(const(1.0), ty, rules)
     out = top if bottom is None else make_raw("div", (top, bottom))
@@ -692,17 +869,6 @@ def _cancel(e: Expr, rules: Rules) -> Optional[Expr]:
         if out.ty != ty:
             return None
     return scale(coef[0], out, rules) if coef[0] != 1.0 else out
-
-
-def _count_factors(e: Expr) -> int:
-    count, stack = 0, [e]
-    while stack:
-        n = stack.pop()
-        if n.op in ("mul", "div"):
-            stack.extend(n.args)
-        elif not n.is_const:
-            count += 1
-    return count
 
 
 def _simplify_div(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRITTEN) -> Optional[Expr]:
@@ -770,6 +936,12 @@ def _simplify_pow(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
             return _make(rules, "sqnorm", (a.args[0],))
         if a.is_const:
             return _fold(lambda x, y: x ** y)(args, params)
+        if rules is not AS_WRITTEN:  # a power of a power, merged (derivatives only, see as_power):
+            base, k = as_power(make_raw("pow", args))  # √s² = s, (‖x‖²)² = ‖x‖⁴
+            if k == 1.0:
+                return base
+            if base is not a and k.is_integer():
+                return power(base, const(k), rules)
     return None
 
 
@@ -1081,4 +1253,4 @@ _RULED: dict[object, RuledHook] = {hook: hook for hook in (
     _simplify_tr)}
 # the hooks with rewrites of their own for derivatives only: a node of theirs is rebuilt by
 # `derivative_form` even where its arguments stay
-_DERIVATIVE_ONLY: frozenset[object] = frozenset((_simplify_add, _simplify_mul, _simplify_div))
+_DERIVATIVE_ONLY: frozenset[object] = frozenset((_simplify_add, _simplify_mul, _simplify_div, _simplify_pow))

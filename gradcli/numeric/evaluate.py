@@ -606,17 +606,43 @@ def adjugates(roots: list[Expr]) -> list[Expr]:
     textbook det(X) X⁻ᵀ; only evaluation changes."""
 
     def swap(n: Expr, args: tuple[Expr, ...]) -> Expr:
-        new = rebuilt_raw(n, args)
-        if new.op == "mul" and new.args[0].ty.is_scalar and not new.args[1].ty.is_scalar:
-            s, m = new.args
-            for x in _inverses(m):
-                rest = _take_det(s, x)
-                if rest is not None:
-                    swapped = _swap_inverse(m, x)
-                    return swapped if rest.is_const and rest.value == 1.0 else make_raw("mul", (rest, swapped))
-        return new
+        return _through_adjugate(rebuilt_raw(n, args))
 
     return rewrite(roots, swap, rebuild=rebuilt_raw)
+
+
+def _through_adjugate(new: Expr) -> Expr:
+    """One product det(X)ᵖ·(… X⁻ᵀ …) through the adjugate (`adjugates`); a common factor
+    det(X)ᵖ·(P + s·X⁻ᵀ) (the derivative form pulls det(X) out of det(X)Aᵀ + tr(AX)det(X)X⁻ᵀ)
+    is distributed first, over the terms that hold the inverse: det(X)ᵖ·P + s·det(X)ᵖ⁻¹adj(X)ᵀ."""
+    if new.op == "mul" and new.args[0].ty.is_scalar and not new.args[1].ty.is_scalar:
+        s, m = new.args
+        if m.op == "add" and m.args[0].ty == m.args[1].ty == m.ty and any(
+                _take_det(s, x) is not None for x in _summed_inverses(m)):
+            return make_raw("add", tuple(_through_adjugate(_times(s, t)) for t in m.args))
+        for x in _inverses(m):
+            rest = _take_det(s, x)
+            if rest is not None:
+                swapped = _swap_inverse(m, x)
+                return swapped if rest.is_const and rest.value == 1.0 else make_raw("mul", (rest, swapped))
+    return new
+
+
+def _summed_inverses(m: Expr) -> list[Expr]:
+    """The matrices X whose inverse is a factor of a term of the sum m (or of its scalar
+    multiples)."""
+    if m.op == "add" and m.args[0].ty == m.args[1].ty == m.ty:
+        return _summed_inverses(m.args[0]) + _summed_inverses(m.args[1])
+    if m.op == "mul" and m.args[0].ty.is_scalar and not m.args[1].ty.is_scalar:
+        return _summed_inverses(m.args[1])
+    return _inverses(m)
+
+
+def _times(s: Expr, t: Expr) -> Expr:
+    """s·t with the scalar factors together: s·(r·M) = (s·r)·M, as `_take_det` reads them."""
+    if t.op == "mul" and t.args[0].ty.is_scalar and not t.args[1].ty.is_scalar:
+        return make_raw("mul", (make_raw("mul", (s, t.args[0])), t.args[1]))
+    return make_raw("mul", (s, t))
 
 
 def prepare(roots: list[Expr]) -> list[Expr]:
