@@ -48,8 +48,8 @@ def textbook_table() -> None:
               f"{f.worst_tenth_ratio:.2f} | {f.max_ratio:.2f} |")
     differing = [(row, c) for row, c in results if not c.equal]
     print(f"\n{len(differing)} rows differ (ratio = gradcli's printed symbols / the textbook's):\n")
-    print("| command | formula | gradcli prints | textbook | ratio |")
+    print("| command | formula | gradcli prints | textbook (the row's shortest form) | ratio |")
     print("|---|---|---|---|---|")
     for row, c in sorted(differing, key=lambda rc: -rc[1].ratio):
-        print(f"| {row.command} | {_cell(row.formula)} | {_cell(c.shown)} | {_cell(row.textbook)} | {c.ratio:.2f} |")
+        print(f"| {row.command} | {_cell(row.formula)} | {_cell(c.shown)} | {_cell(c.textbook)} | {c.ratio:.2f} |")
     print()

@@ -44,8 +44,8 @@ def kind_of(node: Node, ranks: dict[str, int]) -> str:
     scalar factors of a product from the others."""
     if isinstance(node, Num):
         return "S"
-    if isinstance(node, Sym):
-        return "SCM"[ranks[node.name]]
+    if isinstance(node, Sym):  # a name that is no symbol of the formula is a dimension's size: a scalar
+        return "SCM"[ranks.get(node.name, 0)]
     if isinstance(node, Norm):
         return "S"
     if isinstance(node, Unary):
@@ -259,7 +259,7 @@ class Comparison:
     label: str
     printed: str  # gradcli's ASCII, shared subexpressions expanded ('' where it prints index notation)
     shown: str  # what gradcli prints: the formula, then its bindings `z1 = …`
-    textbook: str
+    textbook: str  # the textbook form gradcli's print matches, else the row's shortest form
     equal: bool
     length: int  # gradcli's printed symbols
     textbook_length: int
@@ -270,7 +270,8 @@ class Comparison:
 
 
 def compare(row: Any) -> Comparison:
-    """gradcli's derivative for a table row, against the row's textbook form."""
+    """gradcli's derivative for a table row, against the row's textbook forms: equal when it is any
+    of them up to trivial rewrites; its length against the shortest of them."""
     import gradcli
     from gradcli.api import render_derivatives
 
@@ -278,16 +279,19 @@ def compare(row: Any) -> Comparison:
     derivs = problem.hessians() if row.command == "hess" else problem.derivatives()
     (d,) = derivs
     ranks = {name: len(s.shape) for name, s in problem.symbols.items()}
-    tb_len = length(row.textbook)
+    forms = [form for form, _source in row.forms]
+    shortest = min(forms, key=length)  # the first of the shortest: the ratio is against it
+    tb_len = length(shortest)
     expanded = d.text("ascii")
     if not expanded:  # no matrix formula: index notation
         index = d.formula("ascii") or ""
-        return Comparison(row.label, "", index, row.textbook, False, len(index.replace(" ", "")), tb_len)
+        return Comparison(row.label, "", index, shortest, False, len(index.replace(" ", "")), tb_len)
     bindings, (main,) = render_derivatives([d], "ascii")
     printed_len = length(main) + sum(len(name) + 1 + length(body) for name, body in bindings)
     shown = main + "".join(f"  where {name} = {body}" for name, body in bindings)
-    equal = same_up_to_trivial_rewrites(expanded, row.textbook, ranks)
-    return Comparison(row.label, expanded, shown, row.textbook, equal, printed_len, tb_len)
+    matched = [form for form in forms if same_up_to_trivial_rewrites(expanded, form, ranks)]
+    return Comparison(row.label, expanded, shown, matched[0] if matched else shortest, bool(matched), printed_len,
+                      tb_len)
 
 
 # ------------------------------------------------------------------ the figures

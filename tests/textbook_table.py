@@ -10,6 +10,10 @@ that it parses with gradcli's parser and can be compared with what gradcli print
   is `X'`, `X⁻¹` is `inv(X)`),
 - `source`: where the textbook form comes from (the Matrix Cookbook, Petersen & Pedersen 2012,
   by equation number; a loss by its name and the book that derives it),
+- `alternatives`: other forms of the same derivative that other textbooks print, each with ITS
+  OWN source (`∂Tr(AX⁻¹B)/∂X`: the Cookbook prints both `−(X⁻¹BAX⁻¹)ᵀ` and `−X⁻ᵀAᵀBᵀX⁻ᵀ`;
+  `∂LSE/∂x`: `exp(x)/Σexp(x)` or, named, `softmax(x)`).  gradcli matches the row when it prints any of its forms; the length ratio is
+  taken against the shortest form; every form is checked numerically like the first,
 - `f`: an independent numpy implementation of the formula (arguments by symbol name), the
   oracle that central differences are taken of (tests/test_textbook_table.py),
 - `domain`: how a symbol must be drawn for the formula to be defined or for the textbook form
@@ -45,6 +49,12 @@ class Row:
     group: str
     domain: dict[str, str] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    alternatives: tuple[tuple[str, str], ...] = ()  # (form, its source), other textbooks' forms
+
+    @property
+    def forms(self) -> tuple[tuple[str, str], ...]:
+        """Every textbook form of the derivative with its source, the row's own first."""
+        return ((self.textbook, self.source), *self.alternatives)
 
     @property
     def label(self) -> str:
@@ -155,14 +165,18 @@ ROWS: list[Row] = []
 
 
 def add(group: str, command: str, formula: str, textbook: str, source: str, f: Callable[..., Any],
-        domain: dict[str, str] | None = None, sizes: dict[str, int] | None = None) -> None:
-    ROWS.append(Row(formula, command, textbook, source, f, group, domain or {}, sizes or {}))
+        domain: dict[str, str] | None = None, sizes: dict[str, int] | None = None,
+        also: tuple[tuple[str, str], ...] = ()) -> None:
+    """One row; `also`: (form, source) pairs of other textbooks' forms of the same derivative."""
+    ROWS.append(Row(formula, command, textbook, source, f, group, domain or {}, sizes or {}, also))
 
 
 MC = "Matrix Cookbook"  # Petersen & Pedersen, version of November 15, 2012
 MC_TR, MC_DET, MC_INV = f"{MC} §2.5 (traces)", f"{MC} §2.1.2 (determinants)", f"{MC} §2.2 (inverses)"
 MC_QF, MC_NORM = f"{MC} §2.4 (linear and quadratic forms)", f"{MC} §2.6–2.7 (norms)"
 SQ3 = "where A: (n, n), X: (n, n), B: (n, n)"
+LSE = "Wikipedia, “LogSumExp” (∂LSE/∂xᵢ = exp xᵢ / Σⱼ exp xⱼ)"
+SOFTMAX_IS_GRAD = "Wikipedia, “Softmax function” (the softmax is the gradient of LogSumExp)"
 
 # ------------------------------------------------------------------ the Matrix Cookbook
 # traces (§2.5)
@@ -190,9 +204,10 @@ add("cookbook", "grad", "tr(A@X@B@X'@C) wrt X", "A'@C'@X@B' + C@A@X@B", f"{MC_TR
 add("cookbook", "grad", "tr(A@X'@B@X@C) wrt X", "B'@X@A'@C' + B@X@C@A", f"{MC_TR} with X and Xᵀ exchanged",
     lambda A, X, B, C: np.trace(A @ X.T @ B @ X @ C))
 add("cookbook", "grad", "tr(A@inv(X)@B) wrt X", "-(inv(X)@B@A@inv(X))'", f"{MC_TR}",
-    lambda A, X, B: np.trace(A @ inv(X) @ B), sizes={"n": 3})
+    lambda A, X, B: np.trace(A @ inv(X) @ B), sizes={"n": 3},
+    also=(("-inv(X)'@A'@B'@inv(X)'", f"{MC_TR}, the same identity's second form −X⁻ᵀAᵀBᵀX⁻ᵀ"),))
 add("cookbook", "grad", "tr(inv(X)) wrt X", "-(inv(X)@inv(X))'", f"{MC_TR} with A = B = I",
-    lambda X: np.trace(inv(X)))
+    lambda X: np.trace(inv(X)), also=(("-inv(X)'@inv(X)'", f"{MC_TR}, second form −X⁻ᵀAᵀBᵀX⁻ᵀ, A = B = I"),))
 add("cookbook", "grad", "tr(X'@A@X) wrt X", "A@X + A'@X", f"{MC_TR}", lambda X, A: np.trace(X.T @ A @ X))
 add("cookbook", "grad", "sum(X@u) wrt X", "ones(m)@u'", f"{MC_QF}, ∂aᵀXb/∂X with a = 𝟙", lambda X, u: np.sum(X @ u))
 # determinants (§2.1.2)
@@ -247,7 +262,9 @@ add("cookbook", "grad", "x'@A@x/(x'@x) wrt x", "((A + A')@x - 2*(x'@A@x)/(x'@x)*
 # norms (§2.6, §10)
 add("cookbook", "grad", "||x|| wrt x", "x/||x||", f"{MC_NORM}", lambda x: nrm(x))
 add("cookbook", "grad", "||x - u|| wrt x", "(x - u)/||x - u||", f"{MC_NORM}", lambda x, u: nrm(x - u))
-add("cookbook", "grad", "1/||x|| wrt x", "-x/||x||^3", "issue 19; ∂‖x‖⁻¹ = −‖x‖⁻²·x/‖x‖", lambda x: 1 / nrm(x))
+add("cookbook", "grad", "1/||x|| wrt x", "-x/||x||^3",
+    "∇(1/r) = −r̂/r² = −𝐫/r³ (Griffiths, Introduction to Electrodynamics, Problem 1.13); issue 19",
+    lambda x: 1 / nrm(x))
 add("cookbook", "grad", "||x||^2 wrt x", "2*x", f"{MC_NORM}", lambda x: x @ x)
 add("cookbook", "grad", "sqrt(x'@x) wrt x", "x/sqrt(x'@x)", f"{MC_NORM}, ‖x‖ = √(xᵀx)", lambda x: np.sqrt(x @ x))
 add("cookbook", "grad", "||X||_F^2 wrt X", "2*X", f"{MC_NORM}, ∂‖X‖²_F/∂X", lambda X: np.sum(X * X))
@@ -288,15 +305,16 @@ add("loss", "grad", "sum(softplus(-y*(X@w))) wrt w", "-X'@(y*sigmoid(-y*(X@w)))"
 add("loss", "grad", "sum(softplus(X@w) - y*(X@w)) wrt w", "X'@(sigmoid(X@w) - y)",
     "logistic regression, 0/1 labels, logit form",
     lambda X, w, y: np.sum(np.log1p(np.exp(X @ w)) - y * (X @ w)), domain={"y": "labels01"})
-add("loss", "grad", "logsumexp(z) - y'@z wrt z", "softmax(z) - y", "softmax cross-entropy, Goodfellow et al. §6.2.2.3",
+add("loss", "grad", "logsumexp(z) - y'@z wrt z", "softmax(z) - y", "softmax cross-entropy, ∂E/∂aₖ = yₖ − tₖ (Bishop PRML §4.3.4)",
     lambda z, y: lse(z) - y @ z)
 add("loss", "grad", "logsumexp(W@x) - y'@W@x wrt x", "W'@(softmax(W@x) - y)", "multinomial logistic, input gradient",
     lambda W, x, y: lse(W @ x) - y @ W @ x)
 add("loss", "grad", "logsumexp(W@x) - y'@W@x wrt W", "(softmax(W@x) - y)@x'", "multinomial logistic, Bishop PRML",
     lambda W, x, y: lse(W @ x) - y @ W @ x)
-add("loss", "grad", "logsumexp(x) wrt x", "softmax(x)", "log-sum-exp, Boyd & Vandenberghe §3.1.5", lambda x: lse(x))
-add("loss", "grad", "log(sum(exp(x))) wrt x", "exp(x)/sum(exp(x))", "log-sum-exp, Boyd & Vandenberghe §3.1.5",
-    lambda x: np.log(np.sum(np.exp(x))))
+add("loss", "grad", "logsumexp(x) wrt x", "softmax(x)", SOFTMAX_IS_GRAD, lambda x: lse(x),
+    also=(("exp(x)/sum(exp(x))", LSE),))
+add("loss", "grad", "log(sum(exp(x))) wrt x", "exp(x)/sum(exp(x))", LSE,
+    lambda x: np.log(np.sum(np.exp(x))), also=(("softmax(x)", SOFTMAX_IS_GRAD),))
 add("loss", "grad", "logsumexp(X@w) wrt w", "X'@softmax(X@w)", "log-sum-exp of an affine map", lambda X, w: lse(X @ w))
 add("loss", "grad", "sum(sqrt(1 + (X@w - y)^2)) wrt w", "X'@((X@w - y)/sqrt(1 + (X@w - y)^2))",
     "pseudo-Huber, δ = 1 (Hartley & Zisserman A6.8)", lambda X, w, y: np.sum(np.sqrt(1 + (X @ w - y) ** 2)))
@@ -377,7 +395,7 @@ add("jacobian", "grad", "x*a wrt a", "x", "a vector wrt a scalar", lambda x, a: 
 add("jacobian", "grad", "A*a wrt a", "A", "a matrix wrt a scalar", lambda A, a: A * a)
 add("jacobian", "grad", "exp(a*x) wrt a", "x*exp(a*x)", "a vector wrt a scalar", lambda a, x: np.exp(a * x))
 add("jacobian", "grad", "softmax(x) wrt x", "diag(softmax(x)) - softmax(x)@softmax(x)'",
-    "softmax, Goodfellow et al. §6.2.2.3", lambda x: softmax(x))
+    "softmax Jacobian ∂pᵢ/∂xⱼ = pᵢ(δᵢⱼ − pⱼ) (Wikipedia, “Softmax function”), as a matrix", lambda x: softmax(x))
 add("jacobian", "grad", "softmax(W@x) wrt x", "(diag(softmax(W@x)) - softmax(W@x)@softmax(W@x)')@W",
     "attention-like softmax(Wx)", lambda W, x: softmax(W @ x), domain={"W": "small"})
 add("jacobian", "grad", "x/||x|| wrt x", "(eye(m) - x@x'/||x||^2)/||x||", "normalisation x/‖x‖",
@@ -418,14 +436,17 @@ add("hessian", "hess", "sum(softplus(X@w) - y*(X@w)) wrt w", "X'@diag(sigmoid(X@
     "logistic regression, logit form", lambda X, w, y: np.sum(np.log1p(np.exp(X @ w)) - y * (X @ w)),
     domain={"y": "labels01"})
 add("hessian", "hess", "logsumexp(x) wrt x", "diag(softmax(x)) - softmax(x)@softmax(x)'",
-    "log-sum-exp, Boyd & Vandenberghe §3.1.5", lambda x: lse(x))
+    "log-sum-exp: the gradient softmax's Jacobian diag(p) − ppᵀ", lambda x: lse(x),
+    also=(("diag(exp(x))/sum(exp(x)) - exp(x)@exp(x)'/sum(exp(x))^2",
+           "Boyd & Vandenberghe §3.1.5 (log-sum-exp): diag(z)/(𝟙ᵀz) − zzᵀ/(𝟙ᵀz)², z = eˣ"),))
 add("hessian", "hess", "logsumexp(z) - y'@z wrt z", "diag(softmax(z)) - softmax(z)@softmax(z)'",
     "softmax cross-entropy", lambda z, y: lse(z) - y @ z)
 add("hessian", "hess", "logsumexp(X@w) wrt w", "X'@(diag(softmax(X@w)) - softmax(X@w)@softmax(X@w)')@X",
     "log-sum-exp of an affine map", lambda X, w: lse(X @ w))
 add("hessian", "hess", "||x|| wrt x", "(eye(m) - x@x'/||x||^2)/||x||", "Euclidean norm", lambda x: nrm(x))
-add("hessian", "hess", "1/||x|| wrt x", "(3*x@x'/||x||^2 - eye(m))/||x||^3", "inverse norm (potential)",
-    lambda x: 1 / nrm(x))
+add("hessian", "hess", "1/||x|| wrt x", "(3*x@x' - ||x||^2*eye(m))/||x||^5",
+    "∂ᵢ∂ⱼ(1/r) = (3xᵢxⱼ − r²δᵢⱼ)/r⁵, the quadrupole term of the multipole expansion (Jackson, Classical "
+    "Electrodynamics §4.1)", lambda x: 1 / nrm(x))
 add("hessian", "hess", "sqrt(1 + ||x||^2) wrt x", "(eye(m) - x@x'/(1 + ||x||^2))/sqrt(1 + ||x||^2)",
     "smoothed norm", lambda x: np.sqrt(1 + x @ x))
 add("hessian", "hess", "sum(sqrt(1 + (X@w - y)^2)) wrt w", "X'@diag((1 + (X@w - y)^2)^-1.5)@X",
@@ -465,3 +486,54 @@ add("hessian", "hess", "x'@A@x/(x'@x) wrt x",
     "((A + A') - 2*(x'@A@x)/(x'@x)*eye(m))/(x'@x) - 2*((A + A')@x@x' + x@x'@(A + A'))/(x'@x)^2 "
     "+ 8*(x'@A@x)*x@x'/(x'@x)^3",
     "Rayleigh quotient, general A", lambda x, A: x @ A @ x / (x @ x))
+
+# ------------------------------------------------------------------ more families (Cookbook inverses and
+# determinants, norms of residuals, Gaussian likelihoods, Mahalanobis distance, attention, centering)
+add("cookbook", "grad", "tr(A@inv(X)) wrt X", "-(inv(X)@A@inv(X))'", f"{MC_TR} with B = I",
+    lambda A, X: np.trace(A @ inv(X)),
+    also=(("-inv(X)'@A'@inv(X)'", f"{MC_TR}, second form −X⁻ᵀAᵀBᵀX⁻ᵀ, B = I"),))
+add("cookbook", "grad", "tr(X@X@X) wrt X", "3*(X@X)'", f"{MC_TR}, ∂Tr(Xᵏ)/∂X = k(Xᵏ⁻¹)ᵀ, k = 3",
+    lambda X: np.trace(X @ X @ X))
+add("cookbook", "grad", "det(X'@X) wrt X where X: (m, n)", "2*det(X'@X)*X@inv(X'@X)", f"{MC_DET}, det(XᵀX)",
+    lambda X: det(X.T @ X), sizes={"m": 4, "n": 2})
+add("cookbook", "grad", "u'@X'@D@X@v wrt X", "D'@X@u@v' + D@X@v@u'", f"{MC_QF}, ∂bᵀXᵀDXc/∂X",
+    lambda u, X, D, v: u @ X.T @ D @ X @ v)
+add("cookbook", "grad", "u'@X'@X@u wrt X", "2*X@u@u'", f"{MC_QF}, ∂bᵀXᵀXb/∂X", lambda u, X: u @ X.T @ X @ u)
+add("cookbook", "grad", "x'@A@x wrt A", "x@x'", f"{MC_QF}, ∂aᵀXa/∂X", lambda x, A: x @ A @ x)
+add("cookbook", "grad", "||A@x - b|| wrt x", "A'@(A@x - b)/||A@x - b||",
+    f"{MC_NORM}, ∂‖x‖/∂x and the chain rule",
+    lambda A, x, b: nrm(A @ x - b))
+add("loss", "grad", "-0.5*logdet(P) + 0.5*(x - mu)'@P@(x - mu) wrt P", "-0.5*inv(P)' + 0.5*(x - mu)@(x - mu)'",
+    f"Gaussian NLL, precision P ({MC_DET}, {MC_QF})",
+    lambda P, x, mu: -0.5 * logdet(P) + 0.5 * (x - mu) @ P @ (x - mu), domain={"P": "spd"})
+add("loss", "grad", "0.5*(x - mu)'@P@(x - mu) wrt mu", "-0.5*(P + P')@(x - mu)",
+    f"Gaussian NLL, mean, precision P, general P ({MC_QF})", lambda x, mu, P: 0.5 * (x - mu) @ P @ (x - mu),
+    domain={"P": "spd"})
+add("loss", "grad", "logdet(S) + tr(inv(S)@M) wrt S", "inv(S)' - (inv(S)@M@inv(S))'",
+    f"Gaussian covariance MLE, scatter M ({MC_DET}, {MC_TR})", lambda S, M: logdet(S) + np.trace(inv(S) @ M),
+    domain={"S": "spd", "M": "spd"},
+    also=(("inv(S)' - inv(S)'@M'@inv(S)'",
+           f"{MC_DET}; {MC_TR}, Tr(AX⁻¹B)'s second form −X⁻ᵀAᵀBᵀX⁻ᵀ, A = I"),))
+add("loss", "grad", "sqrt((x - mu)'@inv(S)@(x - mu)) wrt x",
+    "(inv(S) + inv(S)')@(x - mu)/(2*sqrt((x - mu)'@inv(S)@(x - mu)))",
+    f"Mahalanobis distance, general S ({MC_QF} and the chain rule)",
+    lambda x, mu, S: np.sqrt((x - mu) @ inv(S) @ (x - mu)), domain={"S": "spd"})
+add("loss", "grad", "log(sigmoid(u'@x)) wrt x", "(1 - sigmoid(u'@x))*u", "log-likelihood of one positive example, "
+    "σ'(a) = σ(a)(1 − σ(a)) (Bishop PRML §4.3.2)", lambda u, x: np.log(sig(u @ x)))
+add("jacobian", "grad", "softmax(Q@k/sqrt(d)) wrt k",
+    "(diag(softmax(Q@k/sqrt(d))) - softmax(Q@k/sqrt(d))@softmax(Q@k/sqrt(d))')@Q/sqrt(d)",
+    "scaled dot-product attention weights (Vaswani et al. 2017), the softmax Jacobian and the chain rule",
+    lambda Q, k, d: softmax(Q @ k / np.sqrt(d)), domain={"d": "big", "Q": "small"})
+add("jacobian", "grad", "x - mean(x) wrt x where x: (m)", "eye(m) - ones(m)@ones(m)'/m",
+    "centering (as in LayerNorm): the centering matrix I − 𝟙𝟙ᵀ/n", lambda x: x - np.mean(x))
+add("loss", "grad", "exp(-0.5*(x - mu)'@P@(x - mu)) wrt x",
+    "-0.5*exp(-0.5*(x - mu)'@P@(x - mu))*(P + P')@(x - mu)",
+    f"unnormalised Gaussian density, general precision P ({MC_QF} and the chain rule)",
+    lambda x, mu, P: np.exp(-0.5 * (x - mu) @ P @ (x - mu)), domain={"P": "spd", "x": "small", "mu": "small"})
+add("hessian", "hess", "(x - mu)'@inv(S)@(x - mu) wrt x", "inv(S) + inv(S)'",
+    f"squared Mahalanobis distance, general S ({MC_QF})", lambda x, mu, S: (x - mu) @ inv(S) @ (x - mu),
+    domain={"S": "spd"})
+add("hessian", "hess", "0.5*(x - mu)'@P@(x - mu) wrt mu", "0.5*(P + P')", "Gaussian NLL, mean, precision P",
+    lambda x, mu, P: 0.5 * (x - mu) @ P @ (x - mu), domain={"P": "spd"})
+add("hessian", "hess", "log(sigmoid(u'@x)) wrt x", "-sigmoid(u'@x)*(1 - sigmoid(u'@x))*u@u'",
+    "log-likelihood of one positive example (Bishop PRML §4.3.3)", lambda u, x: np.log(sig(u @ x)))
