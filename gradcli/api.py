@@ -39,7 +39,7 @@ from .language.structures import CONVENTIONS, canonical, convention_of, split_st
 
 __all__ = ["LAYOUTS", "Compiled", "Deferred", "Derivative", "Problem", "SymbolInfo", "analyze", "check_verdict",
            "default_layout", "derivation", "derivative_dims", "derivative_symbol", "emit_code", "fmt_shape",
-           "parse_dims", "parse_shape", "render_derivatives", "vjp_program"]
+           "declared_shape", "parse_dims", "parse_shape", "render_derivatives", "vjp_program"]
 
 
 def _jacobian(f: Expr, x: Expr) -> Expr | None:
@@ -69,6 +69,33 @@ def parse_dims(text: str, max_rank: int = 2) -> tuple[Dim, ...]:
     if len(dims) > max_rank:
         raise GradcliError("usage", f"shape '{text}': at most 2 dimensions (scalar, vector, matrix)")
     return tuple(dims)
+
+
+def declared_shape(name: str, dims: Any) -> tuple[Dim, ...]:
+    """A shape declared through the Python API: "m,n" / "3x2" / "n,n,spd" as -s takes it (the
+    structure is read by `shape_structure`), or a tuple of at most two positive sizes and
+    dimension names (products such as "m*n" included); anything else is a usage error, never a
+    crash further down."""
+    if isinstance(dims, str):
+        return parse_dims(split_structure(dims)[0])
+    entries = tuple(dims) if isinstance(dims, (tuple, list)) else None
+    if entries is None or len(entries) > 2 or not all(
+            (isinstance(d, Integral) and not isinstance(d, bool) and int(d) >= 1)
+            or (isinstance(d, str) and _is_dimension_name(d)) for d in entries):
+        raise GradcliError("usage", f"shapes: {name} = {dims!r} is not a shape (a string such as 'm,n' or '3x2', or "
+                                    "a tuple of at most 2 positive sizes and dimension names)")
+    return tuple(int(d) if isinstance(d, Integral) else parse_dims(d, 1)[0] for d in entries)
+
+
+def shape_structure(dims: Any) -> str:
+    """The structure written after a shape string ("n,n,spd" → "spd"), or ''."""
+    return split_structure(dims)[1] if isinstance(dims, str) else ""
+
+
+def _is_dimension_name(text: str) -> bool:
+    """A dimension name or a product of names and sizes (m, m*n, 2*n)."""
+    factors = [f.strip() for f in text.replace("·", "*").split("*")]
+    return all(f.isidentifier() or (f.isascii() and f.isdigit() and int(f) >= 1) for f in factors)
 
 
 def parse_shape(text: str) -> tuple[tuple[Dim, ...], str]:
@@ -399,7 +426,7 @@ def emit_code(target: str, problem: Problem, derivs: list[Derivative], fns: dict
     raise GradcliError("usage", f"emit {target!r}: expected numpy, array-api or latex")
 
 
-def analyze(text: str, shapes: Mapping[str, tuple[Dim, ...]] | None = None, wrt: list[str] | None = None,
+def analyze(text: str, shapes: Mapping[str, Any] | None = None, wrt: list[str] | None = None,
             layout: str | None = None, data_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
             functions: Iterable[str] = (), structures: Mapping[str, str] | None = None,
             symmetric_gradient: str = "sym") -> Problem:
@@ -410,7 +437,8 @@ def analyze(text: str, shapes: Mapping[str, tuple[Dim, ...]] | None = None, wrt:
     if symmetric_gradient not in CONVENTIONS:
         raise GradcliError("usage", f"unknown symmetric gradient convention {symmetric_gradient!r} (sym, vech)")
     kinds: dict[str, str] = {}
-    for name, word in (structures or {}).items():
+    written = {name: shape_structure(dims) for name, dims in (shapes or {}).items()}
+    for name, word in {**{n: w for n, w in written.items() if w}, **dict(structures or {})}.items():
         found = canonical(word)
         if found is None:
             raise GradcliError("usage", f"{name}: unknown structure {word!r} (symmetric, spd, diagonal)")
@@ -418,9 +446,8 @@ def analyze(text: str, shapes: Mapping[str, tuple[Dim, ...]] | None = None, wrt:
     formula = parse(text)
     declared: dict[str, tuple[tuple[Dim, ...], str]] = {}
     bound: dict[Dim, Dim] = {}  # dimension names of -s shapes that the data fixes (-s X=M,n with X 4×3: M=4)
-    if shapes:  # "m*n" written in a shape: the product dimension
-        shapes = {name: tuple(parse_dims(d, 1)[0] if isinstance(d, str) and ("*" in d or "·" in d) else d
-                              for d in dims) for name, dims in shapes.items()}
+    if shapes:  # "m,n" strings, tuples of sizes and names, "m*n" products: checked and read
+        shapes = {name: declared_shape(name, dims) for name, dims in shapes.items()}
     if shapes and data_shapes:
         from .numeric.data import check_declared_shapes
 

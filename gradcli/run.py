@@ -158,13 +158,15 @@ def options(formula: str, arrays: Mapping[str, Any], **kw: Any) -> RunOptions:
         "backend": (str, none), "scheduler": (str, none), "chunk_rows": (Integral, none),
         "direction": (str, list, tuple, Mapping, none),
         "structures": (Mapping, none), "symmetric_gradient": (str,)}.items() if k in kw})
+    from .api import declared_shape
+
     order = int(kw.get("order", 1))
     check_order(order, PYTHON)
     wrt = kw.get("wrt")
     claims = kw.get("claims")
     return RunOptions(
         order=order, wrt=tuple([wrt] if isinstance(wrt, str) else wrt or ()),
-        shapes={n: _declared(n, s) for n, s in (kw.get("shapes") or {}).items()},
+        shapes={n: declared_shape(n, s) for n, s in (kw.get("shapes") or {}).items()},
         structures={**{n: split_structure(s)[1] for n, s in (kw.get("shapes") or {}).items()
                        if isinstance(s, str) and split_structure(s)[1]}, **dict(kw.get("structures") or {})},
         symmetric_gradient=kw.get("symmetric_gradient", "sym"),
@@ -236,21 +238,6 @@ def _data_specs(data: str | Sequence[str] | Mapping[str, Any] | None) -> tuple[s
     if isinstance(data, Mapping):
         return tuple(f"{n}={v}" for n, v in data.items())
     return tuple(str(s) for s in data)
-
-
-def _declared(name: str, dims: Any) -> Dims:
-    """A declared shape: "m,n" / "3x2" as -s takes it, or a tuple of sizes and dimension names."""
-    from .api import parse_dims
-
-    if isinstance(dims, str):
-        return tuple(parse_dims(split_structure(dims)[0]))
-    entries = tuple(dims) if isinstance(dims, (tuple, list)) else None
-    if entries is None or len(entries) > 2 or not all(
-            (isinstance(d, Integral) and not isinstance(d, bool) and int(d) >= 1)
-            or (isinstance(d, str) and d.isidentifier()) for d in entries):
-        raise GradcliError("usage", f"shapes: {name} = {dims!r} is not a shape (a string such as 'm,n' or '3x2', or "
-                                    "a tuple of at most 2 positive sizes and dimension names)")
-    return tuple(int(d) if isinstance(d, Integral) else str(d) for d in entries)
 
 
 def _as_value(name: str, value: Any) -> Any:

@@ -250,3 +250,29 @@ def test_arrays_shape_the_formula_as_data_files_do(tmp_path) -> None:
     by_file = gradcli.grad(formula, data={"L": str(tmp_path / "L.npy")})
     assert np.allclose(by_array["L"].value, 2 * L) and np.allclose(by_file["L"].value, by_array["L"].value)
     assert by_array.value == pytest.approx(float(np.sum(L ** 2)))
+
+
+def test_analyze_reads_shape_strings_as_dash_s_does_structure_included():
+    """analyze(shapes={"S": "3,3,spd"}) once iterated the string character by character (an
+    IndexError); it reads it as -s S=3,3,spd does: a 3×3 S declared SPD, so the gradient of
+    x'Sx wrt S is the symmetric part of xxᵀ (numpy's, by hand) — not the general xxᵀ."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=3)
+    B = rng.normal(size=(3, 3))
+    S = B @ B.T + 3 * np.eye(3)
+    problem = gradcli.analyze("x'@S@x wrt S", shapes={"S": "3,3,spd", "x": "3"})
+    f, g = problem.compile()(S=S, x=x)
+    outer = np.outer(x, x)
+    assert np.isclose(f, x @ S @ x)
+    assert np.allclose(g["S"], (outer + outer.T) / 2)
+    u = rng.normal(size=3)
+    for declared, expected in (("3,3,spd", (np.outer(u, x) + np.outer(x, u)) / 2), ((3, 3), np.outer(u, x))):
+        _, g2 = gradcli.analyze("u'@S@x wrt S", shapes={"S": declared}).compile()(S=S, x=x, u=u)
+        assert np.allclose(g2["S"], expected)  # the declaration, and only it, symmetrises
+
+
+@pytest.mark.parametrize("bad", ["3,3,3", 5, (0, 3), ("a b",), (True,), (2, 3, 4), "n,n,sqaure"])
+def test_analyze_refuses_what_is_not_a_shape_with_a_usage_error(bad):
+    with pytest.raises(gradcli.GradcliError) as caught:
+        gradcli.analyze("sum(S) wrt S", shapes={"S": bad})
+    assert caught.value.kind == "usage"
