@@ -514,3 +514,26 @@ def test_any_claim_gets_a_verdict_or_one_clear_error(claim, formula):
         return
     assert verdicts[0].verdict in {"correct", "close", "other_layout", "transposed", "factor", "size_factor",
                                    "term", "diagonal", "wrong_shape", "wrong", "undefined"}
+
+
+# ----------------------------------------------------------------------------- printed with unit axes dropped
+@pytest.mark.parametrize("formula, shapes, hessian", [
+    ("x'@A wrt x", {"A": (3, 4)}, False),                  # a row f: printed Aᵀ, value (1, 4, 3)
+    ("tanh(x'@A) wrt x", {"A": (3, 4)}, False),
+    ("A@x wrt x where x: (3, 1)", {"A": (4, 3)}, False),   # a declared column x
+    ("x'@A wrt x where x: (m, 1)", {"A": ("m", "n")}, False),
+    ("x@A@x' wrt x where x: (1, 3)", {"A": (3, 3)}, True),  # a Hessian wrt a declared row
+])
+@pytest.mark.parametrize("layout", ["numerator", "denominator"])
+def test_the_printed_formula_of_a_degenerate_tensor_is_a_correct_claim(formula, shapes, hessian, layout):
+    """gradcli prints such derivatives with their axes of length 1 dropped (the n×m matrix of a
+    (1, n, m) Jacobian); copying that formula into --claim is judged correct, not 'wrong shape',
+    and twice it is judged off by a factor 2."""
+    problem = gradcli.analyze(formula, shapes, layout=layout)
+    d = (problem.hessians() if hessian else problem.derivatives())[0]
+    assert d.printed_dims() is not None  # the case this test is about
+    printed = d.text("ascii")
+    checker = ClaimChecker(formula, shapes, layout=layout, hessian=hessian)
+    assert checker.judge(d.wrt, printed).verdict == "correct"
+    doubled = checker.judge(d.wrt, f"2*({printed})")
+    assert doubled.verdict == "factor" and doubled.factor == pytest.approx(2)

@@ -172,8 +172,11 @@ class _Reading:
     max_rel_error: float | None = None
 
 
-def compare(ev: Evaluator, name: str, claim: Expr, d: Derivative, wrt_label: str) -> _Reading:
-    """Claim `name` (symbolically `claim`) against derivative d read in d.layout, at every draw."""
+def compare(ev: Evaluator, name: str, claim: Expr, d: Derivative, wrt_label: str,
+            as_printed: bool = False) -> _Reading:
+    """Claim `name` (symbolically `claim`) against derivative d read in d.layout, at every draw;
+    `as_printed`: read at the printed formula's shape (d.printed_dims: the value's axes of length
+    1 dropped, which keeps the order of its entries)."""
     import numpy as np
 
     ks = range(len(ev.draws))
@@ -184,6 +187,8 @@ def compare(ev: Evaluator, name: str, claim: Expr, d: Derivative, wrt_label: str
         return _Reading("undefined", f"the claim is not finite at draw {bad} (seed {ev.draws[bad].seed}), "
                                      "where the derivative is")
     D = [np.asarray(ev.derivative(d.wrt, d.layout, k), dtype=float) for k in ks]
+    if as_printed:
+        D = [x.reshape(c.shape) if c.ndim and c.size == x.size else x for c, x in zip(C, D)]
     C = [np.broadcast_to(c, x.shape) if c.ndim == 0 else c for c, x in zip(C, D)]  # 1 means ones
     errors = [rel_error(c, x) for c, x in zip(C, D)]
     worst = max(errors)
@@ -329,9 +334,16 @@ def judge(d: Derivative, name: str, claim: Expr, ev: Evaluator) -> Verdict:
             r.message += f" — that is {LAYOUT_WORDS[alt.layout]}; {LAYOUT_WORDS[d.layout]} wants its transpose"
         return Verdict(verdict=r.verdict, message=r.message, layout=d.layout, factor=r.factor,
                        difference=r.difference, max_rel_error=r.max_rel_error, **base)
-    if alt is not None and same_dims(shape, alt.shape):
-        r = compare(ev, name, claim, alt, what)
-        wants = f"{LAYOUT_WORDS[d.layout]} wants {fmt_dims(d.shape)}"
+    printed = d.printed_dims()
+    if printed is not None and same_dims(shape, printed):  # the claim copies the printed formula
+        r = compare(ev, name, claim, d, what, as_printed=True)
+        return Verdict(verdict=r.verdict, message=r.message, layout=d.layout, factor=r.factor,
+                       difference=r.difference, max_rel_error=r.max_rel_error, **base)
+    alt_printed = alt.printed_dims() if alt is not None else None
+    if alt is not None and (same_dims(shape, alt.shape) or
+                            (alt_printed is not None and same_dims(shape, alt_printed))):
+        r = compare(ev, name, claim, alt, what, as_printed=not same_dims(shape, alt.shape))
+        wants = f"{LAYOUT_WORDS[d.layout]} wants {fmt_dims(printed or d.shape)}"
         if r.verdict == "correct":
             return Verdict(verdict="other_layout", layout=alt.layout, max_rel_error=r.max_rel_error,
                            message=f"right in {LAYOUT_WORDS[alt.layout]} (shape {fmt_dims(shape)}); "
@@ -344,8 +356,12 @@ def judge(d: Derivative, name: str, claim: Expr, ev: Evaluator) -> Verdict:
     if diagonal is not None:
         return Verdict(verdict="diagonal", layout=d.layout, message=diagonal, **base)
     layouts = f"{fmt_dims(d.shape)} in {LAYOUT_WORDS[d.layout]}"
+    if printed is not None:
+        layouts += f" (printed as {fmt_dims(printed)})"
     if alt is not None and not same_dims(alt.shape, d.shape):
         layouts += f", {fmt_dims(alt.shape)} in {LAYOUT_WORDS[alt.layout]}"
+        if alt_printed is not None:
+            layouts += f" (printed as {fmt_dims(alt_printed)})"
     return Verdict(verdict="wrong_shape", layout=d.layout,
                    message=f"wrong shape: the claim is {fmt_dims(shape)}; {what} is {layouts}", **base)
 
