@@ -444,4 +444,5 @@ def _claims(formula: str, results: Results, o: RunOptions) -> None:
         claims = split_claims(list(o.claims), [d.wrt for d in results.derivatives])
     results.claims = check_claims(formula, claims, {n: s.shape for n, s in problem.symbols.items()},
                                   problem.wrt, o.layout, fns=dict(results.fns), hessian=results.hessian,
-                                  steps=o.steps, direction=dict(o.direction))
+                                  steps=o.steps, direction=dict(o.direction), structures=dict(o.structures),
+                                  symmetric_gradient=o.symmetric_gradient)

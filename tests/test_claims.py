@@ -537,3 +537,28 @@ def test_the_printed_formula_of_a_degenerate_tensor_is_a_correct_claim(formula, 
     assert checker.judge(d.wrt, printed).verdict == "correct"
     doubled = checker.judge(d.wrt, f"2*({printed})")
     assert doubled.verdict == "factor" and doubled.factor == pytest.approx(2)
+
+
+# ----------------------------------------------------------------------------- declared structure
+@pytest.mark.parametrize("declare", ["option", "where"])
+@pytest.mark.parametrize("convention, right, wrong", [
+    ("sym", "(u@x' + x@u')/2", "u@x'"),                    # sym(G) of G = uxᵀ
+    ("vech", "u@x' + x@u' - diag(u*x)", "(u@x' + x@u')/2"),  # G + Gᵀ − G⊙I
+])
+def test_claims_about_a_declared_symmetric_matrix_use_its_convention(declare, convention, right, wrong):
+    """A structure declared with -s (shapes "n,n,sym") once reached the derivative but not the
+    claim checker, which re-analysed the formula without it and judged the right claim wrong."""
+    formula = "u'@S@x wrt S" + (" where S: (n, n) symmetric" if declare == "where" else "")
+    shapes = {"S": "n,n,sym"} if declare == "option" else None
+    verdicts = [gradcli.grad(formula, shapes=shapes, sizes={"n": 3}, random=True, claims={"S": c},
+                             symmetric_gradient=convention).claims[0].verdict for c in (right, wrong)]
+    assert verdicts[0] == "correct"
+    assert verdicts[1] != "correct"
+
+
+def test_claims_about_an_spd_matrix_are_judged_on_spd_draws():
+    """∂logdet(S)/∂S = S⁻¹ for an SPD S (the general gradient is S⁻ᵀ): the claim S⁻¹ is
+    correct only if the draws are symmetric, as the declaration says they are."""
+    result = gradcli.grad("logdet(S) wrt S", shapes={"S": "n,n,spd"}, sizes={"n": 4}, random=True,
+                          claims={"S": "inv(S)"})
+    assert result.claims[0].verdict == "correct"

@@ -135,11 +135,13 @@ def _numeric(dims: tuple[Dim, ...], sizes: Mapping[str, int]) -> tuple[int, ...]
     return tuple(math.prod(f if isinstance(f, int) else sizes[str(f)] for f in _factors(d)) for d in dims)
 
 
-def draw_values(shapes: Mapping[str, tuple[int, ...]], seed: int, positive: bool) -> dict[str, Array]:
-    """Seeded arrays for a claim: drawn by the one drawing module (draws.claim_values)."""
+def draw_values(shapes: Mapping[str, tuple[int, ...]], seed: int, positive: bool,
+                structures: Mapping[str, str] | None = None) -> dict[str, Array]:
+    """Seeded arrays for a claim: drawn by the one drawing module (draws.claim_values), with
+    the declared structure of each structured matrix."""
     from ..numeric.draws import claim_values
 
-    return claim_values(shapes, seed, positive)
+    return claim_values(shapes, seed, positive, structures)
 
 
 def _abstract_functions(exprs: Iterable[Expr]) -> list[str]:
@@ -163,14 +165,19 @@ class Evaluator:
         self.hessian = hessian
         self.fns = fns
         self.direction = dict(direction or {})  # the derivatives along these (directions.py)
+        from ..numeric.draws import declared_structures
+
         self.sets = size_sets(problem)
+        # S declared symmetric / spd / diagonal (-s or where): re-analysed and drawn as declared
+        self.structures = declared_structures(problem.expr)
         self.problems: list[Problem] = []
         self.claims: list[dict[str, Expr]] = []  # per size set: each claim, analysed at those sizes
         self.derivs: list[dict[str, Derivative]] = []  # per size set: the derivatives, by wrt
         self._base: dict[int, dict[str, Array]] = {}  # per draw: the derivatives in base layout
         for sizes in self.sets:
             shapes = {n: _numeric(s.shape, sizes) for n, s in problem.symbols.items()}
-            p = analyze(source["text"], shapes, source.get("wrt"), source.get("layout"), None, set(fns))
+            p = analyze(source["text"], shapes, source.get("wrt"), source.get("layout"), None, set(fns),
+                        self.structures, problem.symmetric_gradient)
             self.problems.append(p)
             self.claims.append({n: parse_claim(p, sized(t, sizes, p), fns, self.direction) for n, t in claims.items()})
             self.derivs.append({d.wrt: d for d in self._derivatives(p)})
@@ -237,7 +244,7 @@ class Evaluator:
             shapes = {n: _numeric(s.shape, draw.sizes) for n, s in p.symbols.items()}
             shapes.update({v: _numeric(dims, draw.sizes) for v, dims in direction_shapes(p, self.direction).items()})
             for positive in (False, True):
-                values = draw_values(shapes, draw.seed, positive)
+                values = draw_values(shapes, draw.seed, positive, self.structures)
                 try:
                     self._compiled_derivatives(k).evaluate(values)
                     for e in self.claims[self.set_of(k)].values():

@@ -392,13 +392,15 @@ class ClaimChecker:
                  wrt: list[str] | None = None, layout: str | None = None,
                  data_shapes: dict[str, tuple[int, ...]] | None = None, fns: dict[str, str] | None = None,
                  hessian: bool = False, claims: dict[str, str] | None = None,
-                 direction: dict[str, str] | None = None):
+                 direction: dict[str, str] | None = None, structures: dict[str, str] | None = None,
+                 symmetric_gradient: str = "sym"):
         from ..api import analyze
         from ..errors import GradcliError
 
         self.fns = dict(fns or {})
         self.direction = dict(direction or {})  # claims of derivatives along these (directions.py)
-        self.problem = analyze(text, shapes, wrt, layout, data_shapes, set(self.fns))
+        self.problem = analyze(text, shapes, wrt, layout, data_shapes, set(self.fns), structures,
+                               symmetric_gradient)
         if self.direction:
             from ..directions import derivatives
 
@@ -434,11 +436,14 @@ class ClaimChecker:
 def check_claims(text: str, claims: dict[str, str], shapes: dict[str, tuple[Dim, ...]] | None = None,
                  wrt: list[str] | None = None, layout: str | None = None,
                  data_shapes: dict[str, tuple[int, ...]] | None = None, fns: dict[str, str] | None = None,
-                 hessian: bool = False, steps: bool = False, direction: dict[str, str] | None = None) -> list[Verdict]:
+                 hessian: bool = False, steps: bool = False, direction: dict[str, str] | None = None,
+                 structures: dict[str, str] | None = None, symmetric_gradient: str = "sym") -> list[Verdict]:
     """Judge each claimed derivative {wrt: claim text} of the formula `text`; the Hessian
     blocks with hessian; with direction {x: v}, the derivative along v (the Hessian-vector
-    product with hessian), the claim written over f's symbols and v."""
-    checker = ClaimChecker(text, shapes, wrt, layout, data_shapes, fns, hessian, claims, direction)
+    product with hessian), the claim written over f's symbols and v; structures {S: spd, ...}
+    declared by -s (a where clause declares its own) with their gradient convention."""
+    checker = ClaimChecker(text, shapes, wrt, layout, data_shapes, fns, hessian, claims, direction, structures,
+                           symmetric_gradient)
     return [checker.verdict(name, steps) for name in claims]
 
 

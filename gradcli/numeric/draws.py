@@ -199,9 +199,11 @@ def declared_structures(expr: Expr) -> dict[str, str]:
     return {str(n.params[0]): str(n.params[2]) for n in topological([expr]) if n.op == "sym" and len(n.params) > 2}
 
 
-def claim_values(shapes: Mapping[str, tuple[int, ...]], seed: int, positive: bool) -> dict[str, Any]:
+def claim_values(shapes: Mapping[str, tuple[int, ...]], seed: int, positive: bool,
+                 structures: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Claim checking's draws: magnitudes in [0.5, 1.5), signs mixed unless positive; square
-    matrices plus n·I (invertible, and still unsymmetric)."""
+    matrices plus n·I (invertible, and still unsymmetric unless `structures` declares them
+    symmetric, spd or diagonal: then drawn so, as the claim is about such matrices)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -214,5 +216,7 @@ def claim_values(shapes: Mapping[str, tuple[int, ...]], seed: int, positive: boo
             arr = arr * signs
         if len(dims) == 2 and dims[0] == dims[1]:
             arr = arr + dims[0] * np.eye(dims[0])
+            if structures and name in structures:
+                arr = conform(arr, structures[name], False)
         out[name] = np.asarray(arr, dtype=float)
     return out
