@@ -429,3 +429,28 @@ def test_every_operator_has_one_kernel_that_emit_can_write():
         if isinstance(op.impl, Helper):
             assert HELPERS.get(op.impl.fn.__name__) is op.impl.fn, name
             assert list(inspect.signature(op.impl.fn).parameters)[0] == "xp", name
+
+
+@pytest.mark.parametrize("dialect", ["numpy", "array-api"])
+@pytest.mark.parametrize("structure, good, bad", [
+    ("symmetric", np.array([[2.0, 0.5], [0.5, -1.0]]), np.array([[2.0, 0.5], [0.4, -1.0]])),
+    ("spd", np.array([[2.0, 0.5], [0.5, 1.0]]), np.array([[1.0, 2.0], [2.0, 1.0]])),  # eigenvalues 3, −1
+    ("diagonal", np.diag([2.0, 3.0]), np.array([[2.0, 0.1], [0.0, 3.0]])),
+])
+def test_emitted_module_refuses_data_that_contradicts_a_declared_structure(structure, good, bad, dialect, tmp_path):
+    """The derivative wrt a declared-structured S is projected on that structure, so on other
+    data it would be wrong without a word: the module raises ValueError, as the CLI refuses
+    such data (exit 1).  On data of the structure: u'Sx's gradient is sym(uxᵀ) (the diagonal of
+    uxᵀ for a diagonal S), numpy's closed form."""
+    from gradcli.numeric.emit import emit_module
+
+    p = gradcli.analyze("u'@S@x wrt S", {"S": (2, 2), "u": (2,), "x": (2,)}, structures={"S": structure})
+    module = load_module(emit_module(p, p.derivatives(), {}, False, dialect), tmp_path, f"m_{structure}_{dialect[:5]}")
+    u, x = np.array([1.0, -2.0]), np.array([0.5, 3.0])
+    f, g = module.value_and_grad(S=good, u=u, x=x)
+    outer = np.outer(u, x)
+    expected = np.diag(np.diag(outer)) if structure == "diagonal" else (outer + outer.T) / 2
+    assert np.isclose(float(f), u @ good @ x)
+    assert np.allclose(np.asarray(g["S"]), expected)
+    with pytest.raises(ValueError, match=f"declared {structure}"):
+        module.value_and_grad(S=bad, u=u, x=x)

@@ -174,7 +174,24 @@ def _callables(given: Any, name: str, count: int) -> Any:
     return functions[:count]
 
 
-MODULE_FUNCTIONS = {"_namespace": _namespace, "_float": _float, "_callables": _callables}
+def _check_structure(xp: Any, name: str, a: Any, structure: str) -> None:
+    """A ValueError when an input contradicts its declared structure (symmetric, spd, diagonal):
+    the derivatives are projected on that structure, so on other data they would be wrong
+    without a word.  The CLI's tolerance (numeric/structured.py): 1e-7 of the largest entry."""
+    scale = max(1.0, float(xp.max(xp.abs(a)))) if a.shape[0] else 1.0
+    if structure == "diagonal":
+        off = a - a * xp.eye(a.shape[0], dtype=a.dtype)
+        if a.shape[0] and float(xp.max(xp.abs(off))) > 1e-7 * scale:
+            raise ValueError(f"{name} is declared diagonal but has an off-diagonal entry")
+        return
+    if a.shape[0] and float(xp.max(xp.abs(a - a.T))) > 1e-7 * scale:
+        raise ValueError(f"{name} is declared {structure} but is not symmetric")
+    if structure == "spd" and a.shape[0] and not bool(xp.all(xp.linalg.eigvalsh((a + a.T) / 2) > 0)):
+        raise ValueError(f"{name} is declared spd but is not positive definite")
+
+
+MODULE_FUNCTIONS = {"_namespace": _namespace, "_float": _float, "_callables": _callables,
+                    "_check_structure": _check_structure}
 
 
 class Dialect:
@@ -574,7 +591,8 @@ def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str],
                           for d in derivs)
     abstract = _function_parameters(functions, namer)
     renamed = [f"{s} is {symbols[s]}" for s in users if s != symbols[s]]
-    own = kind.own_functions() + (["_callables"] if abstract else [])
+    structured = {s: kind_of for s in users if (kind_of := _declared_structure(problem, s))}
+    own = kind.own_functions() + (["_callables"] if abstract else []) + (["_check_structure"] if structured else [])
     used = ([_plain_source(HELPERS[h]) for h in _helpers_needed(helpers_used)]
             + [_plain_source(MODULE_FUNCTIONS[f]) for f in own])
     code = "\n".join(body + helpers_fn + used)
@@ -592,9 +610,15 @@ def emit_module(problem: Problem, derivs: list[Derivative], fns: dict[str, str],
              *[f"    {', '.join(orders)}{',' * (len(orders) == 1)} = _callables({p}, {name!r}, {len(orders)})"
                for p, name, orders in abstract],
              *kind.inputs(users, symbols),
+             *[f"    _check_structure({kind.ns}, {s!r}, {symbols[s]}, {k!r})" for s, k in structured.items()],
              *body,
              f"    return {kind.result(f_name)}, {{{out_items}}}", ""]
     return "\n".join(lines)
+
+
+def _declared_structure(problem: Problem, name: str) -> str:
+    """The structure (symmetric, spd, diagonal) declared for symbol `name`, or ''."""
+    return problem.typed.structures.get(name, "")
 
 
 def _function_parameters(functions: dict[tuple[str, int], str], namer: Namer) -> list[tuple[str, str, list[str]]]:
