@@ -33,7 +33,7 @@ from .language.infer import Note, Typed, infer
 from .language.parse import dimension, parse
 from .record import record
 from .language.render import render, render_formulas
-from .language.shapes import Dim, Ty, product
+from .language.shapes import Dim, DimProduct, DimVar, Ty, product
 from .language.structures import CONVENTIONS, canonical, convention_of, split_structure, gradient_note, \
     jacobian_note, project_gradient
 
@@ -81,10 +81,12 @@ def declared_shape(name: str, dims: Any) -> tuple[Dim, ...]:
     entries = tuple(dims) if isinstance(dims, (tuple, list)) else None
     if entries is None or len(entries) > 2 or not all(
             (isinstance(d, Integral) and not isinstance(d, bool) and int(d) >= 1)
-            or (isinstance(d, str) and _is_dimension_name(d)) for d in entries):
+            or (isinstance(d, str) and _is_dimension_name(d)) or isinstance(d, (DimVar, DimProduct))
+            for d in entries):
         raise GradcliError("usage", f"shapes: {name} = {dims!r} is not a shape (a string such as 'm,n' or '3x2', or "
                                     "a tuple of at most 2 positive sizes and dimension names)")
-    return tuple(int(d) if isinstance(d, Integral) else parse_dims(d, 1)[0] for d in entries)
+    return tuple(int(d) if isinstance(d, Integral) else parse_dims(d, 1)[0] if isinstance(d, str) else d
+                 for d in entries)
 
 
 def shape_structure(dims: Any) -> str:

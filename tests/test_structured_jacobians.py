@@ -234,3 +234,32 @@ def test_emitted_code_projects_as_the_evaluator_does(tmp_path):
         module = load_module(r.emit("numpy"), tmp_path, f"m{abs(hash(text))}")
         _, out = (module.value_and_hess if hessian else module.value_and_grad)(**arrays)
         assert np.allclose(out["S"], r["S"].value)
+
+
+def test_the_identity_in_an_index_form_is_a_delta_and_the_form_evaluates_right(tmp_path):
+    """The vech Hessian of logdet(S) has G ⊙ I in its gradient; its index form printed the
+    identity as an opaque entry `(I)[i,j]`.  It is δ(i,j), contracted like the others; the
+    emitted module (which evaluates the index form by einsum) equals central differences of the
+    vech gradient 2S⁻¹ − diag(diag(S⁻¹)) (numpy), projected on the second pair as vech says."""
+    from helpers import load_module
+
+    rng = np.random.default_rng(5)
+    S = spd(rng)
+    r = gradcli.hess("logdet(S) wrt S where S: (n, n) symmetric", symmetric_gradient="vech", S=S)
+    text = r["S"].formula
+    assert "(I)" not in text and "δ(i,j)" in text
+    module = load_module(r.emit("numpy"), tmp_path, "m_vech_logdet")
+    _, out = module.value_and_hess(S=S)
+
+    def g(M):
+        inv = np.linalg.inv(M)
+        return 2 * inv - np.diag(np.diag(inv))
+
+    h, T = 1e-6, np.zeros((N, N, N, N))
+    for k, l in itertools.product(range(N), repeat=2):
+        E = np.zeros((N, N))
+        E[k, l] = h
+        T[:, :, k, l] = (g(S + E) - g(S - E)) / (2 * h)
+    expected = T + T.transpose(0, 1, 3, 2) - T * np.eye(N)[None, None]
+    assert np.allclose(out["S"], expected, atol=1e-6)
+    assert np.allclose(r["S"].value, expected, atol=1e-6)

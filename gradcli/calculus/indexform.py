@@ -369,6 +369,8 @@ def _opaque(e: Expr, idx: Indices, r: Renderer) -> Term:
         return Term(e.value)
     if e.op == "fill" and e.args[0].is_const:  # c𝟙 has the entry c at every index
         return Term(e.args[0].value)
+    if e.op == "eye" and len(idx) == 2:  # I[i,j] is Kronecker's δ(i,j), contracted like any other
+        return Term(1.0, [("d", idx[0], idx[1])])
     text, prec = r.render(e)
     if not idx:
         return Term(1.0, [("t", text if prec >= 2 else f"({text})", (), e)])
