@@ -46,6 +46,8 @@ if TYPE_CHECKING:  # the types of an operator's parts, for checkers only (nothin
     CustomNotation: TypeAlias = Callable[[Renderer, "Expr"], tuple[str, float]]  # → (text, precedence)
     Notation: TypeAlias = dict[str, "tuple[str, float] | CustomNotation"]
     Simplify: TypeAlias = Callable[[tuple["Expr", ...], Params], "Expr | None"]
+    # (node, U) → an expression E with Eᵀ = node, built as is (make_raw), from U(arg) with U(arg)ᵀ = arg
+    Untransposed: TypeAlias = Callable[["Expr", Callable[["Expr"], "Expr"]], "Expr | None"]
 
     class CallContext(Protocol):
         """What a call rule asks of the shape inferrer: the typed node of an operand, a node
@@ -182,6 +184,9 @@ class Op:
                  commutation matrix (kronform.py, `--layout vec`); an entrywise record without
                  one gets the generic diag(vec f')(…) rule
     trivial(node) → bool: not worth a name of its own in `--steps` (True: never)
+    untransposed(node, U) → E with Eᵀ = node, from U(arg) (U(arg)ᵀ = arg), for the printer: it
+                 writes (E)ᵀ instead of node where that is shorter, (XB + BX)ᵀ for BᵀXᵀ + XᵀBᵀ
+                 (render.py); None: the node is not a product, sum or transpose to look into
     domain       where the registry's tests draw its argument: "any", "positive", "unit"
                  (|x| < 1), "spd" (symmetric positive definite), "distinct" (no ties, no zeros)
     structures   the declared structures (`where S: (n, n) symmetric`) under which the
@@ -214,6 +219,7 @@ class Op:
     index: IndexRule | None = None
     kronecker: KroneckerRule | None = None
     trivial: bool | Callable[[Expr], bool] = False
+    untransposed: Untransposed | None = None
     domain: str = "any"
     structures: tuple[str, ...] = ("symmetric", "spd")
 

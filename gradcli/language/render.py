@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .expr import OPS, Expr, topological
+from .expr import OPS, Expr, IllTyped, make_raw, topological
 
 if TYPE_CHECKING:
     from .expr import CustomNotation
@@ -94,10 +94,12 @@ class Renderer:
     while rendering (the positive `c·x` of a printed `− c·x`) stays alive as long as its text
     is remembered: a key can never come back for another node.  `bound` is keyed by nodes too."""
 
-    def __init__(self, style: str, bound: dict[Expr, str] | None = None):
+    def __init__(self, style: str, bound: dict[Expr, str] | None = None, outside: bool = True):
         self.style = style
         self.bound = bound if bound is not None else {}
         self._memo: dict[Expr, tuple[str, float]] = {}
+        self._outside = outside  # may write a transpose outside a product or sum (`OutsideTransposes`)
+        self._transposes: OutsideTransposes | None = None
 
     def name(self, name: str) -> str:
         return pretty_name(name, self.style)
@@ -171,9 +173,20 @@ class Renderer:
         notation = OPS[node.op].notation
         if "custom" in notation:
             custom: CustomNotation = notation["custom"]  # type: ignore[assignment]
-            return custom(self, node)
-        template, prec = notation[self.style]  # type: ignore[misc]
-        return template.format(*(self.child(a, 0) for a in node.args)), prec
+            own = custom(self, node)
+        else:
+            template, prec = notation[self.style]  # type: ignore[misc]
+            own = template.format(*(self.child(a, 0) for a in node.args)), prec
+        if self._outside and node.ty.is_matrix and node.op != "T" and OPS[node.op].untransposed is not None:
+            if self._transposes is None:
+                self._transposes = OutsideTransposes(self)
+            return self._transposes.choose(node, own)
+        return own
+
+    def outside_transpose(self, node: Expr) -> Expr | None:
+        """(E)ᵀ where this renderer prints node so (`OutsideTransposes`), else None."""
+        self.render(node)
+        return self._transposes.decided(node) if self._transposes is not None else None
 
     def child(self, node: Expr, min_prec: float) -> str:
         text, prec = self.render(node)
@@ -183,6 +196,74 @@ class Renderer:
 
     def text(self, node: Expr) -> str:
         return self.render(node)[0]
+
+
+MAX_LOOK = 48  # nodes of a product or sum looked into for a transpose to write outside
+
+
+class OutsideTransposes:
+    """Where the printer writes a transpose outside a product or sum: `(XB + BX)ᵀ` for
+    `BᵀXᵀ + XᵀBᵀ`, `−(X⁻¹BAX⁻¹)ᵀ` for `−X⁻ᵀAᵀBᵀX⁻ᵀ`.  The simplifier pushes transposes onto the
+    leaves, its canonical form for finding like terms and symmetry; the printer turns a node N
+    into (E)ᵀ, with E built from the records' `untransposed` rules, where that is shorter: fewer
+    printed symbols in ASCII (spaces left out), on a tie fewer transposes.  Every style makes the
+    ASCII choice, so all print the same formula.  E is looked for through at most MAX_LOOK nodes
+    (each node's E is remembered), so printing stays linear."""
+
+    def __init__(self, r: Renderer) -> None:
+        self._r = r
+        self._plain = Renderer(r.style, r.bound, outside=False)  # prints (E)ᵀ as it is built
+        self._judge = r if r.style == "ascii" else Renderer("ascii", r.bound)
+        self._outside: dict[Expr, Expr | None] = {}  # node -> (E)ᵀ when that is printed instead
+        self._untransposed: dict[Expr, Expr] = {}  # node -> E with Eᵀ = node
+
+    def choose(self, node: Expr, own: tuple[str, float]) -> tuple[str, float]:
+        """The text of node: its own, or (E)ᵀ."""
+        if node not in self._outside:
+            self._outside[node] = (self._decide(node, own[0]) if self._judge is self._r
+                                   else self._judge.outside_transpose(node))
+        flipped = self._outside[node]
+        return self._plain.render(flipped) if flipped is not None else own
+
+    def decided(self, node: Expr) -> Expr | None:
+        return self._outside.get(node)
+
+    def _decide(self, node: Expr, own: str) -> Expr | None:
+        if own.count("'") < 2:  # one transpose or none: writing one outside cannot shorten
+            return None
+        try:
+            outside = make_raw("T", (self._untransposed_of(node, [MAX_LOOK]),))
+        except (_TooLarge, IllTyped):
+            return None
+        alt = self._plain.render(outside)[0]
+
+        def cost(text: str) -> tuple[int, int]:
+            return len(text.replace(" ", "")), text.count("'")
+
+        return outside if cost(alt) < cost(own) else None
+
+    def _untransposed_of(self, n: Expr, budget: list[int]) -> Expr:
+        """E with Eᵀ = n, by the records' rules; a named node or one without a rule is E = nᵀ."""
+        found = self._untransposed.get(n)
+        if found is not None:
+            return found
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooLarge
+        rule = OPS[n.op].untransposed
+        e = None
+        if n.ty.is_scalar:
+            e = n
+        elif rule is not None and self._r.bound_name(n) is None:
+            e = rule(n, lambda a: self._untransposed_of(a, budget))
+        if e is None:
+            e = make_raw("T", (n,))
+        self._untransposed[n] = e
+        return e
+
+
+class _TooLarge(Exception):
+    """A product or sum too large to look into for an outside transpose."""
 
 
 def render(node: Expr, style: str = "unicode") -> str:

@@ -889,6 +889,8 @@ def _simplify_div(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
         return scale(ca, fill(const(1.0), a.ty, rules) if not a.ty.is_scalar else const(1.0), rules)
     if xa.op == "exp" and b.op == "add" and is_one(b.args[0]) and b.args[1] is xa:
         return scale(ca, fn("sigmoid", xa.args[0], rules), rules)  # eᶻ/(1 + eᶻ) = σ(z)
+    if xa.op == "sinh" and b.op == "cosh" and xa.args[0] is b.args[0]:
+        return scale(ca, fn("tanh", b.args[0], rules), rules)  # sinh(z)/cosh(z) = tanh(z)
     if derivative and b.ty.is_scalar:
         cancelled = _cancel_scalar(xa, b, ca, rules)
         if cancelled is not None:

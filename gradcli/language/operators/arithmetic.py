@@ -80,9 +80,12 @@ def _add_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     while n.op == "add" and (n is node or r.bound_name(n) is None):
         terms.append(n.args[1])
         n = n.args[0]
-    parts = [r.child(n, ADD)]
+    operands = [n, *reversed(terms)]
+    if r.style == "ascii":  # log(x) + 1, not log(x) + ones(m): numpy broadcasts the scalar
+        operands = _scalars_broadcast(operands, node)
+    parts = [r.child(operands[0], ADD)]
     minus = " − " if r.style == "unicode" else " - "
-    for b in reversed(terms):
+    for b in operands[1:]:
         c, x = split_coef(b)
         if b.is_const and b.value < 0:
             c, x = b.value, const(1.0)
@@ -91,6 +94,15 @@ def _add_notation(r: Renderer, node: Expr) -> tuple[str, float]:
         else:
             parts.append(" + " + r.child(b, ADD))  # a + (b + c) = a + b + c
     return "".join(parts), ADD
+
+
+def _scalars_broadcast(operands: list[Expr], node: Expr) -> list[Expr]:
+    """The operands of a sum with each constant array (c·𝟙, `c*ones(m)`) written as the scalar c
+    where another operand already has the sum's shape, so that broadcasting, as in numpy and in
+    gradcli's input, gives back the same sum; `ones(m)` stays where it alone carries the shape."""
+    if not any(t.ty == node.ty and t.op != "fill" for t in operands):
+        return operands
+    return [t.args[0] if t.op == "fill" and t.args[0].ty.is_scalar else t for t in operands]
 
 
 # ----------------------------------------------------------------- matrix forms (linearize.py)
@@ -270,7 +282,9 @@ register(Op("add", broadcast_shape("+"), Choose(_add_kernel),
             simplify=_simplify_add,
             rule='d(A + B) = dA + dB (a broadcast operand gets the adjoint summed over the broadcast axes)',
             entrywise=True, symmetric=symmetric_sum, matrix=_matrix_add, index=_index_add,
-            kronecker=_kronecker_add))
+            kronecker=_kronecker_add,  # (P + Q)ᵀ = Pᵀ + Qᵀ, not for a broadcast sum
+            untransposed=lambda node, U: make_raw("add", (U(node.args[0]), U(node.args[1])))
+            if node.args[0].ty == node.args[1].ty else None))
 
 
 def _mul_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -307,7 +321,9 @@ register(Op("mul", broadcast_shape("*"), PRODUCT,
             simplify=_simplify_mul,
             rule='d(A ⊙ B) = dA ⊙ B + A ⊙ dB',
             entrywise=True, matrix=_matrix_scaled, index=_index_scaled, kronecker=_kronecker_mul,
-            trivial=lambda n: n.args[0].is_const))  # −x and 2x need no name of their own
+            trivial=lambda n: n.args[0].is_const,  # −x and 2x need no name of their own
+            untransposed=lambda node, U: make_raw("mul", (node.args[0], U(node.args[1])))
+            if node.args[0].ty.is_scalar else None))  # (cX)ᵀ = cXᵀ
 
 
 def _div_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -326,7 +342,9 @@ register(Op("div", broadcast_shape("/"), Infix("/", "divide"),
             notation={"custom": _div_notation}, simplify=_simplify_div,
             fails="division by zero",
             rule='d(A ⊘ B) = dA ⊘ B − A ⊙ dB ⊘ B²',
-            entrywise=True, matrix=_matrix_scaled, index=_index_scaled, kronecker=_kronecker_div))
+            entrywise=True, matrix=_matrix_scaled, index=_index_scaled, kronecker=_kronecker_div,
+            untransposed=lambda node, U: make_raw("div", (U(node.args[0]), node.args[1]))
+            if node.args[1].ty.is_scalar else None))  # (X/s)ᵀ = Xᵀ/s
 
 
 def _pow_notation(r: Renderer, node: Expr) -> tuple[str, float]:
@@ -422,4 +440,5 @@ register(Op("matmul", matmul_shape, Choose(_matmul_kernel), vjp=(_vjp_matmul_a, 
             rule='d(AB) = dA·B + A·dB and ⟨G, dA·B⟩ = ⟨GBᵀ, dA⟩, ⟨G, A·dB⟩ = ⟨AᵀG, dB⟩',
             names=("dot", "outer"), arity=(2,), call=_call_product,
             symmetric=symmetric_product, matrix=_matrix_matmul, row=_row_matmul, index=_index_matmul,
-            kronecker=_kronecker_matmul))
+            kronecker=_kronecker_matmul,  # (AB)ᵀ = BᵀAᵀ
+            untransposed=lambda node, U: make_raw("matmul", (U(node.args[1]), U(node.args[0])))))

@@ -188,7 +188,8 @@ register(Op("T", lambda ctx, tys, p: tys[0].transposed(), Choose(_transpose_kern
             rule='d(Aᵀ) = (dA)ᵀ and ⟨G, dAᵀ⟩ = ⟨Gᵀ, dA⟩',
             symmetric=symmetric_as_argument, matrix=_matrix_T, row=_row_T, kronecker=_kronecker_T,
             index=lambda c, e, idx: c.of(e.args[0], (idx[1], idx[0]) if len(idx) == 2 else idx),
-            trivial=lambda n: not n.args[0].args))  # a transposed leaf needs no name
+            trivial=lambda n: not n.args[0].args,  # a transposed leaf needs no name
+            untransposed=lambda node, U: node.args[0]))
 
 
 def _expand_shape(ctx: ShapeContext, tys: tuple[Ty, ...], params: Params) -> Ty:
@@ -252,7 +253,8 @@ register(Op("fill", lambda ctx, tys, p: p[0], Helper(K._full, settings=lambda n:
             rule='d(c𝟙) = dc·𝟙',
             names=("ones", "zeros"), arity=(1, 2), operands=0, call=_call_fill, trivial=True,
             symmetric=always_symmetric, matrix=_matrix_fill, index=lambda c, e, idx: c.of(e.args[0], ()),
-            kronecker=_kronecker_fill))
+            kronecker=_kronecker_fill,
+            untransposed=lambda node, U: make_raw("fill", node.args, (node.ty.transposed(),))))
 
 
 register(Op("diagm", vector_only("diag", lambda ty: mat(ty.dims[0], ty.dims[0])), Helper(K._diag_matrix),
@@ -260,7 +262,8 @@ register(Op("diagm", vector_only("diag", lambda ty: mat(ty.dims[0], ty.dims[0]))
             notation=func("diag", latex=r"\operatorname{diag}"),
             rule='d diag(v) = diag(dv) and ⟨G, diag(dv)⟩ = ⟨diag(G), dv⟩',
             names=("diag",), call=_call_diag, symmetric=always_symmetric,
-            index=lambda c, e, idx: c.times(c.delta(idx[0], idx[1]), c.of(e.args[0], (idx[0],)))))
+            index=lambda c, e, idx: c.times(c.delta(idx[0], idx[1]), c.of(e.args[0], (idx[0],))),
+            untransposed=lambda node, U: node))
 register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), Helper(K._diagonal),
             vjp=(lambda node, G: make("diagm", G),),
             notation=func("diag", latex=r"\operatorname{diag}"),
@@ -269,7 +272,8 @@ register(Op("diagv", square_to("diag", lambda ty: col(ty.dims[0])), Helper(K._di
 
 register(Op("eye", lambda ctx, tys, p: mat(p[0], p[0]), K.Call("eye", settings=lambda n: (Size(n.params[0]),), creates=True),
             notation={"custom": lambda r, node: (f"eye({node.params[0]})" if r.style == "ascii" else "I", ATOM)},
-            names=("eye",), operands=0, call=_call_eye, trivial=True, symmetric=always_symmetric))
+            names=("eye",), operands=0, call=_call_eye, trivial=True, symmetric=always_symmetric,
+            untransposed=lambda node, U: node))
 
 
 # ----------------------------------------------------------------- vec and its inverse
