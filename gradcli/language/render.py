@@ -177,7 +177,8 @@ class Renderer:
         else:
             template, prec = notation[self.style]  # type: ignore[misc]
             own = template.format(*(self.child(a, 0) for a in node.args)), prec
-        if self._outside and node.ty.is_matrix and node.op != "T" and OPS[node.op].untransposed is not None:
+        if self._outside and node.ty.is_matrix and node.op != "T" and OPS[node.op].untransposed is not None \
+                and own[0].count(TRANSPOSE_MARK[self.style]) >= 2:  # with one or none, outside is no shorter
             if self._transposes is None:
                 self._transposes = OutsideTransposes(self)
             return self._transposes.choose(node, own)
@@ -198,6 +199,7 @@ class Renderer:
         return self.render(node)[0]
 
 
+TRANSPOSE_MARK = {"ascii": "'", "unicode": "ᵀ", "latex": r"\top"}
 MAX_LOOK = 48  # nodes of a product or sum looked into for a transpose to write outside
 
 
@@ -229,8 +231,6 @@ class OutsideTransposes:
         return self._outside.get(node)
 
     def _decide(self, node: Expr, own: str) -> Expr | None:
-        if own.count("'") < 2:  # one transpose or none: writing one outside cannot shorten
-            return None
         try:
             outside = make_raw("T", (self._untransposed_of(node, [MAX_LOOK]),))
         except (_TooLarge, IllTyped):
