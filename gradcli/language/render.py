@@ -177,17 +177,13 @@ class Renderer:
         else:
             template, prec = notation[self.style]  # type: ignore[misc]
             own = template.format(*(self.child(a, 0) for a in node.args)), prec
-        if self._outside and node.ty.is_matrix and node.op != "T" and OPS[node.op].untransposed is not None \
-                and own[0].count(TRANSPOSE_MARK[self.style]) >= 2:  # with one or none, outside is no shorter
+        if self._outside and node.ty.is_matrix and node.op != "T" and OPS[node.op].untransposed is not None:
             if self._transposes is None:
                 self._transposes = OutsideTransposes(self)
-            return self._transposes.choose(node, own)
+            flipped = self._transposes.outside(node)
+            if flipped is not None:
+                return self._transposes.plain.render(flipped)
         return own
-
-    def outside_transpose(self, node: Expr) -> Expr | None:
-        """(E)ᵀ where this renderer prints node so (`OutsideTransposes`), else None."""
-        self.render(node)
-        return self._transposes.decided(node) if self._transposes is not None else None
 
     def child(self, node: Expr, min_prec: float) -> str:
         text, prec = self.render(node)
@@ -199,51 +195,42 @@ class Renderer:
         return self.render(node)[0]
 
 
-TRANSPOSE_MARK = {"ascii": "'", "unicode": "ᵀ", "latex": r"\top"}
 MAX_LOOK = 48  # nodes of a product or sum looked into for a transpose to write outside
 
 
 class OutsideTransposes:
     """Where the printer writes a transpose outside a product or sum: `(XB + BX)ᵀ` for
     `BᵀXᵀ + XᵀBᵀ`, `−(X⁻¹BAX⁻¹)ᵀ` for `−X⁻ᵀAᵀBᵀX⁻ᵀ`.  The simplifier pushes transposes onto the
-    leaves, its canonical form for finding like terms and symmetry; the printer turns a node N
-    into (E)ᵀ, with E built from the records' `untransposed` rules, where that is shorter: fewer
-    printed symbols in ASCII (spaces left out), on a tie fewer transposes.  Every style makes the
-    ASCII choice, so all print the same formula.  E is looked for through at most MAX_LOOK nodes
-    (each node's E is remembered), so printing stays linear."""
+    leaves, its canonical form for finding like terms and symmetry; the printer writes a node N
+    as (E)ᵀ, E built by the records' `untransposed` rules, where that is shorter.  The cost is
+    counted on the structure, the same for every style: (E)ᵀ takes off the transposes E no longer
+    has and adds the ones it puts on, one outside and a pair of parentheses; it is written when
+    it saves two transposes or more (on a tie of length, the form with fewer transposes).  E is
+    looked for through at most MAX_LOOK new nodes (each node's E is remembered), so printing
+    stays linear."""
 
     def __init__(self, r: Renderer) -> None:
         self._r = r
-        self._plain = Renderer(r.style, r.bound, outside=False)  # prints (E)ᵀ as it is built
-        self._judge = r if r.style == "ascii" else Renderer("ascii", r.bound)
+        self.plain = Renderer(r.style, r.bound, outside=False)  # prints (E)ᵀ as it is built
         self._outside: dict[Expr, Expr | None] = {}  # node -> (E)ᵀ when that is printed instead
-        self._untransposed: dict[Expr, Expr] = {}  # node -> E with Eᵀ = node
+        self._untransposed: dict[Expr, tuple[Expr, int]] = {}  # node -> (E, transposes saved)
 
-    def choose(self, node: Expr, own: tuple[str, float]) -> tuple[str, float]:
-        """The text of node: its own, or (E)ᵀ."""
+    def outside(self, node: Expr) -> Expr | None:
+        """(E)ᵀ where node is printed so, else None: where that saves two transposes or more,
+        and more than an argument written so already saves (−(ABC)ᵀ, not (−ABC)ᵀ)."""
         if node not in self._outside:
-            self._outside[node] = (self._decide(node, own[0]) if self._judge is self._r
-                                   else self._judge.outside_transpose(node))
-        flipped = self._outside[node]
-        return self._plain.render(flipped) if flipped is not None else own
+            try:
+                e, saved = self._untransposed_of(node, [MAX_LOOK])
+            except (_TooLarge, IllTyped):
+                self._outside[node] = None
+                return None
+            inside = max((self._untransposed[a][1] for a in node.args if self._outside.get(a) is not None), default=1)
+            self._outside[node] = make_raw("T", (e,)) if saved - 1 >= 2 and saved > inside else None
+        return self._outside[node]
 
-    def decided(self, node: Expr) -> Expr | None:
-        return self._outside.get(node)
-
-    def _decide(self, node: Expr, own: str) -> Expr | None:
-        try:
-            outside = make_raw("T", (self._untransposed_of(node, [MAX_LOOK]),))
-        except (_TooLarge, IllTyped):
-            return None
-        alt = self._plain.render(outside)[0]
-
-        def cost(text: str) -> tuple[int, int]:
-            return len(text.replace(" ", "")), text.count("'")
-
-        return outside if cost(alt) < cost(own) else None
-
-    def _untransposed_of(self, n: Expr, budget: list[int]) -> Expr:
-        """E with Eᵀ = n, by the records' rules; a named node or one without a rule is E = nᵀ."""
+    def _untransposed_of(self, n: Expr, budget: list[int]) -> tuple[Expr, int]:
+        """E with Eᵀ = n, by the records' rules, and the transposes written in n but not in E
+        less those written in E but not in n; a named node or one without a rule is E = nᵀ."""
         found = self._untransposed.get(n)
         if found is not None:
             return found
@@ -251,15 +238,22 @@ class OutsideTransposes:
         if budget[0] < 0:
             raise _TooLarge
         rule = OPS[n.op].untransposed
+        saved = [1 if n.op == "T" else 0]
+
+        def untransposed(a: Expr) -> Expr:
+            e, s = self._untransposed_of(a, budget)
+            saved[0] += s
+            return e
+
         e = None
         if n.ty.is_scalar:
             e = n
         elif rule is not None and self._r.bound_name(n) is None:
-            e = rule(n, lambda a: self._untransposed_of(a, budget))
+            e = rule(n, untransposed)
         if e is None:
-            e = make_raw("T", (n,))
-        self._untransposed[n] = e
-        return e
+            e, saved[0] = make_raw("T", (n,)), -1
+        self._untransposed[n] = e, saved[0]
+        return e, saved[0]
 
 
 class _TooLarge(Exception):
