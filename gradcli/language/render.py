@@ -214,18 +214,21 @@ class OutsideTransposes:
         self.plain = Renderer(r.style, r.bound, outside=False)  # prints (E)ᵀ as it is built
         self._outside: dict[Expr, Expr | None] = {}  # node -> (E)ᵀ when that is printed instead
         self._untransposed: dict[Expr, tuple[Expr, int]] = {}  # node -> (E, transposes saved)
+        self._saved_inside: dict[Expr, int] = {}  # node -> the transposes saved by what is written outside in it
 
     def outside(self, node: Expr) -> Expr | None:
         """(E)ᵀ where node is printed so, else None: where that saves two transposes or more,
-        and more than an argument written so already saves (−(ABC)ᵀ, not (−ABC)ᵀ)."""
+        and more than what is written so inside it already saves (−(ABC)ᵀ, not (−ABC)ᵀ)."""
         if node not in self._outside:
             try:
                 e, saved = self._untransposed_of(node, [MAX_LOOK])
             except (_TooLarge, IllTyped):
                 self._outside[node] = None
                 return None
-            inside = max((self._untransposed[a][1] for a in node.args if self._outside.get(a) is not None), default=1)
-            self._outside[node] = make_raw("T", (e,)) if saved - 1 >= 2 and saved > inside else None
+            inside = max((self._saved_inside.get(a, 0) for a in node.args), default=0)
+            flip = saved - 1 >= 2 and saved > inside
+            self._outside[node] = make_raw("T", (e,)) if flip else None
+            self._saved_inside[node] = saved if flip else inside
         return self._outside[node]
 
     def _untransposed_of(self, n: Expr, budget: list[int]) -> tuple[Expr, int]:
