@@ -146,3 +146,20 @@ def test_a_long_product_is_written_outside_once():
     A, B = rng.normal(size=(3, 3)) / 2, rng.normal(size=(3, 3)) / 2
     X = rng.normal(size=(3, 3))
     assert np.allclose(value(text, {"A": A, "B": B, "X": X}), np.linalg.matrix_power(A @ B, 80).T)
+
+
+# ----------------------------------------------------------------- constant arrays collect
+@pytest.mark.parametrize("c", [2.0, 3.0, 0.5, -1.5])
+def test_constant_arrays_of_a_sum_collect_into_one_and_print_with_a_minus(c):
+    """d/dx Σ(x log x − c x) = log x + 𝟙 − c·𝟙: the two constant arrays are one, (1 − c)·𝟙,
+    printed `log(x) − (c − 1)·𝟙` (never `+ −…`), and the printed ASCII read back equals
+    central differences of numpy's Σ(x log x − c x)."""
+    x = rng.uniform(0.5, 2.0, size=4)
+    p = gradcli.analyze(f"sum(x*log(x) - {c}*x) wrt x", data_shapes={"x": x.shape})
+    (d,) = p.derivatives()
+    unicode, ascii_text = d.text("unicode"), d.text("ascii")
+    assert unicode.count("𝟙") == 1 and "+ −" not in unicode and "+ -" not in ascii_text
+    expected = central_gradient(lambda v: np.sum(v * np.log(v) - c * v), x)
+    assert np.allclose(value(ascii_text, {"x": x}), expected, atol=1e-6)
+    assert np.allclose(value(unicode.replace("𝟙", "ones(4)").replace("·", "*").replace("−", "-"), {"x": x}),
+                       expected, atol=1e-6)

@@ -299,6 +299,8 @@ def _combine(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
     if xa is xb or _commuted(xa, xb):
         c = ca + cb
         return zeros(xa.ty, rules) if c == 0 else scale(c, xa, rules)
+    if xa.op == xb.op == "fill" and xa.ty == xb.ty and xa.args[0].is_const and xb.args[0].is_const:
+        return fill(const(ca * xa.args[0].value + cb * xb.args[0].value), xa.ty, rules)  # c𝟙 + d𝟙 = (c + d)𝟙
     derivative = rules is not AS_WRITTEN
     if (derivative and xa.op == xb.op == "div" and xa.args[1] is xb.args[1] and ca == cb
             and xa.args[1].ty.is_scalar and xa.args[0].ty == xb.args[0].ty):  # p/s + q/s = (p + q)/s
@@ -420,7 +422,7 @@ def _simplify_add_once(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
     cb, xb = split_coef(b)
     if ca == cb and ca < 0 and not xa.is_const and not xb.is_const:  # -cX - cY = -c(X + Y)
         return scale(ca, add(xa, xb, rules), rules)
-    if ca < 0 < cb:  # −p + q reads better as q − p
+    if _negative(a, ca) and not _negative(b, cb):  # −p + q reads better as q − p
         return add(b, a, rules)
     if a.op == "T" and a.args[0] is b:  # Aᵀ + A is written A + Aᵀ
         return add(b, a, rules)
@@ -448,6 +450,12 @@ def _simplify_add_once(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
     if rules is DERIVATIVE and a.op != "add" and b.op != "add":
         return _common_factored(a, b, rules)
     return None
+
+
+def _negative(e: Expr, coef: float) -> bool:
+    """Whether a term prints with a minus sign: a negative coefficient, or a negative constant
+    array −c·𝟙."""
+    return coef < 0 or (e.op == "fill" and e.args[0].is_const and e.args[0].value < 0)
 
 
 MAX_FACTORED_SIZE = 64  # two terms larger than this together are not searched for a common factor

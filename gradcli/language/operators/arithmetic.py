@@ -89,6 +89,8 @@ def _add_notation(r: Renderer, node: Expr) -> tuple[str, float]:
         c, x = split_coef(b)
         if b.is_const and b.value < 0:
             c, x = b.value, const(1.0)
+        elif b.op == "fill" and b.args[0].is_const and b.args[0].value < 0:  # a − c·𝟙, not a + −c·𝟙
+            c, x = b.args[0].value, S.fill(const(1.0), b.ty)
         if c < 0:
             parts.append(minus + r.child(scale(-c, x), ADD + 0.5))
         else:

@@ -244,6 +244,8 @@ def _fill_notation(r: Renderer, node: Expr) -> tuple[str, float]:
         return "0", ATOM
     if is_one(v):
         return ones, ATOM
+    if v.is_const and v.value == -1.0:  # −𝟙, not −1·𝟙
+        return ("−" if r.style == "unicode" else "-") + ones, MUL
     return r.child(v, MUL) + ("·" if r.style == "unicode" else r" \cdot ") + ones, MUL
 
 
