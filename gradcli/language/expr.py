@@ -194,6 +194,9 @@ class Op:
                  structure: the gradient wrt S must be sym(G) of the general G (and G + Gᵀ − G⊙I
                  with --symmetric-gradient vech; tests/test_registry_structured.py); () for
                  none, with the reason beside it
+    products     identities f(u) ⊙ g(u) = h(u) of a one-argument entrywise f, true for every u:
+                 g's operator name ("" for u itself) → h's ("" for u); derivatives use them
+                 (relu(u) ⊙ 𝟙(u > 0) = relu(u), sign(u) ⊙ u = |u|)
     """
 
     name: str
@@ -222,6 +225,7 @@ class Op:
     untransposed: Untransposed | None = None
     domain: str = "any"
     structures: tuple[str, ...] = ("symmetric", "spd")
+    products: dict[str, str] = Factory(default_factory=dict)
 
 
 OPS: dict[str, Op] = {}

@@ -80,7 +80,7 @@ class DerivativeForm:
         return rewrite(roots, self._visit, order, done=self._done)
 
     def _visit(self, node: Expr, args: tuple[Expr, ...]) -> Expr:
-        if args == node.args and OPS[node.op].simplify not in _DERIVATIVE_ONLY:
+        if args == node.args and not _may_rewrite_for_derivatives(node):
             out = node
         else:
             out = _make(DERIVATIVE, node.op, args, node.params)
@@ -312,6 +312,12 @@ def _combine(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
             return mul(xa.args[0], inner, rules)
         if rules is DERIVATIVE:  # s·X + s·Y = s·(X + Y): s printed once (the RBF kernel's Hessian)
             return mul(xa.args[0], add(scale(ca, xa.args[1], rules), scale(cb, xb.args[1], rules), rules), rules)
+    if derivative and (va := _diagonal_of(xa, rules)) is not None and (
+            vb := _diagonal_of(xb, rules)) is not None:
+        # ca·diag(u) + cb·diag(v) = diag(ca·u + cb·v): one diag, whose entries simplify together
+        # (the pseudo-Huber Hessian's diag(1/√(1 + r²)) − diag(r²/√(1 + r²)³))
+        return _make(rules, "diagm", (add(_entries_scaled(ca, va, rules), _entries_scaled(cb, like(vb, va.ty), rules),
+                                          rules),))
     if derivative and xa.op == "matmul" and xb.op == "matmul":
         fa, fb = matmul_factors(xa, []), matmul_factors(xb, [])
         if fa is None or fb is None:
@@ -327,6 +333,50 @@ def _combine(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
                 first = fa[0]
                 return _factored(ca, q, cb, t, lambda inner: matmul(first, inner, rules), rules)
     return None
+
+
+def _diagonal_of(e: Expr, rules: Rules) -> Optional[Expr]:
+    """The vector v of a diagonal matrix e = diag(v), s·diag(v) or diag(v)/s (s a scalar
+    expression, taken into v); None for anything else.  Only where e is one term of a sum of
+    diagonals: a lone s·diag(v) keeps its scalar in front, as every product does."""
+    if e.op == "diagm":
+        return e.args[0]
+    if e.op == "mul" and e.args[0].ty.is_scalar and e.args[1].op == "diagm":
+        return mul(e.args[0], e.args[1].args[0], rules)
+    if e.op == "div" and e.args[1].ty.is_scalar and e.args[0].op == "diagm":
+        return div(e.args[0].args[0], e.args[1], rules)
+    return None
+
+
+def _diagonal_entries(e: Expr, rules: Rules) -> Optional[Expr]:
+    """The column v with e = diag(v) for a sum of diagonals and identities (I − 2diag(σ) is
+    diag(1 − 2σ)); None for anything else.  Derivatives take a product of two such sums as one
+    diag; a sum alone stays as it is (diag(1 − 2σ) is no shorter than I − 2diag(σ))."""
+    if e.op == "eye":
+        return const(1.0)  # (a scalar: 1 − 2σ, broadcast, prints as the textbook writes it)
+    if e.op == "add" and e.args[0].ty == e.args[1].ty == e.ty:
+        left, right = _diagonal_entries(e.args[0], rules), _diagonal_entries(e.args[1], rules)
+        return None if left is None or right is None else add(left, right, rules)
+    c, x = split_coef(e)
+    if x.op == "diagm":
+        v: Optional[Expr] = like(x.args[0], Ty((e.ty.dims[0],)))
+    elif x.op == "mul" and x.args[0].ty.is_scalar and not x.args[1].ty.is_scalar:  # s·D
+        inner = _diagonal_entries(x.args[1], rules)
+        v = None if inner is None else mul(x.args[0], inner, rules)
+    elif x.op == "div" and x.args[1].ty.is_scalar and not x.args[0].ty.is_scalar:  # D/s
+        inner = _diagonal_entries(x.args[0], rules)
+        v = None if inner is None else div(inner, x.args[1], rules)
+    else:
+        return None
+    return None if v is None else _entries_scaled(c, v, rules)
+
+
+def _entries_scaled(c: float, v: Expr, rules: Rules) -> Expr:
+    """c·v for the entries of a diagonal taken in: c·(d ⊘ w) as (cd) ⊘ w (2·diag(1 ⊘ w) becomes
+    diag(2 ⊘ w), not diag(2·1 ⊘ w)); otherwise c·v."""
+    if v.op == "div" and v.args[0].is_const and c != 1.0:
+        return div(const(c * v.args[0].value), v.args[1], rules)
+    return scale(c, v, rules)
 
 
 def _factored(ca: float, p: Expr, cb: float, r: Expr, around: Callable[[Expr], Expr],
@@ -705,6 +755,11 @@ def _simplify_mul(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
         return div(mul(a.args[0], b, rules), a.args[1], rules)
     if b.op == "div" and not a.ty.is_scalar:
         return div(mul(a, b.args[0], rules), b.args[1], rules)
+    if a.op == b.op == "diagm":  # diag(u) ⊙ diag(v) = diag(u ⊙ v), as diag(u)diag(v) is
+        return _make(rules, "diagm", (mul(a.args[0], like(b.args[0], a.args[0].ty), rules),))
+    if rules is not AS_WRITTEN and (OPS[a.op].products or OPS[b.op].products) and (
+            one := _product_identity(a, b, rules)) is not None:
+        return one  # relu(u) ⊙ 𝟙(u > 0) = relu(u), sign(u) ⊙ u = |u| (the operators' records)
     if rules is DERIVATIVE and (a.op == "add" or b.op == "add") and a.ty == b.ty:
         distributed = _distributed(make_raw("mul", (a, b)))
         if distributed is not None:
@@ -712,6 +767,60 @@ def _simplify_mul(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
     if rules is not AS_WRITTEN and (a.op in _POWERS or b.op in _POWERS or a is b):
         return _cancel(make_raw("mul", (a, b)), rules)
     return None
+
+
+def _product_identity(p: Expr, q: Expr, rules: Rules) -> Optional[Expr]:
+    """p ⊙ q as one function of the argument u they share, where an operator's record states
+    the identity (`Op.products`: relu(u) ⊙ 𝟙(u > 0) = relu(u), 𝟙(u > 0) ⊙ 𝟙(u > 0) = 𝟙(u > 0),
+    sign(u) ⊙ u = |u|, sign(u) ⊙ |u| = u); None otherwise.  Each identity holds at every u, so
+    nothing changes where the formula is defined; it is used in derivatives only, where such
+    products are built (a user's formula is echoed as written)."""
+    for f, g in ((p, q), (q, p)):
+        table = OPS[f.op].products
+        if not table or g.ty != f.ty:
+            continue
+        u = f.args[0]
+        if g is u:
+            h = table.get("")
+        elif len(g.args) == 1 and g.args[0] is u and not g.params:
+            h = table.get(g.op)
+        else:
+            continue
+        if h is not None:
+            return u if h == "" else _make(rules, h, (u,))
+    return None
+
+
+def _merge_products(powers: dict[Expr, float], rules: Rules) -> bool:
+    """Apply `_product_identity` to the factors of a monomial (each base to its exponent, in
+    place): pᵏ ⊙ qᵐ = hʲ ⊙ pᵏ⁻ʲ ⊙ qᵐ⁻ʲ with j = min(k, m), and pᵏ = p for p ⊙ p = p (a step);
+    positive integer exponents only.  Whether anything merged."""
+    merged = False
+    while any(OPS[b.op].products for b in powers):  # (only such a base has an identity)
+        bases = [(b, k) for b, k in powers.items() if k >= 1 and float(k).is_integer()]
+        found = None
+        for i, (p, k) in enumerate(bases):
+            for q, m in bases[i:]:
+                if p is q and k < 2:
+                    continue
+                h = _product_identity(p, q, rules)
+                if h is not None and (p is not q or h is p):
+                    found = (p, k, q, m, h)
+                    break
+            if found is not None:
+                break
+        if found is None:
+            break
+        p, k, q, m, h = found
+        if p is q:
+            powers[p] = 1.0
+        else:
+            j = min(k, m)
+            powers[p] -= j
+            powers[q] -= j
+            powers[h] = powers.get(h, 0.0) + j
+        merged = True
+    return merged
 
 
 MAX_EXPANDED_TERMS = 8
@@ -852,10 +961,11 @@ def _cancel(e: Expr, rules: Rules) -> Optional[Expr]:
     reads = _monomial(e, 1.0, coef, powers)
     if reads is None:
         return None
+    merged = _merge_products(powers, rules)
     num = [(b, k) for b, k in powers.items() if k > 0]
     den = [(b, -k) for b, k in powers.items() if k < 0]
     reciprocal = not num and len(den) == 1 and not den[0][1].is_integer() and den[0][1] != 0.5
-    if len(powers) >= reads and not (reciprocal and e.op == "div"):  # nothing to merge, and
+    if not merged and len(powers) >= reads and not (reciprocal and e.op == "div"):  # nothing to merge, and
         return None  # not 1/√s³, canonically s^-1.5
 
     def product(items: list[tuple[Expr, float]]) -> Optional[Expr]:
@@ -978,8 +1088,16 @@ def _simplify_matmul(args: tuple[Expr, ...], params: Params, rules: Rules = AS_W
         if x.op == "div" and x.args[1].ty.is_scalar and not x.args[0].ty.is_scalar:  # (X/s)Y = XY/s
             rest = (x.args[0], y) if pos == 0 else (y, x.args[0])
             return div(matmul(*rest, rules), x.args[1], rules)
+    if rules is not AS_WRITTEN and (cancelled := _cancel_inverse(a, b, rules)) is not None:
+        return cancelled
     if a.op == "diagm" and b.op == "diagm":  # diag(u)diag(v) = diag(u ⊙ v)
         return _make(rules, "diagm", (mul(a.args[0], b.args[0], rules),))
+    if rules is not AS_WRITTEN and "add" in (a.op, b.op) and _is_diagonal(a) and _is_diagonal(b) and (
+            va := _diagonal_entries(a, rules)) is not None and (
+            vb := _diagonal_entries(b, rules)) is not None:  # (I − 2diag(σ))diag(σ ⊙ (1 − σ)) = diag(…)
+        entries = mul(va, vb, rules)
+        if entries.ty.is_col and entries.ty.dims[0] == a.ty.dims[0]:
+            return _make(rules, "diagm", (entries,))
     if a.op == "diagm" and b.op == "matmul" and b.args[0].op == "diagm":
         return matmul(matmul(a, b.args[0], rules), b.args[1], rules)
     if b.op == "diagm" and a.op == "matmul" and a.args[1].op == "diagm":
@@ -993,6 +1111,80 @@ def _simplify_matmul(args: tuple[Expr, ...], params: Params, rules: Rules = AS_W
         s = mul(b.args[0], summ(a, rules=rules), rules)
         return fill(s, ty, rules) if not ty.is_scalar else s
     return None
+
+
+def _edge_factor(e: Expr, side: int) -> Optional[Expr]:
+    """The first (side 0) or last (side 1) factor of a product however it is grouped; None past
+    MAX_CHAIN levels (so a product 1,000 deep costs a bounded look)."""
+    for _ in range(MAX_CHAIN):
+        if e.op != "matmul":
+            return e
+        e = e.args[side]
+    return None
+
+
+def _inverted(e: Expr) -> tuple[Optional[Expr], bool]:
+    """(M, transposed) for e = M⁻¹ or M⁻ᵀ; (None, False) for anything else."""
+    if e.op == "inv":
+        return e.args[0], False
+    if e.op == "T" and e.args[0].op == "inv":
+        return e.args[0].args[0], True
+    return None, False
+
+
+def _cancel_inverse(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
+    """The product ab with a factor F met by the inverse of a product that F ends or begins,
+    cancelled where the two meet: F(RF)⁻¹ = R⁻¹, (FR)⁻¹F = R⁻¹, Fᵀ(FR)⁻ᵀ = R⁻ᵀ, (RF)⁻ᵀFᵀ = R⁻ᵀ
+    (R empty: F F⁻¹ = I).  Only for a square F (then R is square too, and (FR)⁻¹ = R⁻¹F⁻¹),
+    and in derivatives only (R⁻¹ exists where F is singular).  This is how the derivatives of
+    det and logdet of products read like the textbook's: ∂ det(AXB)/∂X = det(AXB)·Aᵀ(AXB)⁻ᵀBᵀ
+    = det(AXB)·X⁻ᵀ for square A, B, and ∂ logdet(XXX)/∂X = 3X⁻ᵀ."""
+    last, first = _edge_factor(a, 1), _edge_factor(b, 0)
+    if last is None or first is None:
+        return None
+    for inverse, other, side in ((first, last, 0), (last, first, 1)):
+        M, transposed = _inverted(inverse)
+        if M is None:
+            continue
+        factors = matmul_factors(M, []) if M.op == "matmul" else [M]
+        if factors is None:
+            continue
+        # the factor of M that meets `other`: M⁻¹ on the right of F begins with M's last factor
+        # (F(RF)⁻¹), a transposed M⁻ᵀ with M's first, and the mirror images on the left
+        at = (-1 if side == 0 else 0) if not transposed else (0 if side == 0 else -1)
+        F = factors[at]
+        meets = is_transpose_pair(other, F) if transposed else other is F
+        if not meets or not _square(F):
+            continue
+        rest = factors[:-1] if at == -1 else factors[1:]
+        if rest:
+            R = _product(rest, rules)
+            if R is None:
+                continue
+            # (Rᵀ)⁻¹ is written R⁻ᵀ, so that it collects with the R⁻ᵀ of another term
+            R_inverse = T(_make(rules, "inv", (R.args[0],)), rules) if R.op == "T" else _make(rules, "inv", (R,))
+            middle = T(R_inverse, rules) if transposed else R_inverse
+        else:
+            middle = eye(F.ty.dims[0])
+        # a = left·F and b = M⁻¹·right, or a = left·M⁻¹ and b = F·right: left·R⁻¹·right
+        left, right = _without_edge(a, 1, rules), _without_edge(b, 0, rules)
+        out = middle
+        if left is not None:
+            out = matmul(left, out, rules)
+        if right is not None:
+            out = matmul(out, right, rules)
+        return out
+    return None
+
+
+def _without_edge(e: Expr, side: int, rules: Rules) -> Optional[Expr]:
+    """A product without its first (side 0) or last (side 1) factor; None when e is that factor."""
+    if e.op != "matmul":
+        return None
+    inner = _without_edge(e.args[side], side, rules)  # (as deep as `_edge_factor` went)
+    if inner is None:
+        return e.args[1 - side]
+    return matmul(e.args[0], inner, rules) if side == 1 else matmul(inner, e.args[1], rules)
 
 
 _symmetric_memo: weakref.WeakKeyDictionary[Expr, bool] = weakref.WeakKeyDictionary()
@@ -1261,6 +1453,47 @@ _RULED: dict[object, RuledHook] = {hook: hook for hook in (
     _simplify_add, _simplify_mul, _simplify_div, _simplify_pow, _simplify_matmul, _simplify_T,
     _simplify_sqrt, _simplify_log, _simplify_det, _simplify_logdet, _simplify_sum, _simplify_fill,
     _simplify_tr)}
-# the hooks with rewrites of their own for derivatives only: a node of theirs is rebuilt by
-# `derivative_form` even where its arguments stay
-_DERIVATIVE_ONLY: frozenset[object] = frozenset((_simplify_add, _simplify_mul, _simplify_div, _simplify_pow))
+def _product_may_rewrite(node: Expr) -> bool:
+    """Whether a product has a derivative-only rewrite: an inverse where its two operands meet
+    (`_cancel_inverse`), or two diagonals one of which is a sum (`_diagonal_entries`).  Only
+    such a product is rebuilt, not every product of a derivative."""
+    a, b = node.args
+    if "add" in (a.op, b.op) and _is_diagonal(a) and _is_diagonal(b):
+        return True
+    return any(f is not None and _inverted(f)[0] is not None for f in (_edge_factor(a, 1), _edge_factor(b, 0)))
+
+
+def _is_diagonal(e: Expr) -> bool:
+    """Whether `_diagonal_entries` reads e as a diagonal, without building anything (a sum of
+    more than MAX_FLAT_TERMS terms is not looked into)."""
+    stack, looked = [e], 0
+    while stack:
+        n = stack.pop()
+        looked += 1
+        if looked > 2 * MAX_FLAT_TERMS:
+            return False
+        if n.op == "add" and n.args[0].ty == n.args[1].ty == n.ty:
+            stack.extend(n.args)
+            continue
+        x = split_coef(n)[1]
+        if x.op in ("mul", "div") and x.args[x.op == "div"].ty.is_scalar:
+            x = x.args[0] if x.op == "div" else x.args[1]
+        if x.op not in ("eye", "diagm"):
+            return False
+    return True
+
+
+# the hooks with rewrites of their own for derivatives only, each with whether a node of theirs
+# may have one (None: every node may): such a node is rebuilt by `derivative_form` even where
+# its arguments stay
+_DERIVATIVE_ONLY: dict[object, Optional[Callable[[Expr], bool]]] = {
+    _simplify_add: None, _simplify_mul: None, _simplify_div: None, _simplify_pow: None,
+    _simplify_matmul: _product_may_rewrite}
+
+
+def _may_rewrite_for_derivatives(node: Expr) -> bool:
+    hook = OPS[node.op].simplify
+    if hook not in _DERIVATIVE_ONLY:
+        return False
+    may = _DERIVATIVE_ONLY[hook]
+    return may is None or may(node)

@@ -563,12 +563,45 @@ def _det_power(e: Expr, x: Expr) -> float:
     return 0.0
 
 
+def _det_of_product(e: Expr, x: Expr) -> tuple[float, Expr | None]:
+    """(p, det(R)) when e is det(M)ᵖ and M a product of square factors one of which is x or xᵀ,
+    R the product of the others (None: no others): det(M) = det(x)·det(R).  The derivative of
+    det(AXB) prints det(AXB)·X⁻ᵀ, evaluated as det(AB… the rest)·adj(X)ᵀ (X may be singular)."""
+    p = 1.0
+    if e.op == "pow" and e.args[1].is_const:
+        e, p = e.args[0], e.args[1].value
+    if e.op != "det" or e.args[0].op != "matmul":
+        return 0.0, None
+    factors = S.matmul_factors(e.args[0], [])
+    if factors is None or not all(f.ty.is_matrix and f.ty.dims[0] == f.ty.dims[1] for f in factors):
+        return 0.0, None
+    for i, f in enumerate(factors):
+        if f is x or (f.op == "T" and f.args[0] is x):
+            others = factors[:i] + factors[i + 1:]
+            if not others:
+                return p, None
+            product = others[0]
+            for g in others[1:]:
+                product = make_raw("matmul", (product, g))
+            return p, make_raw("det", (product,))
+    return 0.0, None
+
+
 def _take_det(s: Expr, x: Expr) -> Expr | None:
-    """s (a scalar product) with one factor det(x) taken out — det(x)ᵖ becomes det(x)ᵖ⁻¹ —
-    or None when s has no factor det(x)ᵖ with p ≥ 1."""
+    """s (a scalar product) with one factor det(x) taken out — det(x)ᵖ becomes det(x)ᵖ⁻¹, and
+    det(M)ᵖ of a product M = x·R of square factors det(M)ᵖ⁻¹·det(R) — or None when s has no
+    such factor with p ≥ 1."""
     p = _det_power(s, x)
     if p >= 1.0:
         return S.const(1.0) if p == 1.0 else S.power(s.args[0], S.const(p - 1.0))
+    p, det_rest = _det_of_product(s, x)
+    if p >= 1.0:
+        det_m = s.args[0] if s.op == "pow" else s
+        lower = None if p == 1.0 else (det_m if p == 2.0 else make_raw("pow", (det_m, S.const(p - 1.0))))
+        parts = [f for f in (lower, det_rest) if f is not None]
+        if not parts:
+            return S.const(1.0)
+        return parts[0] if len(parts) == 1 else make_raw("mul", (parts[0], parts[1]))
     if s.op == "mul" and s.args[0].ty.is_scalar and s.args[1].ty.is_scalar:
         for i in (0, 1):
             rest = _take_det(s.args[i], x)

@@ -27,13 +27,14 @@ if TYPE_CHECKING:
 # derivatives build (a formula cannot call it by name)
 def _elementwise(name: str, impl: Kernel, deriv: Callable[[Expr, Expr], Expr], notation: Notation | None = None,
                  simplify: Simplify | None = None, fails: str = "", domain: str = "any",
-                 by_name: bool = True) -> None:
+                 by_name: bool = True, products: dict[str, str] | None = None) -> None:
     def vjp(node: Expr, G: Expr) -> Expr:
         return mul(G, deriv(node.args[0], node))
     register(Op(name, same_shape, impl, vjp=(vjp,), notation=notation or func(name),
                 simplify=simplify, fails=fails,
                 rule=f"d {name}(A) = {name}'(A) ⊙ dA (element-wise chain rule)",
-                names=(name,) if by_name else (), entrywise=True, domain=domain))
+                names=(name,) if by_name else (), entrywise=True, domain=domain,
+                products=products or {}))
 
 
 def one() -> Expr:
@@ -56,15 +57,23 @@ _elementwise("tanh", ufunc_call("tanh"), lambda x, y: sub(one(), power(y, const(
              func("tanh", latex=r"\tanh"))
 _elementwise("sigmoid", Helper(K._sigmoid, into=True), lambda x, y: mul(y, sub(one(), y)),
              func("σ", "sigmoid", r"\sigma"))
-_elementwise("relu", Helper(K._relu, into=True), lambda x, y: fn("step", x))
+# The products of the piecewise functions that hold for every u (a rectifier's slope is 1
+# wherever it is not 0, a step is 0 or 1): the squared hinge's gradient relu(u) ⊙ 𝟙(u > 0)
+# prints relu(u), d|x|²/dx = 2|x| ⊙ sign(x) prints 2x, d log|det X| = sign(d)·d/|d|·X⁻ᵀ = X⁻ᵀ.
+_ONE_WHERE_POSITIVE = ("step", "sign", "abs_slope")  # 1 at every u > 0
+_SIGN_PRODUCTS = {"": "abs", "abs": ""}  # sign(u) ⊙ u = |u|, sign(u) ⊙ |u| = u
+_elementwise("relu", Helper(K._relu, into=True), lambda x, y: fn("step", x),
+             products={g: "relu" for g in _ONE_WHERE_POSITIVE})  # 0 where u ≤ 0
 _elementwise("softplus", Helper(K._softplus, into=True), lambda x, y: fn("sigmoid", x))
 _elementwise("abs", ufunc_call("abs"), lambda x, y: make("abs_slope", x),
              {"unicode": ("|{0}|", ATOM), "ascii": ("abs({0})", ATOM),
               "latex": (r"\left|{0}\right|", ATOM)})
-_elementwise("sign", ufunc_call("sign"), lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0))
+_elementwise("sign", ufunc_call("sign"), lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0),
+             products=_SIGN_PRODUCTS)
 _elementwise("step", Helper(K._step), lambda x, y: zeros(x.ty) if not x.ty.is_scalar else const(0.0),
              {"unicode": ("𝟙({0} > 0)", ATOM), "ascii": ("sign(relu({0}))", ATOM),
-              "latex": (r"\mathbf{{1}}\left[{0} > 0\right]", ATOM)}, by_name=False)
+              "latex": (r"\mathbf{{1}}\left[{0} > 0\right]", ATOM)}, by_name=False,
+             products={**{g: "step" for g in _ONE_WHERE_POSITIVE}, "": "relu", "abs": "relu"})  # u ⊙ 𝟙(u > 0) = relu(u)
 
 
 # numpy's other smooth element-wise functions.  square and reciprocal are spelled x² and 1/x as
@@ -121,7 +130,7 @@ def _report_zero_slope(node: Expr) -> None:
 register(Op("abs_slope", same_shape, Helper(K._sign_slope, report=_report_zero_slope),
             vjp=(lambda node, G: zeros(node.ty) if not node.ty.is_scalar else const(0.0),),
             notation=func("sign"),
-            rule="d sign(A) = 0", entrywise=True))
+            rule="d sign(A) = 0", entrywise=True, products=_SIGN_PRODUCTS))
 
 def _apply_notation(r: Renderer, node: Expr) -> tuple[str, float]:
     name, order = node.params
