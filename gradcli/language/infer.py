@@ -189,6 +189,7 @@ class _Ctx:
         self._names_len = 0
         self._resolved: dict[Ty, Ty] = {}  # Ty -> resolved Ty, valid while `_resolved_for` is the names
         self._resolved_for: dict[Dim, str] | None = None
+        self._canonical: dict[Ty, Ty] = {}  # each resolved shape, as one object (any names)
 
     def same(self, a: Dim, b: Dim) -> None:
         self._names = None
@@ -243,6 +244,10 @@ class _Ctx:
         """ty with every dimension resolved and named; remembered per type until the names
         change (any unification or new dimension makes new names), since a long formula asks
         for the same few types again and again."""
+        if self._names is not None and self._names_len == len(self.order) and self._resolved_for is self._names:
+            out = self._resolved.get(ty)  # the names are current (as `names()` would find)
+            if out is not None:
+                return out
         names = self.names()
         if self._resolved_for is not names:
             self._resolved, self._resolved_for = {}, names
@@ -255,7 +260,11 @@ class _Ctx:
                 if isinstance(root, DimProduct):  # kron's m*p: each factor named
                     root = product(*(names.get(f, f) for f in root.factors))
                 dims.append(names.get(root, root))
-            out = self._resolved[ty] = Ty(tuple(dims), ty.row)
+            out = Ty(tuple(dims), ty.row)
+            # one object per resolved shape: the 50,000 symbols of a long sum, each with its
+            # own pass-1 shape, share the one they resolve to, and every later test of two
+            # shapes (`is`, then by value) stops at the first
+            out = self._resolved[ty] = self._canonical.setdefault(out, out)
         return out
 
 
@@ -400,7 +409,8 @@ class _Builder:
             built = self._built  # the operands were built just before (post-order)
             a = built.get(node.left) or self.build(node.left)
             b = built.get(node.right) or self.build(node.right)
-            if node.op in "+-" and not (is_fixed(node.left, self.declared) or is_fixed(node.right, self.declared)):
+            if node.op in "+-" and a.ty is not b.ty and not (
+                    is_fixed(node.left, self.declared) or is_fixed(node.right, self.declared)):
                 self._same_shape(a.ty, b.ty)
             if node.op == "-":
                 negated = self.raw("mul", (self.const(-1.0), b), (), node.col)
@@ -564,10 +574,13 @@ def _broadcast_notes(b: _Builder) -> list[Note]:
     shape.  Scaling by a scalar (`c*x`, `x/c`) is not a broadcast; adding one is."""
     notes: list[Note] = []
     seen: set[str] = set()
+    resolve = b.ctx.resolve
     for op, col, operands, result in b.stretched:
-        target = b.ctx.resolve(result).full_dims
+        target = resolve(result).full_dims
         for arg in operands:
-            shape = b.ctx.resolve(arg.ty).full_dims
+            if arg.ty is result:  # the operand's own shape: nothing stretched (the terms of a sum)
+                continue
+            shape = resolve(arg.ty).full_dims
             if shape == target or (op in "*/" and arg.ty.is_scalar):
                 continue
             for name in _carried(arg, b):

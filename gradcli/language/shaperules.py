@@ -40,12 +40,24 @@ def broadcast_shape(symbol: str) -> ShapeRule:
             return a
         if a.dims == b.dims and a.row == b.row:  # the very same dimensions: nothing to unify
             return a
+        da, db = a.dims, b.dims
+        if a.row == b.row and len(da) == len(db) and 1 not in da and 1 not in db:
+            # one rank, no axis of 1 to stretch: each pair of dimensions is one (the terms of a
+            # long sum), and the result is a itself, which the loop below would rebuild
+            try:
+                for x, y in zip(da, db):
+                    ctx.same(x, y)
+            except DimMismatch as m:
+                show = _show(ctx)
+                raise _shape_err(symbol, f"cannot broadcast {show(a)} with {show(b)}: "
+                                         f"dimensions {m}") from None
+            return a
         show = _show(ctx)
         if a.is_vector and b.is_vector and a.row != b.row:
             raise _shape_err(symbol, f"cannot combine {show(a)} and {show(b)}: a column and a row "
                                      "vector (use outer(a, b) or a@b' for an outer product)")
         out: list[Dim] = []
-        da, db = list(a.dims), list(b.dims)
+        da, db = list(da), list(db)
         if a.rank != b.rank:  # a vector against a matrix: align with the last axis, as numpy,
             short, long_ = (da, db) if a.rank < b.rank else (db, da)  # whose missing axes are 1
             short[:0] = [1] * (len(long_) - len(short))

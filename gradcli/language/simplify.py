@@ -40,6 +40,10 @@ class Rules(enum.Enum):
     DERIVATIVE = "derivative"  # also factoring, cancelling and distributing
     DISTRIBUTING = "distributing"  # derivative rules inside a distribution (never nested)
 
+    # hashed as the singleton each member is (Enum's own hash hashes the name in Python code:
+    # a key of the table of recent sums, it cost as much as the rest of building a term)
+    __hash__ = object.__hash__
+
 
 AS_WRITTEN, DERIVATIVE, DISTRIBUTING = Rules.AS_WRITTEN, Rules.DERIVATIVE, Rules.DISTRIBUTING
 
@@ -394,6 +398,8 @@ def _simplify_add(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
     (without this, every term added to a short sum re-simplified all its prefixes: a
     100,000-term sum of ten distinct terms cost 20,000 like-term comparisons a term)."""
     a, b = args
+    if _onto_long_sum(a, b, rules):  # a term onto a long sum: found at once, nothing to remember
+        return None
     key = (a, b, rules)
     if key in _sums_made:
         return _sums_made[key]
@@ -405,8 +411,6 @@ def _simplify_add(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
 
 
 def _simplify_add_once(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
-    if _onto_long_sum(a, b, rules):
-        return None
     if is_zero(a):
         return like_broadcast(b, a, b, rules)
     if is_zero(b):
