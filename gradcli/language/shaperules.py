@@ -29,6 +29,13 @@ def _show(ctx: ShapeContext) -> Callable[[Ty], str]:
     return show
 
 
+def aligned(a: Ty, b: Ty) -> bool:
+    """Whether numpy broadcasting of a with b stretches no axis whatever the unknowns turn out
+    to be: one rank, one orientation, no axis written 1.  The broadcast rule then makes each
+    pair of dimensions one, and the result has a's shape (and b's): the terms of a long sum."""
+    return a.row == b.row and len(a.dims) == len(b.dims) and 1 not in a.dims and 1 not in b.dims
+
+
 def broadcast_shape(symbol: str) -> ShapeRule:
     """numpy broadcasting for element-wise binary operators."""
 
@@ -40,12 +47,9 @@ def broadcast_shape(symbol: str) -> ShapeRule:
             return a
         if a.dims == b.dims and a.row == b.row:  # the very same dimensions: nothing to unify
             return a
-        da, db = a.dims, b.dims
-        if a.row == b.row and len(da) == len(db) and 1 not in da and 1 not in db:
-            # one rank, no axis of 1 to stretch: each pair of dimensions is one (the terms of a
-            # long sum), and the result is a itself, which the loop below would rebuild
+        if aligned(a, b):  # each pair of dimensions one; the result a itself (not rebuilt)
             try:
-                for x, y in zip(da, db):
+                for x, y in zip(a.dims, b.dims):
                     ctx.same(x, y)
             except DimMismatch as m:
                 show = _show(ctx)
@@ -57,7 +61,7 @@ def broadcast_shape(symbol: str) -> ShapeRule:
             raise _shape_err(symbol, f"cannot combine {show(a)} and {show(b)}: a column and a row "
                                      "vector (use outer(a, b) or a@b' for an outer product)")
         out: list[Dim] = []
-        da, db = list(da), list(db)
+        da, db = list(a.dims), list(b.dims)
         if a.rank != b.rank:  # a vector against a matrix: align with the last axis, as numpy,
             short, long_ = (da, db) if a.rank < b.rank else (db, da)  # whose missing axes are 1
             short[:0] = [1] * (len(long_) - len(short))
