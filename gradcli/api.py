@@ -129,6 +129,7 @@ class Problem:
     symmetric_gradient: str = "sym"  # the convention for a symmetric S: sym (G + Gᵀ)/2 or vech
     _hessians: tuple[str | None, list[Derivative]] | None = None  # (the layout they were made in, blocks)
     _notes: tuple[tuple[str, str, set[str]], ...] = ()  # (wrt, label, symbols used) of each derivative
+    _symbols: dict[str, SymbolInfo] | None = None  # `symbols`, made once (a copy is handed out)
     # printed with singleton axes dropped
 
     @property
@@ -153,7 +154,9 @@ class Problem:
 
     @property
     def symbols(self) -> dict[str, SymbolInfo]:
-        return {n: SymbolInfo(n, s.ty.full_dims, s.source) for n, s in self.typed.symbols.items()}
+        if self._symbols is None:
+            self._symbols = {n: SymbolInfo(n, s.ty.full_dims, s.source) for n, s in self.typed.symbols.items()}
+        return dict(self._symbols)
 
     @property
     def notes(self) -> list[Note]:

@@ -107,4 +107,7 @@ def expand_derivatives(root: Expr) -> Expr:
         name, order = node.params
         return elementwise_derivative(name, order, args[0])
 
-    return rewrite([root], expand)[0]
+    order = topological([root])
+    if not any(node.op == "elemderiv" for node in order):  # nothing to write out: root as it is
+        return root
+    return rewrite([root], expand, order)[0]

@@ -28,6 +28,7 @@ from ..errors import GradcliError, parse_error, shape_error
 from .expr import CALLS, OPS, Expr, ShapeMsg, make, make_raw
 from .ranks import decide_ranks, is_fixed
 from .rewrite import rewrite
+from .shaperules import aligned
 from .shapes import SCALAR, Dim, DimMismatch, DimProduct, DimVar, Ty, Unifier, fmt, fmt_dims, product
 from .structures import check_square, declared_structures
 from .syntax import Binary, Call, Formula, Keyword, Node, Norm, Num, Sym, Transpose, Unary, postorder
@@ -189,6 +190,7 @@ class _Ctx:
         self._names_len = 0
         self._resolved: dict[Ty, Ty] = {}  # Ty -> resolved Ty, valid while `_resolved_for` is the names
         self._resolved_for: dict[Dim, str] | None = None
+        self._canonical: dict[Ty, Ty] = {}  # each resolved shape, as one object (any names)
 
     def same(self, a: Dim, b: Dim) -> None:
         self._names = None
@@ -243,6 +245,10 @@ class _Ctx:
         """ty with every dimension resolved and named; remembered per type until the names
         change (any unification or new dimension makes new names), since a long formula asks
         for the same few types again and again."""
+        if self._names is not None and self._names_len == len(self.order) and self._resolved_for is self._names:
+            out = self._resolved.get(ty)  # the names are current (as `names()` would find)
+            if out is not None:
+                return out
         names = self.names()
         if self._resolved_for is not names:
             self._resolved, self._resolved_for = {}, names
@@ -255,7 +261,11 @@ class _Ctx:
                 if isinstance(root, DimProduct):  # kron's m*p: each factor named
                     root = product(*(names.get(f, f) for f in root.factors))
                 dims.append(names.get(root, root))
-            out = self._resolved[ty] = Ty(tuple(dims), ty.row)
+            out = Ty(tuple(dims), ty.row)
+            # one object per resolved shape: the 50,000 symbols of a long sum, each with its
+            # own pass-1 shape, share the one they resolve to, and every later test of two
+            # shapes (`is`, then by value) stops at the first
+            out = self._resolved[ty] = self._canonical.setdefault(out, out)
         return out
 
 
@@ -347,15 +357,17 @@ class _Builder:
             self.columns[name] = node.col
             if name in self.declared:
                 dims, source = self.declared[name]
+                for d in dims:  # the names among the declared sizes are rigid
+                    for f in d.factors if isinstance(d, DimProduct) else (d,):  # where v: (m*n)
+                        if isinstance(f, str):
+                            self.ctx.rigid.add(f)
+                            self.ctx._names = None
             else:
-                rank = self.ranks.get(name, default_rank(name))
-                dims, source = tuple(DimVar() for _ in range(rank)), "assumed"
-            for d in dims:
-                for f in d.factors if isinstance(d, DimProduct) else (d,):  # where v: (m*n)
-                    if isinstance(f, str):
-                        self.ctx.rigid.add(f)
-                        self.ctx._names = None
-                self.ctx.order.append(d)
+                rank = self.ranks.get(name)
+                if rank is None:
+                    rank = default_rank(name)
+                dims, source = tuple([DimVar() for _ in range(rank)]), "assumed"
+            self.ctx.order.extend(dims)
             ty = Ty(tuple(dims))
             if self.structures.get(name) and len(dims) == 2:  # a structured matrix is square
                 try:
@@ -391,7 +403,6 @@ class _Builder:
         return built[node]
 
     def _build_one(self, node: Node) -> Expr:
-        cls = type(node)
         if isinstance(node, Sym):
             return self.symbol(node)
         if isinstance(node, Num):
@@ -400,25 +411,19 @@ class _Builder:
             built = self._built  # the operands were built just before (post-order)
             a = built.get(node.left) or self.build(node.left)
             b = built.get(node.right) or self.build(node.right)
-            if node.op in "+-" and not (is_fixed(node.left, self.declared) or is_fixed(node.right, self.declared)):
-                self._same_shape(a.ty, b.ty)
-            if node.op == "-":
-                negated = self.raw("mul", (self.const(-1.0), b), (), node.col)
-                try:
-                    out = self.raw("add", (a, negated), (), node.col)
-                except GradcliError as err:  # name the operator the user wrote
-                    err.message = "-" + err.message[1:] if err.message.startswith("+:") else err.message
-                    err.args = (err.message,)
-                    raise
-                self._stretch("-", node.col, a, b, out)
-                return out
-            op = _BINARY_OPS[node.op]
-            if op == "mul" and ((a.ty.row and b.ty.is_matrix) or (b.ty.row and a.ty.is_matrix)):
-                _warn_star(node.col)
-            out = self.raw(op, (a, b), (), node.col)
-            if op in ("add", "mul", "div"):
-                self._stretch(node.op, node.col, a, b, out)
-            return out
+            # operands of one rank and no axis written 1 (the terms of a long sum): an
+            # element-wise operator unifies their dimensions pair by pair, so nothing is
+            # stretched (no broadcast note) and the same-shape rule of + and - adds nothing
+            # (it runs only before an error, so that the message shows what it always showed)
+            plain = aligned(a.ty, b.ty)
+            if not plain:
+                self._same_shape_rule(node, a, b)
+                return self._binary(node, a, b, plain)
+            try:
+                return self._binary(node, a, b, plain)
+            except GradcliError:
+                self._same_shape_rule(node, a, b)
+                return self._binary(node, a, b, plain)  # the same error, after the rule
         if isinstance(node, Unary):
             a = self.build(node.operand)
             if node.op == "+":
@@ -432,6 +437,33 @@ class _Builder:
         if isinstance(node, Call):
             return self.call(node)
         raise AssertionError(f"unknown syntax node {node!r}")
+
+    def _same_shape_rule(self, node: Binary, a: Expr, b: Expr) -> None:
+        """SPEC: the operands of + and - have one shape, unless one is a literal or declared."""
+        if node.op in "+-" and not (is_fixed(node.left, self.declared) or is_fixed(node.right, self.declared)):
+            self._same_shape(a.ty, b.ty)
+
+    def _binary(self, node: Binary, a: Expr, b: Expr, plain: bool) -> Expr:
+        """The typed node of a binary operator on its built operands (`plain`: operands that
+        no element-wise operator stretches, see `_build_one`)."""
+        if node.op == "-":
+            negated = self.raw("mul", (self.const(-1.0), b), (), node.col)
+            try:
+                out = self.raw("add", (a, negated), (), node.col)
+            except GradcliError as err:  # name the operator the user wrote
+                err.message = "-" + err.message[1:] if err.message.startswith("+:") else err.message
+                err.args = (err.message,)
+                raise
+            if not plain:
+                self._stretch("-", node.col, a, b, out)
+            return out
+        op = _BINARY_OPS[node.op]
+        if op == "mul" and ((a.ty.row and b.ty.is_matrix) or (b.ty.row and a.ty.is_matrix)):
+            _warn_star(node.col)
+        out = self.raw(op, (a, b), (), node.col)
+        if op in ("add", "mul", "div") and not plain:
+            self._stretch(node.op, node.col, a, b, out)
+        return out
 
     def call(self, node: Call) -> Expr:
         """A function call, dispatched from the registry: the operator a formula calls by this
@@ -564,10 +596,13 @@ def _broadcast_notes(b: _Builder) -> list[Note]:
     shape.  Scaling by a scalar (`c*x`, `x/c`) is not a broadcast; adding one is."""
     notes: list[Note] = []
     seen: set[str] = set()
+    resolve = b.ctx.resolve
     for op, col, operands, result in b.stretched:
-        target = b.ctx.resolve(result).full_dims
+        target = resolve(result).full_dims
         for arg in operands:
-            shape = b.ctx.resolve(arg.ty).full_dims
+            if arg.ty is result:  # the operand's own shape: nothing stretched (the terms of a sum)
+                continue
+            shape = resolve(arg.ty).full_dims
             if shape == target or (op in "*/" and arg.ty.is_scalar):
                 continue
             for name in _carried(arg, b):

@@ -171,7 +171,11 @@ class Parser:
         lexing = text is not None
         source = text or ""
         scan = self.skipping.match
-        multiline, n = "\n" in source, len(source)
+        n = len(source)
+        # the next newline at or after pos (n: none): lines are counted only when one is passed,
+        # not per token (a formula read from a file or a pipe ends with one)
+        newline = source.find("\n")
+        newline = n if newline < 0 else newline
         pos, line, line_start = 0, 1, 0
         new = str.__new__
         last_pos, last_line, last_col = 0, 1, 1
@@ -187,11 +191,11 @@ class Parser:
                     start = m.end()
                 else:
                     start = m.start(kind)
-                if multiline:
-                    newlines = source.count("\n", pos, start)
-                    if newlines:
-                        line += newlines
-                        line_start = source.rindex("\n", pos, start) + 1
+                if start > newline:  # newlines in the ignored text before the token
+                    line += source.count("\n", pos, start)
+                    line_start = source.rindex("\n", pos, start) + 1
+                    newline = source.find("\n", start)
+                    newline = n if newline < 0 else newline
                 if kind is None:
                     if start < n:
                         raise UnexpectedCharacters(start, line, start - line_start + 1)
@@ -205,11 +209,11 @@ class Parser:
                     tok = new(Token, m.group(kind))
                     last_pos, last_line, last_col = start, line, start - line_start + 1
                     tok.type, tok.pos, tok.line, tok.column = ttype, start, line, last_col
-                    if multiline:
-                        newlines = tok.count("\n")
-                        if newlines:
-                            line += newlines
-                            line_start = start + tok.rindex("\n") + 1
+                    if pos > newline:  # newlines inside the token
+                        line += tok.count("\n")
+                        line_start = start + tok.rindex("\n") + 1
+                        newline = source.find("\n", pos)
+                        newline = n if newline < 0 else newline
             while True:
                 row = actions[state_stack[-1]]
                 action = row.get(ttype)
@@ -226,21 +230,27 @@ class Parser:
                     if method is None:
                         method = methods[rule] = getattr(builder, callback)
                     if size == 1:  # in place: `x` becomes a symbol, `2` a number
-                        goto = state_stack[-1] = gotos[state_stack[-2]][origin]
+                        below = state_stack[-2]
                         value_stack[-1] = method(value_stack[-1])
                     else:
                         children = value_stack[-size:]
                         del state_stack[-size:]
                         del value_stack[-size:]
                         push_value(method(*children))
-                        goto = gotos[state_stack[-1]][origin]
-                        push_state(goto)
+                        below = state_stack[-1]
+                        push_state(0)
+                    # with the unit reductions that follow at once (`x` passing up to a sum)
+                    key = (below, gotos[below][origin], ttype)
+                    chained = chains.get(key)
+                    if chained is None:
+                        chained = chains[key] = self._unit_chain(*key)
+                    goto = state_stack[-1] = chained
                 elif unit:  # the child is the value: only the state changes, maybe many times
                     below = state_stack[-2]
                     key = (below, state_stack[-1], ttype)
                     chained = chains.get(key)
                     if chained is None:
-                        chained = chains[key] = self._unit_chain(below, gotos[below][origin], ttype)
+                        chained = chains[key] = self._unit_chain(*key)
                     goto = state_stack[-1] = chained
                 else:
                     if size:
@@ -276,9 +286,10 @@ class Parser:
                     return value_stack[-1]
 
     def _unit_chain(self, below: int, state: int, ttype: str) -> int:
-        """The state a run of unit reductions ends in: `x` in `x + 1` passes up through every
-        precedence level, and each step depends only on the state below, the state on top and
-        the next token, so `parse` remembers the whole run as one step."""
+        """The state a run of unit reductions ends in (state itself when none is next): `x`
+        in `x + 1` passes up through every precedence level, and each step depends only on the
+        state below, the state on top and the next token, so `parse` remembers the whole run as
+        one step."""
         actions, gotos, plan = self._compiled()
         while not (state == self.end and ttype == "$END"):
             step = actions[state].get(ttype)

@@ -68,10 +68,24 @@ def latex_subscript(base: str, indices: Iterable[str]) -> str:
     return f"{base if simple else '{' + base + '}'}_{{{sub}}}"
 
 
+_PRETTY: dict[tuple[str, str], str] = {}  # (name, style) -> its spelling: a name is spelled in
+_PRETTY_LIMIT = 1 << 18  # the formula, the symbol table and the notes (a long formula: 50,000 names)
+
+
 def pretty_name(name: str, style: str) -> str:
     """theta → θ, W1 → W₁, x_2 → x₂ (unicode); \\theta, W_{1} (LaTeX); unchanged in ASCII."""
     if style == "ascii":
         return name
+    key = (name, style)
+    found = _PRETTY.get(key)
+    if found is None:
+        if len(_PRETTY) >= _PRETTY_LIMIT:
+            _PRETTY.clear()
+        found = _PRETTY[key] = _spelled(name, style)
+    return found
+
+
+def _spelled(name: str, style: str) -> str:
     m = _NAME_RE.match(name)
     base, digits = (m.group(1), m.group(2)) if m else (name, "")
     if style == "unicode":

@@ -29,6 +29,13 @@ def _show(ctx: ShapeContext) -> Callable[[Ty], str]:
     return show
 
 
+def aligned(a: Ty, b: Ty) -> bool:
+    """Whether numpy broadcasting of a with b stretches no axis whatever the unknowns turn out
+    to be: one rank, one orientation, no axis written 1.  The broadcast rule then makes each
+    pair of dimensions one, and the result has a's shape (and b's): the terms of a long sum."""
+    return a.row == b.row and len(a.dims) == len(b.dims) and 1 not in a.dims and 1 not in b.dims
+
+
 def broadcast_shape(symbol: str) -> ShapeRule:
     """numpy broadcasting for element-wise binary operators."""
 
@@ -39,6 +46,15 @@ def broadcast_shape(symbol: str) -> ShapeRule:
         if not b.dims:
             return a
         if a.dims == b.dims and a.row == b.row:  # the very same dimensions: nothing to unify
+            return a
+        if aligned(a, b):  # each pair of dimensions one; the result a itself (not rebuilt)
+            try:
+                for x, y in zip(a.dims, b.dims):
+                    ctx.same(x, y)
+            except DimMismatch as m:
+                show = _show(ctx)
+                raise _shape_err(symbol, f"cannot broadcast {show(a)} with {show(b)}: "
+                                         f"dimensions {m}") from None
             return a
         show = _show(ctx)
         if a.is_vector and b.is_vector and a.row != b.row:

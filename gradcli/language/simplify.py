@@ -40,6 +40,10 @@ class Rules(enum.Enum):
     DERIVATIVE = "derivative"  # also factoring, cancelling and distributing
     DISTRIBUTING = "distributing"  # derivative rules inside a distribution (never nested)
 
+    # hashed as the singleton each member is (Enum's own hash hashes the name in Python code:
+    # a key of the table of recent sums, it cost as much as the rest of building a term)
+    __hash__ = object.__hash__
+
 
 AS_WRITTEN, DERIVATIVE, DISTRIBUTING = Rules.AS_WRITTEN, Rules.DERIVATIVE, Rules.DISTRIBUTING
 
@@ -407,6 +411,19 @@ def _commuted(p: Expr, q: Expr) -> bool:
 
 MAX_FLAT_TERMS = 12  # longer sums are left as written (keeps 100,000-term sums linear)
 _long_sums: "weakref.WeakSet[Expr]" = weakref.WeakSet()  # sums known to have more terms
+# the long sum found last, which the next term of a sum being built extends: one identity test
+# a term (a set of weak references costs a reference made and hashed per test and per entry)
+_latest_long: "list[weakref.ref[Expr] | None]" = [None]
+
+
+def _known_long(e: Expr) -> bool:
+    latest = _latest_long[0]
+    return (latest is not None and latest() is e) or e in _long_sums
+
+
+def _mark_long(e: Expr) -> None:
+    _long_sums.add(e)
+    _latest_long[0] = weakref.ref(e)
 
 
 def _terms(e: Expr, ty: Ty, out: list[Expr]) -> bool:
@@ -418,9 +435,9 @@ def _terms(e: Expr, ty: Ty, out: list[Expr]) -> bool:
     stack = [e]
     while stack:
         n = stack.pop()
-        if n in _long_sums:
+        if _known_long(n):
             if empty and n is not e and e.op == "add" and e.ty == ty:
-                _long_sums.add(e)  # so the next, longer sum stops here at once
+                _mark_long(e)  # so the next, longer sum stops here at once
             return False
         if n.op == "add" and n.args[0].ty == ty and n.args[1].ty == ty:
             stack.append(n.args[1])
@@ -429,7 +446,7 @@ def _terms(e: Expr, ty: Ty, out: list[Expr]) -> bool:
             out.append(n)
         if len(out) + len(stack) > MAX_FLAT_TERMS:
             if empty and e.op == "add" and e.ty == ty:
-                _long_sums.add(e)
+                _mark_long(e)
             return False
     return True
 
@@ -446,6 +463,8 @@ def _simplify_add(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
     (without this, every term added to a short sum re-simplified all its prefixes: a
     100,000-term sum of ten distinct terms cost 20,000 like-term comparisons a term)."""
     a, b = args
+    if _onto_long_sum(a, b, rules):  # a term onto a long sum: found at once, nothing to remember
+        return None
     key = (a, b, rules)
     if key in _sums_made:
         return _sums_made[key]
@@ -457,8 +476,6 @@ def _simplify_add(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
 
 
 def _simplify_add_once(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
-    if _onto_long_sum(a, b, rules):
-        return None
     if is_zero(a):
         return like_broadcast(b, a, b, rules)
     if is_zero(b):
@@ -643,14 +660,15 @@ def _onto_long_sum(a: Expr, b: Expr, rules: Rules) -> bool:
     and b a term that nothing below applies to: not zero, not a multiple of a itself, and not
     in a derivative (where terms distribute).  Every rule below then gives None, and a is a long
     sum found in one step: a term added to a 100,000-term sum costs a few tests."""
-    if a.op != "add" or rules is not AS_WRITTEN or b.op == "add" or b.is_const or b.op == "fill":
+    if a.op != "add" or rules is not AS_WRITTEN or b.op in ("add", "const", "fill"):
         return False
     first, second = a.args
-    if not (first.ty == a.ty and second.ty == a.ty and first in _long_sums):
+    ty = a.ty
+    if not (_known_long(first) and (first.ty is ty or first.ty == ty) and (second.ty is ty or second.ty == ty)):
         return False
     if split_coef(b)[1] is a:
         return False
-    _long_sums.add(a)
+    _latest_long[0] = weakref.ref(a)  # found at once by the next term (no set entry needed)
     return True
 
 
