@@ -105,15 +105,18 @@ def quotient(d: Dim, by: Dim) -> Dim | None:
 class Ty:
     """The shape of an expression; `row` marks a transposed vector.  Immutable, compared by value."""
 
-    __slots__ = ("dims", "row", "_hash")
+    __slots__ = ("dims", "row", "_hash", "is_scalar")
     dims: tuple[Dim, ...]  # set once, in __init__
     row: bool
     _hash: int
+    is_scalar: bool  # no dimensions (an attribute, not a property: the hooks ask it most)
 
     def __init__(self, dims: tuple[Dim, ...], row: bool = False):
-        object.__setattr__(self, "dims", tuple(dims))
+        dims = tuple(dims)
+        object.__setattr__(self, "dims", dims)
         object.__setattr__(self, "row", bool(row))
-        object.__setattr__(self, "_hash", hash((self.dims, self.row)))
+        object.__setattr__(self, "_hash", hash((dims, self.row)))
+        object.__setattr__(self, "is_scalar", not dims)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError("Ty is immutable")
@@ -131,10 +134,6 @@ class Ty:
     @property
     def rank(self) -> int:
         return len(self.dims)
-
-    @property
-    def is_scalar(self) -> bool:
-        return not self.dims
 
     @property
     def is_col(self) -> bool:

@@ -25,7 +25,6 @@ from collections.abc import Callable, Collection, Generator, Iterable
 from typing import TYPE_CHECKING, Optional, TypeAlias
 
 from .expr import OPS, Expr, IllTyped, NonFiniteConstant, make, make_raw
-from .rewrite import rewrite
 from .shapes import STRICT, Dim, Ty, fmt
 
 if TYPE_CHECKING:
@@ -74,18 +73,29 @@ class DerivativeForm:
         self._done: dict[Expr, Expr] = {n: n for n in given}  # each node -> its derivative form
 
     def __call__(self, roots: list[Expr]) -> list[Expr]:
-        order = _unknown_first(roots, self._done)
-        if not order:  # all seen before (an adjoint passed on unchanged)
-            return [self._done[r] for r in roots]
-        return rewrite(roots, self._visit, order, done=self._done)
-
-    def _visit(self, node: Expr, args: tuple[Expr, ...]) -> Expr:
-        if args == node.args and OPS[node.op].simplify not in _DERIVATIVE_ONLY:
-            out = node
-        else:
-            out = _make(DERIVATIVE, node.op, args, node.params)
-        self._done.setdefault(out, out)  # a form is its own form: a later root reaching it stops
-        return out
+        """One walk: a node is rebuilt once its arguments are (depth first, iterative), and
+        the walk never enters a node met before, in this call or an earlier one."""
+        done = self._done
+        for root in roots:
+            if root in done:  # seen before (an adjoint passed on unchanged)
+                continue
+            stack: list[tuple[Expr, bool]] = [(root, False)]
+            while stack:
+                node, ready = stack.pop()
+                if node in done:  # reached twice below one root
+                    continue
+                if not ready:
+                    stack.append((node, True))
+                    stack.extend([(a, False) for a in node.args if a not in done])
+                    continue
+                args = tuple([done[a] for a in node.args])
+                if args == node.args and OPS[node.op].simplify not in _DERIVATIVE_ONLY:
+                    out = node
+                else:
+                    out = _make(DERIVATIVE, node.op, args, node.params)
+                done.setdefault(out, out)  # a form is its own form: a later root reaching it stops
+                done[node] = out
+        return [done[r] for r in roots]
 
 
 def derivative_form(roots: list[Expr], given: Iterable[Expr]) -> list[Expr]:
