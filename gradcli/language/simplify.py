@@ -717,6 +717,12 @@ def _simplify_mul(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
 
 
 MAX_EXPANDED_TERMS = 8
+EXPAND_BUDGET = 32  # _expand calls one distribution may make
+# products whose expansion failed with the whole budget: it fails with any part of it too (the
+# calls an expansion makes do not depend on the budget left, which only decides where it stops),
+# so a distribution that meets one stops there; the chain rule through a 1,000-deep formula
+# puts each failed product inside the next, which would otherwise expand it again
+_unexpandable: "weakref.WeakSet[Expr]" = weakref.WeakSet()
 # the operators a product may share a base through (see `as_power`): p ⊙ q ⊘ p, s·sᵏ, ‖x‖·‖x‖²
 _POWERS = frozenset(("mul", "div", "pow", "sqrt", "sqnorm", "norm2"))
 
@@ -728,8 +734,11 @@ def _distributed(e: Expr) -> Optional[Expr]:
     σ(1 − σ), which distributes and collects to y − σ — the logistic regression gradient
     Xᵀ(σ(Xw) − y) as the textbooks print it.  Derivatives only, and never nested: what it
     builds is built under `Rules.DISTRIBUTING`."""
-    terms = _expand(e, [32])
-    if terms is None or len(terms) < 2 and e.op == "add":
+    terms = _expand(e, [EXPAND_BUDGET])
+    if terms is None:
+        _unexpandable.add(e)
+        return None
+    if len(terms) < 2 and e.op == "add":
         return None
     out = terms[0]
     for t in terms[1:]:
@@ -740,7 +749,7 @@ def _distributed(e: Expr) -> Optional[Expr]:
 def _expand(e: Expr, budget: list[int]) -> Optional[list[Expr]]:
     """The terms of e with element-wise products distributed over sums (None past the budget)."""
     budget[0] -= 1
-    if budget[0] < 0:
+    if budget[0] < 0 or e in _unexpandable:
         return None
     if e.op == "add" and all(x.ty == e.ty or x.ty.is_scalar for x in e.args):
         left, right = _expand(e.args[0], budget), _expand(e.args[1], budget)
