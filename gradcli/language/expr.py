@@ -242,11 +242,13 @@ def register(op: Op) -> Op:
 class Expr:
     """A node of the typed graph. Never construct directly: use `make` (or ops' helpers)."""
 
-    __slots__ = ("op", "args", "params", "ty", "size", "__weakref__")
+    __slots__ = ("op", "args", "params", "ty", "size", "is_const", "__weakref__")
     size: int  # nodes in the tree below, this one included
+    is_const: bool  # a numeric literal (an attribute, not a property: the hooks ask it most)
 
     def __init__(self, op: str, args: tuple[Expr, ...], params: Params, ty: Ty):
         self.op = op
+        self.is_const = op == "const"
         self.args = args
         self.params = params
         self.ty = ty
@@ -257,10 +259,6 @@ class Expr:
 
     def __repr__(self) -> str:
         return f"Expr<{outline(self)} : {self.ty.full_dims}>"
-
-    @property
-    def is_const(self) -> bool:
-        return self.op == "const"
 
     @property
     def value(self) -> float:

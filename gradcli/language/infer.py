@@ -215,18 +215,15 @@ class _Ctx:
         taken = self.rigid
         out: dict[Dim, str] = {}
         letters = (x for x in DIM_LETTERS if x not in taken)
+        # n1, n2, …, the names not taken, once the letters run out (made when needed, each once:
+        # a 64-layer formula has 65 unknown dimensions)
+        spare = (f"n{i}" for i in itertools.count(1) if f"n{i}" not in taken)
         find = self.unifier.find
         for d in self.order:
             root = find(d)
             if isinstance(root, DimVar) and root not in out:
-                out[root] = next(letters, None) or self._spare_name(taken, out)
+                out[root] = next(letters, None) or next(spare)
         return out
-
-    @staticmethod
-    def _spare_name(taken: set[str], named: dict[Dim, str]) -> str:
-        """n1, n2, …: the first not taken, once the letters run out (rare: made when needed)."""
-        used = set(named.values())
-        return next(f"n{i}" for i in itertools.count(1) if f"n{i}" not in taken and f"n{i}" not in used)
 
     def show_dim(self, d: Dim) -> str:
         root = self.find(d)

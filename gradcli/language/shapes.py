@@ -105,15 +105,26 @@ def quotient(d: Dim, by: Dim) -> Dim | None:
 class Ty:
     """The shape of an expression; `row` marks a transposed vector.  Immutable, compared by value."""
 
-    __slots__ = ("dims", "row", "_hash")
+    __slots__ = ("dims", "row", "_hash", "is_scalar", "is_col", "is_matrix")
     dims: tuple[Dim, ...]  # set once, in __init__
     row: bool
     _hash: int
+    # what the simplification hooks and shape rules ask most, as attributes set once (a
+    # property call cost more than the rest of most tests they appear in)
+    is_scalar: bool  # no dimensions
+    is_col: bool  # a (column) vector, not transposed
+    is_matrix: bool  # two dimensions
 
     def __init__(self, dims: tuple[Dim, ...], row: bool = False):
-        object.__setattr__(self, "dims", tuple(dims))
-        object.__setattr__(self, "row", bool(row))
-        object.__setattr__(self, "_hash", hash((self.dims, self.row)))
+        dims = tuple(dims)
+        row = bool(row)
+        setter = object.__setattr__
+        setter(self, "dims", dims)
+        setter(self, "row", row)
+        setter(self, "_hash", hash((dims, row)))
+        setter(self, "is_scalar", not dims)
+        setter(self, "is_col", len(dims) == 1 and not row)
+        setter(self, "is_matrix", len(dims) == 2)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError("Ty is immutable")
@@ -133,24 +144,12 @@ class Ty:
         return len(self.dims)
 
     @property
-    def is_scalar(self) -> bool:
-        return not self.dims
-
-    @property
-    def is_col(self) -> bool:
-        return len(self.dims) == 1 and not self.row
-
-    @property
     def is_row(self) -> bool:
         return self.row
 
     @property
     def is_vector(self) -> bool:
         return len(self.dims) == 1
-
-    @property
-    def is_matrix(self) -> bool:
-        return len(self.dims) == 2
 
     def transposed(self) -> "Ty":
         if self.is_vector:

@@ -25,7 +25,6 @@ from collections.abc import Callable, Collection, Generator, Iterable
 from typing import TYPE_CHECKING, Optional, TypeAlias
 
 from .expr import OPS, Expr, IllTyped, NonFiniteConstant, make, make_raw
-from .rewrite import rewrite
 from .shapes import STRICT, Dim, Ty, fmt
 
 if TYPE_CHECKING:
@@ -78,18 +77,29 @@ class DerivativeForm:
         self._done: dict[Expr, Expr] = {n: n for n in given}  # each node -> its derivative form
 
     def __call__(self, roots: list[Expr]) -> list[Expr]:
-        order = _unknown_first(roots, self._done)
-        if not order:  # all seen before (an adjoint passed on unchanged)
-            return [self._done[r] for r in roots]
-        return rewrite(roots, self._visit, order, done=self._done)
-
-    def _visit(self, node: Expr, args: tuple[Expr, ...]) -> Expr:
-        if args == node.args and not _may_rewrite_for_derivatives(node):
-            out = node
-        else:
-            out = _make(DERIVATIVE, node.op, args, node.params)
-        self._done.setdefault(out, out)  # a form is its own form: a later root reaching it stops
-        return out
+        """One walk: a node is rebuilt once its arguments are (depth first, iterative), and
+        the walk never enters a node met before, in this call or an earlier one."""
+        done = self._done
+        for root in roots:
+            if root in done:  # seen before (an adjoint passed on unchanged)
+                continue
+            stack: list[tuple[Expr, bool]] = [(root, False)]
+            while stack:
+                node, ready = stack.pop()
+                if node in done:  # reached twice below one root
+                    continue
+                if not ready:
+                    stack.append((node, True))
+                    stack.extend([(a, False) for a in node.args if a not in done])
+                    continue
+                args = tuple([done[a] for a in node.args])
+                if args == node.args and not _may_rewrite_for_derivatives(node):
+                    out = node
+                else:
+                    out = _make(DERIVATIVE, node.op, args, node.params)
+                done.setdefault(out, out)  # a form is its own form: a later root reaching it stops
+                done[node] = out
+        return [done[r] for r in roots]
 
 
 def derivative_form(roots: list[Expr], given: Iterable[Expr]) -> list[Expr]:
@@ -842,6 +852,12 @@ def _merge_products(powers: dict[Expr, float], rules: Rules) -> bool:
 
 
 MAX_EXPANDED_TERMS = 8
+EXPAND_BUDGET = 32  # _expand calls one distribution may make
+# products whose expansion failed with the whole budget: it fails with any part of it too (the
+# calls an expansion makes do not depend on the budget left, which only decides where it stops),
+# so a distribution that meets one stops there; the chain rule through a 1,000-deep formula
+# puts each failed product inside the next, which would otherwise expand it again
+_unexpandable: "weakref.WeakSet[Expr]" = weakref.WeakSet()
 # the operators a product may share a base through (see `as_power`): p ⊙ q ⊘ p, s·sᵏ, ‖x‖·‖x‖²
 _POWERS = frozenset(("mul", "div", "pow", "sqrt", "sqnorm", "norm2"))
 
@@ -853,8 +869,11 @@ def _distributed(e: Expr) -> Optional[Expr]:
     σ(1 − σ), which distributes and collects to y − σ — the logistic regression gradient
     Xᵀ(σ(Xw) − y) as the textbooks print it.  Derivatives only, and never nested: what it
     builds is built under `Rules.DISTRIBUTING`."""
-    terms = _expand(e, [32])
-    if terms is None or len(terms) < 2 and e.op == "add":
+    terms = _expand(e, [EXPAND_BUDGET])
+    if terms is None:
+        _unexpandable.add(e)
+        return None
+    if len(terms) < 2 and e.op == "add":
         return None
     out = terms[0]
     for t in terms[1:]:
@@ -865,7 +884,7 @@ def _distributed(e: Expr) -> Optional[Expr]:
 def _expand(e: Expr, budget: list[int]) -> Optional[list[Expr]]:
     """The terms of e with element-wise products distributed over sums (None past the budget)."""
     budget[0] -= 1
-    if budget[0] < 0:
+    if budget[0] < 0 or e in _unexpandable:
         return None
     if e.op == "add" and all(x.ty == e.ty or x.ty.is_scalar for x in e.args):
         left, right = _expand(e.args[0], budget), _expand(e.args[1], budget)
