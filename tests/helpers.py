@@ -56,3 +56,16 @@ def load_module(source: str, tmp_path, name: str = "generated"):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def fd_jacobian(f, vals, name, h=1e-6):
+    """Central differences of f (numpy, taking the dict of values) wrt vals[name]: an array of
+    shape f.shape + x.shape, the oracle of the Jacobian tests (numpy only, no gradcli)."""
+    x = vals[name]
+    f0 = np.asarray(f(vals))
+    out = np.zeros(f0.shape + x.shape)
+    for k in np.ndindex(*x.shape):
+        e = np.zeros_like(x)
+        e[k] = h
+        out[(...,) + k] = (np.asarray(f({**vals, name: x + e})) - np.asarray(f({**vals, name: x - e}))) / (2 * h)
+    return out

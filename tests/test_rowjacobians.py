@@ -17,21 +17,8 @@ import pytest
 
 from gradcli import analyze
 from gradcli.cli import main
+from helpers import fd_jacobian
 
-H = 1e-6
-
-
-def fd_jacobian(f, vals, name):
-    """Central differences of f (numpy) wrt vals[name], shape f.shape + x.shape."""
-    x = vals[name]
-    f0 = np.asarray(f(vals))
-    out = np.zeros(f0.shape + x.shape)
-    for k in np.ndindex(*x.shape):
-        e = np.zeros_like(x)
-        e[k] = H
-        up, down = f({**vals, name: x + e}), f({**vals, name: x - e})
-        out[(...,) + k] = (np.asarray(up) - np.asarray(down)) / (2 * H)
-    return out
 
 
 def fd_hessian(f, vals, name):

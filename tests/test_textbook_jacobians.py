@@ -9,20 +9,9 @@ import numpy as np
 import pytest
 
 from gradcli import analyze
+from helpers import fd_jacobian
 
-H = 1e-6
 N = 4
-
-
-def fd_jacobian(f, vals, name):
-    x = vals[name]
-    f0 = np.asarray(f(vals))
-    out = np.zeros(f0.shape + x.shape)
-    for k in np.ndindex(*x.shape):
-        e = np.zeros_like(x)
-        e[k] = H
-        out[(...,) + k] = (np.asarray(f({**vals, name: x + e})) - np.asarray(f({**vals, name: x - e}))) / (2 * H)
-    return out
 
 
 def softmax(z):
