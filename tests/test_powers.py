@@ -62,12 +62,54 @@ KEPT = [
      lambda v: 1 / np.sqrt(v["x"]) - v["y"] ** 2 / np.sqrt(v["x"]) ** 3),
     (S.sub(S.div(y, S.mul(s, a)), S.div(S.mul(b, x), S.mul(S.power(s, c(3.0)), a))),
      lambda v: v["y"] / (v["s"] * v["a"]) - v["b"] * v["x"] / (v["s"] ** 3 * v["a"])),
-    (S.sub(S.div(a, s), S.div(b, S.power(s, c(2.0)))), lambda v: v["a"] / v["s"] - v["b"] / v["s"] ** 2),
     (S.add(S.div(x, s), y), lambda v: v["x"] / v["s"] + v["y"]),
-    (S.sub(S.div(x, S.power(s, c(2.0))), S.div(y, S.power(s, c(3.0)))),  # (s·x − y)/s³ is as long
-     lambda v: v["x"] / v["s"] ** 2 - v["y"] / v["s"] ** 3),
     (S.div(S.power(S.power(s, c(2.0)), c(0.5)), s), lambda v: np.abs(v["s"]) / v["s"]),  # |s|/s, not 1
 ]
+
+
+# (built as written; its value in numpy; its derivative form, printed): one scalar d is the only
+# denominator of both terms, to different powers: its lower power is pulled out of the sum,
+# p/dʲ + q/dᵏ = (p + q/dᵏ⁻ʲ)/dʲ, the textbook's canonical form even where it is a little longer
+CANONICAL = [
+    (S.sub(S.div(a, s), S.div(b, S.power(s, c(2.0)))),
+     lambda v: v["a"] / v["s"] - v["b"] / v["s"] ** 2, "(a − b / s) / s"),
+    (S.sub(S.div(x, S.power(s, c(2.0))), S.div(y, S.power(s, c(3.0)))),
+     lambda v: v["x"] / v["s"] ** 2 - v["y"] / v["s"] ** 3, "(x − y / s) / s²"),
+    # the Jacobian of x/‖x‖: I/‖x‖ − xxᵀ/‖x‖³ = (I − xxᵀ/‖x‖²)/‖x‖ (‖x‖ and ‖x‖² one base)
+    (S.sub(S.div(x, norm(x)), S.div(S.mul(a, y), S.power(norm(x), c(3.0)))),
+     lambda v: v["x"] / n2(v["x"]) - v["a"] * v["y"] / n2(v["x"]) ** 3, "(x − a·y / ‖x‖²) / ‖x‖"),
+    # √s and √s³: s^½ pulled out, (x − y/s)/√s
+    (S.sub(S.div(x, sqrt(s)), S.div(y, S.power(sqrt(s), c(3.0)))),
+     lambda v: v["x"] / np.sqrt(v["s"]) - v["y"] / np.sqrt(v["s"]) ** 3, "(x − y / s) / √(s)"),
+]
+
+
+@pytest.mark.parametrize("e, closed, printed", CANONICAL, ids=[p for _, _, p in CANONICAL])
+def test_the_lower_power_of_a_common_scalar_denominator_is_pulled_out(e, closed, printed):
+    (tidy,) = S.derivative_form([e], ())
+    assert render(tidy) == printed
+    assert S.printed_symbols(tidy) <= S.MAX_CANONICAL_GROWTH * S.printed_symbols(e)
+    for seed in range(5):
+        v = draws(e, seed)
+        assert np.allclose(run(e, v), closed(v), rtol=1e-12)
+        assert np.allclose(run(tidy, v), closed(v), rtol=1e-12)
+        assert np.allclose(reparsed(render(tidy, "ascii"), v), closed(v), rtol=1e-12)
+
+
+def test_constants_of_a_quotient_meet():
+    """−2p/(2s) = −p/s and p/(4s) = 0.25·p/s: a constant factor of the denominator is the
+    numerator's (derivatives only: a user's formula is echoed as typed)."""
+    cases = [(S.div(S.mul(c(-2.0), x), S.mul(c(2.0), S.power(s, c(2.0)))), lambda v: -v["x"] / v["s"] ** 2, "−x / s²"),
+             (S.div(S.mul(c(3.0), x), S.mul(c(4.0), s)), lambda v: 0.75 * v["x"] / v["s"], "0.75x / s")]
+    for e, closed, printed in cases:
+        (tidy,) = S.derivative_form([e], ())
+        assert render(tidy) == printed
+        for seed in range(3):
+            v = draws(e, seed)
+            assert np.allclose(run(tidy, v), closed(v), rtol=1e-12)
+            assert np.allclose(reparsed(render(tidy, "ascii"), v), closed(v), rtol=1e-12)
+    as_typed = gradcli.analyze("x/(2*s)", shapes={"x": (3,), "s": ()})
+    assert render(as_typed.expr, "ascii").replace(" ", "") == "x/(2*s)"
 
 
 def draws(e, seed, low=0.5, high=2.0):
@@ -121,9 +163,9 @@ def cosine_hessian(v):
 #  how much longer than the textbook's the print may be: none, or issue 19's bound 1.5)
 DERIVATIVES = [
     ("1/norm(x) wrt x", "grad", "−x / ‖x‖³", lambda v: -v["x"] / n2(v["x"]) ** 3, "-x/||x||^3", 1.0),
-    ("1/norm(x) wrt x", "hess", "3xxᵀ / ‖x‖⁵ − I / ‖x‖³",
+    ("1/norm(x) wrt x", "hess", "(3xxᵀ / ‖x‖² − I) / ‖x‖³",
      lambda v: (3 * np.outer(v["x"], v["x"]) - n2(v["x"]) ** 2 * np.eye(4)) / n2(v["x"]) ** 5,
-     "3*x@x'/||x||^5 - eye(m)/||x||^3", 1.0),
+     "(3*x@x' - ||x||^2*eye(m))/||x||^5", 1.5),  # ‖x‖³ pulled out: canonical, a little longer
     ("exp(-norm(x-y)^2/2) wrt x", "hess", "exp(−0.5‖x − y‖²)·((x − y)(x − y)ᵀ − I)",
      lambda v: np.exp(-n2(v["x"] - v["y"]) ** 2 / 2) * (np.outer(v["x"] - v["y"], v["x"] - v["y"]) - np.eye(4)),
      "exp(-||x - y||^2/2)*((x - y)@(x - y)' - eye(m))", 1.0),

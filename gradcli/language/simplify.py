@@ -582,7 +582,31 @@ def _common_factored(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
         out = _pulled_out(common, (coef_a[0], pa), (coef_b[0], pb), a.ty, rules, must_collect)
         if out is not None and (cost := printed_symbols(out)) < best_cost:
             best, best_cost = out, cost
+    if best is None and (lowest := _lowest_denominator(pa, pb)) is not None:
+        out = _pulled_out(lowest, (coef_a[0], pa), (coef_b[0], pb), a.ty, rules)
+        if out is not None and printed_symbols(out) <= MAX_CANONICAL_GROWTH * best_cost:
+            best = out
     return best
+
+
+MAX_CANONICAL_GROWTH = 1.5  # a canonical form may print this much longer than the sum, no more
+
+
+def _lowest_denominator(pa: dict[Expr, float], pb: dict[Expr, float]) -> Optional[dict[Expr, float]]:
+    """The scalar denominator two terms share, to its lower power, when it is their only one:
+    p/dʲ + q/dᵏ (j < k) is written (p + q/dᵏ⁻ʲ)/dʲ, as the textbooks write the Jacobian of
+    x/‖x‖, (I − xxᵀ/‖x‖²)/‖x‖, and the gradient of the Rayleigh quotient.  Only for one
+    base d (a scalar) in both denominators, to different powers: equal powers are a common
+    denominator (`_common_factored` writes it where shorter), and denominators with other
+    bases too (the cosine similarity's ‖x‖‖y‖ and ‖x‖³‖y‖) stay as written."""
+    den_a = [base for base, k in pa.items() if k < 0]
+    den_b = [base for base, k in pb.items() if k < 0]
+    if len(den_a) != 1 or den_a != den_b or not den_a[0].ty.is_scalar:
+        return None
+    (d,) = den_a
+    if pa[d] == pb[d]:
+        return None
+    return {d: max(pa[d], pb[d])}
 
 
 def _pulled_out(common: dict[Expr, float], a: tuple[float, dict[Expr, float]],
@@ -1040,6 +1064,9 @@ def _simplify_div(args: tuple[Expr, ...], params: Params, rules: Rules = AS_WRIT
     if ca != 1.0 and not xa.is_const:
         return scale(ca, div(xa, b, rules), rules)
     derivative = rules is not AS_WRITTEN  # cancellations change where f is defined
+    cb, xb = split_coef(b)
+    if derivative and cb != 1.0 and cb != 0.0 and not xb.is_const:  # p/(c·s) = (1/c)·p/s: the
+        return scale(1.0 / cb, div(a, xb, rules), rules)  # constant meets the numerator's, -2p/(2σ²) = -p/σ²
     if derivative and xa is b and a.ty == b.ty:  # x/x = 1 (not where x = 0: derivatives only)
         return scale(ca, fill(const(1.0), a.ty, rules) if not a.ty.is_scalar else const(1.0), rules)
     if xa.op == "exp" and b.op == "add" and is_one(b.args[0]) and b.args[1] is xa:
