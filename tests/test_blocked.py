@@ -343,35 +343,3 @@ def test_an_operators_kernel_into_its_arguments_own_array_is_its_value():
         got = op.impl.fn(np, own, out=own)
         np.testing.assert_array_equal(got, want, err_msg=op.name)
         assert got is own, op.name
-
-
-@pytest.mark.parametrize("text, wrt", [
-    ("sum((X@w - y)^2)", {"w"}),                      # a vector reduction Xᵀr
-    ("sum(softplus(X@w) - y*(X@w)) + w'@w", {"w"}),   # logistic, plus a term computed once
-    ("logsumexp(X@w) + w'@w", {"w"}),                # the halves' log-sum-exps meet by logaddexp
-    ("sum((X@w - y)^2)", {"X", "w"}),                 # ∂/∂X: a result over the samples, row by row
-])
-def test_two_threads_over_the_halves_equal_one_and_numpy(monkeypatch, text, wrt):
-    """In memory with enough blocks, the rows are cut into two halves run on two threads (each
-    with its own compiled block program); the values equal one thread's and the whole
-    evaluation's, and both threads did run (a block program compiled for the second one)."""
-    rng = np.random.default_rng(4)
-    m, n = 400, 3
-    values = {"X": rng.normal(size=(m, n)), "y": rng.normal(size=m), "w": rng.normal(size=n)}
-    problem = gradcli.analyze(f"{text} wrt {', '.join(sorted(wrt))}", data_shapes={k: v.shape for k, v in values.items()})
-    values = {k: v for k, v in values.items() if k in problem.symbols}
-    compiled = problem.compile(allow_nonfinite=True)
-    whole = compiled.program.run(values)
-    assert blocked.plan_for(compiled.program, wrt).splits
-    monkeypatch.setattr(blocked, "WORKERS", 2)
-    two = blocked.evaluate(compiled.program, values, wrt, block_rows=5)  # 80 blocks
-    runner = compiled.program.__dict__["_block_runners"][-1]
-    assert any(key[2] == 1 for key in runner.block_programs), "the second thread never ran"
-    monkeypatch.setattr(blocked, "WORKERS", 1)
-    one = blocked.evaluate(compiled.program, values, wrt, block_rows=5)
-    for a, b, c in zip(whole, two, one):
-        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-10)
-        np.testing.assert_allclose(c, a, rtol=1e-10, atol=1e-10)
-    if text == "sum((X@w - y)^2)" and wrt == {"w"}:  # numpy's closed form, independent of gradcli
-        X, y, w = values["X"], values["y"], values["w"]
-        np.testing.assert_allclose(two[1], 2 * X.T @ (X @ w - y), rtol=1e-10)

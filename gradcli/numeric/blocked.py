@@ -22,7 +22,6 @@ import math
 
 import mmap
 import os
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import GradcliError
@@ -155,7 +154,7 @@ class Runner:
         self.boundary: dict[Expr, Expr] = {}  # node -> the symbol standing for its computed value
         self.values: dict[str, Any] = {}  # those symbols' values
         self.block_graphs: dict[int, BlockGraph] = {}  # pass -> its block program
-        self.block_programs: dict[tuple[int, int, int], BlockProgram] = {}  # (pass, rows, thread) -> that program compiled
+        self.block_programs: dict[tuple[int, int], BlockProgram] = {}  # (pass, rows) -> that program compiled
         self.once: dict[tuple[Expr, ...], Program] = {}  # targets -> their program
         self.readers: dict[str, Any] = {}  # name -> sources.FileRows of a memory-mapped input
 
@@ -186,24 +185,21 @@ class Runner:
                 for first in range(0, m, read):
                     last = min(m, first + read)
                     chunks = {n: self._block(n, inputs[n], first, last) for n in plan.sliced}
-                    sweep = _Sweep(self, passno, chunks, first, rows, len(reds), row_roots, results)
-                    halves = _halves(first, last, rows) if not streamed else []
-                    if halves:  # in memory: the two halves of the rows on two cores
-                        from concurrent.futures import ThreadPoolExecutor
-
-                        with ThreadPoolExecutor(1) as pool:
-                            second = pool.submit(sweep, halves[1], dict(vals), folds, 1)
-                            parts = [sweep(halves[0], vals, folds, 0), second.result()]
-                    else:
-                        parts = [sweep((first, last), vals, folds, 0, streamed, inputs,
-                                       None if progress is None else (lambda stop: progress(
-                                           (passno - 1) * m + stop, plan.passes * m)))]
-                    for part in parts:
+                    for start in range(first, last, rows):
+                        stop = min(last, start + rows)
+                        for n, c in chunks.items():
+                            vals[n] = c[start - first:stop - first]
+                        for n in streamed:
+                            self._check_finite(n, inputs[n], vals[n], start, stop)
+                        out = self._block_program(passno, stop - start)(vals)
                         for k, fold in folds:
-                            if part[k] is not None:
-                                acc[k] = fold(acc[k], part[k])
-                    if progress is not None and halves:
-                        progress((passno - 1) * m + last, plan.passes * m)
+                            acc[k] = fold(acc[k], out[k])
+                        for root, v in zip(row_roots, out[len(reds):]):
+                            index = [slice(None)] * root.ty.rank
+                            index[int_axis(plan.rows[root])] = slice(start, stop)
+                            results[root][tuple(index)] = v
+                        if progress is not None:
+                            progress((passno - 1) * m + stop, plan.passes * m)
                 for red, a in zip(reds, acc):
                     self.values[self._symbol(red.node).params[0]] = _finish(red, a)
             once = [r for r in roots if r not in results]
@@ -295,67 +291,15 @@ class Runner:
             self.block_graphs[passno] = (list(needed.items()), over)
         return self.block_graphs[passno]
 
-    def _block_program(self, passno: int, b: int, worker: int = 0) -> BlockProgram:
-        """The pass's block program for b rows, compiled once per worker thread (blockprogram.py:
-        its buffers are its own, so two threads never share one)."""
-        block = self.block_programs.get((passno, b, worker))
+    def _block_program(self, passno: int, b: int) -> BlockProgram:
+        """The pass's block program for b rows, compiled once (blockprogram.py)."""
+        block = self.block_programs.get((passno, b))
         if block is None:
             from .blockprogram import BlockProgram
 
             program = compile_graph(self.block_graphs[passno][1](b))
-            block = self.block_programs[passno, b, worker] = BlockProgram(program, self.allow_nonfinite)
+            block = self.block_programs[passno, b] = BlockProgram(program, self.allow_nonfinite)
         return block
-
-
-# In memory, the rows are split in two halves computed at once on two threads (numpy releases
-# the GIL in its products and element-wise loops): measured here on X of 1000000×50, hand-written
-# blocks took 0.71× hand numpy's time on one thread and 0.52× on two.  Only where the machine has
-# two cores and each half holds at least MIN_BLOCKS_PER_WORKER blocks.
-WORKERS = min(2, os.cpu_count() or 1)
-MIN_BLOCKS_PER_WORKER = 8
-
-
-def _halves(first: int, last: int, rows: int) -> list[tuple[int, int]]:
-    """[first, last) cut at a block boundary into two halves, or [] where one thread is better."""
-    blocks = -(-(last - first) // rows)
-    if WORKERS < 2 or blocks < 2 * MIN_BLOCKS_PER_WORKER:
-        return []
-    middle = first + (blocks // 2) * rows
-    return [(first, middle), (middle, last)]
-
-
-class _Sweep:
-    """One thread's run of a pass's block program over a range of rows: its partial reductions
-    (folded by the caller), the rows of row-wise roots written into their slices of the results
-    (disjoint between threads)."""
-
-    def __init__(self, runner: Runner, passno: int, chunks: dict[str, Any], first: int, rows: int,
-                 nreds: int, row_roots: list[Expr], results: dict[Expr, Any]):
-        self.runner, self.passno, self.chunks, self.first, self.rows = runner, passno, chunks, first, rows
-        self.nreds, self.row_roots, self.results = nreds, row_roots, results
-
-    def __call__(self, span: tuple[int, int], vals: dict[str, Any], folds: list[tuple[int, Callable[[Any, Any], Any]]],
-                 worker: int, streamed: Sequence[str] = (), inputs: dict[str, Any] | None = None,
-                 progress: Callable[[int], None] | None = None) -> list[Any]:
-        runner, plan = self.runner, self.runner.plan
-        acc: list[Any] = [None] * self.nreds
-        last = span[1]
-        for start in range(span[0], last, self.rows):
-            stop = min(last, start + self.rows)
-            for n, c in self.chunks.items():
-                vals[n] = c[start - self.first:stop - self.first]
-            for n in streamed:
-                runner._check_finite(n, (inputs or {})[n], vals[n], start, stop)
-            out = runner._block_program(self.passno, stop - start, worker)(vals)
-            for k, fold in folds:
-                acc[k] = fold(acc[k], out[k])
-            for root, v in zip(self.row_roots, out[self.nreds:]):
-                index = [slice(None)] * root.ty.rank
-                index[int_axis(plan.rows[root])] = slice(start, stop)
-                self.results[root][tuple(index)] = v
-            if progress is not None:
-                progress(stop)
-        return acc
 
 
 def _block_params(n: Expr, axis: object, b: int) -> tuple[Any, ...]:
