@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import gradcli
@@ -376,6 +376,7 @@ def _misprinted(problem, d, shapes, checker) -> bool:
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.one_of(formulas("s", 3), st.builds(lambda p: f"sum({p})", formulas("v", 3))), st.integers(0, 5))
+@example("(mean(((softmax(x))@(softmax(x))')))", 0)  # ∂f/∂x is 0 up to rounding (f = 1/n²): found by CI
 def test_printed_derivative_is_correct_and_perturbations_are_not(text, pick):
     names = sorted(s for s in SHAPES if s in _names(text))
     if not names:
@@ -562,3 +563,17 @@ def test_claims_about_an_spd_matrix_are_judged_on_spd_draws():
     result = gradcli.grad("logdet(S) wrt S", shapes={"S": "n,n,spd"}, sizes={"n": 4}, random=True,
                           claims={"S": "inv(S)"})
     assert result.claims[0].verdict == "correct"
+
+
+def test_a_derivative_that_is_zero_up_to_rounding_is_judged_as_zero():
+    """mean(s sᵀ) of a softmax s is 1/n² whatever x is: its gradient is 0, computed as ~1e-17.
+    Its own printed formula (also ~1e-17) and the claim 0 are correct — once judged "wrong
+    everywhere", two rounding noises being far apart relative to each other — and a claim that
+    is not 0 is wrong, said so."""
+    text = "mean(softmax(x)@softmax(x)') wrt x"
+    d = gradcli.analyze(text, {"x": (3,)}).derivatives()[0]
+    checker = ClaimChecker(text, {"x": (3,)})
+    assert checker.judge("x", d.text("ascii")).verdict == "correct"
+    assert checker.judge("x", "0").verdict == "correct"
+    wrong = checker.judge("x", "x")
+    assert wrong.verdict == "wrong" and "is 0" in wrong.message

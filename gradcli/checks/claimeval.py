@@ -312,11 +312,18 @@ class Evaluator:
         return out
 
 
+# Draws have entries of magnitude about 1 (0.5 to 1.5): a derivative whose entries all stay below
+# this is an exact 0 left with rounding (mean(s sᵀ) of a softmax s is 1/n², its gradient ~1e-17),
+# and two such values are equal, not "wrong everywhere" (relative to each other they are noise).
+ZERO = 1e-8
+
+
 def rel_error(a: Array, b: Array) -> float:
+    """max |a − b| relative to the larger of the two (at least ZERO: rounding of an exact 0)."""
     import numpy as np
 
-    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
-    return 0.0 if scale == 0.0 else float(np.max(np.abs(a - b), initial=0.0)) / scale
+    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)), ZERO)
+    return float(np.max(np.abs(a - b), initial=0.0)) / scale
 
 
 def terms(e: Expr, limit: int = 16) -> list[Expr]:

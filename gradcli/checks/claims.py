@@ -30,7 +30,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from .claimchain import chain_report
-from .claimeval import TOLERANCE, Evaluator, alternate, parse_claim, rel_error, same_dims
+from .claimeval import TOLERANCE, ZERO, Evaluator, alternate, parse_claim, rel_error, same_dims
 from ..record import Factory, record
 
 if TYPE_CHECKING:
@@ -201,10 +201,10 @@ def compare(ev: Evaluator, name: str, claim: Expr, d: Derivative, wrt_label: str
     if all(c.ndim == 2 and c.shape[0] == c.shape[1] for c in C) and \
             all(rel_error(c, x.T) <= TOLERANCE for c, x in zip(C, D)):
         return _Reading("transposed", f"transposed: the claim is ({wrt_label})ᵀ", max_rel_error=worst)
-    if all(float(np.max(np.abs(x), initial=0.0)) == 0.0 for x in D):
+    if all(float(np.max(np.abs(x), initial=0.0)) <= ZERO for x in D):
         return _Reading("wrong", f"wrong: {wrt_label} is 0 (everywhere), the claim is not",
                         max_rel_error=worst)
-    if all(float(np.max(np.abs(c), initial=0.0)) == 0.0 for c in C):
+    if all(float(np.max(np.abs(c), initial=0.0)) <= ZERO for c in C):
         return _Reading("wrong", f"wrong: the claim is 0, {wrt_label} is not", max_rel_error=worst)
     ratios = [_ratio(c, x) for c, x in zip(C, D)]
     k = _common(ratios)
