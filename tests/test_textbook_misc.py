@@ -163,3 +163,18 @@ def test_constant_arrays_of_a_sum_collect_into_one_and_print_with_a_minus(c):
     assert np.allclose(value(ascii_text, {"x": x}), expected, atol=1e-6)
     assert np.allclose(value(unicode.replace("𝟙", "ones(4)").replace("·", "*").replace("−", "-"), {"x": x}),
                        expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("text, hessian_diag", [
+    ("sum(1/(1+x^2)) wrt x", lambda x: (6 * x**2 - 2) / (1 + x**2) ** 3),
+    ("sum(x/(1+x^2)) wrt x", lambda x: (2 * x**3 - 6 * x) / (1 + x**2) ** 3),
+])
+def test_a_folded_diagonal_keeps_its_minus_outside_the_fraction(text, hessian_diag):
+    """Folding c·diag(d ⊘ w) into one diagonal once wrote a negative c into the numerator, so
+    the sum printed `+ −2 ⊘ (1 + x²)²`; the minus stays a minus.  The printed ASCII, read
+    back, equals numpy's closed-form Hessian diag((6x² − 2)/(1 + x²)³) (and its x/(1+x²) twin)."""
+    x = rng.normal(size=4)
+    p = gradcli.analyze(text, data_shapes={"x": x.shape})
+    (h,) = p.hessians()
+    assert "+ −" not in h.text("unicode") and "+ -" not in h.text("ascii")
+    assert np.allclose(value(h.text("ascii"), {"x": x}), np.diag(hessian_diag(x)), atol=1e-9)

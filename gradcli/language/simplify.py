@@ -313,7 +313,8 @@ def _combine(a: Expr, b: Expr, rules: Rules) -> Optional[Expr]:
     if xa is xb or _commuted(xa, xb):
         c = ca + cb
         return zeros(xa.ty, rules) if c == 0 else scale(c, xa, rules)
-    if xa.op == xb.op == "fill" and xa.ty == xb.ty and xa.args[0].is_const and xb.args[0].is_const:
+    if (rules is not AS_WRITTEN and xa.op == xb.op == "fill" and xa.ty == xb.ty and xa.args[0].is_const
+            and xb.args[0].is_const):
         return fill(const(ca * xa.args[0].value + cb * xb.args[0].value), xa.ty, rules)  # c𝟙 + d𝟙 = (c + d)𝟙
     derivative = rules is not AS_WRITTEN
     if (derivative and xa.op == xb.op == "div" and xa.args[1] is xb.args[1] and ca == cb
@@ -389,7 +390,8 @@ def _entries_scaled(c: float, v: Expr, rules: Rules) -> Expr:
     """c·v for the entries of a diagonal taken in: c·(d ⊘ w) as (cd) ⊘ w (2·diag(1 ⊘ w) becomes
     diag(2 ⊘ w), not diag(2·1 ⊘ w)); otherwise c·v."""
     if v.op == "div" and v.args[0].is_const and c != 1.0:
-        return div(const(c * v.args[0].value), v.args[1], rules)
+        numerator = c * v.args[0].value  # its sign kept outside, so a sum prints − 2 ⊘ w, not + −2 ⊘ w
+        return scale(-1.0 if numerator < 0 else 1.0, div(const(abs(numerator)), v.args[1], rules), rules)
     return scale(c, v, rules)
 
 
